@@ -1,0 +1,132 @@
+//! The canonical media model: tracks, frames and segments.
+//!
+//! Every output and the cluster wire format are derived from these types.
+//! Invariants:
+//! - `Frame::dts`/`pts` are 90 kHz ticks. Straight out of the demuxer they are
+//!   raw 33-bit PES values; after [`crate::timeline::Timeline`] they are UTC
+//!   (ticks since the Unix epoch) and never wrap.
+//! - Video frame data is one Annex B access unit (start codes kept); AAC frame
+//!   data is one raw AAC frame without ADTS header; other audio is carried as
+//!   the elementary bytes of one PES.
+//! - A track id is the track's index in program order, independent of source
+//!   PIDs, so inputs with different PID layouts map onto the same tracks.
+
+use bytes::Bytes;
+use std::sync::Arc;
+
+/// Ticks per second of every timestamp in strom.
+pub const CLOCK_HZ: i64 = 90_000;
+
+/// Codecs strom understands. Unknown elementary streams are not tracks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Codec {
+    H264,
+    H265,
+    Aac,
+    /// MPEG-1/2 audio layers I–III, passed through opaque.
+    MpegAudio,
+    /// AC-3, passed through opaque.
+    Ac3,
+    /// E-AC-3, passed through opaque.
+    Eac3,
+}
+
+/// Video or audio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl Codec {
+    pub fn kind(self) -> TrackKind {
+        match self {
+            Codec::H264 | Codec::H265 => TrackKind::Video,
+            Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => TrackKind::Audio,
+        }
+    }
+
+    /// Short lowercase name used in the API and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "h264",
+            Codec::H265 => "h265",
+            Codec::Aac => "aac",
+            Codec::MpegAudio => "mp2a",
+            Codec::Ac3 => "ac3",
+            Codec::Eac3 => "eac3",
+        }
+    }
+}
+
+/// Codec parameters that travel beside the frames.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct TrackParams {
+    /// Parameter-set NAL units without start codes: VPS (H.265), SPS, PPS, in that order.
+    pub parameter_sets: Vec<Bytes>,
+    pub width: u16,
+    pub height: u16,
+    /// Frame rate as a rational (num, den) when the SPS carries timing info.
+    pub frame_rate: Option<(u32, u32)>,
+    /// RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`, when known.
+    pub codec_string: Option<String>,
+    pub sample_rate: u32,
+    pub channels: u8,
+    /// AAC audio object type (2 = LC).
+    pub aac_object_type: u8,
+    /// ISO 639 language from the PMT, if any.
+    pub language: Option<String>,
+}
+
+/// One elementary track of a stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track {
+    pub id: u16,
+    pub codec: Codec,
+    pub params: TrackParams,
+}
+
+impl Track {
+    pub fn kind(&self) -> TrackKind {
+        self.codec.kind()
+    }
+}
+
+/// One access unit (video) or audio frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub track: u16,
+    pub dts: i64,
+    pub pts: i64,
+    pub keyframe: bool,
+    pub data: Bytes,
+}
+
+/// A keyframe-aligned run of frames with its place on the UTC timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// HLS media sequence number; strictly increasing per stream.
+    pub seq: u64,
+    /// UTC start in 90 kHz ticks since the Unix epoch.
+    pub start: i64,
+    /// Duration in 90 kHz ticks.
+    pub duration: i64,
+    /// True when this segment does not continue the previous one (input switch, jump, track change).
+    pub discontinuity: bool,
+    /// Tracks in effect for every frame of this segment.
+    pub tracks: Arc<[Track]>,
+    /// Frames in decode order as they arrived (tracks interleaved).
+    pub frames: Vec<Frame>,
+}
+
+impl Segment {
+    /// Duration in seconds.
+    pub fn duration_secs(&self) -> f64 {
+        self.duration as f64 / CLOCK_HZ as f64
+    }
+
+    /// Total elementary-stream payload bytes.
+    pub fn payload_bytes(&self) -> usize {
+        self.frames.iter().map(|f| f.data.len()).sum()
+    }
+}

@@ -1,0 +1,19 @@
+//! strom-media: the canonical media model and every pure transformation on it.
+//!
+//! Data path (no I/O anywhere in this crate):
+//! bytes → [`ts::demux::Demuxer`] → raw [`Frame`]s (33-bit timestamps) →
+//! [`timeline::Timeline`] (unwrapped, UTC 90 kHz) → [`segmenter::Segmenter`] →
+//! [`Segment`] → [`ts::mux`] (HLS segment / HTTP-TS bytes) and [`hls`] playlists.
+//!
+//! Invariants: timestamps after the timeline are UTC in 90 kHz units and never
+//! wrap; a segment muxes to the same bytes every time; parsers never panic on
+//! input, they count errors instead.
+
+pub mod codec;
+pub mod frame;
+pub mod hls;
+pub mod segmenter;
+pub mod timeline;
+pub mod ts;
+
+pub use frame::{Codec, Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};
