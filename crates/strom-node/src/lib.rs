@@ -1,1 +1,140 @@
-//! strom-node (in progress)
+//! strom-node: a media node. Ingest, per-stream supervision, delivery over
+//! HTTP (HLS, HTTP-TS), metrics and the JSON API.
+//!
+//! Shape: [`run`] builds a [`Node`] from a [`Config`], starts one
+//! [`supervisor`] task per stream, one ticker for rates and viewer counts,
+//! and serves [`http::router`] on every configured address until shutdown.
+//! All media parsing and muxing lives in `strom-media`; this crate only moves
+//! bytes between sockets and those pure functions.
+
+pub mod failover;
+pub mod http;
+pub mod hub;
+pub mod input;
+pub mod metrics;
+pub mod supervisor;
+
+use hub::StreamHub;
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use strom_config::Config;
+use tokio_util::sync::CancellationToken;
+
+/// A running node's shared state.
+pub struct Node {
+    pub streams: HashMap<String, Arc<StreamHub>>,
+    pub metrics: Arc<Metrics>,
+    pub shutdown: CancellationToken,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("http server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+impl Node {
+    /// Builds the node's state from a validated config.
+    pub fn new(config: &Config, shutdown: CancellationToken) -> Arc<Node> {
+        let metrics = Arc::new(Metrics::new());
+        let streams = config
+            .streams
+            .iter()
+            .map(|s| (s.name.clone(), StreamHub::new(s.clone(), metrics.stream(&s.name))))
+            .collect();
+        Arc::new(Node { streams, metrics, shutdown })
+    }
+}
+
+/// Runs a node until `shutdown` is cancelled, then drains connections for a
+/// few seconds and stops every stream.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
+    let node = Node::new(&config, shutdown.clone());
+    let mut listeners = Vec::new();
+    for addr in &config.http {
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| NodeError::Bind { addr: *addr, source })?;
+        tracing::info!(%addr, "listening");
+        listeners.push(l);
+    }
+    let streams_stop = CancellationToken::new();
+    for hub in node.streams.values() {
+        tokio::spawn(supervisor::run(hub.clone(), streams_stop.clone()));
+    }
+    tokio::spawn(ticker(node.clone(), shutdown.clone()));
+
+    let app = http::router(node.clone());
+    let mut servers = tokio::task::JoinSet::new();
+    for l in listeners {
+        let app = app.clone();
+        let stop = shutdown.clone();
+        servers.spawn(async move {
+            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+    }
+    let mut result = Ok(());
+    tokio::select! {
+        _ = shutdown.cancelled() => {}
+        r = servers.join_next() => {
+            if let Some(Ok(Err(e))) = r {
+                result = Err(NodeError::Serve(e));
+            }
+            shutdown.cancel();
+        }
+    }
+    // Long-lived HTTP-TS responses end on `shutdown` too; bound the drain anyway.
+    let drain = async { while servers.join_next().await.is_some() {} };
+    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
+        tracing::warn!("connections still open after 5 s: closing");
+    }
+    streams_stop.cancel();
+    tracing::info!("stopped");
+    result
+}
+
+/// Once a second: viewer counts, bitrates and server totals.
+async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_in: HashMap<String, u64> = HashMap::new();
+    let mut last_out_total = 0u64;
+    let mut in_rate: HashMap<String, f64> = HashMap::new();
+    let mut out_rate = 0f64;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let (mut clients, mut online, mut out_total) = (0i64, 0i64, 0u64);
+        for hub in node.streams.values() {
+            let m = &hub.metrics;
+            let hls = hub.prune_sessions() as i64;
+            let ts = hub.mpegts_viewers.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            m.clients_hls.set(hls);
+            m.clients_mpegts.set(ts);
+            clients += hls + ts;
+            online += m.alive.get();
+            out_total += m.bytes_out.get();
+            let now_in = m.input_bytes.get();
+            let prev = last_in.insert(hub.name.clone(), now_in).unwrap_or(now_in);
+            // Smoothed over a few seconds: inputs arrive in bursts.
+            let r = in_rate.entry(hub.name.clone()).or_default();
+            *r = *r * 0.7 + (now_in.saturating_sub(prev) * 8) as f64 * 0.3;
+            m.input_bitrate.set(*r as i64);
+        }
+        let delta = out_total.saturating_sub(last_out_total);
+        last_out_total = out_total;
+        out_rate = out_rate * 0.7 + (delta * 8) as f64 * 0.3;
+        node.metrics.server_clients.set(clients);
+        node.metrics.server_online_streams.set(online);
+        node.metrics.server_output_bitrate.set(out_rate as i64);
+    }
+}

@@ -1,1 +1,386 @@
-//! (in progress)
+//! H.264/AVC (ISO/IEC 14496-10) bitstream facts the server needs: NAL unit
+//! types, keyframe detection and parameter-set extraction for an Annex B
+//! access unit, and SPS parsing down to the VUI timing info.
+//!
+//! Invariants: parsing never panics on malformed input; it returns
+//! [`CodecError`]. Dimensions are the cropped (displayed) size.
+
+use super::nal::{self, AuScan, BitReader, CodecError, NalClass};
+
+/// Coded slice of a non-IDR picture.
+pub const NAL_SLICE: u8 = 1;
+/// Coded slice of an IDR picture: the only H.264 keyframe we accept.
+pub const NAL_IDR: u8 = 5;
+pub const NAL_SEI: u8 = 6;
+pub const NAL_SPS: u8 = 7;
+pub const NAL_PPS: u8 = 8;
+/// Access unit delimiter.
+pub const NAL_AUD: u8 = 9;
+
+/// `nal_unit_type` of a NAL unit (first byte after the start code).
+pub fn nal_type(nal: &[u8]) -> Option<u8> {
+    nal.first().map(|b| b & 0x1F)
+}
+
+fn classify(nal: &[u8]) -> NalClass {
+    match nal_type(nal) {
+        Some(NAL_AUD) => NalClass::Aud,
+        Some(NAL_SPS) => NalClass::Sps,
+        Some(NAL_PPS) => NalClass::Pps,
+        Some(NAL_IDR) => NalClass::Vcl(true),
+        // 1..=4: non-IDR slices and data partitions.
+        Some(1..=4) => NalClass::Vcl(false),
+        _ => NalClass::Other,
+    }
+}
+
+/// Scans an Annex B access unit: keyframe flag, SPS/PPS, leading AUD.
+pub fn scan_access_unit(au: &[u8]) -> AuScan<'_> {
+    nal::scan_access_unit(au, classify)
+}
+
+/// True when the access unit contains an IDR slice.
+pub fn is_keyframe(au: &[u8]) -> bool {
+    scan_access_unit(au).keyframe
+}
+
+/// Sequence parameter set fields the server uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sps {
+    pub profile_idc: u8,
+    /// The byte of `constraint_set0..5_flag` and reserved bits, as coded.
+    pub constraint_flags: u8,
+    pub level_idc: u8,
+    pub seq_parameter_set_id: u32,
+    pub chroma_format_idc: u32,
+    pub bit_depth_luma: u8,
+    pub frame_mbs_only: bool,
+    /// Cropped width in pixels.
+    pub width: u32,
+    /// Cropped height in pixels (frame height for field-coded streams).
+    pub height: u32,
+    /// Frame rate `(num, den)` from VUI timing info, reduced.
+    pub frame_rate: Option<(u32, u32)>,
+}
+
+impl Sps {
+    /// RFC 6381 codec string, e.g. `avc1.4d401f`.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraint_flags, self.level_idc
+        )
+    }
+}
+
+/// RFC 6381 codec string straight from the first SPS bytes; works even when
+/// the rest of the SPS does not parse.
+pub fn codec_string_from_sps(sps: &[u8]) -> Option<String> {
+    match sps {
+        [h, p, c, l, ..] if h & 0x1F == NAL_SPS => Some(format!("avc1.{p:02x}{c:02x}{l:02x}")),
+        _ => None,
+    }
+}
+
+/// Profiles whose SPS carries chroma format, bit depth and scaling matrices.
+fn has_high_profile_fields(profile_idc: u8) -> bool {
+    matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    )
+}
+
+fn skip_scaling_list(r: &mut BitReader<'_>, size: u32) -> Result<(), CodecError> {
+    let mut last: i32 = 8;
+    let mut next: i32 = 8;
+    for _ in 0..size {
+        if next != 0 {
+            let delta = r.read_se()?;
+            if !(-128..=127).contains(&delta) {
+                return Err(CodecError::Invalid("delta_scale"));
+            }
+            next = (last + delta + 256) % 256;
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Ok(())
+}
+
+/// Parses an SPS NAL unit (with its one-byte NAL header, without start code,
+/// emulation prevention still in place).
+pub fn parse_sps(nal: &[u8]) -> Result<Sps, CodecError> {
+    if nal_type(nal) != Some(NAL_SPS) {
+        return Err(CodecError::Invalid("SPS NAL unit type"));
+    }
+    let rbsp = nal::rbsp(nal.get(1..).unwrap_or_default());
+    let mut r = BitReader::new(&rbsp);
+    let profile_idc = r.read_u8(8)?;
+    let constraint_flags = r.read_u8(8)?;
+    let level_idc = r.read_u8(8)?;
+    let seq_parameter_set_id = r.read_ue()?;
+    if seq_parameter_set_id > 31 {
+        return Err(CodecError::Invalid("seq_parameter_set_id"));
+    }
+    let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = false;
+    let mut bit_depth_luma = 8;
+    if has_high_profile_fields(profile_idc) {
+        chroma_format_idc = r.read_ue()?;
+        if chroma_format_idc > 3 {
+            return Err(CodecError::Invalid("chroma_format_idc"));
+        }
+        if chroma_format_idc == 3 {
+            separate_colour_plane = r.read_flag()?;
+        }
+        let bd = r.read_ue()?;
+        if bd > 6 {
+            return Err(CodecError::Invalid("bit_depth_luma"));
+        }
+        bit_depth_luma = 8 + bd as u8;
+        let _bit_depth_chroma_minus8 = r.read_ue()?;
+        let _qpprime_y_zero_transform_bypass = r.read_flag()?;
+        if r.read_flag()? {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.read_flag()? {
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    let _log2_max_frame_num_minus4 = r.read_ue()?;
+    match r.read_ue()? {
+        0 => {
+            let _log2_max_pic_order_cnt_lsb_minus4 = r.read_ue()?;
+        }
+        1 => {
+            let _delta_pic_order_always_zero = r.read_flag()?;
+            let _offset_for_non_ref_pic = r.read_se()?;
+            let _offset_for_top_to_bottom_field = r.read_se()?;
+            let n = r.read_ue()?;
+            if n > 255 {
+                return Err(CodecError::Invalid("num_ref_frames_in_pic_order_cnt_cycle"));
+            }
+            for _ in 0..n {
+                r.read_se()?;
+            }
+        }
+        2 => {}
+        _ => return Err(CodecError::Invalid("pic_order_cnt_type")),
+    }
+    let _max_num_ref_frames = r.read_ue()?;
+    let _gaps_in_frame_num_allowed = r.read_flag()?;
+    let width_mbs = u64::from(r.read_ue()?) + 1;
+    let height_map_units = u64::from(r.read_ue()?) + 1;
+    let frame_mbs_only = r.read_flag()?;
+    if !frame_mbs_only {
+        let _mb_adaptive_frame_field = r.read_flag()?;
+    }
+    let _direct_8x8_inference = r.read_flag()?;
+    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0u64, 0u64, 0u64, 0u64);
+    if r.read_flag()? {
+        crop_l = r.read_ue()?.into();
+        crop_r = r.read_ue()?.into();
+        crop_t = r.read_ue()?.into();
+        crop_b = r.read_ue()?.into();
+    }
+    // Table 6-1 and equations 7-19..7-22.
+    let chroma_array_type = if separate_colour_plane {
+        0
+    } else {
+        chroma_format_idc
+    };
+    let (sub_w, sub_h) = match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let field_factor = if frame_mbs_only { 1 } else { 2 };
+    let crop_unit_x = sub_w;
+    let crop_unit_y = sub_h * field_factor;
+    let coded_w = width_mbs * 16;
+    let coded_h = height_map_units * 16 * field_factor;
+    let width = coded_w
+        .checked_sub(crop_unit_x * (crop_l + crop_r))
+        .filter(|&w| w > 0)
+        .ok_or(CodecError::Invalid("frame cropping"))?;
+    let height = coded_h
+        .checked_sub(crop_unit_y * (crop_t + crop_b))
+        .filter(|&h| h > 0)
+        .ok_or(CodecError::Invalid("frame cropping"))?;
+    let width = u32::try_from(width).map_err(|_| CodecError::Invalid("width"))?;
+    let height = u32::try_from(height).map_err(|_| CodecError::Invalid("height"))?;
+
+    let mut frame_rate = None;
+    if r.read_flag()? {
+        // A truncated VUI still leaves usable dimensions: keep them.
+        frame_rate = parse_vui_timing(&mut r).unwrap_or(None);
+    }
+    Ok(Sps {
+        profile_idc,
+        constraint_flags,
+        level_idc,
+        seq_parameter_set_id,
+        chroma_format_idc,
+        bit_depth_luma,
+        frame_mbs_only,
+        width,
+        height,
+        frame_rate,
+    })
+}
+
+/// Reads the VUI up to timing info (E.1.1). H.264 ticks count fields, so
+/// the frame rate is `time_scale / (2 * num_units_in_tick)`.
+fn parse_vui_timing(r: &mut BitReader<'_>) -> Result<Option<(u32, u32)>, CodecError> {
+    if r.read_flag()? {
+        // aspect_ratio_info_present_flag
+        if r.read_bits(8)? == 255 {
+            r.skip_bits(32)?; // sar_width, sar_height
+        }
+    }
+    if r.read_flag()? {
+        r.skip_bits(1)?; // overscan_appropriate_flag
+    }
+    if r.read_flag()? {
+        // video_signal_type_present_flag
+        r.skip_bits(4)?; // video_format, video_full_range_flag
+        if r.read_flag()? {
+            r.skip_bits(24)?; // colour_primaries, transfer, matrix
+        }
+    }
+    if r.read_flag()? {
+        r.read_ue()?;
+        r.read_ue()?;
+    }
+    if !r.read_flag()? {
+        return Ok(None);
+    }
+    let num_units_in_tick = r.read_bits(32)?;
+    let time_scale = r.read_bits(32)?;
+    Ok(reduce(
+        u64::from(time_scale),
+        2 * u64::from(num_units_in_tick),
+    ))
+}
+
+/// Reduces `num/den` and returns it if both fit u32 and are non-zero.
+pub(crate) fn reduce(num: u64, den: u64) -> Option<(u32, u32)> {
+    if num == 0 || den == 0 {
+        return None;
+    }
+    let (mut a, mut b) = (num, den);
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    Some((u32::try_from(num / a).ok()?, u32::try_from(den / a).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// SPS of assets/demo.ts: x264 Main@3.1, 1280x720, 25 fps.
+    const DEMO_SPS: &[u8] = &[
+        0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00,
+        0x08, 0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
+    ];
+    /// x264 High@4.0 1920x1080 (cropped from 1088), 30000/1001.
+    const HIGH_1080_SPS: &[u8] = &[
+        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00,
+        0x0f, 0xa4, 0x00, 0x03, 0xa9, 0x80, 0x3c, 0x60, 0xc6, 0x58,
+    ];
+    /// x264 High 4:4:4 Predictive@3.1 854x480 (cropped from 864), 50 fps.
+    const HIGH444_SPS: &[u8] = &[
+        0x67, 0xf4, 0x00, 0x1f, 0x91, 0x9b, 0x28, 0x1b, 0x07, 0xbc, 0x5f, 0xff, 0x82, 0x80, 0x02,
+        0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00, 0x00, 0x03, 0x03, 0x20, 0x78, 0xc1, 0x8c,
+        0xb0,
+    ];
+    /// x264 High@3.0 interlaced (frame_mbs_only = 0) 720x576, 25 fps.
+    const INTERLACED_SPS: &[u8] = &[
+        0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xb4, 0x24, 0xdf, 0xf8, 0x02, 0x00, 0x01, 0x68,
+        0x80, 0x00, 0x00, 0x03, 0x00, 0x80, 0x00, 0x00, 0x19, 0x0f, 0x8a, 0x14, 0xcb,
+    ];
+
+    #[test]
+    fn demo_sps() {
+        let sps = parse_sps(DEMO_SPS).unwrap();
+        assert_eq!((sps.width, sps.height), (1280, 720));
+        assert_eq!((sps.profile_idc, sps.level_idc), (77, 31));
+        assert_eq!(sps.frame_rate, Some((25, 1)));
+        assert_eq!(sps.codec_string(), "avc1.4d401f");
+        assert_eq!(
+            codec_string_from_sps(DEMO_SPS).as_deref(),
+            Some("avc1.4d401f")
+        );
+    }
+
+    #[test]
+    fn high_profile_with_cropping() {
+        let sps = parse_sps(HIGH_1080_SPS).unwrap();
+        assert_eq!((sps.width, sps.height), (1920, 1080));
+        assert_eq!(sps.frame_rate, Some((30000, 1001)));
+        assert_eq!(sps.codec_string(), "avc1.640028");
+    }
+
+    #[test]
+    fn high444() {
+        let sps = parse_sps(HIGH444_SPS).unwrap();
+        assert_eq!(sps.chroma_format_idc, 3);
+        assert_eq!((sps.width, sps.height), (854, 480));
+        assert_eq!(sps.frame_rate, Some((50, 1)));
+        assert_eq!(sps.codec_string(), "avc1.f4001f");
+    }
+
+    #[test]
+    fn interlaced() {
+        let sps = parse_sps(INTERLACED_SPS).unwrap();
+        assert!(!sps.frame_mbs_only);
+        assert_eq!((sps.width, sps.height), (720, 576));
+        assert_eq!(sps.frame_rate, Some((25, 1)));
+    }
+
+    #[test]
+    fn agrees_with_h264_reader() {
+        use h264_reader::nal::sps::SeqParameterSet;
+        use h264_reader::rbsp::BitReader as HrBitReader;
+        for raw in [DEMO_SPS, HIGH_1080_SPS, HIGH444_SPS, INTERLACED_SPS] {
+            let ours = parse_sps(raw).unwrap();
+            let rbsp = nal::rbsp(&raw[1..]);
+            let theirs = SeqParameterSet::from_bits(HrBitReader::new(&rbsp[..])).unwrap();
+            assert_eq!(
+                theirs.pixel_dimensions().unwrap(),
+                (ours.width, ours.height)
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_garbage_sps_are_errors() {
+        for n in 0..DEMO_SPS.len() - 4 {
+            // Every prefix short of the VUI must fail cleanly or parse; never panic.
+            let _ = parse_sps(&DEMO_SPS[..n]);
+        }
+        assert!(parse_sps(&DEMO_SPS[..6]).is_err());
+        assert!(parse_sps(&[0x68, 1, 2, 3]).is_err());
+        assert!(parse_sps(&[]).is_err());
+        assert!(parse_sps(&[0x67, 0x42, 0, 0x1e, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn scans_demo_keyframe() {
+        let mut au = vec![0, 0, 0, 1, 9, 0xf0, 0, 0, 0, 1];
+        au.extend_from_slice(DEMO_SPS);
+        au.extend_from_slice(&[
+            0, 0, 0, 1, 0x68, 0xef, 0xbc, 0x80, 0, 0, 1, 0x65, 0x88, 0x84,
+        ]);
+        let scan = scan_access_unit(&au);
+        assert!(scan.keyframe);
+        assert_eq!(scan.aud_end, 6);
+        assert_eq!(scan.sps.as_slice(), &[DEMO_SPS]);
+        assert_eq!(scan.pps.as_slice(), &[&[0x68u8, 0xef, 0xbc, 0x80][..]]);
+        assert!(!is_keyframe(&[0, 0, 1, 0x41, 0x9a, 0, 0, 1, 0x65]));
+    }
+}

@@ -1,1 +1,438 @@
-//! (in progress)
+//! Annex B NAL unit helpers shared by H.264 and H.265: start-code scanning,
+//! emulation-prevention removal and an MSB-first bit reader with exp-Golomb.
+//!
+//! Invariants: nothing here allocates except [`rbsp`] when the input actually
+//! contains emulation-prevention bytes; every read past the end of the input
+//! is an error ([`CodecError::Truncated`]), never a panic.
+
+use std::borrow::Cow;
+
+/// Why a codec bitstream could not be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CodecError {
+    /// The bitstream ended before the syntax element being read.
+    #[error("bitstream truncated")]
+    Truncated,
+    /// A syntax element has a value the parser does not accept.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// Finds the next Annex B start code (`00 00 01`, or `00 00 00 01`) at or after
+/// `from`. Returns `(position, length)` of the start code, where a 4-byte code
+/// is reported when a zero byte precedes the 3-byte one.
+pub fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let mut i = from.checked_add(2)?;
+    // Look at the third byte of the candidate: it must be 1, and the two
+    // before it 0. When it is > 1 no start code can end at i, i+1 or i+2
+    // with this byte inside its zero run, so we can skip three bytes.
+    while i < data.len() {
+        let b = data[i];
+        if b > 1 {
+            i += 3;
+        } else if b == 0 {
+            i += 1;
+        } else if data[i - 1] == 0 && data[i - 2] == 0 {
+            let start = i - 2;
+            if start > from && data[start - 1] == 0 {
+                return Some((start - 1, 4));
+            }
+            return Some((start, 3));
+        } else {
+            i += 3;
+        }
+    }
+    None
+}
+
+/// Iterator over the NAL units of an Annex B byte stream. Yields sub-slices
+/// without start codes and without trailing zero bytes (which belong to the
+/// next start code or are `trailing_zero_8bits`). Bytes before the first start
+/// code are skipped; empty NAL units are not yielded.
+#[derive(Clone, Debug)]
+pub struct NalUnits<'a> {
+    data: &'a [u8],
+    /// Start of the next NAL unit's payload, or `None` when exhausted.
+    next: Option<usize>,
+}
+
+/// Iterates the NAL units of `data` (Annex B). See [`NalUnits`].
+pub fn nal_units(data: &[u8]) -> NalUnits<'_> {
+    NalUnits {
+        data,
+        next: find_start_code(data, 0).map(|(p, l)| p + l),
+    }
+}
+
+impl<'a> Iterator for NalUnits<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        loop {
+            let start = self.next?;
+            let end = match find_start_code(self.data, start) {
+                Some((p, l)) => {
+                    self.next = Some(p + l);
+                    p
+                }
+                None => {
+                    self.next = None;
+                    self.data.len()
+                }
+            };
+            let nal = trim_trailing_zeros(self.data.get(start..end)?);
+            if !nal.is_empty() {
+                return Some(nal);
+            }
+        }
+    }
+}
+
+fn trim_trailing_zeros(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., 0] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Removes emulation-prevention bytes (`00 00 03` → `00 00`) to recover the
+/// RBSP of a NAL unit. Borrows when there is nothing to remove.
+pub fn rbsp(nal: &[u8]) -> Cow<'_, [u8]> {
+    let has_epb = nal.windows(3).any(|w| w == [0, 0, 3]);
+    if !has_epb {
+        return Cow::Borrowed(nal);
+    }
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    Cow::Owned(out)
+}
+
+/// MSB-first bit reader over an RBSP (emulation prevention already removed).
+#[derive(Clone, Debug)]
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    /// Position in bits from the start of `data`.
+    pos: usize,
+}
+
+impl<'a> BitReader<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        BitReader { data, pos: 0 }
+    }
+
+    /// Bits not yet read.
+    pub fn bits_left(&self) -> usize {
+        (self.data.len() * 8).saturating_sub(self.pos)
+    }
+
+    /// Reads one bit.
+    pub fn read_bit(&mut self) -> Result<bool, CodecError> {
+        let byte = *self.data.get(self.pos / 8).ok_or(CodecError::Truncated)?;
+        let bit = (byte >> (7 - (self.pos % 8))) & 1;
+        self.pos += 1;
+        Ok(bit == 1)
+    }
+
+    /// Reads a flag (`u(1)`).
+    pub fn read_flag(&mut self) -> Result<bool, CodecError> {
+        self.read_bit()
+    }
+
+    /// Reads `n` bits (0..=32) as an unsigned integer, MSB first.
+    pub fn read_bits(&mut self, n: u32) -> Result<u32, CodecError> {
+        if n > 32 {
+            return Err(CodecError::Invalid("bit count"));
+        }
+        if (n as usize) > self.bits_left() {
+            return Err(CodecError::Truncated);
+        }
+        let mut v: u64 = 0;
+        for _ in 0..n {
+            v = (v << 1) | u64::from(self.read_bit()?);
+        }
+        Ok(v as u32)
+    }
+
+    /// Reads `n` bits as a `u8` (n ≤ 8).
+    pub fn read_u8(&mut self, n: u32) -> Result<u8, CodecError> {
+        if n > 8 {
+            return Err(CodecError::Invalid("bit count"));
+        }
+        Ok(self.read_bits(n)? as u8)
+    }
+
+    /// Skips `n` bits.
+    pub fn skip_bits(&mut self, n: usize) -> Result<(), CodecError> {
+        if n > self.bits_left() {
+            return Err(CodecError::Truncated);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Reads an unsigned exp-Golomb code (`ue(v)`). Codes longer than 32 bits
+    /// of value are rejected: no syntax element we read can be that large.
+    pub fn read_ue(&mut self) -> Result<u32, CodecError> {
+        let mut zeros = 0u32;
+        while !self.read_bit()? {
+            zeros += 1;
+            if zeros > 31 {
+                return Err(CodecError::Invalid("exp-Golomb code"));
+            }
+        }
+        let rest = self.read_bits(zeros)?;
+        // (1 << zeros) - 1 + rest fits u32 for zeros <= 31 only if no overflow:
+        // max is 2^32 - 2 when zeros == 31 and rest == 2^31 - 1.
+        Ok(((1u64 << zeros) - 1 + u64::from(rest)) as u32)
+    }
+
+    /// Reads a signed exp-Golomb code (`se(v)`).
+    pub fn read_se(&mut self) -> Result<i32, CodecError> {
+        let k = i64::from(self.read_ue()?);
+        let v = if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) };
+        Ok(v as i32)
+    }
+}
+
+/// Up to [`ParamSetList::CAPACITY`] parameter-set NAL units seen in one access
+/// unit, borrowed from it. Fixed capacity so scanning never allocates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ParamSetList<'a> {
+    items: [&'a [u8]; ParamSetList::CAPACITY],
+    len: usize,
+}
+
+impl<'a> ParamSetList<'a> {
+    /// More parameter sets of one kind in one access unit are ignored.
+    pub const CAPACITY: usize = 4;
+
+    /// Adds `nal` unless the list is full or already holds identical bytes.
+    pub fn push(&mut self, nal: &'a [u8]) {
+        if self.len < Self::CAPACITY && !self.as_slice().contains(&nal) {
+            self.items[self.len] = nal;
+            self.len += 1;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[&'a [u8]] {
+        &self.items[..self.len]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// What the demuxer needs to know about one video access unit.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AuScan<'a> {
+    /// The access unit is a random access point (H.264 IDR, H.265 IRAP).
+    pub keyframe: bool,
+    /// At least one VCL (slice) NAL unit was found.
+    pub has_vcl: bool,
+    /// Offset of the first byte after a leading access unit delimiter, or 0.
+    /// Slicing the AU at this offset drops the AUD and keeps the next start code.
+    pub aud_end: usize,
+    /// H.265 video parameter sets (always empty for H.264).
+    pub vps: ParamSetList<'a>,
+    pub sps: ParamSetList<'a>,
+    pub pps: ParamSetList<'a>,
+}
+
+/// How a codec classifies a NAL unit for [`scan_access_unit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NalClass {
+    Aud,
+    Vps,
+    Sps,
+    Pps,
+    /// A slice; the bool tells whether it belongs to a random access picture.
+    Vcl(bool),
+    Other,
+}
+
+/// Scans an access unit up to its first VCL NAL unit. Parameter sets precede
+/// the slices that use them and every slice of a picture has the same
+/// keyframe-ness, so stopping there keeps the scan proportional to the header
+/// NAL units instead of the (much larger) slice data.
+pub(crate) fn scan_access_unit<'a>(
+    au: &'a [u8],
+    classify: impl Fn(&[u8]) -> NalClass,
+) -> AuScan<'a> {
+    let mut scan = AuScan::default();
+    let mut next = find_start_code(au, 0);
+    let mut first = true;
+    while let Some((p, l)) = next {
+        let start = p + l;
+        let header = au.get(start..).unwrap_or_default();
+        let class = classify(header);
+        if let NalClass::Vcl(key) = class {
+            scan.has_vcl = true;
+            scan.keyframe = key;
+            break;
+        }
+        next = find_start_code(au, start);
+        let end = next.map_or(au.len(), |(np, _)| np);
+        let nal = trim_trailing_zeros(au.get(start..end).unwrap_or_default());
+        match class {
+            NalClass::Aud if first => scan.aud_end = end,
+            NalClass::Vps => scan.vps.push(nal),
+            NalClass::Sps => scan.sps.push(nal),
+            NalClass::Pps => scan.pps.push(nal),
+            _ => {}
+        }
+        first = false;
+    }
+    scan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iterates_mixed_start_codes() {
+        let data = [
+            0xAA, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 4, 5, 0,
+        ];
+        let nals: Vec<&[u8]> = nal_units(&data).collect();
+        assert_eq!(
+            nals,
+            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
+        );
+    }
+
+    #[test]
+    fn start_code_positions() {
+        assert_eq!(find_start_code(&[0, 0, 1], 0), Some((0, 3)));
+        assert_eq!(find_start_code(&[0, 0, 0, 1], 0), Some((0, 4)));
+        assert_eq!(find_start_code(&[9, 0, 0, 1], 0), Some((1, 3)));
+        assert_eq!(find_start_code(&[9, 0, 0, 0, 1], 0), Some((1, 4)));
+        assert_eq!(find_start_code(&[5, 0, 0, 0, 1], 2), Some((2, 3)));
+        assert_eq!(find_start_code(&[0, 0, 2, 0, 1], 0), None);
+        assert_eq!(find_start_code(&[0, 1], 0), None);
+        assert_eq!(find_start_code(&[], 0), None);
+        assert_eq!(find_start_code(&[0, 0, 1], usize::MAX), None);
+    }
+
+    #[test]
+    fn start_code_scan_matches_naive() {
+        // Pseudo-random bytes biased to 0/1 so start codes are frequent.
+        let mut x: u32 = 12345;
+        let data: Vec<u8> = (0..5000)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                match (x >> 16) % 5 {
+                    0..=2 => 0,
+                    3 => 1,
+                    _ => (x >> 8) as u8,
+                }
+            })
+            .collect();
+        let naive: Vec<usize> = (0..data.len().saturating_sub(2))
+            .filter(|&i| data[i] == 0 && data[i + 1] == 0 && data[i + 2] == 1)
+            .collect();
+        let mut fast = Vec::new();
+        let mut from = 0;
+        while let Some((p, l)) = find_start_code(&data, from) {
+            fast.push(p + l - 3);
+            from = p + l;
+        }
+        assert_eq!(fast, naive);
+    }
+
+    #[test]
+    fn no_nal_without_start_code() {
+        assert_eq!(nal_units(&[1, 2, 3, 4]).count(), 0);
+        assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
+        assert_eq!(nal_units(&[0, 0, 1, 0, 0, 1, 9]).count(), 1);
+    }
+
+    #[test]
+    fn strips_emulation_prevention() {
+        assert_eq!(
+            &*rbsp(&[1, 0, 0, 3, 1, 0, 0, 3, 0, 3]),
+            &[1, 0, 0, 1, 0, 0, 0, 3]
+        );
+        assert!(matches!(rbsp(&[1, 2, 3]), Cow::Borrowed(_)));
+        // 00 00 03 03: only the first 03 is emulation prevention.
+        assert_eq!(&*rbsp(&[0, 0, 3, 3]), &[0, 0, 3]);
+    }
+
+    #[test]
+    fn exp_golomb() {
+        // 1 | 010 | 011 | 00100 | 00101 → ue 0,1,2,3,4
+        let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
+        let mut r = BitReader::new(&data);
+        for want in 0..5 {
+            assert_eq!(r.read_ue().unwrap(), want);
+        }
+        // se: 010 → 1, 011 → -1, 00100 → 2, 00101 → -2
+        let mut r = BitReader::new(&data[..]);
+        r.skip_bits(1).unwrap();
+        assert_eq!(r.read_se().unwrap(), 1);
+        assert_eq!(r.read_se().unwrap(), -1);
+        assert_eq!(r.read_se().unwrap(), 2);
+        assert_eq!(r.read_se().unwrap(), -2);
+    }
+
+    #[test]
+    fn exp_golomb_extremes_and_errors() {
+        // 31 zeros, a one, 31 ones → 2^32 - 2.
+        let mut bits = vec![0u8; 8];
+        // bit 31 = 1, bits 32..63 = 1
+        bits[3] = 0x01;
+        for b in &mut bits[4..8] {
+            *b = 0xFF;
+        }
+        let mut r = BitReader::new(&bits);
+        assert_eq!(r.read_ue().unwrap(), u32::MAX - 1);
+        // 32 zeros: rejected, not a panic.
+        assert_eq!(
+            BitReader::new(&[0, 0, 0, 0, 0xFF]).read_ue(),
+            Err(CodecError::Invalid("exp-Golomb code"))
+        );
+        assert_eq!(
+            BitReader::new(&[0, 0]).read_ue(),
+            Err(CodecError::Truncated)
+        );
+        assert_eq!(
+            BitReader::new(&[0x01]).read_ue(),
+            Err(CodecError::Truncated)
+        );
+        assert_eq!(BitReader::new(&[]).read_bit(), Err(CodecError::Truncated));
+        let mut r = BitReader::new(&[0xAB, 0xCD]);
+        assert_eq!(r.read_bits(12).unwrap(), 0xABC);
+        assert_eq!(r.bits_left(), 4);
+        assert_eq!(r.read_bits(5), Err(CodecError::Truncated));
+        assert_eq!(r.read_bits(33), Err(CodecError::Invalid("bit count")));
+        assert_eq!(r.read_bits(4).unwrap(), 0xD);
+    }
+
+    #[test]
+    fn scan_stops_at_first_slice_and_finds_aud() {
+        let au = [
+            0, 0, 0, 1, 9, 0xF0, 0, 0, 1, 7, 1, 0, 0, 1, 8, 2, 0, 0, 1, 5, 0xAA, 0, 0, 1, 7, 9,
+        ];
+        let scan = scan_access_unit(&au, |h| match h.first().map(|b| b & 0x1F) {
+            Some(9) => NalClass::Aud,
+            Some(7) => NalClass::Sps,
+            Some(8) => NalClass::Pps,
+            Some(5) => NalClass::Vcl(true),
+            Some(1) => NalClass::Vcl(false),
+            _ => NalClass::Other,
+        });
+        assert!(scan.keyframe && scan.has_vcl);
+        assert_eq!(scan.aud_end, 6);
+        assert_eq!(scan.sps.as_slice(), &[&[7u8, 1][..]]);
+        assert_eq!(scan.pps.as_slice(), &[&[8u8, 2][..]]);
+    }
+}

@@ -1,0 +1,583 @@
+//! Checker: directive tree → typed [`Config`], with every semantic error.
+//!
+//! Each directive is checked in this order, and a failed step skips the
+//! later ones for that directive only: known in this block → block or `;`
+//! as required → argument count → not a duplicate → values. Errors point at
+//! the offending token: the directive name for unknown or duplicate
+//! directives, the argument for bad values, the `{` or `;` for a wrong body.
+//!
+//! Invariant: when no error was reported, the returned `Config` satisfies
+//! every invariant documented in [`crate::model`].
+
+use crate::diag::{Diags, Pos};
+use crate::input::Input;
+use crate::lex::Token;
+use crate::model::*;
+use crate::schema::{suggest, unknown_directive, Ctx};
+use crate::syntax::{Body, Directive};
+use crate::value::{
+    check_http_url, check_pattern, check_stream_name, format_duration, parse_duration,
+    parse_host_port, parse_listen, parse_number, parse_percent, parse_size,
+};
+use std::collections::HashMap;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+/// What body a directive needs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Simple,
+    Block,
+    Either,
+}
+
+/// Checks the top-level directives and builds the config.
+pub(crate) fn check(items: &[Directive], diags: &mut Diags) -> Config {
+    Checker { d: diags }.top(items)
+}
+
+struct Checker<'a> {
+    d: &'a mut Diags,
+}
+
+/// First position of each directive that may appear only once in a block.
+type Seen = HashMap<String, Pos>;
+
+fn items_of(d: &Directive) -> &[Directive] {
+    match &d.body {
+        Body::Block { items, .. } => items,
+        _ => &[],
+    }
+}
+
+impl Checker<'_> {
+    /// Checks body shape and argument count; `false` means skip the values.
+    fn header(
+        &mut self,
+        d: &Directive,
+        ctx: Ctx,
+        shape: Shape,
+        min: usize,
+        max: Option<usize>,
+    ) -> bool {
+        let name = &d.name.text;
+        match (&d.body, shape) {
+            (Body::Truncated, _) => return false,
+            (Body::Block { open, .. }, Shape::Simple) => {
+                self.d.error(*open, format!("`{name}` does not take a block"));
+            }
+            (Body::Semi(pos), Shape::Block) => {
+                self.d
+                    .error(*pos, format!("`{name}` needs a block: `{name} ... {{ ... }}`"));
+                return false;
+            }
+            (Body::Missing, Shape::Block) => return false,
+            _ => {}
+        }
+        let n = d.args.len();
+        if n >= min && max.is_none_or(|m| n <= m) {
+            return true;
+        }
+        if let Some(max) = max.filter(|&m| n > m) {
+            // `input udp://a:1 input udp://b:2;` on one line: a known
+            // directive among the extra words means a forgotten `;`.
+            if let Some(i) = d
+                .args
+                .iter()
+                .position(|a| !a.quoted && ctx.knows(&a.text))
+            {
+                let end = if i == 0 { d.name.end } else { d.args[i - 1].end };
+                self.d
+                    .error(end, format!("missing `;` after `{name}` directive"));
+                return false;
+            }
+            let takes = match (min, max) {
+                (0, 0) => "takes no arguments".to_string(),
+                (1, 1) => "takes 1 argument".to_string(),
+                (a, b) if a == b => format!("takes {a} arguments"),
+                (0, 1) => "takes at most 1 argument".to_string(),
+                (a, b) => format!("takes {a} to {b} arguments"),
+            };
+            self.d
+                .error(d.args[max].pos, format!("`{name}` {takes}, got {n}"));
+            return false;
+        }
+        let takes = match (min, max) {
+            (1, Some(1)) => "takes 1 argument".to_string(),
+            (a, Some(b)) if a == b => format!("takes {a} arguments"),
+            (a, Some(b)) => format!("takes {a} to {b} arguments"),
+            (1, None) => "takes at least 1 argument".to_string(),
+            (a, None) => format!("takes at least {a} arguments"),
+        };
+        self.d
+            .error(d.name.pos, format!("`{name}` {takes}, got {n}"));
+        false
+    }
+
+    /// Reports a second occurrence of a directive allowed once per block.
+    fn once(&mut self, seen: &mut Seen, d: &Directive, ctx: Ctx) -> bool {
+        let name = &d.name.text;
+        if let Some(first) = seen.get(name) {
+            self.d.error(
+                d.name.pos,
+                format!(
+                    "duplicate `{name}` {}; first set at line {}",
+                    ctx.describe(),
+                    first.line
+                ),
+            );
+            return false;
+        }
+        seen.insert(name.clone(), d.name.pos);
+        true
+    }
+
+    fn top(&mut self, items: &[Directive]) -> Config {
+        let ctx = Ctx::Top;
+        let mut cfg = Config {
+            http: Vec::new(),
+            ..Config::default()
+        };
+        let mut seen = Seen::new();
+        let mut http_at: HashMap<std::net::SocketAddr, Pos> = HashMap::new();
+        let mut stream_at: HashMap<String, Pos> = HashMap::new();
+        let mut source_at: HashMap<String, Pos> = HashMap::new();
+        let mut peer_at: HashMap<String, Pos> = HashMap::new();
+        for d in items {
+            let a0 = d.args.first();
+            match d.name.text.as_str() {
+                "http" => {
+                    if !self.header(d, ctx, Shape::Simple, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    match parse_listen(&a.text) {
+                        Err(e) => self.d.error(a.pos, e),
+                        Ok(addr) => {
+                            if let Some(first) = http_at.get(&addr) {
+                                self.d.error(
+                                    a.pos,
+                                    format!(
+                                        "duplicate `http` address {addr}; first at line {}",
+                                        first.line
+                                    ),
+                                );
+                            } else {
+                                http_at.insert(addr, a.pos);
+                                cfg.http.push(addr);
+                            }
+                        }
+                    }
+                }
+                "cluster_key" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx)
+                    {
+                        cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
+                    }
+                }
+                "state_dir" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx)
+                    {
+                        cfg.state_dir = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                    }
+                }
+                "stream" => {
+                    if !self.header(d, ctx, Shape::Block, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    let mut keep = true;
+                    if let Err(e) = check_stream_name(&a.text) {
+                        self.d.error(a.pos, e);
+                        keep = false;
+                    } else if let Some(first) = stream_at.get(&a.text) {
+                        self.d.error(
+                            a.pos,
+                            format!(
+                                "duplicate stream `{}`; first defined at line {}",
+                                a.text, first.line
+                            ),
+                        );
+                        keep = false;
+                    } else {
+                        stream_at.insert(a.text.clone(), a.pos);
+                    }
+                    let closed = matches!(d.body, Body::Block { closed: true, .. });
+                    let s = self.stream(a, items_of(d), closed);
+                    if keep {
+                        cfg.streams.push(s);
+                    }
+                }
+                "source" => {
+                    if !self.header(d, ctx, Shape::Either, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    let mut s = self.source(items_of(d));
+                    let Some(addr) = self.node_addr(a) else { continue };
+                    if let Some(first) = source_at.get(&addr) {
+                        self.d.error(
+                            a.pos,
+                            format!("duplicate source `{addr}`; first at line {}", first.line),
+                        );
+                        continue;
+                    }
+                    source_at.insert(addr.clone(), a.pos);
+                    s.addr = addr;
+                    s.pos = a.pos;
+                    cfg.sources.push(s);
+                }
+                "peer" => {
+                    if !self.header(d, ctx, Shape::Either, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    let public = self.peer(items_of(d));
+                    let Some(addr) = self.node_addr(a) else { continue };
+                    if let Some(first) = peer_at.get(&addr) {
+                        self.d.error(
+                            a.pos,
+                            format!("duplicate peer `{addr}`; first at line {}", first.line),
+                        );
+                        continue;
+                    }
+                    peer_at.insert(addr.clone(), a.pos);
+                    cfg.peers.push(PeerConfig {
+                        addr,
+                        pos: a.pos,
+                        public,
+                    });
+                }
+                other => self.d.error(d.name.pos, unknown_directive(ctx, other)),
+            }
+        }
+        if cfg.http.is_empty() {
+            cfg.http = Config::default().http;
+        }
+        cfg
+    }
+
+    /// A stream block; an unclosed one (already reported) is not also
+    /// blamed for having no input.
+    fn stream(&mut self, name: &Token, items: &[Directive], closed: bool) -> StreamConfig {
+        let ctx = Ctx::Stream;
+        let mut s = StreamConfig::new(name.text.clone(), Vec::new());
+        s.pos = name.pos;
+        let mut seen = Seen::new();
+        let mut input_at: Vec<Pos> = Vec::new();
+        let mut any_input = false;
+        for d in items {
+            let n = d.name.text.as_str();
+            if n == "input" {
+                any_input = true;
+                if !self.header(d, ctx, Shape::Simple, 1, Some(1)) {
+                    continue;
+                }
+                let Some(a) = d.args.first() else { continue };
+                match a.text.parse::<Input>() {
+                    Err(e) => self.d.error(a.pos, e.0),
+                    Ok(input) => {
+                        if let Some(i) = s.inputs.iter().position(|x| *x == input) {
+                            self.d.error(
+                                a.pos,
+                                format!(
+                                    "duplicate input `{input}`; first at line {}",
+                                    input_at[i].line
+                                ),
+                            );
+                        } else {
+                            s.inputs.push(input);
+                            input_at.push(a.pos);
+                        }
+                    }
+                }
+                continue;
+            }
+            if !ctx.knows(n) {
+                // A misspelt `input` is reported as such, not again as a
+                // missing input.
+                any_input |= suggest(n, ctx.directives()) == Some("input");
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            let (min, max) = match n {
+                "ondemand" => (0, 1),
+                "dvr" => (1, 4),
+                _ => (1, 1),
+            };
+            if !self.header(d, ctx, Shape::Simple, min, Some(max)) || !self.once(&mut seen, d, ctx)
+            {
+                continue;
+            }
+            match n {
+                "backup" => s.backup = self.backup(d),
+                "source_timeout" => {
+                    if let Some(v) = self.duration(d, SOURCE_TIMEOUT_RANGE) {
+                        s.source_timeout = v;
+                    }
+                }
+                "segment_duration" => {
+                    if let Some(v) = self.duration(d, SEGMENT_DURATION_RANGE) {
+                        s.segment_duration = v;
+                    }
+                }
+                "clients_timeout" => {
+                    if let Some(v) = self.duration(d, CLIENTS_TIMEOUT_RANGE) {
+                        s.clients_timeout = v;
+                    }
+                }
+                "segment_count" => {
+                    if let Some(v) = self.count(d, SEGMENT_COUNT_RANGE) {
+                        s.segment_count = v;
+                    }
+                }
+                "ondemand" => {
+                    if let Some(v) = self.flag(d) {
+                        s.ondemand = v;
+                    }
+                }
+                "on_play" => s.on_play = self.url(d),
+                "dvr" => s.dvr = self.dvr(d),
+                _ => {}
+            }
+        }
+        if !any_input && closed {
+            self.d
+                .error(name.pos, format!("stream `{}` has no input", name.text));
+        }
+        s
+    }
+
+    /// The source block's settings; `addr` and `pos` are filled by the caller.
+    fn source(&mut self, items: &[Directive]) -> SourceConfig {
+        let ctx = Ctx::Source;
+        let mut s = SourceConfig::new(String::new());
+        let mut seen = Seen::new();
+        for d in items {
+            let n = d.name.text.as_str();
+            if !ctx.knows(n) {
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            if n == "only" || n == "except" {
+                if !self.header(d, ctx, Shape::Simple, 1, None) {
+                    continue;
+                }
+                for a in &d.args {
+                    match check_pattern(&a.text) {
+                        Err(e) => self.d.error(a.pos, e),
+                        Ok(()) if n == "only" => s.only.push(a.text.clone()),
+                        Ok(()) => s.except.push(a.text.clone()),
+                    }
+                }
+                continue;
+            }
+            let max = if n == "dvr" { 4 } else { 1 };
+            if !self.header(d, ctx, Shape::Simple, 1, Some(max)) || !self.once(&mut seen, d, ctx)
+            {
+                continue;
+            }
+            match n {
+                "cluster_key" => {
+                    s.cluster_key = d.args.first().and_then(|a| self.non_empty(d, a));
+                }
+                "on_play" => s.on_play = self.url(d),
+                "backup" => s.backup = self.backup(d),
+                "dvr" => s.dvr = self.dvr(d),
+                _ => {}
+            }
+        }
+        s
+    }
+
+    /// The peer block's `public` address.
+    fn peer(&mut self, items: &[Directive]) -> Option<String> {
+        let ctx = Ctx::Peer;
+        let mut seen = Seen::new();
+        let mut public = None;
+        for d in items {
+            let n = d.name.text.as_str();
+            if !ctx.knows(n) {
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            if !self.header(d, ctx, Shape::Simple, 1, Some(1)) || !self.once(&mut seen, d, ctx) {
+                continue;
+            }
+            let Some(a) = d.args.first() else { continue };
+            match parse_host_port(&a.text) {
+                Err(e) => self.d.error(a.pos, format!("bad `public` address: {e}")),
+                Ok(_) => public = Some(a.text.clone()),
+            }
+        }
+        public
+    }
+
+    /// `HOST[:PORT]` of a source or peer, normalized to `host:port`.
+    fn node_addr(&mut self, a: &Token) -> Option<String> {
+        match parse_host_port(&a.text) {
+            Ok(hp) => Some(format!("{}:{}", hp.host, hp.port.unwrap_or(DEFAULT_PORT))),
+            Err(e) => {
+                self.d.error(a.pos, e);
+                None
+            }
+        }
+    }
+
+    fn non_empty(&mut self, d: &Directive, a: &Token) -> Option<String> {
+        if a.text.is_empty() {
+            self.d
+                .error(a.pos, format!("`{}` must not be empty", d.name.text));
+            return None;
+        }
+        Some(a.text.clone())
+    }
+
+    fn duration(&mut self, d: &Directive, range: RangeInclusive<Duration>) -> Option<Duration> {
+        let a = d.args.first()?;
+        let name = &d.name.text;
+        let Some(v) = parse_duration(&a.text) else {
+            self.d.error(
+                a.pos,
+                format!(
+                    "bad duration `{}` for `{name}`: expected a whole number with an optional unit ms, s, m, h or d, like 10s",
+                    a.text
+                ),
+            );
+            return None;
+        };
+        if !range.contains(&v) {
+            self.d.error(
+                a.pos,
+                format!(
+                    "`{name}` must be between {} and {}, got {}",
+                    format_duration(*range.start()),
+                    format_duration(*range.end()),
+                    a.text
+                ),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    fn count(&mut self, d: &Directive, range: RangeInclusive<usize>) -> Option<usize> {
+        let a = d.args.first()?;
+        let name = &d.name.text;
+        let Some(v) = parse_number(&a.text) else {
+            self.d
+                .error(a.pos, format!("bad number `{}` for `{name}`", a.text));
+            return None;
+        };
+        match usize::try_from(v) {
+            Ok(v) if range.contains(&v) => Some(v),
+            _ => {
+                self.d.error(
+                    a.pos,
+                    format!(
+                        "`{name}` must be between {} and {}, got {}",
+                        range.start(),
+                        range.end(),
+                        a.text
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn flag(&mut self, d: &Directive) -> Option<bool> {
+        let Some(a) = d.args.first() else {
+            return Some(true);
+        };
+        match a.text.as_str() {
+            "true" | "on" | "yes" => Some(true),
+            "false" | "off" | "no" => Some(false),
+            other => {
+                self.d.error(
+                    a.pos,
+                    format!("bad value `{other}` for `{}`: expected true or false", d.name.text),
+                );
+                None
+            }
+        }
+    }
+
+    fn url(&mut self, d: &Directive) -> Option<String> {
+        let a = d.args.first()?;
+        match check_http_url(&a.text) {
+            Ok(()) => Some(a.text.clone()),
+            Err(e) => {
+                self.d.error(a.pos, e);
+                None
+            }
+        }
+    }
+
+    fn backup(&mut self, d: &Directive) -> Option<Input> {
+        let a = d.args.first()?;
+        match Input::parse_backup(&a.text) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                self.d.error(a.pos, e.0);
+                None
+            }
+        }
+    }
+
+    /// `dvr ROOT [DEPTH] [PERCENT%] [SIZE]`, optional values in any order.
+    fn dvr(&mut self, d: &Directive) -> Option<DvrConfig> {
+        let (root, rest) = d.args.split_first()?;
+        let mut ok = true;
+        if root.text.is_empty() {
+            self.d.error(root.pos, "`dvr` needs an archive directory");
+            ok = false;
+        }
+        let mut dvr = DvrConfig {
+            root: root.text.clone().into(),
+            depth: None,
+            disk_limit_percent: None,
+            max_size: None,
+        };
+        for a in rest {
+            let t = a.text.as_str();
+            let err = if let Some(p) = parse_percent(t) {
+                match u8::try_from(p) {
+                    Ok(p @ 1..=100) if dvr.disk_limit_percent.is_none() => {
+                        dvr.disk_limit_percent = Some(p);
+                        None
+                    }
+                    Ok(1..=100) => Some("`dvr` has two disk limits".to_string()),
+                    _ => Some(format!("`dvr` disk limit must be between 1% and 100%, got {t}")),
+                }
+            } else if let Some(v) = parse_duration(t) {
+                if v.is_zero() {
+                    Some("`dvr` depth must be greater than 0".to_string())
+                } else if dvr.depth.is_some() {
+                    Some("`dvr` has two depths".to_string())
+                } else {
+                    dvr.depth = Some(v);
+                    None
+                }
+            } else if let Some(v) = parse_size(t) {
+                if v == 0 {
+                    Some("`dvr` size must be greater than 0".to_string())
+                } else if dvr.max_size.is_some() {
+                    Some("`dvr` has two sizes".to_string())
+                } else {
+                    dvr.max_size = Some(v);
+                    None
+                }
+            } else {
+                Some(format!(
+                    "bad `dvr` value `{t}`: expected a depth (7d), a disk limit (97%) or a size (500G)"
+                ))
+            };
+            if let Some(e) = err {
+                self.d.error(a.pos, e);
+                ok = false;
+            }
+        }
+        ok.then_some(dvr)
+    }
+}

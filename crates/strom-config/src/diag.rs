@@ -1,0 +1,88 @@
+//! Source positions and diagnostics.
+//!
+//! Invariants: lines and columns are 1-based, columns count Unicode scalar
+//! values (not bytes), and every position the parser reports lies inside the
+//! text it was given (at most one column past the end of a line, which is
+//! where a missing `;` or the end of file is reported). `Pos::default()`
+//! (0:0) marks a value that did not come from a file.
+
+use std::fmt;
+
+/// A 1-based line/column position in a config file; columns count characters.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    /// 1-based line number.
+    pub line: u32,
+    /// 1-based column, counted in characters.
+    pub col: u32,
+}
+
+impl Pos {
+    /// A position from line and column.
+    pub const fn new(line: u32, col: u32) -> Self {
+        Pos { line, col }
+    }
+}
+
+impl fmt::Display for Pos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.line, self.col)
+    }
+}
+
+/// One error found in a config file, displayed as `FILE:LINE:COL: message`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{col}: {message}")]
+pub struct Diagnostic {
+    /// The file name given to [`crate::parse`].
+    pub file: String,
+    /// 1-based line of the offending token.
+    pub line: u32,
+    /// 1-based column (in characters) of the offending token.
+    pub col: u32,
+    /// What is wrong, in one line.
+    pub message: String,
+}
+
+impl Diagnostic {
+    /// The diagnostic's position.
+    pub fn pos(&self) -> Pos {
+        Pos::new(self.line, self.col)
+    }
+}
+
+/// Collects diagnostics for one file; every stage pushes here so that all
+/// errors are reported together, ordered by position.
+#[derive(Debug)]
+pub(crate) struct Diags {
+    file: String,
+    list: Vec<Diagnostic>,
+}
+
+impl Diags {
+    pub(crate) fn new(file: &str) -> Self {
+        Diags {
+            file: file.to_owned(),
+            list: Vec::new(),
+        }
+    }
+
+    pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>) {
+        self.list.push(Diagnostic {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// All diagnostics, sorted by position; equal positions keep discovery order.
+    pub(crate) fn into_sorted(mut self) -> Vec<Diagnostic> {
+        self.list.sort_by_key(|d| (d.line, d.col));
+        self.list
+    }
+}

@@ -1,0 +1,372 @@
+//! Input URLs: where a stream's media comes from.
+//!
+//! Accepted forms:
+//! - `udp://GROUP:PORT[?iface=IPV4&source=IP]`, also VLC style
+//!   `udp://@GROUP:PORT` and `udp://SOURCE@GROUP:PORT`, and unicast
+//!   `udp://:PORT` / `udp://0.0.0.0:PORT`;
+//! - `tshttp://...` / `tshttps://...` (MPEG-TS over HTTP, stored as
+//!   `http://` / `https://`), and `http://` / `https://` as written;
+//! - `publish://` (pushed by an encoder);
+//! - `file:///abs/path` or `file://rel/path`, and for `backup` a bare path;
+//! - `builtin://NAME`, the embedded test channels.
+//!
+//! Invariant: `Display` prints the canonical URL, and parsing that URL gives
+//! back an equal [`Input`].
+
+use crate::value::check_http_url;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Where a stream's media comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Input {
+    /// MPEG-TS over UDP. For a multicast group, `iface` is the local IPv4
+    /// address to join on and `source` selects source-specific multicast.
+    Udp {
+        /// Group (or unicast bind) address and port; the port is never 0.
+        addr: SocketAddr,
+        /// Local interface address for the multicast join (IPv4 groups only).
+        iface: Option<Ipv4Addr>,
+        /// Source-specific multicast sender (same family as `addr`).
+        source: Option<IpAddr>,
+    },
+    /// MPEG-TS pulled over HTTP(S); `url` starts with `http://` or `https://`
+    /// and has a host.
+    Http {
+        /// The URL as fetched.
+        url: String,
+    },
+    /// An encoder pushes the stream to strom.
+    Publish,
+    /// A local MPEG-TS file, played in a loop.
+    File {
+        /// Absolute or relative (to the working directory) path; never empty.
+        path: PathBuf,
+    },
+    /// A channel embedded in the binary, such as `builtin://demo`.
+    Builtin {
+        /// Letters, digits, `_` and `-`.
+        name: String,
+    },
+}
+
+/// Why an input URL was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(pub String);
+
+const SCHEMES: &str = "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
+
+impl Input {
+    /// Parses a `backup` value: like [`Input::from_str`], but a value without
+    /// `://` is a file path, and `publish://` is refused (a backup must play
+    /// without anyone pushing).
+    pub fn parse_backup(s: &str) -> Result<Input, InputError> {
+        if !s.contains("://") {
+            if s.is_empty() {
+                return Err(InputError("empty backup path".into()));
+            }
+            return Ok(Input::File { path: s.into() });
+        }
+        match s.parse()? {
+            Input::Publish => Err(InputError(
+                "`publish://` cannot be a backup; use a file or a URL".into(),
+            )),
+            input => Ok(input),
+        }
+    }
+}
+
+impl FromStr for Input {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Input, InputError> {
+        let err = |m: String| Err(InputError(m));
+        let Some((scheme, rest)) = s.split_once("://") else {
+            return err(format!("bad input `{s}`: expected a URL such as udp://239.0.0.1:1234"));
+        };
+        match scheme {
+            "udp" => parse_udp(s, rest),
+            "tshttp" | "tshttps" | "http" | "https" => {
+                let url = match scheme {
+                    "tshttp" => format!("http://{rest}"),
+                    "tshttps" => format!("https://{rest}"),
+                    _ => s.to_owned(),
+                };
+                check_http_url(&url).map_err(InputError)?;
+                Ok(Input::Http { url })
+            }
+            "publish" if rest.is_empty() => Ok(Input::Publish),
+            "publish" => err(format!("bad input `{s}`: `publish://` takes nothing after `://`")),
+            "file" if rest.is_empty() => err(format!("bad input `{s}`: no file path")),
+            "file" => Ok(Input::File { path: rest.into() }),
+            "builtin" => {
+                if rest.is_empty()
+                    || !rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
+                    return err(format!(
+                        "bad input `{s}`: expected builtin://NAME with a name of letters, digits, `_` and `-`"
+                    ));
+                }
+                Ok(Input::Builtin { name: rest.into() })
+            }
+            _ => err(format!(
+                "unsupported input scheme `{scheme}://` in `{s}`; supported: {SCHEMES}"
+            )),
+        }
+    }
+}
+
+fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
+    let bad = |m: &str| Err(InputError(format!("bad udp URL `{s}`: {m}")));
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    if hostport.contains('/') {
+        return bad("unexpected path after the port");
+    }
+    let mut source: Option<IpAddr> = None;
+    let hostport = match hostport.split_once('@') {
+        Some(("", hp)) => hp,
+        Some((src, hp)) => {
+            let Ok(ip) = src.parse() else {
+                return bad(&format!("bad source address `{src}` before `@`"));
+            };
+            source = Some(ip);
+            hp
+        }
+        None => hostport,
+    };
+    let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+        match v6.split_once("]:") {
+            Some((h, p)) => (h, p),
+            None if v6.contains(']') => return bad("missing port, e.g. udp://[ff0e::1]:1234"),
+            None => return bad("missing `]`"),
+        }
+    } else {
+        match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p),
+            None => return bad("missing port, e.g. udp://239.0.0.1:1234"),
+        }
+    };
+    let port: u16 = match port.parse() {
+        Ok(p) if p != 0 && port.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => return bad(&format!("bad port `{port}`: expected 1..65535")),
+    };
+    let ip: IpAddr = if host.is_empty() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else if hostport.starts_with('[') {
+        match host.parse::<std::net::Ipv6Addr>() {
+            Ok(ip) => IpAddr::V6(ip),
+            Err(_) => return bad(&format!("bad IPv6 address `{host}`")),
+        }
+    } else {
+        match host.parse::<Ipv4Addr>() {
+            Ok(ip) => IpAddr::V4(ip),
+            Err(_) => return bad(&format!("bad address `{host}`: expected an IP address")),
+        }
+    };
+    let mut iface = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "iface" => {
+                if iface.is_some() {
+                    return bad("`iface` given twice");
+                }
+                match value.parse::<Ipv4Addr>() {
+                    Ok(ip) => iface = Some(ip),
+                    Err(_) => {
+                        return bad(&format!(
+                            "bad multicast iface `{value}`: expected the interface's IPv4 address"
+                        ))
+                    }
+                }
+            }
+            "source" => {
+                if source.is_some() {
+                    return bad("source address given twice");
+                }
+                match value.parse() {
+                    Ok(ip) => source = Some(ip),
+                    Err(_) => return bad(&format!("bad source address `{value}`")),
+                }
+            }
+            _ => return bad(&format!("unknown option `{key}`; expected `iface` or `source`")),
+        }
+    }
+    if iface.is_some() && !(ip.is_multicast() && ip.is_ipv4()) {
+        return bad("`iface` needs an IPv4 multicast group address");
+    }
+    if let Some(src) = source {
+        if !ip.is_multicast() {
+            return bad("a source address needs a multicast group address");
+        }
+        if src.is_ipv4() != ip.is_ipv4() {
+            return bad("the source and group addresses are of different IP families");
+        }
+    }
+    Ok(Input::Udp {
+        addr: SocketAddr::new(ip, port),
+        iface,
+        source,
+    })
+}
+
+impl fmt::Display for Input {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Input::Udp {
+                addr,
+                iface,
+                source,
+            } => {
+                write!(f, "udp://{addr}")?;
+                let mut sep = '?';
+                if let Some(i) = iface {
+                    write!(f, "{sep}iface={i}")?;
+                    sep = '&';
+                }
+                if let Some(s) = source {
+                    write!(f, "{sep}source={s}")?;
+                }
+                Ok(())
+            }
+            Input::Http { url } => f.write_str(url),
+            Input::Publish => f.write_str("publish://"),
+            Input::File { path } => write!(f, "file://{}", path.display()),
+            Input::Builtin { name } => write!(f, "builtin://{name}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn udp(addr: &str, iface: Option<&str>, source: Option<&str>) -> Input {
+        Input::Udp {
+            addr: addr.parse().unwrap(),
+            iface: iface.map(|s| s.parse().unwrap()),
+            source: source.map(|s| s.parse().unwrap()),
+        }
+    }
+
+    #[test]
+    fn udp_forms() {
+        let table = [
+            ("udp://239.0.0.1:1234", udp("239.0.0.1:1234", None, None), "udp://239.0.0.1:1234"),
+            ("udp://@239.0.0.1:1234", udp("239.0.0.1:1234", None, None), "udp://239.0.0.1:1234"),
+            (
+                "udp://239.0.0.1:1234?iface=10.0.0.1",
+                udp("239.0.0.1:1234", Some("10.0.0.1"), None),
+                "udp://239.0.0.1:1234?iface=10.0.0.1",
+            ),
+            (
+                "udp://239.0.0.1:1234?source=10.1.1.1&iface=10.0.0.1",
+                udp("239.0.0.1:1234", Some("10.0.0.1"), Some("10.1.1.1")),
+                "udp://239.0.0.1:1234?iface=10.0.0.1&source=10.1.1.1",
+            ),
+            (
+                "udp://10.1.1.1@232.1.1.1:5000",
+                udp("232.1.1.1:5000", None, Some("10.1.1.1")),
+                "udp://232.1.1.1:5000?source=10.1.1.1",
+            ),
+            ("udp://:1234", udp("0.0.0.0:1234", None, None), "udp://0.0.0.0:1234"),
+            ("udp://0.0.0.0:1234", udp("0.0.0.0:1234", None, None), "udp://0.0.0.0:1234"),
+            ("udp://[ff0e::1]:1234", udp("[ff0e::1]:1234", None, None), "udp://[ff0e::1]:1234"),
+        ];
+        for (s, want, canon) in table {
+            let got: Input = s.parse().unwrap();
+            assert_eq!(got, want, "{s}");
+            assert_eq!(got.to_string(), canon);
+            assert_eq!(canon.parse::<Input>().unwrap(), want);
+        }
+    }
+
+    #[test]
+    fn udp_errors() {
+        let table = [
+            ("udp://239.0.0.1", "bad udp URL `udp://239.0.0.1`: missing port, e.g. udp://239.0.0.1:1234"),
+            ("udp://239.0.0.1:0", "bad udp URL `udp://239.0.0.1:0`: bad port `0`: expected 1..65535"),
+            ("udp://239.0.0.1:+5", "bad udp URL `udp://239.0.0.1:+5`: bad port `+5`: expected 1..65535"),
+            ("udp://host:1", "bad udp URL `udp://host:1`: bad address `host`: expected an IP address"),
+            (
+                "udp://239.0.0.1:1?iface=eth0",
+                "bad udp URL `udp://239.0.0.1:1?iface=eth0`: bad multicast iface `eth0`: expected the interface's IPv4 address",
+            ),
+            ("udp://10.0.0.1:1?iface=10.0.0.2", "bad udp URL `udp://10.0.0.1:1?iface=10.0.0.2`: `iface` needs an IPv4 multicast group address"),
+            ("udp://239.0.0.1:1?ttl=3", "bad udp URL `udp://239.0.0.1:1?ttl=3`: unknown option `ttl`; expected `iface` or `source`"),
+            ("udp://239.0.0.1:1/x", "bad udp URL `udp://239.0.0.1:1/x`: unexpected path after the port"),
+            ("udp://[ff0e::1]", "bad udp URL `udp://[ff0e::1]`: missing port, e.g. udp://[ff0e::1]:1234"),
+            (
+                "udp://239.0.0.1:1?source=::1",
+                "bad udp URL `udp://239.0.0.1:1?source=::1`: the source and group addresses are of different IP families",
+            ),
+        ];
+        for (s, msg) in table {
+            assert_eq!(s.parse::<Input>(), Err(InputError(msg.into())), "{s}");
+        }
+    }
+
+    #[test]
+    fn other_schemes() {
+        let http = |u: &str| Input::Http { url: u.into() };
+        let table = [
+            ("tshttp://10.0.0.5/news.ts", http("http://10.0.0.5/news.ts")),
+            ("tshttps://cdn.example/a.ts", http("https://cdn.example/a.ts")),
+            ("http://h:8080/x?y", http("http://h:8080/x?y")),
+            ("publish://", Input::Publish),
+            ("file:///srv/a.ts", Input::File { path: "/srv/a.ts".into() }),
+            ("file://rel/a.ts", Input::File { path: "rel/a.ts".into() }),
+            ("builtin://demo", Input::Builtin { name: "demo".into() }),
+        ];
+        for (s, want) in table {
+            let got: Input = s.parse().unwrap();
+            assert_eq!(got, want, "{s}");
+            assert_eq!(got.to_string().parse::<Input>().unwrap(), want);
+        }
+        assert_eq!(Input::Publish.to_string(), "publish://");
+        assert_eq!(http("http://a/b").to_string(), "http://a/b");
+        assert_eq!(Input::File { path: "/x".into() }.to_string(), "file:///x");
+    }
+
+    #[test]
+    fn other_errors() {
+        let table = [
+            ("rtmp://a/b", "unsupported input scheme `rtmp://` in `rtmp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://"),
+            ("tshttp:///x.ts", "bad URL `http:///x.ts`: no host"),
+            ("http://", "bad URL `http://`: no host"),
+            ("publish://x", "bad input `publish://x`: `publish://` takes nothing after `://`"),
+            ("file://", "bad input `file://`: no file path"),
+            ("builtin://", "bad input `builtin://`: expected builtin://NAME with a name of letters, digits, `_` and `-`"),
+            ("/srv/a.ts", "bad input `/srv/a.ts`: expected a URL such as udp://239.0.0.1:1234"),
+        ];
+        for (s, msg) in table {
+            assert_eq!(s.parse::<Input>(), Err(InputError(msg.into())), "{s}");
+        }
+    }
+
+    #[test]
+    fn backups() {
+        assert_eq!(
+            Input::parse_backup("/srv/slate.ts"),
+            Ok(Input::File { path: "/srv/slate.ts".into() })
+        );
+        assert_eq!(
+            Input::parse_backup("vod/bunny.mp4"),
+            Ok(Input::File { path: "vod/bunny.mp4".into() })
+        );
+        assert_eq!(
+            Input::parse_backup("builtin://demo"),
+            Ok(Input::Builtin { name: "demo".into() })
+        );
+        assert!(Input::parse_backup("publish://").is_err());
+        assert!(Input::parse_backup("").is_err());
+    }
+}

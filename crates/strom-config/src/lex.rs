@@ -1,0 +1,274 @@
+//! Lexer: config text → words, `;`, `{`, `}` with positions.
+//!
+//! Rules (nginx/Flussonic style):
+//! - whitespace separates tokens; `\n` starts a new line;
+//! - `#` at the start of a token comments out the rest of the line, so
+//!   `http://x/#frag` stays one word;
+//! - a bare word is a run of anything but whitespace, `;`, `{`, `}` and `"`;
+//! - a double-quoted string may span lines; `\"` and `\\` are escapes and any
+//!   other backslash is kept literally.
+//!
+//! Invariants: never panics; every token and error position lies inside the
+//! text; an unterminated string consumes the rest of the file and sets
+//! [`Lexed::truncated`] so the parser does not pile further errors on top.
+
+use crate::diag::{Diags, Pos};
+
+/// What a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Word,
+    Semi,
+    Open,
+    Close,
+}
+
+/// One token. `end` is the position just after its last character.
+#[derive(Debug, Clone)]
+pub(crate) struct Token {
+    pub kind: Kind,
+    pub text: String,
+    pub pos: Pos,
+    pub end: Pos,
+    /// Written as a double-quoted string (never a directive name by accident).
+    pub quoted: bool,
+}
+
+/// The token stream of one file.
+#[derive(Debug)]
+pub(crate) struct Lexed {
+    pub tokens: Vec<Token>,
+    /// An unterminated string swallowed the end of the file.
+    pub truncated: bool,
+}
+
+struct Cursor<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: u32,
+    col: u32,
+}
+
+impl Cursor<'_> {
+    fn pos(&self) -> Pos {
+        Pos::new(self.line, self.col)
+    }
+
+    fn peek(&mut self) -> Option<char> {
+        self.chars.peek().copied()
+    }
+
+    fn bump(&mut self) -> Option<char> {
+        let c = self.chars.next()?;
+        if c == '\n' {
+            self.line = self.line.saturating_add(1);
+            self.col = 1;
+        } else {
+            self.col = self.col.saturating_add(1);
+        }
+        Some(c)
+    }
+}
+
+/// Characters that end a bare word.
+pub(crate) fn is_delimiter(c: char) -> bool {
+    c.is_whitespace() || matches!(c, ';' | '{' | '}' | '"')
+}
+
+/// Splits `text` into tokens, reporting lexical errors into `diags`.
+pub(crate) fn lex(text: &str, diags: &mut Diags) -> Lexed {
+    // A UTF-8 byte order mark is invisible in editors: skip it without
+    // counting a column.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut cur = Cursor {
+        chars: text.chars().peekable(),
+        line: 1,
+        col: 1,
+    };
+    let mut tokens = Vec::new();
+    let mut truncated = false;
+    while let Some(c) = cur.peek() {
+        let pos = cur.pos();
+        let punct = match c {
+            ';' => Some(Kind::Semi),
+            '{' => Some(Kind::Open),
+            '}' => Some(Kind::Close),
+            _ => None,
+        };
+        if let Some(kind) = punct {
+            cur.bump();
+            tokens.push(Token {
+                kind,
+                text: c.to_string(),
+                pos,
+                end: cur.pos(),
+                quoted: false,
+            });
+        } else if c.is_whitespace() {
+            cur.bump();
+        } else if c == '#' {
+            while cur.peek().is_some_and(|c| c != '\n') {
+                cur.bump();
+            }
+        } else if c == '"' {
+            cur.bump();
+            let mut s = String::new();
+            let mut closed = false;
+            while let Some(c) = cur.bump() {
+                match c {
+                    '"' => {
+                        closed = true;
+                        break;
+                    }
+                    '\\' => match cur.peek() {
+                        Some(e @ ('"' | '\\')) => {
+                            cur.bump();
+                            s.push(e);
+                        }
+                        _ => s.push('\\'),
+                    },
+                    c => s.push(c),
+                }
+            }
+            if !closed {
+                diags.error(pos, "unterminated string");
+                truncated = true;
+            }
+            let end = cur.pos();
+            if let Some(next) = cur.peek() {
+                if !(next.is_whitespace() || matches!(next, ';' | '{' | '}' | '#')) {
+                    diags.error(
+                        end,
+                        "expected a space, `;`, `{` or `}` after a quoted string",
+                    );
+                }
+            }
+            tokens.push(Token {
+                kind: Kind::Word,
+                text: s,
+                pos,
+                end,
+                quoted: true,
+            });
+        } else {
+            let mut s = String::new();
+            while let Some(c) = cur.peek() {
+                if is_delimiter(c) {
+                    break;
+                }
+                s.push(c);
+                cur.bump();
+            }
+            let end = cur.pos();
+            if cur.peek() == Some('"') {
+                diags.error(
+                    end,
+                    "unexpected `\"` in the middle of a word; quote the whole value instead",
+                );
+            }
+            tokens.push(Token {
+                kind: Kind::Word,
+                text: s,
+                pos,
+                end,
+                quoted: false,
+            });
+        }
+    }
+    Lexed {
+        tokens,
+        truncated,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<(String, Pos, bool)> {
+        let mut d = Diags::new("t");
+        let l = lex(text, &mut d);
+        assert!(d.is_empty(), "{:?}", d.into_sorted());
+        l.tokens
+            .into_iter()
+            .map(|t| (t.text, t.pos, t.quoted))
+            .collect()
+    }
+
+    #[test]
+    fn bare_words_keep_url_characters() {
+        let t = words("input udp://239.0.0.1:1234?iface=10.0.0.1&source=1.2.3.4;");
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[1].0, "udp://239.0.0.1:1234?iface=10.0.0.1&source=1.2.3.4");
+        assert_eq!(t[2].0, ";");
+        let t = words("only a/* b? [x],y ~z+1 @e%");
+        let got: Vec<&str> = t.iter().map(|t| t.0.as_str()).collect();
+        assert_eq!(got, ["only", "a/*", "b?", "[x],y", "~z+1", "@e%"]);
+    }
+
+    #[test]
+    fn comments_only_at_token_start() {
+        let t = words("a # comment ; { }\nb http://x/#frag;# c\n#last");
+        let got: Vec<(&str, Pos)> = t.iter().map(|t| (t.0.as_str(), t.1)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a", Pos::new(1, 1)),
+                ("b", Pos::new(2, 1)),
+                ("http://x/#frag", Pos::new(2, 3)),
+                (";", Pos::new(2, 17)),
+            ]
+        );
+    }
+
+    #[test]
+    fn quoted_strings_and_escapes() {
+        let t = words(r#"k "a b" "q\"x\\y" "\n" "" "two
+lines" z"#);
+        let got: Vec<(&str, bool)> = t.iter().map(|t| (t.0.as_str(), t.2)).collect();
+        assert_eq!(
+            got,
+            [
+                ("k", false),
+                ("a b", true),
+                ("q\"x\\y", true),
+                ("\\n", true),
+                ("", true),
+                ("two\nlines", true),
+                ("z", false),
+            ]
+        );
+        assert_eq!(t[6].1, Pos::new(2, 8));
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let t = words("é日本 x");
+        assert_eq!(t[1].1, Pos::new(1, 5));
+        let t = words("\u{feff}a\tb");
+        assert_eq!(t[0].1, Pos::new(1, 1));
+        assert_eq!(t[1].1, Pos::new(1, 3));
+    }
+
+    #[test]
+    fn unterminated_string_is_reported_at_its_quote() {
+        let mut d = Diags::new("f.conf");
+        let l = lex("a;\n  b \"xyz\n;", &mut d);
+        assert!(l.truncated);
+        let d: Vec<String> = d.into_sorted().iter().map(|d| d.to_string()).collect();
+        assert_eq!(d, ["f.conf:2:5: unterminated string"]);
+    }
+
+    #[test]
+    fn glued_quotes_are_reported() {
+        let mut d = Diags::new("f");
+        lex("a\"b\" \"c\"d;", &mut d);
+        let d: Vec<String> = d.into_sorted().iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            d,
+            [
+                "f:1:2: unexpected `\"` in the middle of a word; quote the whole value instead",
+                "f:1:9: expected a space, `;`, `{` or `}` after a quoted string",
+            ]
+        );
+    }
+}

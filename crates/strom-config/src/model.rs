@@ -1,0 +1,230 @@
+//! The typed config that the rest of strom reads.
+//!
+//! Invariants of a `Config` returned by [`crate::parse`]: `http` is never
+//! empty and has no duplicates; stream names are valid and unique; every
+//! stream has at least one input; values are within the ranges documented on
+//! each field; durations are whole milliseconds. [`Config::to_text`] relies on
+//! these to render text that parses back to an equal `Config`.
+//!
+//! `pos` fields record where an item was written, for later messages. They
+//! are metadata: `==` ignores them, so a config equals its own round trip
+//! through [`Config::to_text`].
+
+use crate::diag::Pos;
+use crate::input::Input;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Port of `http` when the directive is absent, and of `source`/`peer`
+/// addresses written without one.
+pub const DEFAULT_PORT: u16 = 8080;
+/// Default `source_timeout`.
+pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default `segment_duration`.
+pub const DEFAULT_SEGMENT_DURATION: Duration = Duration::from_secs(2);
+/// Allowed `segment_duration` range.
+pub const SEGMENT_DURATION_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(30);
+/// Default `segment_count` (HLS window length).
+pub const DEFAULT_SEGMENT_COUNT: usize = 6;
+/// Allowed `segment_count` range.
+pub const SEGMENT_COUNT_RANGE: std::ops::RangeInclusive<usize> = 2..=100;
+/// Allowed `source_timeout` range.
+pub const SOURCE_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3600);
+/// Default `clients_timeout`.
+pub const DEFAULT_CLIENTS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Allowed `clients_timeout` range (0 stops an ondemand stream as soon as
+/// its last client leaves).
+pub const CLIENTS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::ZERO..=Duration::from_secs(86_400);
+
+/// A whole config file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// HTTP listen addresses, in file order; `[0.0.0.0:8080]` when the file
+    /// has no `http`.
+    pub http: Vec<SocketAddr>,
+    /// Shared secret for node-to-node calls; never sent in clear.
+    pub cluster_key: Option<String>,
+    /// Where the node persists state (media sequence numbers and the like).
+    pub state_dir: Option<PathBuf>,
+    /// Local streams, in file order.
+    pub streams: Vec<StreamConfig>,
+    /// Nodes to restream from, in file order (that order is the failover
+    /// order when several carry the same stream).
+    pub sources: Vec<SourceConfig>,
+    /// Peers that share stream lists and take redirected viewers.
+    pub peers: Vec<PeerConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: vec![SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::UNSPECIFIED,
+                DEFAULT_PORT,
+            ))],
+            cluster_key: None,
+            state_dir: None,
+            streams: Vec::new(),
+            sources: Vec::new(),
+            peers: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// The local stream called `name`.
+    pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
+        self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+/// One `stream NAME { ... }` block.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Valid per [`crate::check_stream_name`].
+    pub name: String,
+    /// Where the name was written.
+    pub pos: Pos,
+    /// `input URL;` lines in priority order; never empty.
+    pub inputs: Vec<Input>,
+    /// Played when every input is down; never [`Input::Publish`].
+    pub backup: Option<Input>,
+    /// How long an input may be silent before failover; 100ms..=1h.
+    pub source_timeout: Duration,
+    /// Target HLS segment duration; 1s..=30s.
+    pub segment_duration: Duration,
+    /// Segments in the live HLS window; 2..=100.
+    pub segment_count: usize,
+    /// Start only when a viewer comes and stop after `clients_timeout`.
+    pub ondemand: bool,
+    /// How long an ondemand stream runs without viewers; 0..=1d.
+    pub clients_timeout: Duration,
+    /// Play authorization backend (`http://` or `https://`).
+    pub on_play: Option<String>,
+    /// Archive settings.
+    pub dvr: Option<DvrConfig>,
+}
+
+impl StreamConfig {
+    /// A stream with the given inputs and every other setting at its default.
+    pub fn new(name: impl Into<String>, inputs: Vec<Input>) -> Self {
+        StreamConfig {
+            name: name.into(),
+            pos: Pos::default(),
+            inputs,
+            backup: None,
+            source_timeout: DEFAULT_SOURCE_TIMEOUT,
+            segment_duration: DEFAULT_SEGMENT_DURATION,
+            segment_count: DEFAULT_SEGMENT_COUNT,
+            ondemand: false,
+            clients_timeout: DEFAULT_CLIENTS_TIMEOUT,
+            on_play: None,
+            dvr: None,
+        }
+    }
+}
+
+impl PartialEq for StreamConfig {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name
+            && self.inputs == o.inputs
+            && self.backup == o.backup
+            && self.source_timeout == o.source_timeout
+            && self.segment_duration == o.segment_duration
+            && self.segment_count == o.segment_count
+            && self.ondemand == o.ondemand
+            && self.clients_timeout == o.clients_timeout
+            && self.on_play == o.on_play
+            && self.dvr == o.dvr
+    }
+}
+
+/// One `source HOST[:PORT] { ... }`: another node whose streams are restreamed.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// `host:port` (port defaults to [`DEFAULT_PORT`]); IPv6 hosts in brackets.
+    pub addr: String,
+    /// Where the address was written.
+    pub pos: Pos,
+    /// Overrides the global `cluster_key` for this source.
+    pub cluster_key: Option<String>,
+    /// White list (names, `*`/`?` wildcards): these become static, other
+    /// streams ondemand. Empty means no white list.
+    pub only: Vec<String>,
+    /// Black list: hidden; beats `only`.
+    pub except: Vec<String>,
+    /// Play authorization for every stream from this source.
+    pub on_play: Option<String>,
+    /// Backup for every stream from this source.
+    pub backup: Option<Input>,
+    /// Archive settings for every stream from this source.
+    pub dvr: Option<DvrConfig>,
+}
+
+impl SourceConfig {
+    /// A source with no lists or overrides.
+    pub fn new(addr: impl Into<String>) -> Self {
+        SourceConfig {
+            addr: addr.into(),
+            pos: Pos::default(),
+            cluster_key: None,
+            only: Vec::new(),
+            except: Vec::new(),
+            on_play: None,
+            backup: None,
+            dvr: None,
+        }
+    }
+}
+
+impl PartialEq for SourceConfig {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.addr == o.addr
+            && self.cluster_key == o.cluster_key
+            && self.only == o.only
+            && self.except == o.except
+            && self.on_play == o.on_play
+            && self.backup == o.backup
+            && self.dvr == o.dvr
+    }
+}
+
+/// One `peer HOST[:PORT];` or `peer HOST[:PORT] { public PUBHOST; }`.
+#[derive(Debug, Clone)]
+pub struct PeerConfig {
+    /// `host:port` (port defaults to [`DEFAULT_PORT`]); IPv6 hosts in brackets.
+    pub addr: String,
+    /// Where the address was written.
+    pub pos: Pos,
+    /// `HOST[:PORT]` viewers are redirected to, as written.
+    pub public: Option<String>,
+}
+
+impl PartialEq for PeerConfig {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.addr == o.addr && self.public == o.public
+    }
+}
+
+/// `dvr ROOT [DEPTH] [PERCENT%] [SIZE];` — the optional values may come in
+/// any order and are told apart by form: `97%` is a disk limit, a duration
+/// (`7d`, `3600`) is the depth, and a size with an upper-case unit (`500G`)
+/// or a `B` suffix is the maximum archive size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DvrConfig {
+    /// Archive directory; never empty.
+    pub root: PathBuf,
+    /// How long to keep; non-zero.
+    pub depth: Option<Duration>,
+    /// Stop writing above this disk usage; 1..=100.
+    pub disk_limit_percent: Option<u8>,
+    /// Largest archive size in bytes; non-zero.
+    pub max_size: Option<u64>,
+}

@@ -1,0 +1,164 @@
+//! Canonical text form of a [`Config`], for `strom check --print` and for
+//! round-trip tests.
+//!
+//! Invariant: for any `Config` that satisfies the invariants in
+//! [`crate::model`] (every config [`crate::parse`] returns does),
+//! `parse(to_text(c)) == Ok(c)`. Every setting is written out, defaults
+//! included, so the text shows exactly what the node will run with.
+
+use crate::lex::is_delimiter;
+use crate::model::{Config, DvrConfig};
+use crate::value::{format_duration, format_size};
+use std::fmt::Write;
+use std::path::Path;
+
+/// A value as one token: bare when the lexer would read it back unchanged,
+/// else double-quoted with `\` and `"` escaped.
+fn word(s: &str) -> String {
+    if !s.is_empty() && !s.starts_with('#') && !s.chars().any(is_delimiter) {
+        return s.to_owned();
+    }
+    let mut q = String::with_capacity(s.len() + 2);
+    q.push('"');
+    for c in s.chars() {
+        if c == '"' || c == '\\' {
+            q.push('\\');
+        }
+        q.push(c);
+    }
+    q.push('"');
+    q
+}
+
+fn path(p: &Path) -> String {
+    word(&p.to_string_lossy())
+}
+
+fn dvr(d: &DvrConfig) -> String {
+    let mut s = format!("dvr {}", path(&d.root));
+    if let Some(v) = d.depth {
+        s += &format!(" {}", format_duration(v));
+    }
+    if let Some(v) = d.disk_limit_percent {
+        s += &format!(" {v}%");
+    }
+    if let Some(v) = d.max_size {
+        s += &format!(" {}", format_size(v));
+    }
+    s
+}
+
+impl Config {
+    /// Renders the config as canonical config text that parses back to an
+    /// equal `Config` (positions aside).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        // `writeln!` into a String cannot fail.
+        let line = |out: &mut String, indent: bool, text: &str| {
+            let _ = writeln!(out, "{}{text}", if indent { "    " } else { "" });
+        };
+        for a in &self.http {
+            line(&mut out, false, &format!("http {a};"));
+        }
+        if let Some(k) = &self.cluster_key {
+            line(&mut out, false, &format!("cluster_key {};", word(k)));
+        }
+        if let Some(p) = &self.state_dir {
+            line(&mut out, false, &format!("state_dir {};", path(p)));
+        }
+        for p in &self.peers {
+            out.push('\n');
+            match &p.public {
+                Some(public) => {
+                    line(&mut out, false, &format!("peer {} {{", word(&p.addr)));
+                    line(&mut out, true, &format!("public {};", word(public)));
+                    line(&mut out, false, "}");
+                }
+                None => line(&mut out, false, &format!("peer {};", word(&p.addr))),
+            }
+        }
+        for s in &self.sources {
+            out.push('\n');
+            let mut body = Vec::new();
+            if let Some(k) = &s.cluster_key {
+                body.push(format!("cluster_key {};", word(k)));
+            }
+            for (name, list) in [("only", &s.only), ("except", &s.except)] {
+                if !list.is_empty() {
+                    let items: Vec<String> = list.iter().map(|x| word(x)).collect();
+                    body.push(format!("{name} {};", items.join(" ")));
+                }
+            }
+            if let Some(u) = &s.on_play {
+                body.push(format!("on_play {};", word(u)));
+            }
+            if let Some(b) = &s.backup {
+                body.push(format!("backup {};", word(&b.to_string())));
+            }
+            if let Some(d) = &s.dvr {
+                body.push(format!("{};", dvr(d)));
+            }
+            if body.is_empty() {
+                line(&mut out, false, &format!("source {};", word(&s.addr)));
+            } else {
+                line(&mut out, false, &format!("source {} {{", word(&s.addr)));
+                for b in &body {
+                    line(&mut out, true, b);
+                }
+                line(&mut out, false, "}");
+            }
+        }
+        for s in &self.streams {
+            out.push('\n');
+            line(&mut out, false, &format!("stream {} {{", word(&s.name)));
+            for i in &s.inputs {
+                line(&mut out, true, &format!("input {};", word(&i.to_string())));
+            }
+            if let Some(b) = &s.backup {
+                line(&mut out, true, &format!("backup {};", word(&b.to_string())));
+            }
+            let durations = [
+                ("source_timeout", s.source_timeout),
+                ("segment_duration", s.segment_duration),
+            ];
+            for (name, d) in durations {
+                line(&mut out, true, &format!("{name} {};", format_duration(d)));
+            }
+            line(&mut out, true, &format!("segment_count {};", s.segment_count));
+            if s.ondemand {
+                line(&mut out, true, "ondemand;");
+            }
+            line(
+                &mut out,
+                true,
+                &format!("clients_timeout {};", format_duration(s.clients_timeout)),
+            );
+            if let Some(u) = &s.on_play {
+                line(&mut out, true, &format!("on_play {};", word(u)));
+            }
+            if let Some(d) = &s.dvr {
+                line(&mut out, true, &format!("{};", dvr(d)));
+            }
+            line(&mut out, false, "}");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(word("abc"), "abc");
+        assert_eq!(word("udp://a:1?x=y&z"), "udp://a:1?x=y&z");
+        assert_eq!(word("a#b"), "a#b");
+        assert_eq!(word("#a"), "\"#a\"");
+        assert_eq!(word(""), "\"\"");
+        assert_eq!(word("a b"), "\"a b\"");
+        assert_eq!(word("a;b"), "\"a;b\"");
+        assert_eq!(word("{"), "\"{\"");
+        assert_eq!(word(r#"q"\"#), r#""q\"\\""#);
+    }
+}

@@ -1,0 +1,632 @@
+//! End-to-end tests of [`crate::parse`]: documented samples parse to the
+//! expected structs, and every error kind has its exact
+//! `FILE:LINE:COL: message` text pinned.
+
+use crate::*;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+fn ok(text: &str) -> Config {
+    match parse("t.conf", text) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected errors: {e:#?}"),
+    }
+}
+
+fn errs(text: &str) -> Vec<String> {
+    match parse("t.conf", text) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts the single error of a snippet.
+fn err1(text: &str, want: &str) {
+    assert_eq!(errs(text), [want], "for config:\n{text}");
+}
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn udp(s: &str) -> Input {
+    Input::Udp {
+        addr: addr(s),
+        iface: None,
+        source: None,
+    }
+}
+
+const EXAMPLE: &str = "\
+http 8080;
+stream news {
+  input udp://239.0.0.1:1234;          # multicast
+  input tshttp://10.0.0.5/news.ts;
+  backup /srv/slate.ts;
+  source_timeout 5;
+  segment_duration 2;
+}
+stream studio { input publish://; ondemand; clients_timeout 30; }
+";
+
+#[test]
+fn brief_example_parses_with_defaults() {
+    let c = ok(EXAMPLE);
+    let mut news = StreamConfig::new(
+        "news",
+        vec![
+            udp("239.0.0.1:1234"),
+            Input::Http {
+                url: "http://10.0.0.5/news.ts".into(),
+            },
+        ],
+    );
+    news.backup = Some(Input::File {
+        path: "/srv/slate.ts".into(),
+    });
+    news.source_timeout = Duration::from_secs(5);
+    let mut studio = StreamConfig::new("studio", vec![Input::Publish]);
+    studio.ondemand = true;
+    let want = Config {
+        http: vec![addr("0.0.0.0:8080")],
+        streams: vec![news, studio],
+        ..Config::default()
+    };
+    assert_eq!(c, want);
+    assert_eq!(c.streams[0].pos, Pos::new(2, 8));
+    assert_eq!(c.streams[1].pos, Pos::new(9, 8));
+    let studio = c.stream("studio").unwrap();
+    assert_eq!(studio.segment_duration, Duration::from_secs(2));
+    assert_eq!(studio.segment_count, 6);
+    assert_eq!(studio.source_timeout, Duration::from_secs(10));
+    assert_eq!(studio.clients_timeout, Duration::from_secs(30));
+    assert!(c.stream("nope").is_none());
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn reference_sample_parses() {
+    let text = "\
+http 8080;
+cluster_key abcd;                       # shared secret for node-to-node calls; never sent in clear
+peer peer1.example.com;                 # peering: share stream lists, redirect viewers
+peer streamer1.local { public streamer1.example.com; }   # redirect viewers to the public address
+source streamer:8081 {                  # restream everything the source has
+  cluster_key abcd;                     # per-source key overrides the global one
+  only cbc football mylive/*;           # white list → static; other streams → ondemand
+  except stream1 football;              # black list: hidden; beats `only`
+  on_play http://auth.example/check;    # applied to every stream from this source
+  backup vod/bunny.mp4;
+  dvr /storage 2d 97%;
+}
+stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FILE; source_timeout 10; ondemand; clients_timeout 30; dvr /storage 7d; on_play http://auth.example/check; }
+";
+    let c = ok(text);
+    assert_eq!(c.http, [addr("0.0.0.0:8080")]);
+    assert_eq!(c.cluster_key.as_deref(), Some("abcd"));
+    assert_eq!(c.state_dir, None);
+    assert_eq!(
+        c.peers,
+        [
+            PeerConfig {
+                addr: "peer1.example.com:8080".into(),
+                pos: Pos::default(),
+                public: None,
+            },
+            PeerConfig {
+                addr: "streamer1.local:8080".into(),
+                pos: Pos::default(),
+                public: Some("streamer1.example.com".into()),
+            },
+        ]
+    );
+    assert_eq!(c.peers[1].pos, Pos::new(4, 6));
+    let dvr = |depth: u64, pct: Option<u8>| DvrConfig {
+        root: "/storage".into(),
+        depth: Some(Duration::from_secs(depth * 86_400)),
+        disk_limit_percent: pct,
+        max_size: None,
+    };
+    let source = SourceConfig {
+        addr: "streamer:8081".into(),
+        pos: Pos::default(),
+        cluster_key: Some("abcd".into()),
+        only: vec!["cbc".into(), "football".into(), "mylive/*".into()],
+        except: vec!["stream1".into(), "football".into()],
+        on_play: Some("http://auth.example/check".into()),
+        backup: Some(Input::File {
+            path: "vod/bunny.mp4".into(),
+        }),
+        dvr: Some(dvr(2, Some(97))),
+    };
+    assert_eq!(c.sources, [source]);
+    assert_eq!(c.sources[0].pos, Pos::new(5, 8));
+    let mut s = StreamConfig::new(
+        "NAME",
+        vec![
+            udp("239.1.1.1:5000"),
+            Input::Http {
+                url: "http://origin/x.ts".into(),
+            },
+        ],
+    );
+    s.backup = Some(Input::File {
+        path: "FILE".into(),
+    });
+    s.ondemand = true;
+    s.dvr = Some(dvr(7, None));
+    s.on_play = Some("http://auth.example/check".into());
+    assert_eq!(c.streams, [s]);
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn defaults_for_an_empty_file() {
+    let c = ok("# nothing here\n");
+    assert_eq!(c, Config::default());
+    assert_eq!(c.http, [addr("0.0.0.0:8080")]);
+}
+
+#[test]
+fn listeners_state_dir_and_values() {
+    let c = ok("http 127.0.0.1:8080; http [::1]:8080; http 9000;\nstate_dir /var/lib/strom;\n\
+         stream a/b-1.c_d { input udp://@239.0.0.1:1234?iface=10.0.0.1&source=10.1.1.1; \
+         input builtin://demo; input file:///srv/a.ts; input https://cdn/x.m3u8; \
+         segment_duration 1500ms; segment_count 100; ondemand false; clients_timeout 0; \
+         source_timeout 500ms; dvr /d 1000 50% 64K; }");
+    assert_eq!(
+        c.http,
+        [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("0.0.0.0:9000")]
+    );
+    assert_eq!(c.state_dir, Some("/var/lib/strom".into()));
+    let s = c.stream("a/b-1.c_d").unwrap();
+    assert_eq!(
+        s.inputs[0],
+        Input::Udp {
+            addr: addr("239.0.0.1:1234"),
+            iface: Some("10.0.0.1".parse().unwrap()),
+            source: Some("10.1.1.1".parse().unwrap()),
+        }
+    );
+    assert_eq!(s.inputs[1], Input::Builtin { name: "demo".into() });
+    assert_eq!(s.segment_duration, Duration::from_millis(1500));
+    assert_eq!(s.segment_count, 100);
+    assert!(!s.ondemand);
+    assert_eq!(s.clients_timeout, Duration::ZERO);
+    assert_eq!(s.source_timeout, Duration::from_millis(500));
+    assert_eq!(
+        s.dvr,
+        Some(DvrConfig {
+            root: "/d".into(),
+            depth: Some(Duration::from_secs(1000)),
+            disk_limit_percent: Some(50),
+            max_size: Some(64 * 1024),
+        })
+    );
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn comments_and_quoted_strings() {
+    let c = ok("# top comment\n\
+         cluster_key \"my # key; {not} a \\\"block\\\" \\\\\"; # trailing\n\
+         stream \"quoted\" { # comment after {\n\
+           input \"udp://239.0.0.1:1234\"; # ; } {\n\
+           on_play http://auth/check#frag;\n\
+           backup \"/srv/my slate.ts\";\n\
+         }\n");
+    assert_eq!(
+        c.cluster_key.as_deref(),
+        Some("my # key; {not} a \"block\" \\")
+    );
+    let s = c.stream("quoted").unwrap();
+    assert_eq!(s.inputs, [udp("239.0.0.1:1234")]);
+    assert_eq!(s.on_play.as_deref(), Some("http://auth/check#frag"));
+    assert_eq!(
+        s.backup,
+        Some(Input::File {
+            path: "/srv/my slate.ts".into()
+        })
+    );
+    let text = c.to_text();
+    assert!(text.contains("backup \"file:///srv/my slate.ts\";"), "{text}");
+    assert_eq!(parse("t.conf", &text), Ok(c));
+}
+
+#[test]
+fn source_and_peer_forms() {
+    let c = ok("source a; source b:9 { only x; only y*; } source [::1]:81;\n\
+         peer p; peer [fe80::1] { public pub.example:443; }");
+    let addrs: Vec<&str> = c.sources.iter().map(|s| s.addr.as_str()).collect();
+    assert_eq!(addrs, ["a:8080", "b:9", "[::1]:81"]);
+    assert_eq!(c.sources[1].only, ["x", "y*"]);
+    assert_eq!(c.peers[1].addr, "[fe80::1]:8080");
+    assert_eq!(c.peers[1].public.as_deref(), Some("pub.example:443"));
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn to_text_is_canonical() {
+    let c = ok(EXAMPLE);
+    let want = "\
+http 0.0.0.0:8080;
+
+stream news {
+    input udp://239.0.0.1:1234;
+    input http://10.0.0.5/news.ts;
+    backup file:///srv/slate.ts;
+    source_timeout 5s;
+    segment_duration 2s;
+    segment_count 6;
+    clients_timeout 30s;
+}
+
+stream studio {
+    input publish://;
+    source_timeout 10s;
+    segment_duration 2s;
+    segment_count 6;
+    ondemand;
+    clients_timeout 30s;
+}
+";
+    assert_eq!(c.to_text(), want);
+}
+
+// ---- errors: directives ----
+
+#[test]
+fn unknown_directive_with_did_you_mean() {
+    err1(
+        "stream news {\n  input udp://239.0.0.1:1234;\n  sorce_timeout 5;\n}\n",
+        "t.conf:3:3: unknown directive `sorce_timeout` in stream block; did you mean `source_timeout`?",
+    );
+    err1(
+        "strem news { input publish://; }",
+        "t.conf:1:1: unknown directive `strem` at top level; did you mean `stream`?",
+    );
+    err1(
+        "source s { olny a; }",
+        "t.conf:1:12: unknown directive `olny` in source block; did you mean `only`?",
+    );
+    err1(
+        "peer p { pubic q; }",
+        "t.conf:1:10: unknown directive `pubic` in peer block; did you mean `public`?",
+    );
+    err1("frobnicate 1;", "t.conf:1:1: unknown directive `frobnicate` at top level");
+    // An unknown block is reported once, not once per line inside it.
+    err1(
+        "server {\n  listen 80;\n}",
+        "t.conf:1:1: unknown directive `server` at top level",
+    );
+}
+
+#[test]
+fn directive_in_the_wrong_context() {
+    err1(
+        "input udp://239.0.0.1:1234;",
+        "t.conf:1:1: `input` is not allowed at top level; use it inside a `stream` block",
+    );
+    err1(
+        "stream a { input publish://; cluster_key k; }",
+        "t.conf:1:30: `cluster_key` is not allowed in stream block; use it at top level or inside a `source` block",
+    );
+    err1(
+        "source s { input publish://; }",
+        "t.conf:1:12: `input` is not allowed in source block; use it inside a `stream` block",
+    );
+    assert_eq!(
+        errs("stream a {\n  input publish://;\n\nstream b {\n  input publish://;\n}\n"),
+        [
+            "t.conf:1:10: block opened here is never closed",
+            "t.conf:4:1: `stream` is not allowed in stream block; use it at top level (is a `}` missing before it?)",
+        ]
+    );
+}
+
+#[test]
+fn wrong_number_of_arguments() {
+    err1(
+        "stream a { input publish://; source_timeout 5 6; }",
+        "t.conf:1:47: `source_timeout` takes 1 argument, got 2",
+    );
+    err1(
+        "stream a { input; input publish://; }",
+        "t.conf:1:12: `input` takes 1 argument, got 0",
+    );
+    err1(
+        "stream a { input publish://; ondemand true false; }",
+        "t.conf:1:44: `ondemand` takes at most 1 argument, got 2",
+    );
+    err1(
+        "stream a { input publish://; dvr; }",
+        "t.conf:1:30: `dvr` takes 1 to 4 arguments, got 0",
+    );
+    err1("source s { only; }", "t.conf:1:12: `only` takes at least 1 argument, got 0");
+    err1("http;", "t.conf:1:1: `http` takes 1 argument, got 0");
+    err1("stream { input publish://; }", "t.conf:1:1: `stream` takes 1 argument, got 0");
+}
+
+#[test]
+fn duplicates() {
+    err1(
+        "stream a { input publish://; }\nstream a { input publish://; }",
+        "t.conf:2:8: duplicate stream `a`; first defined at line 1",
+    );
+    err1(
+        "http 8080;\nhttp 0.0.0.0:8080;",
+        "t.conf:2:6: duplicate `http` address 0.0.0.0:8080; first at line 1",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  source_timeout 5;\n  source_timeout 6;\n}",
+        "t.conf:4:3: duplicate `source_timeout` in stream block; first set at line 3",
+    );
+    err1(
+        "cluster_key a;\ncluster_key b;",
+        "t.conf:2:1: duplicate `cluster_key` at top level; first set at line 1",
+    );
+    err1(
+        "stream a { input udp://239.0.0.1:1;\n input udp://@239.0.0.1:1; }",
+        "t.conf:2:8: duplicate input `udp://239.0.0.1:1`; first at line 1",
+    );
+    err1(
+        "source s;\nsource s:8080;",
+        "t.conf:2:8: duplicate source `s:8080`; first at line 1",
+    );
+    err1("peer p;\npeer p;", "t.conf:2:6: duplicate peer `p:8080`; first at line 1");
+}
+
+// ---- errors: syntax ----
+
+#[test]
+fn unclosed_block() {
+    err1(
+        "stream a {\n  input publish://;\n",
+        "t.conf:1:10: block opened here is never closed",
+    );
+    assert_eq!(
+        errs("peer p {\n  public x {\n"),
+        [
+            "t.conf:1:8: block opened here is never closed",
+            "t.conf:2:12: block opened here is never closed",
+            "t.conf:2:12: `public` does not take a block",
+        ]
+    );
+}
+
+#[test]
+fn unexpected_tokens() {
+    err1("}\nhttp 80;", "t.conf:1:1: unexpected `}`");
+    err1("http 80;;", "t.conf:1:9: unexpected `;` without a directive");
+    err1("{ http 80; }", "t.conf:1:1: unexpected `{` without a directive name");
+    err1(
+        "stream a { input publish://; } }",
+        "t.conf:1:32: unexpected `}`",
+    );
+}
+
+#[test]
+fn missing_semicolon() {
+    // Before a directive on the next line: reported where the `;` belongs.
+    err1(
+        "stream a {\n  input udp://239.0.0.1:1\n  input udp://239.0.0.1:2;\n}",
+        "t.conf:2:26: missing `;` after `input` directive",
+    );
+    // Before a directive on the same line.
+    err1(
+        "stream a { input udp://239.0.0.1:1 input udp://239.0.0.1:2; }",
+        "t.conf:1:35: missing `;` after `input` directive",
+    );
+    // Before `}` and at end of file.
+    err1(
+        "stream a { input publish:// }",
+        "t.conf:1:28: missing `;` after `input` directive",
+    );
+    err1("http 8080", "t.conf:1:10: missing `;` after `http` directive");
+    // The directive after the missing `;` is still checked.
+    assert_eq!(
+        errs("stream a {\n  ondemand\n  source_timeout 0;\n}"),
+        [
+            "t.conf:1:8: stream `a` has no input",
+            "t.conf:2:11: missing `;` after `ondemand` directive",
+            "t.conf:3:18: `source_timeout` must be between 100ms and 1h, got 0",
+        ]
+    );
+}
+
+#[test]
+fn unterminated_string_reports_once() {
+    err1(
+        "stream a {\n  input publish://;\n  on_play \"http://a/b;\n}\n",
+        "t.conf:3:11: unterminated string",
+    );
+    // The string swallowed the only input: that is not reported again.
+    err1(
+        "stream a {\n  on_play \"http://a/b;\n  input publish://;\n}\nhttp 80;",
+        "t.conf:2:11: unterminated string",
+    );
+}
+
+#[test]
+fn block_vs_simple_directive() {
+    err1(
+        "stream a { input publish:// { } }",
+        "t.conf:1:29: `input` does not take a block",
+    );
+    err1("stream a;", "t.conf:1:9: `stream` needs a block: `stream ... { ... }`");
+    err1("http 80 { }", "t.conf:1:9: `http` does not take a block");
+}
+
+#[test]
+fn nesting_is_capped() {
+    let text = format!("stream a {{ input publish://; {} {} }}", "x {".repeat(20), "}".repeat(20));
+    let e = errs(&text);
+    assert!(e.contains(&"t.conf:1:30: unknown directive `x` in stream block".to_string()), "{e:?}");
+    assert!(e.iter().any(|m| m.ends_with("blocks are nested too deeply")), "{e:?}");
+    let deep = "{".repeat(100_000);
+    let e = errs(&deep);
+    // Bounded by the depth cap, not by the input.
+    assert!(e.len() <= 2 * crate::syntax::MAX_DEPTH + 3, "{e:?}");
+}
+
+// ---- errors: values ----
+
+#[test]
+fn bad_inputs() {
+    let wrap = |i: &str| format!("stream a {{\n  input {i};\n}}");
+    err1(
+        &wrap("rtmp://a/b"),
+        "t.conf:2:9: unsupported input scheme `rtmp://` in `rtmp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://",
+    );
+    err1(
+        &wrap("udp://239.0.0.1"),
+        "t.conf:2:9: bad udp URL `udp://239.0.0.1`: missing port, e.g. udp://239.0.0.1:1234",
+    );
+    err1(
+        &wrap("udp://239.0.0.1:1234?iface=eth0"),
+        "t.conf:2:9: bad udp URL `udp://239.0.0.1:1234?iface=eth0`: bad multicast iface `eth0`: expected the interface's IPv4 address",
+    );
+    err1(&wrap("tshttp:///news.ts"), "t.conf:2:9: bad URL `http:///news.ts`: no host");
+    err1(&wrap("http://"), "t.conf:2:9: bad URL `http://`: no host");
+    err1(
+        &wrap("/srv/a.ts"),
+        "t.conf:2:9: bad input `/srv/a.ts`: expected a URL such as udp://239.0.0.1:1234",
+    );
+    err1(
+        "stream a { input publish://; backup publish://; }",
+        "t.conf:1:37: `publish://` cannot be a backup; use a file or a URL",
+    );
+    err1(
+        "stream a { input publish://; on_play ftp://x; }",
+        "t.conf:1:38: bad URL `ftp://x`: expected http:// or https://",
+    );
+}
+
+#[test]
+fn bad_numbers_durations_sizes() {
+    let wrap = |d: &str| format!("stream a {{ input publish://; {d}; }}");
+    err1(
+        &wrap("source_timeout 5x"),
+        "t.conf:1:45: bad duration `5x` for `source_timeout`: expected a whole number with an optional unit ms, s, m, h or d, like 10s",
+    );
+    err1(
+        &wrap("segment_duration 31"),
+        "t.conf:1:47: `segment_duration` must be between 1s and 30s, got 31",
+    );
+    err1(
+        &wrap("segment_duration 500ms"),
+        "t.conf:1:47: `segment_duration` must be between 1s and 30s, got 500ms",
+    );
+    err1(
+        &wrap("source_timeout 2h"),
+        "t.conf:1:45: `source_timeout` must be between 100ms and 1h, got 2h",
+    );
+    err1(
+        &wrap("clients_timeout 2d"),
+        "t.conf:1:46: `clients_timeout` must be between 0s and 1d, got 2d",
+    );
+    err1(
+        &wrap("segment_count 1"),
+        "t.conf:1:44: `segment_count` must be between 2 and 100, got 1",
+    );
+    err1(
+        &wrap("segment_count 99999999999999999999999"),
+        "t.conf:1:44: bad number `99999999999999999999999` for `segment_count`",
+    );
+    err1(&wrap("segment_count six"), "t.conf:1:44: bad number `six` for `segment_count`");
+    err1(
+        &wrap("ondemand maybe"),
+        "t.conf:1:39: bad value `maybe` for `ondemand`: expected true or false",
+    );
+    err1(
+        &wrap("dvr /s 101%"),
+        "t.conf:1:37: `dvr` disk limit must be between 1% and 100%, got 101%",
+    );
+    err1(
+        &wrap("dvr /s 5X"),
+        "t.conf:1:37: bad `dvr` value `5X`: expected a depth (7d), a disk limit (97%) or a size (500G)",
+    );
+    err1(&wrap("dvr /s 1d 2d"), "t.conf:1:40: `dvr` has two depths");
+    err1(&wrap("dvr /s 0"), "t.conf:1:37: `dvr` depth must be greater than 0");
+    err1(&wrap("dvr \"\" 1d"), "t.conf:1:34: `dvr` needs an archive directory");
+    err1(
+        "http localhost:80;",
+        "t.conf:1:6: bad listen address `localhost:80`: expected PORT, IPV4:PORT or [IPV6]:PORT",
+    );
+    err1("http 70000;", "t.conf:1:6: bad listen address `70000`: expected PORT, IPV4:PORT or [IPV6]:PORT");
+    err1("source host:0;", "t.conf:1:8: bad port `0`: expected 1..65535");
+    err1("peer ::1;", "t.conf:1:6: bad address `::1`: write IPv6 addresses in brackets, like [::1]:8080");
+    err1("peer p { public \"a b\"; }", "t.conf:1:17: bad `public` address: bad host name `a b`");
+    err1("source s { only a/b c$; }", "t.conf:1:21: stream name pattern `c$` contains `$`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`");
+    err1("cluster_key \"\";", "t.conf:1:13: `cluster_key` must not be empty");
+}
+
+#[test]
+fn bad_stream_names() {
+    let wrap = |n: &str| format!("stream {n} {{ input publish://; }}");
+    err1(
+        &wrap("api/x"),
+        "t.conf:1:8: stream name `api/x` collides with the node's own `/api` route",
+    );
+    err1(
+        &wrap("healthz"),
+        "t.conf:1:8: stream name `healthz` collides with the node's own `/healthz` route",
+    );
+    err1(&wrap("a/../b"), "t.conf:1:8: stream name `a/../b` must not have a `..` segment");
+    err1(&wrap("/a"), "t.conf:1:8: stream name `/a` must not start or end with `/`");
+    err1(&wrap("a//b"), "t.conf:1:8: stream name `a//b` has an empty segment (`//`)");
+    err1(
+        &wrap("\"a b\""),
+        "t.conf:1:8: stream name `a b` contains ` `; use letters, digits, `_`, `.`, `-`, and `/` between segments",
+    );
+    err1(
+        &wrap(&"x".repeat(129)),
+        "t.conf:1:8: stream name is 129 characters long; the limit is 128",
+    );
+    // Errors inside a stream with a bad name are still reported.
+    assert_eq!(
+        errs("stream api { inptu x; }"),
+        [
+            "t.conf:1:8: stream name `api` collides with the node's own `/api` route",
+            "t.conf:1:14: unknown directive `inptu` in stream block; did you mean `input`?",
+        ]
+    );
+}
+
+#[test]
+fn stream_without_input() {
+    err1(
+        "stream studio { ondemand; }",
+        "t.conf:1:8: stream `studio` has no input",
+    );
+    // An invalid input is reported as itself, not as a missing one.
+    err1(
+        "stream a { input rtmp://x; }",
+        "t.conf:1:18: unsupported input scheme `rtmp://` in `rtmp://x`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://",
+    );
+}
+
+#[test]
+fn all_errors_are_collected_in_order() {
+    let text = "\
+http 8080
+stream news {
+  input udp://239.0.0.1;
+  sorce_timeout 5;
+  segment_duration 60;
+}
+stream news { input publish://; }
+}
+";
+    assert_eq!(
+        errs(text),
+        [
+            "t.conf:1:10: missing `;` after `http` directive",
+            "t.conf:3:9: bad udp URL `udp://239.0.0.1`: missing port, e.g. udp://239.0.0.1:1234",
+            "t.conf:4:3: unknown directive `sorce_timeout` in stream block; did you mean `source_timeout`?",
+            "t.conf:5:20: `segment_duration` must be between 1s and 30s, got 60",
+            "t.conf:7:8: duplicate stream `news`; first defined at line 2",
+            "t.conf:8:1: unexpected `}`",
+        ]
+    );
+}

@@ -1,0 +1,410 @@
+//! Scalar values: durations, sizes, percentages, addresses, stream names.
+//!
+//! Invariants: every parser here is total (returns `None`/`Err`, never
+//! panics, never overflows), and every `format_*` output parses back to the
+//! same value with its `parse_*` counterpart.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4, Ipv4Addr};
+use std::time::Duration;
+
+/// First path segments the node serves itself; streams may not shadow them.
+pub const RESERVED_STREAM_PREFIXES: [&str; 4] = ["api", "metrics", "healthz", "readyz"];
+
+/// Longest stream name, in characters.
+pub const MAX_STREAM_NAME: usize = 128;
+
+/// Splits `s` into its leading ASCII digits and the rest.
+fn split_number(s: &str) -> Option<(u64, &str)> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, rest) = s.split_at(split);
+    if num.is_empty() {
+        return None;
+    }
+    Some((num.parse().ok()?, rest))
+}
+
+/// Parses a duration: `10` (seconds), `10s`, `500ms`, `5m`, `2h`, `2d`.
+///
+/// Whole numbers only; units are lower case. Returns `None` on anything else,
+/// including overflow.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (n, unit) = split_number(s)?;
+    let ms_per: u64 = match unit {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(Duration::from_millis(n.checked_mul(ms_per)?))
+}
+
+/// Renders a duration in the largest unit that keeps it exact (`2d`, `90s`,
+/// `1500ms`). Sub-millisecond parts are dropped: config durations are whole
+/// milliseconds.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    for (unit, k) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if s != 0 && s % k == 0 {
+            return format!("{}{unit}", s / k);
+        }
+    }
+    format!("{s}s")
+}
+
+/// Parses a size in bytes: `1000`, `1000B`, `64K`, `500M`, `2G`, `1T`.
+///
+/// Units are binary (K = 1024) and upper case, so that in `dvr` a lower-case
+/// `m` always means minutes. Returns `None` on anything else or overflow.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let (n, unit) = split_number(s)?;
+    let k: u64 = match unit {
+        "" | "B" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return None,
+    };
+    n.checked_mul(k)
+}
+
+/// Renders a size with the largest exact unit; plain bytes get a `B` suffix
+/// so they never read as a duration.
+pub fn format_size(n: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        let k = 1u64 << shift;
+        if n != 0 && n % k == 0 {
+            return format!("{}{unit}", n / k);
+        }
+    }
+    format!("{n}B")
+}
+
+/// Parses `97%` into 97 (no range check).
+pub(crate) fn parse_percent(s: &str) -> Option<u64> {
+    match split_number(s)? {
+        (n, "%") => Some(n),
+        _ => None,
+    }
+}
+
+/// Parses a non-negative integer.
+pub(crate) fn parse_number(s: &str) -> Option<u64> {
+    match split_number(s)? {
+        (n, "") => Some(n),
+        _ => None,
+    }
+}
+
+/// Parses a listen address: `8080` (all IPv4 interfaces), `IPV4:PORT` or
+/// `[IPV6]:PORT`. Port 0 (an ephemeral port) is allowed for tests.
+pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    let bad = || format!("bad listen address `{s}`: expected PORT, IPV4:PORT or [IPV6]:PORT");
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        let port: u16 = s.parse().map_err(|_| bad())?;
+        return Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)));
+    }
+    s.parse().map_err(|_| bad())
+}
+
+/// A validated `HOST[:PORT]`: a DNS name, an IPv4 address or a bracketed
+/// IPv6 address, with an optional non-zero port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HostPort<'a> {
+    /// As written, brackets included for IPv6.
+    pub host: &'a str,
+    pub port: Option<u16>,
+}
+
+pub(crate) fn parse_host_port(s: &str) -> Result<HostPort<'_>, String> {
+    let parse_port = |p: &str| -> Result<u16, String> {
+        match parse_number(p) {
+            Some(n) if (1..=65535).contains(&n) => Ok(n as u16),
+            _ => Err(format!("bad port `{p}`: expected 1..65535")),
+        }
+    };
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return Err(format!("bad address `{s}`: missing `]`"));
+        };
+        if ip.parse::<Ipv6Addr>().is_err() {
+            return Err(format!("bad IPv6 address `{ip}`"));
+        }
+        let host = &s[..ip.len() + 2];
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p)?),
+                None => return Err(format!("bad address `{s}`: expected `:PORT` after `]`")),
+            },
+        };
+        return Ok(HostPort { host, port });
+    }
+    let (host, port) = match s.split_once(':') {
+        Some((h, p)) if !p.contains(':') => (h, Some(parse_port(p)?)),
+        Some(_) => {
+            return Err(format!(
+                "bad address `{s}`: write IPv6 addresses in brackets, like [::1]:8080"
+            ))
+        }
+        None => (s, None),
+    };
+    if !is_hostname(host) {
+        return Err(format!("bad host name `{host}`"));
+    }
+    Ok(HostPort { host, port })
+}
+
+/// A DNS name or IPv4 address: dot-separated non-empty labels of letters,
+/// digits, `-` and `_`.
+fn is_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// Checks an `http://` / `https://` URL: a host is required, and whitespace
+/// or control characters are not allowed.
+pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
+    let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) else {
+        return Err(format!("bad URL `{s}`: expected http:// or https://"));
+    };
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "bad URL `{}`: contains whitespace or control characters",
+            s.escape_debug()
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let hostport = authority.rsplit('@').next().unwrap_or("");
+    if hostport.is_empty() {
+        return Err(format!("bad URL `{s}`: no host"));
+    }
+    parse_host_port(hostport).map_err(|e| format!("bad URL `{s}`: {e}"))?;
+    Ok(())
+}
+
+/// Checks a stream name: 1..=128 characters, `/`-separated segments of
+/// `[A-Za-z0-9_.-]`, no empty, `.` or `..` segment, and no first segment that
+/// shadows a node route ([`RESERVED_STREAM_PREFIXES`]).
+pub fn check_stream_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("stream name is empty".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/')))
+    {
+        return Err(format!(
+            "stream name `{}` contains `{}`; use letters, digits, `_`, `.`, `-`, and `/` between segments",
+            name.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    if name.len() > MAX_STREAM_NAME {
+        return Err(format!(
+            "stream name is {} characters long; the limit is {MAX_STREAM_NAME}",
+            name.len()
+        ));
+    }
+    if name.starts_with('/') || name.ends_with('/') {
+        return Err(format!("stream name `{name}` must not start or end with `/`"));
+    }
+    if name.contains("//") {
+        return Err(format!("stream name `{name}` has an empty segment (`//`)"));
+    }
+    if let Some(seg) = name.split('/').find(|s| *s == "." || *s == "..") {
+        return Err(format!("stream name `{name}` must not have a `{seg}` segment"));
+    }
+    let first = name.split('/').next().unwrap_or(name);
+    if RESERVED_STREAM_PREFIXES.contains(&first) {
+        return Err(format!(
+            "stream name `{name}` collides with the node's own `/{first}` route"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an `only`/`except` entry: a stream name that may use `*` and `?`
+/// wildcards.
+pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
+    if p.is_empty() {
+        return Err("empty stream name pattern".into());
+    }
+    if p.len() > MAX_STREAM_NAME {
+        return Err(format!(
+            "stream name pattern is {} characters long; the limit is {MAX_STREAM_NAME}",
+            p.len()
+        ));
+    }
+    if let Some(c) = p.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '*' | '?'))
+    }) {
+        return Err(format!(
+            "stream name pattern `{}` contains `{}`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`",
+            p.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("0", 0),
+            ("10", 10_000),
+            ("10s", 10_000),
+            ("500ms", 500),
+            ("5m", 300_000),
+            ("2h", 7_200_000),
+            ("2d", 172_800_000),
+            ("007s", 7_000),
+        ];
+        for (s, ms) in ok {
+            assert_eq!(parse_duration(s), Some(Duration::from_millis(ms)), "{s}");
+        }
+        let bad = [
+            "", "s", "-1", "1.5s", "10S", "10 s", "10sec", "1w", "ms", " 1", "1ms5",
+            "99999999999999999999999d", "18446744073709551615d", "١٢",
+        ];
+        for s in bad {
+            assert_eq!(parse_duration(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn durations_format_round_trip() {
+        let table = [
+            (0, "0s"),
+            (500, "500ms"),
+            (1_500, "1500ms"),
+            (2_000, "2s"),
+            (90_000, "90s"),
+            (120_000, "2m"),
+            (3_600_000, "1h"),
+            (86_400_000, "1d"),
+            (90_000_000, "25h"),
+        ];
+        for (ms, s) in table {
+            let d = Duration::from_millis(ms);
+            assert_eq!(format_duration(d), s);
+            assert_eq!(parse_duration(s), Some(d));
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let ok = [
+            ("0", 0),
+            ("1000", 1000),
+            ("1000B", 1000),
+            ("64K", 64 << 10),
+            ("500M", 500 << 20),
+            ("2G", 2 << 30),
+            ("1T", 1 << 40),
+        ];
+        for (s, n) in ok {
+            assert_eq!(parse_size(s), Some(n), "{s}");
+            assert_eq!(parse_size(&format_size(n)), Some(n), "{s}");
+        }
+        for s in ["", "M", "500m", "500MB", "1.5G", "-1G", "20000000T", "1 G"] {
+            assert_eq!(parse_size(s), None, "{s}");
+        }
+        assert_eq!(format_size(1000), "1000B");
+        assert_eq!(format_size(1 << 30), "1G");
+        assert_eq!(format_size(1536 << 20), "1536M");
+    }
+
+    #[test]
+    fn percents_and_numbers() {
+        assert_eq!(parse_percent("97%"), Some(97));
+        assert_eq!(parse_percent("97"), None);
+        assert_eq!(parse_percent("%"), None);
+        assert_eq!(parse_percent("9%7"), None);
+        assert_eq!(parse_number("6"), Some(6));
+        assert_eq!(parse_number("6s"), None);
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("8080"), Ok("0.0.0.0:8080".parse().unwrap()));
+        assert_eq!(parse_listen("127.0.0.1:80"), Ok("127.0.0.1:80".parse().unwrap()));
+        assert_eq!(parse_listen("[::1]:8080"), Ok("[::1]:8080".parse().unwrap()));
+        for s in ["", "65536", "localhost:80", "::1:80", ":80", "1.2.3.4"] {
+            assert!(parse_listen(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn host_ports() {
+        let hp = |h, p| Ok(HostPort { host: h, port: p });
+        assert_eq!(parse_host_port("streamer:8081"), hp("streamer", Some(8081)));
+        assert_eq!(parse_host_port("peer1.example.com"), hp("peer1.example.com", None));
+        assert_eq!(parse_host_port("[::1]:80"), hp("[::1]", Some(80)));
+        assert_eq!(parse_host_port("[fe80::1]"), hp("[fe80::1]", None));
+        for s in ["", ":80", "a:0", "a:65536", "a:", "::1", "[::1", "[x]:1", "[::1]80", "a..b", "a b", "a/b"] {
+            assert!(parse_host_port(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn http_urls() {
+        for s in ["http://a", "https://user:pw@a.b:8443/x?y=1#z", "http://[::1]:80/"] {
+            assert_eq!(check_http_url(s), Ok(()), "{s}");
+        }
+        for s in ["http://", "http:///x", "ftp://a", "http://a b/", "http://a:x/", "http://u@/x"] {
+            assert!(check_http_url(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn stream_names() {
+        for s in ["news", "mylive/cam1", "a.b-c_d", "a/b/c", "x".repeat(128).as_str(), "apis", "x/api"] {
+            assert_eq!(check_stream_name(s), Ok(()), "{s}");
+        }
+        let bad = [
+            ("", "stream name is empty"),
+            ("a b", "stream name `a b` contains ` `; use letters, digits, `_`, `.`, `-`, and `/` between segments"),
+            ("/a", "stream name `/a` must not start or end with `/`"),
+            ("a/", "stream name `a/` must not start or end with `/`"),
+            ("a//b", "stream name `a//b` has an empty segment (`//`)"),
+            ("a/../b", "stream name `a/../b` must not have a `..` segment"),
+            ("./b", "stream name `./b` must not have a `.` segment"),
+            ("api/x", "stream name `api/x` collides with the node's own `/api` route"),
+            ("metrics", "stream name `metrics` collides with the node's own `/metrics` route"),
+            ("healthz", "stream name `healthz` collides with the node's own `/healthz` route"),
+            ("readyz/1", "stream name `readyz/1` collides with the node's own `/readyz` route"),
+        ];
+        for (s, msg) in bad {
+            assert_eq!(check_stream_name(s), Err(msg.to_string()), "{s}");
+        }
+        assert_eq!(
+            check_stream_name(&"x".repeat(129)),
+            Err("stream name is 129 characters long; the limit is 128".to_string())
+        );
+    }
+
+    #[test]
+    fn patterns() {
+        assert_eq!(check_pattern("mylive/*"), Ok(()));
+        assert_eq!(check_pattern("cam?"), Ok(()));
+        assert!(check_pattern("").is_err());
+        assert!(check_pattern("a b").is_err());
+    }
+}

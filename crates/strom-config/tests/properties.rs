@@ -1,0 +1,342 @@
+//! Property tests of the public API: generated configs survive
+//! `to_text` → `parse` unchanged; arbitrary or corrupted text never panics
+//! and every diagnostic points inside the text.
+
+use proptest::prelude::*;
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+use strom_config::*;
+
+/// True when `d` points at a character of `text` or one past a line's end.
+fn within(text: &str, d: &Diagnostic) -> bool {
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (line, col) = (d.line as usize, d.col as usize);
+    line >= 1 && line <= lines.len() && col >= 1 && col <= lines[line - 1].chars().count() + 1
+}
+
+/// Parses `text`; errors must lie inside it and a config must round-trip.
+fn check_text(text: &str) -> Result<(), TestCaseError> {
+    match parse("p.conf", text) {
+        Ok(c) => {
+            let again = c.to_text();
+            prop_assert_eq!(parse("p.conf", &again), Ok(c), "canonical text:\n{}", again);
+        }
+        Err(errs) => {
+            prop_assert!(!errs.is_empty());
+            for d in &errs {
+                prop_assert!(within(text, d), "{} outside of {:?}", d, text);
+                prop_assert_eq!(&d.file, "p.conf");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ms(range: std::ops::RangeInclusive<u64>) -> impl Strategy<Value = Duration> {
+    range.prop_map(Duration::from_millis)
+}
+
+fn host() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z0-9_-]{1,10}(\\.[a-z0-9-]{1,8}){0,2}",
+        any::<Ipv4Addr>().prop_map(|ip| ip.to_string()),
+        any::<Ipv6Addr>().prop_map(|ip| format!("[{ip}]")),
+    ]
+}
+
+fn host_port() -> impl Strategy<Value = String> {
+    (host(), 1u16..).prop_map(|(h, p)| format!("{h}:{p}"))
+}
+
+fn http_url() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just("http"), Just("https")],
+        "([a-z0-9]{1,6}(:[a-z0-9]{0,6})?@)?",
+        prop_oneof![host(), host_port()],
+        "(/[A-Za-z0-9/._~%?=&#-]{0,20})?",
+    )
+        .prop_map(|(s, user, h, path)| format!("{s}://{user}{h}{path}"))
+}
+
+fn multicast_v4() -> impl Strategy<Value = Ipv4Addr> {
+    (224u8..=239, any::<[u8; 3]>()).prop_map(|(a, [b, c, d])| Ipv4Addr::new(a, b, c, d))
+}
+
+fn udp() -> impl Strategy<Value = Input> {
+    let port = 1u16..;
+    prop_oneof![
+        (
+            multicast_v4(),
+            port.clone(),
+            proptest::option::of(any::<Ipv4Addr>()),
+            proptest::option::of(any::<Ipv4Addr>())
+        )
+            .prop_map(|(ip, port, iface, source)| Input::Udp {
+                addr: SocketAddr::new(IpAddr::V4(ip), port),
+                iface,
+                source: source.map(IpAddr::V4),
+            }),
+        (any::<Ipv4Addr>(), port.clone()).prop_map(|(ip, port)| Input::Udp {
+            addr: SocketAddr::new(IpAddr::V4(ip), port),
+            iface: None,
+            source: None,
+        }),
+        (any::<[u16; 7]>(), port, proptest::option::of(any::<Ipv6Addr>())).prop_map(
+            |(s, port, source)| {
+                let group = Ipv6Addr::new(0xff0e, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
+                Input::Udp {
+                    addr: SocketAddr::new(IpAddr::V6(group), port),
+                    iface: None,
+                    source: source.map(IpAddr::V6),
+                }
+            }
+        ),
+    ]
+}
+
+fn file_path() -> impl Strategy<Value = std::path::PathBuf> {
+    prop_oneof![
+        "/[A-Za-z0-9 _./-]{1,20}",
+        "[A-Za-z0-9_.-][A-Za-z0-9 _./\"#;{}-]{0,20}",
+        any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
+    ]
+    .prop_map(Into::into)
+}
+
+fn backup() -> impl Strategy<Value = Input> {
+    prop_oneof![
+        udp(),
+        http_url().prop_map(|url| Input::Http { url }),
+        file_path().prop_map(|path| Input::File { path }),
+        "[A-Za-z0-9_-]{1,10}".prop_map(|name| Input::Builtin { name }),
+    ]
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    prop_oneof![4 => backup(), 1 => Just(Input::Publish)]
+}
+
+fn dvr() -> impl Strategy<Value = DvrConfig> {
+    (
+        file_path(),
+        proptest::option::of(ms(1..=u64::MAX / 4)),
+        proptest::option::of(1u8..=100),
+        proptest::option::of(1u64..),
+    )
+        .prop_map(|(root, depth, disk_limit_percent, max_size)| DvrConfig {
+            root,
+            depth,
+            disk_limit_percent,
+            max_size,
+        })
+}
+
+fn stream_name() -> impl Strategy<Value = String> {
+    prop::collection::vec("[A-Za-z0-9_.-]{1,12}", 1..4)
+        .prop_map(|segs| segs.join("/"))
+        .prop_filter("valid stream name", |n| check_stream_name(n).is_ok())
+}
+
+fn non_empty_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[A-Za-z0-9]{1,16}",
+        any::<String>().prop_filter("non-empty", |s| !s.is_empty()),
+    ]
+}
+
+fn stream() -> impl Strategy<Value = StreamConfig> {
+    (
+        (stream_name(), prop::collection::vec(input(), 1..4)),
+        (
+            proptest::option::of(backup()),
+            ms(100..=3_600_000),
+            ms(1_000..=30_000),
+            2usize..=100,
+        ),
+        (
+            any::<bool>(),
+            ms(0..=86_400_000),
+            proptest::option::of(http_url()),
+            proptest::option::of(dvr()),
+        ),
+    )
+        .prop_map(
+            |(
+                (name, inputs),
+                (backup, source_timeout, segment_duration, segment_count),
+                (ondemand, clients_timeout, on_play, dvr),
+            )| {
+                let mut s = StreamConfig::new(name, dedup(inputs, |i| i.clone()));
+                s.backup = backup;
+                s.source_timeout = source_timeout;
+                s.segment_duration = segment_duration;
+                s.segment_count = segment_count;
+                s.ondemand = ondemand;
+                s.clients_timeout = clients_timeout;
+                s.on_play = on_play;
+                s.dvr = dvr;
+                s
+            },
+        )
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_.*?/-]{1,20}"
+}
+
+fn source() -> impl Strategy<Value = SourceConfig> {
+    (
+        host_port(),
+        proptest::option::of(non_empty_string()),
+        prop::collection::vec(pattern(), 0..4),
+        prop::collection::vec(pattern(), 0..4),
+        proptest::option::of(http_url()),
+        proptest::option::of(backup()),
+        proptest::option::of(dvr()),
+    )
+        .prop_map(|(addr, cluster_key, only, except, on_play, backup, dvr)| {
+            let mut s = SourceConfig::new(addr);
+            s.cluster_key = cluster_key;
+            s.only = only;
+            s.except = except;
+            s.on_play = on_play;
+            s.backup = backup;
+            s.dvr = dvr;
+            s
+        })
+}
+
+fn peer() -> impl Strategy<Value = PeerConfig> {
+    (
+        host_port(),
+        proptest::option::of(prop_oneof![host(), host_port()]),
+    )
+        .prop_map(|(addr, public)| PeerConfig {
+            addr,
+            pos: Pos::default(),
+            public,
+        })
+}
+
+fn listen() -> impl Strategy<Value = SocketAddr> {
+    prop_oneof![
+        (any::<Ipv4Addr>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::V4(ip), p)),
+        (any::<Ipv6Addr>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::new(IpAddr::V6(ip), p)),
+    ]
+}
+
+/// Keeps the first item for each key, in order.
+fn dedup<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items.into_iter().filter(|i| seen.insert(key(i))).collect()
+}
+
+fn config() -> impl Strategy<Value = Config> {
+    (
+        prop::collection::vec(listen(), 1..4),
+        proptest::option::of(non_empty_string()),
+        proptest::option::of(file_path()),
+        prop::collection::vec(stream(), 0..5),
+        prop::collection::vec(source(), 0..3),
+        prop::collection::vec(peer(), 0..3),
+    )
+        .prop_map(|(http, cluster_key, state_dir, streams, sources, peers)| Config {
+            http: dedup(http, |a| *a),
+            cluster_key,
+            state_dir,
+            streams: dedup(streams, |s| s.name.clone()),
+            sources: dedup(sources, |s| s.addr.clone()),
+            peers: dedup(peers, |p| p.addr.clone()),
+        })
+}
+
+const SAMPLE: &str = "\
+http 8080;
+cluster_key abcd;
+peer peer1.example.com;
+peer streamer1.local { public streamer1.example.com; }
+source streamer:8081 {
+  cluster_key \"ab cd\";
+  only cbc football mylive/*;
+  except stream1 football;
+  on_play http://auth.example/check;
+  backup vod/bunny.mp4;
+  dvr /storage 2d 97%;
+}
+stream news {
+  input udp://239.0.0.1:1234?iface=10.0.0.1;   # multicast
+  input tshttp://10.0.0.5/news.ts;
+  backup /srv/slate.ts;
+  source_timeout 5;
+  segment_duration 2;
+}
+stream studio { input publish://; ondemand; clients_timeout 30; dvr /d 7d 500G; }
+";
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn generated_configs_round_trip(c in config()) {
+        let text = c.to_text();
+        prop_assert_eq!(parse("p.conf", &text), Ok(c), "text:\n{}", text);
+    }
+
+    #[test]
+    fn arbitrary_strings_never_panic(s in any::<String>()) {
+        check_text(&s)?;
+    }
+
+    #[test]
+    fn config_like_strings_never_panic(s in "[a-z_{};\"#\\\\ \t\n/:.0-9%@?&=*\u{e9}]{0,300}") {
+        check_text(&s)?;
+    }
+
+    #[test]
+    fn a_random_byte_anywhere_never_panics(
+        c in config(),
+        use_sample in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let text = if use_sample { SAMPLE.to_string() } else { c.to_text() };
+        let mut bytes = text.into_bytes();
+        bytes.insert(at.index(bytes.len() + 1), byte);
+        check_text(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn a_random_char_in_the_sample_never_panics(
+        at in any::<prop::sample::Index>(),
+        c in prop_oneof![Just('{'), Just('}'), Just(';'), Just('"'), Just('#'), Just('\n'), Just(' '), any::<char>()],
+    ) {
+        let mut chars: Vec<char> = SAMPLE.chars().collect();
+        chars.insert(at.index(chars.len() + 1), c);
+        check_text(&chars.into_iter().collect::<String>())?;
+    }
+}
+
+#[test]
+fn sample_parses() {
+    let c = parse("p.conf", SAMPLE).unwrap();
+    assert_eq!(c.streams.len(), 2);
+    assert_eq!(c.sources[0].cluster_key.as_deref(), Some("ab cd"));
+    assert_eq!(c.streams[1].dvr.as_ref().unwrap().max_size, Some(500 << 30));
+}
+
+#[test]
+fn within_is_strict() {
+    // The checker used by the properties rejects out-of-text positions.
+    let d = |line, col| Diagnostic {
+        file: "f".into(),
+        line,
+        col,
+        message: String::new(),
+    };
+    assert!(within("ab\nc", &d(1, 3)));
+    assert!(within("ab\nc", &d(2, 2)));
+    assert!(!within("ab\nc", &d(2, 3)));
+    assert!(!within("ab\nc", &d(3, 1)));
+    assert!(!within("ab\nc", &d(1, 0)));
+}

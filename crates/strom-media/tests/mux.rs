@@ -1,0 +1,661 @@
+//! Integration tests of the MPEG-TS muxer against real elementary streams
+//! (fixtures in tests/data, see make_fixtures.sh) and real readers: ffprobe
+//! must see the right streams, packets and timestamps, and
+//! `ffmpeg -v warning -i out.ts -f null -` must decode everything without a
+//! single warning.
+//!
+//! ffmpeg/ffprobe must be on PATH; the tests fail without them unless
+//! STROM_SKIP_FFMPEG=1 is set (then only the checks that need no tool run).
+
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use strom_media::ts::mux::{mux_segment, TsMuxer, MUX_DELAY};
+use strom_media::ts::{PACKET_SIZE, TS_WRAP};
+use strom_media::{Codec, Frame, Segment, Track, TrackParams, CLOCK_HZ};
+
+/// 2025-11-13 in 90 kHz ticks: far beyond 2^33, as timeline output is.
+const T0: i64 = 1_763_000_000 * CLOCK_HZ;
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/// One fixture stream: packets (pts, dts, keyframe, data) in decode order,
+/// timestamps as in the source TS.
+fn fixture(es: &'static [u8], csv: &str) -> Vec<(i64, i64, bool, Bytes)> {
+    let es = Bytes::from_static(es);
+    let mut off = 0;
+    let packets: Vec<_> = csv
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let num = |i: usize| f[i].parse::<i64>().expect("csv number");
+            let size = num(2) as usize;
+            let data = es.slice(off..off + size);
+            off += size;
+            (num(0), num(1), f[3].starts_with('K'), data)
+        })
+        .collect();
+    assert_eq!(off, es.len(), "csv sizes must cover the whole .es file");
+    packets
+}
+
+macro_rules! fixture {
+    ($name:literal) => {
+        fixture(
+            include_bytes!(concat!("data/", $name, ".es")),
+            include_str!(concat!("data/", $name, ".csv")),
+        )
+    };
+}
+
+/// ADTS frames → raw AAC frames, as the demuxer produces them.
+fn strip_adts(packets: Vec<(i64, i64, bool, Bytes)>) -> Vec<(i64, i64, bool, Bytes)> {
+    packets
+        .into_iter()
+        .map(|(pts, dts, key, data)| {
+            assert_eq!(data[0], 0xFF, "ADTS sync");
+            let header = if data[1] & 1 == 0 { 9 } else { 7 };
+            (pts, dts, key, data.slice(header..))
+        })
+        .collect()
+}
+
+/// NAL units (without start codes) of an Annex B access unit.
+fn nal_units(au: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= au.len() {
+        if au[i..i + 3] == [0, 0, 1] {
+            starts.push(i + 3);
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    starts
+        .iter()
+        .enumerate()
+        .map(|(n, &s)| {
+            let mut end = starts.get(n + 1).map_or(au.len(), |&next| next - 3);
+            while end > s && au[end - 1] == 0 {
+                end -= 1;
+            }
+            &au[s..end]
+        })
+        .collect()
+}
+
+fn nal_type(codec: Codec, nal: &[u8]) -> u8 {
+    match codec {
+        Codec::H265 => (nal[0] >> 1) & 0x3F,
+        _ => nal[0] & 0x1F,
+    }
+}
+
+/// (AUD type, parameter-set types) per codec.
+fn special_nal_types(codec: Codec) -> (u8, &'static [u8]) {
+    match codec {
+        Codec::H265 => (35, &[32, 33, 34]),
+        _ => (9, &[7, 8]),
+    }
+}
+
+/// Parameter sets of the first keyframe, in stream order (VPS, SPS, PPS).
+fn parameter_sets(codec: Codec, au: &[u8]) -> Vec<Bytes> {
+    let (_, ps) = special_nal_types(codec);
+    nal_units(au)
+        .into_iter()
+        .filter(|n| ps.contains(&nal_type(codec, n)))
+        .map(Bytes::copy_from_slice)
+        .collect()
+}
+
+/// The AU without AUD and parameter sets, re-joined with 4-byte start codes:
+/// what a source that only sends them out of band would deliver.
+fn strip_aud_and_parameter_sets(codec: Codec, au: &[u8]) -> Bytes {
+    let (aud, ps) = special_nal_types(codec);
+    let mut out = Vec::with_capacity(au.len());
+    for nal in nal_units(au) {
+        let t = nal_type(codec, nal);
+        if t != aud && !ps.contains(&t) {
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(nal);
+        }
+    }
+    Bytes::from(out)
+}
+
+fn track(id: u16, codec: Codec, params: TrackParams) -> Track {
+    Track { id, codec, params }
+}
+
+fn audio_params(sample_rate: u32, channels: u8, language: Option<&str>) -> TrackParams {
+    TrackParams {
+        sample_rate,
+        channels,
+        aac_object_type: 2,
+        language: language.map(str::to_owned),
+        ..Default::default()
+    }
+}
+
+/// Frames of several streams merged in DTS order (ties: lower track first),
+/// shifted from the fixture clock onto `base`.
+fn interleave(streams: Vec<Vec<(i64, i64, bool, Bytes)>>, base: i64) -> Vec<Frame> {
+    let mut frames: Vec<Frame> = streams
+        .into_iter()
+        .enumerate()
+        .flat_map(|(track, packets)| {
+            packets
+                .into_iter()
+                .map(move |(pts, dts, keyframe, data)| Frame {
+                    track: track as u16,
+                    dts: base + dts,
+                    pts: base + pts,
+                    keyframe,
+                    data,
+                })
+        })
+        .collect();
+    frames.sort_by_key(|f| (f.dts, f.track));
+    frames
+}
+
+fn segment(tracks: Vec<Track>, frames: Vec<Frame>) -> Segment {
+    let start = frames.iter().map(|f| f.dts).min().unwrap_or(0);
+    let end = frames.iter().map(|f| f.dts).max().unwrap_or(0);
+    Segment {
+        seq: 0,
+        start,
+        duration: end - start,
+        discontinuity: false,
+        tracks: tracks.into(),
+        frames,
+    }
+}
+
+/// The H.264 + AAC sample (demo.ts) as the timeline would hand it over.
+fn demo_segment(base: i64) -> Segment {
+    let video = fixture!("h264");
+    let params = TrackParams {
+        parameter_sets: parameter_sets(Codec::H264, &video[0].3),
+        width: 1280,
+        height: 720,
+        ..Default::default()
+    };
+    let tracks = vec![
+        track(0, Codec::H264, params),
+        track(1, Codec::Aac, audio_params(48000, 2, None)),
+    ];
+    let frames = interleave(vec![video, strip_adts(fixture!("aac"))], base);
+    segment(tracks, frames)
+}
+
+// ---------------------------------------------------------------------------
+// ffmpeg / ffprobe
+
+fn skip_ffmpeg() -> bool {
+    std::env::var("STROM_SKIP_FFMPEG").is_ok_and(|v| v == "1")
+}
+
+struct TempTs(PathBuf);
+
+impl TempTs {
+    fn new(name: &str, bytes: &[u8]) -> Self {
+        let path = std::env::temp_dir().join(format!("strom-mux-{}-{name}.ts", std::process::id()));
+        std::fs::write(&path, bytes).expect("write temp file");
+        TempTs(path)
+    }
+}
+
+impl Drop for TempTs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn run(tool: &str, args: &[&str], file: &Path) -> (String, String) {
+    let out = Command::new(tool)
+        .args(args.iter().map(|a| {
+            if *a == "FILE" {
+                file.as_os_str()
+            } else {
+                a.as_ref()
+            }
+        }))
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run {tool} ({e}); install ffmpeg or set STROM_SKIP_FFMPEG=1")
+        });
+    assert!(
+        out.status.success(),
+        "{tool} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Decodes every stream completely; any warning or error fails the test.
+fn assert_ffmpeg_clean(file: &Path) {
+    let (_, stderr) = run(
+        "ffmpeg",
+        &["-nostdin", "-v", "warning", "-i", "FILE", "-f", "null", "-"],
+        file,
+    );
+    assert_eq!(stderr, "", "ffmpeg complained about {}", file.display());
+}
+
+type Section = HashMap<String, String>;
+
+/// `ffprobe -show_streams -show_packets` as (streams, packets); any stderr output fails.
+fn ffprobe(file: &Path) -> (Vec<Section>, Vec<Section>) {
+    let (stdout, stderr) = run(
+        "ffprobe",
+        &["-v", "error", "-show_streams", "-show_packets", "FILE"],
+        file,
+    );
+    assert_eq!(stderr, "", "ffprobe complained");
+    let (mut streams, mut packets) = (Vec::new(), Vec::new());
+    let mut cur: Option<(bool, Section)> = None;
+    for line in stdout.lines() {
+        match line {
+            "[STREAM]" => cur = Some((true, Section::new())),
+            "[PACKET]" => cur = Some((false, Section::new())),
+            "[/STREAM]" | "[/PACKET]" => match cur.take() {
+                Some((true, s)) => streams.push(s),
+                Some((false, s)) => packets.push(s),
+                None => panic!("unbalanced ffprobe output"),
+            },
+            _ => {
+                if let (Some((_, s)), Some((k, v))) = (cur.as_mut(), line.split_once('=')) {
+                    s.insert(k.to_owned(), v.to_owned());
+                }
+            }
+        }
+    }
+    (streams, packets)
+}
+
+/// ffprobe's view of one stream: (codec_name, PTS list, keyframe flags).
+fn probe_stream(
+    streams: &[Section],
+    packets: &[Section],
+    pid: u16,
+) -> (Section, Vec<i64>, Vec<bool>) {
+    let id = format!("{pid:#x}");
+    let stream = streams
+        .iter()
+        .find(|s| s["id"] == id)
+        .unwrap_or_else(|| panic!("no stream with PID {id}"))
+        .clone();
+    let index = &stream["index"];
+    let ps: Vec<&Section> = packets
+        .iter()
+        .filter(|p| &p["stream_index"] == index)
+        .collect();
+    let pts = ps.iter().map(|p| p["pts"].parse().expect("pts")).collect();
+    let keys = ps.iter().map(|p| p["flags"].starts_with('K')).collect();
+    (stream, pts, keys)
+}
+
+/// Asserts that ffprobe sees exactly the frames of `track` with their PTS
+/// modulo 2^33 and their keyframe flags.
+fn assert_packets(streams: &[Section], packets: &[Section], seg: &Segment, track: u16) -> Section {
+    let pid = 0x100 + seg.tracks[track as usize].id;
+    let (stream, pts, keys) = probe_stream(streams, packets, pid);
+    let ours: Vec<&Frame> = seg.frames.iter().filter(|f| f.track == track).collect();
+    assert_eq!(pts.len(), ours.len(), "packet count of PID {pid:#x}");
+    let want: Vec<i64> = ours.iter().map(|f| f.pts.rem_euclid(TS_WRAP)).collect();
+    let got: Vec<i64> = pts.iter().map(|p| p.rem_euclid(TS_WRAP)).collect();
+    assert_eq!(got, want, "PTS of PID {pid:#x}");
+    if seg.tracks[track as usize].codec.kind() == strom_media::TrackKind::Video {
+        let want: Vec<bool> = ours.iter().map(|f| f.keyframe).collect();
+        assert_eq!(keys, want, "keyframes of PID {pid:#x}");
+    }
+    stream
+}
+
+// ---------------------------------------------------------------------------
+// Our own view of the transport stream
+
+struct Pes {
+    pid: u16,
+    pcr: Option<i64>,
+    random_access: bool,
+    dts: i64,
+    data: Vec<u8>,
+}
+
+/// Walks the packets, checking sync, CC continuity from 0 and that payload
+/// never carries stuffing, and returns the PES packets in order.
+fn parse_ts(ts: &[u8]) -> Vec<Pes> {
+    assert_eq!(ts.len() % PACKET_SIZE, 0, "whole packets");
+    let mut cc: HashMap<u16, u8> = HashMap::new();
+    let mut pes: Vec<Pes> = Vec::new();
+    let mut open: HashMap<u16, usize> = HashMap::new();
+    for p in ts.chunks_exact(PACKET_SIZE) {
+        assert_eq!(p[0], 0x47);
+        let pid = u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]);
+        let expect = cc.get(&pid).map_or(0, |c| (c + 1) & 0xF);
+        assert_eq!(p[3] & 0xF, expect, "CC of PID {pid:#x}");
+        cc.insert(pid, p[3] & 0xF);
+        let (af, payload) = if p[3] & 0x20 != 0 {
+            let n = usize::from(p[4]);
+            (&p[5..5 + n], &p[5 + n..])
+        } else {
+            (&p[4..4], &p[4..])
+        };
+        if pid < 0x100 || pid == 0x1000 {
+            continue;
+        }
+        if p[1] & 0x40 != 0 {
+            assert_eq!(&payload[..3], &[0, 0, 1], "PES start");
+            let pcr = (!af.is_empty() && af[0] & 0x10 != 0).then(|| {
+                (i64::from(af[1]) << 25)
+                    | (i64::from(af[2]) << 17)
+                    | (i64::from(af[3]) << 9)
+                    | (i64::from(af[4]) << 1)
+                    | i64::from(af[5] >> 7)
+            });
+            let ts_at = |b: &[u8]| {
+                (i64::from(b[0] >> 1 & 7) << 30)
+                    | (i64::from(b[1]) << 22)
+                    | (i64::from(b[2] >> 1) << 15)
+                    | (i64::from(b[3]) << 7)
+                    | i64::from(b[4] >> 1)
+            };
+            let dts = if payload[7] & 0x40 != 0 {
+                ts_at(&payload[14..19])
+            } else {
+                ts_at(&payload[9..14])
+            };
+            open.insert(pid, pes.len());
+            pes.push(Pes {
+                pid,
+                pcr,
+                random_access: !af.is_empty() && af[0] & 0x40 != 0,
+                dts,
+                data: Vec::new(),
+            });
+        }
+        let i = *open.get(&pid).expect("continuation before PES start");
+        pes[i].data.extend_from_slice(payload);
+    }
+    for p in &pes {
+        let len = usize::from(u16::from_be_bytes([p.data[4], p.data[5]]));
+        if len != 0 {
+            assert_eq!(
+                len,
+                p.data.len() - 6,
+                "PES_packet_length of PID {:#x}",
+                p.pid
+            );
+        }
+    }
+    pes
+}
+
+/// The PES payload after its header.
+fn pes_body(p: &Pes) -> &[u8] {
+    &p.data[9 + usize::from(p.data[8])..]
+}
+
+/// PCR never ahead of the DTS of any later PES (T-STD: data arrives before it
+/// is decoded), and present on every PES of the PCR PID.
+fn assert_pcr_behind_dts(pes: &[Pes], pcr_pid: u16) {
+    let mut pcr = None;
+    for p in pes {
+        if p.pid == pcr_pid {
+            let this = p.pcr.expect("every frame of the PCR track carries a PCR");
+            assert_eq!(this, (p.dts - MUX_DELAY).rem_euclid(TS_WRAP));
+            pcr = Some(this);
+        } else {
+            assert!(p.pcr.is_none(), "PCR on a non-PCR PID");
+        }
+        if let Some(pcr) = pcr {
+            // Compare on the 33-bit circle: dts - pcr in [0, 2^32).
+            let ahead = (p.dts - pcr).rem_euclid(TS_WRAP);
+            assert!(ahead < TS_WRAP / 2, "DTS {} behind PCR {pcr}", p.dts);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn h264_aac_segment_reads_clean() {
+    let seg = demo_segment(T0);
+    let ts = mux_segment(&seg);
+    assert_eq!(ts, mux_segment(&seg), "deterministic");
+
+    let pes = parse_ts(&ts);
+    assert_eq!(pes.len(), 13 + 26);
+    assert_pcr_behind_dts(&pes, 0x100);
+    for (p, f) in pes.iter().zip(&seg.frames) {
+        assert_eq!(p.random_access, f.keyframe);
+        assert_eq!(p.dts, f.dts.rem_euclid(TS_WRAP));
+    }
+    // The demo already has AUD + SPS + PPS: the video payload is untouched.
+    let video: Vec<&Pes> = pes.iter().filter(|p| p.pid == 0x100).collect();
+    for (p, f) in video.iter().zip(seg.frames.iter().filter(|f| f.track == 0)) {
+        assert_eq!(pes_body(p), &f.data[..]);
+    }
+
+    if skip_ffmpeg() {
+        return;
+    }
+    let file = TempTs::new("demo", &ts);
+    assert_ffmpeg_clean(&file.0);
+    let (streams, packets) = ffprobe(&file.0);
+    assert_eq!(streams.len(), 2);
+    let v = assert_packets(&streams, &packets, &seg, 0);
+    assert_eq!(
+        (
+            v["codec_name"].as_str(),
+            v["width"].as_str(),
+            v["height"].as_str()
+        ),
+        ("h264", "1280", "720")
+    );
+    let a = assert_packets(&streams, &packets, &seg, 1);
+    assert_eq!(
+        (
+            a["codec_name"].as_str(),
+            a["sample_rate"].as_str(),
+            a["channels"].as_str()
+        ),
+        ("aac", "48000", "2")
+    );
+}
+
+#[test]
+fn bare_h264_gets_aud_and_parameter_sets() {
+    let mut seg = demo_segment(T0);
+    let ps_len: usize = seg.tracks[0]
+        .params
+        .parameter_sets
+        .iter()
+        .map(|p| p.len() + 4)
+        .sum();
+    let mut originals = Vec::new();
+    for f in seg.frames.iter_mut().filter(|f| f.track == 0) {
+        f.data = strip_aud_and_parameter_sets(Codec::H264, &f.data);
+        originals.push((f.keyframe, f.data.clone()));
+    }
+    let ts = mux_segment(&seg);
+    let video: Vec<Pes> = parse_ts(&ts)
+        .into_iter()
+        .filter(|p| p.pid == 0x100)
+        .collect();
+    for (p, (key, data)) in video.iter().zip(&originals) {
+        let body = pes_body(p);
+        assert_eq!(&body[..6], &[0, 0, 0, 1, 9, 0xF0], "AUD first");
+        let inserted = if *key { ps_len } else { 0 };
+        assert_eq!(body.len(), 6 + inserted + data.len());
+        assert_eq!(&body[6 + inserted..], &data[..]);
+    }
+
+    if skip_ffmpeg() {
+        return;
+    }
+    let file = TempTs::new("bare-h264", &ts);
+    assert_ffmpeg_clean(&file.0);
+    let (streams, packets) = ffprobe(&file.0);
+    let v = assert_packets(&streams, &packets, &seg, 0);
+    assert_eq!((v["width"].as_str(), v["height"].as_str()), ("1280", "720"));
+}
+
+#[test]
+fn hevc_ac3_eac3_mp2_read_clean() {
+    let hevc = fixture!("hevc");
+    let params = TrackParams {
+        parameter_sets: parameter_sets(Codec::H265, &hevc[0].3),
+        width: 160,
+        height: 120,
+        ..Default::default()
+    };
+    // Out-of-band parameter sets and no AUDs: the muxer must restore both.
+    let hevc = hevc
+        .into_iter()
+        .map(|(pts, dts, key, data)| {
+            (
+                pts,
+                dts,
+                key,
+                strip_aud_and_parameter_sets(Codec::H265, &data),
+            )
+        })
+        .collect();
+    let tracks = vec![
+        track(0, Codec::H265, params),
+        track(1, Codec::Ac3, audio_params(48000, 2, Some("eng"))),
+        track(2, Codec::Eac3, audio_params(48000, 2, Some("deu"))),
+        track(3, Codec::MpegAudio, audio_params(48000, 2, None)),
+    ];
+    let frames = interleave(
+        vec![hevc, fixture!("ac3"), fixture!("eac3"), fixture!("mp2")],
+        T0,
+    );
+    let seg = segment(tracks, frames);
+    let ts = mux_segment(&seg);
+    let pes = parse_ts(&ts);
+    assert_pcr_behind_dts(&pes, 0x100);
+    for p in &pes {
+        let stream_id = p.data[3];
+        let want = match p.pid {
+            0x100 => 0xE0,
+            0x101 | 0x102 => 0xBD,
+            _ => 0xC0,
+        };
+        assert_eq!(stream_id, want, "stream_id on PID {:#x}", p.pid);
+        if p.pid == 0x100 {
+            assert_eq!(
+                &pes_body(p)[..7],
+                &[0, 0, 0, 1, 0x46, 0x01, 0x50],
+                "HEVC AUD first"
+            );
+        }
+    }
+
+    if skip_ffmpeg() {
+        return;
+    }
+    let file = TempTs::new("hevc-ac3", &ts);
+    assert_ffmpeg_clean(&file.0);
+    let (streams, packets) = ffprobe(&file.0);
+    assert_eq!(streams.len(), 4);
+    let v = assert_packets(&streams, &packets, &seg, 0);
+    assert_eq!(
+        (
+            v["codec_name"].as_str(),
+            v["width"].as_str(),
+            v["height"].as_str()
+        ),
+        ("hevc", "160", "120")
+    );
+    for (track, codec, lang) in [
+        (1, "ac3", Some("eng")),
+        (2, "eac3", Some("deu")),
+        (3, "mp2", None),
+    ] {
+        let a = assert_packets(&streams, &packets, &seg, track);
+        assert_eq!(
+            (
+                a["codec_name"].as_str(),
+                a["sample_rate"].as_str(),
+                a["channels"].as_str()
+            ),
+            (codec, "48000", "2")
+        );
+        assert_eq!(a.get("TAG:language").map(String::as_str), lang);
+    }
+}
+
+#[test]
+fn audio_only_reads_clean() {
+    let tracks = vec![track(0, Codec::Aac, audio_params(48000, 2, Some("fra")))];
+    let seg = segment(tracks, interleave(vec![strip_adts(fixture!("aac"))], T0));
+    let ts = mux_segment(&seg);
+    let pes = parse_ts(&ts);
+    assert_pcr_behind_dts(&pes, 0x100);
+    // Every AAC PES is one ADTS frame whose length field matches.
+    for (p, f) in pes.iter().zip(&seg.frames) {
+        let adts = pes_body(p);
+        let len =
+            usize::from(adts[3] & 3) << 11 | usize::from(adts[4]) << 3 | usize::from(adts[5] >> 5);
+        assert_eq!(len, 7 + f.data.len());
+        assert_eq!(&adts[7..], &f.data[..]);
+    }
+
+    if skip_ffmpeg() {
+        return;
+    }
+    let file = TempTs::new("audio-only", &ts);
+    assert_ffmpeg_clean(&file.0);
+    let (streams, packets) = ffprobe(&file.0);
+    let a = assert_packets(&streams, &packets, &seg, 0);
+    assert_eq!(a["codec_name"], "aac");
+    assert_eq!(a["TAG:language"], "fra");
+}
+
+#[test]
+fn continuous_stream_across_the_33_bit_wrap() {
+    // One muxer for several segments back to back, the way HTTP-TS runs,
+    // placed so the 33-bit PES/PCR clock wraps in the middle.
+    // The fixture's video spans PTS 133200..=187200: segments 16 frames apart
+    // follow each other without PTS or DTS overlap.
+    let seg_len = 16 * 3600;
+    let base = 2 * TS_WRAP - 2 * seg_len - 150_000;
+    let mut mux = TsMuxer::new(&demo_segment(base).tracks);
+    let mut out = BytesMut::new();
+    let mut all = Vec::new();
+    mux.write_tables(&mut out);
+    for n in 0..4 {
+        let seg = demo_segment(base + n * seg_len);
+        for f in &seg.frames {
+            mux.write_frame(f, &mut out);
+        }
+        all.extend(seg.frames);
+    }
+    let seg = segment(demo_segment(0).tracks.to_vec(), all);
+    assert!(seg.frames.first().is_some_and(|f| f.pts < 2 * TS_WRAP));
+    assert!(seg.frames.last().is_some_and(|f| f.pts > 2 * TS_WRAP));
+    let pes = parse_ts(&out);
+    assert_eq!(pes.len(), 4 * (13 + 26));
+    assert_pcr_behind_dts(&pes, 0x100);
+
+    if skip_ffmpeg() {
+        return;
+    }
+    let file = TempTs::new("wrap", &out);
+    assert_ffmpeg_clean(&file.0);
+    let (streams, packets) = ffprobe(&file.0);
+    assert_packets(&streams, &packets, &seg, 0);
+    assert_packets(&streams, &packets, &seg, 1);
+}

@@ -1,0 +1,193 @@
+//! Prometheus metrics of a node (`strom_` prefix, text exposition at `/metrics`).
+//!
+//! Hot paths hold owned metric handles ([`StreamMetrics`]) created once per
+//! stream, so counting is an atomic add with no map lookup. Labels are only
+//! `stream`, `proto`, `kind` and `reason`: never a session id or an address.
+//! Rates (bitrate gauges) are computed by the node's once-a-second ticker.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamLabel {
+    pub stream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamProto {
+    pub stream: String,
+    pub proto: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StreamKind {
+    pub stream: String,
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: &'static str,
+}
+
+type F64Gauge = Gauge<f64, AtomicU64>;
+
+/// Every metric family of the node.
+pub struct Metrics {
+    pub registry: Registry,
+    alive: Family<StreamLabel, Gauge>,
+    clients: Family<StreamProto, Gauge>,
+    input_bitrate: Family<StreamLabel, Gauge>,
+    input_bytes: Family<StreamLabel, Counter>,
+    bytes_out: Family<StreamLabel, Counter>,
+    frames: Family<StreamLabel, Counter>,
+    segments: Family<StreamLabel, Counter>,
+    switches: Family<StreamLabel, Counter>,
+    active_input: Family<StreamLabel, Gauge>,
+    ts_errors: Family<StreamKind, Counter>,
+    dropped_frames: Family<StreamKind, Counter>,
+    slow_viewers: Family<StreamKind, Counter>,
+    pub server_clients: Gauge,
+    pub server_online_streams: Gauge,
+    pub server_output_bitrate: Gauge,
+    pub http_errors: Family<KindLabel, Counter>,
+    pub process_cpu_seconds: F64Gauge,
+    pub process_resident_memory: Gauge,
+}
+
+/// Handles for one stream, cheap to clone.
+#[derive(Clone)]
+pub struct StreamMetrics {
+    pub alive: Gauge,
+    pub clients_hls: Gauge,
+    pub clients_mpegts: Gauge,
+    pub input_bitrate: Gauge,
+    pub input_bytes: Counter,
+    pub bytes_out: Counter,
+    pub frames: Counter,
+    pub segments: Counter,
+    pub switches: Counter,
+    pub active_input: Gauge,
+    pub ts_cc: Counter,
+    pub ts_sync: Counter,
+    pub ts_pes: Counter,
+    pub ts_pmt: Counter,
+    /// Frames dropped before a keyframe or for going back in time.
+    pub dropped_wait_keyframe: Counter,
+    pub dropped_timestamp: Counter,
+    /// Slow HTTP-TS viewers skipped to the next keyframe / disconnected.
+    pub slow_skipped: Counter,
+    pub slow_dropped: Counter,
+    /// Publishers or inputs that connected but sent nothing in time.
+    pub input_timeouts: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("strom");
+        let m = Metrics {
+            alive: Family::default(),
+            clients: Family::default(),
+            input_bitrate: Family::default(),
+            input_bytes: Family::default(),
+            bytes_out: Family::default(),
+            frames: Family::default(),
+            segments: Family::default(),
+            switches: Family::default(),
+            active_input: Family::default(),
+            ts_errors: Family::default(),
+            dropped_frames: Family::default(),
+            slow_viewers: Family::default(),
+            server_clients: Gauge::default(),
+            server_online_streams: Gauge::default(),
+            server_output_bitrate: Gauge::default(),
+            http_errors: Family::default(),
+            process_cpu_seconds: F64Gauge::default(),
+            process_resident_memory: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register("stream_alive", "1 while the stream delivers frames", m.alive.clone());
+        r.register("stream_clients", "Current viewers by protocol", m.clients.clone());
+        r.register("stream_input_bitrate", "Input bitrate in bits per second", m.input_bitrate.clone());
+        r.register("stream_input_bytes", "MPEG-TS bytes received from inputs", m.input_bytes.clone());
+        r.register("stream_bytes_out", "Bytes sent to viewers", m.bytes_out.clone());
+        r.register("stream_frames", "Frames accepted onto the timeline", m.frames.clone());
+        r.register("stream_segments", "Segments finalised", m.segments.clone());
+        r.register("stream_input_switches", "Switches between inputs (failover, return, backup)", m.switches.clone());
+        r.register("stream_active_input", "Index of the active input; -1 none, N (=number of inputs) backup", m.active_input.clone());
+        r.register("stream_ts_errors", "MPEG-TS errors by kind (cc, sync, pes, pmt)", m.ts_errors.clone());
+        r.register("stream_dropped_frames", "Frames dropped by reason", m.dropped_frames.clone());
+        r.register("stream_slow_viewers", "HTTP-TS viewers that fell behind: skipped to a keyframe or dropped", m.slow_viewers.clone());
+        r.register("server_clients", "Current viewers on this node", m.server_clients.clone());
+        r.register("server_online_streams", "Streams currently delivering frames", m.server_online_streams.clone());
+        r.register("server_output_bitrate", "Output bitrate in bits per second", m.server_output_bitrate.clone());
+        r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());
+        r.register("process_cpu_seconds", "CPU time used by the process", m.process_cpu_seconds.clone());
+        r.register("process_resident_memory_bytes", "Resident memory of the process", m.process_resident_memory.clone());
+        Metrics { registry, ..m }
+    }
+
+    /// Creates the handles of one stream.
+    pub fn stream(&self, name: &str) -> StreamMetrics {
+        let l = StreamLabel { stream: name.to_string() };
+        let proto = |p| StreamProto { stream: name.to_string(), proto: p };
+        let kind = |k| StreamKind { stream: name.to_string(), kind: k };
+        StreamMetrics {
+            alive: self.alive.get_or_create_owned(&l),
+            clients_hls: self.clients.get_or_create_owned(&proto("hls")),
+            clients_mpegts: self.clients.get_or_create_owned(&proto("mpegts")),
+            input_bitrate: self.input_bitrate.get_or_create_owned(&l),
+            input_bytes: self.input_bytes.get_or_create_owned(&l),
+            bytes_out: self.bytes_out.get_or_create_owned(&l),
+            frames: self.frames.get_or_create_owned(&l),
+            segments: self.segments.get_or_create_owned(&l),
+            switches: self.switches.get_or_create_owned(&l),
+            active_input: self.active_input.get_or_create_owned(&l),
+            ts_cc: self.ts_errors.get_or_create_owned(&kind("cc")),
+            ts_sync: self.ts_errors.get_or_create_owned(&kind("sync")),
+            ts_pes: self.ts_errors.get_or_create_owned(&kind("pes")),
+            ts_pmt: self.ts_errors.get_or_create_owned(&kind("pmt")),
+            dropped_wait_keyframe: self.dropped_frames.get_or_create_owned(&kind("wait_keyframe")),
+            dropped_timestamp: self.dropped_frames.get_or_create_owned(&kind("timestamp")),
+            slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),
+            slow_dropped: self.slow_viewers.get_or_create_owned(&kind("dropped")),
+            input_timeouts: self.dropped_frames.get_or_create_owned(&kind("input_timeout")),
+        }
+    }
+
+    /// Refreshes process gauges from /proc and renders the exposition text.
+    pub fn render(&self) -> String {
+        if let Some((cpu, rss)) = read_process_stats() {
+            self.process_cpu_seconds.set(cpu);
+            self.process_resident_memory.set(rss);
+        }
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// (CPU seconds, resident bytes) of this process, from /proc on Linux.
+fn read_process_stats() -> Option<(f64, i64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name; utime and stime are 14 and 15 (1-based).
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = 100.0; // USER_HZ on Linux.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let rss_pages: i64 = f.get(21)?.parse().ok()?;
+    Some(((utime + stime) / ticks, rss_pages * 4096))
+}
