@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
                     lines.len()
                 );
                 let width = lines[line - 1].chars().count();
-                assert!(col >= 1 && col <= width + 1, "{d}: column outside line {line} ({width} chars)");
+                assert!(
+                    col >= 1 && col <= width + 1,
+                    "{d}: column outside line {line} ({width} chars)"
+                );
             }
         }
     }

@@ -64,11 +64,14 @@ impl Checker<'_> {
         match (&d.body, shape) {
             (Body::Truncated, _) => return false,
             (Body::Block { open, .. }, Shape::Simple) => {
-                self.d.error(*open, format!("`{name}` does not take a block"));
+                self.d
+                    .error(*open, format!("`{name}` does not take a block"));
             }
             (Body::Semi(pos), Shape::Block) => {
-                self.d
-                    .error(*pos, format!("`{name}` needs a block: `{name} ... {{ ... }}`"));
+                self.d.error(
+                    *pos,
+                    format!("`{name}` needs a block: `{name} ... {{ ... }}`"),
+                );
                 return false;
             }
             (Body::Missing, Shape::Block) => return false,
@@ -81,12 +84,12 @@ impl Checker<'_> {
         if let Some(max) = max.filter(|&m| n > m) {
             // `input udp://a:1 input udp://b:2;` on one line: a known
             // directive among the extra words means a forgotten `;`.
-            if let Some(i) = d
-                .args
-                .iter()
-                .position(|a| !a.quoted && ctx.knows(&a.text))
-            {
-                let end = if i == 0 { d.name.end } else { d.args[i - 1].end };
+            if let Some(i) = d.args.iter().position(|a| !a.quoted && ctx.knows(&a.text)) {
+                let end = if i == 0 {
+                    d.name.end
+                } else {
+                    d.args[i - 1].end
+                };
                 self.d
                     .error(end, format!("missing `;` after `{name}` directive"));
                 return false;
@@ -170,13 +173,15 @@ impl Checker<'_> {
                     }
                 }
                 "cluster_key" => {
-                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx)
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1))
+                        && self.once(&mut seen, d, ctx)
                     {
                         cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
                     }
                 }
                 "state_dir" => {
-                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx)
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1))
+                        && self.once(&mut seen, d, ctx)
                     {
                         cfg.state_dir = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
                     }
@@ -214,7 +219,9 @@ impl Checker<'_> {
                     }
                     let Some(a) = a0 else { continue };
                     let mut s = self.source(items_of(d));
-                    let Some(addr) = self.node_addr(a) else { continue };
+                    let Some(addr) = self.node_addr(a) else {
+                        continue;
+                    };
                     if let Some(first) = source_at.get(&addr) {
                         self.d.error(
                             a.pos,
@@ -233,7 +240,9 @@ impl Checker<'_> {
                     }
                     let Some(a) = a0 else { continue };
                     let public = self.peer(items_of(d));
-                    let Some(addr) = self.node_addr(a) else { continue };
+                    let Some(addr) = self.node_addr(a) else {
+                        continue;
+                    };
                     if let Some(first) = peer_at.get(&addr) {
                         self.d.error(
                             a.pos,
@@ -373,8 +382,7 @@ impl Checker<'_> {
                 continue;
             }
             let max = if n == "dvr" { 4 } else { 1 };
-            if !self.header(d, ctx, Shape::Simple, 1, Some(max)) || !self.once(&mut seen, d, ctx)
-            {
+            if !self.header(d, ctx, Shape::Simple, 1, Some(max)) || !self.once(&mut seen, d, ctx) {
                 continue;
             }
             match n {
@@ -496,7 +504,10 @@ impl Checker<'_> {
             other => {
                 self.d.error(
                     a.pos,
-                    format!("bad value `{other}` for `{}`: expected true or false", d.name.text),
+                    format!(
+                        "bad value `{other}` for `{}`: expected true or false",
+                        d.name.text
+                    ),
                 );
                 None
             }
@@ -548,7 +559,9 @@ impl Checker<'_> {
                         None
                     }
                     Ok(1..=100) => Some("`dvr` has two disk limits".to_string()),
-                    _ => Some(format!("`dvr` disk limit must be between 1% and 100%, got {t}")),
+                    _ => Some(format!(
+                        "`dvr` disk limit must be between 1% and 100%, got {t}"
+                    )),
                 }
             } else if let Some(v) = parse_duration(t) {
                 if v.is_zero() {

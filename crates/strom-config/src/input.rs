@@ -57,7 +57,8 @@ pub enum Input {
 #[error("{0}")]
 pub struct InputError(pub String);
 
-const SCHEMES: &str = "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
+const SCHEMES: &str =
+    "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
 
 impl Input {
     /// Parses a `backup` value: like [`Input::from_str`], but a value without
@@ -85,7 +86,9 @@ impl FromStr for Input {
     fn from_str(s: &str) -> Result<Input, InputError> {
         let err = |m: String| Err(InputError(m));
         let Some((scheme, rest)) = s.split_once("://") else {
-            return err(format!("bad input `{s}`: expected a URL such as udp://239.0.0.1:1234"));
+            return err(format!(
+                "bad input `{s}`: expected a URL such as udp://239.0.0.1:1234"
+            ));
         };
         match scheme {
             "udp" => parse_udp(s, rest),
@@ -99,7 +102,9 @@ impl FromStr for Input {
                 Ok(Input::Http { url })
             }
             "publish" if rest.is_empty() => Ok(Input::Publish),
-            "publish" => err(format!("bad input `{s}`: `publish://` takes nothing after `://`")),
+            "publish" => err(format!(
+                "bad input `{s}`: `publish://` takes nothing after `://`"
+            )),
             "file" if rest.is_empty() => err(format!("bad input `{s}`: no file path")),
             "file" => Ok(Input::File { path: rest.into() }),
             "builtin" => {
@@ -197,7 +202,11 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
                     Err(_) => return bad(&format!("bad source address `{value}`")),
                 }
             }
-            _ => return bad(&format!("unknown option `{key}`; expected `iface` or `source`")),
+            _ => {
+                return bad(&format!(
+                    "unknown option `{key}`; expected `iface` or `source`"
+                ))
+            }
         }
     }
     if iface.is_some() && !(ip.is_multicast() && ip.is_ipv4()) {
@@ -251,17 +260,25 @@ mod tests {
 
     fn udp(addr: &str, iface: Option<&str>, source: Option<&str>) -> Input {
         Input::Udp {
-            addr: addr.parse().unwrap(),
-            iface: iface.map(|s| s.parse().unwrap()),
-            source: source.map(|s| s.parse().unwrap()),
+            addr: addr.parse().expect("valid test input"),
+            iface: iface.map(|s| s.parse().expect("valid test input")),
+            source: source.map(|s| s.parse().expect("valid test input")),
         }
     }
 
     #[test]
     fn udp_forms() {
         let table = [
-            ("udp://239.0.0.1:1234", udp("239.0.0.1:1234", None, None), "udp://239.0.0.1:1234"),
-            ("udp://@239.0.0.1:1234", udp("239.0.0.1:1234", None, None), "udp://239.0.0.1:1234"),
+            (
+                "udp://239.0.0.1:1234",
+                udp("239.0.0.1:1234", None, None),
+                "udp://239.0.0.1:1234",
+            ),
+            (
+                "udp://@239.0.0.1:1234",
+                udp("239.0.0.1:1234", None, None),
+                "udp://239.0.0.1:1234",
+            ),
             (
                 "udp://239.0.0.1:1234?iface=10.0.0.1",
                 udp("239.0.0.1:1234", Some("10.0.0.1"), None),
@@ -277,15 +294,27 @@ mod tests {
                 udp("232.1.1.1:5000", None, Some("10.1.1.1")),
                 "udp://232.1.1.1:5000?source=10.1.1.1",
             ),
-            ("udp://:1234", udp("0.0.0.0:1234", None, None), "udp://0.0.0.0:1234"),
-            ("udp://0.0.0.0:1234", udp("0.0.0.0:1234", None, None), "udp://0.0.0.0:1234"),
-            ("udp://[ff0e::1]:1234", udp("[ff0e::1]:1234", None, None), "udp://[ff0e::1]:1234"),
+            (
+                "udp://:1234",
+                udp("0.0.0.0:1234", None, None),
+                "udp://0.0.0.0:1234",
+            ),
+            (
+                "udp://0.0.0.0:1234",
+                udp("0.0.0.0:1234", None, None),
+                "udp://0.0.0.0:1234",
+            ),
+            (
+                "udp://[ff0e::1]:1234",
+                udp("[ff0e::1]:1234", None, None),
+                "udp://[ff0e::1]:1234",
+            ),
         ];
         for (s, want, canon) in table {
-            let got: Input = s.parse().unwrap();
+            let got: Input = s.parse().expect("valid test input");
             assert_eq!(got, want, "{s}");
             assert_eq!(got.to_string(), canon);
-            assert_eq!(canon.parse::<Input>().unwrap(), want);
+            assert_eq!(canon.parse::<Input>().expect("valid test input"), want);
         }
     }
 
@@ -319,17 +348,38 @@ mod tests {
         let http = |u: &str| Input::Http { url: u.into() };
         let table = [
             ("tshttp://10.0.0.5/news.ts", http("http://10.0.0.5/news.ts")),
-            ("tshttps://cdn.example/a.ts", http("https://cdn.example/a.ts")),
+            (
+                "tshttps://cdn.example/a.ts",
+                http("https://cdn.example/a.ts"),
+            ),
             ("http://h:8080/x?y", http("http://h:8080/x?y")),
             ("publish://", Input::Publish),
-            ("file:///srv/a.ts", Input::File { path: "/srv/a.ts".into() }),
-            ("file://rel/a.ts", Input::File { path: "rel/a.ts".into() }),
-            ("builtin://demo", Input::Builtin { name: "demo".into() }),
+            (
+                "file:///srv/a.ts",
+                Input::File {
+                    path: "/srv/a.ts".into(),
+                },
+            ),
+            (
+                "file://rel/a.ts",
+                Input::File {
+                    path: "rel/a.ts".into(),
+                },
+            ),
+            (
+                "builtin://demo",
+                Input::Builtin {
+                    name: "demo".into(),
+                },
+            ),
         ];
         for (s, want) in table {
-            let got: Input = s.parse().unwrap();
+            let got: Input = s.parse().expect("valid test input");
             assert_eq!(got, want, "{s}");
-            assert_eq!(got.to_string().parse::<Input>().unwrap(), want);
+            assert_eq!(
+                got.to_string().parse::<Input>().expect("valid test input"),
+                want
+            );
         }
         assert_eq!(Input::Publish.to_string(), "publish://");
         assert_eq!(http("http://a/b").to_string(), "http://a/b");
@@ -356,15 +406,21 @@ mod tests {
     fn backups() {
         assert_eq!(
             Input::parse_backup("/srv/slate.ts"),
-            Ok(Input::File { path: "/srv/slate.ts".into() })
+            Ok(Input::File {
+                path: "/srv/slate.ts".into()
+            })
         );
         assert_eq!(
             Input::parse_backup("vod/bunny.mp4"),
-            Ok(Input::File { path: "vod/bunny.mp4".into() })
+            Ok(Input::File {
+                path: "vod/bunny.mp4".into()
+            })
         );
         assert_eq!(
             Input::parse_backup("builtin://demo"),
-            Ok(Input::Builtin { name: "demo".into() })
+            Ok(Input::Builtin {
+                name: "demo".into()
+            })
         );
         assert!(Input::parse_backup("publish://").is_err());
         assert!(Input::parse_backup("").is_err());

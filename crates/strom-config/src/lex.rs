@@ -5,6 +5,7 @@
 //! - `#` at the start of a token comments out the rest of the line, so
 //!   `http://x/#frag` stays one word;
 //! - a bare word is a run of anything but whitespace, `;`, `{`, `}` and `"`;
+//!   control characters are only allowed inside quotes;
 //! - a double-quoted string may span lines; `\"` and `\\` are escapes and any
 //!   other backslash is kept literally.
 //!
@@ -155,7 +156,15 @@ pub(crate) fn lex(text: &str, diags: &mut Diags) -> Lexed {
                 if is_delimiter(c) {
                     break;
                 }
-                s.push(c);
+                if c.is_control() {
+                    // Binary junk outside quotes: report and drop it.
+                    diags.error(
+                        cur.pos(),
+                        format!("unexpected control character U+{:04X}", u32::from(c)),
+                    );
+                } else {
+                    s.push(c);
+                }
                 cur.bump();
             }
             let end = cur.pos();
@@ -165,19 +174,18 @@ pub(crate) fn lex(text: &str, diags: &mut Diags) -> Lexed {
                     "unexpected `\"` in the middle of a word; quote the whole value instead",
                 );
             }
-            tokens.push(Token {
-                kind: Kind::Word,
-                text: s,
-                pos,
-                end,
-                quoted: false,
-            });
+            if !s.is_empty() {
+                tokens.push(Token {
+                    kind: Kind::Word,
+                    text: s,
+                    pos,
+                    end,
+                    quoted: false,
+                });
+            }
         }
     }
-    Lexed {
-        tokens,
-        truncated,
-    }
+    Lexed { tokens, truncated }
 }
 
 #[cfg(test)]
@@ -222,8 +230,10 @@ mod tests {
 
     #[test]
     fn quoted_strings_and_escapes() {
-        let t = words(r#"k "a b" "q\"x\\y" "\n" "" "two
-lines" z"#);
+        let t = words(
+            r#"k "a b" "q\"x\\y" "\n" "" "two
+lines" z"#,
+        );
         let got: Vec<(&str, bool)> = t.iter().map(|t| (t.0.as_str(), t.2)).collect();
         assert_eq!(
             got,
@@ -256,6 +266,22 @@ lines" z"#);
         assert!(l.truncated);
         let d: Vec<String> = d.into_sorted().iter().map(|d| d.to_string()).collect();
         assert_eq!(d, ["f.conf:2:5: unterminated string"]);
+    }
+
+    #[test]
+    fn control_characters_need_quotes() {
+        let mut d = Diags::new("f");
+        let l = lex("a\u{0}b \u{7f}; \"\u{0}\"", &mut d);
+        let texts: Vec<&str> = l.tokens.iter().map(|t| t.text.as_str()).collect();
+        assert_eq!(texts, ["ab", ";", "\u{0}"]);
+        let d: Vec<String> = d.into_sorted().iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            d,
+            [
+                "f:1:2: unexpected control character U+0000",
+                "f:1:5: unexpected control character U+007F",
+            ]
+        );
     }
 
     #[test]

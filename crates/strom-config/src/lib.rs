@@ -35,7 +35,7 @@ mod tests;
 
 pub use diag::{Diagnostic, Pos};
 pub use input::{Input, InputError};
-pub use model::{DEFAULT_PORT, Config, DvrConfig, PeerConfig, SourceConfig, StreamConfig};
+pub use model::{Config, DvrConfig, PeerConfig, SourceConfig, StreamConfig, DEFAULT_PORT};
 pub use value::{
     check_stream_name, format_duration, format_size, parse_duration, parse_size,
     RESERVED_STREAM_PREFIXES,

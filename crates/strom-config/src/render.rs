@@ -13,9 +13,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 /// A value as one token: bare when the lexer would read it back unchanged,
-/// else double-quoted with `\` and `"` escaped.
+/// else double-quoted with `\` and `"` escaped (control characters and
+/// newlines are kept as they are: quoted strings take them literally).
 fn word(s: &str) -> String {
-    if !s.is_empty() && !s.starts_with('#') && !s.chars().any(is_delimiter) {
+    let needs_quotes = |c: char| is_delimiter(c) || c.is_control();
+    if !s.is_empty() && !s.starts_with('#') && !s.chars().any(needs_quotes) {
         return s.to_owned();
     }
     let mut q = String::with_capacity(s.len() + 2);
@@ -124,7 +126,11 @@ impl Config {
             for (name, d) in durations {
                 line(&mut out, true, &format!("{name} {};", format_duration(d)));
             }
-            line(&mut out, true, &format!("segment_count {};", s.segment_count));
+            line(
+                &mut out,
+                true,
+                &format!("segment_count {};", s.segment_count),
+            );
             if s.ondemand {
                 line(&mut out, true, "ondemand;");
             }
@@ -159,6 +165,7 @@ mod tests {
         assert_eq!(word("a b"), "\"a b\"");
         assert_eq!(word("a;b"), "\"a;b\"");
         assert_eq!(word("{"), "\"{\"");
+        assert_eq!(word("a\u{1}"), "\"a\u{1}\"");
         assert_eq!(word(r#"q"\"#), r#""q\"\\""#);
     }
 }

@@ -1,9 +1,9 @@
 //! Which directives exist in which block, and did-you-mean suggestions.
 //!
 //! Invariant: this table is the single list of directive names. The parser
-//! uses it to spot a missing `;` (a known directive name at the start of a
-//! line), and the checker uses it for "unknown" and "not allowed here"
-//! errors, so the three can never disagree.
+//! uses it to spot a missing `;` (a directive name at the start of a line),
+//! and the checker uses it for "unknown" and "not allowed here" errors, so
+//! they can never disagree.
 
 /// A block context: where a directive appears.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,14 @@ impl Ctx {
     /// Directive names valid in this context.
     pub(crate) fn directives(self) -> &'static [&'static str] {
         match self {
-            Ctx::Top => &["http", "cluster_key", "state_dir", "stream", "source", "peer"],
+            Ctx::Top => &[
+                "http",
+                "cluster_key",
+                "state_dir",
+                "stream",
+                "source",
+                "peer",
+            ],
             Ctx::Stream => &[
                 "input",
                 "backup",
@@ -71,6 +78,11 @@ impl Ctx {
     pub(crate) fn knows(self, name: &str) -> bool {
         self.directives().contains(&name)
     }
+}
+
+/// A directive name valid in some block.
+pub(crate) fn is_directive(name: &str) -> bool {
+    Ctx::ALL.iter().any(|c| c.knows(name))
 }
 
 /// The message for a directive that is not valid in `ctx`: either it belongs

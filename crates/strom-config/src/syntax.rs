@@ -6,8 +6,9 @@
 //! - a stray `}` at top level, a stray `;` or a nameless `{ ... }` is
 //!   reported and skipped;
 //! - a directive that runs into `}`, the end of file, or a known directive
-//!   name at the start of a new line is reported as missing its `;` and ends
-//!   there, so the next directive still parses;
+//!   name (of any block, so a missing `}` plus a missing `;` still splits
+//!   right) at the start of a new line is reported as missing its `;` and
+//!   ends there, so the next directive still parses;
 //! - a block that reaches the end of file is reported at its `{`.
 //!
 //! Invariants: never panics; nesting is capped at [`MAX_DEPTH`] (deeper
@@ -16,7 +17,7 @@
 
 use crate::diag::{Diags, Pos};
 use crate::lex::{Kind, Lexed, Token};
-use crate::schema::Ctx;
+use crate::schema::is_directive;
 
 /// Deepest block nesting kept in the tree; strom's grammar needs 1.
 pub(crate) const MAX_DEPTH: usize = 8;
@@ -63,7 +64,7 @@ pub(crate) fn parse_tree(lexed: &Lexed, diags: &mut Diags) -> Vec<Directive> {
         truncated: lexed.truncated,
         diags,
     };
-    p.items(0, Some(Ctx::Top))
+    p.items(0)
 }
 
 impl Parser<'_> {
@@ -80,7 +81,7 @@ impl Parser<'_> {
     }
 
     /// Directives until `}` (left for the caller) or end of file.
-    fn items(&mut self, depth: usize, ctx: Option<Ctx>) -> Vec<Directive> {
+    fn items(&mut self, depth: usize) -> Vec<Directive> {
         let mut items = Vec::new();
         while let Some(t) = self.peek() {
             let pos = t.pos;
@@ -95,13 +96,14 @@ impl Parser<'_> {
                     self.bump();
                 }
                 Kind::Open => {
-                    self.diags.error(pos, "unexpected `{` without a directive name");
+                    self.diags
+                        .error(pos, "unexpected `{` without a directive name");
                     self.bump();
-                    self.block(depth + 1, None, pos);
+                    self.block(depth + 1, pos);
                 }
                 Kind::Word => {
                     if let Some(name) = self.bump() {
-                        items.push(self.directive(name, depth, ctx));
+                        items.push(self.directive(name, depth));
                     }
                 }
             }
@@ -110,7 +112,7 @@ impl Parser<'_> {
     }
 
     /// The rest of a directive whose name was just consumed.
-    fn directive(&mut self, name: Token, depth: usize, ctx: Option<Ctx>) -> Directive {
+    fn directive(&mut self, name: Token, depth: usize) -> Directive {
         let mut args: Vec<Token> = Vec::new();
         let mut last_end = name.end;
         let missing = format!("missing `;` after `{}` directive", name.text);
@@ -124,9 +126,8 @@ impl Parser<'_> {
             };
             match t.kind {
                 Kind::Word => {
-                    let starts_directive = t.pos.line > last_end.line
-                        && !t.quoted
-                        && ctx.is_some_and(|c| c.knows(&t.text));
+                    let starts_directive =
+                        t.pos.line > last_end.line && !t.quoted && is_directive(&t.text);
                     if starts_directive {
                         self.diags.error(last_end, missing);
                         break Body::Missing;
@@ -144,8 +145,7 @@ impl Parser<'_> {
                 Kind::Open => {
                     let open = t.pos;
                     self.bump();
-                    let child = ctx.and_then(|c| c.child(&name.text));
-                    let (items, closed) = self.block(depth + 1, child, open);
+                    let (items, closed) = self.block(depth + 1, open);
                     break Body::Block {
                         open,
                         items,
@@ -163,7 +163,7 @@ impl Parser<'_> {
 
     /// The contents of a block whose `{` at `open` was just consumed,
     /// including its closing `}`, and whether that `}` was found.
-    fn block(&mut self, depth: usize, ctx: Option<Ctx>, open: Pos) -> (Vec<Directive>, bool) {
+    fn block(&mut self, depth: usize, open: Pos) -> (Vec<Directive>, bool) {
         if depth > MAX_DEPTH {
             self.diags.error(open, "blocks are nested too deeply");
             let mut level = 1usize;
@@ -184,7 +184,7 @@ impl Parser<'_> {
             }
             return (Vec::new(), false);
         }
-        let items = self.items(depth, ctx);
+        let items = self.items(depth);
         if self.peek().is_some_and(|t| t.kind == Kind::Close) {
             self.bump();
             return (items, true);

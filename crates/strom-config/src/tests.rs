@@ -26,7 +26,7 @@ fn err1(text: &str, want: &str) {
 }
 
 fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
+    s.parse().expect("valid test input")
 }
 
 fn udp(s: &str) -> Input {
@@ -75,7 +75,7 @@ fn brief_example_parses_with_defaults() {
     assert_eq!(c, want);
     assert_eq!(c.streams[0].pos, Pos::new(2, 8));
     assert_eq!(c.streams[1].pos, Pos::new(9, 8));
-    let studio = c.stream("studio").unwrap();
+    let studio = c.stream("studio").expect("valid test input");
     assert_eq!(studio.segment_duration, Duration::from_secs(2));
     assert_eq!(studio.segment_count, 6);
     assert_eq!(studio.source_timeout, Duration::from_secs(10));
@@ -169,26 +169,37 @@ fn defaults_for_an_empty_file() {
 
 #[test]
 fn listeners_state_dir_and_values() {
-    let c = ok("http 127.0.0.1:8080; http [::1]:8080; http 9000;\nstate_dir /var/lib/strom;\n\
+    let c = ok(
+        "http 127.0.0.1:8080; http [::1]:8080; http 9000;\nstate_dir /var/lib/strom;\n\
          stream a/b-1.c_d { input udp://@239.0.0.1:1234?iface=10.0.0.1&source=10.1.1.1; \
          input builtin://demo; input file:///srv/a.ts; input https://cdn/x.m3u8; \
          segment_duration 1500ms; segment_count 100; ondemand false; clients_timeout 0; \
-         source_timeout 500ms; dvr /d 1000 50% 64K; }");
+         source_timeout 500ms; dvr /d 1000 50% 64K; }",
+    );
     assert_eq!(
         c.http,
-        [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("0.0.0.0:9000")]
+        [
+            addr("127.0.0.1:8080"),
+            addr("[::1]:8080"),
+            addr("0.0.0.0:9000")
+        ]
     );
     assert_eq!(c.state_dir, Some("/var/lib/strom".into()));
-    let s = c.stream("a/b-1.c_d").unwrap();
+    let s = c.stream("a/b-1.c_d").expect("valid test input");
     assert_eq!(
         s.inputs[0],
         Input::Udp {
             addr: addr("239.0.0.1:1234"),
-            iface: Some("10.0.0.1".parse().unwrap()),
-            source: Some("10.1.1.1".parse().unwrap()),
+            iface: Some("10.0.0.1".parse().expect("valid test input")),
+            source: Some("10.1.1.1".parse().expect("valid test input")),
         }
     );
-    assert_eq!(s.inputs[1], Input::Builtin { name: "demo".into() });
+    assert_eq!(
+        s.inputs[1],
+        Input::Builtin {
+            name: "demo".into()
+        }
+    );
     assert_eq!(s.segment_duration, Duration::from_millis(1500));
     assert_eq!(s.segment_count, 100);
     assert!(!s.ondemand);
@@ -219,7 +230,7 @@ fn comments_and_quoted_strings() {
         c.cluster_key.as_deref(),
         Some("my # key; {not} a \"block\" \\")
     );
-    let s = c.stream("quoted").unwrap();
+    let s = c.stream("quoted").expect("valid test input");
     assert_eq!(s.inputs, [udp("239.0.0.1:1234")]);
     assert_eq!(s.on_play.as_deref(), Some("http://auth/check#frag"));
     assert_eq!(
@@ -229,14 +240,19 @@ fn comments_and_quoted_strings() {
         })
     );
     let text = c.to_text();
-    assert!(text.contains("backup \"file:///srv/my slate.ts\";"), "{text}");
+    assert!(
+        text.contains("backup \"file:///srv/my slate.ts\";"),
+        "{text}"
+    );
     assert_eq!(parse("t.conf", &text), Ok(c));
 }
 
 #[test]
 fn source_and_peer_forms() {
-    let c = ok("source a; source b:9 { only x; only y*; } source [::1]:81;\n\
-         peer p; peer [fe80::1] { public pub.example:443; }");
+    let c = ok(
+        "source a; source b:9 { only x; only y*; } source [::1]:81;\n\
+         peer p; peer [fe80::1] { public pub.example:443; }",
+    );
     let addrs: Vec<&str> = c.sources.iter().map(|s| s.addr.as_str()).collect();
     assert_eq!(addrs, ["a:8080", "b:9", "[::1]:81"]);
     assert_eq!(c.sources[1].only, ["x", "y*"]);
@@ -293,7 +309,10 @@ fn unknown_directive_with_did_you_mean() {
         "peer p { pubic q; }",
         "t.conf:1:10: unknown directive `pubic` in peer block; did you mean `public`?",
     );
-    err1("frobnicate 1;", "t.conf:1:1: unknown directive `frobnicate` at top level");
+    err1(
+        "frobnicate 1;",
+        "t.conf:1:1: unknown directive `frobnicate` at top level",
+    );
     // An unknown block is reported once, not once per line inside it.
     err1(
         "server {\n  listen 80;\n}",
@@ -342,9 +361,15 @@ fn wrong_number_of_arguments() {
         "stream a { input publish://; dvr; }",
         "t.conf:1:30: `dvr` takes 1 to 4 arguments, got 0",
     );
-    err1("source s { only; }", "t.conf:1:12: `only` takes at least 1 argument, got 0");
+    err1(
+        "source s { only; }",
+        "t.conf:1:12: `only` takes at least 1 argument, got 0",
+    );
     err1("http;", "t.conf:1:1: `http` takes 1 argument, got 0");
-    err1("stream { input publish://; }", "t.conf:1:1: `stream` takes 1 argument, got 0");
+    err1(
+        "stream { input publish://; }",
+        "t.conf:1:1: `stream` takes 1 argument, got 0",
+    );
 }
 
 #[test]
@@ -373,7 +398,10 @@ fn duplicates() {
         "source s;\nsource s:8080;",
         "t.conf:2:8: duplicate source `s:8080`; first at line 1",
     );
-    err1("peer p;\npeer p;", "t.conf:2:6: duplicate peer `p:8080`; first at line 1");
+    err1(
+        "peer p;\npeer p;",
+        "t.conf:2:6: duplicate peer `p:8080`; first at line 1",
+    );
 }
 
 // ---- errors: syntax ----
@@ -397,8 +425,14 @@ fn unclosed_block() {
 #[test]
 fn unexpected_tokens() {
     err1("}\nhttp 80;", "t.conf:1:1: unexpected `}`");
-    err1("http 80;;", "t.conf:1:9: unexpected `;` without a directive");
-    err1("{ http 80; }", "t.conf:1:1: unexpected `{` without a directive name");
+    err1(
+        "http 80;;",
+        "t.conf:1:9: unexpected `;` without a directive",
+    );
+    err1(
+        "{ http 80; }",
+        "t.conf:1:1: unexpected `{` without a directive name",
+    );
     err1(
         "stream a { input publish://; } }",
         "t.conf:1:32: unexpected `}`",
@@ -422,7 +456,19 @@ fn missing_semicolon() {
         "stream a { input publish:// }",
         "t.conf:1:28: missing `;` after `input` directive",
     );
-    err1("http 8080", "t.conf:1:10: missing `;` after `http` directive");
+    err1(
+        "http 8080",
+        "t.conf:1:10: missing `;` after `http` directive",
+    );
+    // A missing `}` too: the next line's `stream` still ends the `input`.
+    assert_eq!(
+        errs("stream a {\n  input publish://\nstream b {\n  input publish://;\n}\n"),
+        [
+            "t.conf:1:10: block opened here is never closed",
+            "t.conf:2:19: missing `;` after `input` directive",
+            "t.conf:3:1: `stream` is not allowed in stream block; use it at top level (is a `}` missing before it?)",
+        ]
+    );
     // The directive after the missing `;` is still checked.
     assert_eq!(
         errs("stream a {\n  ondemand\n  source_timeout 0;\n}"),
@@ -453,16 +499,30 @@ fn block_vs_simple_directive() {
         "stream a { input publish:// { } }",
         "t.conf:1:29: `input` does not take a block",
     );
-    err1("stream a;", "t.conf:1:9: `stream` needs a block: `stream ... { ... }`");
+    err1(
+        "stream a;",
+        "t.conf:1:9: `stream` needs a block: `stream ... { ... }`",
+    );
     err1("http 80 { }", "t.conf:1:9: `http` does not take a block");
 }
 
 #[test]
 fn nesting_is_capped() {
-    let text = format!("stream a {{ input publish://; {} {} }}", "x {".repeat(20), "}".repeat(20));
+    let text = format!(
+        "stream a {{ input publish://; {} {} }}",
+        "x {".repeat(20),
+        "}".repeat(20)
+    );
     let e = errs(&text);
-    assert!(e.contains(&"t.conf:1:30: unknown directive `x` in stream block".to_string()), "{e:?}");
-    assert!(e.iter().any(|m| m.ends_with("blocks are nested too deeply")), "{e:?}");
+    assert!(
+        e.contains(&"t.conf:1:30: unknown directive `x` in stream block".to_string()),
+        "{e:?}"
+    );
+    assert!(
+        e.iter()
+            .any(|m| m.ends_with("blocks are nested too deeply")),
+        "{e:?}"
+    );
     let deep = "{".repeat(100_000);
     let e = errs(&deep);
     // Bounded by the depth cap, not by the input.
@@ -486,7 +546,10 @@ fn bad_inputs() {
         &wrap("udp://239.0.0.1:1234?iface=eth0"),
         "t.conf:2:9: bad udp URL `udp://239.0.0.1:1234?iface=eth0`: bad multicast iface `eth0`: expected the interface's IPv4 address",
     );
-    err1(&wrap("tshttp:///news.ts"), "t.conf:2:9: bad URL `http:///news.ts`: no host");
+    err1(
+        &wrap("tshttp:///news.ts"),
+        "t.conf:2:9: bad URL `http:///news.ts`: no host",
+    );
     err1(&wrap("http://"), "t.conf:2:9: bad URL `http://`: no host");
     err1(
         &wrap("/srv/a.ts"),
@@ -533,7 +596,10 @@ fn bad_numbers_durations_sizes() {
         &wrap("segment_count 99999999999999999999999"),
         "t.conf:1:44: bad number `99999999999999999999999` for `segment_count`",
     );
-    err1(&wrap("segment_count six"), "t.conf:1:44: bad number `six` for `segment_count`");
+    err1(
+        &wrap("segment_count six"),
+        "t.conf:1:44: bad number `six` for `segment_count`",
+    );
     err1(
         &wrap("ondemand maybe"),
         "t.conf:1:39: bad value `maybe` for `ondemand`: expected true or false",
@@ -547,18 +613,39 @@ fn bad_numbers_durations_sizes() {
         "t.conf:1:37: bad `dvr` value `5X`: expected a depth (7d), a disk limit (97%) or a size (500G)",
     );
     err1(&wrap("dvr /s 1d 2d"), "t.conf:1:40: `dvr` has two depths");
-    err1(&wrap("dvr /s 0"), "t.conf:1:37: `dvr` depth must be greater than 0");
-    err1(&wrap("dvr \"\" 1d"), "t.conf:1:34: `dvr` needs an archive directory");
+    err1(
+        &wrap("dvr /s 0"),
+        "t.conf:1:37: `dvr` depth must be greater than 0",
+    );
+    err1(
+        &wrap("dvr \"\" 1d"),
+        "t.conf:1:34: `dvr` needs an archive directory",
+    );
     err1(
         "http localhost:80;",
         "t.conf:1:6: bad listen address `localhost:80`: expected PORT, IPV4:PORT or [IPV6]:PORT",
     );
-    err1("http 70000;", "t.conf:1:6: bad listen address `70000`: expected PORT, IPV4:PORT or [IPV6]:PORT");
-    err1("source host:0;", "t.conf:1:8: bad port `0`: expected 1..65535");
-    err1("peer ::1;", "t.conf:1:6: bad address `::1`: write IPv6 addresses in brackets, like [::1]:8080");
-    err1("peer p { public \"a b\"; }", "t.conf:1:17: bad `public` address: bad host name `a b`");
+    err1(
+        "http 70000;",
+        "t.conf:1:6: bad listen address `70000`: expected PORT, IPV4:PORT or [IPV6]:PORT",
+    );
+    err1(
+        "source host:0;",
+        "t.conf:1:8: bad port `0`: expected 1..65535",
+    );
+    err1(
+        "peer ::1;",
+        "t.conf:1:6: bad address `::1`: write IPv6 addresses in brackets, like [::1]:8080",
+    );
+    err1(
+        "peer p { public \"a b\"; }",
+        "t.conf:1:17: bad `public` address: bad host name `a b`",
+    );
     err1("source s { only a/b c$; }", "t.conf:1:21: stream name pattern `c$` contains `$`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`");
-    err1("cluster_key \"\";", "t.conf:1:13: `cluster_key` must not be empty");
+    err1(
+        "cluster_key \"\";",
+        "t.conf:1:13: `cluster_key` must not be empty",
+    );
 }
 
 #[test]
@@ -572,9 +659,18 @@ fn bad_stream_names() {
         &wrap("healthz"),
         "t.conf:1:8: stream name `healthz` collides with the node's own `/healthz` route",
     );
-    err1(&wrap("a/../b"), "t.conf:1:8: stream name `a/../b` must not have a `..` segment");
-    err1(&wrap("/a"), "t.conf:1:8: stream name `/a` must not start or end with `/`");
-    err1(&wrap("a//b"), "t.conf:1:8: stream name `a//b` has an empty segment (`//`)");
+    err1(
+        &wrap("a/../b"),
+        "t.conf:1:8: stream name `a/../b` must not have a `..` segment",
+    );
+    err1(
+        &wrap("/a"),
+        "t.conf:1:8: stream name `/a` must not start or end with `/`",
+    );
+    err1(
+        &wrap("a//b"),
+        "t.conf:1:8: stream name `a//b` has an empty segment (`//`)",
+    );
     err1(
         &wrap("\"a b\""),
         "t.conf:1:8: stream name `a b` contains ` `; use letters, digits, `_`, `.`, `-`, and `/` between segments",

@@ -4,7 +4,7 @@
 //! panics, never overflows), and every `format_*` output parses back to the
 //! same value with its `parse_*` counterpart.
 
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV4, Ipv4Addr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// First path segments the node serves itself; streams may not shadow them.
@@ -44,13 +44,15 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 /// `1500ms`). Sub-millisecond parts are dropped: config durations are whole
 /// milliseconds.
 pub fn format_duration(d: Duration) -> String {
+    // `rem` spelled out: `is_multiple_of` is newer than the workspace MSRV.
+    let rem = |n: u128, k: u128| n % k;
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if rem(ms, 1000) != 0 {
         return format!("{ms}ms");
     }
     let s = ms / 1000;
     for (unit, k) in [("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if s != 0 && s % k == 0 {
+        if s != 0 && rem(s, k) == 0 {
             return format!("{}{unit}", s / k);
         }
     }
@@ -79,7 +81,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 pub fn format_size(n: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
         let k = 1u64 << shift;
-        if n != 0 && n % k == 0 {
+        if n != 0 && n.trailing_zeros() >= shift {
             return format!("{}{unit}", n / k);
         }
     }
@@ -108,7 +110,10 @@ pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let bad = || format!("bad listen address `{s}`: expected PORT, IPV4:PORT or [IPV6]:PORT");
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = s.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)));
+        return Ok(SocketAddr::V4(SocketAddrV4::new(
+            Ipv4Addr::UNSPECIFIED,
+            port,
+        )));
     }
     s.parse().map_err(|_| bad())
 }
@@ -177,7 +182,10 @@ fn is_hostname(h: &str) -> bool {
 /// Checks an `http://` / `https://` URL: a host is required, and whitespace
 /// or control characters are not allowed.
 pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
-    let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) else {
+    let Some(rest) = s
+        .strip_prefix("http://")
+        .or_else(|| s.strip_prefix("https://"))
+    else {
         return Err(format!("bad URL `{s}`: expected http:// or https://"));
     };
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -219,13 +227,17 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.starts_with('/') || name.ends_with('/') {
-        return Err(format!("stream name `{name}` must not start or end with `/`"));
+        return Err(format!(
+            "stream name `{name}` must not start or end with `/`"
+        ));
     }
     if name.contains("//") {
         return Err(format!("stream name `{name}` has an empty segment (`//`)"));
     }
     if let Some(seg) = name.split('/').find(|s| *s == "." || *s == "..") {
-        return Err(format!("stream name `{name}` must not have a `{seg}` segment"));
+        return Err(format!(
+            "stream name `{name}` must not have a `{seg}` segment"
+        ));
     }
     let first = name.split('/').next().unwrap_or(name);
     if RESERVED_STREAM_PREFIXES.contains(&first) {
@@ -248,9 +260,10 @@ pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
             p.len()
         ));
     }
-    if let Some(c) = p.chars().find(|&c| {
-        !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '*' | '?'))
-    }) {
+    if let Some(c) = p
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | '*' | '?')))
+    {
         return Err(format!(
             "stream name pattern `{}` contains `{}`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`",
             p.escape_debug(),
@@ -280,8 +293,20 @@ mod tests {
             assert_eq!(parse_duration(s), Some(Duration::from_millis(ms)), "{s}");
         }
         let bad = [
-            "", "s", "-1", "1.5s", "10S", "10 s", "10sec", "1w", "ms", " 1", "1ms5",
-            "99999999999999999999999d", "18446744073709551615d", "١٢",
+            "",
+            "s",
+            "-1",
+            "1.5s",
+            "10S",
+            "10 s",
+            "10sec",
+            "1w",
+            "ms",
+            " 1",
+            "1ms5",
+            "99999999999999999999999d",
+            "18446744073709551615d",
+            "١٢",
         ];
         for s in bad {
             assert_eq!(parse_duration(s), None, "{s}");
@@ -343,9 +368,18 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(parse_listen("8080"), Ok("0.0.0.0:8080".parse().unwrap()));
-        assert_eq!(parse_listen("127.0.0.1:80"), Ok("127.0.0.1:80".parse().unwrap()));
-        assert_eq!(parse_listen("[::1]:8080"), Ok("[::1]:8080".parse().unwrap()));
+        assert_eq!(
+            parse_listen("8080"),
+            Ok("0.0.0.0:8080".parse().expect("valid test input"))
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:80"),
+            Ok("127.0.0.1:80".parse().expect("valid test input"))
+        );
+        assert_eq!(
+            parse_listen("[::1]:8080"),
+            Ok("[::1]:8080".parse().expect("valid test input"))
+        );
         for s in ["", "65536", "localhost:80", "::1:80", ":80", "1.2.3.4"] {
             assert!(parse_listen(s).is_err(), "{s}");
         }
@@ -355,27 +389,52 @@ mod tests {
     fn host_ports() {
         let hp = |h, p| Ok(HostPort { host: h, port: p });
         assert_eq!(parse_host_port("streamer:8081"), hp("streamer", Some(8081)));
-        assert_eq!(parse_host_port("peer1.example.com"), hp("peer1.example.com", None));
+        assert_eq!(
+            parse_host_port("peer1.example.com"),
+            hp("peer1.example.com", None)
+        );
         assert_eq!(parse_host_port("[::1]:80"), hp("[::1]", Some(80)));
         assert_eq!(parse_host_port("[fe80::1]"), hp("[fe80::1]", None));
-        for s in ["", ":80", "a:0", "a:65536", "a:", "::1", "[::1", "[x]:1", "[::1]80", "a..b", "a b", "a/b"] {
+        for s in [
+            "", ":80", "a:0", "a:65536", "a:", "::1", "[::1", "[x]:1", "[::1]80", "a..b", "a b",
+            "a/b",
+        ] {
             assert!(parse_host_port(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn http_urls() {
-        for s in ["http://a", "https://user:pw@a.b:8443/x?y=1#z", "http://[::1]:80/"] {
+        for s in [
+            "http://a",
+            "https://user:pw@a.b:8443/x?y=1#z",
+            "http://[::1]:80/",
+        ] {
             assert_eq!(check_http_url(s), Ok(()), "{s}");
         }
-        for s in ["http://", "http:///x", "ftp://a", "http://a b/", "http://a:x/", "http://u@/x"] {
+        for s in [
+            "http://",
+            "http:///x",
+            "ftp://a",
+            "http://a b/",
+            "http://a:x/",
+            "http://u@/x",
+        ] {
             assert!(check_http_url(s).is_err(), "{s}");
         }
     }
 
     #[test]
     fn stream_names() {
-        for s in ["news", "mylive/cam1", "a.b-c_d", "a/b/c", "x".repeat(128).as_str(), "apis", "x/api"] {
+        for s in [
+            "news",
+            "mylive/cam1",
+            "a.b-c_d",
+            "a/b/c",
+            "x".repeat(128).as_str(),
+            "apis",
+            "x/api",
+        ] {
             assert_eq!(check_stream_name(s), Ok(()), "{s}");
         }
         let bad = [

@@ -34,6 +34,12 @@ fn demux(ts: &[u8]) -> (Arc<[Track]>, Vec<Frame>) {
             }
         }
     }
+    demuxer.flush();
+    while let Some(event) = demuxer.pull() {
+        if let DemuxEvent::Frame(f) = event {
+            frames.push(f);
+        }
+    }
     (tracks, frames)
 }
 

@@ -12,7 +12,7 @@
 //! - `seq` starts at the caller's floor and rises by one per segment, never
 //!   going back: the floor is derived from UTC or from persisted state.
 
-use crate::frame::{Frame, Segment, Track, TrackKind, CLOCK_HZ};
+use crate::frame::{Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};
 use std::sync::Arc;
 
 /// Durations in 90 kHz ticks.
@@ -97,6 +97,13 @@ impl Segmenter {
     /// because a segment's frames must all match one PMT and codec config.
     pub fn set_tracks(&mut self, tracks: Arc<[Track]>) -> Option<Segment> {
         if *tracks == *self.tracks {
+            return None;
+        }
+        if is_refinement(&self.tracks, &tracks) {
+            // Parameters arrived for a track that has carried no frame yet
+            // (the PMT announces AAC before its first ADTS header): the same
+            // stream, described better. No cut, no discontinuity.
+            self.tracks = tracks;
             return None;
         }
         let closed = self.close();
@@ -207,6 +214,22 @@ impl Segmenter {
         self.emitted = true;
         Some(seg)
     }
+}
+
+/// True when `new` only fills in parameters that were unknown in `old`.
+fn is_refinement(old: &[Track], new: &[Track]) -> bool {
+    !old.is_empty()
+        && old.len() == new.len()
+        && old.iter().zip(new).all(|(o, n)| {
+            o.id == n.id
+                && o.codec == n.codec
+                && (o.params == n.params
+                    || o.params
+                        == TrackParams {
+                            language: o.params.language.clone(),
+                            ..TrackParams::default()
+                        })
+        })
 }
 
 #[cfg(test)]
@@ -322,6 +345,23 @@ mod tests {
         assert!(!closed.discontinuity);
         let next = (0..200).find_map(|i| s.push(f(0, T0 + 100 * CLOCK_HZ + i * 1920, true)));
         assert!(next.expect("audio segment").discontinuity);
+    }
+
+    #[test]
+    fn learning_unknown_params_is_not_a_cut() {
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        s.set_tracks(tracks(true));
+        let mut segs = feed(&mut s, 60, 25, 0);
+        let mut known: Vec<Track> = tracks(true).to_vec();
+        known[1].params.sample_rate = 48_000;
+        known[1].params.codec_string = Some("mp4a.40.2".into());
+        assert!(s.set_tracks(Arc::from(known.clone())).is_none(), "no cut");
+        segs.extend(feed(&mut s, 100, 25, 60));
+        assert!(segs.iter().all(|x| !x.discontinuity));
+        assert_eq!(segs.last().map(|x| x.tracks[1].params.sample_rate), Some(48_000));
+        // A real change of known parameters is a cut.
+        known[1].params.sample_rate = 44_100;
+        assert!(s.set_tracks(Arc::from(known)).is_some());
     }
 
     proptest! {

@@ -940,3 +940,36 @@ fn empty_and_garbage_inputs() {
     assert!(r.frames().is_empty() && r.tracks.is_empty());
     assert_eq!(r.stats.packets, 50);
 }
+
+#[test]
+fn total_buffered_pes_bytes_are_bounded() {
+    // Three unbounded video PES of 12 MiB each, interleaved: each is under
+    // the per-PES limit but together they pass the 32 MiB total.
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(
+        0x1000,
+        1,
+        0,
+        &[(0x1B, 0x100, &[]), (0x1B, 0x101, &[]), (0x1B, 0x102, &[])],
+    );
+    let head = w.out.clone();
+    let big = vec![0x11; 12 << 20];
+    let per_pid: Vec<Vec<[u8; 188]>> = (0x100..0x103)
+        .map(|pid| {
+            let mut w = TsWriter::default();
+            w.pes(pid, 0xE0, 0, None, &big, false);
+            packets(&w.out)
+        })
+        .collect();
+    let mut data = head;
+    for i in 0..per_pid[0].len() {
+        for p in &per_pid {
+            data.extend_from_slice(&p[i]);
+        }
+    }
+    let r = run_chunked(&data, &[65535]);
+    assert_eq!(r.stats.pes_errors, 1, "{:?}", r.stats);
+    // The other two completed at flush; without a keyframe they are dropped.
+    assert_eq!(r.stats.dropped_frames, 2);
+}

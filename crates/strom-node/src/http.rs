@@ -110,7 +110,7 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     let resource = resource.to_string();
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
-    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = req.extensions().get::<ConnectInfo<crate::net::PeerAddr>>().map(|c| c.0 .0);
     match (method.clone(), resource.as_str()) {
         (Method::PUT | Method::POST, "publish") => publish(hub, req).await,
         (Method::GET | Method::HEAD, "index.m3u8" | "playlist.m3u8") if method == Method::HEAD => {

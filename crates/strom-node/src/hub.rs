@@ -172,6 +172,7 @@ impl StreamHub {
     pub fn push_segment(&self, segment: Segment) {
         let ts = strom_media::ts::mux::mux_segment(&segment);
         let seq = segment.seq;
+        tracing::debug!(stream = %self.name, seq, duration = segment.duration_secs(), discontinuity = segment.discontinuity, frames = segment.frames.len(), bytes = ts.len(), "segment");
         let stored = Arc::new(StoredSegment { segment, ts });
         let mut st = self.write();
         // A sequence gap (never expected) restarts the window so that it stays consecutive.

@@ -12,6 +12,7 @@ pub mod http;
 pub mod hub;
 pub mod input;
 pub mod metrics;
+pub mod net;
 pub mod supervisor;
 
 use hub::StreamHub;
@@ -22,6 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use strom_config::Config;
 use tokio_util::sync::CancellationToken;
+
+/// A connection that accepts no bytes for this long is closed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running node's shared state.
 pub struct Node {
@@ -75,8 +79,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     for l in listeners {
         let app = app.clone();
         let stop = shutdown.clone();
+        let timeouts = node.metrics.http_errors.get_or_create_owned(&metrics::KindLabel { kind: "send_timeout" });
+        let l = net::GuardedListener::new(l, SEND_TIMEOUT, timeouts);
         servers.spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+            axum::serve(l, app.into_make_service_with_connect_info::<net::PeerAddr>())
                 .with_graceful_shutdown(async move { stop.cancelled().await })
                 .await
         });

@@ -34,7 +34,7 @@ pub struct KindLabel {
     pub kind: &'static str,
 }
 
-type F64Gauge = Gauge<f64, AtomicU64>;
+type F64Counter = Counter<f64, AtomicU64>;
 
 /// Every metric family of the node.
 pub struct Metrics {
@@ -51,11 +51,13 @@ pub struct Metrics {
     ts_errors: Family<StreamKind, Counter>,
     dropped_frames: Family<StreamKind, Counter>,
     slow_viewers: Family<StreamKind, Counter>,
+    input_timeouts: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
     pub http_errors: Family<KindLabel, Counter>,
-    pub process_cpu_seconds: F64Gauge,
+    pub process_cpu_seconds: F64Counter,
+    cpu_seen: std::sync::Mutex<f64>,
     pub process_resident_memory: Gauge,
 }
 
@@ -108,11 +110,13 @@ impl Metrics {
             ts_errors: Family::default(),
             dropped_frames: Family::default(),
             slow_viewers: Family::default(),
+            input_timeouts: Family::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
             http_errors: Family::default(),
-            process_cpu_seconds: F64Gauge::default(),
+            process_cpu_seconds: F64Counter::default(),
+            cpu_seen: std::sync::Mutex::new(0.0),
             process_resident_memory: Gauge::default(),
             registry: Registry::default(),
         };
@@ -129,6 +133,7 @@ impl Metrics {
         r.register("stream_ts_errors", "MPEG-TS errors by kind (cc, sync, pes, pmt)", m.ts_errors.clone());
         r.register("stream_dropped_frames", "Frames dropped by reason", m.dropped_frames.clone());
         r.register("stream_slow_viewers", "HTTP-TS viewers that fell behind: skipped to a keyframe or dropped", m.slow_viewers.clone());
+        r.register("stream_input_timeouts", "Inputs or publishers that stopped sending and were dropped", m.input_timeouts.clone());
         r.register("server_clients", "Current viewers on this node", m.server_clients.clone());
         r.register("server_online_streams", "Streams currently delivering frames", m.server_online_streams.clone());
         r.register("server_output_bitrate", "Output bitrate in bits per second", m.server_output_bitrate.clone());
@@ -162,14 +167,18 @@ impl Metrics {
             dropped_timestamp: self.dropped_frames.get_or_create_owned(&kind("timestamp")),
             slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),
             slow_dropped: self.slow_viewers.get_or_create_owned(&kind("dropped")),
-            input_timeouts: self.dropped_frames.get_or_create_owned(&kind("input_timeout")),
+            input_timeouts: self.input_timeouts.get_or_create_owned(&l),
         }
     }
 
     /// Refreshes process gauges from /proc and renders the exposition text.
     pub fn render(&self) -> String {
         if let Some((cpu, rss)) = read_process_stats() {
-            self.process_cpu_seconds.set(cpu);
+            let mut seen = self.cpu_seen.lock().unwrap_or_else(|e| e.into_inner());
+            if cpu > *seen {
+                self.process_cpu_seconds.inc_by(cpu - *seen);
+                *seen = cpu;
+            }
             self.process_resident_memory.set(rss);
         }
         let mut out = String::new();

@@ -350,6 +350,9 @@ impl<'a> Session<'a> {
     }
 
     fn apply_tracks(&mut self, t: Arc<[Track]>) {
+        if *t != **self.core.segmenter.tracks() {
+            tracing::info!(stream = %self.hub.name, tracks = %describe(&t), "tracks");
+        }
         if let Some(seg) = self.core.segmenter.set_tracks(t.clone()) {
             self.hub.push_segment(seg);
         }
@@ -389,6 +392,9 @@ impl<'a> Session<'a> {
         let Some(track) = core.tracks.get(usize::from(frame.track)) else {
             return;
         };
+        if frame.keyframe && track.kind() == TrackKind::Video {
+            tracing::trace!(stream = %self.hub.name, dts = frame.dts, ?anchor, "keyframe");
+        }
         if let Some(mux) = core.live.as_mut() {
             let start = if core.has_video {
                 frame.keyframe && track.kind() == TrackKind::Video
@@ -407,4 +413,19 @@ impl<'a> Session<'a> {
             self.hub.push_segment(seg);
         }
     }
+}
+
+/// One-line summary of a track set for logs.
+fn describe(tracks: &[Track]) -> String {
+    let parts: Vec<String> = tracks
+        .iter()
+        .map(|t| {
+            let p = &t.params;
+            match t.kind() {
+                TrackKind::Video => format!("{}:{} {}x{}", t.id, p.codec_string.as_deref().unwrap_or(t.codec.name()), p.width, p.height),
+                TrackKind::Audio => format!("{}:{} {}Hz {}ch", t.id, p.codec_string.as_deref().unwrap_or(t.codec.name()), p.sample_rate, p.channels),
+            }
+        })
+        .collect();
+    parts.join(", ")
 }

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn header_round_trip() {
         let f = frame(2, 48000, 2, &[1, 2, 3]);
-        let h = AdtsHeader::parse(&f).unwrap();
+        let h = AdtsHeader::parse(&f).expect("valid test input");
         assert_eq!(h.object_type, 2);
         assert_eq!(h.sample_rate, 48000);
         assert_eq!(h.channels, 2);
@@ -218,7 +218,8 @@ mod tests {
     #[test]
     fn demo_header() {
         // First ADTS header of assets/demo.ts: LC, 48 kHz, stereo, 204 bytes.
-        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x4c, 0x80, 0x19, 0x9f, 0xfc]).unwrap();
+        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x4c, 0x80, 0x19, 0x9f, 0xfc])
+            .expect("valid test input");
         assert_eq!(
             (h.object_type, h.sample_rate, h.channels, h.frame_len),
             (2, 48000, 2, 204)

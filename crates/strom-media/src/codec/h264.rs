@@ -306,7 +306,7 @@ mod tests {
 
     #[test]
     fn demo_sps() {
-        let sps = parse_sps(DEMO_SPS).unwrap();
+        let sps = parse_sps(DEMO_SPS).expect("valid test input");
         assert_eq!((sps.width, sps.height), (1280, 720));
         assert_eq!((sps.profile_idc, sps.level_idc), (77, 31));
         assert_eq!(sps.frame_rate, Some((25, 1)));
@@ -319,7 +319,7 @@ mod tests {
 
     #[test]
     fn high_profile_with_cropping() {
-        let sps = parse_sps(HIGH_1080_SPS).unwrap();
+        let sps = parse_sps(HIGH_1080_SPS).expect("valid test input");
         assert_eq!((sps.width, sps.height), (1920, 1080));
         assert_eq!(sps.frame_rate, Some((30000, 1001)));
         assert_eq!(sps.codec_string(), "avc1.640028");
@@ -327,7 +327,7 @@ mod tests {
 
     #[test]
     fn high444() {
-        let sps = parse_sps(HIGH444_SPS).unwrap();
+        let sps = parse_sps(HIGH444_SPS).expect("valid test input");
         assert_eq!(sps.chroma_format_idc, 3);
         assert_eq!((sps.width, sps.height), (854, 480));
         assert_eq!(sps.frame_rate, Some((50, 1)));
@@ -336,7 +336,7 @@ mod tests {
 
     #[test]
     fn interlaced() {
-        let sps = parse_sps(INTERLACED_SPS).unwrap();
+        let sps = parse_sps(INTERLACED_SPS).expect("valid test input");
         assert!(!sps.frame_mbs_only);
         assert_eq!((sps.width, sps.height), (720, 576));
         assert_eq!(sps.frame_rate, Some((25, 1)));
@@ -347,11 +347,12 @@ mod tests {
         use h264_reader::nal::sps::SeqParameterSet;
         use h264_reader::rbsp::BitReader as HrBitReader;
         for raw in [DEMO_SPS, HIGH_1080_SPS, HIGH444_SPS, INTERLACED_SPS] {
-            let ours = parse_sps(raw).unwrap();
+            let ours = parse_sps(raw).expect("valid test input");
             let rbsp = nal::rbsp(&raw[1..]);
-            let theirs = SeqParameterSet::from_bits(HrBitReader::new(&rbsp[..])).unwrap();
+            let theirs =
+                SeqParameterSet::from_bits(HrBitReader::new(&rbsp[..])).expect("valid test input");
             assert_eq!(
-                theirs.pixel_dimensions().unwrap(),
+                theirs.pixel_dimensions().expect("valid test input"),
                 (ours.width, ours.height)
             );
         }

@@ -423,7 +423,7 @@ mod tests {
 
     #[test]
     fn main_profile_360p() {
-        let sps = parse_sps(SPS_360).unwrap();
+        let sps = parse_sps(SPS_360).expect("valid test input");
         assert_eq!((sps.width, sps.height), (640, 360));
         assert_eq!(sps.frame_rate, Some((25, 1)));
         assert_eq!(sps.ptl.profile_idc, 1);
@@ -433,7 +433,7 @@ mod tests {
 
     #[test]
     fn main_profile_1080p_cropped() {
-        let sps = parse_sps(SPS_1080).unwrap();
+        let sps = parse_sps(SPS_1080).expect("valid test input");
         assert_eq!((sps.width, sps.height), (1920, 1080));
         assert_eq!(sps.frame_rate, Some((30000, 1001)));
         assert_eq!(sps.codec_string(), "hvc1.1.6.L120.90");
@@ -441,7 +441,7 @@ mod tests {
 
     #[test]
     fn rext_444_10bit() {
-        let sps = parse_sps(SPS_444_10).unwrap();
+        let sps = parse_sps(SPS_444_10).expect("valid test input");
         assert_eq!(sps.chroma_format_idc, 3);
         assert_eq!((sps.bit_depth_luma, sps.bit_depth_chroma), (10, 10));
         assert_eq!((sps.width, sps.height), (642, 362));
@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn rext_422_with_scaling_lists() {
-        let sps = parse_sps(SPS_422).unwrap();
+        let sps = parse_sps(SPS_422).expect("valid test input");
         assert_eq!(sps.chroma_format_idc, 2);
         assert_eq!((sps.width, sps.height), (1280, 720));
         assert_eq!(sps.frame_rate, Some((60, 1)));
@@ -541,7 +541,7 @@ mod tests {
         bits.put(0, 1); // no VUI
         let mut nal = vec![0x42, 0x01];
         nal.extend(bits.finish());
-        let sps = parse_sps(&nal).unwrap();
+        let sps = parse_sps(&nal).expect("valid test input");
         assert_eq!(sps.max_sub_layers, 3);
         assert_eq!((sps.width, sps.height), (1280, 720));
         assert_eq!(sps.frame_rate, None);
@@ -596,7 +596,7 @@ mod tests {
     impl BitWriter {
         fn put(&mut self, v: u64, n: u32) {
             for i in (0..n).rev() {
-                if self.bits % 8 == 0 {
+                if self.bits.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 let bit = ((v >> i) & 1) as u8;

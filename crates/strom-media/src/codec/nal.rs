@@ -373,15 +373,15 @@ mod tests {
         let data = [0b1010_0110, 0b0100_0010, 0b1000_0000];
         let mut r = BitReader::new(&data);
         for want in 0..5 {
-            assert_eq!(r.read_ue().unwrap(), want);
+            assert_eq!(r.read_ue().expect("valid test input"), want);
         }
         // se: 010 → 1, 011 → -1, 00100 → 2, 00101 → -2
         let mut r = BitReader::new(&data[..]);
-        r.skip_bits(1).unwrap();
-        assert_eq!(r.read_se().unwrap(), 1);
-        assert_eq!(r.read_se().unwrap(), -1);
-        assert_eq!(r.read_se().unwrap(), 2);
-        assert_eq!(r.read_se().unwrap(), -2);
+        r.skip_bits(1).expect("valid test input");
+        assert_eq!(r.read_se().expect("valid test input"), 1);
+        assert_eq!(r.read_se().expect("valid test input"), -1);
+        assert_eq!(r.read_se().expect("valid test input"), 2);
+        assert_eq!(r.read_se().expect("valid test input"), -2);
     }
 
     #[test]
@@ -394,7 +394,7 @@ mod tests {
             *b = 0xFF;
         }
         let mut r = BitReader::new(&bits);
-        assert_eq!(r.read_ue().unwrap(), u32::MAX - 1);
+        assert_eq!(r.read_ue().expect("valid test input"), u32::MAX - 1);
         // 32 zeros: rejected, not a panic.
         assert_eq!(
             BitReader::new(&[0, 0, 0, 0, 0xFF]).read_ue(),
@@ -410,11 +410,11 @@ mod tests {
         );
         assert_eq!(BitReader::new(&[]).read_bit(), Err(CodecError::Truncated));
         let mut r = BitReader::new(&[0xAB, 0xCD]);
-        assert_eq!(r.read_bits(12).unwrap(), 0xABC);
+        assert_eq!(r.read_bits(12).expect("valid test input"), 0xABC);
         assert_eq!(r.bits_left(), 4);
         assert_eq!(r.read_bits(5), Err(CodecError::Truncated));
         assert_eq!(r.read_bits(33), Err(CodecError::Invalid("bit count")));
-        assert_eq!(r.read_bits(4).unwrap(), 0xD);
+        assert_eq!(r.read_bits(4).expect("valid test input"), 0xD);
     }
 
     #[test]

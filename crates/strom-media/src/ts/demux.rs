@@ -19,7 +19,8 @@
 //!   leading access unit delimiter removed: muxers write their own.
 //! - A PES that lost a packet (continuity error, transport error) is dropped,
 //!   never emitted corrupt. Nothing here panics on input, and memory stays
-//!   bounded: partial packets < 2 packets, PES ≤ [`MAX_PES_SIZE`], PSI
+//!   bounded: partial packets < 2 packets, PES ≤ [`MAX_PES_SIZE`] each and
+//!   [`MAX_BUFFERED`] together, PSI
 //!   sections ≤ 1024 bytes.
 
 use std::collections::VecDeque;
@@ -36,6 +37,8 @@ use crate::ts::{PACKET_SIZE, SYNC_BYTE, TS_WRAP};
 
 /// Largest PES accepted; a larger one is dropped and counted in `pes_errors`.
 pub const MAX_PES_SIZE: usize = 16 << 20;
+/// Largest total of PES bytes buffered over all streams.
+pub const MAX_BUFFERED: usize = 32 << 20;
 /// Most recognised streams turned into tracks; further ones are ignored.
 pub const MAX_TRACKS: usize = 32;
 
@@ -161,6 +164,8 @@ struct Stream {
     dts: i64,
     /// Payload bytes announced by PES_packet_length, if non-zero.
     expected: Option<usize>,
+    /// Recent large PES payload size (decaying maximum), for reserving.
+    size_hint: usize,
     /// Video: a keyframe with known parameter sets has been emitted.
     started: bool,
     /// AAC: start of an ADTS frame cut by the end of the previous PES.
@@ -183,6 +188,7 @@ impl Stream {
             pts: 0,
             dts: 0,
             expected: None,
+            size_hint: 0,
             started: false,
             carry: Vec::new(),
             carry_pts: 0,
@@ -605,7 +611,7 @@ impl Demuxer {
 
     fn apply_pat(&mut self, s: &[u8]) -> bool {
         let body = &s[8..s.len() - 4];
-        if body.len() % 4 != 0 {
+        if !body.len().is_multiple_of(4) {
             return false;
         }
         let section_number = s[6];
@@ -766,20 +772,31 @@ impl Demuxer {
         if pusi {
             self.finish_pes(si);
         }
+        // Past 1 MiB also check all streams together, so a PMT announcing
+        // many streams cannot multiply the per-PES bound.
+        let big = self
+            .streams
+            .get(si)
+            .is_some_and(|s| !pusi && s.pes.len() + payload.len() > 1 << 20);
+        let total = if big { self.buffered() } else { 0 };
         let Some(st) = self.streams.get_mut(si) else {
             return;
         };
         if pusi {
             st.state = PesState::Header;
             st.pes.clear();
-            if st.pes.capacity() < payload.len() {
-                st.pes.reserve(PES_BLOCK);
+            // Reserve for a PES as large as recent ones so the payload is
+            // copied once, not again on every growth of the buffer.
+            let want = st.size_hint + st.size_hint / 4 + PACKET_SIZE;
+            if st.pes.capacity() < want {
+                st.pes.reserve(want.max(PES_BLOCK));
             }
         }
         match st.state {
             PesState::Idle => return,
             PesState::Header | PesState::Payload => {
-                if st.pes.len() + payload.len() > MAX_PES_SIZE {
+                let len = st.pes.len() + payload.len();
+                if len > MAX_PES_SIZE || total + payload.len() > MAX_BUFFERED {
                     st.abort_pes();
                     self.stats.pes_errors += 1;
                     return;
@@ -814,6 +831,11 @@ impl Demuxer {
         }
     }
 
+    /// PES bytes buffered over all streams.
+    fn buffered(&self) -> usize {
+        self.streams.iter().map(|s| s.pes.len()).sum()
+    }
+
     /// Completes the PES of stream `si` (if any) and emits its frames.
     fn finish_pes(&mut self, si: usize) {
         let Some(st) = self.streams.get_mut(si) else {
@@ -842,6 +864,8 @@ impl Demuxer {
             self.stats.pes_errors += 1;
             return;
         }
+        let len = st.pes.len();
+        st.size_hint = len.max(st.size_hint - st.size_hint / 8).min(4 << 20);
         let data = st.pes.split().freeze();
         let (pts, dts, codec) = (st.pts, st.dts, st.codec);
         match codec {
@@ -864,7 +888,7 @@ impl Demuxer {
         let changed = update_video_params(st, &scan);
         let (keyframe, has_vcl, aud_end) = (scan.keyframe, scan.has_vcl, scan.aud_end);
         let ready = has_params(st);
-        if !has_vcl || (!st.started && !(keyframe && ready)) {
+        if !has_vcl || !(st.started || (keyframe && ready)) {
             if changed {
                 self.rebuild_tracks();
             }

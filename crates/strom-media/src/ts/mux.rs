@@ -22,7 +22,7 @@
 //!   their parameter sets, so any keyframe is a clean entry point (HLS
 //!   segment start, HTTP-TS join, Apple's validator).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use crate::codec::aac::write_adts_header;
 use crate::frame::{Codec, Frame, Segment, Track, TrackKind, CLOCK_HZ};
@@ -284,8 +284,8 @@ impl TsMuxer {
         }
     }
 
-    /// Upper bound on the bytes `write_frame` appends for `frame`, used to
-    /// reserve once per frame (or once per segment) instead of growing per packet.
+    /// Upper bound on the bytes `write_frame` appends for `frame`, so
+    /// [`mux_segment`] allocates its output exactly once.
     fn frame_size_bound(&self, frame: &Frame) -> usize {
         let Some(stream) = self.streams.get(frame.track as usize) else {
             return 0;
@@ -528,56 +528,63 @@ fn write_pes(
     random_access: bool,
 ) {
     let total: usize = parts.iter().map(|p| p.len()).sum();
-    out.reserve((total + AF_PCR_SIZE).div_ceil(TS_PAYLOAD_SIZE) * PACKET_SIZE);
+    let (first_af, first_flags) = match pcr {
+        Some(_) => (AF_PCR_SIZE, 0x10 | if random_access { 0x40 } else { 0 }),
+        None if random_access => (2, 0x40),
+        None => (0, 0),
+    };
+    let first_room = TS_PAYLOAD_SIZE - first_af;
+    let count = 1 + total.saturating_sub(first_room).div_ceil(TS_PAYLOAD_SIZE);
+    let start = out.len();
+    // Grow once, then fill packets in place: every write below is a slice
+    // copy into a fixed 188-byte packet, which the compiler inlines, instead
+    // of several bounds-and-capacity-checked appends per packet. The zero fill
+    // costs far less than what it saves.
+    out.resize(start + count * PACKET_SIZE, 0);
     let mut parts = parts.into_iter().filter(|p| !p.is_empty());
     let mut cur: &[u8] = parts.next().unwrap_or_default();
     let mut remaining = total;
-    let mut first = true;
-    // A PES is never empty (it has at least its header), so this loop runs
-    // at least once and ends with `remaining == 0` exactly on a packet boundary.
-    while remaining > 0 {
-        let (af_fixed, flags) = match (first, pcr) {
-            (true, Some(_)) => (AF_PCR_SIZE, 0x10 | if random_access { 0x40 } else { 0 }),
-            (true, None) if random_access => (2, 0x40),
-            _ => (0, 0),
-        };
+    for (i, pkt) in out[start..].chunks_exact_mut(PACKET_SIZE).enumerate() {
+        let first = i == 0;
+        let af_fixed = if first { first_af } else { 0 };
         let room = TS_PAYLOAD_SIZE - af_fixed;
         let n = remaining.min(room);
         let af_len = af_fixed + (room - n); // whole adaptation field incl. its length byte
         let pusi = if first { 0x40 } else { 0 };
         let afc = if af_len > 0 { 0x30 } else { 0x10 };
-        out.put_slice(&[SYNC_BYTE, pusi | (pid >> 8) as u8, pid as u8, afc | *cc]);
+        pkt[..4].copy_from_slice(&[SYNC_BYTE, pusi | (pid >> 8) as u8, pid as u8, afc | *cc]);
         *cc = (*cc + 1) & 0x0F;
-        match af_len {
-            0 => {}
-            // A single stuffing byte: adaptation_field_length 0, no flags byte.
-            1 => out.put_u8(0),
-            _ => {
-                out.put_slice(&[(af_len - 1) as u8, flags]);
-                let mut used = 2;
+        let (af, payload) = pkt[4..].split_at_mut(af_len);
+        if let Some((len, rest)) = af.split_first_mut() {
+            // A single stuffing byte is just adaptation_field_length 0 (no flags).
+            *len = (af_len - 1) as u8;
+            if let Some((flags, rest)) = rest.split_first_mut() {
+                *flags = if first { first_flags } else { 0 };
+                let mut stuffing = rest;
                 if let (true, Some(base)) = (first, pcr) {
-                    out.put_slice(&encode_pcr(base));
-                    used += 6;
+                    let (field, tail) = stuffing.split_at_mut(6);
+                    field.copy_from_slice(&encode_pcr(base));
+                    stuffing = tail;
                 }
-                out.put_bytes(0xFF, af_len - used);
+                stuffing.fill(0xFF);
             }
         }
-        let mut need = n;
-        while need > 0 {
+        let mut dst = payload;
+        while !dst.is_empty() {
             if cur.is_empty() {
-                // `total` counted every part, so another one is there while bytes remain.
-                cur = parts.next().unwrap_or_default();
-                if cur.is_empty() {
-                    break;
+                // `total` counted every part, so one is left while room is.
+                match parts.next() {
+                    Some(p) => cur = p,
+                    None => break,
                 }
             }
-            let take = need.min(cur.len());
-            out.put_slice(&cur[..take]);
+            let take = dst.len().min(cur.len());
+            let (head, tail) = dst.split_at_mut(take);
+            head.copy_from_slice(&cur[..take]);
+            dst = tail;
             cur = &cur[take..];
-            need -= take;
         }
         remaining -= n;
-        first = false;
     }
 }
 
@@ -746,10 +753,12 @@ mod tests {
             .collect()
     }
 
-    /// Reassembled PES packets per PID, each with the adaptation field of its
-    /// first packet.
-    fn pes_by_pid(ts: &[u8]) -> HashMap<u16, Vec<(Vec<u8>, Option<Vec<u8>>)>> {
-        let mut map: HashMap<u16, Vec<(Vec<u8>, Option<Vec<u8>>)>> = HashMap::new();
+    /// A reassembled PES and the adaptation field of its first packet.
+    type Pes = (Vec<u8>, Option<Vec<u8>>);
+
+    /// Reassembled PES packets per PID.
+    fn pes_by_pid(ts: &[u8]) -> HashMap<u16, Vec<Pes>> {
+        let mut map: HashMap<u16, Vec<Pes>> = HashMap::new();
         for p in packets(ts) {
             if p.pid == PAT_PID || p.pid == PMT_PID {
                 continue;

@@ -240,15 +240,34 @@ pub fn head(url: &str) -> u16 {
 }
 
 fn http(method: reqwest::Method, url: &str) -> (u16, Vec<u8>) {
+    let r = fetch(method, url);
+    (r.status, r.body)
+}
+
+/// A whole HTTP response.
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+pub fn fetch(method: reqwest::Method, url: &str) -> Resp {
     let url = url.to_string();
     rt().block_on(async move {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
         match client.request(method, &url).send().await {
             Ok(r) => {
-                let st = r.status().as_u16();
-                (st, r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+                let status = r.status().as_u16();
+                let headers = r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
+                Resp { status, headers, body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default() }
             }
-            Err(e) => panic!("GET {url}: {e}"),
+            Err(e) => panic!("{url}: {e}"),
         }
     })
 }
