@@ -16,8 +16,8 @@ use crate::model::*;
 use crate::schema::{suggest, unknown_directive, Ctx};
 use crate::syntax::{Body, Directive};
 use crate::value::{
-    check_http_url, check_pattern, check_stream_name, format_duration, parse_duration,
-    parse_host_port, parse_listen, parse_number, parse_percent, parse_size,
+    check_http_url, check_pattern, check_stream_name, format_duration, parse_duration, parse_host_port, parse_listen,
+    parse_number, parse_percent, parse_size,
 };
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -52,26 +52,16 @@ fn items_of(d: &Directive) -> &[Directive] {
 
 impl Checker<'_> {
     /// Checks body shape and argument count; `false` means skip the values.
-    fn header(
-        &mut self,
-        d: &Directive,
-        ctx: Ctx,
-        shape: Shape,
-        min: usize,
-        max: Option<usize>,
-    ) -> bool {
+    fn header(&mut self, d: &Directive, ctx: Ctx, shape: Shape, min: usize, max: Option<usize>) -> bool {
         let name = &d.name.text;
         match (&d.body, shape) {
             (Body::Truncated, _) => return false,
             (Body::Block { open, .. }, Shape::Simple) => {
-                self.d
-                    .error(*open, format!("`{name}` does not take a block"));
+                self.d.error(*open, format!("`{name}` does not take a block"));
             }
             (Body::Semi(pos), Shape::Block) => {
-                self.d.error(
-                    *pos,
-                    format!("`{name}` needs a block: `{name} ... {{ ... }}`"),
-                );
+                self.d
+                    .error(*pos, format!("`{name}` needs a block: `{name} ... {{ ... }}`"));
                 return false;
             }
             (Body::Missing, Shape::Block) => return false,
@@ -85,13 +75,8 @@ impl Checker<'_> {
             // `input udp://a:1 input udp://b:2;` on one line: a known
             // directive among the extra words means a forgotten `;`.
             if let Some(i) = d.args.iter().position(|a| !a.quoted && ctx.knows(&a.text)) {
-                let end = if i == 0 {
-                    d.name.end
-                } else {
-                    d.args[i - 1].end
-                };
-                self.d
-                    .error(end, format!("missing `;` after `{name}` directive"));
+                let end = if i == 0 { d.name.end } else { d.args[i - 1].end };
+                self.d.error(end, format!("missing `;` after `{name}` directive"));
                 return false;
             }
             let takes = match (min, max) {
@@ -101,8 +86,7 @@ impl Checker<'_> {
                 (0, 1) => "takes at most 1 argument".to_string(),
                 (a, b) => format!("takes {a} to {b} arguments"),
             };
-            self.d
-                .error(d.args[max].pos, format!("`{name}` {takes}, got {n}"));
+            self.d.error(d.args[max].pos, format!("`{name}` {takes}, got {n}"));
             return false;
         }
         let takes = match (min, max) {
@@ -112,8 +96,7 @@ impl Checker<'_> {
             (1, None) => "takes at least 1 argument".to_string(),
             (a, None) => format!("takes at least {a} arguments"),
         };
-        self.d
-            .error(d.name.pos, format!("`{name}` {takes}, got {n}"));
+        self.d.error(d.name.pos, format!("`{name}` {takes}, got {n}"));
         false
     }
 
@@ -160,10 +143,7 @@ impl Checker<'_> {
                             if let Some(first) = http_at.get(&addr) {
                                 self.d.error(
                                     a.pos,
-                                    format!(
-                                        "duplicate `http` address {addr}; first at line {}",
-                                        first.line
-                                    ),
+                                    format!("duplicate `http` address {addr}; first at line {}", first.line),
                                 );
                             } else {
                                 http_at.insert(addr, a.pos);
@@ -173,16 +153,12 @@ impl Checker<'_> {
                     }
                 }
                 "cluster_key" => {
-                    if self.header(d, ctx, Shape::Simple, 1, Some(1))
-                        && self.once(&mut seen, d, ctx)
-                    {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
                     }
                 }
                 "state_dir" => {
-                    if self.header(d, ctx, Shape::Simple, 1, Some(1))
-                        && self.once(&mut seen, d, ctx)
-                    {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.state_dir = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
                     }
                 }
@@ -198,10 +174,7 @@ impl Checker<'_> {
                     } else if let Some(first) = stream_at.get(&a.text) {
                         self.d.error(
                             a.pos,
-                            format!(
-                                "duplicate stream `{}`; first defined at line {}",
-                                a.text, first.line
-                            ),
+                            format!("duplicate stream `{}`; first defined at line {}", a.text, first.line),
                         );
                         keep = false;
                     } else {
@@ -244,10 +217,8 @@ impl Checker<'_> {
                         continue;
                     };
                     if let Some(first) = peer_at.get(&addr) {
-                        self.d.error(
-                            a.pos,
-                            format!("duplicate peer `{addr}`; first at line {}", first.line),
-                        );
+                        self.d
+                            .error(a.pos, format!("duplicate peer `{addr}`; first at line {}", first.line));
                         continue;
                     }
                     peer_at.insert(addr.clone(), a.pos);
@@ -289,10 +260,7 @@ impl Checker<'_> {
                         if let Some(i) = s.inputs.iter().position(|x| *x == input) {
                             self.d.error(
                                 a.pos,
-                                format!(
-                                    "duplicate input `{input}`; first at line {}",
-                                    input_at[i].line
-                                ),
+                                format!("duplicate input `{input}`; first at line {}", input_at[i].line),
                             );
                         } else {
                             s.inputs.push(input);
@@ -314,8 +282,7 @@ impl Checker<'_> {
                 "dvr" => (1, 4),
                 _ => (1, 1),
             };
-            if !self.header(d, ctx, Shape::Simple, min, Some(max)) || !self.once(&mut seen, d, ctx)
-            {
+            if !self.header(d, ctx, Shape::Simple, min, Some(max)) || !self.once(&mut seen, d, ctx) {
                 continue;
             }
             match n {
@@ -351,8 +318,7 @@ impl Checker<'_> {
             }
         }
         if !any_input && closed {
-            self.d
-                .error(name.pos, format!("stream `{}` has no input", name.text));
+            self.d.error(name.pos, format!("stream `{}` has no input", name.text));
         }
         s
     }
@@ -434,8 +400,7 @@ impl Checker<'_> {
 
     fn non_empty(&mut self, d: &Directive, a: &Token) -> Option<String> {
         if a.text.is_empty() {
-            self.d
-                .error(a.pos, format!("`{}` must not be empty", d.name.text));
+            self.d.error(a.pos, format!("`{}` must not be empty", d.name.text));
             return None;
         }
         Some(a.text.clone())
@@ -473,8 +438,7 @@ impl Checker<'_> {
         let a = d.args.first()?;
         let name = &d.name.text;
         let Some(v) = parse_number(&a.text) else {
-            self.d
-                .error(a.pos, format!("bad number `{}` for `{name}`", a.text));
+            self.d.error(a.pos, format!("bad number `{}` for `{name}`", a.text));
             return None;
         };
         match usize::try_from(v) {
@@ -504,10 +468,7 @@ impl Checker<'_> {
             other => {
                 self.d.error(
                     a.pos,
-                    format!(
-                        "bad value `{other}` for `{}`: expected true or false",
-                        d.name.text
-                    ),
+                    format!("bad value `{other}` for `{}`: expected true or false", d.name.text),
                 );
                 None
             }
@@ -559,9 +520,7 @@ impl Checker<'_> {
                         None
                     }
                     Ok(1..=100) => Some("`dvr` has two disk limits".to_string()),
-                    _ => Some(format!(
-                        "`dvr` disk limit must be between 1% and 100%, got {t}"
-                    )),
+                    _ => Some(format!("`dvr` disk limit must be between 1% and 100%, got {t}")),
                 }
             } else if let Some(v) = parse_duration(t) {
                 if v.is_zero() {

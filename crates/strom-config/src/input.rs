@@ -57,8 +57,7 @@ pub enum Input {
 #[error("{0}")]
 pub struct InputError(pub String);
 
-const SCHEMES: &str =
-    "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
+const SCHEMES: &str = "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
 
 impl Input {
     /// Parses a `backup` value: like [`Input::from_str`], but a value without
@@ -86,9 +85,7 @@ impl FromStr for Input {
     fn from_str(s: &str) -> Result<Input, InputError> {
         let err = |m: String| Err(InputError(m));
         let Some((scheme, rest)) = s.split_once("://") else {
-            return err(format!(
-                "bad input `{s}`: expected a URL such as udp://239.0.0.1:1234"
-            ));
+            return err(format!("bad input `{s}`: expected a URL such as udp://239.0.0.1:1234"));
         };
         match scheme {
             "udp" => parse_udp(s, rest),
@@ -102,9 +99,7 @@ impl FromStr for Input {
                 Ok(Input::Http { url })
             }
             "publish" if rest.is_empty() => Ok(Input::Publish),
-            "publish" => err(format!(
-                "bad input `{s}`: `publish://` takes nothing after `://`"
-            )),
+            "publish" => err(format!("bad input `{s}`: `publish://` takes nothing after `://`")),
             "file" if rest.is_empty() => err(format!("bad input `{s}`: no file path")),
             "file" => Ok(Input::File { path: rest.into() }),
             "builtin" => {
@@ -202,11 +197,7 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
                     Err(_) => return bad(&format!("bad source address `{value}`")),
                 }
             }
-            _ => {
-                return bad(&format!(
-                    "unknown option `{key}`; expected `iface` or `source`"
-                ))
-            }
+            _ => return bad(&format!("unknown option `{key}`; expected `iface` or `source`")),
         }
     }
     if iface.is_some() && !(ip.is_multicast() && ip.is_ipv4()) {
@@ -230,11 +221,7 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
 impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Input::Udp {
-                addr,
-                iface,
-                source,
-            } => {
+            Input::Udp { addr, iface, source } => {
                 write!(f, "udp://{addr}")?;
                 let mut sep = '?';
                 if let Some(i) = iface {
@@ -294,11 +281,7 @@ mod tests {
                 udp("232.1.1.1:5000", None, Some("10.1.1.1")),
                 "udp://232.1.1.1:5000?source=10.1.1.1",
             ),
-            (
-                "udp://:1234",
-                udp("0.0.0.0:1234", None, None),
-                "udp://0.0.0.0:1234",
-            ),
+            ("udp://:1234", udp("0.0.0.0:1234", None, None), "udp://0.0.0.0:1234"),
             (
                 "udp://0.0.0.0:1234",
                 udp("0.0.0.0:1234", None, None),
@@ -348,10 +331,7 @@ mod tests {
         let http = |u: &str| Input::Http { url: u.into() };
         let table = [
             ("tshttp://10.0.0.5/news.ts", http("http://10.0.0.5/news.ts")),
-            (
-                "tshttps://cdn.example/a.ts",
-                http("https://cdn.example/a.ts"),
-            ),
+            ("tshttps://cdn.example/a.ts", http("https://cdn.example/a.ts")),
             ("http://h:8080/x?y", http("http://h:8080/x?y")),
             ("publish://", Input::Publish),
             (
@@ -366,20 +346,12 @@ mod tests {
                     path: "rel/a.ts".into(),
                 },
             ),
-            (
-                "builtin://demo",
-                Input::Builtin {
-                    name: "demo".into(),
-                },
-            ),
+            ("builtin://demo", Input::Builtin { name: "demo".into() }),
         ];
         for (s, want) in table {
             let got: Input = s.parse().expect("valid test input");
             assert_eq!(got, want, "{s}");
-            assert_eq!(
-                got.to_string().parse::<Input>().expect("valid test input"),
-                want
-            );
+            assert_eq!(got.to_string().parse::<Input>().expect("valid test input"), want);
         }
         assert_eq!(Input::Publish.to_string(), "publish://");
         assert_eq!(http("http://a/b").to_string(), "http://a/b");
@@ -418,9 +390,7 @@ mod tests {
         );
         assert_eq!(
             Input::parse_backup("builtin://demo"),
-            Ok(Input::Builtin {
-                name: "demo".into()
-            })
+            Ok(Input::Builtin { name: "demo".into() })
         );
         assert!(Input::parse_backup("publish://").is_err());
         assert!(Input::parse_backup("").is_err());

@@ -137,10 +137,7 @@ pub(crate) fn lex(text: &str, diags: &mut Diags) -> Lexed {
             let end = cur.pos();
             if let Some(next) = cur.peek() {
                 if !(next.is_whitespace() || matches!(next, ';' | '{' | '}' | '#')) {
-                    diags.error(
-                        end,
-                        "expected a space, `;`, `{` or `}` after a quoted string",
-                    );
+                    diags.error(end, "expected a space, `;`, `{` or `}` after a quoted string");
                 }
             }
             tokens.push(Token {
@@ -196,10 +193,7 @@ mod tests {
         let mut d = Diags::new("t");
         let l = lex(text, &mut d);
         assert!(d.is_empty(), "{:?}", d.into_sorted());
-        l.tokens
-            .into_iter()
-            .map(|t| (t.text, t.pos, t.quoted))
-            .collect()
+        l.tokens.into_iter().map(|t| (t.text, t.pos, t.quoted)).collect()
     }
 
     #[test]

@@ -24,8 +24,7 @@ pub const DEFAULT_SOURCE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default `segment_duration`.
 pub const DEFAULT_SEGMENT_DURATION: Duration = Duration::from_secs(2);
 /// Allowed `segment_duration` range.
-pub const SEGMENT_DURATION_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::from_secs(1)..=Duration::from_secs(30);
+pub const SEGMENT_DURATION_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(30);
 /// Default `segment_count` (HLS window length).
 pub const DEFAULT_SEGMENT_COUNT: usize = 6;
 /// Allowed `segment_count` range.
@@ -37,8 +36,7 @@ pub const SOURCE_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
 pub const DEFAULT_CLIENTS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Allowed `clients_timeout` range (0 stops an ondemand stream as soon as
 /// its last client leaves).
-pub const CLIENTS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
-    Duration::ZERO..=Duration::from_secs(86_400);
+pub const CLIENTS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(86_400);
 
 /// A whole config file.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,10 +60,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            http: vec![SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::UNSPECIFIED,
-                DEFAULT_PORT,
-            ))],
+            http: vec![SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))],
             cluster_key: None,
             state_dir: None,
             streams: Vec::new(),

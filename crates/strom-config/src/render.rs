@@ -126,11 +126,7 @@ impl Config {
             for (name, d) in durations {
                 line(&mut out, true, &format!("{name} {};", format_duration(d)));
             }
-            line(
-                &mut out,
-                true,
-                &format!("segment_count {};", s.segment_count),
-            );
+            line(&mut out, true, &format!("segment_count {};", s.segment_count));
             if s.ondemand {
                 line(&mut out, true, "ondemand;");
             }

@@ -20,14 +20,7 @@ impl Ctx {
     /// Directive names valid in this context.
     pub(crate) fn directives(self) -> &'static [&'static str] {
         match self {
-            Ctx::Top => &[
-                "http",
-                "cluster_key",
-                "state_dir",
-                "stream",
-                "source",
-                "peer",
-            ],
+            Ctx::Top => &["http", "cluster_key", "state_dir", "stream", "source", "peer"],
             Ctx::Stream => &[
                 "input",
                 "backup",
@@ -88,11 +81,7 @@ pub(crate) fn is_directive(name: &str) -> bool {
 /// The message for a directive that is not valid in `ctx`: either it belongs
 /// elsewhere ("not allowed") or it is unknown, with a did-you-mean.
 pub(crate) fn unknown_directive(ctx: Ctx, name: &str) -> String {
-    let homes: Vec<&str> = Ctx::ALL
-        .iter()
-        .filter(|c| c.knows(name))
-        .map(|c| c.place())
-        .collect();
+    let homes: Vec<&str> = Ctx::ALL.iter().filter(|c| c.knows(name)).map(|c| c.place()).collect();
     if !homes.is_empty() {
         let mut msg = format!(
             "`{name}` is not allowed {}; use it {}",

@@ -96,8 +96,7 @@ impl Parser<'_> {
                     self.bump();
                 }
                 Kind::Open => {
-                    self.diags
-                        .error(pos, "unexpected `{` without a directive name");
+                    self.diags.error(pos, "unexpected `{` without a directive name");
                     self.bump();
                     self.block(depth + 1, pos);
                 }
@@ -126,8 +125,7 @@ impl Parser<'_> {
             };
             match t.kind {
                 Kind::Word => {
-                    let starts_directive =
-                        t.pos.line > last_end.line && !t.quoted && is_directive(&t.text);
+                    let starts_directive = t.pos.line > last_end.line && !t.quoted && is_directive(&t.text);
                     if starts_directive {
                         self.diags.error(last_end, missing);
                         break Body::Missing;
@@ -146,11 +144,7 @@ impl Parser<'_> {
                     let open = t.pos;
                     self.bump();
                     let (items, closed) = self.block(depth + 1, open);
-                    break Body::Block {
-                        open,
-                        items,
-                        closed,
-                    };
+                    break Body::Block { open, items, closed };
                 }
                 Kind::Close => {
                     self.diags.error(last_end, missing);

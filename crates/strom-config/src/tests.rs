@@ -150,9 +150,7 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
             },
         ],
     );
-    s.backup = Some(Input::File {
-        path: "FILE".into(),
-    });
+    s.backup = Some(Input::File { path: "FILE".into() });
     s.ondemand = true;
     s.dvr = Some(dvr(7, None));
     s.on_play = Some("http://auth.example/check".into());
@@ -178,11 +176,7 @@ fn listeners_state_dir_and_values() {
     );
     assert_eq!(
         c.http,
-        [
-            addr("127.0.0.1:8080"),
-            addr("[::1]:8080"),
-            addr("0.0.0.0:9000")
-        ]
+        [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("0.0.0.0:9000")]
     );
     assert_eq!(c.state_dir, Some("/var/lib/strom".into()));
     let s = c.stream("a/b-1.c_d").expect("valid test input");
@@ -194,12 +188,7 @@ fn listeners_state_dir_and_values() {
             source: Some("10.1.1.1".parse().expect("valid test input")),
         }
     );
-    assert_eq!(
-        s.inputs[1],
-        Input::Builtin {
-            name: "demo".into()
-        }
-    );
+    assert_eq!(s.inputs[1], Input::Builtin { name: "demo".into() });
     assert_eq!(s.segment_duration, Duration::from_millis(1500));
     assert_eq!(s.segment_count, 100);
     assert!(!s.ondemand);
@@ -226,10 +215,7 @@ fn comments_and_quoted_strings() {
            on_play http://auth/check#frag;\n\
            backup \"/srv/my slate.ts\";\n\
          }\n");
-    assert_eq!(
-        c.cluster_key.as_deref(),
-        Some("my # key; {not} a \"block\" \\")
-    );
+    assert_eq!(c.cluster_key.as_deref(), Some("my # key; {not} a \"block\" \\"));
     let s = c.stream("quoted").expect("valid test input");
     assert_eq!(s.inputs, [udp("239.0.0.1:1234")]);
     assert_eq!(s.on_play.as_deref(), Some("http://auth/check#frag"));
@@ -240,19 +226,14 @@ fn comments_and_quoted_strings() {
         })
     );
     let text = c.to_text();
-    assert!(
-        text.contains("backup \"file:///srv/my slate.ts\";"),
-        "{text}"
-    );
+    assert!(text.contains("backup \"file:///srv/my slate.ts\";"), "{text}");
     assert_eq!(parse("t.conf", &text), Ok(c));
 }
 
 #[test]
 fn source_and_peer_forms() {
-    let c = ok(
-        "source a; source b:9 { only x; only y*; } source [::1]:81;\n\
-         peer p; peer [fe80::1] { public pub.example:443; }",
-    );
+    let c = ok("source a; source b:9 { only x; only y*; } source [::1]:81;\n\
+         peer p; peer [fe80::1] { public pub.example:443; }");
     let addrs: Vec<&str> = c.sources.iter().map(|s| s.addr.as_str()).collect();
     assert_eq!(addrs, ["a:8080", "b:9", "[::1]:81"]);
     assert_eq!(c.sources[1].only, ["x", "y*"]);
@@ -425,18 +406,9 @@ fn unclosed_block() {
 #[test]
 fn unexpected_tokens() {
     err1("}\nhttp 80;", "t.conf:1:1: unexpected `}`");
-    err1(
-        "http 80;;",
-        "t.conf:1:9: unexpected `;` without a directive",
-    );
-    err1(
-        "{ http 80; }",
-        "t.conf:1:1: unexpected `{` without a directive name",
-    );
-    err1(
-        "stream a { input publish://; } }",
-        "t.conf:1:32: unexpected `}`",
-    );
+    err1("http 80;;", "t.conf:1:9: unexpected `;` without a directive");
+    err1("{ http 80; }", "t.conf:1:1: unexpected `{` without a directive name");
+    err1("stream a { input publish://; } }", "t.conf:1:32: unexpected `}`");
 }
 
 #[test]
@@ -456,10 +428,7 @@ fn missing_semicolon() {
         "stream a { input publish:// }",
         "t.conf:1:28: missing `;` after `input` directive",
     );
-    err1(
-        "http 8080",
-        "t.conf:1:10: missing `;` after `http` directive",
-    );
+    err1("http 8080", "t.conf:1:10: missing `;` after `http` directive");
     // A missing `}` too: the next line's `stream` still ends the `input`.
     assert_eq!(
         errs("stream a {\n  input publish://\nstream b {\n  input publish://;\n}\n"),
@@ -499,10 +468,7 @@ fn block_vs_simple_directive() {
         "stream a { input publish:// { } }",
         "t.conf:1:29: `input` does not take a block",
     );
-    err1(
-        "stream a;",
-        "t.conf:1:9: `stream` needs a block: `stream ... { ... }`",
-    );
+    err1("stream a;", "t.conf:1:9: `stream` needs a block: `stream ... { ... }`");
     err1("http 80 { }", "t.conf:1:9: `http` does not take a block");
 }
 
@@ -518,11 +484,7 @@ fn nesting_is_capped() {
         e.contains(&"t.conf:1:30: unknown directive `x` in stream block".to_string()),
         "{e:?}"
     );
-    assert!(
-        e.iter()
-            .any(|m| m.ends_with("blocks are nested too deeply")),
-        "{e:?}"
-    );
+    assert!(e.iter().any(|m| m.ends_with("blocks are nested too deeply")), "{e:?}");
     let deep = "{".repeat(100_000);
     let e = errs(&deep);
     // Bounded by the depth cap, not by the input.
@@ -613,14 +575,8 @@ fn bad_numbers_durations_sizes() {
         "t.conf:1:37: bad `dvr` value `5X`: expected a depth (7d), a disk limit (97%) or a size (500G)",
     );
     err1(&wrap("dvr /s 1d 2d"), "t.conf:1:40: `dvr` has two depths");
-    err1(
-        &wrap("dvr /s 0"),
-        "t.conf:1:37: `dvr` depth must be greater than 0",
-    );
-    err1(
-        &wrap("dvr \"\" 1d"),
-        "t.conf:1:34: `dvr` needs an archive directory",
-    );
+    err1(&wrap("dvr /s 0"), "t.conf:1:37: `dvr` depth must be greater than 0");
+    err1(&wrap("dvr \"\" 1d"), "t.conf:1:34: `dvr` needs an archive directory");
     err1(
         "http localhost:80;",
         "t.conf:1:6: bad listen address `localhost:80`: expected PORT, IPV4:PORT or [IPV6]:PORT",
@@ -629,10 +585,7 @@ fn bad_numbers_durations_sizes() {
         "http 70000;",
         "t.conf:1:6: bad listen address `70000`: expected PORT, IPV4:PORT or [IPV6]:PORT",
     );
-    err1(
-        "source host:0;",
-        "t.conf:1:8: bad port `0`: expected 1..65535",
-    );
+    err1("source host:0;", "t.conf:1:8: bad port `0`: expected 1..65535");
     err1(
         "peer ::1;",
         "t.conf:1:6: bad address `::1`: write IPv6 addresses in brackets, like [::1]:8080",
@@ -641,11 +594,11 @@ fn bad_numbers_durations_sizes() {
         "peer p { public \"a b\"; }",
         "t.conf:1:17: bad `public` address: bad host name `a b`",
     );
-    err1("source s { only a/b c$; }", "t.conf:1:21: stream name pattern `c$` contains `$`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`");
     err1(
-        "cluster_key \"\";",
-        "t.conf:1:13: `cluster_key` must not be empty",
+        "source s { only a/b c$; }",
+        "t.conf:1:21: stream name pattern `c$` contains `$`; use letters, digits, `_`, `.`, `-`, `/`, `*` and `?`",
     );
+    err1("cluster_key \"\";", "t.conf:1:13: `cluster_key` must not be empty");
 }
 
 #[test]

@@ -110,10 +110,7 @@ pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
     let bad = || format!("bad listen address `{s}`: expected PORT, IPV4:PORT or [IPV6]:PORT");
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = s.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::V4(SocketAddrV4::new(
-            Ipv4Addr::UNSPECIFIED,
-            port,
-        )));
+        return Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)));
     }
     s.parse().map_err(|_| bad())
 }
@@ -182,10 +179,7 @@ fn is_hostname(h: &str) -> bool {
 /// Checks an `http://` / `https://` URL: a host is required, and whitespace
 /// or control characters are not allowed.
 pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
-    let Some(rest) = s
-        .strip_prefix("http://")
-        .or_else(|| s.strip_prefix("https://"))
-    else {
+    let Some(rest) = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://")) else {
         return Err(format!("bad URL `{s}`: expected http:// or https://"));
     };
     if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -227,17 +221,13 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
         ));
     }
     if name.starts_with('/') || name.ends_with('/') {
-        return Err(format!(
-            "stream name `{name}` must not start or end with `/`"
-        ));
+        return Err(format!("stream name `{name}` must not start or end with `/`"));
     }
     if name.contains("//") {
         return Err(format!("stream name `{name}` has an empty segment (`//`)"));
     }
     if let Some(seg) = name.split('/').find(|s| *s == "." || *s == "..") {
-        return Err(format!(
-            "stream name `{name}` must not have a `{seg}` segment"
-        ));
+        return Err(format!("stream name `{name}` must not have a `{seg}` segment"));
     }
     let first = name.split('/').next().unwrap_or(name);
     if RESERVED_STREAM_PREFIXES.contains(&first) {
@@ -389,15 +379,11 @@ mod tests {
     fn host_ports() {
         let hp = |h, p| Ok(HostPort { host: h, port: p });
         assert_eq!(parse_host_port("streamer:8081"), hp("streamer", Some(8081)));
-        assert_eq!(
-            parse_host_port("peer1.example.com"),
-            hp("peer1.example.com", None)
-        );
+        assert_eq!(parse_host_port("peer1.example.com"), hp("peer1.example.com", None));
         assert_eq!(parse_host_port("[::1]:80"), hp("[::1]", Some(80)));
         assert_eq!(parse_host_port("[fe80::1]"), hp("[fe80::1]", None));
         for s in [
-            "", ":80", "a:0", "a:65536", "a:", "::1", "[::1", "[x]:1", "[::1]80", "a..b", "a b",
-            "a/b",
+            "", ":80", "a:0", "a:65536", "a:", "::1", "[::1", "[x]:1", "[::1]80", "a..b", "a b", "a/b",
         ] {
             assert!(parse_host_port(s).is_err(), "{s}");
         }
@@ -405,11 +391,7 @@ mod tests {
 
     #[test]
     fn http_urls() {
-        for s in [
-            "http://a",
-            "https://user:pw@a.b:8443/x?y=1#z",
-            "http://[::1]:80/",
-        ] {
+        for s in ["http://a", "https://user:pw@a.b:8443/x?y=1#z", "http://[::1]:80/"] {
             assert_eq!(check_http_url(s), Ok(()), "{s}");
         }
         for s in [
@@ -439,16 +421,28 @@ mod tests {
         }
         let bad = [
             ("", "stream name is empty"),
-            ("a b", "stream name `a b` contains ` `; use letters, digits, `_`, `.`, `-`, and `/` between segments"),
+            (
+                "a b",
+                "stream name `a b` contains ` `; use letters, digits, `_`, `.`, `-`, and `/` between segments",
+            ),
             ("/a", "stream name `/a` must not start or end with `/`"),
             ("a/", "stream name `a/` must not start or end with `/`"),
             ("a//b", "stream name `a//b` has an empty segment (`//`)"),
             ("a/../b", "stream name `a/../b` must not have a `..` segment"),
             ("./b", "stream name `./b` must not have a `.` segment"),
             ("api/x", "stream name `api/x` collides with the node's own `/api` route"),
-            ("metrics", "stream name `metrics` collides with the node's own `/metrics` route"),
-            ("healthz", "stream name `healthz` collides with the node's own `/healthz` route"),
-            ("readyz/1", "stream name `readyz/1` collides with the node's own `/readyz` route"),
+            (
+                "metrics",
+                "stream name `metrics` collides with the node's own `/metrics` route",
+            ),
+            (
+                "healthz",
+                "stream name `healthz` collides with the node's own `/healthz` route",
+            ),
+            (
+                "readyz/1",
+                "stream name `readyz/1` collides with the node's own `/readyz` route",
+            ),
         ];
         for (s, msg) in bad {
             assert_eq!(check_stream_name(s), Err(msg.to_string()), "{s}");

@@ -82,19 +82,14 @@ fn udp() -> impl Strategy<Value = Input> {
             iface: None,
             source: None,
         }),
-        (
-            any::<[u16; 7]>(),
-            port,
-            proptest::option::of(any::<Ipv6Addr>())
-        )
-            .prop_map(|(s, port, source)| {
-                let group = Ipv6Addr::new(0xff0e, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
-                Input::Udp {
-                    addr: SocketAddr::new(IpAddr::V6(group), port),
-                    iface: None,
-                    source: source.map(IpAddr::V6),
-                }
-            }),
+        (any::<[u16; 7]>(), port, proptest::option::of(any::<Ipv6Addr>())).prop_map(|(s, port, source)| {
+            let group = Ipv6Addr::new(0xff0e, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
+            Input::Udp {
+                addr: SocketAddr::new(IpAddr::V6(group), port),
+                iface: None,
+                source: source.map(IpAddr::V6),
+            }
+        }),
     ]
 }
 
@@ -211,15 +206,11 @@ fn source() -> impl Strategy<Value = SourceConfig> {
 }
 
 fn peer() -> impl Strategy<Value = PeerConfig> {
-    (
-        host_port(),
-        proptest::option::of(prop_oneof![host(), host_port()]),
-    )
-        .prop_map(|(addr, public)| PeerConfig {
-            addr,
-            pos: Pos::default(),
-            public,
-        })
+    (host_port(), proptest::option::of(prop_oneof![host(), host_port()])).prop_map(|(addr, public)| PeerConfig {
+        addr,
+        pos: Pos::default(),
+        public,
+    })
 }
 
 fn listen() -> impl Strategy<Value = SocketAddr> {
@@ -244,16 +235,14 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::vec(source(), 0..3),
         prop::collection::vec(peer(), 0..3),
     )
-        .prop_map(
-            |(http, cluster_key, state_dir, streams, sources, peers)| Config {
-                http: dedup(http, |a| *a),
-                cluster_key,
-                state_dir,
-                streams: dedup(streams, |s| s.name.clone()),
-                sources: dedup(sources, |s| s.addr.clone()),
-                peers: dedup(peers, |p| p.addr.clone()),
-            },
-        )
+        .prop_map(|(http, cluster_key, state_dir, streams, sources, peers)| Config {
+            http: dedup(http, |a| *a),
+            cluster_key,
+            state_dir,
+            streams: dedup(streams, |s| s.name.clone()),
+            sources: dedup(sources, |s| s.addr.clone()),
+            peers: dedup(peers, |p| p.addr.clone()),
+        })
 }
 
 const SAMPLE: &str = "\
@@ -328,11 +317,7 @@ fn sample_parses() {
     assert_eq!(c.streams.len(), 2);
     assert_eq!(c.sources[0].cluster_key.as_deref(), Some("ab cd"));
     assert_eq!(
-        c.streams[1]
-            .dvr
-            .as_ref()
-            .expect("valid test input")
-            .max_size,
+        c.streams[1].dvr.as_ref().expect("valid test input").max_size,
         Some(500 << 30)
     );
 }

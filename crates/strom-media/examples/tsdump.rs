@@ -28,7 +28,14 @@ fn main() {
                 n += 1;
                 key += u64::from(f.keyframe);
                 if frames || f.keyframe {
-                    println!("frame track={} dts={} pts={} key={} len={}", f.track, f.dts, f.pts, f.keyframe, f.data.len());
+                    println!(
+                        "frame track={} dts={} pts={} key={} len={}",
+                        f.track,
+                        f.dts,
+                        f.pts,
+                        f.keyframe,
+                        f.data.len()
+                    );
                 }
             }
         }

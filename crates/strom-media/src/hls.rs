@@ -58,7 +58,11 @@ pub fn render_media_playlist(
         if e.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", format_utc_millis(e.start * 1000 / CLOCK_HZ));
+        let _ = writeln!(
+            out,
+            "#EXT-X-PROGRAM-DATE-TIME:{}",
+            format_utc_millis(e.start * 1000 / CLOCK_HZ)
+        );
         let _ = writeln!(out, "#EXTINF:{},", format_seconds(e.duration));
         out.push_str(&segment_uri(e.seq));
         if let Some(q) = query.filter(|q| !q.is_empty()) {
@@ -217,7 +221,16 @@ mod tests {
     #[test]
     fn segment_uri_round_trip_and_rejects() {
         assert_eq!(parse_segment_uri(&segment_uri(42)), Some(42));
-        for bad in ["", ".ts", "a.ts", "1.ts.ts", "-1.ts", "1.m3u8", "99999999999999999999999.ts", "../1.ts"] {
+        for bad in [
+            "",
+            ".ts",
+            "a.ts",
+            "1.ts.ts",
+            "-1.ts",
+            "1.m3u8",
+            "99999999999999999999999.ts",
+            "../1.ts",
+        ] {
             assert_eq!(parse_segment_uri(bad), None, "{bad}");
         }
     }

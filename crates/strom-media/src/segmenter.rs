@@ -191,11 +191,7 @@ impl Segmenter {
     /// Closes the running segment, estimating its end from the last frame step.
     fn close(&mut self) -> Option<Segment> {
         let b = self.building.as_ref()?;
-        let step = if b.last_step > 0 {
-            b.last_step
-        } else {
-            CLOCK_HZ / 25
-        };
+        let step = if b.last_step > 0 { b.last_step } else { CLOCK_HZ / 25 };
         let end = b.last_dts + step;
         self.finish(end)
     }
@@ -245,14 +241,28 @@ mod tests {
     fn tracks(video: bool) -> Arc<[Track]> {
         let mut v = Vec::new();
         if video {
-            v.push(Track { id: 0, codec: Codec::H264, params: TrackParams::default() });
+            v.push(Track {
+                id: 0,
+                codec: Codec::H264,
+                params: TrackParams::default(),
+            });
         }
-        v.push(Track { id: v.len() as u16, codec: Codec::Aac, params: TrackParams::default() });
+        v.push(Track {
+            id: v.len() as u16,
+            codec: Codec::Aac,
+            params: TrackParams::default(),
+        });
         Arc::from(v)
     }
 
     fn f(track: u16, dts: i64, keyframe: bool) -> Frame {
-        Frame { track, dts, pts: dts, keyframe, data: Bytes::from_static(b"x") }
+        Frame {
+            track,
+            dts,
+            pts: dts,
+            keyframe,
+            data: Bytes::from_static(b"x"),
+        }
     }
 
     /// Video at 25 fps with a keyframe every `gop` frames, audio beside it.

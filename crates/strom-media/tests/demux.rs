@@ -34,10 +34,7 @@ impl Run {
     }
 
     fn track_frames(&self, track: u16) -> Vec<&Frame> {
-        self.frames()
-            .into_iter()
-            .filter(|f| f.track == track)
-            .collect()
+        self.frames().into_iter().filter(|f| f.track == track).collect()
     }
 
     fn track_events(&self) -> Vec<Arc<[Track]>> {
@@ -104,9 +101,7 @@ fn run(data: &[u8]) -> Run {
 
 fn packets(ts: &[u8]) -> Vec<[u8; 188]> {
     assert_eq!(ts.len() % 188, 0);
-    ts.chunks_exact(188)
-        .map(|p| p.try_into().expect("188 bytes"))
-        .collect()
+    ts.chunks_exact(188).map(|p| p.try_into().expect("188 bytes")).collect()
 }
 
 fn pid_of(p: &[u8]) -> u16 {
@@ -205,15 +200,7 @@ impl TsWriter {
         self.section(pmt_pid, 0x02, program, version, &body);
     }
 
-    fn pes(
-        &mut self,
-        pid: u16,
-        stream_id: u8,
-        pts: i64,
-        dts: Option<i64>,
-        data: &[u8],
-        with_len: bool,
-    ) {
+    fn pes(&mut self, pid: u16, stream_id: u8, pts: i64, dts: Option<i64>, data: &[u8], with_len: bool) {
         let pes = pes_bytes(stream_id, pts, dts, data, with_len);
         self.packetize(pid, &pes, false);
     }
@@ -304,21 +291,12 @@ fn demo_tracks_frames_and_timestamps() {
     assert_eq!((v.params.width, v.params.height), (1280, 720));
     assert_eq!(v.params.codec_string.as_deref(), Some("avc1.4d401f"));
     assert_eq!(v.params.frame_rate, Some((25, 1)));
-    let kinds: Vec<u8> = v
-        .params
-        .parameter_sets
-        .iter()
-        .map(|p| p[0] & 0x1F)
-        .collect();
+    let kinds: Vec<u8> = v.params.parameter_sets.iter().map(|p| p[0] & 0x1F).collect();
     assert_eq!(kinds, [7, 8]);
     let a = &r.tracks[1];
     assert_eq!((a.id, a.codec), (1, Codec::Aac));
     assert_eq!(
-        (
-            a.params.sample_rate,
-            a.params.channels,
-            a.params.aac_object_type
-        ),
+        (a.params.sample_rate, a.params.channels, a.params.aac_object_type),
         (48000, 2, 2)
     );
     assert_eq!(a.params.codec_string.as_deref(), Some("mp4a.40.2"));
@@ -421,13 +399,11 @@ fn garbage_between_packets_resyncs_once_each() {
             // 1..=400 bytes of noise without sync bytes.
             seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
             let n = 1 + (seed >> 16) as usize % 400;
-            data.extend((0..n).map(|k| (k as u8 ^ 0x5A) | 0x80).map(|b| {
-                if b == 0x47 {
-                    0x48
-                } else {
-                    b
-                }
-            }));
+            data.extend(
+                (0..n)
+                    .map(|k| (k as u8 ^ 0x5A) | 0x80)
+                    .map(|b| if b == 0x47 { 0x48 } else { b }),
+            );
             inserted += 1;
         }
     }
@@ -542,11 +518,7 @@ fn remapped_demo(map: &[(u16, u16)], pmt_streams: &[(u8, u16, &[u8])], version: 
 
 #[test]
 fn pmt_change_to_audio_only_emits_tracks_and_continues() {
-    let b = remapped_demo(
-        &[(0x101, 0x201)],
-        &[(0x0F, 0x201, &[0x0A, 4, b'f', b'r', b'a', 0])],
-        0,
-    );
+    let b = remapped_demo(&[(0x101, 0x201)], &[(0x0F, 0x201, &[0x0A, 4, b'f', b'r', b'a', 0])], 0);
     let mut data = DEMO.to_vec();
     data.extend_from_slice(&b);
     let r = run_chunked(&data, &[1316]);
@@ -593,10 +565,7 @@ fn pmt_change_to_new_pids_keeps_track_ids() {
     let r = run_chunked(&data, &[65535]);
     assert_eq!(r.stats.pmt_changes, 1);
     assert_eq!(r.tracks.len(), 2);
-    assert_eq!(
-        (r.tracks[0].codec, r.tracks[1].codec),
-        (Codec::H264, Codec::Aac)
-    );
+    assert_eq!((r.tracks[0].codec, r.tracks[1].codec), (Codec::H264, Codec::Aac));
     assert_eq!(r.track_frames(0).len(), 500);
     assert_eq!(r.track_frames(1).len(), 940);
     assert_eq!(r.stats.dropped_frames, 0);
@@ -615,11 +584,7 @@ fn pmt_version_bump_with_same_streams_is_silent() {
     data.extend_from_slice(&b);
     let r = run(&data);
     assert_eq!(r.stats.pmt_changes, 0);
-    assert_eq!(
-        r.track_events().len(),
-        2,
-        "no Tracks event for an unchanged set"
-    );
+    assert_eq!(r.track_events().len(), 2, "no Tracks event for an unchanged set");
     // The splice breaks the video CC, so the first file's last video PES
     // (unbounded, never known to be complete) is dropped, not emitted.
     assert_eq!(r.frames().len(), 1439);
@@ -666,10 +631,7 @@ fn timestamps_wrap_at_33_bits() {
     for (c, f) in cf.iter().zip(&rf) {
         assert_eq!(f.pts, (c.pts + offset).rem_euclid(WRAP));
         assert_eq!(f.dts, (c.dts + offset).rem_euclid(WRAP));
-        assert_eq!(
-            (f.track, f.keyframe, &f.data),
-            (c.track, c.keyframe, &c.data)
-        );
+        assert_eq!((f.track, f.keyframe, &f.data), (c.track, c.keyframe, &c.data));
     }
     assert!(rf.iter().any(|f| f.pts > WRAP - 90_000));
     assert!(rf.iter().any(|f| f.pts < 90_000));
@@ -679,13 +641,13 @@ fn timestamps_wrap_at_33_bits() {
 // Synthetic streams.
 
 const HEVC_VPS: &[u8] = &[
-    0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03,
-    0x00, 0x00, 0x03, 0x00, 0x3f, 0x95, 0x98, 0x09,
+    0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03,
+    0x00, 0x3f, 0x95, 0x98, 0x09,
 ];
 const HEVC_SPS: &[u8] = &[
-    0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03,
-    0x00, 0x3f, 0xa0, 0x05, 0x02, 0x01, 0x69, 0x65, 0x95, 0x9a, 0x49, 0x32, 0xbc, 0x05, 0xa0, 0x20,
-    0x00, 0x00, 0x03, 0x00, 0x20, 0x00, 0x00, 0x03, 0x03, 0x21,
+    0x42, 0x01, 0x01, 0x01, 0x60, 0x00, 0x00, 0x03, 0x00, 0x90, 0x00, 0x00, 0x03, 0x00, 0x00, 0x03, 0x00, 0x3f, 0xa0,
+    0x05, 0x02, 0x01, 0x69, 0x65, 0x95, 0x9a, 0x49, 0x32, 0xbc, 0x05, 0xa0, 0x20, 0x00, 0x00, 0x03, 0x00, 0x20, 0x00,
+    0x00, 0x03, 0x03, 0x21,
 ];
 const HEVC_PPS: &[u8] = &[0x44, 0x01, 0xc1, 0x72, 0xb4, 0x62, 0x40];
 
@@ -734,12 +696,12 @@ fn hevc_stream_waits_for_irap_with_parameter_sets() {
 #[test]
 fn resolution_change_emits_tracks_before_its_frame() {
     const SPS_A: &[u8] = &[
-        0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00,
-        0x08, 0x00, 0x00, 0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
+        0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00, 0x00,
+        0x03, 0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
     ];
     const SPS_B: &[u8] = &[
-        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00,
-        0x0f, 0xa4, 0x00, 0x03, 0xa9, 0x80, 0x3c, 0x60, 0xc6, 0x58,
+        0x67, 0x64, 0x00, 0x28, 0xac, 0xd9, 0x40, 0x78, 0x02, 0x27, 0xe5, 0xc0, 0x44, 0x00, 0x00, 0x0f, 0xa4, 0x00,
+        0x03, 0xa9, 0x80, 0x3c, 0x60, 0xc6, 0x58,
     ];
     let pps: &[u8] = &[0x68, 0xef, 0xbc, 0x80];
     let idr: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x10];
@@ -762,19 +724,10 @@ fn resolution_change_emits_tracks_before_its_frame() {
     let shape: Vec<char> = r
         .events
         .iter()
-        .map(|e| {
-            if matches!(e, DemuxEvent::Tracks(_)) {
-                'T'
-            } else {
-                'F'
-            }
-        })
+        .map(|e| if matches!(e, DemuxEvent::Tracks(_)) { 'T' } else { 'F' })
         .collect();
     assert_eq!(shape.iter().collect::<String>(), "TFFFTF");
-    assert_eq!(
-        r.tracks[0].params.codec_string.as_deref(),
-        Some("avc1.640028")
-    );
+    assert_eq!(r.tracks[0].params.codec_string.as_deref(), Some("avc1.640028"));
 }
 
 #[test]

@@ -150,15 +150,13 @@ fn interleave(streams: Vec<Vec<(i64, i64, bool, Bytes)>>, base: i64) -> Vec<Fram
         .into_iter()
         .enumerate()
         .flat_map(|(track, packets)| {
-            packets
-                .into_iter()
-                .map(move |(pts, dts, keyframe, data)| Frame {
-                    track: track as u16,
-                    dts: base + dts,
-                    pts: base + pts,
-                    keyframe,
-                    data,
-                })
+            packets.into_iter().map(move |(pts, dts, keyframe, data)| Frame {
+                track: track as u16,
+                dts: base + dts,
+                pts: base + pts,
+                keyframe,
+                data,
+            })
         })
         .collect();
     frames.sort_by_key(|f| (f.dts, f.track));
@@ -220,17 +218,12 @@ impl Drop for TempTs {
 
 fn run(tool: &str, args: &[&str], file: &Path) -> (String, String) {
     let out = Command::new(tool)
-        .args(args.iter().map(|a| {
-            if *a == "FILE" {
-                file.as_os_str()
-            } else {
-                a.as_ref()
-            }
-        }))
+        .args(
+            args.iter()
+                .map(|a| if *a == "FILE" { file.as_os_str() } else { a.as_ref() }),
+        )
         .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {tool} ({e}); install ffmpeg or set STROM_SKIP_FFMPEG=1")
-        });
+        .unwrap_or_else(|e| panic!("cannot run {tool} ({e}); install ffmpeg or set STROM_SKIP_FFMPEG=1"));
     assert!(
         out.status.success(),
         "{tool} failed: {}",
@@ -284,11 +277,7 @@ fn ffprobe(file: &Path) -> (Vec<Section>, Vec<Section>) {
 }
 
 /// ffprobe's view of one stream: (codec_name, PTS list, keyframe flags).
-fn probe_stream(
-    streams: &[Section],
-    packets: &[Section],
-    pid: u16,
-) -> (Section, Vec<i64>, Vec<bool>) {
+fn probe_stream(streams: &[Section], packets: &[Section], pid: u16) -> (Section, Vec<i64>, Vec<bool>) {
     let id = format!("{pid:#x}");
     let stream = streams
         .iter()
@@ -296,10 +285,7 @@ fn probe_stream(
         .unwrap_or_else(|| panic!("no stream with PID {id}"))
         .clone();
     let index = &stream["index"];
-    let ps: Vec<&Section> = packets
-        .iter()
-        .filter(|p| &p["stream_index"] == index)
-        .collect();
+    let ps: Vec<&Section> = packets.iter().filter(|p| &p["stream_index"] == index).collect();
     let pts = ps.iter().map(|p| p["pts"].parse().expect("pts")).collect();
     let keys = ps.iter().map(|p| p["flags"].starts_with('K')).collect();
     (stream, pts, keys)
@@ -391,12 +377,7 @@ fn parse_ts(ts: &[u8]) -> Vec<Pes> {
     for p in &pes {
         let len = usize::from(u16::from_be_bytes([p.data[4], p.data[5]]));
         if len != 0 {
-            assert_eq!(
-                len,
-                p.data.len() - 6,
-                "PES_packet_length of PID {:#x}",
-                p.pid
-            );
+            assert_eq!(len, p.data.len() - 6, "PES_packet_length of PID {:#x}", p.pid);
         }
     }
     pes
@@ -458,11 +439,7 @@ fn h264_aac_segment_reads_clean() {
     assert_eq!(streams.len(), 2);
     let v = assert_packets(&streams, &packets, &seg, 0);
     assert_eq!(
-        (
-            v["codec_name"].as_str(),
-            v["width"].as_str(),
-            v["height"].as_str()
-        ),
+        (v["codec_name"].as_str(), v["width"].as_str(), v["height"].as_str()),
         ("h264", "1280", "720")
     );
     let a = assert_packets(&streams, &packets, &seg, 1);
@@ -479,22 +456,14 @@ fn h264_aac_segment_reads_clean() {
 #[test]
 fn bare_h264_gets_aud_and_parameter_sets() {
     let mut seg = demo_segment(T0);
-    let ps_len: usize = seg.tracks[0]
-        .params
-        .parameter_sets
-        .iter()
-        .map(|p| p.len() + 4)
-        .sum();
+    let ps_len: usize = seg.tracks[0].params.parameter_sets.iter().map(|p| p.len() + 4).sum();
     let mut originals = Vec::new();
     for f in seg.frames.iter_mut().filter(|f| f.track == 0) {
         f.data = strip_aud_and_parameter_sets(Codec::H264, &f.data);
         originals.push((f.keyframe, f.data.clone()));
     }
     let ts = mux_segment(&seg);
-    let video: Vec<Pes> = parse_ts(&ts)
-        .into_iter()
-        .filter(|p| p.pid == 0x100)
-        .collect();
+    let video: Vec<Pes> = parse_ts(&ts).into_iter().filter(|p| p.pid == 0x100).collect();
     for (p, (key, data)) in video.iter().zip(&originals) {
         let body = pes_body(p);
         assert_eq!(&body[..6], &[0, 0, 0, 1, 9, 0xF0], "AUD first");
@@ -525,14 +494,7 @@ fn hevc_ac3_eac3_mp2_read_clean() {
     // Out-of-band parameter sets and no AUDs: the muxer must restore both.
     let hevc = hevc
         .into_iter()
-        .map(|(pts, dts, key, data)| {
-            (
-                pts,
-                dts,
-                key,
-                strip_aud_and_parameter_sets(Codec::H265, &data),
-            )
-        })
+        .map(|(pts, dts, key, data)| (pts, dts, key, strip_aud_and_parameter_sets(Codec::H265, &data)))
         .collect();
     let tracks = vec![
         track(0, Codec::H265, params),
@@ -540,10 +502,7 @@ fn hevc_ac3_eac3_mp2_read_clean() {
         track(2, Codec::Eac3, audio_params(48000, 2, Some("deu"))),
         track(3, Codec::MpegAudio, audio_params(48000, 2, None)),
     ];
-    let frames = interleave(
-        vec![hevc, fixture!("ac3"), fixture!("eac3"), fixture!("mp2")],
-        T0,
-    );
+    let frames = interleave(vec![hevc, fixture!("ac3"), fixture!("eac3"), fixture!("mp2")], T0);
     let seg = segment(tracks, frames);
     let ts = mux_segment(&seg);
     let pes = parse_ts(&ts);
@@ -557,11 +516,7 @@ fn hevc_ac3_eac3_mp2_read_clean() {
         };
         assert_eq!(stream_id, want, "stream_id on PID {:#x}", p.pid);
         if p.pid == 0x100 {
-            assert_eq!(
-                &pes_body(p)[..7],
-                &[0, 0, 0, 1, 0x46, 0x01, 0x50],
-                "HEVC AUD first"
-            );
+            assert_eq!(&pes_body(p)[..7], &[0, 0, 0, 1, 0x46, 0x01, 0x50], "HEVC AUD first");
         }
     }
 
@@ -574,18 +529,10 @@ fn hevc_ac3_eac3_mp2_read_clean() {
     assert_eq!(streams.len(), 4);
     let v = assert_packets(&streams, &packets, &seg, 0);
     assert_eq!(
-        (
-            v["codec_name"].as_str(),
-            v["width"].as_str(),
-            v["height"].as_str()
-        ),
+        (v["codec_name"].as_str(), v["width"].as_str(), v["height"].as_str()),
         ("hevc", "160", "120")
     );
-    for (track, codec, lang) in [
-        (1, "ac3", Some("eng")),
-        (2, "eac3", Some("deu")),
-        (3, "mp2", None),
-    ] {
+    for (track, codec, lang) in [(1, "ac3", Some("eng")), (2, "eac3", Some("deu")), (3, "mp2", None)] {
         let a = assert_packets(&streams, &packets, &seg, track);
         assert_eq!(
             (
@@ -609,8 +556,7 @@ fn audio_only_reads_clean() {
     // Every AAC PES is one ADTS frame whose length field matches.
     for (p, f) in pes.iter().zip(&seg.frames) {
         let adts = pes_body(p);
-        let len =
-            usize::from(adts[3] & 3) << 11 | usize::from(adts[4]) << 3 | usize::from(adts[5] >> 5);
+        let len = usize::from(adts[3] & 3) << 11 | usize::from(adts[4]) << 3 | usize::from(adts[5] >> 5);
         assert_eq!(len, 7 + f.data.len());
         assert_eq!(&adts[7..], &f.data[..]);
     }
@@ -667,14 +613,11 @@ fn continuous_stream_across_the_33_bit_wrap() {
 /// complain about in our output.
 #[test]
 fn demux_mux_demux_round_trip() {
-    let input = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo.ts"))
-        .expect("read assets/demo.ts");
+    let input =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../assets/demo.ts")).expect("read assets/demo.ts");
     let (tracks, frames, _) = demux_all(&input);
     assert_eq!(tracks.len(), 2);
-    assert!(
-        frames.len() > 700,
-        "demo.ts has 250 video + ~470 audio frames"
-    );
+    assert!(frames.len() > 700, "demo.ts has 250 video + ~470 audio frames");
     let seg = segment(tracks.to_vec(), frames);
     let ts = mux_segment(&seg);
     let (tracks2, frames2, stats) = demux_all(&ts);
@@ -693,10 +636,7 @@ fn demux_mux_demux_round_trip() {
     assert_eq!(frames2.len(), seg.frames.len());
     // Both demuxes emit frames in PES order, which the muxer keeps.
     for (x, y) in seg.frames.iter().zip(&frames2) {
-        assert_eq!(
-            (x.track, x.pts, x.dts, x.keyframe),
-            (y.track, y.pts, y.dts, y.keyframe)
-        );
+        assert_eq!((x.track, x.pts, x.dts, x.keyframe), (y.track, y.pts, y.dts, y.keyframe));
         let codec = tracks[usize::from(x.track)].codec;
         if codec.kind() == strom_media::TrackKind::Video {
             assert_eq!(

@@ -129,14 +129,20 @@ impl Failover {
                 }
             }
             _ => {
-                let in_grace = self.active.is_none() && now.saturating_duration_since(self.started) < self.cfg.startup_grace;
+                let in_grace =
+                    self.active.is_none() && now.saturating_duration_since(self.started) < self.cfg.startup_grace;
                 if in_grace {
-                    return if n > 0 && fresh(0) { Want::Input(0) } else { Want::Nothing };
+                    return if n > 0 && fresh(0) {
+                        Want::Input(0)
+                    } else {
+                        Want::Nothing
+                    };
                 }
                 if let Some(j) = (0..n).find(|&j| fresh(j)) {
                     return Want::Input(j);
                 }
-                let waiting_first = self.active.is_none() && now.saturating_duration_since(self.started) < self.cfg.source_timeout;
+                let waiting_first =
+                    self.active.is_none() && now.saturating_duration_since(self.started) < self.cfg.source_timeout;
                 if waiting_first {
                     Want::Nothing
                 } else {
@@ -213,7 +219,11 @@ mod tests {
         f.switched(f.backup_index());
         assert_eq!(f.want(t + 100 * MS), Want::Backup);
         f.frame(1, t + 200 * MS);
-        assert_eq!(f.want(t + 200 * MS), Want::Input(1), "any fresh input beats the backup at once");
+        assert_eq!(
+            f.want(t + 200 * MS),
+            Want::Input(1),
+            "any fresh input beats the backup at once"
+        );
     }
 
     #[test]

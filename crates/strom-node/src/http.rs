@@ -43,7 +43,10 @@ pub fn router(node: Arc<Node>) -> Router {
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         node.metrics.render(),
     )
         .into_response()
@@ -56,8 +59,16 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
         .filter(|h| !h.cfg.ondemand && h.snapshot().status == crate::hub::Status::Waiting)
         .map(|h| h.name.as_str())
         .collect();
-    let code = if waiting.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, axum::Json(serde_json::json!({ "ready": waiting.is_empty(), "waiting": waiting }))).into_response()
+    let code = if waiting.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        axum::Json(serde_json::json!({ "ready": waiting.is_empty(), "waiting": waiting })),
+    )
+        .into_response()
 }
 
 async fn api_streams(State(node): State<Arc<Node>>) -> Response {
@@ -74,12 +85,18 @@ async fn api_stream(State(node): State<Arc<Node>>, axum::extract::Path(name): ax
 }
 
 fn error(code: StatusCode, msg: &str) -> Response {
-    (code, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], format!("{msg}\n")).into_response()
+    (
+        code,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{msg}\n"),
+    )
+        .into_response()
 }
 
 fn not_ready() -> Response {
     let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "stream is not ready");
-    r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
     r
 }
 
@@ -100,23 +117,40 @@ fn start_wait(hub: &StreamHub) -> Duration {
 async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     let path = req.uri().path();
     let Some((name, resource)) = path.trim_start_matches('/').rsplit_once('/') else {
-        node.metrics.http_errors.get_or_create(&crate::metrics::KindLabel { kind: "not_found" }).inc();
+        node.metrics
+            .http_errors
+            .get_or_create(&crate::metrics::KindLabel { kind: "not_found" })
+            .inc();
         return error(StatusCode::NOT_FOUND, "not found");
     };
     let Some(hub) = node.streams.get(name).cloned() else {
-        node.metrics.http_errors.get_or_create(&crate::metrics::KindLabel { kind: "not_found" }).inc();
+        node.metrics
+            .http_errors
+            .get_or_create(&crate::metrics::KindLabel { kind: "not_found" })
+            .inc();
         return error(StatusCode::NOT_FOUND, "no such stream");
     };
     let resource = resource.to_string();
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
-    let peer = req.extensions().get::<ConnectInfo<crate::net::PeerAddr>>().map(|c| c.0 .0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<crate::net::PeerAddr>>()
+        .map(|c| c.0 .0);
     match (method.clone(), resource.as_str()) {
         (Method::PUT | Method::POST, "publish") => publish(hub, req).await,
         (Method::GET | Method::HEAD, "index.m3u8" | "playlist.m3u8") if method == Method::HEAD => {
             // Middleware probes: 200 only while the stream is healthy.
-            let code = if hub.healthy() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-            (code, [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")]).into_response()
+            let code = if hub.healthy() {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            (
+                code,
+                [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")],
+            )
+                .into_response()
         }
         (Method::GET | Method::HEAD, "index.m3u8" | "playlist.m3u8" | "mono.m3u8" | "video.m3u8") => {
             let master = matches!(resource.as_str(), "index.m3u8" | "playlist.m3u8");
@@ -143,7 +177,13 @@ fn note_session(hub: &StreamHub, query: Option<&str>, peer: Option<SocketAddr>) 
 
 async fn playlist(hub: Arc<StreamHub>, master: bool, query: Option<&str>, peer: Option<SocketAddr>) -> Response {
     note_session(&hub, query, peer);
-    let get = |hub: &StreamHub| if master { hub.master_playlist(query) } else { hub.media_playlist(query) };
+    let get = |hub: &StreamHub| {
+        if master {
+            hub.master_playlist(query)
+        } else {
+            hub.media_playlist(query)
+        }
+    };
     let body = match get(&hub) {
         Ok(b) => Ok(b),
         Err(_) => {
@@ -169,7 +209,10 @@ fn segment(hub: Arc<StreamHub>, seq: u64, query: Option<&str>, peer: Option<Sock
         Ok(b) => {
             hub.metrics.bytes_out.inc_by(b.len() as u64);
             (
-                [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "public, max-age=86400, immutable")],
+                [
+                    (header::CONTENT_TYPE, MP2T),
+                    (header::CACHE_CONTROL, "public, max-age=86400, immutable"),
+                ],
                 b,
             )
                 .into_response()
@@ -261,7 +304,11 @@ async fn mpegts(node: Arc<Node>, hub: Arc<StreamHub>) -> Response {
         s.hub.metrics.bytes_out.inc_by(data.len() as u64);
         Some((Ok::<_, std::convert::Infallible>(data), s))
     });
-    ([(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")], Body::from_stream(body)).into_response()
+    (
+        [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")],
+        Body::from_stream(body),
+    )
+        .into_response()
 }
 
 async fn publish(hub: Arc<StreamHub>, req: Request) -> Response {

@@ -207,9 +207,14 @@ impl StreamHub {
         let entries: Vec<PlaylistEntry> = self.listed(st).map(|s| entry(&s.segment)).collect();
         let configured = self.cfg.segment_duration.as_millis() as i64 * CLOCK_HZ / 1000;
         st.target_duration = st.target_duration.max(hls::target_duration_for(&entries, configured));
-        let disc_seq = st.evicted_discontinuities
-            + st.window.iter().take(skip).filter(|s| s.segment.discontinuity).count() as u64;
-        st.media_playlist = Some(Bytes::from(hls::render_media_playlist(&entries, st.target_duration, disc_seq, None)));
+        let disc_seq =
+            st.evicted_discontinuities + st.window.iter().take(skip).filter(|s| s.segment.discontinuity).count() as u64;
+        st.media_playlist = Some(Bytes::from(hls::render_media_playlist(
+            &entries,
+            st.target_duration,
+            disc_seq,
+            None,
+        )));
         st.master_playlist = Some(Bytes::from(hls::render_master_playlist(&[self.variant(st, None)])));
     }
 
@@ -222,7 +227,11 @@ impl StreamHub {
             bits += b;
             ticks += d;
         }
-        let tracks = st.window.back().map(|s| s.segment.tracks.clone()).unwrap_or_else(|| st.tracks.clone());
+        let tracks = st
+            .window
+            .back()
+            .map(|s| s.segment.tracks.clone())
+            .unwrap_or_else(|| st.tracks.clone());
         let video = tracks.iter().find(|t| t.kind() == TrackKind::Video);
         let mut uri = String::from("mono.m3u8");
         if let Some(q) = query.filter(|q| !q.is_empty()) {
@@ -234,8 +243,13 @@ impl StreamHub {
             bandwidth: peak,
             average_bandwidth: (ticks > 0).then(|| bits * CLOCK_HZ as u64 / ticks as u64),
             codecs: tracks.iter().filter_map(|t| t.params.codec_string.clone()).collect(),
-            resolution: video.filter(|v| v.params.width > 0).map(|v| (v.params.width, v.params.height)),
-            frame_rate: video.and_then(|v| v.params.frame_rate).filter(|(_, d)| *d > 0).map(|(n, d)| n as f64 / d as f64),
+            resolution: video
+                .filter(|v| v.params.width > 0)
+                .map(|v| (v.params.width, v.params.height)),
+            frame_rate: video
+                .and_then(|v| v.params.frame_rate)
+                .filter(|(_, d)| *d > 0)
+                .map(|(n, d)| n as f64 / d as f64),
         }
     }
 
@@ -261,7 +275,12 @@ impl StreamHub {
                 let entries: Vec<PlaylistEntry> = self.listed(&st).map(|s| entry(&s.segment)).collect();
                 let disc = st.evicted_discontinuities
                     + st.window.iter().take(skip).filter(|s| s.segment.discontinuity).count() as u64;
-                Ok(Bytes::from(hls::render_media_playlist(&entries, st.target_duration, disc, Some(q))))
+                Ok(Bytes::from(hls::render_media_playlist(
+                    &entries,
+                    st.target_duration,
+                    disc,
+                    Some(q),
+                )))
             }
         }
     }
@@ -312,7 +331,11 @@ impl StreamHub {
     /// Publishes one live chunk to HTTP-TS viewers. `start` marks PAT/PMT + keyframe.
     pub fn push_live(&self, start: bool, data: Bytes) {
         let mut st = self.write();
-        let chunk = LiveChunk { idx: st.next_chunk, start, data };
+        let chunk = LiveChunk {
+            idx: st.next_chunk,
+            start,
+            data,
+        };
         st.next_chunk += 1;
         if start {
             st.gop.clear();
@@ -360,7 +383,9 @@ impl StreamHub {
         st.status = status;
         st.active_input = active_input;
         drop(st);
-        self.metrics.alive.set(i64::from(matches!(status, Status::Running | Status::Backup)));
+        self.metrics
+            .alive
+            .set(i64::from(matches!(status, Status::Running | Status::Backup)));
         self.metrics.active_input.set(active_input.map_or(-1, |i| i as i64));
     }
 
@@ -425,7 +450,11 @@ impl StreamHub {
                 codec_string: t.params.codec_string.clone(),
                 width: (t.params.width > 0).then_some(t.params.width),
                 height: (t.params.height > 0).then_some(t.params.height),
-                frame_rate: t.params.frame_rate.filter(|(_, d)| *d > 0).map(|(n, d)| n as f64 / d as f64),
+                frame_rate: t
+                    .params
+                    .frame_rate
+                    .filter(|(_, d)| *d > 0)
+                    .map(|(n, d)| n as f64 / d as f64),
                 sample_rate: (t.params.sample_rate > 0).then_some(t.params.sample_rate),
                 channels: (t.params.channels > 0).then_some(t.params.channels),
                 language: t.params.language.clone(),

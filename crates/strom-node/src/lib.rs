@@ -52,7 +52,11 @@ impl Node {
             .iter()
             .map(|s| (s.name.clone(), StreamHub::new(s.clone(), metrics.stream(&s.name))))
             .collect();
-        Arc::new(Node { streams, metrics, shutdown })
+        Arc::new(Node {
+            streams,
+            metrics,
+            shutdown,
+        })
     }
 }
 
@@ -79,7 +83,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     for l in listeners {
         let app = app.clone();
         let stop = shutdown.clone();
-        let timeouts = node.metrics.http_errors.get_or_create_owned(&metrics::KindLabel { kind: "send_timeout" });
+        let timeouts = node
+            .metrics
+            .http_errors
+            .get_or_create_owned(&metrics::KindLabel { kind: "send_timeout" });
         let l = net::GuardedListener::new(l, SEND_TIMEOUT, timeouts);
         servers.spawn(async move {
             axum::serve(l, app.into_make_service_with_connect_info::<net::PeerAddr>())

@@ -123,31 +123,91 @@ impl Metrics {
         let r = &mut registry;
         r.register("stream_alive", "1 while the stream delivers frames", m.alive.clone());
         r.register("stream_clients", "Current viewers by protocol", m.clients.clone());
-        r.register("stream_input_bitrate", "Input bitrate in bits per second", m.input_bitrate.clone());
-        r.register("stream_input_bytes", "MPEG-TS bytes received from inputs", m.input_bytes.clone());
+        r.register(
+            "stream_input_bitrate",
+            "Input bitrate in bits per second",
+            m.input_bitrate.clone(),
+        );
+        r.register(
+            "stream_input_bytes",
+            "MPEG-TS bytes received from inputs",
+            m.input_bytes.clone(),
+        );
         r.register("stream_bytes_out", "Bytes sent to viewers", m.bytes_out.clone());
         r.register("stream_frames", "Frames accepted onto the timeline", m.frames.clone());
         r.register("stream_segments", "Segments finalised", m.segments.clone());
-        r.register("stream_input_switches", "Switches between inputs (failover, return, backup)", m.switches.clone());
-        r.register("stream_active_input", "Index of the active input; -1 none, N (=number of inputs) backup", m.active_input.clone());
-        r.register("stream_ts_errors", "MPEG-TS errors by kind (cc, sync, pes, pmt)", m.ts_errors.clone());
-        r.register("stream_dropped_frames", "Frames dropped by reason", m.dropped_frames.clone());
-        r.register("stream_slow_viewers", "HTTP-TS viewers that fell behind: skipped to a keyframe or dropped", m.slow_viewers.clone());
-        r.register("stream_input_timeouts", "Inputs or publishers that stopped sending and were dropped", m.input_timeouts.clone());
-        r.register("server_clients", "Current viewers on this node", m.server_clients.clone());
-        r.register("server_online_streams", "Streams currently delivering frames", m.server_online_streams.clone());
-        r.register("server_output_bitrate", "Output bitrate in bits per second", m.server_output_bitrate.clone());
+        r.register(
+            "stream_input_switches",
+            "Switches between inputs (failover, return, backup)",
+            m.switches.clone(),
+        );
+        r.register(
+            "stream_active_input",
+            "Index of the active input; -1 none, N (=number of inputs) backup",
+            m.active_input.clone(),
+        );
+        r.register(
+            "stream_ts_errors",
+            "MPEG-TS errors by kind (cc, sync, pes, pmt)",
+            m.ts_errors.clone(),
+        );
+        r.register(
+            "stream_dropped_frames",
+            "Frames dropped by reason",
+            m.dropped_frames.clone(),
+        );
+        r.register(
+            "stream_slow_viewers",
+            "HTTP-TS viewers that fell behind: skipped to a keyframe or dropped",
+            m.slow_viewers.clone(),
+        );
+        r.register(
+            "stream_input_timeouts",
+            "Inputs or publishers that stopped sending and were dropped",
+            m.input_timeouts.clone(),
+        );
+        r.register(
+            "server_clients",
+            "Current viewers on this node",
+            m.server_clients.clone(),
+        );
+        r.register(
+            "server_online_streams",
+            "Streams currently delivering frames",
+            m.server_online_streams.clone(),
+        );
+        r.register(
+            "server_output_bitrate",
+            "Output bitrate in bits per second",
+            m.server_output_bitrate.clone(),
+        );
         r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());
-        r.register("process_cpu_seconds", "CPU time used by the process", m.process_cpu_seconds.clone());
-        r.register("process_resident_memory_bytes", "Resident memory of the process", m.process_resident_memory.clone());
+        r.register(
+            "process_cpu_seconds",
+            "CPU time used by the process",
+            m.process_cpu_seconds.clone(),
+        );
+        r.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process",
+            m.process_resident_memory.clone(),
+        );
         Metrics { registry, ..m }
     }
 
     /// Creates the handles of one stream.
     pub fn stream(&self, name: &str) -> StreamMetrics {
-        let l = StreamLabel { stream: name.to_string() };
-        let proto = |p| StreamProto { stream: name.to_string(), proto: p };
-        let kind = |k| StreamKind { stream: name.to_string(), kind: k };
+        let l = StreamLabel {
+            stream: name.to_string(),
+        };
+        let proto = |p| StreamProto {
+            stream: name.to_string(),
+            proto: p,
+        };
+        let kind = |k| StreamKind {
+            stream: name.to_string(),
+            kind: k,
+        };
         StreamMetrics {
             alive: self.alive.get_or_create_owned(&l),
             clients_hls: self.clients.get_or_create_owned(&proto("hls")),

@@ -30,7 +30,11 @@ pub struct GuardedListener {
 
 impl GuardedListener {
     pub fn new(inner: TcpListener, send_timeout: Duration, timeouts: Counter) -> Self {
-        GuardedListener { inner, send_timeout, timeouts }
+        GuardedListener {
+            inner,
+            send_timeout,
+            timeouts,
+        }
     }
 }
 
@@ -44,7 +48,12 @@ impl axum::serve::Listener for GuardedListener {
         let _ = io.set_nodelay(true);
         let _ = socket2::SockRef::from(&io).set_send_buffer_size(SEND_BUFFER);
         (
-            StallGuard { io, timeout: self.send_timeout, stall: None, timeouts: self.timeouts.clone() },
+            StallGuard {
+                io,
+                timeout: self.send_timeout,
+                stall: None,
+                timeouts: self.timeouts.clone(),
+            },
             addr,
         )
     }
@@ -73,7 +82,10 @@ impl StallGuard {
             Poll::Ready(()) => {
                 self.stall = None;
                 self.timeouts.inc();
-                Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "send timeout: peer reads nothing")))
+                Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "send timeout: peer reads nothing",
+                )))
             }
         }
     }
@@ -102,7 +114,11 @@ impl AsyncWrite for StallGuard {
         this.progress(r, cx)
     }
 
-    fn poll_write_vectored(self: Pin<&mut Self>, cx: &mut Context<'_>, bufs: &[io::IoSlice<'_>]) -> Poll<io::Result<usize>> {
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         this.progress(r, cx)

@@ -207,7 +207,11 @@ impl<'a> Session<'a> {
         }
         self.core.timeline.new_run();
         self.active = None;
-        self.set_status(if self.hub.cfg.ondemand { Status::Stopped } else { Status::Waiting });
+        self.set_status(if self.hub.cfg.ondemand {
+            Status::Stopped
+        } else {
+            Status::Waiting
+        });
     }
 
     fn handle(&mut self, ev: InputEvent) {
@@ -245,12 +249,17 @@ impl<'a> Session<'a> {
     /// True when a viewer could start at `f` on input `i`: a video keyframe,
     /// or any frame of an input without video.
     fn is_start(&self, i: usize, f: &Frame) -> bool {
-        let Some(tracks) = &self.input_tracks[i] else { return false };
+        let Some(tracks) = &self.input_tracks[i] else {
+            return false;
+        };
         let has_video = tracks.iter().any(|t| t.kind() == TrackKind::Video);
         if !has_video {
             return true;
         }
-        f.keyframe && tracks.get(usize::from(f.track)).is_some_and(|t| t.kind() == TrackKind::Video)
+        f.keyframe
+            && tracks
+                .get(usize::from(f.track))
+                .is_some_and(|t| t.kind() == TrackKind::Video)
     }
 
     fn on_frame(&mut self, i: usize, f: Frame, now: Instant) {
@@ -422,8 +431,20 @@ fn describe(tracks: &[Track]) -> String {
         .map(|t| {
             let p = &t.params;
             match t.kind() {
-                TrackKind::Video => format!("{}:{} {}x{}", t.id, p.codec_string.as_deref().unwrap_or(t.codec.name()), p.width, p.height),
-                TrackKind::Audio => format!("{}:{} {}Hz {}ch", t.id, p.codec_string.as_deref().unwrap_or(t.codec.name()), p.sample_rate, p.channels),
+                TrackKind::Video => format!(
+                    "{}:{} {}x{}",
+                    t.id,
+                    p.codec_string.as_deref().unwrap_or(t.codec.name()),
+                    p.width,
+                    p.height
+                ),
+                TrackKind::Audio => format!(
+                    "{}:{} {}Hz {}ch",
+                    t.id,
+                    p.codec_string.as_deref().unwrap_or(t.codec.name()),
+                    p.sample_rate,
+                    p.channels
+                ),
             }
         })
         .collect();

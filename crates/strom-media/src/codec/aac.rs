@@ -11,21 +11,13 @@ pub const SAMPLES_PER_FRAME: u32 = 1024;
 
 /// Index of `rate` in [`SAMPLE_RATES`], if it is a standard rate.
 pub fn sample_rate_index(rate: u32) -> Option<u8> {
-    SAMPLE_RATES
-        .iter()
-        .position(|&r| r == rate)
-        .map(|i| i as u8)
+    SAMPLE_RATES.iter().position(|&r| r == rate).map(|i| i as u8)
 }
 
 /// Writes the 7-byte ADTS header (no CRC) for a raw AAC frame of
 /// `payload_len` bytes. Unknown sample rates fall back to 48 kHz's index and
 /// an object type of 0 falls back to LC, so the output is always a valid header.
-pub fn write_adts_header(
-    object_type: u8,
-    sample_rate: u32,
-    channels: u8,
-    payload_len: usize,
-) -> [u8; 7] {
+pub fn write_adts_header(object_type: u8, sample_rate: u32, channels: u8, payload_len: usize) -> [u8; 7] {
     let profile = object_type.clamp(1, 4) - 1;
     let sf = sample_rate_index(sample_rate).unwrap_or(3);
     let ch = channels & 0x7;
@@ -77,8 +69,7 @@ impl AdtsHeader {
         let object_type = (h[2] >> 6) + 1;
         let sample_rate = *SAMPLE_RATES.get(usize::from((h[2] >> 2) & 0x0F))?;
         let channels = ((h[2] & 0x01) << 2) | (h[3] >> 6);
-        let frame_len =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let frame_len = (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
         let raw_blocks = (h[6] & 0x03) + 1;
         let header_len = if protection_absent { 7 } else { 9 };
         if frame_len <= header_len {
@@ -180,10 +171,7 @@ impl Iterator for AdtsFrames<'_> {
                 Some(_) => return None, // truncated frame: leave it as remainder
                 None => {
                     // Resync: next 0xFF that could begin a sync word.
-                    let skip = rest[1..]
-                        .iter()
-                        .position(|&b| b == 0xFF)
-                        .map_or(rest.len(), |p| p + 1);
+                    let skip = rest[1..].iter().position(|&b| b == 0xFF).map_or(rest.len(), |p| p + 1);
                     self.skipped += skip;
                     self.pos += skip;
                 }
@@ -218,8 +206,7 @@ mod tests {
     #[test]
     fn demo_header() {
         // First ADTS header of assets/demo.ts: LC, 48 kHz, stereo, 204 bytes.
-        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x4c, 0x80, 0x19, 0x9f, 0xfc])
-            .expect("valid test input");
+        let h = AdtsHeader::parse(&[0xff, 0xf1, 0x4c, 0x80, 0x19, 0x9f, 0xfc]).expect("valid test input");
         assert_eq!(
             (h.object_type, h.sample_rate, h.channels, h.frame_len),
             (2, 48000, 2, 204)
@@ -254,10 +241,7 @@ mod tests {
             .by_ref()
             .map(|f| (f.header.object_type, data[f.payload].to_vec()))
             .collect();
-        assert_eq!(
-            got,
-            vec![(2, vec![1; 10]), (2, vec![2; 20]), (1, vec![3; 5])]
-        );
+        assert_eq!(got, vec![(2, vec![1; 10]), (2, vec![2; 20]), (1, vec![3; 5])]);
         assert_eq!(it.skipped(), 7);
         assert_eq!(it.remainder(), data.len());
     }

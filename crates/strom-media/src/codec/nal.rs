@@ -263,10 +263,7 @@ pub(crate) enum NalClass {
 /// the slices that use them and every slice of a picture has the same
 /// keyframe-ness, so stopping there keeps the scan proportional to the header
 /// NAL units instead of the (much larger) slice data.
-pub(crate) fn scan_access_unit<'a>(
-    au: &'a [u8],
-    classify: impl Fn(&[u8]) -> NalClass,
-) -> AuScan<'a> {
+pub(crate) fn scan_access_unit<'a>(au: &'a [u8], classify: impl Fn(&[u8]) -> NalClass) -> AuScan<'a> {
     let mut scan = AuScan::default();
     let mut next = find_start_code(au, 0);
     let mut first = true;
@@ -304,10 +301,7 @@ mod tests {
             0xAA, 0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 0, 1, 0x65, 4, 5, 0,
         ];
         let nals: Vec<&[u8]> = nal_units(&data).collect();
-        assert_eq!(
-            nals,
-            vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]
-        );
+        assert_eq!(nals, vec![&[0x67, 1, 2][..], &[0x68, 3][..], &[0x65, 4, 5][..]]);
     }
 
     #[test]
@@ -358,10 +352,7 @@ mod tests {
 
     #[test]
     fn strips_emulation_prevention() {
-        assert_eq!(
-            &*rbsp(&[1, 0, 0, 3, 1, 0, 0, 3, 0, 3]),
-            &[1, 0, 0, 1, 0, 0, 0, 3]
-        );
+        assert_eq!(&*rbsp(&[1, 0, 0, 3, 1, 0, 0, 3, 0, 3]), &[1, 0, 0, 1, 0, 0, 0, 3]);
         assert!(matches!(rbsp(&[1, 2, 3]), Cow::Borrowed(_)));
         // 00 00 03 03: only the first 03 is emulation prevention.
         assert_eq!(&*rbsp(&[0, 0, 3, 3]), &[0, 0, 3]);
@@ -400,14 +391,8 @@ mod tests {
             BitReader::new(&[0, 0, 0, 0, 0xFF]).read_ue(),
             Err(CodecError::Invalid("exp-Golomb code"))
         );
-        assert_eq!(
-            BitReader::new(&[0, 0]).read_ue(),
-            Err(CodecError::Truncated)
-        );
-        assert_eq!(
-            BitReader::new(&[0x01]).read_ue(),
-            Err(CodecError::Truncated)
-        );
+        assert_eq!(BitReader::new(&[0, 0]).read_ue(), Err(CodecError::Truncated));
+        assert_eq!(BitReader::new(&[0x01]).read_ue(), Err(CodecError::Truncated));
         assert_eq!(BitReader::new(&[]).read_bit(), Err(CodecError::Truncated));
         let mut r = BitReader::new(&[0xAB, 0xCD]);
         assert_eq!(r.read_bits(12).expect("valid test input"), 0xABC);

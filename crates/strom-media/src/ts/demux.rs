@@ -279,15 +279,8 @@ impl Demuxer {
         // Complete the buffered partial packet (or sync probe) first, copying
         // only what it needs, so the bulk of `data` is parsed in place.
         while !self.pending.is_empty() && !data.is_empty() {
-            let target = if self.locked {
-                PACKET_SIZE
-            } else {
-                2 * SYNC_PROBE
-            };
-            let take = target
-                .saturating_sub(self.pending.len())
-                .max(1)
-                .min(data.len());
+            let target = if self.locked { PACKET_SIZE } else { 2 * SYNC_PROBE };
+            let take = target.saturating_sub(self.pending.len()).max(1).min(data.len());
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
             let pending = std::mem::take(&mut self.pending);
@@ -461,10 +454,7 @@ impl Demuxer {
             return CcCheck::Ok;
         }
         let prev = *state;
-        *state = Cc::Last {
-            cc,
-            dup_seen: false,
-        };
+        *state = Cc::Last { cc, dup_seen: false };
         match prev {
             _ if discontinuity => CcCheck::Ok,
             Cc::Unknown => CcCheck::Ok,
@@ -579,12 +569,7 @@ impl Demuxer {
             self.stats.pmt_errors += 1;
             return;
         }
-        let crc = u32::from_be_bytes([
-            s[s.len() - 4],
-            s[s.len() - 3],
-            s[s.len() - 2],
-            s[s.len() - 1],
-        ]);
+        let crc = u32::from_be_bytes([s[s.len() - 4], s[s.len() - 3], s[s.len() - 2], s[s.len() - 1]]);
         if self.section_buf(which).last_crc == Some(crc) {
             return; // the usual repeat of the table we already applied
         }
@@ -629,10 +614,7 @@ impl Demuxer {
         if self.program_number == Some(program) && self.pmt_pid == Some(pid) {
             return true;
         }
-        if pid == PAT_PID
-            || pid == NULL_PID
-            || matches!(self.pids[usize::from(pid)].role, PidRole::Stream(_))
-        {
+        if pid == PAT_PID || pid == NULL_PID || matches!(self.pids[usize::from(pid)].role, PidRole::Stream(_)) {
             return false;
         }
         if let Some(old) = self.pmt_pid {
@@ -684,10 +666,8 @@ impl Demuxer {
             let Some(codec) = stream_codec(stream_type, descriptors) else {
                 continue;
             };
-            let usable = pid != PAT_PID
-                && pid != NULL_PID
-                && Some(pid) != self.pmt_pid
-                && !list.iter().any(|x| x.pid == pid);
+            let usable =
+                pid != PAT_PID && pid != NULL_PID && Some(pid) != self.pmt_pid && !list.iter().any(|x| x.pid == pid);
             if usable && list.len() < MAX_TRACKS {
                 list.push(EsInfo {
                     pid,
@@ -706,9 +686,10 @@ impl Demuxer {
     fn apply_streams(&mut self, list: Vec<EsInfo>) {
         let same = self.had_pmt
             && list.len() == self.streams.len()
-            && list.iter().zip(&self.streams).all(|(e, st)| {
-                e.pid == st.pid && e.codec == st.codec && e.language == st.params.language
-            });
+            && list
+                .iter()
+                .zip(&self.streams)
+                .all(|(e, st)| e.pid == st.pid && e.codec == st.codec && e.language == st.params.language);
         if same {
             return;
         }
@@ -722,10 +703,7 @@ impl Demuxer {
                 self.finish_pes(i);
             }
         }
-        let mut old: Vec<Option<Stream>> = std::mem::take(&mut self.streams)
-            .into_iter()
-            .map(Some)
-            .collect();
+        let mut old: Vec<Option<Stream>> = std::mem::take(&mut self.streams).into_iter().map(Some).collect();
         // Roles are reassigned below; the CC state of a kept PID stays.
         for st in old.iter().flatten() {
             self.pids[usize::from(st.pid)].role = PidRole::None;
@@ -734,10 +712,7 @@ impl Demuxer {
         for e in list {
             let reused = old
                 .iter_mut()
-                .find(|s| {
-                    s.as_ref()
-                        .is_some_and(|s| s.pid == e.pid && s.codec == e.codec)
-                })
+                .find(|s| s.as_ref().is_some_and(|s| s.pid == e.pid && s.codec == e.codec))
                 .and_then(Option::take);
             let pid_state = &mut self.pids[usize::from(e.pid)];
             if reused.is_none() {
@@ -871,9 +846,7 @@ impl Demuxer {
         match codec {
             Codec::H264 | Codec::H265 => self.video_frame(si, data, pts, dts),
             Codec::Aac => self.aac_frames(si, data, pts, dts),
-            Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => {
-                self.opaque_audio_frame(si, data, pts, dts)
-            }
+            Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => self.opaque_audio_frame(si, data, pts, dts),
         }
     }
 
@@ -899,11 +872,7 @@ impl Demuxer {
         if changed {
             self.rebuild_tracks();
         }
-        let data = if aud_end > 0 {
-            data.slice(aud_end..)
-        } else {
-            data
-        };
+        let data = if aud_end > 0 { data.slice(aud_end..) } else { data };
         self.emit(Frame {
             track: si as u16,
             dts,
@@ -919,9 +888,7 @@ impl Demuxer {
         if let Some(st) = self.streams.get_mut(si) {
             if !st.carry.is_empty() {
                 let mut joined = std::mem::take(&mut st.carry);
-                let need = aac::ADTS_MAX_FRAME_LEN
-                    .saturating_sub(joined.len())
-                    .min(data.len());
+                let need = aac::ADTS_MAX_FRAME_LEN.saturating_sub(joined.len()).min(data.len());
                 joined.extend_from_slice(&data[..need]);
                 match AdtsHeader::parse(&joined) {
                     Some(h) if h.frame_len <= joined.len() => {
@@ -946,13 +913,7 @@ impl Demuxer {
             let off = samples_to_ticks(samples, f.header.sample_rate);
             samples += u64::from(f.header.samples());
             let payload = body.slice(f.payload.clone());
-            self.aac_frame(
-                si,
-                &f.header,
-                payload,
-                (pts + off) & TS_MASK,
-                (dts + off) & TS_MASK,
-            );
+            self.aac_frame(si, &f.header, payload, (pts + off) & TS_MASK, (dts + off) & TS_MASK);
         }
         if it.skipped() > 0 {
             self.stats.pes_errors += 1;
@@ -979,10 +940,7 @@ impl Demuxer {
             return;
         };
         let p = &mut st.params;
-        if p.aac_object_type != h.object_type
-            || p.sample_rate != h.sample_rate
-            || p.channels != h.channels
-        {
+        if p.aac_object_type != h.object_type || p.sample_rate != h.sample_rate || p.channels != h.channels {
             p.aac_object_type = h.object_type;
             p.sample_rate = h.sample_rate;
             p.channels = h.channels;
@@ -1010,10 +968,7 @@ impl Demuxer {
         };
         if let Some((rate, channels, codec_string)) = info {
             let p = &mut st.params;
-            if p.sample_rate != rate
-                || p.channels != channels
-                || p.codec_string.as_deref() != Some(codec_string)
-            {
+            if p.sample_rate != rate || p.channels != channels || p.codec_string.as_deref() != Some(codec_string) {
                 p.sample_rate = rate;
                 p.channels = channels;
                 p.codec_string = Some(codec_string.to_owned());
@@ -1038,8 +993,7 @@ impl Demuxer {
     fn emit_tracks_if_dirty(&mut self) {
         if self.tracks_dirty {
             self.tracks_dirty = false;
-            self.events
-                .push_back(DemuxEvent::Tracks(self.tracks.clone()));
+            self.events.push_back(DemuxEvent::Tracks(self.tracks.clone()));
         }
     }
 }
@@ -1157,10 +1111,7 @@ fn parse_pes_header(b: &[u8]) -> HeaderParse {
     }
     let stream_id = b[3];
     // Streams without the optional header carry no PTS.
-    if matches!(
-        stream_id,
-        0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF
-    ) {
+    if matches!(stream_id, 0xBC | 0xBE | 0xBF | 0xF0 | 0xF1 | 0xF2 | 0xF8 | 0xFF) {
         return HeaderParse::Bad;
     }
     let packet_len = usize::from(u16::from_be_bytes([b[4], b[5]]));
@@ -1228,11 +1179,9 @@ fn stream_codec(stream_type: u8, descriptors: &[u8]) -> Option<Codec> {
 fn language(descriptors: &[u8]) -> Option<String> {
     descriptor_iter(descriptors).find_map(|(tag, body)| {
         let code = body.get(..3).filter(|_| tag == 0x0A)?;
-        code.iter().all(u8::is_ascii_alphabetic).then(|| {
-            code.iter()
-                .map(|c| char::from(c.to_ascii_lowercase()))
-                .collect()
-        })
+        code.iter()
+            .all(u8::is_ascii_alphabetic)
+            .then(|| code.iter().map(|c| char::from(c.to_ascii_lowercase())).collect())
     })
 }
 
@@ -1377,20 +1326,14 @@ mod tests {
     #[test]
     fn audio_headers() {
         // MPEG-1 layer II 48 kHz stereo.
-        assert_eq!(
-            mpeg_audio_info(&[0xFF, 0xFD, 0x84, 0x00]),
-            Some((48_000, 2, "mp4a.6B"))
-        );
+        assert_eq!(mpeg_audio_info(&[0xFF, 0xFD, 0x84, 0x00]), Some((48_000, 2, "mp4a.6B")));
         // AC-3 48 kHz, acmod 7 (3/2) + LFE = 6 channels.
         assert_eq!(
             ac3_info(&[0x0B, 0x77, 0, 0, 0x1E, 0x40, 0xE1, 0xF0]),
             Some((48_000, 6, "ac-3"))
         );
         // E-AC-3 48 kHz, acmod 2 no LFE.
-        assert_eq!(
-            eac3_info(&[0x0B, 0x77, 0, 0, 0x34, 0x00]),
-            Some((48_000, 2, "ec-3"))
-        );
+        assert_eq!(eac3_info(&[0x0B, 0x77, 0, 0, 0x34, 0x00]), Some((48_000, 2, "ec-3")));
         assert_eq!(ac3_info(&[0x0B, 0x77]), None);
         assert_eq!(mpeg_audio_info(&[0xFF, 0xE8, 0, 0]), None);
     }

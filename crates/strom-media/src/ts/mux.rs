@@ -166,9 +166,7 @@ impl TsMuxer {
 
     /// PID carrying the PCR (0x1FFF if there are no usable tracks).
     pub fn pcr_pid(&self) -> u16 {
-        self.pcr_stream
-            .and_then(|i| self.streams[i].pid)
-            .unwrap_or(0x1FFF)
+        self.pcr_stream.and_then(|i| self.streams[i].pid).unwrap_or(0x1FFF)
     }
 
     /// Appends PAT and PMT (with CRC) packets.
@@ -223,13 +221,7 @@ impl TsMuxer {
                 let scan = scan_au(data, codec, frame.keyframe);
                 match scan.aud_end {
                     Some(end) => split = end,
-                    None => {
-                        es_prefix = if codec == Codec::H264 {
-                            &AUD_H264
-                        } else {
-                            &AUD_H265
-                        }
-                    }
+                    None => es_prefix = if codec == Codec::H264 { &AUD_H264 } else { &AUD_H265 },
                 }
                 if frame.keyframe {
                     for ps in &stream.track.params.parameter_sets {
@@ -315,11 +307,7 @@ pub fn mux_segment(segment: &Segment) -> Bytes {
     let mut mux = TsMuxer::new(&segment.tracks);
     let capacity = mux.pat_packets.len()
         + mux.pmt_packets.len()
-        + segment
-            .frames
-            .iter()
-            .map(|f| mux.frame_size_bound(f))
-            .sum::<usize>();
+        + segment.frames.iter().map(|f| mux.frame_size_bound(f)).sum::<usize>();
     let mut out = BytesMut::with_capacity(capacity);
     mux.write_tables(&mut out);
     for frame in &segment.frames {
@@ -392,9 +380,7 @@ fn pmt_section(streams: &[Stream], pcr_pid: u16) -> Vec<u8> {
     }
     // The CRC of the version-0 section is a hash of the content.
     let draft = psi_section(0x02, PROGRAM_NUMBER, 0, &body);
-    let crc = draft
-        .last_chunk::<4>()
-        .map_or(0, |crc| u32::from_be_bytes(*crc));
+    let crc = draft.last_chunk::<4>().map_or(0, |crc| u32::from_be_bytes(*crc));
     let version = (crc >> 27) as u8;
     psi_section(0x02, PROGRAM_NUMBER, version, &body)
 }
@@ -402,11 +388,9 @@ fn pmt_section(streams: &[Stream], pcr_pid: u16) -> Vec<u8> {
 /// A three-letter ISO 639-2 code, lowercased; anything else is not written.
 fn iso639(lang: Option<&str>) -> Option<[u8; 3]> {
     match lang?.as_bytes() {
-        &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_alphabetic) => Some([
-            a.to_ascii_lowercase(),
-            b.to_ascii_lowercase(),
-            c.to_ascii_lowercase(),
-        ]),
+        &[a, b, c] if [a, b, c].iter().all(u8::is_ascii_alphabetic) => {
+            Some([a.to_ascii_lowercase(), b.to_ascii_lowercase(), c.to_ascii_lowercase()])
+        }
         _ => None,
     }
 }
@@ -519,14 +503,7 @@ fn encode_pcr(base: i64) -> [u8; 6] {
 /// Packetizes one PES given as consecutive parts. The first packet carries
 /// PUSI and, when asked, the PCR and random_access_indicator; the last packet
 /// is filled up with adaptation-field stuffing.
-fn write_pes(
-    out: &mut BytesMut,
-    pid: u16,
-    cc: &mut u8,
-    parts: [&[u8]; 4],
-    pcr: Option<i64>,
-    random_access: bool,
-) {
+fn write_pes(out: &mut BytesMut, pid: u16, cc: &mut u8, parts: [&[u8]; 4], pcr: Option<i64>, random_access: bool) {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let (first_af, first_flags) = match pcr {
         Some(_) => (AF_PCR_SIZE, 0x10 | if random_access { 0x40 } else { 0 }),
@@ -798,11 +775,7 @@ mod tests {
 
     #[test]
     fn pat_and_pmt() {
-        let tracks = [
-            video_track(0),
-            aac_track(1, Some("eng")),
-            aac_track(2, None),
-        ];
+        let tracks = [video_track(0), aac_track(1, Some("eng")), aac_track(2, None)];
         let mut mux = TsMuxer::new(&tracks);
         let mut out = BytesMut::new();
         mux.write_tables(&mut out);
@@ -813,22 +786,14 @@ mod tests {
         let pat = section(&ps[0]);
         assert_eq!(crc32_mpeg2(&pat), 0, "PAT CRC");
         assert_eq!(pat[0], 0x00);
-        assert_eq!(
-            &pat[8..12],
-            &[0x00, 0x01, 0xF0, 0x00],
-            "program 1 -> PMT 0x1000"
-        );
+        assert_eq!(&pat[8..12], &[0x00, 0x01, 0xF0, 0x00], "program 1 -> PMT 0x1000");
 
         let pmt = section(&ps[1]);
         assert_eq!(crc32_mpeg2(&pmt), 0, "PMT CRC");
         assert_eq!(pmt[0], 0x02);
         assert_eq!(&pmt[3..5], &[0, 1], "program number");
         assert_eq!(pmt[5] & 1, 1, "current_next");
-        assert_eq!(
-            u16::from(pmt[8] & 0x1F) << 8 | u16::from(pmt[9]),
-            0x100,
-            "PCR PID"
-        );
+        assert_eq!(u16::from(pmt[8] & 0x1F) << 8 | u16::from(pmt[9]), 0x100, "PCR PID");
         let mut es = Vec::new();
         let mut i = 12 + (usize::from(pmt[10] & 0x0F) << 8 | usize::from(pmt[11]));
         while i < pmt.len() - 4 {
@@ -882,11 +847,7 @@ mod tests {
         let b = TsMuxer::new(&[video_track(0), aac_track(1, Some("deu"))]);
         let c = TsMuxer::new(&[video_track(0), aac_track(1, None)]);
         assert_eq!(a.pmt_packets, c.pmt_packets);
-        assert_ne!(
-            a.pmt_packets[10] & 0x3E,
-            b.pmt_packets[10] & 0x3E,
-            "version differs"
-        );
+        assert_ne!(a.pmt_packets[10] & 0x3E, b.pmt_packets[10] & 0x3E, "version differs");
     }
 
     #[test]
@@ -896,14 +857,8 @@ mod tests {
         assert_eq!(b[0] >> 4, 0x3);
         assert_eq!(decode_timestamp(&b), 0x1_2345_6789);
         // All ones → every value bit and every marker bit set.
-        assert_eq!(
-            encode_timestamp(0x2, TS_WRAP - 1),
-            [0x2F, 0xFF, 0xFF, 0xFF, 0xFF]
-        );
-        assert_eq!(
-            encode_timestamp(0x1, TS_WRAP),
-            [0x11, 0x00, 0x01, 0x00, 0x01]
-        );
+        assert_eq!(encode_timestamp(0x2, TS_WRAP - 1), [0x2F, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert_eq!(encode_timestamp(0x1, TS_WRAP), [0x11, 0x00, 0x01, 0x00, 0x01]);
         assert_eq!(decode_timestamp(&encode_timestamp(0x1, -1)), TS_WRAP - 1);
     }
 
@@ -953,10 +908,7 @@ mod tests {
         let mut out = BytesMut::new();
         mux.write_frame(&frame(0, T0, T0 + 3600, true, idr(1000)), &mut out);
         mux.write_frame(&frame(1, T0, T0, true, vec![0x21; 300]), &mut out);
-        mux.write_frame(
-            &frame(0, T0 + 3600, T0 + 3600, false, vec![0, 0, 1, 0x41, 9]),
-            &mut out,
-        );
+        mux.write_frame(&frame(0, T0 + 3600, T0 + 3600, false, vec![0, 0, 1, 0x41, 9]), &mut out);
         let pes = pes_by_pid(&out);
         let v = &pes[&0x100];
         let af = v[0].1.as_ref().expect("keyframe has an adaptation field");
@@ -968,11 +920,7 @@ mod tests {
             | i64::from(af[5] >> 7);
         assert_eq!(pcr, (T0 - MUX_DELAY) % TS_WRAP);
         let af2 = v[1].1.as_ref().expect("every PCR-track frame has a PCR");
-        assert_eq!(
-            af2[0] & 0x50,
-            0x10,
-            "PCR without random access on a non-keyframe"
-        );
+        assert_eq!(af2[0] & 0x50, 0x10, "PCR without random access on a non-keyframe");
         // Audio is not the PCR track: no PCR flag, but random access.
         let a = &pes[&0x101];
         assert_eq!(a[0].1.as_ref().map(|af| af[0]), Some(0x40));
@@ -1056,10 +1004,7 @@ mod tests {
         let mut out = BytesMut::new();
         for len in 0..600 {
             let t = T0 + len as i64 * 10;
-            mux.write_frame(
-                &frame((len % 2) as u16, t, t, len % 97 == 0, idr(len)),
-                &mut out,
-            );
+            mux.write_frame(&frame((len % 2) as u16, t, t, len % 97 == 0, idr(len)), &mut out);
             assert_eq!(out.len() % PACKET_SIZE, 0, "after frame of {len} bytes");
         }
     }
@@ -1070,13 +1015,7 @@ mod tests {
         let mut frames = Vec::new();
         for i in 0..50i64 {
             let t = T0 + i * 3600;
-            frames.push(frame(
-                0,
-                t,
-                t + 7200,
-                i % 25 == 0,
-                idr(500 + i as usize * 37),
-            ));
+            frames.push(frame(0, t, t + 7200, i % 25 == 0, idr(500 + i as usize * 37)));
             frames.push(frame(1, t, t, true, vec![i as u8; 200 + i as usize]));
         }
         let seg = Segment {
@@ -1152,10 +1091,7 @@ mod tests {
         au.extend_from_slice(&idr(30));
         let p_frame = vec![0, 0, 1, 0x41, 0x9A, 0x22];
         mux.write_frame(&frame(0, T0, T0, true, au.clone()), &mut out);
-        mux.write_frame(
-            &frame(0, T0 + 3600, T0 + 3600, false, p_frame.clone()),
-            &mut out,
-        );
+        mux.write_frame(&frame(0, T0 + 3600, T0 + 3600, false, p_frame.clone()), &mut out);
         let pes = &pes_by_pid(&out)[&0x100];
         assert_eq!(&pes[0].0[14..], &au[..]);
         let mut expect = AUD_H264.to_vec();

@@ -82,10 +82,17 @@ pub fn prepare(data: &[u8], hub: &crate::hub::StreamHub) -> Option<Looped> {
         .map(|t| t.id)?;
     let mut on_timing = frames.iter().filter(|f| f.track == timing).map(|f| f.dts);
     let first_t = on_timing.next()?;
-    let (last_t, step) = on_timing.fold((first_t, CLOCK_HZ / 25), |(last, step), d| (d, if d > last { d - last } else { step }));
+    let (last_t, step) = on_timing.fold((first_t, CLOCK_HZ / 25), |(last, step), d| {
+        (d, if d > last { d - last } else { step })
+    });
     let max_dts = frames.iter().map(|f| f.dts).max().unwrap_or(0);
     let period = (last_t + step).max(max_dts + 1);
-    Some(Looped { tracks, frames, period, base: first })
+    Some(Looped {
+        tracks,
+        frames,
+        period,
+        base: first,
+    })
 }
 
 async fn load(origin: &Origin) -> Result<Bytes, String> {
@@ -93,11 +100,20 @@ async fn load(origin: &Origin) -> Result<Bytes, String> {
         Origin::Builtin(name) if name == "demo" => Ok(Bytes::from_static(DEMO_TS)),
         Origin::Builtin(name) => Err(format!("no built-in channel `{name}`")),
         Origin::Path(p) => {
-            let meta = tokio::fs::metadata(p).await.map_err(|e| format!("{}: {e}", p.display()))?;
+            let meta = tokio::fs::metadata(p)
+                .await
+                .map_err(|e| format!("{}: {e}", p.display()))?;
             if meta.len() > MAX_FILE {
-                return Err(format!("{}: {} bytes is larger than {MAX_FILE}", p.display(), meta.len()));
+                return Err(format!(
+                    "{}: {} bytes is larger than {MAX_FILE}",
+                    p.display(),
+                    meta.len()
+                ));
             }
-            tokio::fs::read(p).await.map(Bytes::from).map_err(|e| format!("{}: {e}", p.display()))
+            tokio::fs::read(p)
+                .await
+                .map(Bytes::from)
+                .map_err(|e| format!("{}: {e}", p.display()))
         }
     }
 }
@@ -105,7 +121,9 @@ async fn load(origin: &Origin) -> Result<Bytes, String> {
 /// Runs until cancelled.
 pub async fn run(origin: Origin, ctx: InputCtx) {
     let looped = loop {
-        let r = load(&origin).await.and_then(|data| prepare(&data, &ctx.hub).ok_or_else(|| "no playable frames".to_string()));
+        let r = load(&origin)
+            .await
+            .and_then(|data| prepare(&data, &ctx.hub).ok_or_else(|| "no playable frames".to_string()));
         match r {
             Ok(l) => break l,
             Err(e) => {

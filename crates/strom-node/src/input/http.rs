@@ -39,7 +39,13 @@ pub async fn run(url: String, ctx: InputCtx) {
 }
 
 /// One connection. Returns why it ended, or None when the supervisor is gone.
-async fn session(client: &reqwest::Client, url: &str, idle: Duration, ctx: &InputCtx, backoff: &mut Backoff) -> Option<String> {
+async fn session(
+    client: &reqwest::Client,
+    url: &str,
+    idle: Duration,
+    ctx: &InputCtx,
+    backoff: &mut Backoff,
+) -> Option<String> {
     let resp = match tokio::time::timeout(idle.max(Duration::from_secs(5)), client.get(url).send()).await {
         Err(_) => return Some("no response".into()),
         Ok(Err(e)) => return Some(format!("request failed: {e}")),

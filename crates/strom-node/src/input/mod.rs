@@ -43,13 +43,23 @@ impl InputCtx {
         if events.is_empty() {
             return true;
         }
-        self.tx.send(InputEvent::Media { input: self.index, events }).await.is_ok()
+        self.tx
+            .send(InputEvent::Media {
+                input: self.index,
+                events,
+            })
+            .await
+            .is_ok()
     }
 
     async fn state(&self, up: bool, detail: impl Into<String>) {
         let _ = self
             .tx
-            .send(InputEvent::State { input: self.index, up, detail: detail.into() })
+            .send(InputEvent::State {
+                input: self.index,
+                up,
+                detail: detail.into(),
+            })
             .await;
     }
 
@@ -76,7 +86,10 @@ impl Default for Feeder {
 
 impl Feeder {
     pub fn new() -> Self {
-        Feeder { demux: Demuxer::new(), seen: DemuxStats::default() }
+        Feeder {
+            demux: Demuxer::new(),
+            seen: DemuxStats::default(),
+        }
     }
 
     /// Demuxes `data` and returns the events it completed.
@@ -109,7 +122,8 @@ impl Feeder {
         m.ts_sync.inc_by(s.sync_errors.saturating_sub(self.seen.sync_errors));
         m.ts_pes.inc_by(s.pes_errors.saturating_sub(self.seen.pes_errors));
         m.ts_pmt.inc_by(s.pmt_errors.saturating_sub(self.seen.pmt_errors));
-        m.dropped_wait_keyframe.inc_by(s.dropped_frames.saturating_sub(self.seen.dropped_frames));
+        m.dropped_wait_keyframe
+            .inc_by(s.dropped_frames.saturating_sub(self.seen.dropped_frames));
         self.seen = s.clone();
     }
 }

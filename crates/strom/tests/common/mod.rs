@@ -26,17 +26,30 @@ pub fn scratch(tag: &str) -> PathBuf {
 }
 
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
 }
 
 /// Fails the test unless ffmpeg and ffprobe are installed (.ci/run installs them).
 pub fn require_ffmpeg() {
     for tool in ["ffmpeg", "ffprobe"] {
-        let ok = Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+        let ok = Command::new(tool)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
         assert!(ok, "{tool} is required for integration tests (apt-get install ffmpeg)");
     }
 }
@@ -63,7 +76,8 @@ impl Strom {
         let config_path = dir.join("strom.conf");
         let mut f = std::fs::File::create(&config_path).expect("config");
         writeln!(f, "http 127.0.0.1:{port};\n{body}").expect("write config");
-        let log = std::fs::File::create(dir.join(format!("strom-{}.log", COUNTER.fetch_add(1, Ordering::Relaxed)))).expect("log");
+        let log = std::fs::File::create(dir.join(format!("strom-{}.log", COUNTER.fetch_add(1, Ordering::Relaxed))))
+            .expect("log");
         let child = Command::new(env!("CARGO_BIN_EXE_strom"))
             .args(["run", "-c"])
             .arg(&config_path)
@@ -72,7 +86,13 @@ impl Strom {
             .stderr(log)
             .spawn()
             .expect("spawn strom");
-        let s = Strom { child: Some(child), port, base: format!("http://127.0.0.1:{port}"), dir, config_path };
+        let s = Strom {
+            child: Some(child),
+            port,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            config_path,
+        };
         s.wait_http();
         s
     }
@@ -85,7 +105,11 @@ impl Strom {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("strom did not listen on {} within 20 s; log in {}", self.port, self.dir.display());
+        panic!(
+            "strom did not listen on {} within 20 s; log in {}",
+            self.port,
+            self.dir.display()
+        );
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -111,7 +135,9 @@ impl Strom {
 
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        self.child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().ok().flatten().is_none())
     }
 
     pub fn log(&self) -> String {
@@ -167,7 +193,15 @@ pub fn ffmpeg_loop_demo(url: &str) -> Proc {
         args.extend(["-method", "PUT"].iter().map(|s| s.to_string()));
     }
     args.push(output_url(url));
-    Proc(Some(Command::new("ffmpeg").args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ffmpeg")))
+    Proc(Some(
+        Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    ))
 }
 
 fn output_url(url: &str) -> String {
@@ -181,29 +215,72 @@ fn output_url(url: &str) -> String {
 /// ffmpeg encodes a live 1280x720 H.264 + AAC test pattern to `url`.
 pub fn ffmpeg_encode_testsrc(url: &str) -> Proc {
     let mut cmd = Command::new("ffmpeg");
-    cmd.args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p", "-b:v", "1500k"])
-        .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts"]);
+    cmd.args([
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=1000:sample_rate=48000",
+    ])
+    .args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "25",
+        "-pix_fmt",
+        "yuv420p",
+        "-b:v",
+        "1500k",
+    ])
+    .args(["-c:a", "aac", "-b:a", "96k", "-f", "mpegts"]);
     if url.starts_with("http") {
         cmd.args(["-method", "PUT"]);
     }
     cmd.arg(output_url(url));
-    Proc(Some(cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("ffmpeg")))
+    Proc(Some(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ffmpeg"),
+    ))
 }
 
 /// Runs ffprobe on `url` and returns its JSON (`-show_streams`).
 pub fn ffprobe_streams(url: &str) -> serde_json::Value {
     let out = run_bounded(
-        Command::new("ffprobe").args(["-v", "error", "-rw_timeout", "15000000", "-show_streams", "-of", "json"]).arg(url),
+        Command::new("ffprobe")
+            .args(["-v", "error", "-rw_timeout", "15000000", "-show_streams", "-of", "json"])
+            .arg(url),
         Duration::from_secs(40),
     );
-    assert!(out.status.success(), "ffprobe {url} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ffprobe {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
 /// Runs a command with a deadline; kills it when exceeded.
 pub fn run_bounded(cmd: &mut Command, limit: Duration) -> Output {
-    let child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let id = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -224,7 +301,13 @@ pub fn codecs(probe: &serde_json::Value) -> Vec<(String, i64, i64)> {
         .as_array()
         .map(|a| {
             a.iter()
-                .map(|s| (s["codec_name"].as_str().unwrap_or("").to_string(), s["width"].as_i64().unwrap_or(0), s["height"].as_i64().unwrap_or(0)))
+                .map(|s| {
+                    (
+                        s["codec_name"].as_str().unwrap_or("").to_string(),
+                        s["width"].as_i64().unwrap_or(0),
+                        s["height"].as_i64().unwrap_or(0),
+                    )
+                })
                 .collect()
         })
         .unwrap_or_default()
@@ -253,19 +336,33 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
 pub fn fetch(method: reqwest::Method, url: &str) -> Resp {
     let url = url.to_string();
     rt().block_on(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(40)).build().expect("client");
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .expect("client");
         match client.request(method, &url).send().await {
             Ok(r) => {
                 let status = r.status().as_u16();
-                let headers = r.headers().iter().map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string())).collect();
-                Resp { status, headers, body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default() }
+                let headers = r
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                Resp {
+                    status,
+                    headers,
+                    body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                }
             }
             Err(e) => panic!("{url}: {e}"),
         }
@@ -273,7 +370,10 @@ pub fn fetch(method: reqwest::Method, url: &str) -> Resp {
 }
 
 fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
 }
 
 pub fn get_text(url: &str) -> (u16, String) {
@@ -311,7 +411,12 @@ pub struct Playlist {
 }
 
 pub fn parse_playlist(text: &str) -> Playlist {
-    let mut p = Playlist { media_sequence: 0, discontinuity_sequence: 0, target_duration: 0, segments: Vec::new() };
+    let mut p = Playlist {
+        media_sequence: 0,
+        discontinuity_sequence: 0,
+        target_duration: 0,
+        segments: Vec::new(),
+    };
     let mut dur = 0.0;
     let mut disc = false;
     for line in text.lines() {
@@ -326,7 +431,11 @@ pub fn parse_playlist(text: &str) -> Playlist {
         } else if line == "#EXT-X-DISCONTINUITY" {
             disc = true;
         } else if !line.starts_with('#') && !line.is_empty() {
-            let seq = line.split(['.', '?']).next().and_then(|s| s.parse().ok()).expect("segment uri");
+            let seq = line
+                .split(['.', '?'])
+                .next()
+                .and_then(|s| s.parse().ok())
+                .expect("segment uri");
             p.segments.push((seq, dur, disc));
             disc = false;
         }
@@ -343,5 +452,8 @@ pub fn media_playlist(s: &Strom, stream: &str) -> Option<Playlist> {
 /// Value of a Prometheus sample whose line starts with `prefix` (name and labels).
 pub fn metric(s: &Strom, prefix: &str) -> Option<f64> {
     let (_, text) = get_text(&s.url("/metrics"));
-    text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok())
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }
