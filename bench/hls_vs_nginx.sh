@@ -1,0 +1,268 @@
+#!/usr/bin/env bash
+# HLS delivery: strom vs nginx serving the same channel, measured with wrk.
+#
+# Starts, in one run, a release strom (stream `demo`: builtin://demo, the
+# embedded assets/demo.ts looped in real time) and nginx (Debian package, own
+# temp prefix/config, sendfile on, access_log off) serving static HLS that
+# ffmpeg segmented from the same assets/demo.ts (-hls_time 2 -hls_list_size 6).
+# For each concurrency (100, 1000) it measures requests/s and Gbit/s of
+#   (a) one segment  (strom: the newest segment of mono.m3u8, re-picked before
+#                     every wrk run because the live window slides; nginx: the
+#                     ffmpeg segment closest in size to strom's),
+#   (b) the playlist (strom: /demo/mono.m3u8; nginx: /demo/mono.m3u8 file),
+# REPEAT times each (strom and nginx interleaved) and prints the medians with
+# the strom/nginx ratio.
+#
+# Modes (MODES, default "pinned auto"):
+#   pinned: server processes on CPU 0 (taskset), wrk -t2 on CPU 1.
+#           nginx worker_processes 1; strom's tokio runtime sees one CPU, so one worker.
+#   auto:   nothing pinned; nginx worker_processes auto (= 2 here); strom uses
+#           both CPUs; wrk -t2 shares the same 2 CPUs with the server.
+#
+# Gbit/s = wrk "Transfer/sec" (1024-based units, converted to bytes) × 8 / 1e9.
+# Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
+#
+# Env: DURATION (s, default 10), REPEAT (3), CONNS ("100 1000"), MODES ("pinned auto"),
+#      STROM_PORT (18080), NGINX_PORT (18081), OUT (dir for raw wrk output; default a temp dir),
+#      STROM_BIN (skip the cargo build and use this binary).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DURATION=${DURATION:-10}
+REPEAT=${REPEAT:-3}
+CONNS=${CONNS:-"100 1000"}
+MODES=${MODES:-"pinned auto"}
+STROM_PORT=${STROM_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
+WORK=$(mktemp -d /tmp/strom-bench-hls.XXXXXX)
+OUT=${OUT:-$WORK/raw}
+mkdir -p "$OUT"
+
+log() { echo "[$(date +%T)] $*" >&2; }
+
+# --- tools -------------------------------------------------------------------
+need() { # need CMD PACKAGE
+    command -v "$1" >/dev/null 2>&1 && return 0
+    log "installing $2"
+    if ! apt-get install -y "$2" >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y "$2" >/dev/null
+    fi
+}
+need ffmpeg ffmpeg
+need nginx nginx
+need wrk wrk
+need taskset util-linux
+need curl curl
+NGINX=$(command -v nginx)
+
+# 1000 connections per side plus wrk: raise the descriptor limit.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# --- strom build ---------------------------------------------------------------
+if [[ -n "${STROM_BIN:-}" ]]; then
+    STROM=$STROM_BIN
+else
+    log "cargo build --release -p strom"
+    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
+        tail -20 "$WORK/build.log" >&2
+        [[ -x "$ROOT/target/release/strom" ]] || { log "build failed"; exit 1; }
+        log "build failed; using the existing target/release/strom"
+    fi
+    STROM=$ROOT/target/release/strom
+fi
+
+# --- process management ----------------------------------------------------------
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    PIDS=()
+}
+trap 'cleanup; log "raw output: $OUT"' EXIT
+trap 'exit 130' INT TERM
+
+wait_http() { # wait_http URL SECONDS
+    local i
+    for ((i = 0; i < $2 * 10; i++)); do
+        curl -sf -o /dev/null "$1" && return 0
+        sleep 0.1
+    done
+    log "timeout waiting for $1"
+    return 1
+}
+
+# --- nginx content: ffmpeg-segmented demo.ts ------------------------------------------
+WWW=$WORK/www
+mkdir -p "$WWW/demo" "$WORK/nginx/tmp"
+log "segmenting assets/demo.ts for nginx"
+# Three loops (30 s) so that the 6-entry playlist is full and looks live (no ENDLIST).
+ffmpeg -nostdin -loglevel error -stream_loop 2 -i "$ROOT/assets/demo.ts" -c copy -f hls \
+    -hls_time 2 -hls_list_size 6 -hls_flags omit_endlist \
+    -hls_segment_filename "$WWW/demo/seg%03d.ts" "$WWW/demo/mono.m3u8"
+chmod -R a+rX "$WORK"
+
+nginx_conf() { # nginx_conf WORKERS
+    cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes $1;
+worker_rlimit_nofile 65536;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 16384; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx/tmp/body;
+    proxy_temp_path $WORK/nginx/tmp/proxy;
+    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
+    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
+    scgi_temp_path $WORK/nginx/tmp/scgi;
+    types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WWW;
+    }
+}
+EOF
+}
+
+cat >"$WORK/strom.conf" <<EOF
+http 127.0.0.1:$STROM_PORT;
+stream demo { input builtin://demo; }
+EOF
+
+# --- wrk ---------------------------------------------------------------------------
+WRK_PIN=()
+# run_wrk CONNS URL FILE -> prints "req_per_s bytes_per_s p99_ms non2xx errors"
+run_wrk() {
+    "${WRK_PIN[@]}" wrk -t2 -c"$1" -d"${DURATION}s" --timeout 5s --latency "$2" >"$3" 2>&1 || true
+    awk '
+        function bytes(s,   v, u) {
+            v = s + 0; u = s; sub(/^[0-9.]+/, "", u)
+            if (u == "KB") v *= 1024; else if (u == "MB") v *= 1048576
+            else if (u == "GB") v *= 1073741824; else if (u == "TB") v *= 1099511627776
+            return v
+        }
+        function ms(s,   v) { v = s + 0; if (s ~ /us$/) v /= 1000; else if (s ~ /[0-9]s$/) v *= 1000; else if (s ~ /m$/) v *= 60000; return v }
+        /Requests\/sec:/ { rps = $2 }
+        /Transfer\/sec:/ { bps = bytes($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /Non-2xx or 3xx responses:/ { bad = $NF }
+        /Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
+        END { printf "%s %s %s %d %d\n", rps + 0, bps + 0, p99 + 0, bad, err }' "$3"
+}
+
+median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+strom_newest_segment() {
+    curl -sf "http://127.0.0.1:$STROM_PORT/demo/mono.m3u8" | grep -v '^#' | tail -1
+}
+
+size_of() { curl -sf -o /dev/null -w '%{size_download}' "$1"; }
+
+SUMMARY=$WORK/summary.txt
+: >"$SUMMARY"
+
+run_mode() {
+    local mode=$1 workers pin_srv=()
+    if [[ $mode == pinned ]]; then
+        workers=1
+        pin_srv=(taskset -c 0)
+        WRK_PIN=(taskset -c 1)
+    else
+        workers=auto
+        WRK_PIN=()
+    fi
+    log "mode $mode: starting strom and nginx (worker_processes $workers)"
+    nginx_conf "$workers"
+    "${pin_srv[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
+    PIDS+=($!)
+    RUST_LOG=${RUST_LOG:-warn} "${pin_srv[@]}" "$STROM" run -c "$WORK/strom.conf" >>"$WORK/strom-$mode.log" 2>&1 &
+    PIDS+=($!)
+    local strom_pid=$!
+    wait_http "http://127.0.0.1:$NGINX_PORT/demo/mono.m3u8" 10
+    wait_http "http://127.0.0.1:$STROM_PORT/demo/mono.m3u8" 30
+    # Let the live window fill (6 segments of 2 s) so the playlist has its full size.
+    sleep "${FILL_WAIT:-12}"
+
+    # The nginx segment closest in size to strom's newest segment.
+    local sseg ssize nseg best=-1 f sz d
+    sseg=$(strom_newest_segment)
+    ssize=$(size_of "http://127.0.0.1:$STROM_PORT/demo/$sseg")
+    for f in "$WWW"/demo/seg*.ts; do
+        sz=$(stat -c %s "$f")
+        d=$((sz > ssize ? sz - ssize : ssize - sz))
+        if ((best < 0 || d < best)); then best=$d; nseg=$(basename "$f"); fi
+    done
+    local nsize splsize nplsize
+    nsize=$(stat -c %s "$WWW/demo/$nseg")
+    splsize=$(size_of "http://127.0.0.1:$STROM_PORT/demo/mono.m3u8")
+    nplsize=$(stat -c %s "$WWW/demo/mono.m3u8")
+    log "segment sizes: strom ~$ssize B (newest, re-picked per run), nginx $nseg $nsize B; playlists: strom $splsize B, nginx $nplsize B"
+
+    # Warm-up, not measured.
+    DURATION=2 run_wrk 100 "http://127.0.0.1:$STROM_PORT/demo/$sseg" "$OUT/warm-strom.txt" >/dev/null
+    DURATION=2 run_wrk 100 "http://127.0.0.1:$NGINX_PORT/demo/$nseg" "$OUT/warm-nginx.txt" >/dev/null
+
+    local c res rep srv url r file
+    local cpu0 cpu1
+    cpu0=$(awk '{ print $14 + $15 }' "/proc/$strom_pid/stat")
+    for c in $CONNS; do
+        for res in segment playlist; do
+            for ((rep = 1; rep <= REPEAT; rep++)); do
+                for srv in strom nginx; do
+                    if [[ $srv == strom ]]; then
+                        if [[ $res == segment ]]; then
+                            sseg=$(strom_newest_segment)
+                            url="http://127.0.0.1:$STROM_PORT/demo/$sseg"
+                        else
+                            url="http://127.0.0.1:$STROM_PORT/demo/mono.m3u8"
+                        fi
+                    else
+                        if [[ $res == segment ]]; then
+                            url="http://127.0.0.1:$NGINX_PORT/demo/$nseg"
+                        else
+                            url="http://127.0.0.1:$NGINX_PORT/demo/mono.m3u8"
+                        fi
+                    fi
+                    file="$OUT/$mode-$srv-$res-c$c-$rep.txt"
+                    r=$(run_wrk "$c" "$url" "$file")
+                    log "$mode c=$c $res $srv #$rep: $r  ($url)"
+                    echo "$mode $c $res $srv $r" >>"$SUMMARY"
+                done
+            done
+        done
+    done
+    cpu1=$(awk '{ print $14 + $15 }' "/proc/$strom_pid/stat")
+    log "strom RSS after mode $mode: $(awk '/VmRSS/ { print $2, $3 }' "/proc/$strom_pid/status"), CPU $(((cpu1 - cpu0) / $(getconf CLK_TCK))) s"
+    cleanup
+    sleep 1
+}
+
+for m in $MODES; do run_mode "$m"; done
+
+# --- report ---------------------------------------------------------------------------
+echo
+echo "HLS delivery, strom vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); wrk -t2 -d${DURATION}s, median of $REPEAT; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo))"
+echo "pinned: servers on CPU 0, wrk on CPU 1, nginx worker_processes 1.  auto: unpinned, nginx worker_processes auto."
+printf '%-7s %-5s %-9s | %12s %12s %6s | %9s %9s %6s | %9s %9s | %s\n' \
+    mode conns what "strom req/s" "nginx req/s" ratio "strom Gb/s" "nginx Gb/s" ratio "strom p99" "nginx p99" "non-2xx/errors"
+for m in $MODES; do
+    for c in $CONNS; do
+        for res in segment playlist; do
+            med() { awk -v m="$m" -v c="$c" -v r="$res" -v s="$1" -v k="$2" '$1 == m && $2 == c && $3 == r && $4 == s { print $k }' "$SUMMARY" | median; }
+            bad() { awk -v m="$m" -v c="$c" -v r="$res" -v s="$1" '$1 == m && $2 == c && $3 == r && $4 == s { b += $8; e += $9 } END { printf "%d/%d", b, e }' "$SUMMARY"; }
+            sr=$(med strom 5); nr=$(med nginx 5)
+            sb=$(med strom 6); nb=$(med nginx 6)
+            sp=$(med strom 7); np=$(med nginx 7)
+            awk -v m="$m" -v c="$c" -v r="$res" -v sr="$sr" -v nr="$nr" -v sb="$sb" -v nb="$nb" -v sp="$sp" -v np="$np" \
+                -v sbad="$(bad strom)" -v nbad="$(bad nginx)" 'BEGIN {
+                printf "%-7s %-5s %-9s | %12.0f %12.0f %6.2f | %9.2f %9.2f %6.2f | %7.1fms %7.1fms | strom %s, nginx %s\n",
+                    m, c, r, sr, nr, (nr > 0 ? sr / nr : 0), sb * 8 / 1e9, nb * 8 / 1e9, (nb > 0 ? sb / nb : 0), sp, np, sbad, nbad }'
+        done
+    done
+done

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# CPU per ingested channel: N MPEG-TS/UDP channels of ~3 Mbit/s into one strom.
+#
+# Makes a 30 s 1280x720 25 fps H.264 (2.8 Mbit/s, maxrate 3M) + AAC TS with
+# ffmpeg once (~3.06 Mbit/s with TS overhead), then for each N (10, 40) starts
+# strom with N `udp://127.0.0.1:PORT` streams and N ffmpeg senders
+#   ffmpeg -re -stream_loop -1 -i FILE -c copy -f mpegts udp://127.0.0.1:PORT?pkt_size=1316
+# (copy mode, starts staggered by 50 ms). After WARMUP s it measures, over
+# MEASURE s, strom's utime+stime from /proc/PID/stat and the senders' CPU
+# separately, and prints N, strom's CPU% of one core, % per channel, the ratio
+# to nginx-rtmp's 0.4% per 3.3 Mbit/s channel, strom's RSS and the health of
+# ingest: streams alive (strom_stream_alive), growth of
+# strom_stream_ts_errors_total and of dropped frames during the window, and
+# kernel UDP receive-buffer drops.
+#
+# Placements (PLACES, default "pinned unpinned"):
+#   pinned:   strom on CPU 0 (its tokio runtime then has one worker), senders on CPU 1;
+#   unpinned: strom free on both CPUs (two workers), senders on CPU 1.
+#
+# Env: NS ("10 40"), WARMUP (10), MEASURE (30), PLACES, BASE_PORT (20001),
+#      HTTP_PORT (18090), STROM_BIN (skip cargo build), KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+NS=${NS:-"10 40"}
+WARMUP=${WARMUP:-10}
+MEASURE=${MEASURE:-30}
+PLACES=${PLACES:-"pinned unpinned"}
+BASE_PORT=${BASE_PORT:-20001}
+HTTP_PORT=${HTTP_PORT:-18090}
+REF_PCT=0.4 # nginx-rtmp, % of one core per 3.3 Mbit/s channel
+WORK=$(mktemp -d /tmp/strom-bench-ingest.XXXXXX)
+HZ=$(getconf CLK_TCK)
+
+log() { echo "[$(date +%T)] $*" >&2; }
+
+need() {
+    command -v "$1" >/dev/null 2>&1 && return 0
+    log "installing $2"
+    if ! apt-get install -y "$2" >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y "$2" >/dev/null
+    fi
+}
+need ffmpeg ffmpeg
+need ffprobe ffmpeg
+need taskset util-linux
+need curl curl
+
+ulimit -n 65536 2>/dev/null || true
+
+if [[ -n "${STROM_BIN:-}" ]]; then
+    STROM=$STROM_BIN
+else
+    log "cargo build --release -p strom"
+    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
+        tail -20 "$WORK/build.log" >&2
+        [[ -x "$ROOT/target/release/strom" ]] || { log "build failed"; exit 1; }
+        log "build failed; using the existing target/release/strom"
+    fi
+    STROM=$ROOT/target/release/strom
+fi
+
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    PIDS=()
+}
+on_exit() {
+    cleanup
+    if [[ "${KEEP:-0}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap on_exit EXIT
+trap 'exit 130' INT TERM
+
+# --- input file --------------------------------------------------------------
+SRC=$WORK/in.ts
+log "encoding the 30 s ~3 Mbit/s 720p test TS"
+ffmpeg -nostdin -loglevel error \
+    -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
+    -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3M -bufsize 3M -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
+    -c:a aac -b:a 128k -ar 48000 -ac 2 -f mpegts "$SRC"
+SRC_KBPS=$(ffprobe -v error -show_entries format=bit_rate -of csv=p=0 "$SRC" | awk '{ printf "%.0f", $1 / 1000 }')
+log "input: $(stat -c %s "$SRC") bytes, $SRC_KBPS kbit/s"
+
+ticks() { awk '{ s += $14 + $15 } END { print s + 0 }' "$@" 2>/dev/null; }
+metric_sum() { # metric_sum NAME: sum of all samples of NAME in /metrics
+    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v n="$1" '$1 == n || index($1, n "{") == 1 { s += $2 } END { print s + 0 }'
+}
+alive_count() {
+    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk '/^strom_stream_alive\{/ && $2 == 1 { c++ } END { print c + 0 }'
+}
+udp_rcvbuf_errors() { awk '/^Udp:/ { if (!h) { h = 1; for (i = 1; i <= NF; i++) if ($i == "RcvbufErrors") k = i } else print $k }' /proc/net/snmp; }
+
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+
+run_one() { # run_one N PLACE
+    local n=$1 place=$2 i pin_strom=()
+    [[ $place == pinned ]] && pin_strom=(taskset -c 0)
+    {
+        echo "http 127.0.0.1:$HTTP_PORT;"
+        for ((i = 1; i <= n; i++)); do
+            echo "stream ch$i { input udp://127.0.0.1:$((BASE_PORT + i - 1)); }"
+        done
+    } >"$WORK/strom.conf"
+    log "N=$n $place: starting strom and $n ffmpeg senders"
+    RUST_LOG=${RUST_LOG:-warn} "${pin_strom[@]}" "$STROM" run -c "$WORK/strom.conf" >"$WORK/strom-$n-$place.log" 2>&1 &
+    PIDS+=($!)
+    local strom_pid=$!
+    for ((i = 0; i < 50; i++)); do
+        curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" && break
+        sleep 0.1
+    done
+    local senders=()
+    for ((i = 1; i <= n; i++)); do
+        taskset -c 1 ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i "$SRC" -c copy -f mpegts \
+            "udp://127.0.0.1:$((BASE_PORT + i - 1))?pkt_size=1316" >>"$WORK/senders.log" 2>&1 &
+        PIDS+=($!)
+        senders+=("/proc/$!/stat")
+        sleep 0.05
+    done
+    sleep "$WARMUP"
+
+    local alive0 err0 drop0 udp0 t0 s0 st0
+    alive0=$(alive_count)
+    err0=$(metric_sum strom_stream_ts_errors_total)
+    drop0=$(metric_sum strom_stream_dropped_frames_total)
+    udp0=$(udp_rcvbuf_errors)
+    st0=$(date +%s.%N)
+    t0=$(ticks "/proc/$strom_pid/stat")
+    s0=$(ticks "${senders[@]}")
+    sleep "$MEASURE"
+    local t1 s1 st1
+    t1=$(ticks "/proc/$strom_pid/stat")
+    s1=$(ticks "${senders[@]}")
+    st1=$(date +%s.%N)
+    local alive1 err1 drop1 udp1 rss inbps
+    alive1=$(alive_count)
+    err1=$(metric_sum strom_stream_ts_errors_total)
+    drop1=$(metric_sum strom_stream_dropped_frames_total)
+    udp1=$(udp_rcvbuf_errors)
+    inbps=$(metric_sum strom_stream_input_bitrate)
+    rss=$(awk '/^VmRSS/ { print $2 }' "/proc/$strom_pid/status")
+    local threads
+    threads=$(awk '/^Threads/ { print $2 }' "/proc/$strom_pid/status")
+    local warns
+    warns=$(grep -c -E 'WARN|ERROR' "$WORK/strom-$n-$place.log" || true)
+    awk -v n="$n" -v p="$place" -v t="$((t1 - t0))" -v s="$((s1 - s0))" -v hz="$HZ" -v st0="$st0" -v st1="$st1" \
+        -v rss="$rss" -v a0="$alive0" -v a1="$alive1" -v e="$((err1 - err0))" -v d="$((drop1 - drop0))" \
+        -v u="$((udp1 - udp0))" -v bps="$inbps" -v ref="$REF_PCT" -v w="$warns" -v th="$threads" 'BEGIN {
+        secs = st1 - st0
+        cpu = t / hz / secs * 100; per = cpu / n; scpu = s / hz / secs * 100
+        printf "%s %d %.2f %.3f %.2f %.1f %.1f %d/%d %d %d %d %.1f %d %d\n",
+            p, n, cpu, per, per / ref, rss / 1024, scpu, (a0 < a1 ? a0 : a1), n, e, d, u, bps / 1e6, w, th }' >>"$RESULTS"
+    log "N=$n $place: $(tail -1 "$RESULTS")"
+    cleanup
+    sleep 1
+}
+
+for place in $PLACES; do
+    for n in $NS; do run_one "$n" "$place"; done
+done
+
+echo
+echo "UDP ingest CPU, strom; input ${SRC_KBPS} kbit/s 720p25 H.264+AAC per channel; ${WARMUP}s warm-up, ${MEASURE}s measured; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo))"
+echo "reference: nginx-rtmp 0.4% of one core per 3.3 Mbit/s channel. pinned: strom on CPU 0, senders on CPU 1; unpinned: strom free, senders on CPU 1."
+printf '%-9s %4s | %11s %11s %9s | %8s | %12s | %6s %9s %8s %9s %8s %5s %7s\n' \
+    place N "strom CPU%" "%/channel" "vs 0.4%" "RSS MiB" "senders CPU%" alive "ts_err+" "drops+" "udp_drop" "in Mb/s" warns threads
+awk '{ printf "%-9s %4d | %10.2f%% %10.3f%% %8.2fx | %8.1f | %11.1f%% | %6s %9d %8d %9d %8.1f %5d %7d\n", $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14 }' "$RESULTS"
