@@ -175,6 +175,26 @@ fn failover_to_second_input_within_bound() {
         Duration::from_secs(60),
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // The primary comes back: after 3 s of health the stream returns to it.
+    let _primary = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{p1}"));
+    let back = Instant::now();
+    wait_for("return to input 0", 15 * SEC, || {
+        (api(&s, "ch")["active_input_index"] == 0).then_some(())
+    });
+    assert!(
+        back.elapsed() >= Duration::from_secs(3),
+        "returned before the primary was healthy for 3 s"
+    );
+    assert_eq!(
+        metric(&s, "strom_stream_input_switches_total{stream=\"ch\"}"),
+        Some(2.0)
+    );
+    let pl = wait_for("segments after the return", 20 * SEC, || {
+        media_playlist(&s, "ch")
+            .filter(|p| p.segments.iter().filter(|x| x.2).count() + p.discontinuity_sequence as usize >= 2)
+    });
+    assert!(pl.segments.windows(2).all(|w| w[0].0 + 1 == w[1].0));
 }
 
 /// With every input down the backup plays (and HEAD says unhealthy); when the
