@@ -95,14 +95,6 @@ impl Failover {
         self.active = Some(i);
     }
 
-    /// The output has no input (e.g. an on-demand stream stopped).
-    pub fn reset(&mut self, now: Instant) {
-        self.active = None;
-        self.started = now;
-        self.last_frame.iter_mut().for_each(|t| *t = None);
-        self.healthy_since.iter_mut().for_each(|t| *t = None);
-    }
-
     /// Input `i` delivered a frame within `source_timeout`.
     pub fn alive(&self, i: usize, now: Instant) -> bool {
         i < self.last_frame.len() && self.delivered_within(i, now, self.cfg.source_timeout)

@@ -56,7 +56,7 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
     let waiting: Vec<&str> = node
         .streams
         .values()
-        .filter(|h| !h.cfg.ondemand && h.snapshot().status == crate::hub::Status::Waiting)
+        .filter(|h| !h.cfg.ondemand && h.status() == crate::hub::Status::Waiting)
         .map(|h| h.name.as_str())
         .collect();
     let code = if waiting.is_empty() {

@@ -312,6 +312,11 @@ impl StreamHub {
         st.status == Status::Running && self.fresh(&st)
     }
 
+    /// Current lifecycle state.
+    pub fn status(&self) -> Status {
+        self.read().status
+    }
+
     /// Waits until the stream has a segment, up to `timeout`. True if it has one.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut rx = self.newest_seq.subscribe();
