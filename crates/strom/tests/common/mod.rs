@@ -343,6 +343,17 @@ impl Resp {
     }
 }
 
+/// GET that reports connection errors as None instead of failing the test.
+pub fn try_get(url: &str) -> Option<(u16, Vec<u8>)> {
+    let url = url.to_string();
+    rt().block_on(async move {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok()?;
+        let r = client.get(&url).send().await.ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.bytes().await.ok()?.to_vec()))
+    })
+}
+
 pub fn fetch(method: reqwest::Method, url: &str) -> Resp {
     let url = url.to_string();
     rt().block_on(async move {
