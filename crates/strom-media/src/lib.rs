@@ -15,5 +15,6 @@ pub mod hls;
 pub mod segmenter;
 pub mod timeline;
 pub mod ts;
+pub mod wire;
 
 pub use frame::{Codec, Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};

@@ -37,6 +37,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/api/v1/streams", get(api_streams))
         .route("/api/v1/streams/{*name}", get(api_stream))
+        .route("/api/v1/cluster/sources", get(api_sources))
+        .route("/api/v1/cluster/streams", get(crate::cluster::server::list))
+        .route("/api/v1/cluster/segments/{*name}", get(crate::cluster::server::segments))
         .fallback(media)
         .with_state(node)
 }
@@ -53,11 +56,11 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn readyz(State(node): State<Arc<Node>>) -> Response {
-    let waiting: Vec<&str> = node
-        .streams
-        .values()
+    let waiting: Vec<String> = node
+        .all_streams()
+        .iter()
         .filter(|h| !h.cfg.ondemand && h.status() == crate::hub::Status::Waiting)
-        .map(|h| h.name.as_str())
+        .map(|h| h.name.clone())
         .collect();
     let code = if waiting.is_empty() {
         StatusCode::OK
@@ -72,16 +75,19 @@ async fn readyz(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn api_streams(State(node): State<Arc<Node>>) -> Response {
-    let mut list: Vec<_> = node.streams.values().map(|h| h.snapshot()).collect();
-    list.sort_by(|a, b| a.name.cmp(&b.name));
+    let list: Vec<_> = node.all_streams().iter().map(|h| h.snapshot()).collect();
     axum::Json(serde_json::json!({ "streams": list })).into_response()
 }
 
 async fn api_stream(State(node): State<Arc<Node>>, axum::extract::Path(name): axum::extract::Path<String>) -> Response {
-    match node.streams.get(&name) {
+    match node.stream(&name) {
         Some(h) => axum::Json(h.snapshot()).into_response(),
         None => error(StatusCode::NOT_FOUND, "no such stream"),
     }
+}
+
+async fn api_sources(State(node): State<Arc<Node>>) -> Response {
+    axum::Json(serde_json::json!({ "sources": node.sources.snapshot() })).into_response()
 }
 
 fn error(code: StatusCode, msg: &str) -> Response {
@@ -123,7 +129,7 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             .inc();
         return error(StatusCode::NOT_FOUND, "not found");
     };
-    let Some(hub) = node.streams.get(name).cloned() else {
+    let Some(hub) = node.stream(name) else {
         node.metrics
             .http_errors
             .get_or_create(&crate::metrics::KindLabel { kind: "not_found" })

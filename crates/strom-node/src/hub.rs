@@ -35,11 +35,20 @@ const MAX_SESSIONS: usize = 100_000;
 /// An HLS session counts as a viewer this long after its last request.
 pub const HLS_SESSION_IDLE: Duration = Duration::from_secs(30);
 
-/// A finished segment and its MPEG-TS bytes.
+/// A finished segment, its MPEG-TS bytes and (made on first use) its
+/// cluster wire message.
 #[derive(Debug)]
 pub struct StoredSegment {
     pub segment: Segment,
     pub ts: Bytes,
+    wire: std::sync::OnceLock<Bytes>,
+}
+
+impl StoredSegment {
+    /// The segment as one wire message; encoded once, shared by every restreamer.
+    pub fn wire(&self) -> Bytes {
+        self.wire.get_or_init(|| strom_media::wire::encode_segment(&self.segment)).clone()
+    }
 }
 
 /// One muxed frame of the continuous HTTP-TS output.
@@ -113,6 +122,8 @@ pub struct StreamHub {
     /// The sender of the running `publish://` input, taken by one publisher at a time.
     pub publish_slot: Mutex<Option<tokio::sync::mpsc::Sender<Bytes>>>,
     pub created: Instant,
+    /// For restreamed streams: the source node currently feeding it.
+    origin: Mutex<Option<String>>,
 }
 
 impl StreamHub {
@@ -151,6 +162,7 @@ impl StreamHub {
             sessions: Mutex::new(HashMap::new()),
             publish_slot: Mutex::new(None),
             created: now,
+            origin: Mutex::new(None),
         })
     }
 
@@ -173,7 +185,7 @@ impl StreamHub {
         let ts = strom_media::ts::mux::mux_segment(&segment);
         let seq = segment.seq;
         tracing::debug!(stream = %self.name, seq, duration = segment.duration_secs(), discontinuity = segment.discontinuity, frames = segment.frames.len(), bytes = ts.len(), "segment");
-        let stored = Arc::new(StoredSegment { segment, ts });
+        let stored = Arc::new(StoredSegment { segment, ts, wire: std::sync::OnceLock::new() });
         let mut st = self.write();
         // A sequence gap (never expected) restarts the window so that it stays consecutive.
         if st.window.back().is_some_and(|b| b.segment.seq + 1 != seq) {
@@ -304,6 +316,44 @@ impl StreamHub {
         let idx = seq.checked_sub(first).ok_or(Unavailable::Gone)?;
         let idx = usize::try_from(idx).map_err(|_| Unavailable::Gone)?;
         st.window.get(idx).map(|s| s.ts.clone()).ok_or(Unavailable::Gone)
+    }
+
+    /// Segments with `seq >= from` still in the window, oldest first.
+    pub fn segments_from(&self, from: u64) -> Vec<Arc<StoredSegment>> {
+        let st = self.read();
+        st.window.iter().filter(|s| s.segment.seq >= from).cloned().collect()
+    }
+
+    /// Discontinuities before segment `seq` (evicted ones and those in the
+    /// window before it): what a restreamer starting at `seq` must count from
+    /// so that its playlists carry the same discontinuity sequence.
+    pub fn discontinuities_before(&self, seq: u64) -> u64 {
+        let st = self.read();
+        st.evicted_discontinuities
+            + st.window.iter().filter(|s| s.segment.seq < seq && s.segment.discontinuity).count() as u64
+    }
+
+    /// Restreamer: adopt the source's discontinuity count while the window is empty.
+    pub fn adopt_discontinuities(&self, before: u64) {
+        let mut st = self.write();
+        if st.window.is_empty() {
+            st.evicted_discontinuities = before;
+        }
+    }
+
+    /// Sequence number of the newest segment, if any.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.read().window.back().map(|s| s.segment.seq)
+    }
+
+    /// Watches the newest segment number; subscribe before reading the window.
+    pub fn subscribe_segments(&self) -> watch::Receiver<Option<u64>> {
+        self.newest_seq.subscribe()
+    }
+
+    /// The source a restreamed stream currently comes from.
+    pub fn set_origin(&self, origin: Option<String>) {
+        *self.origin.lock().unwrap_or_else(|e| e.into_inner()) = origin;
     }
 
     /// Healthy for middleware probes: fresh segments from a configured input (not backup).
@@ -481,6 +531,7 @@ impl StreamHub {
                     .unwrap_or_default()
             }),
             inputs: self.cfg.inputs.iter().map(|i| i.to_string()).collect(),
+            source: self.origin.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             tracks,
             clients: StreamClients {
                 hls: self.metrics.clients_hls.get(),
@@ -512,6 +563,8 @@ pub struct Snapshot {
     pub active_input_index: Option<usize>,
     pub active_input: Option<String>,
     pub inputs: Vec<String>,
+    /// The source node a restreamed stream comes from.
+    pub source: Option<String>,
     pub tracks: Vec<TrackInfo>,
     pub clients: StreamClients,
     pub uptime_secs: Option<f64>,

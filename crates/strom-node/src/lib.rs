@@ -7,10 +7,12 @@
 //! All media parsing and muxing lives in `strom-media`; this crate only moves
 //! bytes between sockets and those pure functions.
 
+pub mod cluster;
 pub mod failover;
 pub mod http;
 pub mod hub;
 pub mod input;
+pub mod live;
 pub mod metrics;
 pub mod net;
 pub mod supervisor;
@@ -19,7 +21,7 @@ use hub::StreamHub;
 use metrics::Metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use strom_config::Config;
 use tokio_util::sync::CancellationToken;
@@ -29,9 +31,15 @@ const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A running node's shared state.
 pub struct Node {
-    pub streams: HashMap<String, Arc<StreamHub>>,
+    /// Configured streams and streams restreamed from sources, by name.
+    streams: RwLock<HashMap<String, Arc<StreamHub>>>,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
+    pub config: Config,
+    /// Replay cache for node-to-node requests.
+    pub verifier: cluster::auth::Verifier,
+    /// Source connection states, for the API.
+    pub sources: cluster::SourceStates,
 }
 
 /// Why a node could not start.
@@ -53,10 +61,40 @@ impl Node {
             .map(|s| (s.name.clone(), StreamHub::new(s.clone(), metrics.stream(&s.name))))
             .collect();
         Arc::new(Node {
-            streams,
+            streams: RwLock::new(streams),
             metrics,
             shutdown,
+            config: config.clone(),
+            verifier: cluster::auth::Verifier::default(),
+            sources: cluster::SourceStates::new(config),
         })
+    }
+
+    /// The stream called `name`, configured or restreamed.
+    pub fn stream(&self, name: &str) -> Option<Arc<StreamHub>> {
+        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+    }
+
+    /// Every stream, sorted by name.
+    pub fn all_streams(&self) -> Vec<Arc<StreamHub>> {
+        let mut v: Vec<_> = self.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Adds a stream unless one of that name exists; returns whether it was added.
+    pub fn add_stream(&self, hub: Arc<StreamHub>) -> bool {
+        let mut m = self.streams.write().unwrap_or_else(|e| e.into_inner());
+        if m.contains_key(&hub.name) {
+            return false;
+        }
+        m.insert(hub.name.clone(), hub);
+        true
+    }
+
+    /// Removes a stream; true if it was there.
+    pub fn remove_stream(&self, name: &str) -> bool {
+        self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
     }
 }
 
@@ -73,9 +111,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
         listeners.push(l);
     }
     let streams_stop = CancellationToken::new();
-    for hub in node.streams.values() {
-        tokio::spawn(supervisor::run(hub.clone(), streams_stop.clone()));
+    for hub in node.all_streams() {
+        tokio::spawn(supervisor::run(hub, streams_stop.clone()));
     }
+    tokio::spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
     tokio::spawn(ticker(node.clone(), shutdown.clone()));
 
     let app = http::router(node.clone());
@@ -127,7 +166,7 @@ async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let (mut clients, mut online, mut out_total) = (0i64, 0i64, 0u64);
-        for hub in node.streams.values() {
+        for hub in node.all_streams() {
             let m = &hub.metrics;
             let hls = hub.prune_sessions() as i64;
             let ts = hub.mpegts_viewers.load(std::sync::atomic::Ordering::Relaxed) as i64;

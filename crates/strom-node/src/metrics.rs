@@ -30,6 +30,11 @@ pub struct StreamKind {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabel {
+    pub source: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
 }
@@ -56,6 +61,11 @@ pub struct Metrics {
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
     pub http_errors: Family<KindLabel, Counter>,
+    pub source_up: Family<SourceLabel, Gauge>,
+    pub source_reconnects: Family<SourceLabel, Counter>,
+    pub source_bytes: Family<SourceLabel, Counter>,
+    /// Node-to-node problems by kind: auth failures, bad wire data, hostile names.
+    pub cluster_errors: Family<KindLabel, Counter>,
     pub process_cpu_seconds: F64Counter,
     cpu_seen: std::sync::Mutex<f64>,
     pub process_resident_memory: Gauge,
@@ -115,6 +125,10 @@ impl Metrics {
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
             http_errors: Family::default(),
+            source_up: Family::default(),
+            source_reconnects: Family::default(),
+            source_bytes: Family::default(),
+            cluster_errors: Family::default(),
             process_cpu_seconds: F64Counter::default(),
             cpu_seen: std::sync::Mutex::new(0.0),
             process_resident_memory: Gauge::default(),
@@ -229,6 +243,11 @@ impl Metrics {
             slow_dropped: self.slow_viewers.get_or_create_owned(&kind("dropped")),
             input_timeouts: self.input_timeouts.get_or_create_owned(&l),
         }
+    }
+
+    /// Counts a node-to-node problem of `kind`.
+    pub fn cluster_error(&self, kind: &'static str) {
+        self.cluster_errors.get_or_create(&KindLabel { kind }).inc();
     }
 
     /// Refreshes process gauges from /proc and renders the exposition text.

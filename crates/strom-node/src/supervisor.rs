@@ -18,13 +18,12 @@
 use crate::failover::{Failover, FailoverConfig, Want};
 use crate::hub::{Status, StreamHub};
 use crate::input::{self, InputCtx, InputEvent};
-use bytes::BytesMut;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strom_media::segmenter::{Segmenter, SegmenterConfig};
 use strom_media::timeline::{AnchorReason, Mapped, Timeline, TimelineConfig};
 use strom_media::ts::demux::DemuxEvent;
-use strom_media::ts::mux::TsMuxer;
+use crate::live::LiveOutput;
 use strom_media::{Frame, Track, TrackKind, CLOCK_HZ};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -48,11 +47,7 @@ pub fn now_utc90() -> i64 {
 struct Core {
     timeline: Timeline,
     segmenter: Segmenter,
-    live: Option<TsMuxer>,
-    live_buf: BytesMut,
-    tracks: Arc<[Track]>,
-    has_video: bool,
-    last_tables_dts: Option<i64>,
+    live: LiveOutput,
     ever_active: bool,
 }
 
@@ -87,11 +82,7 @@ pub async fn run(hub: Arc<StreamHub>, shutdown: CancellationToken) {
     let mut core = Core {
         timeline: Timeline::new(TimelineConfig::default()),
         segmenter: Segmenter::new(SegmenterConfig::with_target(target), first_seq),
-        live: None,
-        live_buf: BytesMut::with_capacity(256 << 10),
-        tracks: Arc::from(Vec::new()),
-        has_video: false,
-        last_tables_dts: None,
+        live: LiveOutput::new(),
         ever_active: false,
     };
     let (tx, mut rx) = mpsc::channel(EVENT_QUEUE);
@@ -365,11 +356,7 @@ impl<'a> Session<'a> {
         if let Some(seg) = self.core.segmenter.set_tracks(t.clone()) {
             self.hub.push_segment(seg);
         }
-        if *t != *self.core.tracks {
-            self.core.live = Some(TsMuxer::new(&t));
-            self.core.has_video = t.iter().any(|t| t.kind() == TrackKind::Video);
-            self.core.last_tables_dts = None;
-            self.core.tracks = t.clone();
+        if self.core.live.set_tracks(&t) {
             self.hub.set_tracks(t);
         }
     }
@@ -398,25 +385,10 @@ impl<'a> Session<'a> {
                 self.hub.push_segment(seg);
             }
         }
-        let Some(track) = core.tracks.get(usize::from(frame.track)) else {
-            return;
-        };
-        if frame.keyframe && track.kind() == TrackKind::Video {
-            tracing::trace!(stream = %self.hub.name, dts = frame.dts, ?anchor, "keyframe");
+        if frame.keyframe {
+            tracing::trace!(stream = %self.hub.name, dts = frame.dts, track = frame.track, ?anchor, "keyframe");
         }
-        if let Some(mux) = core.live.as_mut() {
-            let start = if core.has_video {
-                frame.keyframe && track.kind() == TrackKind::Video
-            } else {
-                core.last_tables_dts.is_none_or(|t| frame.dts - t >= CLOCK_HZ / 2)
-            };
-            if start && !core.has_video {
-                mux.write_tables(&mut core.live_buf);
-                core.last_tables_dts = Some(frame.dts);
-            }
-            mux.write_frame(&frame, &mut core.live_buf);
-            self.hub.push_live(start, core.live_buf.split().freeze());
-        }
+        core.live.write(self.hub, &frame);
         self.hub.metrics.frames.inc();
         if let Some(seg) = core.segmenter.push(frame) {
             self.hub.push_segment(seg);

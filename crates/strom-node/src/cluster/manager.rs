@@ -1,0 +1,313 @@
+//! Restreamer side: keeps each source's stream list and turns it into local
+//! streams.
+//!
+//! Rules (from the `source` block):
+//! - `except` hides a stream (and beats `only`); `only` makes matching streams
+//!   static and every other stream on-demand; with no lists, the source's own
+//!   mode is kept. `*` and `?` are wildcards.
+//! - A locally configured stream with the same name wins.
+//! - Several sources carrying one name make one stream whose sources are tried
+//!   in config order.
+//! - A list that could not be refreshed for `LIST_STALE` no longer counts, and a
+//!   stream no source lists is removed `GRACE` later, so no pull outlives its source.
+
+use super::puller;
+use super::server::{RemoteStream, StreamList};
+use super::{auth, source_key, PREFIX};
+use crate::hub::StreamHub;
+use crate::metrics::SourceLabel;
+use crate::Node;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strom_config::{SourceConfig, StreamConfig};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+/// How often a source's stream list is refreshed.
+pub const REFRESH: Duration = Duration::from_secs(3);
+/// A list older than this no longer counts.
+pub const LIST_STALE: Duration = Duration::from_secs(20);
+/// A stream no source lists any more is removed after this.
+pub const GRACE: Duration = Duration::from_secs(10);
+/// Longest stream list accepted from a source.
+const MAX_LIST_BYTES: usize = 8 << 20;
+
+/// A source's `only`/`except` lists, compiled.
+pub struct Filter {
+    only: Option<GlobSet>,
+    except: GlobSet,
+}
+
+fn globs(patterns: &[String]) -> GlobSet {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        match Glob::new(p) {
+            Ok(g) => {
+                b.add(g);
+            }
+            Err(e) => tracing::warn!(pattern = %p, error = %e, "ignoring bad stream pattern"),
+        }
+    }
+    b.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+impl Filter {
+    pub fn new(src: &SourceConfig) -> Self {
+        Filter {
+            only: (!src.only.is_empty()).then(|| globs(&src.only)),
+            except: globs(&src.except),
+        }
+    }
+
+    /// None: hidden. Some(true): static here. Some(false): on-demand here.
+    pub fn classify(&self, name: &str, remote_static: bool) -> Option<bool> {
+        if self.except.is_match(name) {
+            return None;
+        }
+        match &self.only {
+            Some(only) => Some(only.is_match(name)),
+            None => Some(remote_static),
+        }
+    }
+}
+
+/// Why a list could not be had.
+#[derive(Debug)]
+pub enum ListError {
+    Unauthorized(String),
+    Other(String),
+}
+
+/// Signed GET to a source node.
+pub async fn signed_get(
+    client: &reqwest::Client,
+    addr: &str,
+    key: Option<&str>,
+    path_and_query: &str,
+) -> Result<reqwest::Response, reqwest::Error> {
+    let mut req = client.get(format!("http://{addr}{path_and_query}"));
+    if let Some(k) = key {
+        for (h, v) in auth::sign(k, "GET", path_and_query, auth::unix_now(), &auth::nonce()) {
+            req = req.header(h, v);
+        }
+    }
+    req.send().await
+}
+
+async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> Result<Vec<RemoteStream>, ListError> {
+    let resp = signed_get(client, addr, key, &format!("{PREFIX}/streams"))
+        .await
+        .map_err(|e| ListError::Other(format!("request failed: {e}")))?;
+    let status = resp.status();
+    if status == reqwest::StatusCode::FORBIDDEN {
+        let body = resp.text().await.unwrap_or_default();
+        return Err(ListError::Unauthorized(body.trim().to_string()));
+    }
+    if !status.is_success() {
+        return Err(ListError::Other(format!("http status {status}")));
+    }
+    let body = resp.bytes().await.map_err(|e| ListError::Other(format!("read failed: {e}")))?;
+    if body.len() > MAX_LIST_BYTES {
+        return Err(ListError::Other(format!("stream list of {} bytes is too large", body.len())));
+    }
+    let list: StreamList =
+        serde_json::from_slice(&body).map_err(|e| ListError::Other(format!("bad stream list: {e}")))?;
+    Ok(list.streams)
+}
+
+/// Polls one source's stream list forever, reporting to the manager.
+async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteStream>)>, stop: CancellationToken) {
+    let src = &node.config.sources[idx];
+    let key = source_key(&node.config, src);
+    let label = SourceLabel { source: src.addr.clone() };
+    let up = node.metrics.source_up.get_or_create_owned(&label);
+    let reconnects = node.metrics.source_reconnects.get_or_create_owned(&label);
+    let client = puller::client();
+    let mut backoff = crate::input::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    let mut was_up = false;
+    let mut failed_once = false;
+    loop {
+        let wait = match fetch_list(&client, &src.addr, key).await {
+            Ok(list) => {
+                if !was_up {
+                    tracing::info!(source = %src.addr, streams = list.len(), "source connected");
+                    if failed_once {
+                        reconnects.inc();
+                    }
+                }
+                was_up = true;
+                backoff.reset();
+                up.set(1);
+                node.sources.update(idx, |s| {
+                    s.state = "connected";
+                    s.streams = list.len();
+                    s.next_attempt = None;
+                });
+                if tx.send((idx, list)).await.is_err() {
+                    return;
+                }
+                REFRESH
+            }
+            Err(e) => {
+                failed_once = true;
+                up.set(0);
+                let delay = backoff.next_delay();
+                let (state, msg) = match e {
+                    ListError::Unauthorized(m) => ("unauthorized", format!("source refused our cluster_key: {m}")),
+                    ListError::Other(m) => ("retrying", m),
+                };
+                if was_up || state == "unauthorized" {
+                    tracing::error!(source = %src.addr, error = %msg, "source unavailable");
+                }
+                was_up = false;
+                node.sources.update(idx, |s| {
+                    s.state = state;
+                    s.last_error = Some(msg);
+                    s.next_attempt = Some(Instant::now() + delay);
+                });
+                delay
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+struct Restreamed {
+    sources: watch::Sender<Vec<usize>>,
+    cancel: CancellationToken,
+    missing_since: Option<Instant>,
+}
+
+/// Runs the restreamer side until `stop`.
+pub async fn run(node: Arc<Node>, stop: CancellationToken) {
+    let n = node.config.sources.len();
+    if n == 0 {
+        return;
+    }
+    let filters: Vec<Filter> = node.config.sources.iter().map(Filter::new).collect();
+    let (tx, mut rx) = mpsc::channel(64);
+    for i in 0..n {
+        tokio::spawn(poll(node.clone(), i, tx.clone(), stop.clone()));
+    }
+    drop(tx);
+    let mut lists: Vec<Option<(Instant, Vec<RemoteStream>)>> = vec![None; n];
+    let mut running: BTreeMap<String, Restreamed> = BTreeMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            m = rx.recv() => match m {
+                Some((i, list)) => lists[i] = Some((Instant::now(), list)),
+                None => break,
+            },
+            _ = tick.tick() => {}
+        }
+        reconcile(&node, &filters, &lists, &mut running, &stop);
+    }
+    for (_, r) in running {
+        r.cancel.cancel();
+    }
+}
+
+fn reconcile(
+    node: &Arc<Node>,
+    filters: &[Filter],
+    lists: &[Option<(Instant, Vec<RemoteStream>)>],
+    running: &mut BTreeMap<String, Restreamed>,
+    stop: &CancellationToken,
+) {
+    // name -> (static anywhere, sources in config order)
+    let mut desired: BTreeMap<String, (bool, Vec<usize>)> = BTreeMap::new();
+    for (i, entry) in lists.iter().enumerate() {
+        let Some((at, list)) = entry else { continue };
+        if at.elapsed() > LIST_STALE {
+            continue;
+        }
+        for r in list {
+            if let Err(e) = strom_config::check_stream_name(&r.name) {
+                node.metrics.cluster_error("bad_name");
+                tracing::warn!(source = %node.config.sources[i].addr, name = %r.name.chars().take(80).collect::<String>(), error = %e, "rejecting stream name from source");
+                continue;
+            }
+            let Some(is_static) = filters[i].classify(&r.name, r.mode == "static") else {
+                continue;
+            };
+            let e = desired.entry(r.name.clone()).or_insert((false, Vec::new()));
+            e.0 |= is_static;
+            e.1.push(i);
+        }
+    }
+    for (name, (is_static, sources)) in &desired {
+        if let Some(r) = running.get_mut(name) {
+            r.missing_since = None;
+            if *r.sources.borrow() != *sources {
+                r.sources.send_replace(sources.clone());
+            }
+            continue;
+        }
+        if node.config.stream(name).is_some() || node.stream(name).is_some() {
+            continue; // a local stream wins
+        }
+        let first = &node.config.sources[sources[0]];
+        let mut cfg = StreamConfig::new(name.clone(), Vec::new());
+        cfg.ondemand = !is_static;
+        cfg.on_play = first.on_play.clone();
+        cfg.backup = first.backup.clone();
+        let hub = StreamHub::new(cfg, node.metrics.stream(name));
+        if !node.add_stream(hub.clone()) {
+            continue;
+        }
+        tracing::info!(stream = %name, mode = if *is_static { "static" } else { "ondemand" }, sources = ?sources, "restreaming");
+        let (stx, srx) = watch::channel(sources.clone());
+        let cancel = stop.child_token();
+        tokio::spawn(puller::run(node.clone(), hub, srx, cancel.clone()));
+        running.insert(name.clone(), Restreamed { sources: stx, cancel, missing_since: None });
+    }
+    let now = Instant::now();
+    running.retain(|name, r| {
+        if desired.contains_key(name) {
+            return true;
+        }
+        let since = *r.missing_since.get_or_insert(now);
+        if now.duration_since(since) < GRACE {
+            return true;
+        }
+        tracing::info!(stream = %name, "no source lists the stream any more: removing");
+        r.cancel.cancel();
+        node.remove_stream(name);
+        false
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(only: &[&str], except: &[&str]) -> SourceConfig {
+        let mut s = SourceConfig::new("origin:8080");
+        s.only = only.iter().map(|s| s.to_string()).collect();
+        s.except = except.iter().map(|s| s.to_string()).collect();
+        s
+    }
+
+    #[test]
+    fn lists_and_wildcards() {
+        let f = Filter::new(&src(&["cbc", "football", "mylive/*"], &["stream1", "football"]));
+        assert_eq!(f.classify("cbc", false), Some(true));
+        assert_eq!(f.classify("mylive/cam1", false), Some(true));
+        assert_eq!(f.classify("football", true), None, "except beats only");
+        assert_eq!(f.classify("stream1", true), None);
+        assert_eq!(f.classify("other", true), Some(false), "not in only: on-demand");
+        let none = Filter::new(&src(&[], &[]));
+        assert_eq!(none.classify("x", true), Some(true));
+        assert_eq!(none.classify("x", false), Some(false));
+        let q = Filter::new(&src(&["ch?"], &[]));
+        assert_eq!(q.classify("ch1", false), Some(true));
+        assert_eq!(q.classify("ch10", false), Some(false));
+    }
+}
