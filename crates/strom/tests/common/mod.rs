@@ -347,7 +347,10 @@ impl Resp {
 pub fn try_get(url: &str) -> Option<(u16, Vec<u8>)> {
     let url = url.to_string();
     rt().block_on(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().ok()?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .ok()?;
         let r = client.get(&url).send().await.ok()?;
         let status = r.status().as_u16();
         Some((status, r.bytes().await.ok()?.to_vec()))
