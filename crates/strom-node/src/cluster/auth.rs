@@ -25,7 +25,8 @@ type HmacSha256 = Hmac<Sha256>;
 
 fn mac(key: &str, method: &str, path_and_query: &str, time: u64, nonce: &str) -> HmacSha256 {
     // HMAC accepts keys of any length.
-    let mut m = <HmacSha256 as Mac>::new_from_slice(key.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    let mut m = <HmacSha256 as Mac>::new_from_slice(key.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(method.as_bytes());
     m.update(b"\n");
     m.update(path_and_query.as_bytes());
@@ -41,10 +42,13 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 128 {
+    if !s.len().is_multiple_of(2) || s.len() > 128 {
         return None;
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 pub fn unix_now() -> u64 {
@@ -54,7 +58,11 @@ pub fn unix_now() -> u64 {
 /// The three headers for a request.
 pub fn sign(key: &str, method: &str, path_and_query: &str, time: u64, nonce: &str) -> [(&'static str, String); 3] {
     let sig = hex(&mac(key, method, path_and_query, time, nonce).finalize().into_bytes());
-    [(HEADER_TIME, time.to_string()), (HEADER_NONCE, nonce.to_string()), (HEADER_SIGNATURE, sig)]
+    [
+        (HEADER_TIME, time.to_string()),
+        (HEADER_NONCE, nonce.to_string()),
+        (HEADER_SIGNATURE, sig),
+    ]
 }
 
 /// A fresh random nonce (128 bits, hex), from the OS's randomness via std's hasher keys.
@@ -86,6 +94,16 @@ pub enum AuthError {
     Busy,
 }
 
+/// What the server received: the request line and the three headers.
+#[derive(Debug, Clone, Copy)]
+pub struct Signed<'a> {
+    pub method: &'a str,
+    pub path_and_query: &'a str,
+    pub time: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
 /// Server-side verifier with a replay cache.
 #[derive(Debug, Default)]
 pub struct Verifier {
@@ -94,18 +112,10 @@ pub struct Verifier {
 
 impl Verifier {
     /// Checks a request signed with `key`. `now` is Unix seconds.
-    pub fn verify(
-        &self,
-        key: Option<&str>,
-        method: &str,
-        path_and_query: &str,
-        time: Option<&str>,
-        nonce: Option<&str>,
-        signature: Option<&str>,
-        now: u64,
-    ) -> Result<(), AuthError> {
+    pub fn verify(&self, key: Option<&str>, req: Signed<'_>, now: u64) -> Result<(), AuthError> {
         let key = key.ok_or(AuthError::NoKey)?;
-        let (Some(time), Some(nonce), Some(signature)) = (time, nonce, signature) else {
+        let (method, path_and_query) = (req.method, req.path_and_query);
+        let (Some(time), Some(nonce), Some(signature)) = (req.time, req.nonce, req.signature) else {
             return Err(AuthError::Malformed);
         };
         let time: u64 = time.parse().map_err(|_| AuthError::Malformed)?;
@@ -117,7 +127,9 @@ impl Verifier {
             return Err(AuthError::Skew(skew));
         }
         let sig = unhex(signature).ok_or(AuthError::Malformed)?;
-        mac(key, method, path_and_query, time, nonce).verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
+        mac(key, method, path_and_query, time, nonce)
+            .verify_slice(&sig)
+            .map_err(|_| AuthError::BadSignature)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         seen.retain(|_, t| *t + WINDOW.as_secs() >= now);
         if seen.contains_key(nonce) {
@@ -135,8 +147,18 @@ impl Verifier {
 mod tests {
     use super::*;
 
+    fn req<'a>(path: &'a str, t: Option<&'a str>, n: Option<&'a str>, s: Option<&'a str>) -> Signed<'a> {
+        Signed {
+            method: "GET",
+            path_and_query: path,
+            time: t,
+            nonce: n,
+            signature: s,
+        }
+    }
+
     fn check(v: &Verifier, key: Option<&str>, h: &[(&str, String); 3], path: &str, now: u64) -> Result<(), AuthError> {
-        v.verify(key, "GET", path, Some(&h[0].1), Some(&h[1].1), Some(&h[2].1), now)
+        v.verify(key, req(path, Some(&h[0].1), Some(&h[1].1), Some(&h[2].1)), now)
     }
 
     #[test]
@@ -144,7 +166,10 @@ mod tests {
         let v = Verifier::default();
         let h = sign("abcd", "GET", "/api/v1/cluster/streams", 1000, "n1");
         assert_eq!(check(&v, Some("abcd"), &h, "/api/v1/cluster/streams", 1005), Ok(()));
-        assert_eq!(check(&v, Some("abcd"), &h, "/api/v1/cluster/streams", 1006), Err(AuthError::Replay));
+        assert_eq!(
+            check(&v, Some("abcd"), &h, "/api/v1/cluster/streams", 1006),
+            Err(AuthError::Replay)
+        );
     }
 
     #[test]
@@ -155,8 +180,14 @@ mod tests {
         assert_eq!(check(&v, Some("abcd"), &h, "/b", 1000), Err(AuthError::BadSignature));
         assert_eq!(check(&v, Some("abcd"), &h, "/a", 1031), Err(AuthError::Skew(-31)));
         assert_eq!(check(&v, None, &h, "/a", 1000), Err(AuthError::NoKey));
-        assert_eq!(v.verify(Some("abcd"), "GET", "/a", Some("1000"), Some("n1"), Some("zz"), 1000), Err(AuthError::Malformed));
-        assert_eq!(v.verify(Some("abcd"), "GET", "/a", None, Some("n1"), Some("00"), 1000), Err(AuthError::Malformed));
+        assert_eq!(
+            v.verify(Some("abcd"), req("/a", Some("1000"), Some("n1"), Some("zz")), 1000),
+            Err(AuthError::Malformed)
+        );
+        assert_eq!(
+            v.verify(Some("abcd"), req("/a", None, Some("n1"), Some("00")), 1000),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]
@@ -165,7 +196,11 @@ mod tests {
         let h = sign("k", "GET", "/a", 1000, "n1");
         assert_eq!(check(&v, Some("k"), &h, "/a", 1000), Ok(()));
         let h2 = sign("k", "GET", "/a", 1100, "n1");
-        assert_eq!(check(&v, Some("k"), &h2, "/a", 1100), Ok(()), "same nonce long after is a new request");
+        assert_eq!(
+            check(&v, Some("k"), &h2, "/a", 1100),
+            Ok(()),
+            "same nonce long after is a new request"
+        );
     }
 
     #[test]

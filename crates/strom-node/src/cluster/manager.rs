@@ -108,9 +108,15 @@ async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> 
     if !status.is_success() {
         return Err(ListError::Other(format!("http status {status}")));
     }
-    let body = resp.bytes().await.map_err(|e| ListError::Other(format!("read failed: {e}")))?;
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| ListError::Other(format!("read failed: {e}")))?;
     if body.len() > MAX_LIST_BYTES {
-        return Err(ListError::Other(format!("stream list of {} bytes is too large", body.len())));
+        return Err(ListError::Other(format!(
+            "stream list of {} bytes is too large",
+            body.len()
+        )));
     }
     let list: StreamList =
         serde_json::from_slice(&body).map_err(|e| ListError::Other(format!("bad stream list: {e}")))?;
@@ -121,7 +127,9 @@ async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> 
 async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteStream>)>, stop: CancellationToken) {
     let src = &node.config.sources[idx];
     let key = source_key(&node.config, src);
-    let label = SourceLabel { source: src.addr.clone() };
+    let label = SourceLabel {
+        source: src.addr.clone(),
+    };
     let up = node.metrics.source_up.get_or_create_owned(&label);
     let reconnects = node.metrics.source_reconnects.get_or_create_owned(&label);
     let client = puller::client();
@@ -266,7 +274,14 @@ fn reconcile(
         let (stx, srx) = watch::channel(sources.clone());
         let cancel = stop.child_token();
         tokio::spawn(puller::run(node.clone(), hub, srx, cancel.clone()));
-        running.insert(name.clone(), Restreamed { sources: stx, cancel, missing_since: None });
+        running.insert(
+            name.clone(),
+            Restreamed {
+                sources: stx,
+                cancel,
+                missing_since: None,
+            },
+        );
     }
     let now = Instant::now();
     running.retain(|name, r| {

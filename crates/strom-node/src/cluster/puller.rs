@@ -96,14 +96,26 @@ pub fn place(pos: &mut Position, map: &mut Mapping, seg: &mut Segment) -> bool {
 }
 
 /// Runs until cancelled.
-pub async fn run(node: Arc<Node>, hub: Arc<StreamHub>, sources: watch::Receiver<Vec<usize>>, cancel: CancellationToken) {
+pub async fn run(
+    node: Arc<Node>,
+    hub: Arc<StreamHub>,
+    sources: watch::Receiver<Vec<usize>>,
+    cancel: CancellationToken,
+) {
     let client = client();
     let mut pos = Position::default();
     let mut live = LiveOutput::new();
     let mut current: usize = 0;
     let mut last_source: Option<usize> = None;
     let mut fails_in_row = 0u32;
-    hub.set_status(if hub.cfg.ondemand { Status::Stopped } else { Status::Waiting }, None);
+    hub.set_status(
+        if hub.cfg.ondemand {
+            Status::Stopped
+        } else {
+            Status::Waiting
+        },
+        None,
+    );
     loop {
         if hub.cfg.ondemand {
             tokio::select! {
@@ -132,7 +144,19 @@ pub async fn run(node: Arc<Node>, hub: Arc<StreamHub>, sources: watch::Receiver<
             let src_idx = list[current % list.len()];
             let src = &node.config.sources[src_idx];
             let key = source_key(&node.config, src);
-            let r = session(&node, &hub, &client, &src.addr, key, src_idx, &mut pos, &mut live, &cancel, &mut last_source).await;
+            let r = session(
+                &node,
+                &hub,
+                &client,
+                &src.addr,
+                key,
+                src_idx,
+                &mut pos,
+                &mut live,
+                &cancel,
+                &mut last_source,
+            )
+            .await;
             match r {
                 Ok(()) => break, // cancelled or idle on-demand
                 Err(e) => {
@@ -197,18 +221,26 @@ async fn session(
     };
     if resp.status() == reqwest::StatusCode::FORBIDDEN {
         node.metrics.cluster_error("auth");
-        return Err(format!("source refused our cluster_key: {}", resp.text().await.unwrap_or_default().trim()));
+        return Err(format!(
+            "source refused our cluster_key: {}",
+            resp.text().await.unwrap_or_default().trim()
+        ));
     }
     if !resp.status().is_success() {
         return Err(format!("http status {}", resp.status()));
     }
     if pos.next.is_none() {
-        let before = resp.headers().get(HEADER_DISCONTINUITIES).and_then(|v| v.to_str().ok()?.parse().ok());
+        let before = resp
+            .headers()
+            .get(HEADER_DISCONTINUITIES)
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         if let Some(b) = before {
             hub.adopt_discontinuities(b);
         }
     }
-    let bytes_in = node.metrics.source_bytes.get_or_create_owned(&SourceLabel { source: addr.to_string() });
+    let bytes_in = node.metrics.source_bytes.get_or_create_owned(&SourceLabel {
+        source: addr.to_string(),
+    });
     let mut body = resp.bytes_stream();
     let mut decoder = Decoder::new();
     let mut map = Mapping::default();
@@ -277,7 +309,14 @@ mod tests {
     use std::sync::Arc;
 
     fn seg(seq: u64, start: i64) -> Segment {
-        Segment { seq, start, duration: 180_000, discontinuity: false, tracks: Arc::from(Vec::new()), frames: Vec::new() }
+        Segment {
+            seq,
+            start,
+            duration: 180_000,
+            discontinuity: false,
+            tracks: Arc::from(Vec::new()),
+            frames: Vec::new(),
+        }
     }
 
     #[test]
@@ -297,7 +336,10 @@ mod tests {
 
     #[test]
     fn lower_numbered_feed_is_renumbered_forward_with_discontinuity() {
-        let mut pos = Position { next: Some(500), end: Some(1_000_000) };
+        let mut pos = Position {
+            next: Some(500),
+            end: Some(1_000_000),
+        };
         let mut m = Mapping::default();
         let mut a = seg(40, 2_000_000);
         assert!(place(&mut pos, &mut m, &mut a));
@@ -309,7 +351,10 @@ mod tests {
 
     #[test]
     fn higher_numbered_feed_keeps_its_numbers_with_discontinuity() {
-        let mut pos = Position { next: Some(500), end: Some(1_000_000) };
+        let mut pos = Position {
+            next: Some(500),
+            end: Some(1_000_000),
+        };
         let mut m = Mapping::default();
         let mut a = seg(9000, 2_000_000);
         assert!(place(&mut pos, &mut m, &mut a));
@@ -318,7 +363,10 @@ mod tests {
 
     #[test]
     fn same_number_but_other_timeline_is_a_discontinuity() {
-        let mut pos = Position { next: Some(500), end: Some(1_000_000) };
+        let mut pos = Position {
+            next: Some(500),
+            end: Some(1_000_000),
+        };
         let mut m = Mapping::default();
         let mut a = seg(500, 5_000_000);
         assert!(place(&mut pos, &mut m, &mut a));
@@ -327,8 +375,14 @@ mod tests {
 
     #[test]
     fn overlap_is_skipped_and_gaps_are_flagged() {
-        let mut pos = Position { next: Some(500), end: Some(1_000_000) };
-        let mut m = Mapping { offset: 0, started: true };
+        let mut pos = Position {
+            next: Some(500),
+            end: Some(1_000_000),
+        };
+        let mut m = Mapping {
+            offset: 0,
+            started: true,
+        };
         let mut old = seg(499, 820_000);
         assert!(!place(&mut pos, &mut m, &mut old));
         let mut gap = seg(503, 1_540_000);

@@ -41,29 +41,29 @@ pub struct StreamList {
     pub streams: Vec<RemoteStream>,
 }
 
-/// Checks the request's signature; on failure logs, counts and answers 403.
-fn authorize(node: &Node, req: &Request) -> Result<(), Response> {
+/// Checks the request's signature; on failure logs, counts and returns the 403.
+fn refuse(node: &Node, req: &Request) -> Option<Response> {
     let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let r = node.verifier.verify(
-        node.config.cluster_key.as_deref(),
-        req.method().as_str(),
-        path,
-        h(auth::HEADER_TIME),
-        h(auth::HEADER_NONCE),
-        h(auth::HEADER_SIGNATURE),
-        auth::unix_now(),
-    );
-    r.map_err(|e| {
-        node.metrics.cluster_error("auth");
-        tracing::warn!(path, error = %e, "cluster request refused");
-        (StatusCode::FORBIDDEN, format!("cluster authentication failed: {e}\n")).into_response()
-    })
+    let signed = auth::Signed {
+        method: req.method().as_str(),
+        path_and_query: path,
+        time: h(auth::HEADER_TIME),
+        nonce: h(auth::HEADER_NONCE),
+        signature: h(auth::HEADER_SIGNATURE),
+    };
+    let e = node
+        .verifier
+        .verify(node.config.cluster_key.as_deref(), signed, auth::unix_now())
+        .err()?;
+    node.metrics.cluster_error("auth");
+    tracing::warn!(path, error = %e, "cluster request refused");
+    Some((StatusCode::FORBIDDEN, format!("cluster authentication failed: {e}\n")).into_response())
 }
 
 /// `GET {PREFIX}/streams`.
 pub async fn list(State(node): State<Arc<Node>>, req: Request) -> Response {
-    if let Err(r) = authorize(&node, &req) {
+    if let Some(r) = refuse(&node, &req) {
         return r;
     }
     let streams = node
@@ -83,12 +83,15 @@ pub async fn list(State(node): State<Arc<Node>>, req: Request) -> Response {
 }
 
 fn query_from(req: &Request) -> Option<u64> {
-    req.uri().query()?.split('&').find_map(|kv| kv.strip_prefix("from=")?.parse().ok())
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("from=")?.parse().ok())
 }
 
 /// `GET {PREFIX}/segments/NAME?from=SEQ`.
 pub async fn segments(State(node): State<Arc<Node>>, req: Request) -> Response {
-    if let Err(r) = authorize(&node, &req) {
+    if let Some(r) = refuse(&node, &req) {
         return r;
     }
     let path = req.uri().path();
@@ -110,12 +113,21 @@ pub async fn segments(State(node): State<Arc<Node>>, req: Request) -> Response {
         (None, _, None) => 0,
     };
     let before = hub.discontinuities_before(start);
-    let feed = Feed { hub, rx, next: start, shutdown: node.shutdown.clone() };
+    let feed = Feed {
+        hub,
+        rx,
+        next: start,
+        shutdown: node.shutdown.clone(),
+    };
     let body = futures_util::stream::unfold(feed, |mut f| async move {
         let b = f.next().await?;
         Some((Ok::<_, std::convert::Infallible>(b), f))
     });
-    let mut resp = ([(header::CONTENT_TYPE, "application/x-strom-segments")], Body::from_stream(body)).into_response();
+    let mut resp = (
+        [(header::CONTENT_TYPE, "application/x-strom-segments")],
+        Body::from_stream(body),
+    )
+        .into_response();
     if let Ok(v) = HeaderValue::from_str(&before.to_string()) {
         resp.headers_mut().insert(HEADER_DISCONTINUITIES, v);
     }
