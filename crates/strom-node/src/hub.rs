@@ -183,8 +183,7 @@ impl StreamHub {
     /// Adds a finished segment: muxes it once, slides the window and renders playlists.
     pub fn push_segment(&self, segment: Segment) {
         let ts = strom_media::ts::mux::mux_segment(&segment);
-        let seq = segment.seq;
-        tracing::debug!(stream = %self.name, seq, duration = segment.duration_secs(), discontinuity = segment.discontinuity, frames = segment.frames.len(), bytes = ts.len(), "segment");
+        let (seq, duration, discontinuity) = (segment.seq, segment.duration_secs(), segment.discontinuity);
         let stored = Arc::new(StoredSegment { segment, ts, wire: std::sync::OnceLock::new() });
         let mut st = self.write();
         // A sequence gap (never expected) restarts the window so that it stays consecutive.
@@ -206,6 +205,8 @@ impl StreamHub {
         drop(st);
         self.metrics.segments.inc();
         self.newest_seq.send_replace(Some(seq));
+        // Logged once the segment is served: bench/cluster_latency.sh reads these lines.
+        tracing::debug!(stream = %self.name, seq, duration, discontinuity, "segment available");
     }
 
     /// The playlist window: the newest `segment_count` segments.
