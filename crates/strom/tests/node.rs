@@ -446,3 +446,17 @@ fn check_reports_errors_with_positions() {
         .expect("run");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The example configs in the repository stay valid.
+#[test]
+fn example_configs_check() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cluster");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("examples") {
+        let path = e.expect("entry").path();
+        let out = Command::new(env!("CARGO_BIN_EXE_strom")).args(["check", "-c"]).arg(&path).output().expect("run");
+        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        n += 1;
+    }
+    assert_eq!(n, 3);
+}
