@@ -302,3 +302,31 @@ fn hostile_source_is_contained() {
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = server.join();
 }
+
+/// Streams that appear on a source appear on the restreamer; streams that
+/// vanish are stopped and removed after the grace period.
+#[test]
+fn streams_appear_and_vanish_with_the_source_list() {
+    let mut o = Strom::start(
+        "av-origin",
+        "cluster_key abcd;\nstream a { input builtin://demo; }\nstream b { input builtin://demo; }",
+    );
+    let e = restreamer("av-edge", &[&o], "abcd");
+    wait_playlist(&e, "a", 1, 20 * SEC);
+    wait_playlist(&e, "b", 1, 20 * SEC);
+    let (dir, port) = (o.dir.clone(), o.port);
+    o.stop();
+    let _o2 = Strom::start_in(
+        dir,
+        port,
+        "cluster_key abcd;\nstream a { input builtin://demo; }\nstream c { input builtin://demo; }",
+    );
+    wait_playlist(&e, "c", 1, 20 * SEC);
+    let gone = Instant::now();
+    wait_for("b removed from the edge", 40 * SEC, || {
+        (get(&e.url("/api/v1/streams/b")).0 == 404).then_some(())
+    });
+    assert!(gone.elapsed() < 30 * SEC);
+    assert_eq!(get(&e.url("/b/mono.m3u8")).0, 404);
+    wait_playlist(&e, "a", 1, 20 * SEC);
+}
