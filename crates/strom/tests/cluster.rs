@@ -330,3 +330,46 @@ fn streams_appear_and_vanish_with_the_source_list() {
     assert_eq!(get(&e.url("/b/mono.m3u8")).0, 404);
     wait_playlist(&e, "a", 1, 20 * SEC);
 }
+
+/// With every source down, the source block's backup plays, numbered on
+/// from the stream's sequence; when the source returns the edge goes back to it.
+#[test]
+fn source_backup_plays_while_sources_are_down() {
+    let mut o = origin("bk-origin");
+    let e = Strom::start(
+        "bk-edge",
+        &format!(
+            "cluster_key abcd;\nsource 127.0.0.1:{} {{ backup {}; }}",
+            o.port,
+            demo_ts().display()
+        ),
+    );
+    let p0 = wait_playlist(&e, "demo", 2, 20 * SEC);
+    let (dir, port) = (o.dir.clone(), o.port);
+    o.stop();
+    wait_for("edge on backup", 20 * SEC, || {
+        (api(&e, "demo")["status"] == "backup").then_some(())
+    });
+    let last = p0.segments.last().map(|x| x.0).unwrap_or(0);
+    let p1 = wait_for("backup segments", 20 * SEC, || {
+        media_playlist(&e, "demo").filter(|p| p.segments.last().is_some_and(|x| x.0 >= last + 2))
+    });
+    assert!(p1.segments.windows(2).all(|w| w[0].0 + 1 == w[1].0), "{p1:?}");
+    assert!(
+        p1.segments.iter().any(|x| x.2),
+        "switch to backup is a discontinuity: {p1:?}"
+    );
+    let _o2 = Strom::start_in(dir, port, "cluster_key abcd;\nstream demo { input builtin://demo; }");
+    wait_for("edge back on the source", 30 * SEC, || {
+        let a = api(&e, "demo");
+        (a["status"] == "running" && a["source"] == format!("127.0.0.1:{port}")).then_some(())
+    });
+    let newest = media_playlist(&e, "demo")
+        .and_then(|p| p.segments.last().map(|x| x.0))
+        .unwrap_or(0);
+    let p2 = wait_for("segments from the source again", 20 * SEC, || {
+        media_playlist(&e, "demo").filter(|p| p.segments.last().is_some_and(|x| x.0 >= newest + 1))
+    });
+    assert!(p2.media_sequence >= p1.media_sequence);
+    assert!(p2.segments.windows(2).all(|w| w[0].0 + 1 == w[1].0), "{p2:?}");
+}

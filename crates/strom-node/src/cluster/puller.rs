@@ -14,15 +14,21 @@ use super::manager::signed_get;
 use super::server::HEADER_DISCONTINUITIES;
 use super::{source_key, PREFIX};
 use crate::hub::{Status, StreamHub};
+use crate::input::{self, InputCtx, InputEvent};
 use crate::live::LiveOutput;
 use crate::metrics::SourceLabel;
 use crate::Node;
 use futures_util::StreamExt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use strom_config::Input;
+use strom_media::segmenter::{Segmenter, SegmenterConfig};
+use strom_media::timeline::{Mapped, Timeline, TimelineConfig};
+use strom_media::ts::demux::DemuxEvent;
+use strom_media::CLOCK_HZ;
 use strom_media::wire::{Decoder, Message};
 use strom_media::Segment;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 /// No message for this long (the source heartbeats every second) means the
@@ -103,7 +109,8 @@ pub async fn run(
     cancel: CancellationToken,
 ) {
     let client = client();
-    let mut pos = Position::default();
+    let pos = Arc::new(Mutex::new(Position::default()));
+    let mut backup: Option<CancellationToken> = None;
     let mut live = LiveOutput::new();
     let mut current: usize = 0;
     let mut last_source: Option<usize> = None;
@@ -151,10 +158,11 @@ pub async fn run(
                 &src.addr,
                 key,
                 src_idx,
-                &mut pos,
+                &pos,
                 &mut live,
                 &cancel,
                 &mut last_source,
+                &mut backup,
             )
             .await;
             match r {
@@ -164,8 +172,18 @@ pub async fn run(
                     current += 1;
                     fails_in_row += 1;
                     if fails_in_row as usize >= list.len() {
-                        // A whole round failed: back off before the next one.
-                        hub.set_status(Status::Failed, None);
+                        // A whole round failed: play the backup if there is
+                        // one, and back off before the next round.
+                        match (&hub.cfg.backup, &backup) {
+                            (Some(file), None) => {
+                                tracing::warn!(stream = %hub.name, "every source is down: playing backup");
+                                let token = cancel.child_token();
+                                tokio::spawn(run_backup(hub.clone(), file.clone(), pos.clone(), token.clone()));
+                                backup = Some(token);
+                            }
+                            (Some(_), Some(_)) => {}
+                            (None, _) => hub.set_status(Status::Failed, None),
+                        }
                         fails_in_row = 0;
                         if !sleep(&cancel, Duration::from_millis(500)).await {
                             break;
@@ -181,7 +199,68 @@ pub async fn run(
             break;
         }
     }
+    if let Some(b) = backup.take() {
+        b.cancel();
+    }
     hub.set_status(Status::Stopped, None);
+}
+
+/// Plays the source block's `backup` file into the hub while no source
+/// works, numbering its segments on from the stream's own sequence.
+async fn run_backup(hub: Arc<StreamHub>, file: Input, pos: Arc<Mutex<Position>>, cancel: CancellationToken) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let ctx = InputCtx { index: 0, tx, cancel: cancel.clone(), hub: hub.clone() };
+    input::spawn(&file, ctx);
+    let target = hub.cfg.segment_duration.as_millis() as i64 * CLOCK_HZ / 1000;
+    let mut timeline = Timeline::new(TimelineConfig::default());
+    let mut segmenter = Segmenter::new(SegmenterConfig::with_target(target), 0);
+    let mut live = LiveOutput::new();
+    let mut first = true;
+    hub.set_status(Status::Backup, None);
+    let push = |mut seg: Segment, first: &mut bool| {
+        let mut p = pos.lock().unwrap_or_else(|e| e.into_inner());
+        seg.seq = p.next.unwrap_or_else(|| (crate::supervisor::now_utc90() / CLOCK_HZ).max(0) as u64);
+        seg.discontinuity |= std::mem::take(first);
+        p.next = Some(seg.seq + 1);
+        p.end = Some(seg.start + seg.duration);
+        drop(p);
+        hub.push_segment(seg);
+    };
+    loop {
+        let ev = tokio::select! {
+            _ = cancel.cancelled() => break,
+            ev = rx.recv() => ev,
+        };
+        let Some(InputEvent::Media { events, .. }) = ev else {
+            if ev.is_none() {
+                break;
+            }
+            continue;
+        };
+        for ev in events {
+            match ev {
+                DemuxEvent::Tracks(t) => {
+                    if let Some(seg) = segmenter.set_tracks(t.clone()) {
+                        push(seg, &mut first);
+                    }
+                    if live.set_tracks(&t) {
+                        hub.set_tracks(t);
+                    }
+                }
+                DemuxEvent::Frame(f) => {
+                    if let Mapped::Frame { frame, .. } = timeline.map(f, crate::supervisor::now_utc90()) {
+                        live.write(&hub, &frame);
+                        hub.metrics.frames.inc();
+                        if let Some(seg) = segmenter.push(frame) {
+                            push(seg, &mut first);
+                        }
+                    }
+                }
+            }
+        }
+        hub.on_frame(std::time::Instant::now());
+    }
+    tracing::info!(stream = %hub.name, "backup stopped");
 }
 
 async fn sleep(cancel: &CancellationToken, d: Duration) -> bool {
@@ -201,13 +280,15 @@ async fn session(
     addr: &str,
     key: Option<&str>,
     src_idx: usize,
-    pos: &mut Position,
+    pos: &Mutex<Position>,
     live: &mut LiveOutput,
     cancel: &CancellationToken,
     last_source: &mut Option<usize>,
+    backup: &mut Option<CancellationToken>,
 ) -> Result<(), String> {
     let mut path = format!("{PREFIX}/segments/{}", hub.name);
-    if let Some(next) = pos.next {
+    let start = *pos.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(next) = start.next {
         path.push_str(&format!("?from={next}"));
     }
     let resp = tokio::select! {
@@ -229,7 +310,7 @@ async fn session(
     if !resp.status().is_success() {
         return Err(format!("http status {}", resp.status()));
     }
-    if pos.next.is_none() {
+    if start.next.is_none() {
         let before = resp
             .headers()
             .get(HEADER_DISCONTINUITIES)
@@ -265,11 +346,15 @@ async fn session(
             match decoder.pull() {
                 Ok(None) => break,
                 Ok(Some(Message::Segment(mut seg))) => {
-                    if !place(pos, &mut map, &mut seg) {
+                    if !place(&mut pos.lock().unwrap_or_else(|e| e.into_inner()), &mut map, &mut seg) {
                         continue;
                     }
                     if !announced {
                         announced = true;
+                        if let Some(b) = backup.take() {
+                            b.cancel();
+                            tracing::info!(stream = %hub.name, source = %addr, "source back: leaving backup");
+                        }
                         if last_source.is_some_and(|l| l != src_idx) {
                             hub.metrics.switches.inc();
                             tracing::warn!(stream = %hub.name, source = %addr, "switched source");
