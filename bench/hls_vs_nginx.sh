@@ -42,7 +42,7 @@ STROM_PORT=${STROM_PORT:-38080}
 NGINX_PORT=${NGINX_PORT:-38081}
 FOREIGN_MAX=${FOREIGN_MAX:-10}
 RETRIES=${RETRIES:-3}
-WORK=$(mktemp -d /tmp/strom-bench-hls.XXXXXX)
+WORK=$(mktemp -d /tmp/bench-hls.XXXXXX)
 OUT=${OUT:-$WORK/raw}
 mkdir -p "$OUT"
 
@@ -78,6 +78,12 @@ else
     fi
     STROM=$ROOT/target/release/strom
 fi
+# Run a copy under another name: the binary stays fixed for the whole run even
+# if target/ is rebuilt meanwhile, and on a shared machine other sessions'
+# `pkill strom` / `killall strom` do not stop the server under test.
+cp "$STROM" "$WORK/server-under-test"
+log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
+STROM=$WORK/server-under-test
 
 # --- process management ----------------------------------------------------------
 PIDS=()
@@ -143,19 +149,23 @@ http {
 EOF
 }
 
-cat >"$WORK/strom.conf" <<EOF
+cat >"$WORK/server.conf" <<EOF
 http 127.0.0.1:$STROM_PORT;
 stream demo { input builtin://demo; }
 EOF
 
 # --- noise from other processes -----------------------------------------------------
-OURS="" # PIDs of the strom under test (another strom, e.g. from tests, counts as noise)
+# Processes of this script's process group (strom, nginx, wrk, ffmpeg, our
+# subshells) are under test; everything else is noise. Children's times that
+# their parents reaped (cutime/cstime) count too, so short-lived compiler or
+# test processes of other sessions are not missed.
+PGRP=$(awk '{ s = substr($0, index($0, ") ") + 2); split(s, f, " "); print f[3] }' /proc/$$/stat)
 foreign_snap() { # foreign_snap FILE: "pid ticks" of every process not under test
-    awk -v ours=" $OURS " '{
+    awk -v pg="$PGRP" '{
         a = index($0, "("); b = index($0, ") "); comm = substr($0, a + 1, b - a - 1)
-        if (comm ~ /^(nginx|wrk|ksoftirqd\/[0-9]+)$/ || index(ours, " " $1 " ")) next
         split(substr($0, b + 2), f, " ")
-        print $1, f[12] + f[13]
+        if (f[3] == pg || comm ~ /^ksoftirqd\/[0-9]+$/) next
+        print $1, f[12] + f[13] + f[14] + f[15]
     }' /proc/[0-9]*/stat 2>/dev/null >"$1"
 }
 foreign_pct() { # foreign_pct FILE SECONDS: % of one core used by them since the snapshot
@@ -241,10 +251,9 @@ run_mode() {
     nginx_conf "$workers"
     "${pin_srv[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
-    RUST_LOG=${RUST_LOG:-info} "${pin_srv[@]}" "$STROM" run -c "$WORK/strom.conf" >>"$WORK/strom-$mode.log" 2>&1 &
+    RUST_LOG=${RUST_LOG:-info} "${pin_srv[@]}" "$STROM" run -c "$WORK/server.conf" >>"$WORK/strom-$mode.log" 2>&1 &
     PIDS+=($!)
     local strom_pid=$!
-    OURS=$strom_pid
     sleep 0.5
     kill -0 "$strom_pid" 2>/dev/null || { log "strom did not start:"; cat "$WORK/strom-$mode.log" >&2; exit 1; }
     wait_http "http://127.0.0.1:$NGINX_PORT/demo/mono.m3u8" 10

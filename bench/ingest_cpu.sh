@@ -33,7 +33,7 @@ PLACES=${PLACES:-"pinned unpinned"}
 BASE_PORT=${BASE_PORT:-39001}
 HTTP_PORT=${HTTP_PORT:-38090}
 REF_PCT=0.4 # nginx-rtmp, % of one core per 3.3 Mbit/s channel
-WORK=$(mktemp -d /tmp/strom-bench-ingest.XXXXXX)
+WORK=$(mktemp -d /tmp/bench-ingest.XXXXXX)
 HZ=$(getconf CLK_TCK)
 
 log() { echo "[$(date +%T)] $*" >&2; }
@@ -63,6 +63,12 @@ else
     fi
     STROM=$ROOT/target/release/strom
 fi
+# Run a copy under another name: the binary stays fixed for the whole run even
+# if target/ is rebuilt meanwhile, and on a shared machine other sessions'
+# `pkill strom` / `killall strom` do not stop the server under test.
+cp "$STROM" "$WORK/server-under-test"
+log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
+STROM=$WORK/server-under-test
 
 PIDS=()
 cleanup() {
@@ -88,13 +94,17 @@ ffmpeg -nostdin -loglevel error \
 SRC_KBPS=$(ffprobe -v error -show_entries format=bit_rate -of csv=p=0 "$SRC" | awk '{ printf "%.0f", $1 / 1000 }')
 log "input: $(stat -c %s "$SRC") bytes, $SRC_KBPS kbit/s"
 
-OURS=""
+# Processes of this script's process group (strom, nginx, wrk, ffmpeg, our
+# subshells) are under test; everything else is noise. Children's times that
+# their parents reaped (cutime/cstime) count too, so short-lived compiler or
+# test processes of other sessions are not missed.
+PGRP=$(awk '{ s = substr($0, index($0, ") ") + 2); split(s, f, " "); print f[3] }' /proc/$$/stat)
 foreign_snap() { # foreign_snap FILE: "pid ticks" of every process not under test
-    awk -v ours=" $OURS " '{
+    awk -v pg="$PGRP" '{
         a = index($0, "("); b = index($0, ") "); comm = substr($0, a + 1, b - a - 1)
-        if (comm ~ /^ksoftirqd\/[0-9]+$/ || index(ours, " " $1 " ")) next
         split(substr($0, b + 2), f, " ")
-        print $1, f[12] + f[13]
+        if (f[3] == pg || comm ~ /^ksoftirqd\/[0-9]+$/) next
+        print $1, f[12] + f[13] + f[14] + f[15]
     }' /proc/[0-9]*/stat 2>/dev/null >"$1"
 }
 foreign_pct() { # foreign_pct FILE SECONDS
@@ -125,12 +135,11 @@ run_one() { # run_one N PLACE
         for ((i = 1; i <= n; i++)); do
             echo "stream ch$i { input udp://127.0.0.1:$((BASE_PORT + i - 1)); }"
         done
-    } >"$WORK/strom.conf"
+    } >"$WORK/server.conf"
     log "N=$n $place: starting strom and $n ffmpeg senders"
-    RUST_LOG=${RUST_LOG:-info} "${pin_strom[@]}" "$STROM" run -c "$WORK/strom.conf" >"$WORK/strom-$n-$place.log" 2>&1 &
+    RUST_LOG=${RUST_LOG:-info} "${pin_strom[@]}" "$STROM" run -c "$WORK/server.conf" >"$WORK/strom-$n-$place.log" 2>&1 &
     PIDS+=($!)
     local strom_pid=$!
-    OURS="$strom_pid"
     for ((i = 0; i < 50; i++)); do
         curl -sf -o /dev/null "http://127.0.0.1:$HTTP_PORT/healthz" && break
         sleep 0.1
@@ -140,7 +149,6 @@ run_one() { # run_one N PLACE
         taskset -c 1 ffmpeg -nostdin -loglevel error -re -stream_loop -1 -i "$SRC" -c copy -f mpegts \
             "udp://127.0.0.1:$((BASE_PORT + i - 1))?pkt_size=1316" >>"$WORK/senders.log" 2>&1 &
         PIDS+=($!)
-        OURS+=" $!"
         senders+=("/proc/$!/stat")
         sleep 0.05
     done

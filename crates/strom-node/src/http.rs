@@ -39,7 +39,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/streams/{*name}", get(api_stream))
         .route("/api/v1/cluster/sources", get(api_sources))
         .route("/api/v1/cluster/streams", get(crate::cluster::server::list))
-        .route("/api/v1/cluster/segments/{*name}", get(crate::cluster::server::segments))
+        .route(
+            "/api/v1/cluster/segments/{*name}",
+            get(crate::cluster::server::segments),
+        )
         .fallback(media)
         .with_state(node)
 }

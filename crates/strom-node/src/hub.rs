@@ -47,7 +47,9 @@ pub struct StoredSegment {
 impl StoredSegment {
     /// The segment as one wire message; encoded once, shared by every restreamer.
     pub fn wire(&self) -> Bytes {
-        self.wire.get_or_init(|| strom_media::wire::encode_segment(&self.segment)).clone()
+        self.wire
+            .get_or_init(|| strom_media::wire::encode_segment(&self.segment))
+            .clone()
     }
 }
 
@@ -184,7 +186,11 @@ impl StreamHub {
     pub fn push_segment(&self, segment: Segment) {
         let ts = strom_media::ts::mux::mux_segment(&segment);
         let (seq, duration, discontinuity) = (segment.seq, segment.duration_secs(), segment.discontinuity);
-        let stored = Arc::new(StoredSegment { segment, ts, wire: std::sync::OnceLock::new() });
+        let stored = Arc::new(StoredSegment {
+            segment,
+            ts,
+            wire: std::sync::OnceLock::new(),
+        });
         let mut st = self.write();
         // A sequence gap (never expected) restarts the window so that it stays consecutive.
         if st.window.back().is_some_and(|b| b.segment.seq + 1 != seq) {
@@ -331,7 +337,10 @@ impl StreamHub {
     pub fn discontinuities_before(&self, seq: u64) -> u64 {
         let st = self.read();
         st.evicted_discontinuities
-            + st.window.iter().filter(|s| s.segment.seq < seq && s.segment.discontinuity).count() as u64
+            + st.window
+                .iter()
+                .filter(|s| s.segment.seq < seq && s.segment.discontinuity)
+                .count() as u64
     }
 
     /// Restreamer: adopt the source's discontinuity count while the window is empty.

@@ -72,12 +72,22 @@ impl Node {
 
     /// The stream called `name`, configured or restreamed.
     pub fn stream(&self, name: &str) -> Option<Arc<StreamHub>> {
-        self.streams.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// Every stream, sorted by name.
     pub fn all_streams(&self) -> Vec<Arc<StreamHub>> {
-        let mut v: Vec<_> = self.streams.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .streams
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
@@ -94,7 +104,11 @@ impl Node {
 
     /// Removes a stream; true if it was there.
     pub fn remove_stream(&self, name: &str) -> bool {
-        self.streams.write().unwrap_or_else(|e| e.into_inner()).remove(name).is_some()
+        self.streams
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name)
+            .is_some()
     }
 }
 

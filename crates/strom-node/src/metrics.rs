@@ -197,9 +197,21 @@ impl Metrics {
         );
         r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());
         r.register("source_up", "1 while the source node answers", m.source_up.clone());
-        r.register("source_reconnects", "Connections to the source node after a failure", m.source_reconnects.clone());
-        r.register("source_bytes", "Bytes received from the source node", m.source_bytes.clone());
-        r.register("cluster_errors", "Node-to-node problems by kind (auth, wire, bad_name)", m.cluster_errors.clone());
+        r.register(
+            "source_reconnects",
+            "Connections to the source node after a failure",
+            m.source_reconnects.clone(),
+        );
+        r.register(
+            "source_bytes",
+            "Bytes received from the source node",
+            m.source_bytes.clone(),
+        );
+        r.register(
+            "cluster_errors",
+            "Node-to-node problems by kind (auth, wire, bad_name)",
+            m.cluster_errors.clone(),
+        );
         r.register(
             "process_cpu_seconds",
             "CPU time used by the process",

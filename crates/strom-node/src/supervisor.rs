@@ -18,12 +18,12 @@
 use crate::failover::{Failover, FailoverConfig, Want};
 use crate::hub::{Status, StreamHub};
 use crate::input::{self, InputCtx, InputEvent};
+use crate::live::LiveOutput;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strom_media::segmenter::{Segmenter, SegmenterConfig};
 use strom_media::timeline::{AnchorReason, Mapped, Timeline, TimelineConfig};
 use strom_media::ts::demux::DemuxEvent;
-use crate::live::LiveOutput;
 use strom_media::{Frame, Track, TrackKind, CLOCK_HZ};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

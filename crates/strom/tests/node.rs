@@ -454,8 +454,17 @@ fn example_configs_check() {
     let mut n = 0;
     for e in std::fs::read_dir(&dir).expect("examples") {
         let path = e.expect("entry").path();
-        let out = Command::new(env!("CARGO_BIN_EXE_strom")).args(["check", "-c"]).arg(&path).output().expect("run");
-        assert!(out.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
         n += 1;
     }
     assert_eq!(n, 3);

@@ -25,9 +25,9 @@ use strom_config::Input;
 use strom_media::segmenter::{Segmenter, SegmenterConfig};
 use strom_media::timeline::{Mapped, Timeline, TimelineConfig};
 use strom_media::ts::demux::DemuxEvent;
-use strom_media::CLOCK_HZ;
 use strom_media::wire::{Decoder, Message};
 use strom_media::Segment;
+use strom_media::CLOCK_HZ;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -209,7 +209,12 @@ pub async fn run(
 /// works, numbering its segments on from the stream's own sequence.
 async fn run_backup(hub: Arc<StreamHub>, file: Input, pos: Arc<Mutex<Position>>, cancel: CancellationToken) {
     let (tx, mut rx) = mpsc::channel(64);
-    let ctx = InputCtx { index: 0, tx, cancel: cancel.clone(), hub: hub.clone() };
+    let ctx = InputCtx {
+        index: 0,
+        tx,
+        cancel: cancel.clone(),
+        hub: hub.clone(),
+    };
     input::spawn(&file, ctx);
     let target = hub.cfg.segment_duration.as_millis() as i64 * CLOCK_HZ / 1000;
     let mut timeline = Timeline::new(TimelineConfig::default());
@@ -219,7 +224,9 @@ async fn run_backup(hub: Arc<StreamHub>, file: Input, pos: Arc<Mutex<Position>>,
     hub.set_status(Status::Backup, None);
     let push = |mut seg: Segment, first: &mut bool| {
         let mut p = pos.lock().unwrap_or_else(|e| e.into_inner());
-        seg.seq = p.next.unwrap_or_else(|| (crate::supervisor::now_utc90() / CLOCK_HZ).max(0) as u64);
+        seg.seq = p
+            .next
+            .unwrap_or_else(|| (crate::supervisor::now_utc90() / CLOCK_HZ).max(0) as u64);
         seg.discontinuity |= std::mem::take(first);
         p.next = Some(seg.seq + 1);
         p.end = Some(seg.start + seg.duration);
