@@ -17,7 +17,7 @@ use crate::schema::{suggest, unknown_directive, Ctx};
 use crate::syntax::{Body, Directive};
 use crate::value::{
     check_http_url, check_pattern, check_stream_name, format_duration, parse_duration, parse_host_port, parse_listen,
-    parse_number, parse_percent, parse_size,
+    parse_bitrate, parse_number, parse_percent, parse_size,
 };
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -160,6 +160,24 @@ impl Checker<'_> {
                 "state_dir" => {
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.state_dir = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                    }
+                }
+                "max_clients" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        cfg.max_clients = self.count(d, 1..=100_000_000).map(|v| v as u64);
+                    }
+                }
+                "max_bitrate" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(a) = a0 {
+                            match parse_bitrate(&a.text) {
+                                Some(v) if v > 0 => cfg.max_bitrate = Some(v),
+                                _ => self.d.error(
+                                    a.pos,
+                                    format!("bad bitrate `{}` for `max_bitrate`; use bits per second like 800M or 8G", a.text),
+                                ),
+                            }
+                        }
                     }
                 }
                 "stream" => {

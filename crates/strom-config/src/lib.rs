@@ -37,7 +37,8 @@ pub use diag::{Diagnostic, Pos};
 pub use input::{Input, InputError};
 pub use model::{Config, DvrConfig, PeerConfig, SourceConfig, StreamConfig, DEFAULT_PORT};
 pub use value::{
-    check_stream_name, format_duration, format_size, parse_duration, parse_size, RESERVED_STREAM_PREFIXES,
+    check_stream_name, format_bitrate, format_duration, format_size, parse_bitrate, parse_duration, parse_size,
+    RESERVED_STREAM_PREFIXES,
 };
 
 /// Parses config `text`; `file_name` only prefixes diagnostics.

@@ -55,6 +55,10 @@ pub struct Config {
     pub sources: Vec<SourceConfig>,
     /// Peers that share stream lists and take redirected viewers.
     pub peers: Vec<PeerConfig>,
+    /// Above this many viewers the node redirects new viewers to peers.
+    pub max_clients: Option<u64>,
+    /// Above this output bitrate (bits per second) the node redirects new viewers to peers.
+    pub max_bitrate: Option<u64>,
 }
 
 impl Default for Config {
@@ -66,6 +70,8 @@ impl Default for Config {
             streams: Vec::new(),
             sources: Vec::new(),
             peers: Vec::new(),
+            max_clients: None,
+            max_bitrate: None,
         }
     }
 }

@@ -68,6 +68,12 @@ impl Config {
         if let Some(p) = &self.state_dir {
             line(&mut out, false, &format!("state_dir {};", path(p)));
         }
+        if let Some(n) = self.max_clients {
+            line(&mut out, false, &format!("max_clients {n};"));
+        }
+        if let Some(b) = self.max_bitrate {
+            line(&mut out, false, &format!("max_bitrate {};", crate::value::format_bitrate(b)));
+        }
         for p in &self.peers {
             out.push('\n');
             match &p.public {

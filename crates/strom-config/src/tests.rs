@@ -679,3 +679,17 @@ stream news { input publish://; }
         ]
     );
 }
+
+#[test]
+fn load_limits() {
+    let c = parse("t.conf", "max_clients 2000;\nmax_bitrate 8G;\n").expect("parses");
+    assert_eq!(c.max_clients, Some(2000));
+    assert_eq!(c.max_bitrate, Some(8_000_000_000));
+    assert_eq!(parse("t.conf", &c.to_text()).expect("round trip"), c);
+    let e = parse("t.conf", "max_bitrate 8X;\nmax_clients 0;\n").expect_err("bad");
+    let msgs: Vec<String> = e.iter().map(|d| d.to_string()).collect();
+    assert!(msgs[0].starts_with("t.conf:1:13: bad bitrate `8X`"), "{msgs:?}");
+    assert!(msgs[1].starts_with("t.conf:2:13: `max_clients` must be between 1 and"), "{msgs:?}");
+    assert_eq!(crate::parse_bitrate("500k"), Some(500_000));
+    assert_eq!(crate::format_bitrate(1_500_000), "1500K");
+}

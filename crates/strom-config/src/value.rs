@@ -78,6 +78,31 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 /// Renders a size with the largest exact unit; plain bytes get a `B` suffix
 /// so they never read as a duration.
+/// Parses a bitrate in bits per second with decimal suffixes:
+/// `800000`, `500K`, `800M`, `8G` (k/m/g in either case). Returns bits per second.
+pub fn parse_bitrate(s: &str) -> Option<u64> {
+    let (digits, mult) = match s.char_indices().last()? {
+        (i, 'k' | 'K') => (&s[..i], 1_000),
+        (i, 'm' | 'M') => (&s[..i], 1_000_000),
+        (i, 'g' | 'G') => (&s[..i], 1_000_000_000),
+        _ => (s, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Renders bits per second in the shortest exact form `parse_bitrate` reads.
+pub fn format_bitrate(n: u64) -> String {
+    for (m, suffix) in [(1_000_000_000, "G"), (1_000_000, "M"), (1_000, "K")] {
+        if n >= m && n % m == 0 {
+            return format!("{}{suffix}", n / m);
+        }
+    }
+    n.to_string()
+}
+
 pub fn format_size(n: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
         let k = 1u64 << shift;
