@@ -16,8 +16,8 @@ use crate::model::*;
 use crate::schema::{suggest, unknown_directive, Ctx};
 use crate::syntax::{Body, Directive};
 use crate::value::{
-    check_http_url, check_pattern, check_stream_name, format_duration, parse_duration, parse_host_port, parse_listen,
-    parse_bitrate, parse_number, parse_percent, parse_size,
+    check_http_url, check_pattern, check_stream_name, format_duration, parse_bitrate, parse_duration, parse_host_port,
+    parse_listen, parse_number, parse_percent, parse_size,
 };
 use std::collections::HashMap;
 use std::ops::RangeInclusive;
@@ -174,7 +174,10 @@ impl Checker<'_> {
                                 Some(v) if v > 0 => cfg.max_bitrate = Some(v),
                                 _ => self.d.error(
                                     a.pos,
-                                    format!("bad bitrate `{}` for `max_bitrate`; use bits per second like 800M or 8G", a.text),
+                                    format!(
+                                        "bad bitrate `{}` for `max_bitrate`; use bits per second like 800M or 8G",
+                                        a.text
+                                    ),
                                 ),
                             }
                         }

@@ -72,7 +72,11 @@ impl Config {
             line(&mut out, false, &format!("max_clients {n};"));
         }
         if let Some(b) = self.max_bitrate {
-            line(&mut out, false, &format!("max_bitrate {};", crate::value::format_bitrate(b)));
+            line(
+                &mut out,
+                false,
+                &format!("max_bitrate {};", crate::value::format_bitrate(b)),
+            );
         }
         for p in &self.peers {
             out.push('\n');

@@ -20,7 +20,16 @@ impl Ctx {
     /// Directive names valid in this context.
     pub(crate) fn directives(self) -> &'static [&'static str] {
         match self {
-            Ctx::Top => &["http", "cluster_key", "state_dir", "max_clients", "max_bitrate", "stream", "source", "peer"],
+            Ctx::Top => &[
+                "http",
+                "cluster_key",
+                "state_dir",
+                "max_clients",
+                "max_bitrate",
+                "stream",
+                "source",
+                "peer",
+            ],
             Ctx::Stream => &[
                 "input",
                 "backup",

@@ -689,7 +689,10 @@ fn load_limits() {
     let e = parse("t.conf", "max_bitrate 8X;\nmax_clients 0;\n").expect_err("bad");
     let msgs: Vec<String> = e.iter().map(|d| d.to_string()).collect();
     assert!(msgs[0].starts_with("t.conf:1:13: bad bitrate `8X`"), "{msgs:?}");
-    assert!(msgs[1].starts_with("t.conf:2:13: `max_clients` must be between 1 and"), "{msgs:?}");
+    assert!(
+        msgs[1].starts_with("t.conf:2:13: `max_clients` must be between 1 and"),
+        "{msgs:?}"
+    );
     assert_eq!(crate::parse_bitrate("500k"), Some(500_000));
     assert_eq!(crate::format_bitrate(1_500_000), "1500K");
 }

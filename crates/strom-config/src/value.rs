@@ -96,7 +96,7 @@ pub fn parse_bitrate(s: &str) -> Option<u64> {
 /// Renders bits per second in the shortest exact form `parse_bitrate` reads.
 pub fn format_bitrate(n: u64) -> String {
     for (m, suffix) in [(1_000_000_000, "G"), (1_000_000, "M"), (1_000, "K")] {
-        if n >= m && n % m == 0 {
+        if n >= m && n.is_multiple_of(m) {
             return format!("{}{suffix}", n / m);
         }
     }

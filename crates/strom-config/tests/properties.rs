@@ -237,16 +237,18 @@ fn config() -> impl Strategy<Value = Config> {
         proptest::option::of(1u64..100_000_000),
         proptest::option::of(1u64..u64::MAX / 2),
     )
-        .prop_map(|(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate)| Config {
-            http: dedup(http, |a| *a),
-            cluster_key,
-            state_dir,
-            streams: dedup(streams, |s| s.name.clone()),
-            sources: dedup(sources, |s| s.addr.clone()),
-            peers: dedup(peers, |p| p.addr.clone()),
-            max_clients,
-            max_bitrate,
-        })
+        .prop_map(
+            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate)| Config {
+                http: dedup(http, |a| *a),
+                cluster_key,
+                state_dir,
+                streams: dedup(streams, |s| s.name.clone()),
+                sources: dedup(sources, |s| s.addr.clone()),
+                peers: dedup(peers, |p| p.addr.clone()),
+                max_clients,
+                max_bitrate,
+            },
+        )
 }
 
 const SAMPLE: &str = "\

@@ -39,12 +39,15 @@ pub fn parse_segment_uri(name: &str) -> Option<u64> {
 /// `discontinuity_sequence` is the count of discontinuities before the first
 /// entry. `target_duration` is in whole seconds and must be at least the
 /// rounded longest entry; callers keep it from shrinking. `query` (without
-/// `?`) is appended to segment URIs so tokens follow the viewer.
+/// `?`) is appended to segment URIs so tokens follow the viewer. `base` is
+/// prefixed to every segment URI: empty for relative URIs, or an absolute
+/// `http://host/NAME/` for a playlist served through a redirect.
 pub fn render_media_playlist(
     entries: &[PlaylistEntry],
     target_duration: u64,
     discontinuity_sequence: u64,
     query: Option<&str>,
+    base: &str,
 ) -> String {
     let mut out = String::with_capacity(160 + entries.len() * 96);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
@@ -64,6 +67,7 @@ pub fn render_media_playlist(
             format_utc_millis(e.start * 1000 / CLOCK_HZ)
         );
         let _ = writeln!(out, "#EXTINF:{},", format_seconds(e.duration));
+        out.push_str(base);
         out.push_str(&segment_uri(e.seq));
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             out.push('?');
@@ -174,7 +178,9 @@ mod tests {
             entry(1_763_769_600, 1_763_769_600, 2000, false),
             entry(1_763_769_601, 1_763_769_602, 2040, true),
         ];
-        let text = render_media_playlist(&e, 3, 4, Some("token=abc"));
+        let text = render_media_playlist(&e, 3, 4, Some("token=abc"), "");
+        let abs = render_media_playlist(&e, 3, 4, None, "http://h:1/x/");
+        assert!(abs.contains("\nhttp://h:1/x/1763769601.ts\n"), "{abs}");
         assert_eq!(
             text,
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:3\n\
@@ -241,7 +247,7 @@ mod tests {
             let entries: Vec<_> = durs.iter().enumerate().map(|(i, d)| PlaylistEntry {
                 seq: i as u64, start: 0, duration: *d, discontinuity: false }).collect();
             let target = target_duration_for(&entries, CLOCK_HZ);
-            let text = render_media_playlist(&entries, target, 0, None);
+            let text = render_media_playlist(&entries, target, 0, None, "");
             for line in text.lines().filter_map(|l| l.strip_prefix("#EXTINF:")) {
                 let secs: f64 = line.trim_end_matches(',').parse().map_err(|_| TestCaseError::fail("extinf"))?;
                 prop_assert!(secs.round() as u64 <= target);

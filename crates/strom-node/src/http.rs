@@ -6,6 +6,7 @@
 //! Segment bytes and playlists are shared `Bytes` from the hub; handlers never
 //! mux or render on the hot path unless a query string must be carried.
 
+use crate::cluster::peers::{PeerView, HOP_PARAM};
 use crate::hub::{StreamHub, Unavailable};
 use crate::Node;
 use axum::body::Body;
@@ -38,6 +39,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/streams", get(api_streams))
         .route("/api/v1/streams/{*name}", get(api_stream))
         .route("/api/v1/cluster/sources", get(api_sources))
+        .route("/api/v1/cluster/peers", get(api_peers))
         .route("/api/v1/cluster/streams", get(crate::cluster::server::list))
         .route(
             "/api/v1/cluster/segments/{*name}",
@@ -89,6 +91,10 @@ async fn api_stream(State(node): State<Arc<Node>>, axum::extract::Path(name): ax
     }
 }
 
+async fn api_peers(State(node): State<Arc<Node>>) -> Response {
+    axum::Json(serde_json::json!({ "peers": node.peers.snapshot(), "load": node.load() })).into_response()
+}
+
 async fn api_sources(State(node): State<Arc<Node>>) -> Response {
     axum::Json(serde_json::json!({ "sources": node.sources.snapshot() })).into_response()
 }
@@ -132,13 +138,6 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             .inc();
         return error(StatusCode::NOT_FOUND, "not found");
     };
-    let Some(hub) = node.stream(name) else {
-        node.metrics
-            .http_errors
-            .get_or_create(&crate::metrics::KindLabel { kind: "not_found" })
-            .inc();
-        return error(StatusCode::NOT_FOUND, "no such stream");
-    };
     let resource = resource.to_string();
     let method = req.method().clone();
     let query = req.uri().query().map(str::to_string);
@@ -146,6 +145,48 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         .extensions()
         .get::<ConnectInfo<crate::net::PeerAddr>>()
         .map(|c| c.0 .0);
+    let hop = query_param(query.as_deref(), HOP_PARAM).is_some();
+    let now = std::time::Instant::now();
+    let Some(hub) = node.stream(name) else {
+        // Not here: a healthy peer that has it takes the viewer (one hop at most).
+        if !hop && method != Method::PUT && method != Method::POST {
+            if let Some(p) = node.peers.choose(name, false, now) {
+                return redirect(&node, &p, path, query.as_deref(), "not_local");
+            }
+        }
+        node.metrics
+            .http_errors
+            .get_or_create(&crate::metrics::KindLabel { kind: "not_found" })
+            .inc();
+        return error(StatusCode::NOT_FOUND, "no such stream");
+    };
+    // Over our limits: a new viewer goes to the least loaded peer with room.
+    // Viewers already playing (known HLS sessions, segment requests) stay.
+    let new_viewer = method == Method::GET
+        && match resource.as_str() {
+            "mpegts" => true,
+            "index.m3u8" | "playlist.m3u8" | "mono.m3u8" | "video.m3u8" => {
+                !hub.has_session(session_key(&hub, query.as_deref(), peer))
+            }
+            _ => false,
+        };
+    if new_viewer && !hop && node.load().overloaded() {
+        if let Some(p) = node.peers.choose(name, true, now) {
+            return redirect(&node, &p, path, query.as_deref(), "overload");
+        }
+    }
+    // A playlist served through a redirect lists absolute URLs on this node,
+    // for players that resolve relative URLs against the original address.
+    let base = if hop {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost");
+        format!("http://{host}/{name}/")
+    } else {
+        String::new()
+    };
     match (method.clone(), resource.as_str()) {
         (Method::PUT | Method::POST, "publish") => publish(hub, req).await,
         (Method::GET | Method::HEAD, "index.m3u8" | "playlist.m3u8") if method == Method::HEAD => {
@@ -163,7 +204,7 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         }
         (Method::GET | Method::HEAD, "index.m3u8" | "playlist.m3u8" | "mono.m3u8" | "video.m3u8") => {
             let master = matches!(resource.as_str(), "index.m3u8" | "playlist.m3u8");
-            playlist(hub, master, query.as_deref(), peer).await
+            playlist(hub, master, query.as_deref(), peer, &base).await
         }
         (Method::GET | Method::HEAD, "mpegts") => mpegts(node.clone(), hub).await,
         (Method::GET | Method::HEAD, r) => match strom_media::hls::parse_segment_uri(r) {
@@ -175,22 +216,57 @@ async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
 }
 
 /// One HLS session per (token, ip, stream), whatever the request.
-fn note_session(hub: &StreamHub, query: Option<&str>, peer: Option<SocketAddr>) {
+fn session_key(hub: &StreamHub, query: Option<&str>, peer: Option<SocketAddr>) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     query_param(query, "token").unwrap_or("").hash(&mut h);
     peer.map(|p| p.ip()).hash(&mut h);
     hub.name.hash(&mut h);
-    hub.hls_session(h.finish());
+    h.finish()
+}
+
+fn note_session(hub: &StreamHub, query: Option<&str>, peer: Option<SocketAddr>) {
+    hub.hls_session(session_key(hub, query, peer));
     hub.touch();
 }
 
-async fn playlist(hub: Arc<StreamHub>, master: bool, query: Option<&str>, peer: Option<SocketAddr>) -> Response {
+/// 302 to the same path and query on `peer`'s public address, marked as one hop.
+fn redirect(node: &Node, peer: &PeerView, path: &str, query: Option<&str>, reason: &'static str) -> Response {
+    node.metrics
+        .redirects
+        .get_or_create(&crate::metrics::ReasonLabel { reason })
+        .inc();
+    let q = match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{q}&{HOP_PARAM}=1"),
+        None => format!("{HOP_PARAM}=1"),
+    };
+    let location = format!("{}{path}?{q}", peer.public);
+    tracing::debug!(%location, reason, "redirecting viewer");
+    match HeaderValue::from_str(&location) {
+        Ok(v) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, v),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::NOT_FOUND, "no such stream"),
+    }
+}
+
+async fn playlist(
+    hub: Arc<StreamHub>,
+    master: bool,
+    query: Option<&str>,
+    peer: Option<SocketAddr>,
+    base: &str,
+) -> Response {
     note_session(&hub, query, peer);
     let get = |hub: &StreamHub| {
         if master {
-            hub.master_playlist(query)
+            hub.master_playlist(query, base)
         } else {
-            hub.media_playlist(query)
+            hub.media_playlist(query, base)
         }
     };
     let body = match get(&hub) {

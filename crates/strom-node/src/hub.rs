@@ -233,11 +233,12 @@ impl StreamHub {
             st.target_duration,
             disc_seq,
             None,
+            "",
         )));
-        st.master_playlist = Some(Bytes::from(hls::render_master_playlist(&[self.variant(st, None)])));
+        st.master_playlist = Some(Bytes::from(hls::render_master_playlist(&[self.variant(st, None, "")])));
     }
 
-    fn variant(&self, st: &HubState, query: Option<&str>) -> Variant {
+    fn variant(&self, st: &HubState, query: Option<&str>, base: &str) -> Variant {
         let (mut peak, mut bits, mut ticks) = (0u64, 0u64, 0i64);
         for s in self.listed(st) {
             let b = s.ts.len() as u64 * 8;
@@ -252,7 +253,7 @@ impl StreamHub {
             .map(|s| s.segment.tracks.clone())
             .unwrap_or_else(|| st.tracks.clone());
         let video = tracks.iter().find(|t| t.kind() == TrackKind::Video);
-        let mut uri = String::from("mono.m3u8");
+        let mut uri = format!("{base}mono.m3u8");
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             uri.push('?');
             uri.push_str(q);
@@ -281,39 +282,43 @@ impl StreamHub {
         st.last_segment_at.is_some_and(|t| t.elapsed() <= self.stale_after())
     }
 
-    /// The media playlist; `query` (tokens) is carried onto segment URIs.
-    pub fn media_playlist(&self, query: Option<&str>) -> Result<Bytes, Unavailable> {
+    /// The media playlist; `query` (tokens) is carried onto segment URIs and
+    /// `base` (empty, or `http://host/NAME/` after a redirect) prefixes them.
+    pub fn media_playlist(&self, query: Option<&str>, base: &str) -> Result<Bytes, Unavailable> {
         let st = self.read();
         if !self.fresh(&st) {
             return Err(Unavailable::NotReady);
         }
-        match query.filter(|q| !q.is_empty()) {
-            None => st.media_playlist.clone().ok_or(Unavailable::NotReady),
-            Some(q) => {
-                let skip = st.window.len().saturating_sub(self.cfg.segment_count);
-                let entries: Vec<PlaylistEntry> = self.listed(&st).map(|s| entry(&s.segment)).collect();
-                let disc = st.evicted_discontinuities
-                    + st.window.iter().take(skip).filter(|s| s.segment.discontinuity).count() as u64;
-                Ok(Bytes::from(hls::render_media_playlist(
-                    &entries,
-                    st.target_duration,
-                    disc,
-                    Some(q),
-                )))
-            }
+        let query = query.filter(|q| !q.is_empty());
+        if query.is_none() && base.is_empty() {
+            return st.media_playlist.clone().ok_or(Unavailable::NotReady);
         }
+        let skip = st.window.len().saturating_sub(self.cfg.segment_count);
+        let entries: Vec<PlaylistEntry> = self.listed(&st).map(|s| entry(&s.segment)).collect();
+        let disc =
+            st.evicted_discontinuities + st.window.iter().take(skip).filter(|s| s.segment.discontinuity).count() as u64;
+        Ok(Bytes::from(hls::render_media_playlist(
+            &entries,
+            st.target_duration,
+            disc,
+            query,
+            base,
+        )))
     }
 
-    /// The one-variant master playlist.
-    pub fn master_playlist(&self, query: Option<&str>) -> Result<Bytes, Unavailable> {
+    /// The one-variant master playlist; `base` as for [`Self::media_playlist`].
+    pub fn master_playlist(&self, query: Option<&str>, base: &str) -> Result<Bytes, Unavailable> {
         let st = self.read();
         if !self.fresh(&st) {
             return Err(Unavailable::NotReady);
         }
-        match query.filter(|q| !q.is_empty()) {
-            None => st.master_playlist.clone().ok_or(Unavailable::NotReady),
-            Some(q) => Ok(Bytes::from(hls::render_master_playlist(&[self.variant(&st, Some(q))]))),
+        let query = query.filter(|q| !q.is_empty());
+        if query.is_none() && base.is_empty() {
+            return st.master_playlist.clone().ok_or(Unavailable::NotReady);
         }
+        Ok(Bytes::from(hls::render_master_playlist(&[
+            self.variant(&st, query, base)
+        ])))
     }
 
     /// The MPEG-TS bytes of segment `seq`.
@@ -483,6 +488,19 @@ impl StreamHub {
         if s.len() < MAX_SESSIONS || s.contains_key(&key) {
             s.insert(key, Instant::now());
         }
+    }
+
+    /// HLS sessions seen recently (pruned once a second).
+    pub fn session_count(&self) -> usize {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// True when this HLS session is already known (a viewer already playing).
+    pub fn has_session(&self, key: u64) -> bool {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&key)
     }
 
     /// Drops idle HLS sessions and returns the active count.

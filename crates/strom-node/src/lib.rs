@@ -40,6 +40,8 @@ pub struct Node {
     pub verifier: cluster::auth::Verifier,
     /// Source connection states, for the API.
     pub sources: cluster::SourceStates,
+    /// What this node knows about its peers.
+    pub peers: cluster::peers::Directory,
 }
 
 /// Why a node could not start.
@@ -67,7 +69,27 @@ impl Node {
             config: config.clone(),
             verifier: cluster::auth::Verifier::default(),
             sources: cluster::SourceStates::new(config),
+            peers: cluster::peers::Directory::new(config),
         })
+    }
+
+    /// Viewers now (live count, not the once-a-second gauge): open HTTP-TS
+    /// connections plus active HLS sessions.
+    pub fn current_clients(&self) -> u64 {
+        self.all_streams()
+            .iter()
+            .map(|h| h.mpegts_viewers.load(std::sync::atomic::Ordering::Relaxed) as u64 + h.session_count() as u64)
+            .sum()
+    }
+
+    /// This node's load and limits.
+    pub fn load(&self) -> cluster::server::NodeLoad {
+        cluster::server::NodeLoad {
+            clients: self.current_clients(),
+            max_clients: self.config.max_clients,
+            output_bitrate: self.metrics.server_output_bitrate.get().max(0) as u64,
+            max_bitrate: self.config.max_bitrate,
+        }
     }
 
     /// The stream called `name`, configured or restreamed.
@@ -129,6 +151,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
         tokio::spawn(supervisor::run(hub, streams_stop.clone()));
     }
     tokio::spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
+    tokio::spawn(cluster::peers::run(node.clone(), streams_stop.clone()));
     tokio::spawn(ticker(node.clone(), shutdown.clone()));
 
     let app = http::router(node.clone());

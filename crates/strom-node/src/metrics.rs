@@ -35,6 +35,16 @@ pub struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
 }
@@ -66,6 +76,9 @@ pub struct Metrics {
     pub source_bytes: Family<SourceLabel, Counter>,
     /// Node-to-node problems by kind: auth failures, bad wire data, hostile names.
     pub cluster_errors: Family<KindLabel, Counter>,
+    pub peer_up: Family<PeerLabel, Gauge>,
+    pub peer_clients: Family<PeerLabel, Gauge>,
+    pub redirects: Family<ReasonLabel, Counter>,
     pub process_cpu_seconds: F64Counter,
     cpu_seen: std::sync::Mutex<f64>,
     pub process_resident_memory: Gauge,
@@ -129,6 +142,9 @@ impl Metrics {
             source_reconnects: Family::default(),
             source_bytes: Family::default(),
             cluster_errors: Family::default(),
+            peer_up: Family::default(),
+            peer_clients: Family::default(),
+            redirects: Family::default(),
             process_cpu_seconds: F64Counter::default(),
             cpu_seen: std::sync::Mutex::new(0.0),
             process_resident_memory: Gauge::default(),
@@ -196,6 +212,13 @@ impl Metrics {
             m.server_output_bitrate.clone(),
         );
         r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());
+        r.register("peer_up", "1 while the peer answers", m.peer_up.clone());
+        r.register("peer_clients", "Viewers the peer reports", m.peer_clients.clone());
+        r.register(
+            "redirects",
+            "Viewers redirected to a peer, by reason (not_local, overload)",
+            m.redirects.clone(),
+        );
         r.register("source_up", "1 while the source node answers", m.source_up.clone());
         r.register(
             "source_reconnects",

@@ -17,6 +17,7 @@
 
 pub mod auth;
 pub mod manager;
+pub mod peers;
 pub mod puller;
 pub mod server;
 

@@ -33,12 +33,52 @@ pub struct RemoteStream {
     pub mode: String,
     pub codecs: Vec<String>,
     pub last_seq: Option<u64>,
+    /// Delivering fresh segments now (peering sends viewers only to live streams or on-demand ones).
+    #[serde(default)]
+    pub alive: Option<bool>,
+}
+
+/// A node's load, as peers see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NodeLoad {
+    pub clients: u64,
+    pub max_clients: Option<u64>,
+    /// Bits per second.
+    pub output_bitrate: u64,
+    pub max_bitrate: Option<u64>,
+}
+
+impl NodeLoad {
+    /// At or over a configured limit.
+    pub fn overloaded(&self) -> bool {
+        self.max_clients.is_some_and(|m| self.clients >= m)
+            || self.max_bitrate.is_some_and(|m| self.output_bitrate >= m)
+    }
+
+    /// The larger of clients/max_clients and bitrate/max_bitrate (0 without limits).
+    pub fn ratio(&self) -> f64 {
+        let r = |v: u64, m: Option<u64>| m.filter(|m| *m > 0).map_or(0.0, |m| v as f64 / m as f64);
+        r(self.clients, self.max_clients).max(r(self.output_bitrate, self.max_bitrate))
+    }
+
+    /// Clamps every value a peer claims to `max`.
+    pub fn bounded(self, max: u64) -> Self {
+        NodeLoad {
+            clients: self.clients.min(max),
+            max_clients: self.max_clients.map(|v| v.min(max)),
+            output_bitrate: self.output_bitrate.min(max),
+            max_bitrate: self.max_bitrate.map(|v| v.min(max)),
+        }
+    }
 }
 
 /// The stream list as JSON.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StreamList {
     pub streams: Vec<RemoteStream>,
+    /// The answering node's load (for peering).
+    #[serde(default)]
+    pub load: Option<NodeLoad>,
 }
 
 /// Checks the request's signature; on failure logs, counts and returns the 403.
@@ -76,10 +116,15 @@ pub async fn list(State(node): State<Arc<Node>>, req: Request) -> Response {
                 mode: if h.cfg.ondemand { "ondemand" } else { "static" }.to_string(),
                 codecs: snap.tracks.iter().filter_map(|t| t.codec_string.clone()).collect(),
                 last_seq: snap.last_seq,
+                alive: Some(h.healthy() || snap.status == crate::hub::Status::Backup),
             }
         })
         .collect();
-    axum::Json(StreamList { streams }).into_response()
+    axum::Json(StreamList {
+        streams,
+        load: Some(node.load()),
+    })
+    .into_response()
 }
 
 fn query_from(req: &Request) -> Option<u64> {
