@@ -277,7 +277,7 @@ mod tests {
             peer("d", &[("x", true)], 2, Some(10), long, now),
         ];
         assert_eq!(choose(&peers, "x", false, now).map(|p| p.peer.as_str()), Some("c"));
-        assert_eq!(choose(&peers, "y", false, now), None);
+        assert!(choose(&peers, "y", false, now).is_none());
     }
 
     #[test]
@@ -293,11 +293,11 @@ mod tests {
             Some("full"),
             "fresh peer still held back"
         );
-        assert_eq!(choose(&peers, "x", true, now), None, "full peer has no room");
+        assert!(choose(&peers, "x", true, now).is_none(), "full peer has no room");
         peers[1].up_since = now.checked_sub(long);
         assert_eq!(choose(&peers, "x", true, now).map(|p| p.peer.as_str()), Some("fresh"));
         peers[1].last_ok = now.checked_sub(Duration::from_secs(10));
-        assert_eq!(choose(&peers, "x", true, now), None, "stale peer is not used");
+        assert!(choose(&peers, "x", true, now).is_none(), "stale peer is not used");
     }
 
     #[test]
