@@ -450,22 +450,24 @@ fn check_reports_errors_with_positions() {
 /// The example configs in the repository stay valid.
 #[test]
 fn example_configs_check() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cluster");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut n = 0;
-    for e in std::fs::read_dir(&dir).expect("examples") {
-        let path = e.expect("entry").path();
-        let out = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["check", "-c"])
-            .arg(&path)
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        n += 1;
+    for sub in ["cluster", "peering"] {
+        for e in std::fs::read_dir(root.join(sub)).expect("examples") {
+            let path = e.expect("entry").path();
+            let out = Command::new(env!("CARGO_BIN_EXE_strom"))
+                .args(["check", "-c"])
+                .arg(&path)
+                .output()
+                .expect("run");
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            n += 1;
+        }
     }
-    assert_eq!(n, 3);
+    assert_eq!(n, 6);
 }
