@@ -12,14 +12,6 @@ use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn wait_playlist(s: &Strom, stream: &str, min_segments: usize, limit: Duration) -> Playlist {
-    wait_for(
-        &format!("{stream} playlist with {min_segments} segments"),
-        limit,
-        || media_playlist(s, stream).filter(|p| p.segments.len() >= min_segments),
-    )
-}
-
 /// Sends `data` as MPEG-TS over UDP at `bytes_per_sec`, 7×188 bytes a datagram.
 fn send_paced(sock: &std::net::UdpSocket, port: u16, data: &[u8], bytes_per_sec: f64) {
     let start = Instant::now();

@@ -11,14 +11,6 @@ use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn wait_playlist(s: &Strom, stream: &str, min_segments: usize, limit: Duration) -> Playlist {
-    wait_for(
-        &format!("{stream} playlist with {min_segments} segments on {}", s.port),
-        limit,
-        || media_playlist(s, stream).filter(|p| p.segments.len() >= min_segments),
-    )
-}
-
 fn origin(tag: &str) -> Strom {
     Strom::start(tag, "cluster_key abcd;\nstream demo { input builtin://demo; }")
 }

@@ -8,14 +8,6 @@ use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-fn wait_playlist(s: &Strom, stream: &str, min_segments: usize, limit: Duration) -> Playlist {
-    wait_for(
-        &format!("{stream} playlist with {min_segments} segments"),
-        limit,
-        || media_playlist(s, stream).filter(|p| p.segments.len() >= min_segments),
-    )
-}
-
 /// The embedded demo channel plays: master + media playlist, segments, HTTP-TS,
 /// all decoded by ffmpeg with no error or warning, and the metrics say so.
 #[test]

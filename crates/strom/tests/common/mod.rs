@@ -471,3 +471,12 @@ pub fn metric(s: &Strom, prefix: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// Waits until `/NAME/mono.m3u8` lists at least `min_segments` segments.
+pub fn wait_playlist(s: &Strom, stream: &str, min_segments: usize, limit: Duration) -> Playlist {
+    wait_for(
+        &format!("{stream} playlist with {min_segments} segments on port {}", s.port),
+        limit,
+        || media_playlist(s, stream).filter(|p| p.segments.len() >= min_segments),
+    )
+}
