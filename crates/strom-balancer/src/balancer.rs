@@ -1,0 +1,371 @@
+//! The balancer: observations in, one routing decision per request out.
+//!
+//! Invariants:
+//! - `route` never allocates on the steady path: candidates go through a
+//!   reused scratch buffer; only the first request for a stream name inserts
+//!   its round-robin cursor.
+//! - A chosen server passed zone, health and capacity, belongs to the best
+//!   monitoring class present, and its ratio is within `band` of the lowest
+//!   ratio in that class.
+//! - Round robin: each stream name keeps the index of the server it was last
+//!   routed to; the next pick is the first server of the equal band that
+//!   comes after it in candidate order (channel order, or server order for
+//!   announced streams), wrapping around. A stream without a cursor starts
+//!   after the server chosen last for any stream, so first viewers of many
+//!   streams spread too. At most [`MAX_CURSORS`] cursors are kept; past that
+//!   the map is cleared (losing only the turn, never correctness).
+//! - Burst accounting: every routed viewer adds 1 to the server's
+//!   `sent_since` and so 1/max to its ratio. A burst therefore fills the
+//!   least loaded server only until it is within `band` of the others, after
+//!   which they take turns; equally measured servers split a burst evenly.
+//!   The next load measurement replaces the estimate.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::config::{ConfigError, ServerSpec, Topology, Tuning};
+use crate::health::ServerState;
+use crate::refusal::Refusal;
+
+/// Bound on remembered round-robin cursors (one per stream name).
+pub const MAX_CURSORS: usize = 100_000;
+
+/// Slack on the band comparison so that ratios that are equal on paper
+/// (3/300 vs 1/100) are not split by float rounding.
+const EPSILON: f64 = 1e-9;
+
+/// Chooses a streamer for each viewer request. Single-threaded and pure:
+/// the caller owns it (e.g. behind a mutex or in one task) and feeds it
+/// observations and the current time.
+#[derive(Debug)]
+pub struct Balancer {
+    topo: Topology,
+    tuning: Tuning,
+    /// Parallel to `topo.servers`.
+    states: Vec<ServerState>,
+    /// Stream name → servers announcing it, ascending index.
+    carriers: HashMap<Arc<str>, Vec<usize>>,
+    /// Stream name → server index chosen last for it.
+    cursors: HashMap<String, usize>,
+    /// Server chosen last for any stream; seeds cursors of new streams.
+    last_pick: Option<usize>,
+    /// Positions into the current candidate list; reused across calls.
+    scratch: Vec<usize>,
+}
+
+/// One server as the status API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServerStatus {
+    /// Server name.
+    pub name: String,
+    /// Eligible for viewers: healthy by probes and freshly measured.
+    pub up: bool,
+    /// Probe hysteresis verdict alone.
+    pub healthy: bool,
+    /// `measured + sent_since`, what capacity and ordering use.
+    pub current: u64,
+    /// Clients at the last load measurement.
+    pub measured: u64,
+    /// Viewers sent since the last load measurement.
+    pub sent_since: u64,
+    /// Configured maximum.
+    pub max_clients: u64,
+    /// `current / max_clients`; 1.0 when `max_clients` is 0.
+    pub ratio: f64,
+    /// Whether the server is preferred as monitored.
+    pub monitoring: bool,
+    /// Whole seconds since the last load measurement; `None` if never.
+    pub last_measured_secs_ago: Option<u64>,
+    /// Number of streams the server last announced.
+    pub streams: usize,
+}
+
+impl Balancer {
+    /// Builds a balancer with every server Down and unmeasured.
+    ///
+    /// `channels` maps a channel (stream) name to the names of the servers
+    /// that carry it, in preference order for round robin.
+    pub fn new(
+        servers: Vec<ServerSpec>,
+        channels: Vec<(String, Vec<String>)>,
+        tuning: Tuning,
+    ) -> Result<Self, ConfigError> {
+        let topo = Topology::build(servers, channels)?;
+        let states = topo.servers.iter().map(|_| ServerState::default()).collect();
+        Ok(Balancer {
+            topo,
+            tuning: tuning.sanitized(),
+            states,
+            carriers: HashMap::new(),
+            cursors: HashMap::new(),
+            last_pick: None,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Replaces the configuration (reload). Servers whose name stays keep
+    /// their health, measurements, sent counters, stream lists and
+    /// round-robin turns; new servers start Down. Server indices may change:
+    /// re-resolve them with [`Balancer::server_index`]. On error nothing
+    /// changes.
+    pub fn reconfigure(
+        &mut self,
+        servers: Vec<ServerSpec>,
+        channels: Vec<(String, Vec<String>)>,
+        tuning: Tuning,
+    ) -> Result<(), ConfigError> {
+        let topo = Topology::build(servers, channels)?;
+        let mut old_states: Vec<Option<ServerState>> = self.states.drain(..).map(Some).collect();
+        let mut old_to_new = vec![None; old_states.len()];
+        let states = topo
+            .servers
+            .iter()
+            .enumerate()
+            .map(|(new, spec)| {
+                let kept = self.topo.by_name.get(&spec.name).and_then(|&i| {
+                    let state = old_states.get_mut(i)?.take()?;
+                    Some((i, state))
+                });
+                match kept {
+                    Some((i, state)) => {
+                        old_to_new[i] = Some(new);
+                        state
+                    }
+                    None => ServerState::default(),
+                }
+            })
+            .collect();
+        self.states = states;
+        self.topo = topo;
+        self.tuning = tuning.sanitized();
+        self.cursors.retain(|_, server| match old_to_new.get(*server) {
+            Some(&Some(new)) => {
+                *server = new;
+                true
+            }
+            _ => false,
+        });
+        self.last_pick = self.last_pick.and_then(|i| old_to_new.get(i).copied().flatten());
+        self.carriers.clear();
+        for (i, state) in self.states.iter().enumerate() {
+            for name in &state.streams {
+                // States are visited in ascending index, so lists stay sorted.
+                self.carriers.entry(name.clone()).or_default().push(i);
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds one health probe result (`rise`/`fall` hysteresis). Takes no
+    /// time: only consecutive results count. Unknown indices are ignored.
+    pub fn observe_health(&mut self, server: usize, ok: bool) {
+        if let Some(state) = self.states.get_mut(server) {
+            state.probe(ok, &self.tuning);
+        }
+    }
+
+    /// Records a successful load measurement (clients the server reports,
+    /// e.g. `strom_server_clients`). Resets burst accounting.
+    /// Unknown indices are ignored.
+    pub fn observe_load(&mut self, server: usize, clients: u64, now: Instant) {
+        if let Some(state) = self.states.get_mut(server) {
+            state.measure(clients, now);
+        }
+    }
+
+    /// Replaces the list of streams the server announces. Only streams
+    /// without a channel entry are looked up here. Unknown indices are ignored.
+    pub fn observe_streams<I, S>(&mut self, server: usize, streams: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let Some(state) = self.states.get_mut(server) else {
+            return;
+        };
+        let old = std::mem::take(&mut state.streams);
+        let mut new = std::collections::HashSet::with_capacity(old.len());
+        for name in streams {
+            let name = name.as_ref();
+            if new.contains(name) {
+                continue;
+            }
+            let shared = match old.get(name) {
+                Some(kept) => Arc::clone(kept),
+                None => {
+                    let added: Arc<str> = Arc::from(name);
+                    let list = self.carriers.entry(Arc::clone(&added)).or_default();
+                    if let Err(at) = list.binary_search(&server) {
+                        list.insert(at, server);
+                    }
+                    added
+                }
+            };
+            new.insert(shared);
+        }
+        for gone in old.iter().filter(|name| !new.contains(*name)) {
+            if let Some(list) = self.carriers.get_mut(gone) {
+                list.retain(|&i| i != server);
+                if list.is_empty() {
+                    self.carriers.remove(gone);
+                }
+            }
+        }
+        state.streams = new;
+    }
+
+    /// Picks the server for one viewer of `stream` from `ip` (and its
+    /// `country`, if known) and counts the viewer against that server.
+    /// IPv4-mapped IPv6 addresses are matched as IPv4.
+    pub fn route(&mut self, stream: &str, ip: IpAddr, country: Option<&str>, now: Instant) -> Result<usize, Refusal> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let picked = self.choose(stream, ip.to_canonical(), country, now, &mut scratch);
+        self.scratch = scratch;
+        let server = picked?;
+
+        if let Some(state) = self.states.get_mut(server) {
+            state.sent_since = state.sent_since.saturating_add(1);
+        }
+        self.last_pick = Some(server);
+        if let Some(cursor) = self.cursors.get_mut(stream) {
+            *cursor = server;
+        } else {
+            if self.cursors.len() >= MAX_CURSORS {
+                self.cursors.clear();
+            }
+            self.cursors.insert(stream.to_owned(), server);
+        }
+        Ok(server)
+    }
+
+    /// The decision itself, without side effects. `eligible` holds positions
+    /// into the candidate list and is narrowed step by step.
+    fn choose(
+        &self,
+        stream: &str,
+        ip: IpAddr,
+        country: Option<&str>,
+        now: Instant,
+        eligible: &mut Vec<usize>,
+    ) -> Result<usize, Refusal> {
+        let candidates: &[usize] = match self.topo.channels.get(stream) {
+            Some(list) => list,
+            None => self.carriers.get(stream).map_or(&[], Vec::as_slice),
+        };
+        if candidates.is_empty() {
+            return Err(Refusal::NothingToPlay);
+        }
+        let spec = |pos: usize| &self.topo.servers[candidates[pos]];
+        let state = |pos: usize| &self.states[candidates[pos]];
+
+        // Zone: servers whose filter names the client; else the unfiltered.
+        let zoned = candidates
+            .iter()
+            .any(|&s| self.topo.servers[s].filter_matches(ip, country));
+        eligible.clear();
+        eligible.extend((0..candidates.len()).filter(|&pos| {
+            let spec = spec(pos);
+            if zoned {
+                spec.filter_matches(ip, country)
+            } else {
+                !spec.is_filtered()
+            }
+        }));
+        if eligible.is_empty() {
+            return Err(Refusal::NotAvailableForZone);
+        }
+
+        eligible.retain(|&pos| state(pos).is_up(now, &self.tuning));
+        if eligible.is_empty() {
+            return Err(Refusal::NothingToPlay);
+        }
+
+        eligible.retain(|&pos| state(pos).current() < spec(pos).max_clients);
+        if eligible.is_empty() {
+            return Err(Refusal::Limit);
+        }
+
+        // Order: best monitoring class, then ratios within band of the lowest.
+        let monitored = eligible.iter().any(|&pos| spec(pos).monitoring);
+        let ratio = |pos: usize| ratio(state(pos).current(), spec(pos).max_clients);
+        let lowest = eligible
+            .iter()
+            .filter(|&&pos| spec(pos).monitoring == monitored)
+            .map(|&pos| ratio(pos))
+            .fold(f64::INFINITY, f64::min);
+        let ceiling = lowest + self.tuning.band + EPSILON;
+        let mut equals = eligible
+            .iter()
+            .copied()
+            .filter(|&pos| spec(pos).monitoring == monitored && ratio(pos) <= ceiling);
+
+        // Round robin: first equal after the cursor in candidate order, else
+        // the first equal (wrap around).
+        let cursor = self.cursors.get(stream).copied().or(self.last_pick);
+        let after = cursor.and_then(|c| candidates.iter().position(|&s| s == c));
+        let first = equals.next().ok_or(Refusal::Limit)?;
+        let pos = match after {
+            Some(after) if first <= after => equals.find(|&pos| pos > after).unwrap_or(first),
+            _ => first,
+        };
+        Ok(candidates[pos])
+    }
+
+    /// Snapshot of every server for the status API, in configured order.
+    pub fn status(&self, now: Instant) -> Vec<ServerStatus> {
+        self.topo
+            .servers
+            .iter()
+            .zip(&self.states)
+            .map(|(spec, state)| ServerStatus {
+                name: spec.name.clone(),
+                up: state.is_up(now, &self.tuning),
+                healthy: state.healthy,
+                current: state.current(),
+                measured: state.measured,
+                sent_since: state.sent_since,
+                max_clients: spec.max_clients,
+                ratio: ratio(state.current(), spec.max_clients),
+                monitoring: spec.monitoring,
+                last_measured_secs_ago: state.measured_at.map(|at| now.saturating_duration_since(at).as_secs()),
+                streams: state.streams.len(),
+            })
+            .collect()
+    }
+
+    /// Name of server `i`, as configured.
+    pub fn server_name(&self, i: usize) -> Option<&str> {
+        self.topo.servers.get(i).map(|s| s.name.as_str())
+    }
+
+    /// Index of the server with this name (e.g. a metric's `instance` label).
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.topo.by_name.get(name).copied()
+    }
+
+    /// Number of configured servers; indices are `0..len()`.
+    pub fn len(&self) -> usize {
+        self.topo.servers.len()
+    }
+
+    /// Whether no server is configured.
+    pub fn is_empty(&self) -> bool {
+        self.topo.servers.is_empty()
+    }
+}
+
+/// Load ratio; a server with no capacity counts as full.
+fn ratio(current: u64, max: u64) -> f64 {
+    if max == 0 {
+        1.0
+    } else {
+        current as f64 / max as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;

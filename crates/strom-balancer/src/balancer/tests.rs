@@ -1,0 +1,619 @@
+//! Balancer behaviour on a virtual clock: ordering, round robin, burst
+//! accounting, capacity, zones, candidates, health and reloads, plus a
+//! property test against a straightforward reference model.
+
+use super::*;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+fn at(t0: Instant, secs: u64) -> Instant {
+    t0 + Duration::from_secs(secs)
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+fn client() -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
+}
+
+fn plain(name: &str, max: u64) -> ServerSpec {
+    ServerSpec::new(name, max)
+}
+
+/// Balancer whose servers all carry channel "ch" in configured order.
+fn with_channel(servers: Vec<ServerSpec>) -> Balancer {
+    let names = servers.iter().map(|s| s.name.clone()).collect();
+    Balancer::new(servers, vec![("ch".into(), names)], Tuning::default()).expect("valid config")
+}
+
+fn bring_up(b: &mut Balancer, server: usize, clients: u64, now: Instant) {
+    b.observe_health(server, true);
+    b.observe_health(server, true);
+    b.observe_load(server, clients, now);
+}
+
+fn bring_all_up(b: &mut Balancer, clients: &[u64], now: Instant) {
+    for (i, &c) in clients.iter().enumerate() {
+        bring_up(b, i, c, now);
+    }
+}
+
+fn route_n(b: &mut Balancer, stream: &str, n: usize, now: Instant) -> Vec<usize> {
+    let mut hits = vec![0; b.len()];
+    for _ in 0..n {
+        let s = b.route(stream, client(), None, now).expect("routable");
+        hits[s] += 1;
+    }
+    hits
+}
+
+#[test]
+fn monitored_servers_come_first_even_when_busier() {
+    let t0 = Instant::now();
+    let mut idle = plain("idle", 100);
+    idle.monitoring = false;
+    let mut b = with_channel(vec![idle, plain("busy", 100)]);
+    bring_all_up(&mut b, &[0, 80], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+}
+
+#[test]
+fn unmonitored_servers_serve_when_monitored_are_full() {
+    let t0 = Instant::now();
+    let mut spare = plain("spare", 100);
+    spare.monitoring = false;
+    let mut b = with_channel(vec![spare, plain("main", 10)]);
+    bring_all_up(&mut b, &[50, 10], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+}
+
+#[test]
+fn lowest_ratio_wins_not_lowest_count() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100), plain("b", 1000), plain("c", 100)]);
+    // ratios 0.50, 0.30, 0.40
+    bring_all_up(&mut b, &[50, 300, 40], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+}
+
+#[test]
+fn equal_ratios_start_in_configured_order() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100), plain("b", 200), plain("c", 300)]);
+    bring_all_up(&mut b, &[10, 20, 30], t0);
+    let picks: Vec<_> = (0..4)
+        .map(|_| {
+            bring_all_up(&mut b, &[10, 20, 30], t0);
+            b.route("ch", client(), None, t0)
+        })
+        .collect();
+    assert_eq!(picks, vec![Ok(0), Ok(1), Ok(2), Ok(0)]);
+}
+
+#[test]
+fn channel_order_is_the_round_robin_order() {
+    let t0 = Instant::now();
+    let mut b = Balancer::new(
+        vec![plain("a", 100), plain("b", 100)],
+        vec![("ch".into(), vec!["b".into(), "a".into()])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    bring_all_up(&mut b, &[0, 0], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+}
+
+#[test]
+fn round_robin_with_equal_remeasured_load_splits_evenly() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1000), plain("b", 1000), plain("c", 1000)]);
+    let mut picks = Vec::new();
+    for i in 0..30 {
+        bring_all_up(&mut b, &[5, 5, 5], at(t0, i));
+        picks.push(b.route("ch", client(), None, at(t0, i)).expect("routable"));
+    }
+    assert_eq!(&picks[..6], &[0, 1, 2, 0, 1, 2]);
+    let hits = (0..3).map(|s| picks.iter().filter(|&&p| p == s).count());
+    assert_eq!(hits.collect::<Vec<_>>(), vec![10, 10, 10]);
+}
+
+#[test]
+fn round_robin_with_burst_accounting_splits_evenly() {
+    // 1/1000 per viewer stays inside the 0.01 band, so burst accounting does
+    // not break the turns.
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1000), plain("b", 1000), plain("c", 1000)]);
+    bring_all_up(&mut b, &[0, 0, 0], t0);
+    assert_eq!(route_n(&mut b, "ch", 30, t0), vec![10, 10, 10]);
+    let sent: Vec<_> = b.status(t0).iter().map(|s| s.sent_since).collect();
+    assert_eq!(sent, vec![10, 10, 10]);
+}
+
+#[test]
+fn small_servers_alternate_on_exact_counts() {
+    // With max 50 one viewer is 2 percentage points, wider than the band:
+    // the least loaded always wins and ties alternate.
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 50), plain("b", 50)]);
+    bring_all_up(&mut b, &[0, 0], t0);
+    assert_eq!(route_n(&mut b, "ch", 40, t0), vec![20, 20]);
+}
+
+#[test]
+fn burst_fills_the_idle_server_then_shares() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1000), plain("b", 1000)]);
+    bring_all_up(&mut b, &[0, 50], t0);
+    let hits = route_n(&mut b, "ch", 100, t0);
+    assert!(hits[1] > 0, "the burst must not all go to one server: {hits:?}");
+    assert!(hits[0] > hits[1], "the idle server takes more: {hits:?}");
+    let st = b.status(t0);
+    let (a, bb) = (st[0].current as i64, st[1].current as i64);
+    assert!((a - bb).abs() <= 11, "loads end within the band: {a} vs {bb}");
+
+    // A measurement replaces the estimate.
+    b.observe_load(0, 3, at(t0, 1));
+    let st = b.status(at(t0, 1));
+    assert_eq!((st[0].measured, st[0].sent_since, st[0].current), (3, 0, 3));
+    assert_eq!(b.route("ch", client(), None, at(t0, 1)), Ok(0));
+}
+
+#[test]
+fn full_servers_are_skipped_and_all_full_is_limit() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 10), plain("b", 3)]);
+    bring_all_up(&mut b, &[10, 1], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+    // b is now 1 measured + 2 sent = 3 = max.
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::Limit));
+    b.observe_load(1, 0, at(t0, 1));
+    assert_eq!(b.route("ch", client(), None, at(t0, 1)), Ok(1));
+}
+
+#[test]
+fn zero_capacity_is_always_full() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 0)]);
+    bring_all_up(&mut b, &[0], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::Limit));
+    assert_eq!(b.status(t0)[0].ratio, 1.0);
+}
+
+fn zoned() -> Balancer {
+    let mut net = plain("net", 100);
+    net.networks = vec!["10.0.0.0/8".parse().expect("net")];
+    let mut de = plain("de", 100);
+    de.countries = vec!["DE".into()];
+    let mut b = with_channel(vec![net, plain("any", 100), de]);
+    bring_all_up(&mut b, &[0, 0, 0], Instant::now());
+    b
+}
+
+#[test]
+fn network_and_country_filters_pick_zone_servers() {
+    let t0 = Instant::now();
+    let mut b = zoned();
+    assert_eq!(b.route("ch", ip("10.1.2.3"), None, t0), Ok(0));
+    assert_eq!(b.route("ch", ip("10.1.2.3"), Some("FR"), t0), Ok(0));
+    assert_eq!(b.route("ch", ip("::ffff:10.1.2.3"), None, t0), Ok(0));
+    assert_eq!(b.route("ch", ip("192.0.2.7"), Some("de"), t0), Ok(2));
+    // Matching both filters: both zone servers take turns.
+    let both: Vec<_> = (0..4).map(|_| b.route("ch", ip("10.9.9.9"), Some("DE"), t0)).collect();
+    assert!(both.contains(&Ok(0)) && both.contains(&Ok(2)), "{both:?}");
+}
+
+#[test]
+fn unmatched_clients_fall_back_to_unfiltered_servers() {
+    let t0 = Instant::now();
+    let mut b = zoned();
+    for _ in 0..5 {
+        assert_eq!(b.route("ch", ip("192.0.2.7"), Some("FR"), t0), Ok(1));
+        assert_eq!(b.route("ch", ip("2001:db8::1"), None, t0), Ok(1));
+    }
+}
+
+#[test]
+fn no_zone_server_for_client_is_not_available_for_zone() {
+    let t0 = Instant::now();
+    let mut only = plain("de", 100);
+    only.countries = vec!["DE".into()];
+    let mut b = with_channel(vec![only]);
+    bring_all_up(&mut b, &[0], t0);
+    assert_eq!(
+        b.route("ch", client(), Some("FR"), t0),
+        Err(Refusal::NotAvailableForZone)
+    );
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::NotAvailableForZone));
+    assert_eq!(b.route("ch", client(), Some("DE"), t0), Ok(0));
+}
+
+#[test]
+fn zone_servers_down_do_not_fall_back() {
+    let t0 = Instant::now();
+    let mut b = zoned();
+    b.observe_health(0, false);
+    b.observe_health(0, false);
+    assert_eq!(b.route("ch", ip("10.1.2.3"), None, t0), Err(Refusal::NothingToPlay));
+}
+
+#[test]
+fn channel_entry_overrides_announced_streams() {
+    let t0 = Instant::now();
+    let mut b = Balancer::new(
+        vec![plain("a", 100), plain("b", 100), plain("c", 100)],
+        vec![("ch".into(), vec!["b".into()]), ("empty".into(), vec![])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    bring_all_up(&mut b, &[0, 0, 0], t0);
+    b.observe_streams(0, ["ch", "news", "empty"]);
+    b.observe_streams(2, ["news"]);
+    assert_eq!(route_n(&mut b, "ch", 4, t0), vec![0, 4, 0]);
+    assert_eq!(route_n(&mut b, "news", 4, t0), vec![2, 0, 2]);
+    assert_eq!(b.route("empty", client(), None, t0), Err(Refusal::NothingToPlay));
+    assert_eq!(b.route("unknown", client(), None, t0), Err(Refusal::NothingToPlay));
+    // A new announcement replaces the old one.
+    b.observe_streams(0, ["sports", "sports"]);
+    assert_eq!(route_n(&mut b, "news", 2, t0), vec![0, 0, 2]);
+    assert_eq!(route_n(&mut b, "sports", 1, t0), vec![1, 0, 0]);
+    assert_eq!(b.status(t0)[0].streams, 1);
+    b.observe_streams(2, Vec::<String>::new());
+    assert_eq!(b.route("news", client(), None, t0), Err(Refusal::NothingToPlay));
+}
+
+#[test]
+fn health_hysteresis_through_routing() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100)]);
+    assert_eq!(
+        b.route("ch", client(), None, t0),
+        Err(Refusal::NothingToPlay),
+        "never observed is Down"
+    );
+    b.observe_health(0, true);
+    b.observe_health(0, true);
+    assert_eq!(
+        b.route("ch", client(), None, t0),
+        Err(Refusal::NothingToPlay),
+        "no metrics data is Down"
+    );
+    b.observe_load(0, 0, t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+    b.observe_health(0, false);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0), "one failure keeps Up");
+    b.observe_health(0, false);
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::NothingToPlay));
+    b.observe_health(0, true);
+    assert_eq!(
+        b.route("ch", client(), None, t0),
+        Err(Refusal::NothingToPlay),
+        "one success keeps Down"
+    );
+    b.observe_health(0, true);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+    // stale_after is 30 s by default.
+    assert_eq!(b.route("ch", client(), None, at(t0, 30)), Ok(0));
+    assert_eq!(
+        b.route("ch", client(), None, at(t0, 31)),
+        Err(Refusal::NothingToPlay),
+        "stale measurement is Down"
+    );
+    assert!(!b.status(at(t0, 31))[0].up);
+    assert!(b.status(at(t0, 31))[0].healthy);
+}
+
+#[test]
+fn down_servers_are_skipped() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100), plain("b", 100)]);
+    bring_all_up(&mut b, &[0, 50], t0);
+    b.observe_health(0, false);
+    b.observe_health(0, false);
+    assert_eq!(route_n(&mut b, "ch", 3, t0), vec![0, 3]);
+}
+
+#[test]
+fn each_stream_keeps_its_own_turn() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1000), plain("b", 1000), plain("c", 1000)]);
+    b.observe_streams(0, ["x", "y"]);
+    b.observe_streams(1, ["x", "y"]);
+    b.observe_streams(2, ["x", "y"]);
+    bring_all_up(&mut b, &[0, 0, 0], t0);
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for _ in 0..3 {
+        x.push(b.route("x", client(), None, t0).expect("routable"));
+        y.push(b.route("y", client(), None, t0).expect("routable"));
+    }
+    // y's first viewer starts after x's; afterwards each rotates on its own.
+    assert_eq!(x, vec![0, 1, 2]);
+    assert_eq!(y, vec![1, 2, 0]);
+}
+
+#[test]
+fn cursor_map_is_bounded() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", u64::MAX)]);
+    bring_all_up(&mut b, &[0], t0);
+    let names: Vec<String> = (0..=MAX_CURSORS).map(|i| format!("s{i}")).collect();
+    b.observe_streams(0, &names);
+    for name in &names {
+        assert_eq!(b.route(name, client(), None, t0), Ok(0));
+    }
+    assert!(b.cursors.len() <= MAX_CURSORS);
+    // Refused names never take a cursor.
+    let before = b.cursors.len();
+    let _ = b.route("missing", client(), None, t0);
+    assert_eq!(b.cursors.len(), before);
+}
+
+#[test]
+fn reconfigure_keeps_state_of_kept_servers() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100), plain("b", 100)]);
+    bring_all_up(&mut b, &[10, 20], t0);
+    b.observe_streams(1, ["news"]);
+    assert_eq!(b.route("news", client(), None, t0), Ok(1));
+
+    b.reconfigure(
+        vec![plain("c", 100), plain("b", 500)],
+        vec![("ch".into(), vec!["b".into(), "c".into()])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    assert_eq!(b.server_index("a"), None);
+    assert_eq!(b.server_index("b"), Some(1));
+    assert_eq!(b.server_name(1), Some("b"));
+    let st = b.status(t0);
+    assert_eq!(st[0].name, "c");
+    assert!(!st[0].up && st[0].last_measured_secs_ago.is_none());
+    assert!(st[1].up);
+    assert_eq!(
+        (st[1].measured, st[1].sent_since, st[1].max_clients, st[1].streams),
+        (20, 1, 500, 1)
+    );
+    assert_eq!(b.route("news", client(), None, t0), Ok(1));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1), "c is Down");
+
+    // A bad config changes nothing.
+    let err = b.reconfigure(
+        vec![plain("b", 1)],
+        vec![("ch".into(), vec!["zz".into()])],
+        Tuning::default(),
+    );
+    assert!(matches!(err, Err(ConfigError::UnknownServer { .. })));
+    assert_eq!(b.status(t0)[1].max_clients, 500);
+}
+
+#[test]
+fn reconfigure_remaps_round_robin_turns() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1000), plain("b", 1000), plain("c", 1000)]);
+    bring_all_up(&mut b, &[0, 0, 0], t0);
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+    // b moves from index 1 to index 0; the next turn is still c.
+    b.reconfigure(
+        vec![plain("b", 1000), plain("a", 1000), plain("c", 1000)],
+        vec![("ch".into(), vec!["a".into(), "b".into(), "c".into()])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    assert_eq!(b.route("ch", client(), None, t0), Ok(2));
+}
+
+#[test]
+fn unknown_indices_are_ignored() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 1)]);
+    b.observe_health(7, true);
+    b.observe_load(7, 1, t0);
+    b.observe_streams(7, ["x"]);
+    assert_eq!(b.server_name(7), None);
+    assert_eq!(b.status(t0).len(), 1);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    const IPS: [&str; 4] = ["10.1.1.1", "192.0.2.1", "2001:db8::1", "::ffff:10.2.2.2"];
+    const COUNTRIES: [Option<&str>; 3] = [None, Some("de"), Some("FR")];
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Health(usize, bool),
+        Load(usize, u64),
+        Streams(usize, bool),
+        Advance(u64),
+        Route(usize, usize),
+    }
+
+    #[derive(Debug, Clone)]
+    struct Server {
+        max: u64,
+        monitoring: bool,
+        net: u8,
+        country: bool,
+    }
+
+    fn server() -> impl Strategy<Value = Server> {
+        // Large servers make several ratios fall within the band.
+        let max = prop_oneof![1 => Just(0u64), 2 => 1u64..40, 4 => Just(1000u64)];
+        let net = prop_oneof![3 => Just(0u8), 1 => Just(1u8), 1 => Just(2u8)];
+        (max, any::<bool>(), net, prop::bool::weighted(0.25)).prop_map(|(max, monitoring, net, country)| Server {
+            max,
+            monitoring,
+            net,
+            country,
+        })
+    }
+
+    fn op(n: usize) -> impl Strategy<Value = Op> {
+        prop_oneof![
+            2 => (0..n, prop::bool::weighted(0.8)).prop_map(|(i, ok)| Op::Health(i, ok)),
+            2 => (0..n, 0u64..40).prop_map(|(i, c)| Op::Load(i, c)),
+            1 => (0..n, prop::bool::weighted(0.8)).prop_map(|(i, on)| Op::Streams(i, on)),
+            1 => (0u64..12).prop_map(Op::Advance),
+            6 => (0..IPS.len(), 0..COUNTRIES.len()).prop_map(|(i, c)| Op::Route(i, c)),
+        ]
+    }
+
+    fn spec(i: usize, s: &Server) -> ServerSpec {
+        let mut spec = ServerSpec::new(format!("s{i}"), s.max);
+        spec.monitoring = s.monitoring;
+        match s.net {
+            1 => spec.networks = vec!["10.0.0.0/8".parse().expect("net")],
+            2 => spec.networks = vec!["2001:db8::/32".parse().expect("net")],
+            _ => {}
+        }
+        if s.country {
+            spec.countries = vec!["DE".into()];
+        }
+        spec
+    }
+
+    /// The pipeline written plainly: the set of acceptable picks, or the refusal.
+    fn reference(
+        specs: &[ServerSpec],
+        status: &[ServerStatus],
+        carries: &[bool],
+        ip: IpAddr,
+        country: Option<&str>,
+        band: f64,
+    ) -> Result<Vec<usize>, Refusal> {
+        let ip = ip.to_canonical();
+        let cands: Vec<usize> = (0..specs.len()).filter(|&i| carries[i]).collect();
+        if cands.is_empty() {
+            return Err(Refusal::NothingToPlay);
+        }
+        let matches = |i: usize| {
+            specs[i].networks.iter().any(|n| n.contains(&ip))
+                || country.is_some_and(|c| specs[i].countries.iter().any(|o| o.eq_ignore_ascii_case(c)))
+        };
+        let zoned = cands.iter().any(|&i| matches(i));
+        let zone: Vec<usize> = cands
+            .into_iter()
+            .filter(|&i| if zoned { matches(i) } else { !specs[i].is_filtered() })
+            .collect();
+        if zone.is_empty() {
+            return Err(Refusal::NotAvailableForZone);
+        }
+        let up: Vec<usize> = zone.into_iter().filter(|&i| status[i].up).collect();
+        if up.is_empty() {
+            return Err(Refusal::NothingToPlay);
+        }
+        let room: Vec<usize> = up
+            .into_iter()
+            .filter(|&i| status[i].current < status[i].max_clients)
+            .collect();
+        if room.is_empty() {
+            return Err(Refusal::Limit);
+        }
+        let monitored = room.iter().any(|&i| specs[i].monitoring);
+        let class: Vec<usize> = room.into_iter().filter(|&i| specs[i].monitoring == monitored).collect();
+        let lowest = class.iter().map(|&i| status[i].ratio).fold(f64::INFINITY, f64::min);
+        Ok(class
+            .into_iter()
+            .filter(|&i| status[i].ratio <= lowest + band + 1e-9)
+            .collect())
+    }
+
+    proptest! {
+        #[test]
+        fn picks_are_eligible_and_never_skip_a_lighter_server(
+            servers in prop::collection::vec(server(), 1..6),
+            ops in prop::collection::vec(op(5), 1..200),
+        ) {
+            let n = servers.len();
+            let specs: Vec<ServerSpec> = servers.iter().enumerate().map(|(i, s)| spec(i, s)).collect();
+            let tuning = Tuning::default();
+            let mut b = Balancer::new(specs.clone(), vec![], tuning).expect("valid config");
+            let mut carries = vec![false; n];
+            let t0 = Instant::now();
+            let mut now = t0;
+            for op in ops {
+                match op {
+                    Op::Health(i, ok) => b.observe_health(i % n, ok),
+                    Op::Load(i, c) => b.observe_load(i % n, c, now),
+                    Op::Streams(i, on) => {
+                        carries[i % n] = on;
+                        let list: &[&str] = if on { &["s", "other"] } else { &["other"] };
+                        b.observe_streams(i % n, list);
+                    }
+                    Op::Advance(secs) => now += Duration::from_secs(secs),
+                    Op::Route(ip_i, c_i) => {
+                        let (ip, country) = (ip(IPS[ip_i]), COUNTRIES[c_i]);
+                        let before = b.status(now);
+                        let expected = reference(&specs, &before, &carries, ip, country, tuning.band);
+                        let got = b.route("s", ip, country, now);
+                        match (&expected, got) {
+                            (Ok(allowed), Ok(pick)) => {
+                                prop_assert!(allowed.contains(&pick), "picked {pick}, allowed {allowed:?}");
+                                let after = b.status(now);
+                                prop_assert_eq!(after[pick].sent_since, before[pick].sent_since + 1);
+                            }
+                            (Err(want), Err(refusal)) => prop_assert_eq!(*want, refusal),
+                            (want, got) => prop_assert!(false, "expected {want:?}, got {got:?}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        /// All Up, unfiltered, carrying: exercises ordering and the band.
+        #[test]
+        fn ordering_respects_class_ratio_and_band(
+            servers in prop::collection::vec(
+                (prop_oneof![Just(50u64), Just(500u64), Just(1000u64)], any::<bool>()), 2..6),
+            loads in prop::collection::vec(0u64..60, 6),
+            steps in prop::collection::vec((0usize..6, prop::option::weighted(0.1, 0u64..60)), 1..120),
+        ) {
+            let specs: Vec<ServerSpec> = servers
+                .iter()
+                .enumerate()
+                .map(|(i, &(max, monitoring))| ServerSpec { monitoring, ..ServerSpec::new(format!("s{i}"), max) })
+                .collect();
+            let n = specs.len();
+            let tuning = Tuning::default();
+            let mut b = Balancer::new(specs.clone(), vec![], tuning).expect("valid config");
+            let t0 = Instant::now();
+            for (i, &load) in loads.iter().enumerate().take(n) {
+                bring_up(&mut b, i, load, t0);
+                b.observe_streams(i, ["s"]);
+            }
+            let carries = vec![true; n];
+            for (i, reload) in steps {
+                if let Some(clients) = reload {
+                    b.observe_load(i % n, clients, t0);
+                }
+                let before = b.status(t0);
+                let expected = reference(&specs, &before, &carries, client(), None, tuning.band);
+                match (expected, b.route("s", client(), None, t0)) {
+                    (Ok(allowed), Ok(pick)) => prop_assert!(allowed.contains(&pick), "picked {pick}, allowed {allowed:?}"),
+                    (Err(want), Err(got)) => prop_assert_eq!(want, got),
+                    (want, got) => prop_assert!(false, "expected {want:?}, got {got:?}"),
+                }
+            }
+        }
+
+        /// Equally measured large servers split any burst within one viewer.
+        #[test]
+        fn equal_servers_share_a_burst_evenly(k in 1usize..8, per in 0usize..10, extra in 0usize..8) {
+            let specs = (0..k).map(|i| ServerSpec::new(format!("s{i}"), 1000)).collect();
+            let mut b = with_channel(specs);
+            let t0 = Instant::now();
+            bring_all_up(&mut b, &vec![0; k], t0);
+            let hits = route_n(&mut b, "ch", per * k + extra % k, t0);
+            let (lo, hi) = (hits.iter().min().copied(), hits.iter().max().copied());
+            prop_assert!(hi.unwrap_or(0) - lo.unwrap_or(0) <= 1, "{hits:?}");
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! strom-balancer: the pure decision core of strom's viewer balancer.
+//!
+//! For a request (stream name, client IP, optional country) the [`Balancer`]
+//! picks one streamer or says why none can serve it ([`Refusal`]). The
+//! pipeline, in order, mirrors what MinistraPRO users expect:
+//!
+//! 1. candidates: the servers of the channel entry for the name, otherwise
+//!    the servers whose last announced stream list contains it
+//!    (none → `nothing_to_play`);
+//! 2. zone: candidates whose network/country filter matches the client; if
+//!    none matches, the candidates without any filter
+//!    (none → `not_available_for_zone`);
+//! 3. health: only servers that are Up (none → `nothing_to_play`);
+//! 4. capacity: only servers with current < max (none → `limit`);
+//! 5. order: monitored servers first, then the lowest current/max ratio;
+//!    servers within `band` of the lowest ratio take turns (round robin).
+//!
+//! Invariants: no I/O and no clock — every time-dependent call takes `now`,
+//! so tests run on a virtual clock; no input can make a call panic (unknown
+//! server indices are ignored, bad tuning is clamped, inconsistent config is
+//! rejected with a [`ConfigError`] before any state changes).
+
+mod balancer;
+mod config;
+mod health;
+mod refusal;
+
+pub use balancer::{Balancer, ServerStatus};
+pub use config::{ConfigError, ServerSpec, Tuning};
+pub use refusal::Refusal;
