@@ -1,4 +1,8 @@
-//! strom-balancer: the pure decision core of strom's viewer balancer.
+//! strom-balancer: strom's viewer balancer.
+//!
+//! The decision core ([`Balancer`]) is pure; [`service`] is the thin I/O
+//! shell around it (polling streamers, the HTTP front, metrics) and
+//! [`promtext`] reads the streamers' Prometheus text.
 //!
 //! For a request (stream name, client IP, optional country) the [`Balancer`]
 //! picks one streamer or says why none can serve it ([`Refusal`]). The
@@ -15,7 +19,7 @@
 //! 5. order: monitored servers first, then the lowest current/max ratio;
 //!    servers within `band` of the lowest ratio take turns (round robin).
 //!
-//! Invariants: no I/O and no clock — every time-dependent call takes `now`,
+//! Invariants of the core: no I/O and no clock — every time-dependent call takes `now`,
 //! so tests run on a virtual clock; no input can make a call panic (unknown
 //! server indices are ignored, bad tuning is clamped, inconsistent config is
 //! rejected with a [`ConfigError`] before any state changes).
@@ -24,6 +28,8 @@ mod balancer;
 mod config;
 mod health;
 mod refusal;
+pub mod promtext;
+pub mod service;
 
 pub use balancer::{Balancer, ServerStatus};
 pub use config::{ConfigError, ServerSpec, Tuning};

@@ -1,0 +1,481 @@
+//! The balancer service: polls every streamer, feeds the decision core and
+//! answers viewers and middleware over HTTP.
+//!
+//! - Every `refresh`, each server is asked for `/healthz`, `/metrics`
+//!   (`strom_server_clients`) and `/api/v1/streams`, concurrently and with a
+//!   timeout. A server that answers garbage is marked unhealthy with the
+//!   parse error; after `fall` failures it is Down.
+//! - `GET /NAME/...` (any playback path) answers 302 to the chosen server's
+//!   public URL with the path and query kept and `strom_hop=1` added (the
+//!   server then lists absolute URLs in its playlists). `GET /api/v1/route`
+//!   answers JSON for middleware. Refusals carry the reason middleware shows.
+//! - The client is the TCP peer, or the address in `X-Forwarded-For` when the
+//!   peer is a trusted proxy.
+
+use crate::{promtext, Balancer, Refusal, ServerSpec, Tuning};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+use strom_config::BalancerConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Query parameter telling a strom node the request came through a redirect.
+pub const HOP_PARAM: &str = "strom_hop";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerLabel {
+    server: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// The balancer's Prometheus metrics (`strom_balancer_` prefix).
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<ServerLabel, Counter>,
+    refusals: Family<ReasonLabel, Counter>,
+    refresh: Histogram,
+    servers_up: Gauge,
+    bad_requests: Counter,
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("strom_balancer");
+        let m = Metrics {
+            decisions: Family::default(),
+            refusals: Family::default(),
+            refresh: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            servers_up: Gauge::default(),
+            bad_requests: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("decisions", "Viewers sent to each server", m.decisions.clone());
+        registry.register("refusals", "Requests refused, by reason", m.refusals.clone());
+        registry.register("refresh_seconds", "Time to poll every server once", m.refresh.clone());
+        registry.register("servers_up", "Servers currently Up", m.servers_up.clone());
+        registry.register("bad_requests", "Malformed requests (bad IP, untrusted X-Forwarded-For, bad name)", m.bad_requests.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+/// Poll results per server, for the status API.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct PollInfo {
+    pub last_refresh_secs_ago: Option<f64>,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub at: Option<Instant>,
+}
+
+/// Everything the handlers and the poller share.
+pub struct Shared {
+    pub config: RwLock<Arc<BalancerConfig>>,
+    pub balancer: Mutex<Balancer>,
+    pub polls: RwLock<Vec<PollInfo>>,
+    pub metrics: Metrics,
+    client: reqwest::Client,
+}
+
+fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) {
+    let servers = cfg
+        .servers
+        .iter()
+        .map(|s| ServerSpec {
+            name: s.name.clone(),
+            max_clients: s.max_clients,
+            monitoring: s.monitoring,
+            networks: s.networks.clone(),
+            countries: s.countries.clone(),
+        })
+        .collect();
+    let channels = cfg.channels.iter().map(|c| (c.name.clone(), c.servers.clone())).collect();
+    (servers, channels)
+}
+
+fn tuning(cfg: &BalancerConfig) -> Tuning {
+    // A server with no fresh measurement for a few refreshes counts as Down.
+    Tuning { stale_after: (cfg.refresh * 5).max(Duration::from_secs(3)), ..Tuning::default() }
+}
+
+impl Shared {
+    /// Builds the shared state; fails only on an inconsistent config.
+    pub fn new(cfg: BalancerConfig) -> Result<Arc<Shared>, crate::ConfigError> {
+        let (servers, channels) = specs(&cfg);
+        let balancer = Balancer::new(servers, channels, tuning(&cfg))?;
+        let n = cfg.servers.len();
+        Ok(Arc::new(Shared {
+            config: RwLock::new(Arc::new(cfg)),
+            balancer: Mutex::new(balancer),
+            polls: RwLock::new(vec![PollInfo::default(); n]),
+            metrics: Metrics::new(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .user_agent(concat!("strom-balancer/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .unwrap_or_default(),
+        }))
+    }
+
+    fn cfg(&self) -> Arc<BalancerConfig> {
+        self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn bal(&self) -> std::sync::MutexGuard<'_, Balancer> {
+        self.balancer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Applies a new config, keeping counters and health of servers that stay.
+    pub fn reload(&self, cfg: BalancerConfig) -> Result<(), crate::ConfigError> {
+        let (servers, channels) = specs(&cfg);
+        self.bal().reconfigure(servers, channels, tuning(&cfg))?;
+        let n = cfg.servers.len();
+        *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
+        self.polls.write().unwrap_or_else(|e| e.into_inner()).resize(n, PollInfo::default());
+        Ok(())
+    }
+}
+
+/// What one poll of one server found.
+struct Polled {
+    healthy: bool,
+    clients: Option<u64>,
+    streams: Option<Vec<String>>,
+    error: Option<String>,
+}
+
+async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<(u16, String), String> {
+    let r = tokio::time::timeout(timeout, async {
+        let resp = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
+        if body.len() > 16 << 20 {
+            return Err(format!("{url}: response too large"));
+        }
+        Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    })
+    .await;
+    r.unwrap_or_else(|_| Err(format!("{url}: timed out")))
+}
+
+/// Polls one server: health, load and streams.
+async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Polled {
+    let base = base.trim_end_matches('/');
+    let (h, m, l) = (format!("{base}/healthz"), format!("{base}/metrics"), format!("{base}/api/v1/streams"));
+    let (health, metrics, streams) =
+        tokio::join!(get_text(client, &h, timeout), get_text(client, &m, timeout), get_text(client, &l, timeout));
+    let mut error = None;
+    let healthy = match health {
+        Ok((200, _)) => true,
+        Ok((s, _)) => {
+            error = Some(format!("/healthz answered {s}"));
+            false
+        }
+        Err(e) => {
+            error = Some(e);
+            false
+        }
+    };
+    let clients = match metrics {
+        Ok((200, text)) => match promtext::parse(&text) {
+            Ok(samples) => match promtext::gauge(&samples, "strom_server_clients") {
+                Some(v) if v.is_finite() && v >= 0.0 => Some(v.min(1e12) as u64),
+                _ => {
+                    error.get_or_insert_with(|| "no strom_server_clients in /metrics".into());
+                    None
+                }
+            },
+            Err(e) => {
+                error.get_or_insert_with(|| format!("/metrics: {e}"));
+                None
+            }
+        },
+        Ok((s, _)) => {
+            error.get_or_insert_with(|| format!("/metrics answered {s}"));
+            None
+        }
+        Err(e) => {
+            error.get_or_insert(e);
+            None
+        }
+    };
+    let streams = match streams {
+        Ok((200, text)) => parse_streams(&text),
+        _ => None,
+    };
+    Polled { healthy: healthy && clients.is_some(), clients, streams, error }
+}
+
+/// Names of the streams a strom node can play now: running, on backup, or on-demand.
+fn parse_streams(text: &str) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    let list = v.get("streams")?.as_array()?;
+    Some(
+        list.iter()
+            .filter(|s| {
+                matches!(s.get("status").and_then(|x| x.as_str()), Some("running" | "backup"))
+                    || s.get("ondemand").and_then(|x| x.as_bool()) == Some(true)
+            })
+            .filter_map(|s| s.get("name")?.as_str())
+            .filter(|n| strom_config::check_stream_name(n).is_ok())
+            .map(str::to_string)
+            .collect(),
+    )
+}
+
+/// Polls every server every `refresh` until `stop`.
+pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
+    loop {
+        let cfg = shared.cfg();
+        let started = Instant::now();
+        let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
+        let polls = futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(&shared.client, &s.url, timeout))).await;
+        let now = Instant::now();
+        shared.metrics.refresh.observe(started.elapsed().as_secs_f64());
+        {
+            let mut bal = shared.bal();
+            let mut infos = shared.polls.write().unwrap_or_else(|e| e.into_inner());
+            for (i, p) in polls.into_iter().enumerate() {
+                // The config may have been reloaded meanwhile: index by name.
+                let Some(idx) = bal.server_index(&cfg.servers[i].name) else { continue };
+                bal.observe_health(idx, p.healthy);
+                if let (true, Some(c)) = (p.healthy, p.clients) {
+                    bal.observe_load(idx, c, now);
+                }
+                if let Some(s) = p.streams {
+                    bal.observe_streams(idx, s);
+                }
+                if let Some(info) = infos.get_mut(idx) {
+                    info.at = Some(now);
+                    info.last_error = p.error;
+                }
+            }
+            let up = bal.status(now).iter().filter(|s| s.up).count();
+            shared.metrics.servers_up.set(up as i64);
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep_until((started + cfg.refresh).into()) => {}
+        }
+    }
+}
+
+/// The balancer's HTTP application.
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/route", get(route_api))
+        .route("/api/v1/servers", get(servers_api))
+        .fallback(redirect)
+        .with_state(shared)
+}
+
+async fn metrics(State(s): State<Arc<Shared>>) -> Response {
+    let mut out = String::new();
+    let _ = prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry);
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+}
+
+async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
+    let now = Instant::now();
+    let cfg = s.cfg();
+    let status = s.bal().status(now);
+    let polls = s.polls.read().unwrap_or_else(|e| e.into_inner()).clone();
+    let list: Vec<serde_json::Value> = status
+        .into_iter()
+        .enumerate()
+        .map(|(i, st)| {
+            let mut v = serde_json::to_value(&st).unwrap_or_default();
+            let p = polls.get(i).cloned().unwrap_or_default();
+            if let Some(obj) = v.as_object_mut() {
+                obj.insert("url".into(), cfg.servers.get(i).map(|s| s.url.clone()).into());
+                obj.insert("last_refresh_secs_ago".into(), p.at.map(|t| now.duration_since(t).as_secs_f64()).into());
+                obj.insert("last_error".into(), p.last_error.into());
+            }
+            v
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "servers": list })).into_response()
+}
+
+fn json_error(code: StatusCode, error: &str) -> Response {
+    (code, axum::Json(serde_json::json!({ "error": error }))).into_response()
+}
+
+fn bad_request(s: &Shared, what: &str) -> Response {
+    s.metrics.bad_requests.inc();
+    json_error(StatusCode::BAD_REQUEST, what)
+}
+
+fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then_some(v)
+    })
+}
+
+/// The client address: the TCP peer, or the rightmost untrusted address of
+/// `X-Forwarded-For` when the peer is a trusted proxy.
+fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str> {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .ok_or("no peer address")?;
+    let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
+    if !trusted(&peer) {
+        return Ok(peer); // X-Forwarded-For from an untrusted peer is ignored
+    }
+    let Some(xff) = req.headers().get("x-forwarded-for") else {
+        return Ok(peer);
+    };
+    let xff = xff.to_str().map_err(|_| "malformed X-Forwarded-For")?;
+    let mut client = peer;
+    for part in xff.rsplit(',') {
+        let ip: IpAddr = part.trim().parse().map_err(|_| "malformed X-Forwarded-For")?;
+        client = ip;
+        if !trusted(&ip) {
+            break;
+        }
+    }
+    Ok(client)
+}
+
+/// Routes one request; counts the decision or the refusal.
+fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
+    let r = s.bal().route(stream, ip, None, Instant::now());
+    match &r {
+        Ok(i) => {
+            let name = s.bal().server_name(*i).unwrap_or("").to_string();
+            s.metrics.decisions.get_or_create(&ServerLabel { server: name }).inc();
+        }
+        Err(e) => {
+            s.metrics.refusals.get_or_create(&ReasonLabel { reason: e.as_str() }).inc();
+        }
+    }
+    r
+}
+
+fn refusal(e: Refusal) -> Response {
+    json_error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), e.as_str())
+}
+
+fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
+    let s = cfg.servers.get(i)?;
+    let p = s.public.as_deref().unwrap_or(&s.url).trim_end_matches('/');
+    Some(if p.contains("://") { p.to_string() } else { format!("http://{p}") })
+}
+
+async fn route_api(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let cfg = s.cfg();
+    let query = req.uri().query();
+    let Some(stream) = query_param(query, "stream").filter(|n| strom_config::check_stream_name(n).is_ok()) else {
+        return bad_request(&s, "missing or bad `stream`");
+    };
+    let ip = match query_param(query, "ip") {
+        Some(v) => match v.parse::<IpAddr>() {
+            Ok(ip) => ip,
+            Err(_) => return bad_request(&s, "bad `ip`"),
+        },
+        None => match client_ip(&cfg, &req) {
+            Ok(ip) => ip,
+            Err(e) => return bad_request(&s, e),
+        },
+    };
+    match decide(&s, stream, ip) {
+        Ok(i) => {
+            let server = cfg.servers.get(i).map(|x| x.name.clone()).unwrap_or_default();
+            let url = public_base(&cfg, i).unwrap_or_default();
+            axum::Json(serde_json::json!({ "server": server, "url": url })).into_response()
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+async fn redirect(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    let cfg = s.cfg();
+    let path = req.uri().path();
+    let Some((name, _resource)) = path.trim_start_matches('/').rsplit_once('/') else {
+        return json_error(StatusCode::NOT_FOUND, "nothing_to_play");
+    };
+    if strom_config::check_stream_name(name).is_err() {
+        return bad_request(&s, "bad stream name");
+    }
+    let ip = match client_ip(&cfg, &req) {
+        Ok(ip) => ip,
+        Err(e) => return bad_request(&s, e),
+    };
+    match decide(&s, name, ip) {
+        Ok(i) => {
+            let Some(base) = public_base(&cfg, i) else {
+                return json_error(StatusCode::SERVICE_UNAVAILABLE, "limit");
+            };
+            let q = match req.uri().query().filter(|q| !q.is_empty()) {
+                Some(q) => format!("{q}&{HOP_PARAM}=1"),
+                None => format!("{HOP_PARAM}=1"),
+            };
+            match HeaderValue::from_str(&format!("{base}{path}?{q}")) {
+                Ok(loc) => (
+                    StatusCode::FOUND,
+                    [(header::LOCATION, loc), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+                )
+                    .into_response(),
+                Err(_) => bad_request(&s, "bad request target"),
+            }
+        }
+        Err(e) => refusal(e),
+    }
+}
+
+/// Runs the balancer until `shutdown`.
+pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
+    let cfg = shared.cfg();
+    tokio::spawn(poller(shared.clone(), shutdown.clone()));
+    let mut servers = tokio::task::JoinSet::new();
+    for addr in &cfg.http {
+        let l = tokio::net::TcpListener::bind(addr).await?;
+        tracing::info!(%addr, "balancer listening");
+        let app = router(shared.clone());
+        let stop = shutdown.clone();
+        servers.spawn(async move {
+            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+    }
+    while let Some(r) = servers.join_next().await {
+        if let Ok(Err(e)) = r {
+            shutdown.cancel();
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_lists_keep_playable_streams_only() {
+        let text = r#"{"streams":[{"name":"a","status":"running","ondemand":false},{"name":"b","status":"failed","ondemand":false},
+            {"name":"c","status":"stopped","ondemand":true},{"name":"../x","status":"running","ondemand":false}]}"#;
+        assert_eq!(parse_streams(text), Some(vec!["a".to_string(), "c".to_string()]));
+        assert_eq!(parse_streams("garbage"), None);
+    }
+}
