@@ -1,0 +1,294 @@
+//! The balancer in front of three real strom nodes fed by ffmpeg.
+
+mod common;
+
+use common::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+struct Balancer {
+    child: Child,
+    port: u16,
+}
+
+impl Balancer {
+    fn start(body: &str) -> Balancer {
+        let dir = scratch("balancer");
+        let port = free_tcp_port();
+        let config = dir.join("balancer.conf");
+        std::fs::write(&config, format!("http 127.0.0.1:{port};\nrefresh 500ms;\n{body}")).expect("config");
+        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(["balancer", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("balancer.log")).expect("log"))
+            .spawn()
+            .expect("balancer");
+        wait_for("balancer listening", 20 * SEC, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        Balancer { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn route(&self, stream: &str, extra: &str) -> (u16, serde_json::Value) {
+        let (c, b) = get(&self.url(&format!("/api/v1/route?stream={stream}{extra}")));
+        (c, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn up(&self) -> usize {
+        let v: serde_json::Value = serde_json::from_slice(&get(&self.url("/api/v1/servers")).1).unwrap_or_default();
+        v["servers"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|s| s["up"] == true).count())
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Three nodes, each with stream `ch` fed by its own ffmpeg over UDP.
+fn farm() -> (Vec<Strom>, Vec<Proc>) {
+    let mut nodes = Vec::new();
+    let mut feeds = Vec::new();
+    for i in 0..3 {
+        let udp = free_udp_port();
+        nodes.push(Strom::start(
+            &format!("farm{i}"),
+            &format!("stream ch {{ input udp://127.0.0.1:{udp}; }}"),
+        ));
+        feeds.push(ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}")));
+    }
+    for n in &nodes {
+        wait_playlist(n, "ch", 1, 30 * SEC);
+    }
+    (nodes, feeds)
+}
+
+fn servers(nodes: &[Strom], max: [u64; 3], extra: [&str; 3]) -> String {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "server s{} {{ url {}; max_clients {}; {} }}\n",
+                i + 1,
+                n.base,
+                max[i],
+                extra[i]
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn balancer_spreads_respects_capacity_health_and_networks() {
+    require_ffmpeg();
+    let (mut nodes, _feeds) = farm();
+    let b = Balancer::start(&format!(
+        "{}trusted_proxies 127.0.0.1;\n",
+        servers(&nodes, [1000, 1000, 1000], ["", "", "networks 10.9.0.0/16;"])
+    ));
+    wait_for("all three servers up", 20 * SEC, || (b.up() == 3).then_some(()));
+
+    // Equal load: 30 decisions split 10/10 between the two unfiltered servers
+    // for an ordinary client; the 10.9/16 server serves only its network.
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for _ in 0..30 {
+        let (c, v) = b.route("ch", "");
+        assert_eq!(c, 200, "{v}");
+        *count.entry(v["server"].as_str().unwrap_or("").to_string()).or_default() += 1;
+    }
+    assert_eq!(count.get("s1"), Some(&15), "{count:?}");
+    assert_eq!(count.get("s2"), Some(&15), "{count:?}");
+    assert_eq!(b.route("ch", "&ip=10.9.1.2").1["server"], "s3");
+    // X-Forwarded-For from a trusted proxy picks the client's network.
+    let v = fetch_with_header(&b.url("/api/v1/route?stream=ch"), "x-forwarded-for", "10.9.7.7");
+    assert_eq!(v["server"], "s3", "{v}");
+    assert_eq!(
+        fetch_status_with_header(&b.url("/api/v1/route?stream=ch"), "x-forwarded-for", "not-an-ip"),
+        400
+    );
+    assert_eq!(b.route("ch", "&ip=300.1.1.1").0, 400);
+    assert_eq!(b.route("..%2Fetc", "").0, 400);
+    let (c, v) = b.route("nothing", "");
+    assert_eq!((c, v["error"].as_str()), (404, Some("nothing_to_play")));
+
+    // Without filters, 30 decisions split 10/10/10.
+    let plain = Balancer::start(&servers(&nodes, [1000, 1000, 1000], ["", "", ""]));
+    wait_for("plain balancer sees three servers", 20 * SEC, || {
+        (plain.up() == 3).then_some(())
+    });
+    let mut split: HashMap<String, usize> = HashMap::new();
+    for _ in 0..30 {
+        *split
+            .entry(plain.route("ch", "").1["server"].as_str().unwrap_or("").to_string())
+            .or_default() += 1;
+    }
+    for s in ["s1", "s2", "s3"] {
+        assert!(split.get(s).is_some_and(|n| (9..=11).contains(n)), "{split:?}");
+    }
+    drop(plain);
+
+    // A player follows the redirect end to end.
+    let r = fetch(reqwest::Method::GET, &b.url("/ch/index.m3u8?token=abc"));
+    assert_eq!(r.status, 200);
+    let c = codecs(&ffprobe_streams(&b.url("/ch/index.m3u8?token=abc")));
+    assert!(c.contains(&("h264".into(), 1280, 720)), "{c:?}");
+
+    // A stopped node is excluded within the thresholds and returns after recovery.
+    let (dir, port) = (nodes[0].dir.clone(), nodes[0].port);
+    nodes[0].stop();
+    let t = Instant::now();
+    wait_for("s1 excluded", 10 * SEC, || (b.up() == 2).then_some(()));
+    assert!(t.elapsed() < 5 * SEC, "excluded after {:?}", t.elapsed());
+    for _ in 0..10 {
+        assert_ne!(b.route("ch", "").1["server"], "s1");
+    }
+    let udp = free_udp_port();
+    let _n1 = Strom::start_in(dir, port, &format!("stream ch {{ input udp://127.0.0.1:{udp}; }}"));
+    let _f1 = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}"));
+    wait_for("s1 back", 30 * SEC, || (b.up() == 3).then_some(()));
+    let mut seen_s1 = false;
+    for _ in 0..10 {
+        seen_s1 |= b.route("ch", "").1["server"] == "s1";
+    }
+    assert!(seen_s1, "recovered server gets viewers again");
+    let text = get_text(&b.url("/metrics")).1;
+    assert!(text.contains("strom_balancer_decisions_total{server=\"s1\"}"), "{text}");
+    assert!(
+        text.contains("strom_balancer_refusals_total{reason=\"nothing_to_play\"} 1"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_full_node_gets_no_new_viewers() {
+    let nodes: Vec<Strom> = (0..2)
+        .map(|i| Strom::start(&format!("full{i}"), "stream ch { input builtin://demo; }"))
+        .collect();
+    for n in &nodes {
+        wait_playlist(n, "ch", 1, 20 * SEC);
+    }
+    // One HTTP-TS viewer fills s1 (max 1).
+    let mut viewer = std::net::TcpStream::connect(("127.0.0.1", nodes[0].port)).expect("connect");
+    viewer
+        .write_all(b"GET /ch/mpegts HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let nodes_ref: Vec<&Strom> = nodes.iter().collect();
+    let body: String = nodes_ref
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "server s{} {{ url {}; max_clients {}; }}\n",
+                i + 1,
+                n.base,
+                if i == 0 { 1 } else { 1000 }
+            )
+        })
+        .collect();
+    let b = Balancer::start(&body);
+    wait_for("both up", 20 * SEC, || (b.up() == 2).then_some(()));
+    wait_for("s1 measured full", 20 * SEC, || {
+        let v: serde_json::Value = serde_json::from_slice(&get(&b.url("/api/v1/servers")).1).unwrap_or_default();
+        (v["servers"][0]["measured"] == 1).then_some(())
+    });
+    for _ in 0..20 {
+        assert_eq!(b.route("ch", "").1["server"], "s2");
+    }
+}
+
+/// A server that answers garbage metrics is Down, with the parse error shown.
+#[test]
+fn garbage_metrics_mark_a_server_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        use std::io::Read;
+        let deadline = Instant::now() + 40 * SEC;
+        while Instant::now() < deadline && !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok((mut c, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = c.set_nonblocking(false);
+            let _ = c.set_read_timeout(Some(2 * SEC));
+            let mut buf = [0u8; 2048];
+            let _ = c.read(&mut buf);
+            let body = if buf.starts_with(b"GET /metrics") {
+                "<html>not metrics</html>"
+            } else {
+                "ok"
+            };
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let b = Balancer::start(&format!(
+        "server bad {{ url http://127.0.0.1:{port}; max_clients 10; }}\n"
+    ));
+    let v = wait_for("error shown", 20 * SEC, || {
+        let v: serde_json::Value = serde_json::from_slice(&get(&b.url("/api/v1/servers")).1).unwrap_or_default();
+        v["servers"][0]["last_error"]
+            .as_str()
+            .filter(|e| e.contains("metrics line 1"))
+            .map(|_| v.clone())
+    });
+    assert_eq!(v["servers"][0]["up"], false, "{v}");
+    assert_eq!(b.route("ch", "").0, 404);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = server.join();
+}
+
+fn fetch_with_header(url: &str, k: &str, v: &str) -> serde_json::Value {
+    let (url, k, v) = (url.to_string(), k.to_string(), v.to_string());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(async move {
+            let r = reqwest::Client::new()
+                .get(&url)
+                .header(k, v)
+                .send()
+                .await
+                .expect("request");
+            serde_json::from_slice(&r.bytes().await.unwrap_or_default()).unwrap_or_default()
+        })
+}
+
+fn fetch_status_with_header(url: &str, k: &str, v: &str) -> u16 {
+    let (url, k, v) = (url.to_string(), k.to_string(), v.to_string());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt")
+        .block_on(async move {
+            reqwest::Client::new()
+                .get(&url)
+                .header(k, v)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+}
