@@ -24,6 +24,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -78,6 +79,8 @@ impl Metrics {
 pub struct PollInfo {
     pub last_refresh_secs_ago: Option<f64>,
     pub last_error: Option<String>,
+    /// Where the last client count came from: `prometheus` or `direct`.
+    pub load_from: Option<&'static str>,
     #[serde(skip)]
     pub at: Option<Instant>,
 }
@@ -89,6 +92,8 @@ pub struct Shared {
     pub polls: RwLock<Vec<PollInfo>>,
     pub metrics: Metrics,
     client: reqwest::Client,
+    /// Last counts from Prometheus by server name, and when they were read.
+    prom: Mutex<(HashMap<String, u64>, Option<Instant>)>,
 }
 
 fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) {
@@ -128,6 +133,7 @@ impl Shared {
                 .user_agent(concat!("strom-balancer/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
+            prom: Mutex::new((HashMap::new(), None)),
         }))
     }
 
@@ -237,14 +243,84 @@ fn parse_streams(text: &str) -> Option<Vec<String>> {
     )
 }
 
+/// The `host:port` of a URL, to match Prometheus' `instance` label.
+fn authority(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Client counts by server name from a Prometheus instant query. A sample
+/// belongs to a server when its `instance` label is the server's name or the
+/// `host:port` of its URL.
+async fn query_prometheus(
+    client: &reqwest::Client,
+    cfg: &BalancerConfig,
+    timeout: Duration,
+) -> Result<HashMap<String, u64>, String> {
+    let Some(p) = &cfg.prometheus else { return Err("no prometheus source".into()) };
+    let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", p.url.trim_end_matches('/')), &[("query", &p.query)])
+        .map_err(|e| format!("prometheus url: {e}"))?;
+    let (status, body) = get_text(client, url.as_str(), timeout).await?;
+    if status != 200 {
+        return Err(format!("prometheus answered {status}"));
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("prometheus: {e}"))?;
+    let results = v["data"]["result"].as_array().ok_or("prometheus: no result vector")?;
+    let mut out = HashMap::new();
+    for r in results {
+        let Some(instance) = r["metric"]["instance"].as_str() else { continue };
+        let Some(value) = r["value"][1].as_str().and_then(|x| x.parse::<f64>().ok()) else { continue };
+        if !value.is_finite() || value < 0.0 {
+            continue;
+        }
+        for s in &cfg.servers {
+            if s.name == instance || authority(&s.url) == instance {
+                out.insert(s.name.clone(), value.min(1e12) as u64);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How long counts from a Prometheus that stopped answering are still used
+/// before falling back to scraping the servers directly.
+fn prometheus_grace(cfg: &BalancerConfig) -> Duration {
+    (cfg.refresh * 10).max(Duration::from_secs(5))
+}
+
 /// Polls every server every `refresh` until `stop`.
 pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
     loop {
         let cfg = shared.cfg();
         let started = Instant::now();
         let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
-        let polls = futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(&shared.client, &s.url, timeout))).await;
+        let (polls, prom) = tokio::join!(
+            futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(&shared.client, &s.url, timeout))),
+            async {
+                if cfg.prometheus.is_some() {
+                    Some(query_prometheus(&shared.client, &cfg, timeout).await)
+                } else {
+                    None
+                }
+            }
+        );
         let now = Instant::now();
+        // Prometheus counts: fresh, or the last known ones within the grace
+        // period; past it (or without Prometheus) the direct scrape counts.
+        let prom_counts: Option<HashMap<String, u64>> = {
+            let mut last = shared.prom.lock().unwrap_or_else(|e| e.into_inner());
+            match prom {
+                Some(Ok(counts)) => {
+                    *last = (counts.clone(), Some(now));
+                    Some(counts)
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "prometheus unavailable");
+                    last.1.filter(|t| now.duration_since(*t) <= prometheus_grace(&cfg)).map(|_| last.0.clone())
+                }
+                None => None,
+            }
+        };
         shared.metrics.refresh.observe(started.elapsed().as_secs_f64());
         {
             let mut bal = shared.bal();
@@ -253,7 +329,12 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                 // The config may have been reloaded meanwhile: index by name.
                 let Some(idx) = bal.server_index(&cfg.servers[i].name) else { continue };
                 bal.observe_health(idx, p.healthy);
-                if let (true, Some(c)) = (p.healthy, p.clients) {
+                let from_prom = prom_counts.as_ref().and_then(|m| m.get(&cfg.servers[i].name).copied());
+                let (count, from) = match (from_prom, p.clients) {
+                    (Some(c), _) => (Some(c), "prometheus"),
+                    (None, c) => (c, "direct"),
+                };
+                if let (true, Some(c)) = (p.healthy, count) {
                     bal.observe_load(idx, c, now);
                 }
                 if let Some(s) = p.streams {
@@ -262,6 +343,7 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                 if let Some(info) = infos.get_mut(idx) {
                     info.at = Some(now);
                     info.last_error = p.error;
+                    info.load_from = count.map(|_| from);
                 }
             }
             let up = bal.status(now).iter().filter(|s| s.up).count();
@@ -306,6 +388,7 @@ async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
                 obj.insert("url".into(), cfg.servers.get(i).map(|s| s.url.clone()).into());
                 obj.insert("last_refresh_secs_ago".into(), p.at.map(|t| now.duration_since(t).as_secs_f64()).into());
                 obj.insert("last_error".into(), p.last_error.into());
+                obj.insert("load_from".into(), p.load_from.into());
             }
             v
         })

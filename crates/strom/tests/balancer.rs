@@ -292,3 +292,78 @@ fn fetch_status_with_header(url: &str, k: &str, v: &str) -> u16 {
                 .as_u16()
         })
 }
+
+/// Load read from a real Prometheus server; when it goes away the balancer
+/// keeps the last counts for a while, then scrapes the servers directly.
+#[test]
+fn prometheus_mode_and_fallback() {
+    let ok = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "prometheus is required (apt-get install prometheus)"
+    );
+    let nodes: Vec<Strom> = (0..2)
+        .map(|i| Strom::start(&format!("pm{i}"), "stream ch { input builtin://demo; }"))
+        .collect();
+    let dir = scratch("pm-prom");
+    let prom_port = free_tcp_port();
+    let targets: Vec<String> = nodes.iter().map(|n| format!("'127.0.0.1:{}'", n.port)).collect();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: strom\n    static_configs:\n      - targets: [{}]\n",
+            targets.join(", ")
+        ),
+    )
+    .expect("config");
+    let mut prom = Proc(Some(
+        Command::new("prometheus")
+            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus"),
+    ));
+    let body: String = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| format!("server s{i} {{ url {}; max_clients 100; }}\n", n.base))
+        .collect();
+    let b = Balancer::start(&format!(
+        "source prometheus http://127.0.0.1:{prom_port} {{ query 'sum by (instance) (strom_server_clients)'; }}\n{body}"
+    ));
+    let servers =
+        || -> serde_json::Value { serde_json::from_slice(&get(&b.url("/api/v1/servers")).1).unwrap_or_default() };
+    wait_for("counts from prometheus", 60 * SEC, || {
+        let v = servers();
+        (v["servers"][0]["load_from"] == "prometheus" && v["servers"][1]["load_from"] == "prometheus").then_some(())
+    });
+    // A viewer on s0 shows up through Prometheus.
+    let mut viewer = std::net::TcpStream::connect(("127.0.0.1", nodes[0].port)).expect("connect");
+    viewer
+        .write_all(b"GET /ch/mpegts HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    wait_for("viewer counted via prometheus", 30 * SEC, || {
+        let v = servers();
+        (v["servers"][0]["measured"] == 1 && v["servers"][0]["load_from"] == "prometheus").then_some(())
+    });
+    assert_eq!(b.route("ch", "").0, 200);
+    prom.kill();
+    let t = Instant::now();
+    wait_for("fallback to direct scraping", 30 * SEC, || {
+        (servers()["servers"][0]["load_from"] == "direct").then_some(())
+    });
+    assert!(t.elapsed() >= 3 * SEC, "last known counts were kept for a while");
+    assert_eq!(
+        servers()["servers"][0]["measured"],
+        1,
+        "direct scrape sees the same viewer"
+    );
+    assert_eq!(b.route("ch", "").0, 200);
+}
