@@ -13,6 +13,7 @@ const SEC: Duration = Duration::from_secs(1);
 struct Balancer {
     child: Child,
     port: u16,
+    config: std::path::PathBuf,
 }
 
 impl Balancer {
@@ -31,7 +32,7 @@ impl Balancer {
         wait_for("balancer listening", 20 * SEC, || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
-        Balancer { child, port }
+        Balancer { child, port, config }
     }
 
     fn url(&self, path: &str) -> String {
@@ -366,4 +367,48 @@ fn prometheus_mode_and_fallback() {
         "direct scrape sees the same viewer"
     );
     assert_eq!(b.route("ch", "").0, 200);
+}
+
+/// SIGHUP reloads the config keeping counters; a bad new config is refused
+/// and the old one keeps running.
+#[test]
+fn sighup_reload_keeps_counters_and_refuses_bad_configs() {
+    let nodes: Vec<Strom> = (0..2)
+        .map(|i| Strom::start(&format!("hup{i}"), "stream ch { input builtin://demo; }"))
+        .collect();
+    let one = format!("server s1 {{ url {}; max_clients 100; }}\n", nodes[0].base);
+    let b = Balancer::start(&one);
+    wait_for("s1 up", 20 * SEC, || (b.up() == 1).then_some(()));
+    for _ in 0..5 {
+        assert_eq!(b.route("ch", "").1["server"], "s1");
+    }
+    let config = std::fs::read_to_string(&b.config).expect("read");
+    let hup = || {
+        let _ = Command::new("kill").args(["-HUP", &b.child.id().to_string()]).status();
+    };
+    // A broken config is refused.
+    std::fs::write(&b.config, format!("{config}channel ch {{ servers s1 s9; }}\n")).expect("write");
+    hup();
+    std::thread::sleep(SEC);
+    let v: serde_json::Value = serde_json::from_slice(&get(&b.url("/api/v1/servers")).1).unwrap_or_default();
+    assert_eq!(v["servers"].as_array().map(|a| a.len()), Some(1));
+    assert_eq!(b.route("ch", "").1["server"], "s1", "old config still serves");
+    // A good one adds s2 and keeps s1's counters.
+    std::fs::write(
+        &b.config,
+        format!("{config}server s2 {{ url {}; max_clients 100; }}\n", nodes[1].base),
+    )
+    .expect("write");
+    hup();
+    wait_for("s2 up after reload", 20 * SEC, || (b.up() == 2).then_some(()));
+    let text = get_text(&b.url("/metrics")).1;
+    assert!(
+        text.contains("strom_balancer_decisions_total{server=\"s1\"} 6"),
+        "{text}"
+    );
+    let log = std::fs::read_to_string(b.config.with_file_name("balancer.log")).unwrap_or_default();
+    assert!(
+        log.contains("new config refused") && log.contains("config reloaded"),
+        "{log}"
+    );
 }
