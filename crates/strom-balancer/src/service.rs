@@ -94,6 +94,9 @@ pub struct Shared {
     client: reqwest::Client,
     /// Last counts from Prometheus by server name, and when they were read.
     prom: Mutex<(HashMap<String, u64>, Option<Instant>)>,
+    /// Decision counters by server index (rebuilt on reload), so counting a
+    /// decision allocates nothing.
+    decided: RwLock<Vec<Counter>>,
 }
 
 fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) {
@@ -134,7 +137,19 @@ impl Shared {
                 .build()
                 .unwrap_or_default(),
             prom: Mutex::new((HashMap::new(), None)),
+            decided: RwLock::new(Vec::new()),
         }))
+        .inspect(|s| s.rebuild_counters())
+    }
+
+    fn rebuild_counters(&self) {
+        let cfg = self.cfg();
+        let v = cfg
+            .servers
+            .iter()
+            .map(|x| self.metrics.decisions.get_or_create_owned(&ServerLabel { server: x.name.clone() }))
+            .collect();
+        *self.decided.write().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
     fn cfg(&self) -> Arc<BalancerConfig> {
@@ -152,6 +167,7 @@ impl Shared {
         let n = cfg.servers.len();
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         self.polls.write().unwrap_or_else(|e| e.into_inner()).resize(n, PollInfo::default());
+        self.rebuild_counters();
         Ok(())
     }
 }
@@ -444,8 +460,9 @@ fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
     let r = s.bal().route(stream, ip, None, Instant::now());
     match &r {
         Ok(i) => {
-            let name = s.bal().server_name(*i).unwrap_or("").to_string();
-            s.metrics.decisions.get_or_create(&ServerLabel { server: name }).inc();
+            if let Some(c) = s.decided.read().unwrap_or_else(|e| e.into_inner()).get(*i) {
+                c.inc();
+            }
         }
         Err(e) => {
             s.metrics.refusals.get_or_create(&ReasonLabel { reason: e.as_str() }).inc();

@@ -20,12 +20,13 @@ use crate::value::{
     parse_listen, parse_number, parse_percent, parse_size,
 };
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
 /// What body a directive needs.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub(crate) enum Shape {
     Simple,
     Block,
     Either,
@@ -36,23 +37,31 @@ pub(crate) fn check(items: &[Directive], diags: &mut Diags) -> Config {
     Checker { d: diags }.top(items)
 }
 
-struct Checker<'a> {
-    d: &'a mut Diags,
+/// Checks one file's directives, reporting into `d`; the node checker is
+/// here, the balancer's in [`crate::check_balancer`].
+pub(crate) struct Checker<'a> {
+    pub(crate) d: &'a mut Diags,
 }
 
 /// First position of each directive that may appear only once in a block.
-type Seen = HashMap<String, Pos>;
+pub(crate) type Seen = HashMap<String, Pos>;
 
-fn items_of(d: &Directive) -> &[Directive] {
+pub(crate) fn items_of(d: &Directive) -> &[Directive] {
     match &d.body {
         Body::Block { items, .. } => items,
         _ => &[],
     }
 }
 
+/// A `u64` range as `usize`, for [`Checker::count`] (saturating on 32-bit).
+pub(crate) fn usize_range(r: &RangeInclusive<u64>) -> RangeInclusive<usize> {
+    let conv = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+    conv(*r.start())..=conv(*r.end())
+}
+
 impl Checker<'_> {
     /// Checks body shape and argument count; `false` means skip the values.
-    fn header(&mut self, d: &Directive, ctx: Ctx, shape: Shape, min: usize, max: Option<usize>) -> bool {
+    pub(crate) fn header(&mut self, d: &Directive, ctx: Ctx, shape: Shape, min: usize, max: Option<usize>) -> bool {
         let name = &d.name.text;
         match (&d.body, shape) {
             (Body::Truncated, _) => return false,
@@ -101,7 +110,7 @@ impl Checker<'_> {
     }
 
     /// Reports a second occurrence of a directive allowed once per block.
-    fn once(&mut self, seen: &mut Seen, d: &Directive, ctx: Ctx) -> bool {
+    pub(crate) fn once(&mut self, seen: &mut Seen, d: &Directive, ctx: Ctx) -> bool {
         let name = &d.name.text;
         if let Some(first) = seen.get(name) {
             self.d.error(
@@ -125,33 +134,14 @@ impl Checker<'_> {
             ..Config::default()
         };
         let mut seen = Seen::new();
-        let mut http_at: HashMap<std::net::SocketAddr, Pos> = HashMap::new();
+        let mut http_at: HashMap<SocketAddr, Pos> = HashMap::new();
         let mut stream_at: HashMap<String, Pos> = HashMap::new();
         let mut source_at: HashMap<String, Pos> = HashMap::new();
         let mut peer_at: HashMap<String, Pos> = HashMap::new();
         for d in items {
             let a0 = d.args.first();
             match d.name.text.as_str() {
-                "http" => {
-                    if !self.header(d, ctx, Shape::Simple, 1, Some(1)) {
-                        continue;
-                    }
-                    let Some(a) = a0 else { continue };
-                    match parse_listen(&a.text) {
-                        Err(e) => self.d.error(a.pos, e),
-                        Ok(addr) => {
-                            if let Some(first) = http_at.get(&addr) {
-                                self.d.error(
-                                    a.pos,
-                                    format!("duplicate `http` address {addr}; first at line {}", first.line),
-                                );
-                            } else {
-                                http_at.insert(addr, a.pos);
-                                cfg.http.push(addr);
-                            }
-                        }
-                    }
-                }
+                "http" => self.http(d, ctx, &mut http_at, &mut cfg.http),
                 "cluster_key" => {
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
@@ -164,7 +154,7 @@ impl Checker<'_> {
                 }
                 "max_clients" => {
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
-                        cfg.max_clients = self.count(d, 1..=100_000_000).map(|v| v as u64);
+                        cfg.max_clients = self.count(d, usize_range(&MAX_CLIENTS_RANGE)).map(|v| v as u64);
                     }
                 }
                 "max_bitrate" => {
@@ -256,6 +246,35 @@ impl Checker<'_> {
             cfg.http = Config::default().http;
         }
         cfg
+    }
+
+    /// `http ADDRESS;`, the same in node and balancer files: appends the
+    /// address to `out` unless it is bad or a duplicate.
+    pub(crate) fn http(
+        &mut self,
+        d: &Directive,
+        ctx: Ctx,
+        http_at: &mut HashMap<SocketAddr, Pos>,
+        out: &mut Vec<SocketAddr>,
+    ) {
+        if !self.header(d, ctx, Shape::Simple, 1, Some(1)) {
+            return;
+        }
+        let Some(a) = d.args.first() else { return };
+        match parse_listen(&a.text) {
+            Err(e) => self.d.error(a.pos, e),
+            Ok(addr) => {
+                if let Some(first) = http_at.get(&addr) {
+                    self.d.error(
+                        a.pos,
+                        format!("duplicate `http` address {addr}; first at line {}", first.line),
+                    );
+                } else {
+                    http_at.insert(addr, a.pos);
+                    out.push(addr);
+                }
+            }
+        }
     }
 
     /// A stream block; an unclosed one (already reported) is not also
@@ -419,7 +438,7 @@ impl Checker<'_> {
         }
     }
 
-    fn non_empty(&mut self, d: &Directive, a: &Token) -> Option<String> {
+    pub(crate) fn non_empty(&mut self, d: &Directive, a: &Token) -> Option<String> {
         if a.text.is_empty() {
             self.d.error(a.pos, format!("`{}` must not be empty", d.name.text));
             return None;
@@ -427,7 +446,7 @@ impl Checker<'_> {
         Some(a.text.clone())
     }
 
-    fn duration(&mut self, d: &Directive, range: RangeInclusive<Duration>) -> Option<Duration> {
+    pub(crate) fn duration(&mut self, d: &Directive, range: RangeInclusive<Duration>) -> Option<Duration> {
         let a = d.args.first()?;
         let name = &d.name.text;
         let Some(v) = parse_duration(&a.text) else {
@@ -455,7 +474,7 @@ impl Checker<'_> {
         Some(v)
     }
 
-    fn count(&mut self, d: &Directive, range: RangeInclusive<usize>) -> Option<usize> {
+    pub(crate) fn count(&mut self, d: &Directive, range: RangeInclusive<usize>) -> Option<usize> {
         let a = d.args.first()?;
         let name = &d.name.text;
         let Some(v) = parse_number(&a.text) else {
@@ -479,7 +498,7 @@ impl Checker<'_> {
         }
     }
 
-    fn flag(&mut self, d: &Directive) -> Option<bool> {
+    pub(crate) fn flag(&mut self, d: &Directive) -> Option<bool> {
         let Some(a) = d.args.first() else {
             return Some(true);
         };

@@ -6,8 +6,11 @@
 //!   `http://x/#frag` stays one word;
 //! - a bare word is a run of anything but whitespace, `;`, `{`, `}` and `"`;
 //!   control characters are only allowed inside quotes;
-//! - a double-quoted string may span lines; `\"` and `\\` are escapes and any
-//!   other backslash is kept literally.
+//! - a quoted string, in double or single quotes, may span lines; a
+//!   backslash escapes the string's own quote and a backslash (`\"` and `\\`,
+//!   or `\'` and `\\`), and any other backslash is kept literally;
+//! - like `#`, a `'` starts a string only at the start of a token, so
+//!   `it's` and URLs with a `'` stay one word.
 //!
 //! Invariants: never panics; every token and error position lies inside the
 //! text; an unterminated string consumes the rest of the file and sets
@@ -31,7 +34,7 @@ pub(crate) struct Token {
     pub text: String,
     pub pos: Pos,
     pub end: Pos,
-    /// Written as a double-quoted string (never a directive name by accident).
+    /// Written as a quoted string (never a directive name by accident).
     pub quoted: bool,
 }
 
@@ -110,18 +113,19 @@ pub(crate) fn lex(text: &str, diags: &mut Diags) -> Lexed {
             while cur.peek().is_some_and(|c| c != '\n') {
                 cur.bump();
             }
-        } else if c == '"' {
+        } else if c == '"' || c == '\'' {
+            let quote = c;
             cur.bump();
             let mut s = String::new();
             let mut closed = false;
             while let Some(c) = cur.bump() {
                 match c {
-                    '"' => {
+                    c if c == quote => {
                         closed = true;
                         break;
                     }
                     '\\' => match cur.peek() {
-                        Some(e @ ('"' | '\\')) => {
+                        Some(e) if e == quote || e == '\\' => {
                             cur.bump();
                             s.push(e);
                         }
@@ -242,6 +246,36 @@ lines" z"#,
             ]
         );
         assert_eq!(t[6].1, Pos::new(2, 8));
+    }
+
+    #[test]
+    fn single_quoted_strings() {
+        let t = words(
+            r#"k 'a b' 'q\'x\\y' '"' "'" 'x\"' '' it's a'b 'two
+lines';"#,
+        );
+        let got: Vec<(&str, bool)> = t.iter().map(|t| (t.0.as_str(), t.2)).collect();
+        assert_eq!(
+            got,
+            [
+                ("k", false),
+                ("a b", true),
+                ("q'x\\y", true),
+                ("\"", true),
+                ("'", true),
+                ("x\\\"", true),
+                ("", true),
+                ("it's", false),
+                ("a'b", false),
+                ("two\nlines", true),
+                (";", false),
+            ]
+        );
+        let mut d = Diags::new("f");
+        let l = lex("a 'b;\n", &mut d);
+        assert!(l.truncated);
+        let d: Vec<String> = d.into_sorted().iter().map(|d| d.to_string()).collect();
+        assert_eq!(d, ["f:1:3: unterminated string"]);
     }
 
     #[test]

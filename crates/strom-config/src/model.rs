@@ -229,3 +229,182 @@ pub struct DvrConfig {
     /// Largest archive size in bytes; non-zero.
     pub max_size: Option<u64>,
 }
+
+// ---- balancer ----
+
+/// Port of the balancer's `http` when the directive is absent.
+pub const DEFAULT_BALANCER_PORT: u16 = 8000;
+/// Default `refresh`.
+pub const DEFAULT_REFRESH: Duration = Duration::from_secs(1);
+/// Allowed `refresh` range.
+pub const REFRESH_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(3600);
+/// `query` of `source prometheus` when the block does not set one.
+pub const DEFAULT_PROMETHEUS_QUERY: &str = "sum by (instance) (strom_server_clients)";
+/// Allowed `max_clients` range of a balancer `server` (the node's
+/// top-level `max_clients` has the same range).
+pub const MAX_CLIENTS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
+
+/// A whole balancer config file (`strom balancer -c FILE`).
+///
+/// Invariants of one returned by [`crate::parse_balancer`]: `http` is never
+/// empty and has no duplicates; `refresh` is within [`REFRESH_RANGE`];
+/// there is at least one server; server and channel names are valid and
+/// unique; every channel lists at least one server, each once, each the
+/// name of a server; no list (`networks`, `countries`, `trusted_proxies`)
+/// has duplicates; a server with `countries` implies `geoip` is set.
+/// [`BalancerConfig::to_text`] relies on these to render text that parses
+/// back to an equal config. `==` ignores `pos` fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BalancerConfig {
+    /// HTTP listen addresses, in file order; `[0.0.0.0:8000]` when the file
+    /// has no `http`. Same forms as the node's `http`.
+    pub http: Vec<SocketAddr>,
+    /// How often servers' load is read; 100ms..=1h.
+    pub refresh: Duration,
+    /// Read client counts from Prometheus instead of scraping each
+    /// server's `/metrics`.
+    pub prometheus: Option<PrometheusSource>,
+    /// The servers viewers are sent to, in file order; never empty.
+    pub servers: Vec<ServerConfig>,
+    /// GeoIP country database (MaxMind `.mmdb`), for servers' `countries`.
+    pub geoip: Option<PathBuf>,
+    /// Channels pinned to some servers, in file order; a channel not listed
+    /// goes to every up server that carries the stream.
+    pub channels: Vec<ChannelConfig>,
+    /// Clients allowed to set `X-Forwarded-For`; host bits are clear, a bare
+    /// address is a `/32` (`/128`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for BalancerConfig {
+    /// Every setting at its default and no servers (so not by itself a
+    /// valid file: it needs at least one server).
+    fn default() -> Self {
+        BalancerConfig {
+            http: vec![SocketAddr::V4(SocketAddrV4::new(
+                Ipv4Addr::UNSPECIFIED,
+                DEFAULT_BALANCER_PORT,
+            ))],
+            refresh: DEFAULT_REFRESH,
+            prometheus: None,
+            servers: Vec::new(),
+            geoip: None,
+            channels: Vec::new(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl BalancerConfig {
+    /// The server called `name`.
+    pub fn server(&self, name: &str) -> Option<&ServerConfig> {
+        self.servers.iter().find(|s| s.name == name)
+    }
+
+    /// The channel called `name`.
+    pub fn channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.iter().find(|c| c.name == name)
+    }
+}
+
+/// `source prometheus URL { query '...'; }`.
+#[derive(Debug, Clone)]
+pub struct PrometheusSource {
+    /// The Prometheus server, `http://` or `https://`, as written.
+    pub url: String,
+    /// PromQL giving client counts by `instance`; never empty.
+    pub query: String,
+    /// Where the URL was written.
+    pub pos: Pos,
+}
+
+impl PrometheusSource {
+    /// A source with the default query.
+    pub fn new(url: impl Into<String>) -> Self {
+        PrometheusSource {
+            url: url.into(),
+            query: DEFAULT_PROMETHEUS_QUERY.into(),
+            pos: Pos::default(),
+        }
+    }
+}
+
+impl PartialEq for PrometheusSource {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.url == o.url && self.query == o.query
+    }
+}
+
+/// One `server NAME { ... }` block of a balancer file.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// 1..=64 letters, digits, `_`, `.` and `-`.
+    pub name: String,
+    /// Where the name was written.
+    pub pos: Pos,
+    /// `http://HOST[:PORT]` or `https://HOST[:PORT]`, without a trailing
+    /// `/`: where the balancer reads the server's load and health.
+    pub url: String,
+    /// Where viewers are redirected, as written: an `http(s)://` URL or
+    /// `HOST[:PORT]`. `None`: to `url`.
+    pub public: Option<String>,
+    /// Viewers above which the server takes no more; within [`MAX_CLIENTS_RANGE`].
+    pub max_clients: u64,
+    /// `monitoring on|off`: monitored servers are preferred over
+    /// unmonitored ones (off by default).
+    pub monitoring: bool,
+    /// Client networks this server serves (empty: any).
+    pub networks: Vec<ipnet::IpNet>,
+    /// Client countries this server serves, ISO 3166 alpha-2 codes in upper
+    /// case (empty: any).
+    pub countries: Vec<String>,
+}
+
+impl ServerConfig {
+    /// A server with the given name, URL and capacity and no other settings.
+    pub fn new(name: impl Into<String>, url: impl Into<String>, max_clients: u64) -> Self {
+        ServerConfig {
+            name: name.into(),
+            pos: Pos::default(),
+            url: url.into(),
+            public: None,
+            max_clients,
+            monitoring: false,
+            networks: Vec::new(),
+            countries: Vec::new(),
+        }
+    }
+}
+
+impl PartialEq for ServerConfig {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name
+            && self.url == o.url
+            && self.public == o.public
+            && self.max_clients == o.max_clients
+            && self.monitoring == o.monitoring
+            && self.networks == o.networks
+            && self.countries == o.countries
+    }
+}
+
+/// One `channel NAME { servers ...; }` block of a balancer file.
+#[derive(Debug, Clone)]
+pub struct ChannelConfig {
+    /// The stream name, valid per [`crate::check_stream_name`].
+    pub name: String,
+    /// Where the name was written.
+    pub pos: Pos,
+    /// Names of the servers that may serve it; never empty, no duplicates,
+    /// each a server of the file.
+    pub servers: Vec<String>,
+}
+
+impl PartialEq for ChannelConfig {
+    /// Compares everything except `pos`.
+    fn eq(&self, o: &Self) -> bool {
+        self.name == o.name && self.servers == o.servers
+    }
+}

@@ -1,23 +1,25 @@
-//! Canonical text form of a [`Config`], for `strom check --print` and for
-//! round-trip tests.
+//! Canonical text form of a [`Config`] and a [`BalancerConfig`], for
+//! `strom check --print` and for round-trip tests.
 //!
 //! Invariant: for any `Config` that satisfies the invariants in
 //! [`crate::model`] (every config [`crate::parse`] returns does),
-//! `parse(to_text(c)) == Ok(c)`. Every setting is written out, defaults
-//! included, so the text shows exactly what the node will run with.
+//! `parse(to_text(c)) == Ok(c)`, and likewise for a `BalancerConfig` and
+//! [`crate::parse_balancer`]. Every setting is written out, defaults
+//! included, so the text shows exactly what the node or balancer will run
+//! with.
 
 use crate::lex::is_delimiter;
-use crate::model::{Config, DvrConfig};
+use crate::model::{BalancerConfig, Config, DvrConfig};
 use crate::value::{format_duration, format_size};
 use std::fmt::Write;
 use std::path::Path;
 
-/// A value as one token: bare when the lexer would read it back unchanged,
-/// else double-quoted with `\` and `"` escaped (control characters and
+/// A value as one token: bare when the lexer would read it back unchanged
+/// (so not when it starts with `#` or `'`), else double-quoted with `\` and `"` escaped (control characters and
 /// newlines are kept as they are: quoted strings take them literally).
 fn word(s: &str) -> String {
     let needs_quotes = |c: char| is_delimiter(c) || c.is_control();
-    if !s.is_empty() && !s.starts_with('#') && !s.chars().any(needs_quotes) {
+    if !s.is_empty() && !s.starts_with(['#', '\'']) && !s.chars().any(needs_quotes) {
         return s.to_owned();
     }
     let mut q = String::with_capacity(s.len() + 2);
@@ -157,6 +159,64 @@ impl Config {
     }
 }
 
+impl BalancerConfig {
+    /// Renders the config as canonical balancer config text that parses
+    /// back to an equal `BalancerConfig` (positions aside).
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        // `writeln!` into a String cannot fail.
+        let line = |out: &mut String, indent: bool, text: &str| {
+            let _ = writeln!(out, "{}{text}", if indent { "    " } else { "" });
+        };
+        let list = |items: &mut dyn Iterator<Item = String>| items.map(|x| word(&x)).collect::<Vec<_>>().join(" ");
+        for a in &self.http {
+            line(&mut out, false, &format!("http {a};"));
+        }
+        line(&mut out, false, &format!("refresh {};", format_duration(self.refresh)));
+        if let Some(p) = &self.geoip {
+            line(&mut out, false, &format!("geoip {};", path(p)));
+        }
+        if !self.trusted_proxies.is_empty() {
+            let nets = list(&mut self.trusted_proxies.iter().map(ToString::to_string));
+            line(&mut out, false, &format!("trusted_proxies {nets};"));
+        }
+        if let Some(p) = &self.prometheus {
+            out.push('\n');
+            line(&mut out, false, &format!("source prometheus {} {{", word(&p.url)));
+            line(&mut out, true, &format!("query {};", word(&p.query)));
+            line(&mut out, false, "}");
+        }
+        for s in &self.servers {
+            out.push('\n');
+            line(&mut out, false, &format!("server {} {{", word(&s.name)));
+            line(&mut out, true, &format!("url {};", word(&s.url)));
+            if let Some(p) = &s.public {
+                line(&mut out, true, &format!("public {};", word(p)));
+            }
+            line(&mut out, true, &format!("max_clients {};", s.max_clients));
+            let monitoring = if s.monitoring { "on" } else { "off" };
+            line(&mut out, true, &format!("monitoring {monitoring};"));
+            if !s.networks.is_empty() {
+                let nets = list(&mut s.networks.iter().map(ToString::to_string));
+                line(&mut out, true, &format!("networks {nets};"));
+            }
+            if !s.countries.is_empty() {
+                let countries = list(&mut s.countries.iter().cloned());
+                line(&mut out, true, &format!("countries {countries};"));
+            }
+            line(&mut out, false, "}");
+        }
+        for c in &self.channels {
+            out.push('\n');
+            line(&mut out, false, &format!("channel {} {{", word(&c.name)));
+            let servers = list(&mut c.servers.iter().cloned());
+            line(&mut out, true, &format!("servers {servers};"));
+            line(&mut out, false, "}");
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::word;
@@ -167,6 +227,8 @@ mod tests {
         assert_eq!(word("udp://a:1?x=y&z"), "udp://a:1?x=y&z");
         assert_eq!(word("a#b"), "a#b");
         assert_eq!(word("#a"), "\"#a\"");
+        assert_eq!(word("'a'"), "\"'a'\"");
+        assert_eq!(word("it's"), "it's");
         assert_eq!(word(""), "\"\"");
         assert_eq!(word("a b"), "\"a b\"");
         assert_eq!(word("a;b"), "\"a;b\"");

@@ -3,7 +3,48 @@
 //! Invariant: this table is the single list of directive names. The parser
 //! uses it to spot a missing `;` (a directive name at the start of a line),
 //! and the checker uses it for "unknown" and "not allowed here" errors, so
-//! they can never disagree.
+//! they can never disagree. Node and balancer files have separate tables;
+//! a directive of the other kind of file is reported as belonging there.
+
+/// The two kinds of config file: a node's and a balancer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    Node,
+    Balancer,
+}
+
+/// Top-level directives that only a balancer file has; any of them at top
+/// level makes [`crate::parse_any`] read the file as a balancer config.
+pub(crate) const BALANCER_MARKERS: [&str; 5] = ["server", "channel", "refresh", "geoip", "trusted_proxies"];
+
+impl FileKind {
+    /// The block contexts of this kind of file, top level first.
+    pub(crate) fn contexts(self) -> &'static [Ctx] {
+        match self {
+            FileKind::Node => &Ctx::NODE,
+            FileKind::Balancer => &Ctx::BALANCER,
+        }
+    }
+
+    fn top(self) -> Ctx {
+        self.contexts()[0]
+    }
+
+    fn other(self) -> FileKind {
+        match self {
+            FileKind::Node => FileKind::Balancer,
+            FileKind::Balancer => FileKind::Node,
+        }
+    }
+
+    /// "node" / "balancer", for messages.
+    fn describe(self) -> &'static str {
+        match self {
+            FileKind::Node => "node",
+            FileKind::Balancer => "balancer",
+        }
+    }
+}
 
 /// A block context: where a directive appears.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -12,10 +53,35 @@ pub(crate) enum Ctx {
     Stream,
     Source,
     Peer,
+    /// Top level of a balancer file.
+    BalancerTop,
+    Server,
+    Channel,
+    /// `source prometheus URL { ... }` in a balancer file.
+    Prometheus,
 }
 
 impl Ctx {
-    pub(crate) const ALL: [Ctx; 4] = [Ctx::Top, Ctx::Stream, Ctx::Source, Ctx::Peer];
+    pub(crate) const NODE: [Ctx; 4] = [Ctx::Top, Ctx::Stream, Ctx::Source, Ctx::Peer];
+    pub(crate) const BALANCER: [Ctx; 4] = [Ctx::BalancerTop, Ctx::Server, Ctx::Channel, Ctx::Prometheus];
+    /// Both kinds, for telling them apart before the kind is known.
+    pub(crate) const ALL: [Ctx; 8] = [
+        Ctx::Top,
+        Ctx::Stream,
+        Ctx::Source,
+        Ctx::Peer,
+        Ctx::BalancerTop,
+        Ctx::Server,
+        Ctx::Channel,
+        Ctx::Prometheus,
+    ];
+
+    fn kind(self) -> FileKind {
+        match self {
+            Ctx::Top | Ctx::Stream | Ctx::Source | Ctx::Peer => FileKind::Node,
+            Ctx::BalancerTop | Ctx::Server | Ctx::Channel | Ctx::Prometheus => FileKind::Balancer,
+        }
+    }
 
     /// Directive names valid in this context.
     pub(crate) fn directives(self) -> &'static [&'static str] {
@@ -43,26 +109,44 @@ impl Ctx {
             ],
             Ctx::Source => &["cluster_key", "only", "except", "on_play", "backup", "dvr"],
             Ctx::Peer => &["public"],
+            Ctx::BalancerTop => &[
+                "http",
+                "refresh",
+                "source",
+                "server",
+                "geoip",
+                "channel",
+                "trusted_proxies",
+            ],
+            Ctx::Server => &["url", "public", "max_clients", "monitoring", "networks", "countries"],
+            Ctx::Channel => &["servers"],
+            Ctx::Prometheus => &["query"],
         }
     }
 
     /// "at top level" / "in stream block", for messages.
     pub(crate) fn describe(self) -> &'static str {
         match self {
-            Ctx::Top => "at top level",
+            Ctx::Top | Ctx::BalancerTop => "at top level",
             Ctx::Stream => "in stream block",
             Ctx::Source => "in source block",
             Ctx::Peer => "in peer block",
+            Ctx::Server => "in server block",
+            Ctx::Channel => "in channel block",
+            Ctx::Prometheus => "in source prometheus block",
         }
     }
 
     /// Where a directive of this context is allowed, for hints ("a `stream` block").
     fn place(self) -> &'static str {
         match self {
-            Ctx::Top => "at top level",
+            Ctx::Top | Ctx::BalancerTop => "at top level",
             Ctx::Stream => "inside a `stream` block",
             Ctx::Source => "inside a `source` block",
             Ctx::Peer => "inside a `peer` block",
+            Ctx::Server => "inside a `server` block",
+            Ctx::Channel => "inside a `channel` block",
+            Ctx::Prometheus => "inside a `source prometheus` block",
         }
     }
 
@@ -73,6 +157,9 @@ impl Ctx {
             (Ctx::Top, "stream") => Some(Ctx::Stream),
             (Ctx::Top, "source") => Some(Ctx::Source),
             (Ctx::Top, "peer") => Some(Ctx::Peer),
+            (Ctx::BalancerTop, "server") => Some(Ctx::Server),
+            (Ctx::BalancerTop, "channel") => Some(Ctx::Channel),
+            (Ctx::BalancerTop, "source") => Some(Ctx::Prometheus),
             _ => None,
         }
     }
@@ -82,25 +169,40 @@ impl Ctx {
     }
 }
 
-/// A directive name valid in some block.
-pub(crate) fn is_directive(name: &str) -> bool {
-    Ctx::ALL.iter().any(|c| c.knows(name))
+/// A directive name valid in one of `contexts`.
+pub(crate) fn is_directive(contexts: &[Ctx], name: &str) -> bool {
+    contexts.iter().any(|c| c.knows(name))
 }
 
 /// The message for a directive that is not valid in `ctx`: either it belongs
-/// elsewhere ("not allowed") or it is unknown, with a did-you-mean.
+/// elsewhere in this kind of file ("not allowed ...; use it ..."), or in the
+/// other kind of file, or it is unknown, with a did-you-mean.
 pub(crate) fn unknown_directive(ctx: Ctx, name: &str) -> String {
-    let homes: Vec<&str> = Ctx::ALL.iter().filter(|c| c.knows(name)).map(|c| c.place()).collect();
+    let kind = ctx.kind();
+    let homes: Vec<&str> = kind
+        .contexts()
+        .iter()
+        .filter(|c| c.knows(name))
+        .map(|c| c.place())
+        .collect();
     if !homes.is_empty() {
         let mut msg = format!(
             "`{name}` is not allowed {}; use it {}",
             ctx.describe(),
             homes.join(" or ")
         );
-        if ctx != Ctx::Top && Ctx::Top.child(name).is_some() {
+        if ctx != kind.top() && kind.top().child(name).is_some() {
             msg.push_str(" (is a `}` missing before it?)");
         }
         return msg;
+    }
+    let other = kind.other();
+    if is_directive(other.contexts(), name) {
+        return format!(
+            "`{name}` is not allowed in a {} config; it belongs in a {} config",
+            kind.describe(),
+            other.describe()
+        );
     }
     let mut msg = format!("unknown directive `{name}` {}", ctx.describe());
     if let Some(s) = suggest(name, ctx.directives()) {
@@ -119,6 +221,24 @@ pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str>
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// Like [`suggest`], but only when one candidate is strictly closer than
+/// every other: for short names such as `s1`, `s2`, `s3` a typo `s9` is
+/// equally close to all of them, and picking one would mislead.
+pub(crate) fn suggest_unique<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    let mut scored: Vec<(usize, &str)> = candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    scored.sort_by_key(|(d, _)| *d);
+    match scored.as_slice() {
+        [(_, only)] => Some(only),
+        [(d0, best), (d1, _), ..] if d0 < d1 => Some(best),
+        _ => None,
+    }
 }
 
 /// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions,
@@ -168,5 +288,44 @@ mod tests {
         assert_eq!(suggest("xyz", s), None);
         assert_eq!(suggest("strem", Ctx::Top.directives()), Some("stream"));
         assert_eq!(suggest("strem", Ctx::Stream.directives()), None);
+        assert_eq!(suggest("sever", Ctx::BalancerTop.directives()), Some("server"));
+        assert_eq!(suggest("qeury", Ctx::Prometheus.directives()), Some("query"));
+    }
+
+    #[test]
+    fn unique_suggestions() {
+        assert_eq!(suggest_unique("s9", &["s1", "s2", "s3"]), None);
+        assert_eq!(suggest_unique("s9", &["s1", "edge"]), Some("s1"));
+        assert_eq!(suggest_unique("edge-2", &["edge-1", "origin"]), Some("edge-1"));
+        assert_eq!(suggest_unique("edge-3", &["edge-1", "edge-2"]), None);
+        assert_eq!(suggest_unique("x", &[]), None);
+    }
+
+    #[test]
+    fn kinds_have_separate_tables() {
+        assert!(is_directive(FileKind::Node.contexts(), "stream"));
+        assert!(!is_directive(FileKind::Node.contexts(), "server"));
+        assert!(is_directive(FileKind::Balancer.contexts(), "server"));
+        assert!(!is_directive(FileKind::Balancer.contexts(), "peer"));
+        for m in BALANCER_MARKERS {
+            assert!(Ctx::BalancerTop.knows(m), "{m}");
+            assert!(!is_directive(FileKind::Node.contexts(), m), "{m}");
+        }
+        assert_eq!(
+            unknown_directive(Ctx::BalancerTop, "stream"),
+            "`stream` is not allowed in a balancer config; it belongs in a node config"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::Top, "refresh"),
+            "`refresh` is not allowed in a node config; it belongs in a balancer config"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::BalancerTop, "max_clients"),
+            "`max_clients` is not allowed at top level; use it inside a `server` block"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::Server, "channel"),
+            "`channel` is not allowed in server block; use it at top level (is a `}` missing before it?)"
+        );
     }
 }

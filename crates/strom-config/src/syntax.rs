@@ -6,8 +6,8 @@
 //! - a stray `}` at top level, a stray `;` or a nameless `{ ... }` is
 //!   reported and skipped;
 //! - a directive that runs into `}`, the end of file, or a known directive
-//!   name (of any block, so a missing `}` plus a missing `;` still splits
-//!   right) at the start of a new line is reported as missing its `;` and
+//!   name (of any block of the file's kind, so a missing `}` plus a missing
+//!   `;` still splits right) at the start of a new line is reported as missing its `;` and
 //!   ends there, so the next directive still parses;
 //! - a block that reaches the end of file is reported at its `{`.
 //!
@@ -17,7 +17,7 @@
 
 use crate::diag::{Diags, Pos};
 use crate::lex::{Kind, Lexed, Token};
-use crate::schema::is_directive;
+use crate::schema::{is_directive, Ctx};
 
 /// Deepest block nesting kept in the tree; strom's grammar needs 1.
 pub(crate) const MAX_DEPTH: usize = 8;
@@ -53,15 +53,20 @@ struct Parser<'a> {
     tokens: &'a [Token],
     next: usize,
     truncated: bool,
+    /// The blocks of this kind of file, whose directive names end a
+    /// directive missing its `;`.
+    contexts: &'a [Ctx],
     diags: &'a mut Diags,
 }
 
-/// Parses the token stream into top-level directives.
-pub(crate) fn parse_tree(lexed: &Lexed, diags: &mut Diags) -> Vec<Directive> {
+/// Parses the token stream into top-level directives; `contexts` are the
+/// blocks of the file's kind (see [`crate::schema::FileKind::contexts`]).
+pub(crate) fn parse_tree(lexed: &Lexed, contexts: &[Ctx], diags: &mut Diags) -> Vec<Directive> {
     let mut p = Parser {
         tokens: &lexed.tokens,
         next: 0,
         truncated: lexed.truncated,
+        contexts,
         diags,
     };
     p.items(0)
@@ -125,7 +130,8 @@ impl Parser<'_> {
             };
             match t.kind {
                 Kind::Word => {
-                    let starts_directive = t.pos.line > last_end.line && !t.quoted && is_directive(&t.text);
+                    let starts_directive =
+                        t.pos.line > last_end.line && !t.quoted && is_directive(self.contexts, &t.text);
                     if starts_directive {
                         self.diags.error(last_end, missing);
                         break Body::Missing;

@@ -296,8 +296,13 @@ fn unknown_directive_with_did_you_mean() {
     );
     // An unknown block is reported once, not once per line inside it.
     err1(
+        "location / {\n  listen 80;\n}",
+        "t.conf:1:1: unknown directive `location` at top level",
+    );
+    // So is a balancer block in a node file.
+    err1(
         "server {\n  listen 80;\n}",
-        "t.conf:1:1: unknown directive `server` at top level",
+        "t.conf:1:1: `server` is not allowed in a node config; it belongs in a balancer config",
     );
 }
 

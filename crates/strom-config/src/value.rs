@@ -4,7 +4,8 @@
 //! panics, never overflows), and every `format_*` output parses back to the
 //! same value with its `parse_*` counterpart.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
 /// First path segments the node serves itself; streams may not shadow them.
@@ -12,6 +13,30 @@ pub const RESERVED_STREAM_PREFIXES: [&str; 4] = ["api", "metrics", "healthz", "r
 
 /// Longest stream name, in characters.
 pub const MAX_STREAM_NAME: usize = 128;
+
+/// Longest balancer server name, in characters.
+pub const MAX_SERVER_NAME: usize = 64;
+
+/// ISO 3166-1 alpha-2 country codes (the 249 assigned ones, sorted), plus
+/// `XK` (Kosovo), which GeoIP databases use.
+const COUNTRIES: [&str; 250] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ", //
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS", //
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN", //
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE", //
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF", //
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM", //
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM", //
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC", //
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK", //
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA", //
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG", //
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW", //
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS", //
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO", //
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI", //
+    "VN", "VU", "WF", "WS", "XK", "YE", "YT", "ZA", "ZM", "ZW",
+];
 
 /// Splits `s` into its leading ASCII digits and the rest.
 fn split_number(s: &str) -> Option<(u64, &str)> {
@@ -222,6 +247,100 @@ pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Checks a balancer `url`: `http://` or `https://` and `HOST[:PORT]`,
+/// nothing else. Returns it without a trailing `/`, so that paths can be
+/// appended to it.
+pub(crate) fn check_base_url(s: &str) -> Result<String, String> {
+    check_http_url(s)?;
+    let base = s.strip_suffix('/').unwrap_or(s);
+    let rest = base.split_once("://").map_or("", |(_, r)| r);
+    if rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "bad URL `{s}`: expected only http(s)://HOST[:PORT], without a user, path, query or fragment"
+        ));
+    }
+    Ok(base.to_owned())
+}
+
+/// Parses an IP network: `10.0.0.0/8`, `2001:db8::/32`, or a bare address,
+/// which is a `/32` (IPv4) or `/128` (IPv6) network. Host bits below the
+/// prefix are cleared (`10.1.2.3/16` is `10.1.0.0/16`).
+pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
+    let (addr, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let Ok(ip) = addr.parse::<IpAddr>() else {
+        return Err(format!(
+            "bad network `{s}`: `{addr}` is not an IP address; expected an address or ADDRESS/PREFIX like 10.0.0.0/8"
+        ));
+    };
+    let max: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    let len = match prefix {
+        None => max,
+        Some(p) => match parse_number(p) {
+            Some(n) if n <= u64::from(max) => n as u8,
+            _ => return Err(format!("bad network `{s}`: prefix length must be 0 to {max}")),
+        },
+    };
+    IpNet::new(ip, len)
+        .map(|n| n.trunc())
+        .map_err(|_| format!("bad network `{s}`: prefix length must be 0 to {max}"))
+}
+
+/// Checks a country code: an assigned ISO 3166-1 alpha-2 code in upper case
+/// (`DE`), as GeoIP databases report them.
+pub(crate) fn check_country(s: &str) -> Result<(), String> {
+    if COUNTRIES.binary_search(&s).is_ok() {
+        return Ok(());
+    }
+    let upper = s.to_ascii_uppercase();
+    let hint = match upper.as_str() {
+        "UK" => Some("GB"),
+        u if u != s => COUNTRIES.binary_search(&u).ok().map(|i| COUNTRIES[i]),
+        _ => None,
+    };
+    let well_formed = s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase());
+    let mut msg = if well_formed {
+        format!("bad country `{s}`: not an ISO 3166 country code")
+    } else {
+        format!(
+            "bad country `{}`: must be a two-letter uppercase ISO 3166 code",
+            s.escape_debug()
+        )
+    };
+    match hint {
+        Some(h) => msg.push_str(&format!("; did you mean `{h}`?")),
+        None if !well_formed => msg.push_str(", like DE"),
+        None => {}
+    }
+    Err(msg)
+}
+
+/// Checks a balancer server name: 1..=64 letters, digits, `_`, `.` and `-`.
+pub(crate) fn check_server_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("server name is empty".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "server name `{}` contains `{}`; use letters, digits, `_`, `.` and `-`",
+            name.escape_debug(),
+            c.escape_debug()
+        ));
+    }
+    if name.len() > MAX_SERVER_NAME {
+        return Err(format!(
+            "server name is {} characters long; the limit is {MAX_SERVER_NAME}",
+            name.len()
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a stream name: 1..=128 characters, `/`-separated segments of
 /// `[A-Za-z0-9_.-]`, no empty, `.` or `..` segment, and no first segment that
 /// shadows a node route ([`RESERVED_STREAM_PREFIXES`]).
@@ -429,6 +548,108 @@ mod tests {
         ] {
             assert!(check_http_url(s).is_err(), "{s}");
         }
+    }
+
+    #[test]
+    fn base_urls() {
+        assert_eq!(
+            check_base_url("http://10.0.0.1:8080"),
+            Ok("http://10.0.0.1:8080".into())
+        );
+        assert_eq!(check_base_url("https://a.b/"), Ok("https://a.b".into()));
+        assert_eq!(check_base_url("http://[::1]:80"), Ok("http://[::1]:80".into()));
+        for s in [
+            "http://a/x",
+            "http://a//",
+            "http://a?x",
+            "http://a#x",
+            "http://u@a",
+            "ftp://a",
+            "http://",
+        ] {
+            assert!(check_base_url(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn networks() {
+        let net = |s: &str| s.parse::<IpNet>().expect("valid test input");
+        assert_eq!(parse_net("10.0.0.0/8"), Ok(net("10.0.0.0/8")));
+        assert_eq!(parse_net("10.1.2.3/16"), Ok(net("10.1.0.0/16")));
+        assert_eq!(parse_net("127.0.0.1"), Ok(net("127.0.0.1/32")));
+        assert_eq!(parse_net("::1"), Ok(net("::1/128")));
+        assert_eq!(parse_net("2001:db8::1/32"), Ok(net("2001:db8::/32")));
+        assert_eq!(parse_net("0.0.0.0/0"), Ok(net("0.0.0.0/0")));
+        assert_eq!(
+            parse_net("10.0.0.0/33"),
+            Err("bad network `10.0.0.0/33`: prefix length must be 0 to 32".into())
+        );
+        assert_eq!(
+            parse_net("300.1.1.1/8"),
+            Err("bad network `300.1.1.1/8`: `300.1.1.1` is not an IP address; expected an address or ADDRESS/PREFIX like 10.0.0.0/8".into())
+        );
+        for s in [
+            "",
+            "/8",
+            "10.0.0.0/",
+            "10.0.0.0/x",
+            "::/129",
+            "[::1]",
+            "10.0.0.0/8/8",
+            "10.0.0.0/99999999999999999999",
+        ] {
+            assert!(parse_net(s).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn countries() {
+        assert!(COUNTRIES.windows(2).all(|w| w[0] < w[1]), "sorted, no duplicates");
+        for s in ["DE", "AT", "US", "GB", "XK", "ZW", "AD"] {
+            assert_eq!(check_country(s), Ok(()), "{s}");
+        }
+        let bad = [
+            (
+                "Germany",
+                "bad country `Germany`: must be a two-letter uppercase ISO 3166 code, like DE",
+            ),
+            (
+                "de",
+                "bad country `de`: must be a two-letter uppercase ISO 3166 code; did you mean `DE`?",
+            ),
+            (
+                "UK",
+                "bad country `UK`: not an ISO 3166 country code; did you mean `GB`?",
+            ),
+            (
+                "uk",
+                "bad country `uk`: must be a two-letter uppercase ISO 3166 code; did you mean `GB`?",
+            ),
+            ("XX", "bad country `XX`: not an ISO 3166 country code"),
+            (
+                "",
+                "bad country ``: must be a two-letter uppercase ISO 3166 code, like DE",
+            ),
+        ];
+        for (s, msg) in bad {
+            assert_eq!(check_country(s), Err(msg.to_string()), "{s}");
+        }
+    }
+
+    #[test]
+    fn server_names() {
+        for s in ["s1", "edge-1.fra", "A_b", &"x".repeat(64)] {
+            assert_eq!(check_server_name(s), Ok(()), "{s}");
+        }
+        assert_eq!(check_server_name(""), Err("server name is empty".into()));
+        assert_eq!(
+            check_server_name("a/b"),
+            Err("server name `a/b` contains `/`; use letters, digits, `_`, `.` and `-`".into())
+        );
+        assert_eq!(
+            check_server_name(&"x".repeat(65)),
+            Err("server name is 65 characters long; the limit is 64".into())
+        );
     }
 
     #[test]

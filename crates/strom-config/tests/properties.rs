@@ -1,6 +1,8 @@
-//! Property tests of the public API: generated configs survive
-//! `to_text` → `parse` unchanged; arbitrary or corrupted text never panics
-//! and every diagnostic points inside the text.
+//! Property tests of the public API: generated node and balancer configs
+//! survive `to_text` → `parse` / `parse_balancer` / `parse_any` unchanged;
+//! arbitrary or corrupted text never panics in any parser, every diagnostic
+//! points inside the text, and `parse_any` agrees with the parser of the
+//! kind it picks.
 
 use proptest::prelude::*;
 use std::collections::HashSet;
@@ -15,20 +17,49 @@ fn within(text: &str, d: &Diagnostic) -> bool {
     line >= 1 && line <= lines.len() && col >= 1 && col <= lines[line - 1].chars().count() + 1
 }
 
-/// Parses `text`; errors must lie inside it and a config must round-trip.
+/// Errors must be non-empty, name the file and lie inside `text`.
+fn check_errs(text: &str, errs: &[Diagnostic]) -> Result<(), TestCaseError> {
+    prop_assert!(!errs.is_empty());
+    for d in errs {
+        prop_assert!(within(text, d), "{} outside of {:?}", d, text);
+        prop_assert_eq!(&d.file, "p.conf");
+    }
+    Ok(())
+}
+
+/// Parses `text` with every parser; errors must lie inside it, a config
+/// must round-trip, and `parse_any` must give what the parser of the kind
+/// it picked gives.
 fn check_text(text: &str) -> Result<(), TestCaseError> {
-    match parse("p.conf", text) {
+    let node = parse("p.conf", text);
+    match &node {
         Ok(c) => {
             let again = c.to_text();
-            prop_assert_eq!(parse("p.conf", &again), Ok(c), "canonical text:\n{}", again);
+            prop_assert_eq!(parse("p.conf", &again), Ok(c.clone()), "canonical text:\n{}", again);
         }
-        Err(errs) => {
-            prop_assert!(!errs.is_empty());
-            for d in &errs {
-                prop_assert!(within(text, d), "{} outside of {:?}", d, text);
-                prop_assert_eq!(&d.file, "p.conf");
-            }
+        Err(errs) => check_errs(text, errs)?,
+    }
+    let balancer = parse_balancer("p.conf", text);
+    match &balancer {
+        Ok(c) => {
+            let again = c.to_text();
+            prop_assert_eq!(
+                parse_balancer("p.conf", &again),
+                Ok(c.clone()),
+                "canonical text:\n{}",
+                again
+            );
         }
+        Err(errs) => check_errs(text, errs)?,
+    }
+    match parse_any("p.conf", text) {
+        Ok(AnyConfig::Node(c)) => prop_assert_eq!(node, Ok(c)),
+        Ok(AnyConfig::Balancer(c)) => prop_assert_eq!(balancer, Ok(c)),
+        Err(errs) => prop_assert!(
+            node.as_ref().err() == Some(&errs) || balancer.as_ref().err() == Some(&errs),
+            "parse_any errors are neither kind's: {:?}",
+            errs
+        ),
     }
     Ok(())
 }
@@ -251,6 +282,112 @@ fn config() -> impl Strategy<Value = Config> {
         )
 }
 
+fn net() -> impl Strategy<Value = IpNet> {
+    let v4 = (any::<Ipv4Addr>(), 0u8..=32).prop_map(|(ip, len)| IpNet::new(IpAddr::V4(ip), len));
+    let v6 = (any::<Ipv6Addr>(), 0u8..=128).prop_map(|(ip, len)| IpNet::new(IpAddr::V6(ip), len));
+    prop_oneof![v4, v6].prop_map(|n| n.expect("prefix in range").trunc())
+}
+
+fn server_name() -> impl Strategy<Value = String> {
+    "[A-Za-z0-9_.-]{1,20}"
+}
+
+fn server() -> impl Strategy<Value = ServerConfig> {
+    (
+        (
+            server_name(),
+            prop_oneof![Just("http"), Just("https")],
+            prop_oneof![host(), host_port()],
+        ),
+        proptest::option::of(prop_oneof![http_url(), host(), host_port()]),
+        1u64..=100_000_000,
+        any::<bool>(),
+        prop::collection::vec(net(), 0..4),
+        prop::collection::vec(
+            prop::sample::select(vec!["DE", "AT", "US", "GB", "XK", "ZW", "AD", "FR"]),
+            0..4,
+        ),
+    )
+        .prop_map(
+            |((name, scheme, host), public, max_clients, monitoring, networks, countries)| {
+                let mut s = ServerConfig::new(name, format!("{scheme}://{host}"), max_clients);
+                s.public = public;
+                s.monitoring = monitoring;
+                s.networks = dedup(networks, |n| *n);
+                s.countries = dedup(countries, |c| *c).into_iter().map(String::from).collect();
+                s
+            },
+        )
+}
+
+fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
+    (
+        (prop::collection::vec(listen(), 1..4), ms(100..=3_600_000)),
+        proptest::option::of((
+            http_url(),
+            prop_oneof!["[a-z_]{1,10}\\(([a-z_, ]{0,10})\\)", non_empty_string()],
+        )),
+        prop::collection::vec(server(), 1..5),
+        proptest::option::of(file_path()),
+        prop::collection::vec(
+            (stream_name(), prop::collection::vec(any::<prop::sample::Index>(), 1..4)),
+            0..4,
+        ),
+        prop::collection::vec(net(), 0..4),
+    )
+        .prop_map(
+            |((http, refresh), prometheus, servers, geoip, channels, trusted_proxies)| {
+                let servers = dedup(servers, |s| s.name.clone());
+                let channels = dedup(channels, |c| c.0.clone())
+                    .into_iter()
+                    .map(|(name, picks)| ChannelConfig {
+                        name,
+                        pos: Pos::default(),
+                        servers: dedup(
+                            picks
+                                .iter()
+                                .map(|i| servers[i.index(servers.len())].name.clone())
+                                .collect(),
+                            |s| s.clone(),
+                        ),
+                    })
+                    .collect();
+                // `countries` needs a GeoIP database.
+                let geoip = match geoip {
+                    None if servers.iter().any(|s| !s.countries.is_empty()) => Some("/g.mmdb".into()),
+                    g => g,
+                };
+                BalancerConfig {
+                    http: dedup(http, |a| *a),
+                    refresh,
+                    prometheus: prometheus.map(|(url, query)| PrometheusSource {
+                        url,
+                        query,
+                        pos: Pos::default(),
+                    }),
+                    servers,
+                    geoip,
+                    channels,
+                    trusted_proxies: dedup(trusted_proxies, |n| *n),
+                }
+            },
+        )
+}
+
+const BALANCER_SAMPLE: &str = "\
+http 8000;
+refresh 1s;
+source prometheus http://127.0.0.1:9090 {
+  query 'sum by (instance) (strom_server_clients)';
+}
+server s1 { url http://10.0.0.1:8080; public https://s1.example.com; max_clients 1000; monitoring on; }
+server s2 { url http://10.0.0.2:8080; max_clients 500; networks 10.1.0.0/16 192.168.0.0/24; }
+server s3 { url http://10.0.0.3:8080; max_clients 500; countries DE AT; }
+geoip /var/lib/GeoLite2-Country.mmdb;
+channel news { servers s1 s2; }
+trusted_proxies 127.0.0.1/32 ::1;
+";
+
 const SAMPLE: &str = "\
 http 8080;
 cluster_key abcd;
@@ -289,7 +426,7 @@ proptest! {
     }
 
     #[test]
-    fn config_like_strings_never_panic(s in "[a-z_{};\"#\\\\ \t\n/:.0-9%@?&=*\u{e9}]{0,300}") {
+    fn config_like_strings_never_panic(s in "[a-z_{};\"'#\\\\ \t\n/:.0-9%@?&=*\u{e9}]{0,300}") {
         check_text(&s)?;
     }
 
@@ -307,6 +444,48 @@ proptest! {
     }
 
     #[test]
+    fn generated_balancer_configs_round_trip(c in balancer_config()) {
+        let text = c.to_text();
+        prop_assert_eq!(parse_balancer("p.conf", &text), Ok(c.clone()), "text:\n{}", text);
+        prop_assert_eq!(parse_any("p.conf", &text), Ok(AnyConfig::Balancer(c)), "text:\n{}", text);
+    }
+
+    #[test]
+    fn generated_node_configs_stay_node_configs(c in config()) {
+        prop_assert_eq!(parse_any("p.conf", &c.to_text()), Ok(AnyConfig::Node(c)));
+    }
+
+    #[test]
+    fn balancer_like_strings_never_panic(
+        s in "(server|channel|source|prometheus|url|max_clients|servers|networks|countries|geoip|refresh|query|[a-z0-9:/.']{1,6}|[{};'\"# \n])*",
+    ) {
+        check_text(&s)?;
+    }
+
+    #[test]
+    fn a_random_byte_in_a_balancer_file_never_panics(
+        c in balancer_config(),
+        use_sample in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let text = if use_sample { BALANCER_SAMPLE.to_string() } else { c.to_text() };
+        let mut bytes = text.into_bytes();
+        bytes.insert(at.index(bytes.len() + 1), byte);
+        check_text(&String::from_utf8_lossy(&bytes))?;
+    }
+
+    #[test]
+    fn a_random_char_in_the_balancer_sample_never_panics(
+        at in any::<prop::sample::Index>(),
+        c in prop_oneof![Just('{'), Just('}'), Just(';'), Just('"'), Just('\''), Just('#'), Just('\n'), Just(' '), any::<char>()],
+    ) {
+        let mut chars: Vec<char> = BALANCER_SAMPLE.chars().collect();
+        chars.insert(at.index(chars.len() + 1), c);
+        check_text(&chars.into_iter().collect::<String>())?;
+    }
+
+    #[test]
     fn a_random_char_in_the_sample_never_panics(
         at in any::<prop::sample::Index>(),
         c in prop_oneof![Just('{'), Just('}'), Just(';'), Just('"'), Just('#'), Just('\n'), Just(' '), any::<char>()],
@@ -315,6 +494,14 @@ proptest! {
         chars.insert(at.index(chars.len() + 1), c);
         check_text(&chars.into_iter().collect::<String>())?;
     }
+}
+
+#[test]
+fn balancer_sample_parses() {
+    let c = parse_balancer("p.conf", BALANCER_SAMPLE).expect("valid test input");
+    assert_eq!(c.servers.len(), 3);
+    assert_eq!(c.trusted_proxies.len(), 2);
+    assert_eq!(parse_any("p.conf", BALANCER_SAMPLE), Ok(AnyConfig::Balancer(c)));
 }
 
 #[test]

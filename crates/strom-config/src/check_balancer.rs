@@ -1,0 +1,394 @@
+//! Checker for balancer files: directive tree → typed [`BalancerConfig`].
+//!
+//! Same order and error style as the node checker in [`crate::check`]:
+//! known in this block → block or `;` → argument count → not a duplicate →
+//! values, and errors point at the offending token. What spans the whole
+//! file is checked after it has been read, so the order of blocks does not
+//! matter: a channel may name a server defined below it.
+//!
+//! Invariant: when no error was reported, the returned `BalancerConfig`
+//! satisfies every invariant documented on it in [`crate::model`].
+
+use crate::check::{items_of, usize_range, Checker, Seen, Shape};
+use crate::diag::{Diags, Pos};
+use crate::lex::Token;
+use crate::model::*;
+use crate::schema::{suggest, suggest_unique, unknown_directive, Ctx};
+use crate::syntax::{Body, Directive};
+use crate::value::{
+    check_base_url, check_country, check_http_url, check_server_name, check_stream_name, parse_host_port, parse_net,
+};
+use std::collections::HashMap;
+use std::fmt::Display;
+
+/// Checks the top-level directives of a balancer file and builds the config.
+pub(crate) fn check_balancer(items: &[Directive], diags: &mut Diags) -> BalancerConfig {
+    Checker { d: diags }.balancer(items)
+}
+
+/// Most server names listed in an "unknown server" message.
+const LISTED_SERVERS: usize = 10;
+
+/// A channel's reference to a server, resolved once every server is known.
+struct ServerRef {
+    channel: String,
+    server: String,
+    pos: Pos,
+}
+
+impl Checker<'_> {
+    fn balancer(&mut self, items: &[Directive]) -> BalancerConfig {
+        let ctx = Ctx::BalancerTop;
+        let mut cfg = BalancerConfig {
+            http: Vec::new(),
+            ..BalancerConfig::default()
+        };
+        let mut seen = Seen::new();
+        let mut http_at = HashMap::new();
+        let mut proxies_at = Vec::new();
+        let mut server_at: HashMap<String, Pos> = HashMap::new();
+        // Every server name written, valid or not, in file order: a channel
+        // naming a server whose block has errors is not blamed again.
+        let mut written_servers: Vec<&str> = Vec::new();
+        let mut channel_at: HashMap<String, Pos> = HashMap::new();
+        let mut refs: Vec<ServerRef> = Vec::new();
+        let mut first_countries: Option<Pos> = None;
+        let mut any_server = false;
+        let mut geoip_written = false;
+        for d in items {
+            let a0 = d.args.first();
+            match d.name.text.as_str() {
+                "http" => self.http(d, ctx, &mut http_at, &mut cfg.http),
+                "refresh" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.duration(d, REFRESH_RANGE) {
+                            cfg.refresh = v;
+                        }
+                    }
+                }
+                "geoip" => {
+                    geoip_written = true;
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        cfg.geoip = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                    }
+                }
+                "trusted_proxies" => {
+                    if self.header(d, ctx, Shape::Simple, 1, None) {
+                        self.list(d, &mut cfg.trusted_proxies, &mut proxies_at, parse_net);
+                    }
+                }
+                "source" => {
+                    if let Some(k) = a0.filter(|k| k.text != "prometheus") {
+                        let mut msg = format!(
+                            "unknown source kind `{}`; a balancer reads load only from `source prometheus URL`",
+                            k.text.escape_debug()
+                        );
+                        if let Some(s) = suggest(&k.text, &["prometheus"]) {
+                            msg.push_str(&format!("; did you mean `{s}`?"));
+                        }
+                        self.d.error(k.pos, msg);
+                        continue;
+                    }
+                    if !self.header(d, ctx, Shape::Either, 2, Some(2)) || !self.once(&mut seen, d, ctx) {
+                        continue;
+                    }
+                    let query = self.prometheus(items_of(d));
+                    let Some(url) = d.args.get(1) else { continue };
+                    match check_http_url(&url.text) {
+                        Err(e) => self.d.error(url.pos, e),
+                        Ok(()) => {
+                            cfg.prometheus = Some(PrometheusSource {
+                                url: url.text.clone(),
+                                query,
+                                pos: url.pos,
+                            })
+                        }
+                    }
+                }
+                "server" => {
+                    any_server = true;
+                    if !self.header(d, ctx, Shape::Block, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    if !written_servers.contains(&a.text.as_str()) {
+                        written_servers.push(&a.text);
+                    }
+                    let mut keep = true;
+                    if let Err(e) = check_server_name(&a.text) {
+                        self.d.error(a.pos, e);
+                        keep = false;
+                    } else if let Some(first) = server_at.get(&a.text) {
+                        self.d.error(
+                            a.pos,
+                            format!("duplicate server `{}`; first defined at line {}", a.text, first.line),
+                        );
+                        keep = false;
+                    } else {
+                        server_at.insert(a.text.clone(), a.pos);
+                    }
+                    let closed = matches!(d.body, Body::Block { closed: true, .. });
+                    let s = self.server(a, items_of(d), closed, &mut first_countries);
+                    if keep {
+                        cfg.servers.push(s);
+                    }
+                }
+                "channel" => {
+                    if !self.header(d, ctx, Shape::Block, 1, Some(1)) {
+                        continue;
+                    }
+                    let Some(a) = a0 else { continue };
+                    let mut keep = true;
+                    if let Err(e) = check_stream_name(&a.text) {
+                        self.d.error(a.pos, e);
+                        keep = false;
+                    } else if let Some(first) = channel_at.get(&a.text) {
+                        self.d.error(
+                            a.pos,
+                            format!("duplicate channel `{}`; first defined at line {}", a.text, first.line),
+                        );
+                        keep = false;
+                    } else {
+                        channel_at.insert(a.text.clone(), a.pos);
+                    }
+                    let closed = matches!(d.body, Body::Block { closed: true, .. });
+                    let c = self.channel(a, items_of(d), closed, &mut refs);
+                    if keep {
+                        cfg.channels.push(c);
+                    }
+                }
+                other => self.d.error(d.name.pos, unknown_directive(ctx, other)),
+            }
+        }
+        if cfg.http.is_empty() {
+            cfg.http = BalancerConfig::default().http;
+        }
+        if !any_server {
+            self.d
+                .error(Pos::new(1, 1), "a balancer config needs at least one `server` block");
+        }
+        if !written_servers.is_empty() {
+            for r in &refs {
+                if !written_servers.contains(&r.server.as_str()) {
+                    let msg = unknown_server(r, &written_servers);
+                    self.d.error(r.pos, msg);
+                }
+            }
+        }
+        if let (Some(pos), false) = (first_countries, geoip_written) {
+            self.d.error(
+                pos,
+                "`countries` needs a GeoIP database: add `geoip PATH;` at top level",
+            );
+        }
+        cfg
+    }
+
+    /// Checks each argument of list directive `d` with `parse` and appends
+    /// the values to `out` (`at`: where each was written), reporting bad
+    /// values and duplicates. Returns the accepted arguments.
+    fn list<'t, T: PartialEq + Display>(
+        &mut self,
+        d: &'t Directive,
+        out: &mut Vec<T>,
+        at: &mut Vec<Pos>,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Vec<&'t Token> {
+        let mut accepted = Vec::new();
+        for a in &d.args {
+            match parse(&a.text) {
+                Err(e) => self.d.error(a.pos, e),
+                Ok(v) => {
+                    if let Some(i) = out.iter().position(|x| *x == v) {
+                        self.d.error(
+                            a.pos,
+                            format!("duplicate `{v}` in `{}`; first at line {}", d.name.text, at[i].line),
+                        );
+                    } else {
+                        out.push(v);
+                        at.push(a.pos);
+                        accepted.push(a);
+                    }
+                }
+            }
+        }
+        accepted
+    }
+
+    /// The `source prometheus` block's query (the default when not set).
+    fn prometheus(&mut self, items: &[Directive]) -> String {
+        let ctx = Ctx::Prometheus;
+        let mut seen = Seen::new();
+        let mut query = DEFAULT_PROMETHEUS_QUERY.to_string();
+        for d in items {
+            let n = d.name.text.as_str();
+            if !ctx.knows(n) {
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            if !self.header(d, ctx, Shape::Simple, 1, Some(1)) || !self.once(&mut seen, d, ctx) {
+                continue;
+            }
+            if let Some(q) = d.args.first().and_then(|a| self.non_empty(d, a)) {
+                query = q;
+            }
+        }
+        query
+    }
+
+    /// A server block. An unclosed one (already reported) is not also
+    /// blamed for a missing `url` or `max_clients`. Records where the
+    /// file's first `countries` is, for the `geoip` check.
+    fn server(
+        &mut self,
+        name: &Token,
+        items: &[Directive],
+        closed: bool,
+        first_countries: &mut Option<Pos>,
+    ) -> ServerConfig {
+        let ctx = Ctx::Server;
+        let mut s = ServerConfig::new(name.text.clone(), String::new(), 0);
+        s.pos = name.pos;
+        let mut seen = Seen::new();
+        let (mut networks_at, mut countries_at) = (Vec::new(), Vec::new());
+        // Written at all, even if wrongly or misspelt: not reported missing.
+        let (mut any_url, mut any_max) = (false, false);
+        for d in items {
+            let n = d.name.text.as_str();
+            if !ctx.knows(n) {
+                match suggest(n, ctx.directives()) {
+                    Some("url") => any_url = true,
+                    Some("max_clients") => any_max = true,
+                    _ => {}
+                }
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            any_url |= n == "url";
+            any_max |= n == "max_clients";
+            if n == "networks" || n == "countries" {
+                if !self.header(d, ctx, Shape::Simple, 1, None) {
+                    continue;
+                }
+                if n == "networks" {
+                    self.list(d, &mut s.networks, &mut networks_at, parse_net);
+                } else {
+                    first_countries.get_or_insert(d.name.pos);
+                    self.list(d, &mut s.countries, &mut countries_at, |c| {
+                        check_country(c).map(|()| c.to_string())
+                    });
+                }
+                continue;
+            }
+            let min = usize::from(n != "monitoring");
+            if !self.header(d, ctx, Shape::Simple, min, Some(1)) || !self.once(&mut seen, d, ctx) {
+                continue;
+            }
+            if n == "monitoring" {
+                // `monitoring;` alone means on.
+                if let Some(v) = self.flag(d) {
+                    s.monitoring = v;
+                }
+                continue;
+            }
+            let Some(a) = d.args.first() else { continue };
+            match n {
+                "url" => match check_base_url(&a.text) {
+                    Ok(url) => s.url = url,
+                    Err(e) => self.d.error(a.pos, e),
+                },
+                "public" => {
+                    let checked = if a.text.contains("://") {
+                        check_http_url(&a.text)
+                    } else {
+                        parse_host_port(&a.text).map(|_| ())
+                    };
+                    match checked {
+                        Ok(()) => s.public = Some(a.text.clone()),
+                        Err(e) => self.d.error(
+                            a.pos,
+                            format!("bad `public` address: {e}; expected http(s)://HOST[:PORT][/PATH] or HOST[:PORT]"),
+                        ),
+                    }
+                }
+                "max_clients" => {
+                    if let Some(v) = self.count(d, usize_range(&MAX_CLIENTS_RANGE)) {
+                        s.max_clients = v as u64;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if closed {
+            for (written, what) in [(any_url, "url"), (any_max, "max_clients")] {
+                if !written {
+                    self.d
+                        .error(name.pos, format!("server `{}` has no `{what}`", name.text));
+                }
+            }
+        }
+        s
+    }
+
+    /// A channel block; its server names are collected into `refs` and
+    /// resolved when the whole file has been read.
+    fn channel(&mut self, name: &Token, items: &[Directive], closed: bool, refs: &mut Vec<ServerRef>) -> ChannelConfig {
+        let ctx = Ctx::Channel;
+        let mut c = ChannelConfig {
+            name: name.text.clone(),
+            pos: name.pos,
+            servers: Vec::new(),
+        };
+        let mut at = Vec::new();
+        let mut any_servers = false;
+        for d in items {
+            let n = d.name.text.as_str();
+            if !ctx.knows(n) {
+                any_servers |= suggest(n, ctx.directives()) == Some("servers");
+                self.d.error(d.name.pos, unknown_directive(ctx, n));
+                continue;
+            }
+            any_servers = true;
+            if !self.header(d, ctx, Shape::Simple, 1, None) {
+                continue;
+            }
+            let accepted = self.list(d, &mut c.servers, &mut at, |s| {
+                check_server_name(s).map(|()| s.to_string())
+            });
+            refs.extend(accepted.into_iter().map(|a| ServerRef {
+                channel: name.text.clone(),
+                server: a.text.clone(),
+                pos: a.pos,
+            }));
+        }
+        if !any_servers && closed {
+            self.d.error(
+                name.pos,
+                format!("channel `{}` lists no servers; add `servers NAME ...;`", name.text),
+            );
+        }
+        c
+    }
+}
+
+/// "channel `news` names unknown server `s9`; servers are s1, s2, s3", with
+/// a did-you-mean when one server name is clearly the closest.
+fn unknown_server(r: &ServerRef, servers: &[&str]) -> String {
+    let mut list = servers
+        .iter()
+        .take(LISTED_SERVERS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if servers.len() > LISTED_SERVERS {
+        list.push_str(&format!(" and {} more", servers.len() - LISTED_SERVERS));
+    }
+    let mut msg = format!(
+        "channel `{}` names unknown server `{}`; servers are {list}",
+        r.channel, r.server
+    );
+    if let Some(s) = suggest_unique(&r.server, servers) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    msg
+}
