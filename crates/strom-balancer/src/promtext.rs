@@ -166,7 +166,8 @@ mod tests {
     #[test]
     fn garbage_is_an_error_with_its_line() {
         assert_eq!(parse("ok 1\n<html>\n").expect_err("garbage"), ParseError { line: 2, what: "a metric name must start the line" });
-        assert_eq!(parse("x{a=\"1\" 2\n").expect_err("garbage").what, "unterminated label value");
+        assert_eq!(parse("x{a=\"1 2\n").expect_err("garbage").what, "unterminated label value");
+        assert_eq!(parse("x{a=\"1\" 2\n").expect_err("garbage").what, "unterminated labels");
         assert_eq!(parse("x abc\n").expect_err("garbage").what, "bad value");
         assert_eq!(parse("x 1 2 3\n").expect_err("garbage").what, "trailing data after the sample");
         assert!(parse("x +Inf\ny NaN\n").is_ok());
