@@ -97,6 +97,18 @@ pub struct Shared {
     /// Decision counters by server index (rebuilt on reload), so counting a
     /// decision allocates nothing.
     decided: RwLock<Vec<Counter>>,
+    /// The GeoIP country database, when `geoip` is configured.
+    geo: RwLock<Option<Arc<maxminddb::Reader<Vec<u8>>>>>,
+}
+
+/// Opens the configured GeoIP database.
+fn open_geoip(cfg: &BalancerConfig) -> Result<Option<Arc<maxminddb::Reader<Vec<u8>>>>, String> {
+    match &cfg.geoip {
+        None => Ok(None),
+        Some(p) => maxminddb::Reader::open_readfile(p)
+            .map(|r| Some(Arc::new(r)))
+            .map_err(|e| format!("geoip {}: {e}", p.display())),
+    }
 }
 
 fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) {
@@ -121,10 +133,12 @@ fn tuning(cfg: &BalancerConfig) -> Tuning {
 }
 
 impl Shared {
-    /// Builds the shared state; fails only on an inconsistent config.
-    pub fn new(cfg: BalancerConfig) -> Result<Arc<Shared>, crate::ConfigError> {
+    /// Builds the shared state; fails on an inconsistent config or an
+    /// unreadable GeoIP database.
+    pub fn new(cfg: BalancerConfig) -> Result<Arc<Shared>, String> {
         let (servers, channels) = specs(&cfg);
-        let balancer = Balancer::new(servers, channels, tuning(&cfg))?;
+        let balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        let geo = open_geoip(&cfg)?;
         let n = cfg.servers.len();
         Ok(Arc::new(Shared {
             config: RwLock::new(Arc::new(cfg)),
@@ -138,6 +152,7 @@ impl Shared {
                 .unwrap_or_default(),
             prom: Mutex::new((HashMap::new(), None)),
             decided: RwLock::new(Vec::new()),
+            geo: RwLock::new(geo),
         }))
         .inspect(|s| s.rebuild_counters())
     }
@@ -161,9 +176,11 @@ impl Shared {
     }
 
     /// Applies a new config, keeping counters and health of servers that stay.
-    pub fn reload(&self, cfg: BalancerConfig) -> Result<(), crate::ConfigError> {
+    pub fn reload(&self, cfg: BalancerConfig) -> Result<(), String> {
+        let geo = open_geoip(&cfg)?;
         let (servers, channels) = specs(&cfg);
-        self.bal().reconfigure(servers, channels, tuning(&cfg))?;
+        self.bal().reconfigure(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        *self.geo.write().unwrap_or_else(|e| e.into_inner()) = geo;
         let n = cfg.servers.len();
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
         self.polls.write().unwrap_or_else(|e| e.into_inner()).resize(n, PollInfo::default());
@@ -456,8 +473,19 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
 }
 
 /// Routes one request; counts the decision or the refusal.
+/// The client's ISO country code from the GeoIP database, if any.
+fn country(s: &Shared, ip: IpAddr) -> Option<String> {
+    let geo = s.geo.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+    let found = geo.lookup(ip).ok()?;
+    found
+        .decode_path::<String>(&[maxminddb::PathElement::Key("country"), maxminddb::PathElement::Key("iso_code")])
+        .ok()
+        .flatten()
+}
+
 fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
-    let r = s.bal().route(stream, ip, None, Instant::now());
+    let country = country(s, ip);
+    let r = s.bal().route(stream, ip, country.as_deref(), Instant::now());
     match &r {
         Ok(i) => {
             if let Some(c) = s.decided.read().unwrap_or_else(|e| e.into_inner()).get(*i) {

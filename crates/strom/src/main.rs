@@ -117,7 +117,7 @@ fn run_balancer(path: PathBuf) -> ExitCode {
                     return;
                 };
                 while hup.recv().await.is_some() {
-                    match load_balancer(&path).map(|c| shared.reload(c).map_err(|e| e.to_string())) {
+                    match load_balancer(&path).map(|c| shared.reload(c)) {
                         Ok(Ok(())) => tracing::info!(config = %path.display(), "config reloaded"),
                         Ok(Err(e)) | Err(e) => tracing::error!(config = %path.display(), error = %e, "new config refused; keeping the old one"),
                     }

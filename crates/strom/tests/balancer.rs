@@ -412,3 +412,47 @@ fn sighup_reload_keeps_counters_and_refuses_bad_configs() {
         "{log}"
     );
 }
+
+/// `countries` with a small GeoIP database generated here (PyPI mmdb-writer).
+#[test]
+fn countries_from_geoip() {
+    let dir = scratch("geoip");
+    let db = dir.join("test.mmdb");
+    let script = format!(
+        "from mmdb_writer import MMDBWriter\nfrom netaddr import IPSet\n\
+         w = MMDBWriter(ip_version=4, database_type='GeoLite2-Country')\n\
+         w.insert_network(IPSet(['10.20.0.0/16']), {{'country': {{'iso_code': 'DE'}}}})\n\
+         w.insert_network(IPSet(['10.30.0.0/16']), {{'country': {{'iso_code': 'FR'}}}})\n\
+         w.to_db_file('{}')\n",
+        db.display()
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "mmdb-writer is required (pip install mmdb-writer netaddr): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let nodes: Vec<Strom> = (0..2)
+        .map(|i| Strom::start(&format!("geo{i}"), "stream ch { input builtin://demo; }"))
+        .collect();
+    let b = Balancer::start(&format!(
+        "geoip {};\nserver de {{ url {}; max_clients 100; countries DE AT; }}\nserver any {{ url {}; max_clients 100; }}\n",
+        db.display(),
+        nodes[0].base,
+        nodes[1].base
+    ));
+    wait_for("both up", 20 * SEC, || (b.up() == 2).then_some(()));
+    for _ in 0..5 {
+        assert_eq!(b.route("ch", "&ip=10.20.1.1").1["server"], "de", "German client");
+        assert_eq!(
+            b.route("ch", "&ip=10.30.1.1").1["server"],
+            "any",
+            "French client: unfiltered server"
+        );
+        assert_eq!(b.route("ch", "&ip=192.0.2.1").1["server"], "any", "unknown country");
+    }
+}
