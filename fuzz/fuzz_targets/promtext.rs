@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(samples) = promtext::parse(&text) {
         for s in &samples {
             assert!(!s.name.is_empty());
-            assert!(s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'));
+            assert!(s
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'));
             if s.value.is_finite() {
                 let again = promtext::parse(&format!("{} {}\n", s.name, s.value)).expect("re-rendered sample parses");
                 assert_eq!(again[0].name, s.name);

@@ -27,8 +27,8 @@
 mod balancer;
 mod config;
 mod health;
-mod refusal;
 pub mod promtext;
+mod refusal;
 pub mod service;
 
 pub use balancer::{Balancer, ServerStatus};

@@ -81,8 +81,14 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
                 return Err("bad label name");
             }
             let key = &rest[..key_end];
-            rest = rest[key_end..].trim_start().strip_prefix('=').ok_or("expected `=` after label name")?;
-            rest = rest.trim_start().strip_prefix('"').ok_or("label value must be quoted")?;
+            rest = rest[key_end..]
+                .trim_start()
+                .strip_prefix('=')
+                .ok_or("expected `=` after label name")?;
+            rest = rest
+                .trim_start()
+                .strip_prefix('"')
+                .ok_or("label value must be quoted")?;
             let mut value = String::new();
             let mut escaped = false;
             let mut end = None;
@@ -121,7 +127,11 @@ fn parse_line(line: &str) -> Result<Sample, &'static str> {
     if fields.next().is_some() {
         return Err("trailing data after the sample");
     }
-    Ok(Sample { name: name.to_string(), labels, value })
+    Ok(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 /// Parses a whole exposition text.
@@ -134,7 +144,10 @@ pub fn parse(text: &str) -> Result<Vec<Sample>, ParseError> {
         }
         let s = parse_line(line).map_err(|what| ParseError { line: i + 1, what })?;
         if out.len() >= MAX_SAMPLES {
-            return Err(ParseError { line: i + 1, what: "too many samples" });
+            return Err(ParseError {
+                line: i + 1,
+                what: "too many samples",
+            });
         }
         out.push(s);
     }
@@ -165,11 +178,23 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_with_its_line() {
-        assert_eq!(parse("ok 1\n<html>\n").expect_err("garbage"), ParseError { line: 2, what: "a metric name must start the line" });
-        assert_eq!(parse("x{a=\"1 2\n").expect_err("garbage").what, "unterminated label value");
+        assert_eq!(
+            parse("ok 1\n<html>\n").expect_err("garbage"),
+            ParseError {
+                line: 2,
+                what: "a metric name must start the line"
+            }
+        );
+        assert_eq!(
+            parse("x{a=\"1 2\n").expect_err("garbage").what,
+            "unterminated label value"
+        );
         assert_eq!(parse("x{a=\"1\" 2\n").expect_err("garbage").what, "unterminated labels");
         assert_eq!(parse("x abc\n").expect_err("garbage").what, "bad value");
-        assert_eq!(parse("x 1 2 3\n").expect_err("garbage").what, "trailing data after the sample");
+        assert_eq!(
+            parse("x 1 2 3\n").expect_err("garbage").what,
+            "trailing data after the sample"
+        );
         assert!(parse("x +Inf\ny NaN\n").is_ok());
     }
 

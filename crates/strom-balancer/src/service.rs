@@ -69,7 +69,11 @@ impl Metrics {
         registry.register("refusals", "Requests refused, by reason", m.refusals.clone());
         registry.register("refresh_seconds", "Time to poll every server once", m.refresh.clone());
         registry.register("servers_up", "Servers currently Up", m.servers_up.clone());
-        registry.register("bad_requests", "Malformed requests (bad IP, untrusted X-Forwarded-For, bad name)", m.bad_requests.clone());
+        registry.register(
+            "bad_requests",
+            "Malformed requests (bad IP, untrusted X-Forwarded-For, bad name)",
+            m.bad_requests.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -123,13 +127,20 @@ fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) 
             countries: s.countries.clone(),
         })
         .collect();
-    let channels = cfg.channels.iter().map(|c| (c.name.clone(), c.servers.clone())).collect();
+    let channels = cfg
+        .channels
+        .iter()
+        .map(|c| (c.name.clone(), c.servers.clone()))
+        .collect();
     (servers, channels)
 }
 
 fn tuning(cfg: &BalancerConfig) -> Tuning {
     // A server with no fresh measurement for a few refreshes counts as Down.
-    Tuning { stale_after: (cfg.refresh * 5).max(Duration::from_secs(3)), ..Tuning::default() }
+    Tuning {
+        stale_after: (cfg.refresh * 5).max(Duration::from_secs(3)),
+        ..Tuning::default()
+    }
 }
 
 impl Shared {
@@ -162,7 +173,11 @@ impl Shared {
         let v = cfg
             .servers
             .iter()
-            .map(|x| self.metrics.decisions.get_or_create_owned(&ServerLabel { server: x.name.clone() }))
+            .map(|x| {
+                self.metrics
+                    .decisions
+                    .get_or_create_owned(&ServerLabel { server: x.name.clone() })
+            })
             .collect();
         *self.decided.write().unwrap_or_else(|e| e.into_inner()) = v;
     }
@@ -179,11 +194,16 @@ impl Shared {
     pub fn reload(&self, cfg: BalancerConfig) -> Result<(), String> {
         let geo = open_geoip(&cfg)?;
         let (servers, channels) = specs(&cfg);
-        self.bal().reconfigure(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        self.bal()
+            .reconfigure(servers, channels, tuning(&cfg))
+            .map_err(|e| e.to_string())?;
         *self.geo.write().unwrap_or_else(|e| e.into_inner()) = geo;
         let n = cfg.servers.len();
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cfg);
-        self.polls.write().unwrap_or_else(|e| e.into_inner()).resize(n, PollInfo::default());
+        self.polls
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .resize(n, PollInfo::default());
         self.rebuild_counters();
         Ok(())
     }
@@ -214,9 +234,16 @@ async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration) -> Res
 /// Polls one server: health, load and streams.
 async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Polled {
     let base = base.trim_end_matches('/');
-    let (h, m, l) = (format!("{base}/healthz"), format!("{base}/metrics"), format!("{base}/api/v1/streams"));
-    let (health, metrics, streams) =
-        tokio::join!(get_text(client, &h, timeout), get_text(client, &m, timeout), get_text(client, &l, timeout));
+    let (h, m, l) = (
+        format!("{base}/healthz"),
+        format!("{base}/metrics"),
+        format!("{base}/api/v1/streams"),
+    );
+    let (health, metrics, streams) = tokio::join!(
+        get_text(client, &h, timeout),
+        get_text(client, &m, timeout),
+        get_text(client, &l, timeout)
+    );
     let mut error = None;
     let healthy = match health {
         Ok((200, _)) => true,
@@ -256,7 +283,12 @@ async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Po
         Ok((200, text)) => parse_streams(&text),
         _ => None,
     };
-    Polled { healthy: healthy && clients.is_some(), clients, streams, error }
+    Polled {
+        healthy: healthy && clients.is_some(),
+        clients,
+        streams,
+        error,
+    }
 }
 
 /// Names of the streams a strom node can play now: running, on backup, or on-demand.
@@ -290,9 +322,14 @@ async fn query_prometheus(
     cfg: &BalancerConfig,
     timeout: Duration,
 ) -> Result<HashMap<String, u64>, String> {
-    let Some(p) = &cfg.prometheus else { return Err("no prometheus source".into()) };
-    let url = reqwest::Url::parse_with_params(&format!("{}/api/v1/query", p.url.trim_end_matches('/')), &[("query", &p.query)])
-        .map_err(|e| format!("prometheus url: {e}"))?;
+    let Some(p) = &cfg.prometheus else {
+        return Err("no prometheus source".into());
+    };
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v1/query", p.url.trim_end_matches('/')),
+        &[("query", &p.query)],
+    )
+    .map_err(|e| format!("prometheus url: {e}"))?;
     let (status, body) = get_text(client, url.as_str(), timeout).await?;
     if status != 200 {
         return Err(format!("prometheus answered {status}"));
@@ -301,8 +338,12 @@ async fn query_prometheus(
     let results = v["data"]["result"].as_array().ok_or("prometheus: no result vector")?;
     let mut out = HashMap::new();
     for r in results {
-        let Some(instance) = r["metric"]["instance"].as_str() else { continue };
-        let Some(value) = r["value"][1].as_str().and_then(|x| x.parse::<f64>().ok()) else { continue };
+        let Some(instance) = r["metric"]["instance"].as_str() else {
+            continue;
+        };
+        let Some(value) = r["value"][1].as_str().and_then(|x| x.parse::<f64>().ok()) else {
+            continue;
+        };
         if !value.is_finite() || value < 0.0 {
             continue;
         }
@@ -349,7 +390,9 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                 }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "prometheus unavailable");
-                    last.1.filter(|t| now.duration_since(*t) <= prometheus_grace(&cfg)).map(|_| last.0.clone())
+                    last.1
+                        .filter(|t| now.duration_since(*t) <= prometheus_grace(&cfg))
+                        .map(|_| last.0.clone())
                 }
                 None => None,
             }
@@ -360,7 +403,9 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
             let mut infos = shared.polls.write().unwrap_or_else(|e| e.into_inner());
             for (i, p) in polls.into_iter().enumerate() {
                 // The config may have been reloaded meanwhile: index by name.
-                let Some(idx) = bal.server_index(&cfg.servers[i].name) else { continue };
+                let Some(idx) = bal.server_index(&cfg.servers[i].name) else {
+                    continue;
+                };
                 bal.observe_health(idx, p.healthy);
                 let from_prom = prom_counts.as_ref().and_then(|m| m.get(&cfg.servers[i].name).copied());
                 let (count, from) = match (from_prom, p.clients) {
@@ -403,7 +448,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
     let mut out = String::new();
     let _ = prometheus_client::encoding::text::encode(&mut out, &s.metrics.registry);
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
@@ -419,7 +471,10 @@ async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
             let p = polls.get(i).cloned().unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
                 obj.insert("url".into(), cfg.servers.get(i).map(|s| s.url.clone()).into());
-                obj.insert("last_refresh_secs_ago".into(), p.at.map(|t| now.duration_since(t).as_secs_f64()).into());
+                obj.insert(
+                    "last_refresh_secs_ago".into(),
+                    p.at.map(|t| now.duration_since(t).as_secs_f64()).into(),
+                );
                 obj.insert("last_error".into(), p.last_error.into());
                 obj.insert("load_from".into(), p.load_from.into());
             }
@@ -478,7 +533,10 @@ fn country(s: &Shared, ip: IpAddr) -> Option<String> {
     let geo = s.geo.read().unwrap_or_else(|e| e.into_inner()).clone()?;
     let found = geo.lookup(ip).ok()?;
     found
-        .decode_path::<String>(&[maxminddb::PathElement::Key("country"), maxminddb::PathElement::Key("iso_code")])
+        .decode_path::<String>(&[
+            maxminddb::PathElement::Key("country"),
+            maxminddb::PathElement::Key("iso_code"),
+        ])
         .ok()
         .flatten()
 }
@@ -493,20 +551,30 @@ fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
             }
         }
         Err(e) => {
-            s.metrics.refusals.get_or_create(&ReasonLabel { reason: e.as_str() }).inc();
+            s.metrics
+                .refusals
+                .get_or_create(&ReasonLabel { reason: e.as_str() })
+                .inc();
         }
     }
     r
 }
 
 fn refusal(e: Refusal) -> Response {
-    json_error(StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE), e.as_str())
+    json_error(
+        StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::SERVICE_UNAVAILABLE),
+        e.as_str(),
+    )
 }
 
 fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
     let s = cfg.servers.get(i)?;
     let p = s.public.as_deref().unwrap_or(&s.url).trim_end_matches('/');
-    Some(if p.contains("://") { p.to_string() } else { format!("http://{p}") })
+    Some(if p.contains("://") {
+        p.to_string()
+    } else {
+        format!("http://{p}")
+    })
 }
 
 async fn route_api(State(s): State<Arc<Shared>>, req: Request) -> Response {
@@ -560,7 +628,10 @@ async fn redirect(State(s): State<Arc<Shared>>, req: Request) -> Response {
             match HeaderValue::from_str(&format!("{base}{path}?{q}")) {
                 Ok(loc) => (
                     StatusCode::FOUND,
-                    [(header::LOCATION, loc), (header::CACHE_CONTROL, HeaderValue::from_static("no-cache"))],
+                    [
+                        (header::LOCATION, loc),
+                        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                    ],
                 )
                     .into_response(),
                 Err(_) => bad_request(&s, "bad request target"),

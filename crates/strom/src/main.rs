@@ -79,10 +79,13 @@ fn load_balancer(path: &Path) -> Result<strom_config::BalancerConfig, String> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| {
-        eprintln!("cannot start runtime: {e}");
-        ExitCode::FAILURE
-    })
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("cannot start runtime: {e}");
+            ExitCode::FAILURE
+        })
 }
 
 /// Runs the balancer; SIGHUP reloads the config (a bad one is refused and the old one keeps running).

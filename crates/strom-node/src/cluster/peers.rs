@@ -302,13 +302,23 @@ mod tests {
 
     #[test]
     fn absurd_claims_are_bounded() {
-        let l = NodeLoad { clients: u64::MAX, max_clients: Some(u64::MAX), output_bitrate: u64::MAX, max_bitrate: None }
-            .bounded(MAX_CLAIMED);
+        let l = NodeLoad {
+            clients: u64::MAX,
+            max_clients: Some(u64::MAX),
+            output_bitrate: u64::MAX,
+            max_bitrate: None,
+        }
+        .bounded(MAX_CLAIMED);
         assert_eq!(l.clients, MAX_CLAIMED);
         assert_eq!(l.max_clients, Some(MAX_CLAIMED));
         assert!(l.overloaded(), "clients >= max");
         assert!((l.ratio() - 1.0).abs() < 1e-9);
-        let free = NodeLoad { clients: 5, max_clients: Some(0), output_bitrate: 0, max_bitrate: None };
+        let free = NodeLoad {
+            clients: 5,
+            max_clients: Some(0),
+            output_bitrate: 0,
+            max_bitrate: None,
+        };
         assert_eq!(free.ratio(), 0.0, "a zero limit does not divide by zero");
     }
 
