@@ -2,7 +2,7 @@
 # ffmpeg's `-c copy` MPEG-TS remux throughput on this machine, the reference
 # for `cargo bench -p strom-media --bench pipeline` (bytes of input TS per second).
 #
-# Makes a 60 s 720p TS by looping assets/demo.ts 6× (-stream_loop 5 -c copy),
+# Makes a 60 s 720p TS by looping the 10 s assets/demo.ts 6× (-stream_loop 5 -c copy),
 # then runs `ffmpeg -benchmark -i FILE -map 0 -c copy -f mpegts /dev/null` RUNS
 # times and prints medians of two figures, in MB/s (10^6 bytes of input per second):
 #   wall:  the whole process, start-up, probing and exit included (what a
@@ -10,11 +10,16 @@
 #   loop:  ffmpeg's own -benchmark `rtime`, the remux loop only, which is what
 #          the criterion bench (no process start) should be compared with.
 #
-# Env: RUNS (5).
+# The 60 s file is only ~9.6 MB (demo.ts is ~1.3 Mbit/s), so `loop` is a
+# 13-20 ms figure printed with 1 ms resolution; LOOPS=60 (10 min, ~96 MB)
+# gives a steadier loop figure.
+#
+# Env: RUNS (5), LOOPS (6: the number of copies of demo.ts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RUNS=${RUNS:-5}
+LOOPS=${LOOPS:-6}
 WORK=$(mktemp -d /tmp/strom-bench-remux.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 
@@ -22,8 +27,8 @@ if ! command -v ffmpeg >/dev/null 2>&1; then
     apt-get install -y ffmpeg >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y ffmpeg >/dev/null; }
 fi
 
-SRC=$WORK/demo60.ts
-ffmpeg -nostdin -loglevel error -stream_loop 5 -i "$ROOT/assets/demo.ts" -map 0 -c copy -f mpegts "$SRC"
+SRC=$WORK/demo-x$LOOPS.ts
+ffmpeg -nostdin -loglevel error -stream_loop "$((LOOPS - 1))" -i "$ROOT/assets/demo.ts" -map 0 -c copy -f mpegts "$SRC"
 BYTES=$(stat -c %s "$SRC")
 DUR=$(ffprobe -v error -show_entries format=duration -of csv=p=0 "$SRC")
 # Warm the page cache.

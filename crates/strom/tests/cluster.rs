@@ -76,11 +76,20 @@ fn edge_serves_byte_identical_segments_and_a_chain_works() {
 fn high_availability_between_two_middles() {
     require_ffmpeg();
     let o = origin("ha-origin");
-    let mut m1 = restreamer("ha-m1", &[&o], "abcd");
+    let m1 = restreamer("ha-m1", &[&o], "abcd");
     let m2 = restreamer("ha-m2", &[&o], "abcd");
     let e = restreamer("ha-edge", &[&m1, &m2], "abcd");
     wait_playlist(&e, "demo", 4, 40 * SEC);
-    assert_eq!(api(&e, "demo")["source"], format!("127.0.0.1:{}", m1.port));
+    // The edge reads from whichever middle listed the stream first; kill that one.
+    let mut middles = [m1, m2];
+    let reading = api(&e, "demo")["source"].as_str().unwrap_or("").to_string();
+    let (dead, alive) = if reading == format!("127.0.0.1:{}", middles[0].port) {
+        (0, 1)
+    } else {
+        (1, 0)
+    };
+    assert_eq!(reading, format!("127.0.0.1:{}", middles[dead].port));
+    let alive_addr = format!("127.0.0.1:{}", middles[alive].port);
     let before = media_playlist(&e, "demo").expect("playlist");
     let player = std::thread::spawn({
         let url = e.url("/demo/mono.m3u8");
@@ -95,10 +104,10 @@ fn high_availability_between_two_middles() {
         }
     });
     std::thread::sleep(3 * SEC);
-    m1.stop();
+    middles[dead].stop();
     let switched = Instant::now();
-    wait_for("edge on the second middle", 15 * SEC, || {
-        (api(&e, "demo")["source"] == format!("127.0.0.1:{}", m2.port)).then_some(())
+    wait_for("edge on the other middle", 15 * SEC, || {
+        (api(&e, "demo")["source"] == alive_addr).then_some(())
     });
     assert!(switched.elapsed() < 5 * SEC, "switch took {:?}", switched.elapsed());
     let last = before.segments.last().map(|x| x.0).unwrap_or(0);

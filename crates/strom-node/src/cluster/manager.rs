@@ -31,6 +31,10 @@ pub const REFRESH: Duration = Duration::from_secs(3);
 pub const LIST_STALE: Duration = Duration::from_secs(20);
 /// A stream no source lists any more is removed after this.
 pub const GRACE: Duration = Duration::from_secs(10);
+/// At startup, streams wait this long for every source's first list, so a
+/// stream starts on its first source in config order rather than on
+/// whichever answered first.
+pub const SETTLE: Duration = Duration::from_secs(2);
 /// Longest stream list accepted from a source.
 const MAX_LIST_BYTES: usize = 8 << 20;
 
@@ -206,6 +210,7 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
     let mut lists: Vec<Option<(Instant, Vec<RemoteStream>)>> = vec![None; n];
     let mut running: BTreeMap<String, Restreamed> = BTreeMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let started = Instant::now();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -214,6 +219,9 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
                 None => break,
             },
             _ = tick.tick() => {}
+        }
+        if lists.iter().any(|l| l.is_none()) && started.elapsed() < SETTLE {
+            continue;
         }
         reconcile(&node, &filters, &lists, &mut running, &stop);
     }
