@@ -126,6 +126,15 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
     let (c, v) = b.route("nothing", "");
     assert_eq!((c, v["error"].as_str()), (404, Some("nothing_to_play")));
 
+    // X-Forwarded-For from a peer that is not a trusted proxy is ignored.
+    let untrusted = Balancer::start(&servers(&nodes, [1000, 1000, 1000], ["", "", "networks 10.9.0.0/16;"]));
+    wait_for("untrusted-proxy balancer up", 20 * SEC, || {
+        (untrusted.up() == 3).then_some(())
+    });
+    let v = fetch_with_header(&untrusted.url("/api/v1/route?stream=ch"), "x-forwarded-for", "10.9.7.7");
+    assert_ne!(v["server"], "s3", "{v}");
+    drop(untrusted);
+
     // Without filters, 30 decisions split 10/10/10.
     let plain = Balancer::start(&servers(&nodes, [1000, 1000, 1000], ["", "", ""]));
     wait_for("plain balancer sees three servers", 20 * SEC, || {
