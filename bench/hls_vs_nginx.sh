@@ -93,7 +93,7 @@ cleanup() {
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     PIDS=()
 }
-trap 'cleanup; rm -rf "$WORK/www"; log "raw output and logs: $OUT $WORK"' EXIT
+trap 'cleanup; rm -rf "$WORK/www" "$WORK/server-under-test"; log "raw output and logs: $OUT $WORK"' EXIT
 trap 'exit 130' INT TERM
 
 wait_http() { # wait_http URL SECONDS

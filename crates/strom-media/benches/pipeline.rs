@@ -150,10 +150,18 @@ fn benches(c: &mut Criterion) {
     let (tracks, frames) = demux(DEMO);
     assert!(!frames.is_empty(), "demuxer produced no frames");
     let segments = to_segments(tracks.clone(), frames.clone());
-    assert!(segments.len() >= 4, "expected ~5 segments of 2 s, got {}", segments.len());
+    assert!(
+        segments.len() >= 4,
+        "expected ~5 segments of 2 s, got {}",
+        segments.len()
+    );
     let produced = pipeline(DEMO, 64 * 1024);
     assert!(produced > DEMO.len() / 2, "pipeline produced only {produced} bytes");
-    eprintln!("input {} bytes; {} segments; pipeline output {produced} bytes", DEMO.len(), segments.len());
+    eprintln!(
+        "input {} bytes; {} segments; pipeline output {produced} bytes",
+        DEMO.len(),
+        segments.len()
+    );
     g.bench_function("mux_segment", |b| {
         b.iter(|| {
             for s in &segments {
