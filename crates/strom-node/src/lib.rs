@@ -140,9 +140,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     let node = Node::new(&config, shutdown.clone());
     let mut listeners = Vec::new();
     for addr in &config.http {
-        let l = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|source| NodeError::Bind { addr: *addr, source })?;
+        let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;
         tracing::info!(%addr, "listening");
         listeners.push(l);
     }

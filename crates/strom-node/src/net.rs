@@ -18,6 +18,21 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 
+/// Listen backlog asked for (the kernel caps it at `net.core.somaxconn`):
+/// a burst of a thousand viewers connecting at once must not overflow it.
+const BACKLOG: i32 = 4096;
+
+/// Binds a listening socket with SO_REUSEADDR and a deep accept backlog.
+pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&addr.into())?;
+    sock.listen(BACKLOG)?;
+    sock.set_nonblocking(true)?;
+    TcpListener::from_std(sock.into())
+}
+
 /// Kernel send buffer per connection (Linux doubles it).
 const SEND_BUFFER: usize = 512 << 10;
 
