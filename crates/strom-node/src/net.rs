@@ -24,7 +24,11 @@ const BACKLOG: i32 = 4096;
 
 /// Binds a listening socket with SO_REUSEADDR and a deep accept backlog.
 pub fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
     let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     sock.set_reuse_address(true)?;
     sock.bind(&addr.into())?;
