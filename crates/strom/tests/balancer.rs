@@ -307,39 +307,11 @@ fn fetch_status_with_header(url: &str, k: &str, v: &str) -> u16 {
 /// keeps the last counts for a while, then scrapes the servers directly.
 #[test]
 fn prometheus_mode_and_fallback() {
-    let ok = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        ok.is_ok_and(|s| s.success()),
-        "prometheus is required (apt-get install prometheus)"
-    );
     let nodes: Vec<Strom> = (0..2)
         .map(|i| Strom::start(&format!("pm{i}"), "stream ch { input builtin://demo; }"))
         .collect();
-    let dir = scratch("pm-prom");
-    let prom_port = free_tcp_port();
-    let targets: Vec<String> = nodes.iter().map(|n| format!("'127.0.0.1:{}'", n.port)).collect();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: strom\n    static_configs:\n      - targets: [{}]\n",
-            targets.join(", ")
-        ),
-    )
-    .expect("config");
-    let mut prom = Proc(Some(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus"),
-    ));
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let (mut prom, prom_port) = start_prometheus("pm-prom", &ports);
     let body: String = nodes
         .iter()
         .enumerate()

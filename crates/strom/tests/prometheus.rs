@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 /// Runs an instant query; returns the first sample's value.
@@ -29,36 +29,8 @@ fn encode(q: &str) -> String {
 
 #[test]
 fn prometheus_scrapes_stream_and_server_metrics() {
-    let ok = Command::new("prometheus")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        ok.is_ok_and(|s| s.success()),
-        "prometheus is required (apt-get install prometheus)"
-    );
     let s = Strom::start("prom", "stream demo { input builtin://demo; }");
-    let dir = scratch("prometheus");
-    let prom_port = free_tcp_port();
-    std::fs::write(
-        dir.join("prometheus.yml"),
-        format!(
-            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: strom\n    static_configs:\n      - targets: ['127.0.0.1:{}']\n",
-            s.port
-        ),
-    )
-    .expect("config");
-    let _prom = Proc(Some(
-        Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
-            .spawn()
-            .expect("prometheus"),
-    ));
+    let (_prom, prom_port) = start_prometheus("prometheus", &[s.port]);
     let instance = format!("127.0.0.1:{}", s.port);
     wait_for("strom scraped and up", Duration::from_secs(60), || {
         query(prom_port, &format!("up{{job=\"strom\",instance=\"{instance}\"}}")).filter(|v| *v == 1.0)

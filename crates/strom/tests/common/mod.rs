@@ -480,3 +480,37 @@ pub fn wait_playlist(s: &Strom, stream: &str, min_segments: usize, limit: Durati
         || media_playlist(s, stream).filter(|p| p.segments.len() >= min_segments),
     )
 }
+
+/// Starts a real Prometheus (Debian package) on a free loopback port,
+/// scraping `targets` (strom ports) every second; returns it and its port.
+pub fn start_prometheus(tag: &str, targets: &[u16]) -> (Proc, u16) {
+    let ok = Command::new("prometheus")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "prometheus is required (apt-get install prometheus)"
+    );
+    let dir = scratch(tag);
+    let port = free_tcp_port();
+    let list: Vec<String> = targets.iter().map(|p| format!("'127.0.0.1:{p}'")).collect();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: strom\n    static_configs:\n      - targets: [{}]\n",
+            list.join(", ")
+        ),
+    )
+    .expect("prometheus config");
+    let child = Command::new("prometheus")
+        .arg(format!("--config.file={}", dir.join("prometheus.yml").display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("prometheus.log")).expect("log"))
+        .spawn()
+        .expect("prometheus");
+    (Proc(Some(child)), port)
+}
