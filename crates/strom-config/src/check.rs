@@ -60,6 +60,31 @@ pub(crate) fn usize_range(r: &RangeInclusive<u64>) -> RangeInclusive<usize> {
 }
 
 impl Checker<'_> {
+    /// Checks the name of a named block (`stream`, `server`, `channel`) and
+    /// that it is not a duplicate; records it. False when the block must not
+    /// be kept (its contents are still checked by the caller).
+    pub(crate) fn block_name(
+        &mut self,
+        a: &Token,
+        what: &str,
+        valid: fn(&str) -> Result<(), String>,
+        seen: &mut HashMap<String, Pos>,
+    ) -> bool {
+        if let Err(e) = valid(&a.text) {
+            self.d.error(a.pos, e);
+            return false;
+        }
+        if let Some(first) = seen.get(&a.text) {
+            self.d.error(
+                a.pos,
+                format!("duplicate {what} `{}`; first defined at line {}", a.text, first.line),
+            );
+            return false;
+        }
+        seen.insert(a.text.clone(), a.pos);
+        true
+    }
+
     /// Checks body shape and argument count; `false` means skip the values.
     pub(crate) fn header(&mut self, d: &Directive, ctx: Ctx, shape: Shape, min: usize, max: Option<usize>) -> bool {
         let name = &d.name.text;
@@ -178,19 +203,7 @@ impl Checker<'_> {
                         continue;
                     }
                     let Some(a) = a0 else { continue };
-                    let mut keep = true;
-                    if let Err(e) = check_stream_name(&a.text) {
-                        self.d.error(a.pos, e);
-                        keep = false;
-                    } else if let Some(first) = stream_at.get(&a.text) {
-                        self.d.error(
-                            a.pos,
-                            format!("duplicate stream `{}`; first defined at line {}", a.text, first.line),
-                        );
-                        keep = false;
-                    } else {
-                        stream_at.insert(a.text.clone(), a.pos);
-                    }
+                    let keep = self.block_name(a, "stream", check_stream_name, &mut stream_at);
                     let closed = matches!(d.body, Body::Block { closed: true, .. });
                     let s = self.stream(a, items_of(d), closed);
                     if keep {

@@ -114,19 +114,7 @@ impl Checker<'_> {
                     if !written_servers.contains(&a.text.as_str()) {
                         written_servers.push(&a.text);
                     }
-                    let mut keep = true;
-                    if let Err(e) = check_server_name(&a.text) {
-                        self.d.error(a.pos, e);
-                        keep = false;
-                    } else if let Some(first) = server_at.get(&a.text) {
-                        self.d.error(
-                            a.pos,
-                            format!("duplicate server `{}`; first defined at line {}", a.text, first.line),
-                        );
-                        keep = false;
-                    } else {
-                        server_at.insert(a.text.clone(), a.pos);
-                    }
+                    let keep = self.block_name(a, "server", check_server_name, &mut server_at);
                     let closed = matches!(d.body, Body::Block { closed: true, .. });
                     let s = self.server(a, items_of(d), closed, &mut first_countries);
                     if keep {
@@ -138,19 +126,7 @@ impl Checker<'_> {
                         continue;
                     }
                     let Some(a) = a0 else { continue };
-                    let mut keep = true;
-                    if let Err(e) = check_stream_name(&a.text) {
-                        self.d.error(a.pos, e);
-                        keep = false;
-                    } else if let Some(first) = channel_at.get(&a.text) {
-                        self.d.error(
-                            a.pos,
-                            format!("duplicate channel `{}`; first defined at line {}", a.text, first.line),
-                        );
-                        keep = false;
-                    } else {
-                        channel_at.insert(a.text.clone(), a.pos);
-                    }
+                    let keep = self.block_name(a, "channel", check_stream_name, &mut channel_at);
                     let closed = matches!(d.body, Body::Block { closed: true, .. });
                     let c = self.channel(a, items_of(d), closed, &mut refs);
                     if keep {
