@@ -9,18 +9,18 @@
 //! Invariant: when no error was reported, the returned `Config` satisfies
 //! every invariant documented in [`crate::model`].
 
-use crate::diag::{Diags, Pos};
+use crate::diag::{Diags, Pos, WarningKind};
 use crate::input::Input;
 use crate::lex::Token;
 use crate::model::*;
 use crate::schema::{suggest, unknown_directive, Ctx};
 use crate::syntax::{Body, Directive};
 use crate::value::{
-    check_http_url, check_pattern, check_stream_name, format_duration, parse_bitrate, parse_duration, parse_host_port,
-    parse_listen, parse_number, parse_percent, parse_size,
+    check_http_url, check_origin, check_pattern, check_stream_name, format_duration, parse_bitrate, parse_duration,
+    parse_host_port, parse_listen, parse_number, parse_percent, parse_size,
 };
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::time::Duration;
 
@@ -198,6 +198,13 @@ impl Checker<'_> {
                         }
                     }
                 }
+                "cors" => {
+                    if self.header(d, ctx, Shape::Simple, 1, None) && self.once(&mut seen, d, ctx) {
+                        if let Some(c) = self.cors(d) {
+                            cfg.cors = c;
+                        }
+                    }
+                }
                 "stream" => {
                     if !self.header(d, ctx, Shape::Block, 1, Some(1)) {
                         continue;
@@ -261,8 +268,65 @@ impl Checker<'_> {
         cfg
     }
 
+    /// `cors on|off;` or `cors ORIGIN...;` (origins per [`check_origin`]).
+    fn cors(&mut self, d: &Directive) -> Option<Cors> {
+        let keyword = |t: &str| match t {
+            "true" | "on" | "yes" => Some(true),
+            "false" | "off" | "no" => Some(false),
+            _ => None,
+        };
+        if let [a] = d.args.as_slice() {
+            match keyword(&a.text) {
+                Some(true) => return Some(Cors::Any),
+                Some(false) => return Some(Cors::Off),
+                None => {}
+            }
+        }
+        let mut origins: Vec<String> = Vec::new();
+        let mut ok = true;
+        for a in &d.args {
+            let err = if keyword(&a.text).is_some() {
+                Some(format!(
+                    "`{}` cannot be combined with origins; write `cors {};` alone, or list only origins",
+                    a.text, a.text
+                ))
+            } else if let Err(e) = check_origin(&a.text) {
+                Some(e)
+            } else if origins.contains(&a.text) {
+                Some(format!("duplicate origin `{}` in `cors`", a.text))
+            } else {
+                origins.push(a.text.clone());
+                None
+            };
+            if let Some(e) = err {
+                self.d.error(a.pos, e);
+                ok = false;
+            }
+        }
+        ok.then_some(Cors::Origins(origins))
+    }
+
+    /// Records that `on_play` at `d` is accepted but ignored.
+    fn warn_on_play(&mut self, d: &Directive) {
+        self.d.warn(
+            d.name.pos,
+            WarningKind::OnPlayIgnored,
+            "`on_play` is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed",
+        );
+    }
+
+    /// Records that `dvr` at `d` is accepted but ignored.
+    fn warn_dvr(&mut self, d: &Directive) {
+        self.d.warn(
+            d.name.pos,
+            WarningKind::DvrIgnored,
+            "`dvr` is not implemented yet and is ignored; nothing is recorded",
+        );
+    }
+
     /// `http ADDRESS;`, the same in node and balancer files: appends the
-    /// address to `out` unless it is bad or a duplicate.
+    /// address to `out` unless it is bad or a duplicate. A bare port means
+    /// `[::]` in a node file and `0.0.0.0` in a balancer file.
     pub(crate) fn http(
         &mut self,
         d: &Directive,
@@ -274,7 +338,11 @@ impl Checker<'_> {
             return;
         }
         let Some(a) = d.args.first() else { return };
-        match parse_listen(&a.text) {
+        let bare = match ctx {
+            Ctx::Top => IpAddr::V6(NODE_LISTEN_IP),
+            _ => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        };
+        match parse_listen(&a.text, bare) {
             Err(e) => self.d.error(a.pos, e),
             Ok(addr) => {
                 if let Some(first) = http_at.get(&addr) {
@@ -365,8 +433,18 @@ impl Checker<'_> {
                         s.ondemand = v;
                     }
                 }
-                "on_play" => s.on_play = self.url(d),
-                "dvr" => s.dvr = self.dvr(d),
+                "on_play" => {
+                    s.on_play = self.url(d);
+                    if s.on_play.is_some() {
+                        self.warn_on_play(d);
+                    }
+                }
+                "dvr" => {
+                    s.dvr = self.dvr(d);
+                    if s.dvr.is_some() {
+                        self.warn_dvr(d);
+                    }
+                }
                 _ => {}
             }
         }
@@ -408,9 +486,19 @@ impl Checker<'_> {
                 "cluster_key" => {
                     s.cluster_key = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
-                "on_play" => s.on_play = self.url(d),
+                "on_play" => {
+                    s.on_play = self.url(d);
+                    if s.on_play.is_some() {
+                        self.warn_on_play(d);
+                    }
+                }
                 "backup" => s.backup = self.backup(d),
-                "dvr" => s.dvr = self.dvr(d),
+                "dvr" => {
+                    s.dvr = self.dvr(d);
+                    if s.dvr.is_some() {
+                        self.warn_dvr(d);
+                    }
+                }
                 _ => {}
             }
         }

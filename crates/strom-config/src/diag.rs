@@ -5,6 +5,9 @@
 //! text it was given (at most one column past the end of a line, which is
 //! where a missing `;` or the end of file is reported). `Pos::default()`
 //! (0:0) marks a value that did not come from a file.
+//!
+//! Errors ([`Diagnostic`]) make a file invalid; warnings ([`Warning`]) do
+//! not, and travel with the parsed config ([`crate::Config::warnings`]).
 
 use std::fmt;
 
@@ -51,12 +54,55 @@ impl Diagnostic {
     }
 }
 
+/// What a [`Warning`] is about, so that a caller can act on some of them
+/// (`strom run` refuses to start on [`WarningKind::OnPlayIgnored`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WarningKind {
+    /// An `on_play` directive, which is accepted but not enforced yet:
+    /// playback is not authorized, every viewer is allowed.
+    OnPlayIgnored,
+    /// A `dvr` directive, which is accepted but not acted on yet: nothing is
+    /// recorded.
+    DvrIgnored,
+}
+
+/// Something in a valid config file that does not do what it says,
+/// displayed as `FILE:LINE:COL: warning: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    /// The file name given to [`crate::parse`].
+    pub file: String,
+    /// 1-based line of the directive.
+    pub line: u32,
+    /// 1-based column (in characters) of the directive's name.
+    pub col: u32,
+    /// What the warning is about.
+    pub kind: WarningKind,
+    /// What happens instead, in one line (without the `warning: ` prefix).
+    pub message: String,
+}
+
+impl Warning {
+    /// The warning's position.
+    pub fn pos(&self) -> Pos {
+        Pos::new(self.line, self.col)
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: warning: {}", self.file, self.line, self.col, self.message)
+    }
+}
+
 /// Collects diagnostics for one file; every stage pushes here so that all
 /// errors are reported together, ordered by position.
 #[derive(Debug)]
 pub(crate) struct Diags {
     file: String,
     list: Vec<Diagnostic>,
+    warnings: Vec<Warning>,
 }
 
 impl Diags {
@@ -64,7 +110,25 @@ impl Diags {
         Diags {
             file: file.to_owned(),
             list: Vec::new(),
+            warnings: Vec::new(),
         }
+    }
+
+    pub(crate) fn warn(&mut self, pos: Pos, kind: WarningKind, message: impl Into<String>) {
+        self.warnings.push(Warning {
+            file: self.file.clone(),
+            line: pos.line,
+            col: pos.col,
+            kind,
+            message: message.into(),
+        });
+    }
+
+    /// The warnings so far, sorted by position, leaving none behind.
+    pub(crate) fn take_warnings(&mut self) -> Vec<Warning> {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort_by_key(|w| (w.line, w.col));
+        w
     }
 
     pub(crate) fn error(&mut self, pos: Pos, message: impl Into<String>) {

@@ -11,9 +11,14 @@
 //! so the parsers return all of a file's errors at once, sorted by
 //! position, each as `FILE:LINE:COL: message`.
 //!
+//! A valid node config can still carry warnings ([`Config::warnings`],
+//! displayed as `FILE:LINE:COL: warning: message`): directives that are
+//! accepted for compatibility but not acted on yet.
+//!
 //! Invariants: the parsers never panic on any input; every diagnostic
-//! points inside the text; an `Ok` config satisfies the invariants in
-//! [`model`] and its `to_text` renders it so that it parses back equal.
+//! and warning points inside the text; an `Ok` config satisfies the
+//! invariants in [`model`] and its `to_text` renders it so that it parses
+//! back equal.
 //!
 //! ```
 //! let cfg = strom_config::parse("strom.conf", "stream news { input udp://239.0.0.1:1234; }").unwrap();
@@ -49,11 +54,11 @@ mod tests;
 #[cfg(test)]
 mod tests_balancer;
 
-pub use diag::{Diagnostic, Pos};
+pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError};
 pub use ipnet::IpNet;
 pub use model::{
-    BalancerConfig, ChannelConfig, Config, DvrConfig, PeerConfig, PrometheusSource, ServerConfig, SourceConfig,
+    BalancerConfig, ChannelConfig, Config, Cors, DvrConfig, PeerConfig, PrometheusSource, ServerConfig, SourceConfig,
     StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
@@ -65,7 +70,19 @@ pub use value::{
 /// Parses node config `text`; `file_name` only prefixes diagnostics.
 ///
 /// Returns every error found (sorted by line and column), or the config
-/// when there is none.
+/// when there is none. A config may still carry warnings in
+/// [`Config::warnings`] (directives that are accepted but ignored); a
+/// caller must show them, as `strom check` and `strom run` do.
+///
+/// ```
+/// let cfg = strom_config::parse("a.conf", "stream s {\n  input publish://;\n  on_play http://auth/;\n}").unwrap();
+/// assert_eq!(cfg.warnings[0].kind, strom_config::WarningKind::OnPlayIgnored);
+/// assert_eq!(
+///     cfg.warnings[0].to_string(),
+///     "a.conf:3:3: warning: `on_play` is not implemented yet and is ignored; \
+///      playback is NOT authorized: every viewer is allowed"
+/// );
+/// ```
 pub fn parse(file_name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let mut diags = diag::Diags::new(file_name);
     let lexed = lex::lex(text, &mut diags);
@@ -126,7 +143,8 @@ pub fn parse_any(file_name: &str, text: &str) -> Result<AnyConfig, Vec<Diagnosti
 
 fn node(lexed: &lex::Lexed, mut diags: diag::Diags) -> Result<Config, Vec<Diagnostic>> {
     let tree = syntax::parse_tree(lexed, FileKind::Node.contexts(), &mut diags);
-    let config = check::check(&tree, &mut diags);
+    let mut config = check::check(&tree, &mut diags);
+    config.warnings = diags.take_warnings();
     finish(config, diags)
 }
 

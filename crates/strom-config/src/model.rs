@@ -3,16 +3,18 @@
 //! Invariants of a `Config` returned by [`crate::parse`]: `http` is never
 //! empty and has no duplicates; stream names are valid and unique; every
 //! stream has at least one input; values are within the ranges documented on
-//! each field; durations are whole milliseconds. [`Config::to_text`] relies on
+//! each field; `cors` origins are valid, unique and never an empty list;
+//! durations are whole milliseconds. [`Config::to_text`] relies on
 //! these to render text that parses back to an equal `Config`.
 //!
-//! `pos` fields record where an item was written, for later messages. They
-//! are metadata: `==` ignores them, so a config equals its own round trip
+//! `pos` fields record where an item was written, for later messages, and
+//! [`Config::warnings`] what in the file will not do what it says. Both are
+//! metadata: `==` ignores them, so a config equals its own round trip
 //! through [`Config::to_text`].
 
-use crate::diag::Pos;
+use crate::diag::{Pos, Warning};
 use crate::input::Input;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -39,10 +41,12 @@ pub const DEFAULT_CLIENTS_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLIENTS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(86_400);
 
 /// A whole config file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Config {
-    /// HTTP listen addresses, in file order; `[0.0.0.0:8080]` when the file
-    /// has no `http`.
+    /// HTTP listen addresses, in file order; `[[::]:8080]` when the file
+    /// has no `http`. `[::]` (written `http [::]:PORT;` or as a bare port,
+    /// `http PORT;`) means every IPv6 and IPv4 address: the node listens
+    /// dual-stack, and on IPv4 only when the machine has no IPv6.
     pub http: Vec<SocketAddr>,
     /// Shared secret for node-to-node calls; never sent in clear.
     pub cluster_key: Option<String>,
@@ -59,12 +63,23 @@ pub struct Config {
     pub max_clients: Option<u64>,
     /// Above this output bitrate (bits per second) the node redirects new viewers to peers.
     pub max_bitrate: Option<u64>,
+    /// Which web pages may read the node's responses (`cors`).
+    pub cors: Cors,
+    /// Directives the file sets that strom accepts but does not act on yet
+    /// (`on_play`, `dvr`), sorted by position. A caller that runs the
+    /// config must show every one of them: an ignored `on_play` means that
+    /// every viewer may play. Empty for a config built in code.
+    pub warnings: Vec<Warning>,
 }
+
+/// What a bare port in a node's `http` means: `[::]`, every IPv6 and IPv4
+/// address (see [`Config::http`]).
+pub(crate) const NODE_LISTEN_IP: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            http: vec![SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, DEFAULT_PORT))],
+            http: vec![SocketAddr::V6(SocketAddrV6::new(NODE_LISTEN_IP, DEFAULT_PORT, 0, 0))],
             cluster_key: None,
             state_dir: None,
             streams: Vec::new(),
@@ -72,7 +87,24 @@ impl Default for Config {
             peers: Vec::new(),
             max_clients: None,
             max_bitrate: None,
+            cors: Cors::default(),
+            warnings: Vec::new(),
         }
+    }
+}
+
+impl PartialEq for Config {
+    /// Compares every setting; `warnings`, like `pos` fields, is ignored.
+    fn eq(&self, o: &Self) -> bool {
+        self.http == o.http
+            && self.cluster_key == o.cluster_key
+            && self.state_dir == o.state_dir
+            && self.streams == o.streams
+            && self.sources == o.sources
+            && self.peers == o.peers
+            && self.max_clients == o.max_clients
+            && self.max_bitrate == o.max_bitrate
+            && self.cors == o.cors
     }
 }
 
@@ -80,6 +112,39 @@ impl Config {
     /// The local stream called `name`.
     pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
         self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+/// The top-level `cors` directive: which web pages (other than the node's
+/// own) may read its responses, such as a browser player (hls.js) on a
+/// portal. It decides the `Access-Control-Allow-Origin` header; see
+/// [`Cors::allow_origin`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Cors {
+    /// `cors on;`, the default: any page may (`Access-Control-Allow-Origin: *`).
+    #[default]
+    Any,
+    /// `cors off;`: no CORS header; only the node's own pages may.
+    Off,
+    /// `cors ORIGIN...;`: only pages from these origins may. Each is
+    /// `http://HOST[:PORT]` or `https://HOST[:PORT]` exactly as a browser
+    /// sends it in `Origin` (lower case, no default port, no path), so that
+    /// matching is plain string equality. Never empty, no duplicates, in
+    /// file order.
+    Origins(Vec<String>),
+}
+
+impl Cors {
+    /// The `Access-Control-Allow-Origin` value for a request whose `Origin`
+    /// header is `origin`; `None` means no header. For [`Cors::Origins`]
+    /// it is the request's origin when listed; responses then also need
+    /// `Vary: Origin`, because the header depends on the request.
+    pub fn allow_origin<'a>(&'a self, origin: Option<&'a str>) -> Option<&'a str> {
+        match self {
+            Cors::Any => Some("*"),
+            Cors::Off => None,
+            Cors::Origins(list) => origin.filter(|o| list.iter().any(|x| x == o)),
+        }
     }
 }
 
@@ -257,7 +322,9 @@ pub const MAX_CLIENTS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct BalancerConfig {
     /// HTTP listen addresses, in file order; `[0.0.0.0:8000]` when the file
-    /// has no `http`. Same forms as the node's `http`.
+    /// has no `http`. Same forms as the node's `http`, except that a bare
+    /// port means `0.0.0.0` (IPv4 only): the balancer's listener does not
+    /// fall back when the machine has no IPv6, as the node's does.
     pub http: Vec<SocketAddr>,
     /// How often servers' load is read; 100ms..=1h.
     pub refresh: Duration,

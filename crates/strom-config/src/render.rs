@@ -9,7 +9,7 @@
 //! with.
 
 use crate::lex::is_delimiter;
-use crate::model::{BalancerConfig, Config, DvrConfig};
+use crate::model::{BalancerConfig, Config, Cors, DvrConfig};
 use crate::value::{format_duration, format_size};
 use std::fmt::Write;
 use std::path::Path;
@@ -80,6 +80,12 @@ impl Config {
                 &format!("max_bitrate {};", crate::value::format_bitrate(b)),
             );
         }
+        let cors = match &self.cors {
+            Cors::Any => "on".to_string(),
+            Cors::Off => "off".to_string(),
+            Cors::Origins(list) => list.iter().map(|o| word(o)).collect::<Vec<_>>().join(" "),
+        };
+        line(&mut out, false, &format!("cors {cors};"));
         for p in &self.peers {
             out.push('\n');
             match &p.public {

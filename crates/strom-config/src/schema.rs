@@ -92,6 +92,7 @@ impl Ctx {
                 "state_dir",
                 "max_clients",
                 "max_bitrate",
+                "cors",
                 "stream",
                 "source",
                 "peer",
@@ -287,6 +288,8 @@ mod tests {
         assert_eq!(suggest("ondemnad", s), Some("ondemand"));
         assert_eq!(suggest("xyz", s), None);
         assert_eq!(suggest("strem", Ctx::Top.directives()), Some("stream"));
+        assert_eq!(suggest("cros", Ctx::Top.directives()), Some("cors"));
+        assert_eq!(suggest("CORS", Ctx::Top.directives()), Some("cors"));
         assert_eq!(suggest("strem", Ctx::Stream.directives()), None);
         assert_eq!(suggest("sever", Ctx::BalancerTop.directives()), Some("server"));
         assert_eq!(suggest("qeury", Ctx::Prometheus.directives()), Some("query"));

@@ -68,7 +68,7 @@ fn brief_example_parses_with_defaults() {
     let mut studio = StreamConfig::new("studio", vec![Input::Publish]);
     studio.ondemand = true;
     let want = Config {
-        http: vec![addr("0.0.0.0:8080")],
+        http: vec![addr("[::]:8080")],
         streams: vec![news, studio],
         ..Config::default()
     };
@@ -102,7 +102,7 @@ source streamer:8081 {                  # restream everything the source has
 stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FILE; source_timeout 10; ondemand; clients_timeout 30; dvr /storage 7d; on_play http://auth.example/check; }
 ";
     let c = ok(text);
-    assert_eq!(c.http, [addr("0.0.0.0:8080")]);
+    assert_eq!(c.http, [addr("[::]:8080")]);
     assert_eq!(c.cluster_key.as_deref(), Some("abcd"));
     assert_eq!(c.state_dir, None);
     assert_eq!(
@@ -155,6 +155,18 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
     s.dvr = Some(dvr(7, None));
     s.on_play = Some("http://auth.example/check".into());
     assert_eq!(c.streams, [s]);
+    let on_play = "is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed";
+    let dvr = "is not implemented yet and is ignored; nothing is recorded";
+    let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            format!("t.conf:9:3: warning: `on_play` {on_play}"),
+            format!("t.conf:11:3: warning: `dvr` {dvr}"),
+            format!("t.conf:13:133: warning: `dvr` {dvr}"),
+            format!("t.conf:13:150: warning: `on_play` {on_play}"),
+        ]
+    );
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
 }
 
@@ -162,7 +174,9 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
 fn defaults_for_an_empty_file() {
     let c = ok("# nothing here\n");
     assert_eq!(c, Config::default());
-    assert_eq!(c.http, [addr("0.0.0.0:8080")]);
+    assert_eq!(c.http, [addr("[::]:8080")]);
+    assert_eq!(c.cors, Cors::Any);
+    assert!(c.warnings.is_empty());
 }
 
 #[test]
@@ -174,10 +188,7 @@ fn listeners_state_dir_and_values() {
          segment_duration 1500ms; segment_count 100; ondemand false; clients_timeout 0; \
          source_timeout 500ms; dvr /d 1000 50% 64K; }",
     );
-    assert_eq!(
-        c.http,
-        [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("0.0.0.0:9000")]
-    );
+    assert_eq!(c.http, [addr("127.0.0.1:8080"), addr("[::1]:8080"), addr("[::]:9000")]);
     assert_eq!(c.state_dir, Some("/var/lib/strom".into()));
     let s = c.stream("a/b-1.c_d").expect("valid test input");
     assert_eq!(
@@ -246,7 +257,8 @@ fn source_and_peer_forms() {
 fn to_text_is_canonical() {
     let c = ok(EXAMPLE);
     let want = "\
-http 0.0.0.0:8080;
+http [::]:8080;
+cors on;
 
 stream news {
     input udp://239.0.0.1:1234;
@@ -365,8 +377,8 @@ fn duplicates() {
         "t.conf:2:8: duplicate stream `a`; first defined at line 1",
     );
     err1(
-        "http 8080;\nhttp 0.0.0.0:8080;",
-        "t.conf:2:6: duplicate `http` address 0.0.0.0:8080; first at line 1",
+        "http 8080;\nhttp [::]:8080;",
+        "t.conf:2:6: duplicate `http` address [::]:8080; first at line 1",
     );
     err1(
         "stream a {\n  input publish://;\n  source_timeout 5;\n  source_timeout 6;\n}",
@@ -700,4 +712,185 @@ fn load_limits() {
     );
     assert_eq!(crate::parse_bitrate("500k"), Some(500_000));
     assert_eq!(crate::format_bitrate(1_500_000), "1500K");
+}
+
+// ---- cors ----
+
+#[test]
+fn cors_forms() {
+    assert_eq!(ok("cors on;").cors, Cors::Any);
+    assert_eq!(ok("cors off;").cors, Cors::Off);
+    assert_eq!(ok("cors yes;").cors, Cors::Any);
+    assert_eq!(ok("cors false;").cors, Cors::Off);
+    let c = ok("http 8080;\ncors https://a.example https://b.example:8443 http://[::1]:3000;\n");
+    assert_eq!(
+        c.cors,
+        Cors::Origins(vec![
+            "https://a.example".into(),
+            "https://b.example:8443".into(),
+            "http://[::1]:3000".into(),
+        ])
+    );
+    let text = c.to_text();
+    assert!(
+        text.contains("\ncors https://a.example https://b.example:8443 http://[::1]:3000;\n"),
+        "{text}"
+    );
+    assert_eq!(parse("t.conf", &text), Ok(c));
+    for cors in [Cors::Any, Cors::Off] {
+        let c = Config {
+            cors,
+            ..Config::default()
+        };
+        assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+    }
+}
+
+#[test]
+fn cors_allow_origin() {
+    let portal = Some("https://portal.example");
+    assert_eq!(Cors::Any.allow_origin(portal), Some("*"));
+    assert_eq!(Cors::Any.allow_origin(None), Some("*"));
+    assert_eq!(Cors::Off.allow_origin(portal), None);
+    let list = Cors::Origins(vec!["https://portal.example".into(), "http://b".into()]);
+    assert_eq!(list.allow_origin(portal), portal);
+    assert_eq!(list.allow_origin(Some("http://b")), Some("http://b"));
+    assert_eq!(list.allow_origin(Some("https://evil.example")), None);
+    assert_eq!(list.allow_origin(Some("https://portal.example.evil")), None);
+    assert_eq!(list.allow_origin(None), None);
+}
+
+#[test]
+fn cors_errors() {
+    err1(
+        "cors https://a.example/;",
+        "t.conf:1:6: bad origin `https://a.example/`: an origin has no path, query or fragment; write `https://a.example`",
+    );
+    err1(
+        "cors https://a.example\n     HTTPS://B.example:443;",
+        "t.conf:2:6: bad origin `HTTPS://B.example:443`: browsers leave the default port out of an origin; write `https://b.example`",
+    );
+    err1(
+        "cors *;",
+        "t.conf:1:6: bad origin `*`: to allow every origin write `cors on;`",
+    );
+    err1(
+        "cors portal.example.com;",
+        "t.conf:1:6: bad origin `portal.example.com`: expected `on`, `off` or origins like https://portal.example.com",
+    );
+    err1(
+        "cors on https://a.example;",
+        "t.conf:1:6: `on` cannot be combined with origins; write `cors on;` alone, or list only origins",
+    );
+    err1(
+        "cors https://a.example off;",
+        "t.conf:1:24: `off` cannot be combined with origins; write `cors off;` alone, or list only origins",
+    );
+    err1(
+        "cors http://a https://b http://a;",
+        "t.conf:1:25: duplicate origin `http://a` in `cors`",
+    );
+    assert_eq!(
+        errs("cors ftp://a http://b/x;"),
+        [
+            "t.conf:1:6: bad origin `ftp://a`: expected `on`, `off` or origins like https://portal.example.com",
+            "t.conf:1:14: bad origin `http://b/x`: an origin has no path, query or fragment; write `http://b`",
+        ]
+    );
+    err1("cors;", "t.conf:1:1: `cors` takes at least 1 argument, got 0");
+    err1(
+        "cors on;\ncors off;",
+        "t.conf:2:1: duplicate `cors` at top level; first set at line 1",
+    );
+    err1("cors on { }", "t.conf:1:9: `cors` does not take a block");
+    err1(
+        "cros on;",
+        "t.conf:1:1: unknown directive `cros` at top level; did you mean `cors`?",
+    );
+    err1(
+        "stream a { input publish://; cors on; }",
+        "t.conf:1:30: `cors` is not allowed in stream block; use it at top level",
+    );
+    // A missing `;` before `cors` on the next line is caught there.
+    err1(
+        "http 8080\ncors off;",
+        "t.conf:1:10: missing `;` after `http` directive",
+    );
+    assert_eq!(
+        parse_balancer("b.conf", "cors on;\nserver s { url http://a; max_clients 1; }")
+            .expect_err("node directive")
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        ["b.conf:1:1: `cors` is not allowed in a balancer config; it belongs in a node config"]
+    );
+}
+
+// ---- warnings ----
+
+#[test]
+fn ignored_directives_warn_with_positions() {
+    let c = ok("\
+http 8080;
+source origin:8081 {
+  on_play http://auth/check;
+  dvr /s 1d;
+}
+stream a {
+  input publish://;
+    dvr /d;
+  on_play https://auth/a;
+}
+stream b { input publish://; }
+");
+    let got: Vec<(WarningKind, Pos)> = c.warnings.iter().map(|w| (w.kind, w.pos())).collect();
+    assert_eq!(
+        got,
+        [
+            (WarningKind::OnPlayIgnored, Pos::new(3, 3)),
+            (WarningKind::DvrIgnored, Pos::new(4, 3)),
+            (WarningKind::DvrIgnored, Pos::new(8, 5)),
+            (WarningKind::OnPlayIgnored, Pos::new(9, 3)),
+        ]
+    );
+    assert_eq!(
+        c.warnings[2].to_string(),
+        "t.conf:8:5: warning: `dvr` is not implemented yet and is ignored; nothing is recorded"
+    );
+    assert_eq!(
+        c.warnings[3].to_string(),
+        "t.conf:9:3: warning: `on_play` is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed"
+    );
+    assert!(c.warnings.iter().all(|w| w.file == "t.conf"));
+    // Warnings are metadata: the round trip has its own, and `==` ignores them.
+    let again = parse("t.conf", &c.to_text()).expect("round trip");
+    assert_eq!(again.warnings.len(), 4);
+    assert_ne!(again.warnings, c.warnings);
+    assert_eq!(again, c);
+    // The same from `parse_any`.
+    let Ok(AnyConfig::Node(n)) = parse_any("t.conf", "stream a { input publish://; on_play http://x; }") else {
+        panic!("node config")
+    };
+    assert_eq!(n.warnings.len(), 1);
+    assert_eq!(n.warnings[0].pos(), Pos::new(1, 30));
+}
+
+#[test]
+fn no_warnings_without_ignored_directives() {
+    assert!(ok(EXAMPLE).warnings.is_empty());
+    // An invalid `on_play` or `dvr` is an error, and not also a warning.
+    let text = "stream a { input publish://; on_play ftp://x; dvr /s 0; }";
+    let mut diags = crate::diag::Diags::new("t.conf");
+    let lexed = crate::lex::lex(text, &mut diags);
+    let tree = crate::syntax::parse_tree(&lexed, crate::schema::FileKind::Node.contexts(), &mut diags);
+    crate::check::check(&tree, &mut diags);
+    assert!(diags.take_warnings().is_empty());
+    let errors: Vec<String> = diags.into_sorted().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        errors,
+        [
+            "t.conf:1:38: bad URL `ftp://x`: expected http:// or https://",
+            "t.conf:1:54: `dvr` depth must be greater than 0",
+        ]
+    );
 }

@@ -5,7 +5,7 @@
 //! same value with its `parse_*` counterpart.
 
 use ipnet::IpNet;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
 /// First path segments the node serves itself; streams may not shadow them.
@@ -154,13 +154,14 @@ pub(crate) fn parse_number(s: &str) -> Option<u64> {
     }
 }
 
-/// Parses a listen address: `8080` (all IPv4 interfaces), `IPV4:PORT` or
-/// `[IPV6]:PORT`. Port 0 (an ephemeral port) is allowed for tests.
-pub(crate) fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+/// Parses a listen address: `8080` (port 8080 on `bare`, which is `[::]`
+/// for a node and `0.0.0.0` for a balancer), `IPV4:PORT` or `[IPV6]:PORT`.
+/// Port 0 (an ephemeral port) is allowed for tests.
+pub(crate) fn parse_listen(s: &str, bare: IpAddr) -> Result<SocketAddr, String> {
     let bad = || format!("bad listen address `{s}`: expected PORT, IPV4:PORT or [IPV6]:PORT");
     if s.bytes().all(|b| b.is_ascii_digit()) {
         let port: u16 = s.parse().map_err(|_| bad())?;
-        return Ok(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port)));
+        return Ok(SocketAddr::new(bare, port));
     }
     s.parse().map_err(|_| bad())
 }
@@ -245,6 +246,62 @@ pub(crate) fn check_http_url(s: &str) -> Result<(), String> {
     }
     parse_host_port(hostport).map_err(|e| format!("bad URL `{s}`: {e}"))?;
     Ok(())
+}
+
+/// Checks a `cors` origin: `http://HOST[:PORT]` or `https://HOST[:PORT]`
+/// written exactly as browsers send it in the `Origin` header (scheme and
+/// host in lower case, no default port, no path, query, fragment or user),
+/// because origins are matched as strings. Errors say what to write instead.
+pub(crate) fn check_origin(s: &str) -> Result<(), String> {
+    if s == "*" {
+        return Err("bad origin `*`: to allow every origin write `cors on;`".into());
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "bad origin `{}`: contains whitespace or control characters",
+            s.escape_debug()
+        ));
+    }
+    let lower = s.to_ascii_lowercase();
+    let Some((scheme, rest)) = lower
+        .split_once("://")
+        .filter(|(scheme, _)| matches!(*scheme, "http" | "https"))
+    else {
+        return Err(format!(
+            "bad origin `{s}`: expected `on`, `off` or origins like https://portal.example.com"
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err(format!("bad origin `{s}`: an origin has no user name"));
+    }
+    let hp = parse_host_port(authority).map_err(|e| format!("bad origin `{s}`: {e}"))?;
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let port = match hp.port {
+        Some(p) if p != default_port => format!(":{p}"),
+        _ => String::new(),
+    };
+    // What a browser would send for this origin (IPv6 in its shortest form).
+    let host = match hp.host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(ip) => ip
+            .parse::<Ipv6Addr>()
+            .map_or_else(|_| hp.host.to_owned(), |ip| format!("[{ip}]")),
+        None => hp.host.to_owned(),
+    };
+    let canonical = format!("{scheme}://{host}{port}");
+    if canonical == s {
+        return Ok(());
+    }
+    let why = if authority.len() < rest.len() {
+        "an origin has no path, query or fragment"
+    } else if hp.port == Some(default_port) {
+        "browsers leave the default port out of an origin"
+    } else if lower != s {
+        "browsers send an origin in lower case"
+    } else {
+        "browsers send an IPv6 address in its shortest form"
+    };
+    Err(format!("bad origin `{s}`: {why}; write `{canonical}`"))
 }
 
 /// Checks a balancer `url`: `http://` or `https://` and `HOST[:PORT]`,
@@ -410,6 +467,7 @@ pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn durations() {
@@ -502,20 +560,74 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(
-            parse_listen("8080"),
-            Ok("0.0.0.0:8080".parse().expect("valid test input"))
-        );
-        assert_eq!(
-            parse_listen("127.0.0.1:80"),
-            Ok("127.0.0.1:80".parse().expect("valid test input"))
-        );
-        assert_eq!(
-            parse_listen("[::1]:8080"),
-            Ok("[::1]:8080".parse().expect("valid test input"))
-        );
-        for s in ["", "65536", "localhost:80", "::1:80", ":80", "1.2.3.4"] {
-            assert!(parse_listen(s).is_err(), "{s}");
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let addr = |s: &str| Ok(s.parse::<SocketAddr>().expect("valid test input"));
+        assert_eq!(parse_listen("8080", any6), addr("[::]:8080"));
+        assert_eq!(parse_listen("8080", any4), addr("0.0.0.0:8080"));
+        assert_eq!(parse_listen("0", any6), addr("[::]:0"));
+        assert_eq!(parse_listen("127.0.0.1:80", any6), addr("127.0.0.1:80"));
+        assert_eq!(parse_listen("0.0.0.0:80", any6), addr("0.0.0.0:80"));
+        assert_eq!(parse_listen("[::1]:8080", any4), addr("[::1]:8080"));
+        for s in ["", "65536", "localhost:80", "::1:80", ":80", "1.2.3.4", "[::]"] {
+            assert!(parse_listen(s, any6).is_err(), "{s}");
+        }
+    }
+
+    #[test]
+    fn origins() {
+        for s in [
+            "https://portal.example.com",
+            "http://a",
+            "https://b.example:8443",
+            "http://10.0.0.1:8080",
+            "http://[::1]:3000",
+            "https://a:80",
+            "http://a:443",
+        ] {
+            assert_eq!(check_origin(s), Ok(()), "{s}");
+        }
+        let bad = [
+            ("*", "bad origin `*`: to allow every origin write `cors on;`"),
+            (
+                "portal.example.com",
+                "bad origin `portal.example.com`: expected `on`, `off` or origins like https://portal.example.com",
+            ),
+            (
+                "ftp://a",
+                "bad origin `ftp://a`: expected `on`, `off` or origins like https://portal.example.com",
+            ),
+            (
+                "https://a.example/",
+                "bad origin `https://a.example/`: an origin has no path, query or fragment; write `https://a.example`",
+            ),
+            (
+                "https://a.example:8443/player?x#y",
+                "bad origin `https://a.example:8443/player?x#y`: an origin has no path, query or fragment; write `https://a.example:8443`",
+            ),
+            (
+                "https://a.example:443",
+                "bad origin `https://a.example:443`: browsers leave the default port out of an origin; write `https://a.example`",
+            ),
+            (
+                "http://a:80",
+                "bad origin `http://a:80`: browsers leave the default port out of an origin; write `http://a`",
+            ),
+            (
+                "HTTPS://Portal.Example.com",
+                "bad origin `HTTPS://Portal.Example.com`: browsers send an origin in lower case; write `https://portal.example.com`",
+            ),
+            ("https://u@a", "bad origin `https://u@a`: an origin has no user name"),
+            ("https://", "bad origin `https://`: bad host name ``"),
+            ("https://a:0", "bad origin `https://a:0`: bad port `0`: expected 1..65535"),
+            ("https://a b", "bad origin `https://a b`: contains whitespace or control characters"),
+            (
+                "http://[0:0::1]:3000",
+                "bad origin `http://[0:0::1]:3000`: browsers send an IPv6 address in its shortest form; write `http://[::1]:3000`",
+            ),
+        ];
+        for (s, msg) in bad {
+            assert_eq!(check_origin(s), Err(msg.to_string()), "{s}");
         }
     }
 

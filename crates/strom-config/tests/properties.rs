@@ -12,8 +12,12 @@ use strom_config::*;
 
 /// True when `d` points at a character of `text` or one past a line's end.
 fn within(text: &str, d: &Diagnostic) -> bool {
+    within_at(text, d.pos())
+}
+
+fn within_at(text: &str, p: Pos) -> bool {
     let lines: Vec<&str> = text.split('\n').collect();
-    let (line, col) = (d.line as usize, d.col as usize);
+    let (line, col) = (p.line as usize, p.col as usize);
     line >= 1 && line <= lines.len() && col >= 1 && col <= lines[line - 1].chars().count() + 1
 }
 
@@ -34,6 +38,10 @@ fn check_text(text: &str) -> Result<(), TestCaseError> {
     let node = parse("p.conf", text);
     match &node {
         Ok(c) => {
+            for w in &c.warnings {
+                prop_assert!(within_at(text, w.pos()), "{} outside of {:?}", w, text);
+                prop_assert_eq!(&w.file, "p.conf");
+            }
             let again = c.to_text();
             prop_assert_eq!(parse("p.conf", &again), Ok(c.clone()), "canonical text:\n{}", again);
         }
@@ -251,6 +259,30 @@ fn listen() -> impl Strategy<Value = SocketAddr> {
     ]
 }
 
+/// An origin as a browser sends it: lower case, no default port.
+fn origin() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just("http"), Just("https")],
+        host(),
+        proptest::option::of(1u16..),
+    )
+        .prop_filter("no default port", |(scheme, _, port)| {
+            *port != Some(if *scheme == "https" { 443 } else { 80 })
+        })
+        .prop_map(|(scheme, host, port)| match port {
+            Some(p) => format!("{scheme}://{host}:{p}"),
+            None => format!("{scheme}://{host}"),
+        })
+}
+
+fn cors() -> impl Strategy<Value = Cors> {
+    prop_oneof![
+        Just(Cors::Any),
+        Just(Cors::Off),
+        prop::collection::vec(origin(), 1..4).prop_map(|o| Cors::Origins(dedup(o, |x| x.clone()))),
+    ]
+}
+
 /// Keeps the first item for each key, in order.
 fn dedup<T, K: std::hash::Hash + Eq>(items: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
     let mut seen = HashSet::new();
@@ -267,9 +299,10 @@ fn config() -> impl Strategy<Value = Config> {
         prop::collection::vec(peer(), 0..3),
         proptest::option::of(1u64..100_000_000),
         proptest::option::of(1u64..u64::MAX / 2),
+        cors(),
     )
         .prop_map(
-            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate)| Config {
+            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors)| Config {
                 http: dedup(http, |a| *a),
                 cluster_key,
                 state_dir,
@@ -278,6 +311,8 @@ fn config() -> impl Strategy<Value = Config> {
                 peers: dedup(peers, |p| p.addr.clone()),
                 max_clients,
                 max_bitrate,
+                cors,
+                warnings: Vec::new(),
             },
         )
 }
@@ -390,6 +425,7 @@ trusted_proxies 127.0.0.1/32 ::1;
 
 const SAMPLE: &str = "\
 http 8080;
+cors https://portal.example.com http://[::1]:3000;
 cluster_key abcd;
 peer peer1.example.com;
 peer streamer1.local { public streamer1.example.com; }
@@ -417,7 +453,16 @@ proptest! {
     #[test]
     fn generated_configs_round_trip(c in config()) {
         let text = c.to_text();
-        prop_assert_eq!(parse("p.conf", &text), Ok(c), "text:\n{}", text);
+        let parsed = parse("p.conf", &text);
+        prop_assert_eq!(&parsed, &Ok(c.clone()), "text:\n{}", text);
+        // One warning per ignored directive, wherever it is set.
+        let warnings = parsed.map(|p| p.warnings).unwrap_or_default();
+        let count = |kind| warnings.iter().filter(|w| w.kind == kind).count();
+        let on_play = c.streams.iter().map(|s| &s.on_play).chain(c.sources.iter().map(|s| &s.on_play));
+        let dvr = c.streams.iter().map(|s| &s.dvr).chain(c.sources.iter().map(|s| &s.dvr));
+        prop_assert_eq!(count(WarningKind::OnPlayIgnored), on_play.flatten().count());
+        prop_assert_eq!(count(WarningKind::DvrIgnored), dvr.flatten().count());
+        prop_assert!(warnings.windows(2).all(|w| w[0].pos() <= w[1].pos()), "sorted: {:?}", warnings);
     }
 
     #[test]

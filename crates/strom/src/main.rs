@@ -1,13 +1,14 @@
 //! The `strom` binary: parses arguments, loads the config and runs a node.
 //! All behaviour lives in `strom-node` and `strom-config`.
 
-use clap::{Parser, Subcommand};
+use clap::{ArgGroup, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use strom_config::Config;
+use strom_config::{Config, Warning, WarningKind};
 use tokio_util::sync::CancellationToken;
 
-/// The config used when `strom run` gets no `-c`: one demo channel on port 8080.
+/// The config used when `strom run` gets no `-c`: one demo channel on port
+/// 8080 of every address (a bare port means `[::]`, IPv6 and IPv4).
 const DEFAULT_CONFIG: &str = "\
 # strom's embedded default: a looping test channel.
 http 8080;
@@ -27,26 +28,39 @@ struct Cli {
 enum Cmd {
     /// Run a media node.
     Run {
-        /// Config file; without it, the embedded demo config.
-        #[arg(short, long)]
+        /// Node config file; without it, the embedded default (a demo
+        /// channel on port 8080).
+        #[arg(short, long, value_name = "FILE")]
         config: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
+        /// Start even when the config uses `on_play`, which is accepted but
+        /// not implemented yet: playback is then NOT authorized, and every
+        /// viewer may play.
+        #[arg(long)]
+        allow_unimplemented: bool,
     },
     /// Run the viewer balancer in front of a farm of streaming servers.
     Balancer {
         /// Balancer config file (`server`, `channel`, `refresh`, ...).
-        #[arg(short, long)]
+        #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
     },
-    /// Check a node or balancer config file and print every error as FILE:LINE:COL: message.
+    /// Check a node or balancer config file: print every error as
+    /// FILE:LINE:COL: message (and exit non-zero) and every warning as
+    /// FILE:LINE:COL: warning: message.
+    #[command(group(ArgGroup::new("file_arg").required(true).args(["file", "config"])))]
     Check {
-        #[arg(short, long)]
-        config: PathBuf,
+        /// Config file to check (the same as `-c FILE`).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Config file to check.
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
         /// Print the config as strom understood it.
         #[arg(long)]
         print: bool,
@@ -66,6 +80,32 @@ fn read(path: Option<&Path>) -> Result<(String, String), String> {
 fn report(errs: &[strom_config::Diagnostic]) -> String {
     let lines: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
     format!("{}\n{} error(s)", lines.join("\n"), errs.len())
+}
+
+/// Prints each warning to stderr as `FILE:LINE:COL: warning: message`.
+fn print_warnings(warnings: &[Warning]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}
+
+/// The refusal of `strom run` when the config sets `on_play`, naming every
+/// position; `None` when there is none.
+fn on_play_refusal(warnings: &[Warning]) -> Option<String> {
+    let at: Vec<String> = warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::OnPlayIgnored)
+        .map(|w| format!("{}:{}:{}", w.file, w.line, w.col))
+        .collect();
+    if at.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "refusing to start: `on_play` is not implemented yet, so playback would NOT be authorized \
+         and every viewer could play. `on_play` is set at {}. Remove `on_play`, or pass \
+         --allow-unimplemented to run without play authorization.",
+        at.join(", ")
+    ))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, String> {
@@ -175,7 +215,12 @@ async fn shutdown_signal(token: CancellationToken) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
-        Cmd::Check { config, print } => {
+        Cmd::Check { file, config, print } => {
+            // clap's group requires exactly one of the two.
+            let Some(config) = file.or(config) else {
+                eprintln!("strom check: give the config file, as `strom check FILE` or `strom check -c FILE`");
+                return ExitCode::from(2);
+            };
             let parsed = read(Some(&config))
                 .and_then(|(name, text)| strom_config::parse_any(&name, &text).map_err(|e| report(&e)));
             match parsed {
@@ -183,7 +228,12 @@ fn main() -> ExitCode {
                     if print {
                         print!("{}", c.to_text());
                     }
-                    eprintln!("{}: ok ({} streams)", config.display(), c.streams.len());
+                    print_warnings(&c.warnings);
+                    let warnings = match c.warnings.len() {
+                        0 => String::new(),
+                        n => format!(", {n} warning(s)"),
+                    };
+                    eprintln!("{}: ok ({} streams{warnings})", config.display(), c.streams.len());
                     ExitCode::SUCCESS
                 }
                 Ok(strom_config::AnyConfig::Balancer(c)) => {
@@ -203,7 +253,11 @@ fn main() -> ExitCode {
             init_logs(json_logs);
             run_balancer(config)
         }
-        Cmd::Run { config, json_logs } => {
+        Cmd::Run {
+            config,
+            json_logs,
+            allow_unimplemented,
+        } => {
             init_logs(json_logs);
             let cfg = match load(config.as_deref()) {
                 Ok(c) => c,
@@ -212,6 +266,19 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
+            print_warnings(&cfg.warnings);
+            for w in &cfg.warnings {
+                tracing::warn!(file = %w.file, line = w.line, col = w.col, kind = ?w.kind, "{}", w.message);
+            }
+            if let Some(refusal) = on_play_refusal(&cfg.warnings) {
+                if allow_unimplemented {
+                    tracing::warn!("--allow-unimplemented: running without play authorization; every viewer may play");
+                } else {
+                    tracing::error!("{refusal}");
+                    eprintln!("strom: {refusal}");
+                    return ExitCode::FAILURE;
+                }
+            }
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
                 Err(e) => {
@@ -232,5 +299,85 @@ fn main() -> ExitCode {
                 }
             })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn check_file(args: &[&str]) -> Result<Option<PathBuf>, clap::error::ErrorKind> {
+        match Cli::try_parse_from(args) {
+            Ok(Cli {
+                cmd: Cmd::Check { file, config, .. },
+            }) => Ok(file.or(config)),
+            Ok(_) => panic!("not check"),
+            Err(e) => Err(e.kind()),
+        }
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn check_takes_the_file_either_way() {
+        let want = Ok(Some(PathBuf::from("a.conf")));
+        assert_eq!(check_file(&["strom", "check", "a.conf"]), want);
+        assert_eq!(check_file(&["strom", "check", "-c", "a.conf"]), want);
+        assert_eq!(check_file(&["strom", "check", "--config", "a.conf", "--print"]), want);
+        assert_eq!(
+            check_file(&["strom", "check", "a.conf", "-c", "b.conf"]),
+            Err(clap::error::ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            check_file(&["strom", "check"]),
+            Err(clap::error::ErrorKind::MissingRequiredArgument)
+        );
+    }
+
+    #[test]
+    fn run_flags() {
+        let Ok(Cli {
+            cmd:
+                Cmd::Run {
+                    config,
+                    allow_unimplemented,
+                    ..
+                },
+        }) = Cli::try_parse_from(["strom", "run", "-c", "n.conf", "--allow-unimplemented"])
+        else {
+            panic!("run parses");
+        };
+        assert_eq!(config, Some(PathBuf::from("n.conf")));
+        assert!(allow_unimplemented);
+    }
+
+    #[test]
+    fn on_play_blocks_run_and_dvr_does_not() {
+        let text = "source o { dvr /s; }\nstream a {\n  input publish://;\n  on_play http://auth/;\n}\n\
+                    stream b { input publish://; dvr /d; on_play http://auth/; }\n";
+        let cfg = strom_config::parse("n.conf", text).expect("valid");
+        assert_eq!(cfg.warnings.len(), 4);
+        assert_eq!(
+            on_play_refusal(&cfg.warnings).as_deref(),
+            Some(
+                "refusing to start: `on_play` is not implemented yet, so playback would NOT be authorized \
+                 and every viewer could play. `on_play` is set at n.conf:4:3, n.conf:6:38. Remove `on_play`, \
+                 or pass --allow-unimplemented to run without play authorization."
+            )
+        );
+        let dvr_only = strom_config::parse("n.conf", "stream b { input publish://; dvr /d; }").expect("valid");
+        assert_eq!(dvr_only.warnings.len(), 1);
+        assert_eq!(on_play_refusal(&dvr_only.warnings), None);
+    }
+
+    #[test]
+    fn embedded_default_is_dual_stack_and_clean() {
+        let cfg = strom_config::parse("default", DEFAULT_CONFIG).expect("valid");
+        assert_eq!(cfg.http, ["[::]:8080".parse().expect("addr")]);
+        assert!(cfg.warnings.is_empty());
     }
 }

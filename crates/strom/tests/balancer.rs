@@ -394,6 +394,17 @@ fn sighup_reload_keeps_counters_and_refuses_bad_configs() {
     );
 }
 
+/// The Python that runs mmdb-writer: the workspace's `.venv` (created by
+/// `.ci/run`, or by hand as the README says) when it exists, else `python3`.
+fn geoip_python() -> std::path::PathBuf {
+    let venv = workspace_root().join(".venv/bin/python3");
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
+
 /// `countries` with a small GeoIP database generated here (PyPI mmdb-writer).
 #[test]
 fn countries_from_geoip() {
@@ -407,16 +418,22 @@ fn countries_from_geoip() {
          w.to_db_file('{}')\n",
         db.display()
     );
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        out.status.success(),
-        "mmdb-writer is required (pip install mmdb-writer netaddr): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let python = geoip_python();
+    let out = Command::new(&python).arg("-c").arg(&script).output();
+    let failure = match &out {
+        Ok(o) if o.status.success() => None,
+        Ok(o) => Some(String::from_utf8_lossy(&o.stderr).into_owned()),
+        Err(e) => Some(format!("cannot run {}: {e}", python.display())),
+    };
+    if let Some(why) = failure {
+        panic!(
+            "this test needs PyPI's mmdb-writer and netaddr in {root}/.venv; install them with\n\
+             \n    apt-get install -y python3-venv\n    cd {root} && python3 -m venv .venv && .venv/bin/pip install mmdb-writer netaddr\n\n\
+             (.ci/run does the same). {} failed: {why}",
+            python.display(),
+            root = workspace_root().display(),
+        );
+    }
     let nodes: Vec<Strom> = (0..2)
         .map(|i| Strom::start(&format!("geo{i}"), "stream ch { input builtin://demo; }"))
         .collect();
