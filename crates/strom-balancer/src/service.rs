@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use strom_config::BalancerConfig;
 use tokio_util::sync::CancellationToken;
 
-/// Query parameter telling a strom node the request came through a redirect.
-pub const HOP_PARAM: &str = "strom_hop";
+pub use strom_api::HOP_PARAM;
+use strom_api::{append_param, query_param};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerLabel {
@@ -291,19 +291,16 @@ async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Po
     }
 }
 
-/// Names of the streams a strom node can play now: running, on backup, or on-demand.
+/// Names of the streams a strom node can play now: running, on backup, or
+/// on-demand (`GET /api/v1/streams`, read as the node's own types).
 fn parse_streams(text: &str) -> Option<Vec<String>> {
-    let v: serde_json::Value = serde_json::from_str(text).ok()?;
-    let list = v.get("streams")?.as_array()?;
+    let list: strom_api::StreamsResponse = serde_json::from_str(text).ok()?;
     Some(
-        list.iter()
-            .filter(|s| {
-                matches!(s.get("status").and_then(|x| x.as_str()), Some("running" | "backup"))
-                    || s.get("ondemand").and_then(|x| x.as_bool()) == Some(true)
-            })
-            .filter_map(|s| s.get("name")?.as_str())
+        list.streams
+            .into_iter()
+            .filter(|s| s.playable())
+            .map(|s| s.name)
             .filter(|n| strom_config::check_stream_name(n).is_ok())
-            .map(str::to_string)
             .collect(),
     )
 }
@@ -493,13 +490,6 @@ fn bad_request(s: &Shared, what: &str) -> Response {
     json_error(StatusCode::BAD_REQUEST, what)
 }
 
-fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then_some(v)
-    })
-}
-
 /// The client address: the TCP peer, or the rightmost untrusted address of
 /// `X-Forwarded-For` when the peer is a trusted proxy.
 fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str> {
@@ -621,10 +611,7 @@ async fn redirect(State(s): State<Arc<Shared>>, req: Request) -> Response {
             let Some(base) = public_base(&cfg, i) else {
                 return json_error(StatusCode::SERVICE_UNAVAILABLE, "limit");
             };
-            let q = match req.uri().query().filter(|q| !q.is_empty()) {
-                Some(q) => format!("{q}&{HOP_PARAM}=1"),
-                None => format!("{HOP_PARAM}=1"),
-            };
+            let q = append_param(req.uri().query(), HOP_PARAM, "1");
             match HeaderValue::from_str(&format!("{base}{path}?{q}")) {
                 Ok(loc) => (
                     StatusCode::FOUND,

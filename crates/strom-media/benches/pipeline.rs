@@ -65,7 +65,7 @@ impl Node {
     fn new() -> Self {
         Node {
             timeline: Timeline::new(TimelineConfig::default()),
-            segmenter: Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0),
+            segmenter: Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ)),
         }
     }
 

@@ -105,7 +105,9 @@ pub struct Frame {
 /// A keyframe-aligned run of frames with its place on the UTC timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segment {
-    /// HLS media sequence number; strictly increasing per stream.
+    /// HLS media sequence number, strictly increasing per stream. The stream
+    /// numbers segments (the node's pipeline assigns it);
+    /// [`crate::segmenter::Segmenter`] leaves it 0.
     pub seq: u64,
     /// UTC start in 90 kHz ticks since the Unix epoch.
     pub start: i64,

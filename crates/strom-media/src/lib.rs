@@ -4,6 +4,7 @@
 //! bytes → [`ts::demux::Demuxer`] → raw [`Frame`]s (33-bit timestamps) →
 //! [`timeline::Timeline`] (unwrapped, UTC 90 kHz) → [`segmenter::Segmenter`] →
 //! [`Segment`] → [`ts::mux`] (HLS segment / HTTP-TS bytes) and [`hls`] playlists.
+//! A file played forever enters the same path through [`looper::Looper`].
 //!
 //! Invariants: timestamps after the timeline are UTC in 90 kHz units and never
 //! wrap; a segment muxes to the same bytes every time; parsers never panic on
@@ -12,6 +13,7 @@
 pub mod codec;
 pub mod frame;
 pub mod hls;
+pub mod looper;
 pub mod segmenter;
 pub mod timeline;
 pub mod ts;

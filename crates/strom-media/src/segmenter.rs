@@ -1,5 +1,5 @@
 //! Segmenter: cuts the UTC-timed frame run of one stream into keyframe-aligned
-//! segments with strictly increasing media sequence numbers.
+//! segments.
 //!
 //! Rules:
 //! - With a video track, a segment starts at a video keyframe and is cut at the
@@ -9,8 +9,9 @@
 //! - A discontinuity (input switch, timestamp jump, track change) closes the
 //!   running segment; the next segment carries `discontinuity` and starts at
 //!   the next keyframe. Frames before it are dropped and counted.
-//! - `seq` starts at the caller's floor and rises by one per segment, never
-//!   going back: the floor is derived from UTC or from persisted state.
+//! - The segmenter does not number segments: every segment it returns has
+//!   `seq: 0`. The stream numbers them (the node's pipeline assigns media
+//!   sequence numbers, from UTC or persisted state), so one owner holds that fact.
 
 use crate::frame::{Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};
 use std::sync::Arc;
@@ -45,6 +46,9 @@ struct Building {
 }
 
 /// Cuts frames into segments. Feed frames in arrival order.
+///
+/// Segments come out with `seq: 0`; the stream numbers them (the node's
+/// pipeline assigns media sequence numbers).
 #[derive(Debug)]
 pub struct Segmenter {
     cfg: SegmenterConfig,
@@ -53,7 +57,6 @@ pub struct Segmenter {
     timing: Option<u16>,
     has_video: bool,
     building: Option<Building>,
-    next_seq: u64,
     /// The next segment is a discontinuity.
     pending_discontinuity: bool,
     /// At least one segment was emitted, so a later break is a discontinuity.
@@ -62,24 +65,18 @@ pub struct Segmenter {
 }
 
 impl Segmenter {
-    /// A segmenter whose first segment gets `first_seq`.
-    pub fn new(cfg: SegmenterConfig, first_seq: u64) -> Self {
+    /// A segmenter with no tracks yet: frames are dropped until [`Segmenter::set_tracks`].
+    pub fn new(cfg: SegmenterConfig) -> Self {
         Segmenter {
             cfg,
             tracks: Arc::from(Vec::new()),
             timing: None,
             has_video: false,
             building: None,
-            next_seq: first_seq,
             pending_discontinuity: false,
             emitted: false,
             dropped: 0,
         }
-    }
-
-    /// Sequence number the next finished segment will get.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
     }
 
     /// Frames dropped while waiting for a keyframe.
@@ -199,14 +196,14 @@ impl Segmenter {
     fn finish(&mut self, end: i64) -> Option<Segment> {
         let b = self.building.take()?;
         let seg = Segment {
-            seq: self.next_seq,
+            // Numbered by the stream, not here.
+            seq: 0,
             start: b.start,
             duration: (end - b.start).max(1),
             discontinuity: b.discontinuity,
             tracks: self.tracks.clone(),
             frames: b.frames,
         };
-        self.next_seq += 1;
         self.emitted = true;
         Some(seg)
     }
@@ -277,13 +274,13 @@ mod tests {
 
     #[test]
     fn cuts_at_first_keyframe_after_target() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 100);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         assert!(s.set_tracks(tracks(true)).is_none());
         // Keyframe every 1.2 s: cuts land at 2.4 s (frames 60, 120, 180, 240).
         let segs = feed(&mut s, 250, 30, 0);
         assert_eq!(segs.len(), 4);
         for (i, seg) in segs.iter().enumerate() {
-            assert_eq!(seg.seq, 100 + i as u64);
+            assert_eq!(seg.seq, 0, "the stream numbers segments, not the segmenter");
             assert_eq!(seg.duration, 60 * FRAME);
             assert_eq!(seg.start, T0 + i as i64 * 60 * FRAME);
             assert!(seg.frames[0].keyframe && seg.frames[0].track == 0);
@@ -294,7 +291,7 @@ mod tests {
 
     #[test]
     fn waits_for_first_keyframe() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         s.set_tracks(tracks(true));
         // Stream starts mid-GOP: 10 video + 10 audio frames before the keyframe.
         let segs = feed(&mut s, 200, 50, 40);
@@ -304,7 +301,7 @@ mod tests {
 
     #[test]
     fn caps_segments_without_keyframes() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         s.set_tracks(tracks(true));
         // One keyframe, then 20 s without: capped at 6 s (frames 150, 300, 450).
         let segs = feed(&mut s, 500, 1000, 0);
@@ -315,7 +312,7 @@ mod tests {
 
     #[test]
     fn audio_only_cuts_on_duration() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         s.set_tracks(tracks(false));
         let mut segs = Vec::new();
         for i in 0..1000 {
@@ -329,8 +326,8 @@ mod tests {
     }
 
     #[test]
-    fn discontinuity_closes_flags_and_keeps_sequence() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 7);
+    fn discontinuity_closes_and_flags_the_next_segment() {
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         s.set_tracks(tracks(true));
         let mut segs = feed(&mut s, 60, 25, 0);
         let closed = s.discontinuity().expect("running segment closed");
@@ -338,8 +335,6 @@ mod tests {
         segs.push(closed);
         segs.extend(feed(&mut s, 200, 25, 1000));
         segs.extend(s.flush());
-        let seqs: Vec<u64> = segs.iter().map(|s| s.seq).collect();
-        assert_eq!(seqs, (7..7 + segs.len() as u64).collect::<Vec<_>>());
         let flagged: Vec<bool> = segs.iter().map(|s| s.discontinuity).collect();
         assert_eq!(flagged.iter().filter(|d| **d).count(), 1);
         assert!(segs[2].discontinuity, "first segment after the break");
@@ -347,7 +342,7 @@ mod tests {
 
     #[test]
     fn track_change_is_a_discontinuity_but_first_tracks_are_not() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         assert!(s.set_tracks(tracks(true)).is_none());
         feed(&mut s, 60, 25, 0);
         assert!(s.set_tracks(tracks(true)).is_none(), "same tracks change nothing");
@@ -359,7 +354,7 @@ mod tests {
 
     #[test]
     fn learning_unknown_params_is_not_a_cut() {
-        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 0);
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
         s.set_tracks(tracks(true));
         let mut segs = feed(&mut s, 60, 25, 0);
         let mut known: Vec<Track> = tracks(true).to_vec();
@@ -375,12 +370,12 @@ mod tests {
     }
 
     proptest! {
-        /// For any keyframe pattern: sequence numbers are consecutive, every
-        /// video segment starts with a keyframe unless capped, durations are
-        /// positive and segments tile the timeline without overlap.
+        /// For any keyframe pattern: every video segment starts with a
+        /// keyframe unless capped, durations are positive and segments tile
+        /// the timeline without overlap.
         #[test]
         fn segments_tile_the_timeline(kf in proptest::collection::vec(proptest::bool::weighted(0.05), 10..2000)) {
-            let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 1);
+            let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
             s.set_tracks(tracks(true));
             let mut segs = Vec::new();
             for (i, k) in kf.iter().enumerate() {
@@ -388,7 +383,6 @@ mod tests {
             }
             segs.extend(s.flush());
             for w in segs.windows(2) {
-                prop_assert_eq!(w[0].seq + 1, w[1].seq);
                 prop_assert_eq!(w[0].start + w[0].duration, w[1].start);
             }
             for seg in &segs {

@@ -16,7 +16,7 @@
 //! - Time is passed in (`now_utc`), never read here, so tests run on a virtual clock.
 
 use crate::frame::{Frame, CLOCK_HZ};
-use crate::ts::TS_WRAP;
+use crate::ts::{wrap_delta, TS_WRAP};
 
 /// Tuning for jump detection. Defaults suit broadcast MPEG-TS.
 #[derive(Clone, Copy, Debug)]
@@ -84,20 +84,10 @@ pub struct Timeline {
     run: Option<Run>,
     /// Last output DTS per track id.
     last_dts: Vec<Option<i64>>,
-    /// Newest output DTS of any track.
+    /// Newest output DTS of any track: where a new run continues from.
     newest_out: Option<i64>,
     anchors: u64,
     dropped: u64,
-}
-
-/// Difference `raw - reference` modulo 2^33, folded into [-2^32, 2^32).
-fn wrapped_delta(raw: i64, reference: i64) -> i64 {
-    let d = (raw - reference).rem_euclid(TS_WRAP);
-    if d >= TS_WRAP / 2 {
-        d - TS_WRAP
-    } else {
-        d
-    }
 }
 
 impl Timeline {
@@ -128,22 +118,17 @@ impl Timeline {
         self.dropped
     }
 
-    /// Newest output DTS of any track, if any frame was mapped.
-    pub fn newest(&self) -> Option<i64> {
-        self.newest_out
-    }
-
     /// Maps one raw frame (33-bit `dts`/`pts`) to UTC, given the current
     /// wall-clock time in 90 kHz ticks since the epoch.
     pub fn map(&mut self, mut frame: Frame, now_utc: i64) -> Mapped {
         let raw_dts = frame.dts.rem_euclid(TS_WRAP);
         // PTS is coded relative to DTS so that B-frame reordering survives a wrap.
-        let cts = wrapped_delta(frame.pts, raw_dts);
+        let cts = wrap_delta(raw_dts, frame.pts);
 
         let mut anchor = None;
         let unwrapped = match self.run {
             Some(run) => {
-                let u = run.newest + wrapped_delta(raw_dts, run.newest);
+                let u = run.newest + wrap_delta(run.newest, raw_dts);
                 if u < run.newest - self.cfg.max_backward {
                     anchor = Some(AnchorReason::JumpBack);
                 } else if u > run.newest + self.cfg.max_forward {

@@ -233,11 +233,12 @@ fn a_flipped_length_never_yields_a_message() {
 // ---------------------------------------------------------------------------
 // A real stream
 
-/// assets/demo.ts through the node's path: demux → timeline → segmenter.
+/// assets/demo.ts through the node's path: demux → timeline → segmenter,
+/// numbered from 1000 as the node's pipeline numbers them.
 fn demo_segments() -> Vec<Segment> {
     let mut demuxer = Demuxer::new();
     let mut timeline = Timeline::new(TimelineConfig::default());
-    let mut segmenter = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ), 1000);
+    let mut segmenter = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
     let mut segments = Vec::new();
     let mut handle = |event: DemuxEvent, segments: &mut Vec<Segment>| match event {
         DemuxEvent::Tracks(t) => segments.extend(segmenter.set_tracks(t)),
@@ -256,6 +257,9 @@ fn demo_segments() -> Vec<Segment> {
     demuxer.flush();
     while let Some(event) = demuxer.pull() {
         handle(event, &mut segments);
+    }
+    for (seq, seg) in (1000..).zip(&mut segments) {
+        seg.seq = seq;
     }
     segments
 }

@@ -1,38 +1,51 @@
 //! strom-node: a media node. Ingest, per-stream supervision, delivery over
-//! HTTP (HLS, HTTP-TS), metrics and the JSON API.
+//! HTTP (HLS, HTTP-TS), the cluster, metrics and the JSON API.
 //!
-//! Shape: [`run`] builds a [`Node`] from a [`Config`], starts one
-//! [`supervisor`] task per stream, one ticker for rates and viewer counts,
-//! and serves [`http::router`] on every configured address until shutdown.
-//! All media parsing and muxing lives in `strom-media`; this crate only moves
-//! bytes between sockets and those pure functions.
+//! The rooms (see `docs/architecture.md`):
+//! - [`stream`]: the protocol-neutral stream, its supervisor (sans-IO
+//!   [`stream::control`] plus a tokio driver) and the one pipeline every
+//!   input feeds;
+//! - [`input`]: one module per input kind (UDP, HTTP pull, HTTP push, file,
+//!   cluster feed);
+//! - [`output`]: one module per output (HLS, HTTP-TS, cluster feed),
+//!   registered in [`output::REGISTRY`];
+//! - [`http`]: the router, request parsing and the playback gate (peer
+//!   redirect, then authorization, then the output that claims the URL);
+//! - [`api`]: the JSON API; [`cluster`]: restreaming and peering.
+//!
+//! [`run`] builds a [`Node`] from a [`Config`], starts one stream task per
+//! stream, the cluster tasks and a once-a-second ticker, and serves
+//! [`http::router`] on every configured address until shutdown. All media
+//! parsing and muxing lives in `strom-media`.
 
+pub mod api;
 pub mod cluster;
-pub mod failover;
 pub mod http;
-pub mod hub;
 pub mod input;
-pub mod live;
 pub mod metrics;
 pub mod net;
-pub mod supervisor;
+pub mod output;
+pub mod stream;
+pub mod util;
 
-use hub::StreamHub;
 use metrics::Metrics;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use stream::{Stream, StreamSpec};
 use strom_config::Config;
 use tokio_util::sync::CancellationToken;
 
 /// A connection that accepts no bytes for this long is closed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long shutdown waits for open connections, then for stream tasks.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// A running node's shared state.
 pub struct Node {
     /// Configured streams and streams restreamed from sources, by name.
-    streams: RwLock<HashMap<String, Arc<StreamHub>>>,
+    streams: RwLock<HashMap<String, Arc<Stream>>>,
     pub metrics: Arc<Metrics>,
     pub shutdown: CancellationToken,
     pub config: Config,
@@ -60,7 +73,14 @@ impl Node {
         let streams = config
             .streams
             .iter()
-            .map(|s| (s.name.clone(), StreamHub::new(s.clone(), metrics.stream(&s.name))))
+            .map(|s| {
+                let stream = Stream::new(
+                    StreamSpec::configured(s.clone()),
+                    metrics.stream(&s.name),
+                    output::REGISTRY,
+                );
+                (s.name.clone(), stream)
+            })
             .collect();
         Arc::new(Node {
             streams: RwLock::new(streams),
@@ -73,18 +93,19 @@ impl Node {
         })
     }
 
-    /// Viewers now (live count, not the once-a-second gauge): open HTTP-TS
-    /// connections plus active HLS sessions.
+    /// Viewers now (live, not the once-a-second gauge), over every output.
     pub fn current_clients(&self) -> u64 {
+        let now = Instant::now();
         self.all_streams()
             .iter()
-            .map(|h| h.mpegts_viewers.load(std::sync::atomic::Ordering::Relaxed) as u64 + h.session_count() as u64)
+            .flat_map(|s| s.clients(now))
+            .map(|(_, n)| n)
             .sum()
     }
 
     /// This node's load and limits.
-    pub fn load(&self) -> cluster::server::NodeLoad {
-        cluster::server::NodeLoad {
+    pub fn load(&self) -> strom_api::NodeLoad {
+        strom_api::NodeLoad {
             clients: self.current_clients(),
             max_clients: self.config.max_clients,
             output_bitrate: self.metrics.server_output_bitrate.get().max(0) as u64,
@@ -93,7 +114,7 @@ impl Node {
     }
 
     /// The stream called `name`, configured or restreamed.
-    pub fn stream(&self, name: &str) -> Option<Arc<StreamHub>> {
+    pub fn stream(&self, name: &str) -> Option<Arc<Stream>> {
         self.streams
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -102,7 +123,7 @@ impl Node {
     }
 
     /// Every stream, sorted by name.
-    pub fn all_streams(&self) -> Vec<Arc<StreamHub>> {
+    pub fn all_streams(&self) -> Vec<Arc<Stream>> {
         let mut v: Vec<_> = self
             .streams
             .read()
@@ -115,12 +136,12 @@ impl Node {
     }
 
     /// Adds a stream unless one of that name exists; returns whether it was added.
-    pub fn add_stream(&self, hub: Arc<StreamHub>) -> bool {
+    pub fn add_stream(&self, stream: Arc<Stream>) -> bool {
         let mut m = self.streams.write().unwrap_or_else(|e| e.into_inner());
-        if m.contains_key(&hub.name) {
+        if m.contains_key(&*stream.name) {
             return false;
         }
-        m.insert(hub.name.clone(), hub);
+        m.insert(stream.name.to_string(), stream);
         true
     }
 
@@ -134,23 +155,40 @@ impl Node {
     }
 }
 
+/// `http://HOST:PORT` for a listen address, for log lines a person can click.
+fn display_base(addr: SocketAddr) -> String {
+    match addr {
+        a if a.ip().is_unspecified() => format!("http://localhost:{}", a.port()),
+        SocketAddr::V6(a) => format!("http://[{}]:{}", a.ip(), a.port()),
+        SocketAddr::V4(a) => format!("http://{a}"),
+    }
+}
+
 /// Runs a node until `shutdown` is cancelled, then drains connections for a
-/// few seconds and stops every stream.
+/// few seconds, stops every stream and joins their tasks.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
     let node = Node::new(&config, shutdown.clone());
     let mut listeners = Vec::new();
     for addr in &config.http {
         let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;
-        tracing::info!(%addr, "listening");
+        let bound = l.local_addr().unwrap_or(*addr);
+        tracing::info!(addr = %bound, "listening");
         listeners.push(l);
     }
-    let streams_stop = CancellationToken::new();
-    for hub in node.all_streams() {
-        tokio::spawn(supervisor::run(hub, streams_stop.clone()));
+    if let Some(first) = listeners.first().and_then(|l| l.local_addr().ok()) {
+        let base = display_base(first);
+        for s in node.all_streams() {
+            tracing::info!(stream = %s.name, hls = %format!("{base}/{}/index.m3u8", s.name), mpegts = %format!("{base}/{}/mpegts", s.name), "playback");
+        }
     }
-    tokio::spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
-    tokio::spawn(cluster::peers::run(node.clone(), streams_stop.clone()));
-    tokio::spawn(ticker(node.clone(), shutdown.clone()));
+    let streams_stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in node.all_streams() {
+        tasks.spawn(stream::task::run(s, Arc::new(input::Inputs), streams_stop.clone()));
+    }
+    tasks.spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
+    tasks.spawn(cluster::peers::run(node.clone(), streams_stop.clone()));
+    tasks.spawn(ticker(node.clone(), streams_stop.clone()));
 
     let app = http::router(node.clone());
     let mut servers = tokio::task::JoinSet::new();
@@ -178,12 +216,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
             shutdown.cancel();
         }
     }
-    // Long-lived HTTP-TS responses end on `shutdown` too; bound the drain anyway.
+    // Long-lived responses (HTTP-TS, cluster feeds) end when their stream closes.
+    for s in node.all_streams() {
+        s.closing.cancel();
+    }
     let drain = async { while servers.join_next().await.is_some() {} };
-    if tokio::time::timeout(Duration::from_secs(5), drain).await.is_err() {
-        tracing::warn!("connections still open after 5 s: closing");
+    if tokio::time::timeout(DRAIN, drain).await.is_err() {
+        tracing::warn!("connections still open after {} s: closing", DRAIN.as_secs());
     }
     streams_stop.cancel();
+    let join = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, join).await.is_err() {
+        tracing::warn!("stream tasks still running after {} s: aborting", DRAIN.as_secs());
+        tasks.shutdown().await;
+    }
     tracing::info!("stopped");
     result
 }
@@ -201,22 +247,26 @@ async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
             _ = tick.tick() => {}
         }
         let (mut clients, mut online, mut out_total) = (0i64, 0i64, 0u64);
-        for hub in node.all_streams() {
-            let m = &hub.metrics;
-            let hls = hub.prune_sessions() as i64;
-            let ts = hub.mpegts_viewers.load(std::sync::atomic::Ordering::Relaxed) as i64;
-            m.clients_hls.set(hls);
-            m.clients_mpegts.set(ts);
-            clients += hls + ts;
+        let now = Instant::now();
+        for s in node.all_streams() {
+            let m = &s.metrics;
+            for (proto, n) in s.clients(now) {
+                node.metrics.clients_gauge(&s.name, proto).set(n as i64);
+                clients += n as i64;
+            }
             online += m.alive.get();
             out_total += m.bytes_out.get();
             let now_in = m.input_bytes.get();
-            let prev = last_in.insert(hub.name.clone(), now_in).unwrap_or(now_in);
+            let prev = last_in.insert(s.name.to_string(), now_in).unwrap_or(now_in);
             // Smoothed over a few seconds: inputs arrive in bursts.
-            let r = in_rate.entry(hub.name.clone()).or_default();
+            let r = in_rate.entry(s.name.to_string()).or_default();
             *r = *r * 0.7 + (now_in.saturating_sub(prev) * 8) as f64 * 0.3;
             m.input_bitrate.set(*r as i64);
         }
+        // Forget streams that are gone (restreamed streams come and go).
+        let names = node.all_streams();
+        last_in.retain(|k, _| names.iter().any(|s| *s.name == **k));
+        in_rate.retain(|k, _| names.iter().any(|s| *s.name == **k));
         let delta = out_total.saturating_sub(last_out_total);
         last_out_total = out_total;
         out_rate = out_rate * 0.7 + (delta * 8) as f64 * 0.3;

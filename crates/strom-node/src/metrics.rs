@@ -67,6 +67,8 @@ pub struct Metrics {
     dropped_frames: Family<StreamKind, Counter>,
     slow_viewers: Family<StreamKind, Counter>,
     input_timeouts: Family<StreamLabel, Counter>,
+    input_restarts: Family<StreamLabel, Counter>,
+    input_panics: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
@@ -88,8 +90,6 @@ pub struct Metrics {
 #[derive(Clone)]
 pub struct StreamMetrics {
     pub alive: Gauge,
-    pub clients_hls: Gauge,
-    pub clients_mpegts: Gauge,
     pub input_bitrate: Gauge,
     pub input_bytes: Counter,
     pub bytes_out: Counter,
@@ -109,6 +109,10 @@ pub struct StreamMetrics {
     pub slow_dropped: Counter,
     /// Publishers or inputs that connected but sent nothing in time.
     pub input_timeouts: Counter,
+    /// Input tasks restarted after they ended or panicked.
+    pub input_restarts: Counter,
+    /// Input tasks that panicked.
+    pub input_panics: Counter,
 }
 
 impl Default for Metrics {
@@ -134,6 +138,8 @@ impl Metrics {
             dropped_frames: Family::default(),
             slow_viewers: Family::default(),
             input_timeouts: Family::default(),
+            input_restarts: Family::default(),
+            input_panics: Family::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
@@ -195,6 +201,16 @@ impl Metrics {
             "stream_input_timeouts",
             "Inputs or publishers that stopped sending and were dropped",
             m.input_timeouts.clone(),
+        );
+        r.register(
+            "stream_input_restarts",
+            "Input tasks restarted after they ended or panicked",
+            m.input_restarts.clone(),
+        );
+        r.register(
+            "stream_input_panics",
+            "Input tasks that panicked",
+            m.input_panics.clone(),
         );
         r.register(
             "server_clients",
@@ -261,10 +277,12 @@ impl Metrics {
             stream: name.to_string(),
             kind: k,
         };
+        // The built-in outputs' viewer gauges exist from the start, at 0.
+        for p in ["hls", "mpegts"] {
+            let _ = self.clients.get_or_create(&proto(p));
+        }
         StreamMetrics {
             alive: self.alive.get_or_create_owned(&l),
-            clients_hls: self.clients.get_or_create_owned(&proto("hls")),
-            clients_mpegts: self.clients.get_or_create_owned(&proto("mpegts")),
             input_bitrate: self.input_bitrate.get_or_create_owned(&l),
             input_bytes: self.input_bytes.get_or_create_owned(&l),
             bytes_out: self.bytes_out.get_or_create_owned(&l),
@@ -281,7 +299,17 @@ impl Metrics {
             slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),
             slow_dropped: self.slow_viewers.get_or_create_owned(&kind("dropped")),
             input_timeouts: self.input_timeouts.get_or_create_owned(&l),
+            input_restarts: self.input_restarts.get_or_create_owned(&l),
+            input_panics: self.input_panics.get_or_create_owned(&l),
         }
+    }
+
+    /// The `strom_stream_clients` gauge of `stream` for output `proto`.
+    pub fn clients_gauge(&self, stream: &str, proto: &'static str) -> Gauge {
+        self.clients.get_or_create_owned(&StreamProto {
+            stream: stream.to_string(),
+            proto,
+        })
     }
 
     /// Counts a node-to-node problem of `kind`.

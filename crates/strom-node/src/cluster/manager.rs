@@ -11,11 +11,12 @@
 //! - A list that could not be refreshed for `LIST_STALE` no longer counts, and a
 //!   stream no source lists is removed `GRACE` later, so no pull outlives its source.
 
-use super::puller;
 use super::server::{RemoteStream, StreamList};
 use super::{auth, source_key, PREFIX};
-use crate::hub::StreamHub;
+use crate::input::cluster::{ClusterSpec, SourceRef};
+use crate::input::InputSpec;
 use crate::metrics::SourceLabel;
+use crate::stream::{Stream, StreamSpec};
 use crate::Node;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use std::collections::BTreeMap;
@@ -136,7 +137,7 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
     };
     let up = node.metrics.source_up.get_or_create_owned(&label);
     let reconnects = node.metrics.source_reconnects.get_or_create_owned(&label);
-    let client = puller::client();
+    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
     let mut backoff = crate::input::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let mut was_up = false;
     let mut failed_once = false;
@@ -182,16 +183,17 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
                 delay
             }
         };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+        if !crate::util::sleep_or_cancel(&stop, wait).await {
+            return;
         }
     }
 }
 
 struct Restreamed {
-    sources: watch::Sender<Vec<usize>>,
+    sources: watch::Sender<Vec<SourceRef>>,
+    indexes: Vec<usize>,
     cancel: CancellationToken,
+    stream: Arc<Stream>,
     missing_since: Option<Instant>,
 }
 
@@ -202,6 +204,7 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
         return;
     }
     let filters: Vec<Filter> = node.config.sources.iter().map(Filter::new).collect();
+    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
     let (tx, mut rx) = mpsc::channel(64);
     for i in 0..n {
         tokio::spawn(poll(node.clone(), i, tx.clone(), stop.clone()));
@@ -223,15 +226,29 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
         if lists.iter().any(|l| l.is_none()) && started.elapsed() < SETTLE {
             continue;
         }
-        reconcile(&node, &filters, &lists, &mut running, &stop);
+        reconcile(&node, &client, &filters, &lists, &mut running, &stop);
     }
     for (_, r) in running {
         r.cancel.cancel();
+        r.stream.closing.cancel();
     }
+}
+
+/// The addresses and keys of sources `indexes`, in order.
+fn source_refs(node: &Node, indexes: &[usize]) -> Vec<SourceRef> {
+    indexes
+        .iter()
+        .filter_map(|&i| node.config.sources.get(i))
+        .map(|src| SourceRef {
+            addr: src.addr.clone(),
+            key: source_key(&node.config, src).map(str::to_string),
+        })
+        .collect()
 }
 
 fn reconcile(
     node: &Arc<Node>,
+    client: &reqwest::Client,
     filters: &[Filter],
     lists: &[Option<(Instant, Vec<RemoteStream>)>],
     running: &mut BTreeMap<String, Restreamed>,
@@ -261,8 +278,9 @@ fn reconcile(
     for (name, (is_static, sources)) in &desired {
         if let Some(r) = running.get_mut(name) {
             r.missing_since = None;
-            if *r.sources.borrow() != *sources {
-                r.sources.send_replace(sources.clone());
+            if r.indexes != *sources {
+                r.indexes = sources.clone();
+                r.sources.send_replace(source_refs(node, sources));
             }
             continue;
         }
@@ -274,19 +292,36 @@ fn reconcile(
         cfg.ondemand = !is_static;
         cfg.on_play = first.on_play.clone();
         cfg.backup = first.backup.clone();
-        let hub = StreamHub::new(cfg, node.metrics.stream(name));
-        if !node.add_stream(hub.clone()) {
+        let (stx, srx) = watch::channel(source_refs(node, sources));
+        let feed = ClusterSpec {
+            name: name.clone(),
+            sources: srx,
+            client: client.clone(),
+            metrics: node.metrics.clone(),
+        };
+        let spec = StreamSpec {
+            inputs: vec![InputSpec::Cluster(Arc::new(feed))],
+            backup: cfg.backup.clone().map(InputSpec::Config),
+            cfg,
+        };
+        let stream = Stream::new(spec, node.metrics.stream(name), crate::output::REGISTRY);
+        if !node.add_stream(stream.clone()) {
             continue;
         }
         tracing::info!(stream = %name, mode = if *is_static { "static" } else { "ondemand" }, sources = ?sources, "restreaming");
-        let (stx, srx) = watch::channel(sources.clone());
         let cancel = stop.child_token();
-        tokio::spawn(puller::run(node.clone(), hub, srx, cancel.clone()));
+        tokio::spawn(crate::stream::task::run(
+            stream.clone(),
+            Arc::new(crate::input::Inputs),
+            cancel.clone(),
+        ));
         running.insert(
             name.clone(),
             Restreamed {
                 sources: stx,
+                indexes: sources.clone(),
                 cancel,
+                stream,
                 missing_since: None,
             },
         );
@@ -302,6 +337,7 @@ fn reconcile(
         }
         tracing::info!(stream = %name, "no source lists the stream any more: removing");
         r.cancel.cancel();
+        r.stream.closing.cancel();
         node.remove_stream(name);
         false
     });

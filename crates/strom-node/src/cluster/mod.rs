@@ -2,13 +2,15 @@
 //! own segment protocol and serves them with every local output.
 //!
 //! - [`auth`]: HMAC request signing with the shared `cluster_key`.
-//! - [`server`]: the source side: the stream list and the long-lived
-//!   segment feed, which pushes each segment the moment it is finalised.
+//! - [`server`]: the source side: the signed stream list (the segment feed
+//!   itself is an output, [`crate::output::cluster_feed`]).
 //! - [`manager`]: the restreamer side: one poller per `source` block keeps
-//!   the source's stream list, applies `only`/`except`, and creates, feeds
-//!   and removes restreamed streams.
-//! - [`puller`]: one task per restreamed stream pulls segments from its
-//!   sources in order, failing over between them.
+//!   the source's stream list, applies `only`/`except`, and creates and
+//!   removes restreamed streams. A restreamed stream is an ordinary
+//!   [`crate::stream::Stream`] whose input is a cluster feed
+//!   ([`crate::input::cluster`]), with the same supervisor, backup and
+//!   on-demand lifecycle as a configured stream.
+//! - [`peers`]: the peer directory and viewer redirects.
 //!
 //! Invariant: a restreamer serves the source's segments unchanged (same
 //! number, timestamps and frames, so the same TS bytes); it renumbers only
@@ -18,7 +20,6 @@
 pub mod auth;
 pub mod manager;
 pub mod peers;
-pub mod puller;
 pub mod server;
 
 use std::sync::Mutex;

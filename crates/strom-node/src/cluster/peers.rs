@@ -25,8 +25,6 @@ pub const REFRESH: Duration = Duration::from_secs(1);
 pub const STALE: Duration = Duration::from_secs(4);
 /// A peer that came back must stay up this long before it takes viewers.
 pub const UP_HOLD: Duration = Duration::from_secs(2);
-/// Query parameter that marks a redirected request (one hop at most).
-pub const HOP_PARAM: &str = "strom_hop";
 /// Bounds on what a peer may claim.
 const MAX_PEER_STREAMS: usize = 100_000;
 const MAX_CLAIMED: u64 = 1_000_000_000_000;
@@ -146,7 +144,7 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
     let label = PeerLabel { peer: addr.clone() };
     let up_g = node.metrics.peer_up.get_or_create_owned(&label);
     let clients_g = node.metrics.peer_clients.get_or_create_owned(&label);
-    let client = super::puller::client();
+    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
     let mut was_up = false;
     loop {
         let r = tokio::time::timeout(
@@ -224,9 +222,8 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
                 node.peers.update(i, |p| p.last_error = Some(e));
             }
         }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(REFRESH) => {}
+        if !crate::util::sleep_or_cancel(&stop, REFRESH).await {
+            return;
         }
     }
 }

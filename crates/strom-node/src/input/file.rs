@@ -1,19 +1,23 @@
-//! `file://` and `builtin://` inputs: an MPEG-TS file looped forever and paced
-//! in real time by its own timestamps.
+//! `file://` and `builtin://` inputs: an MPEG-TS file looped forever and
+//! paced in real time by its own timestamps.
 //!
-//! The file is demuxed once; each loop replays the frames with their
-//! timestamps shifted by the loop's duration, so the timeline sees one
-//! continuous run across loops (no discontinuity, no jump). Raw timestamps stay
-//! in the 33-bit domain like any other input's.
+//! The file is demuxed once; `strom_media::looper` turns it into an endless
+//! frame sequence whose timestamps continue seamlessly across each loop
+//! join (no gap, no overlap, audio kept within half a frame of video), so
+//! the timeline sees one continuous run and every HLS segment keeps its
+//! length. Timestamps handed on are raw 33-bit, like any other input's.
+//!
+//! Input bytes are counted as frames are played, not when the file loads.
 
-use super::{Feeder, InputCtx};
+use super::{InputCtx, InputMsg};
 use bytes::Bytes;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use strom_media::ts::demux::DemuxEvent;
+use strom_media::looper::Looper;
+use strom_media::ts::demux::{DemuxEvent, Demuxer};
 use strom_media::ts::TS_WRAP;
-use strom_media::{Frame, Track, TrackKind, CLOCK_HZ};
+use strom_media::{Frame, Track, CLOCK_HZ};
 use tokio::time::Instant;
 
 /// The embedded demo channel: 10 s of H.264 1280x720 + AAC test pattern.
@@ -21,6 +25,8 @@ pub static DEMO_TS: &[u8] = include_bytes!("../../../../assets/demo.ts");
 
 /// Files larger than this are refused rather than held in memory.
 const MAX_FILE: u64 = 512 << 20;
+/// Frames sent per message at most (a burst after a stall stays bounded).
+const MAX_BATCH: usize = 64;
 
 /// Where the bytes come from.
 #[derive(Clone, Debug)]
@@ -29,70 +35,30 @@ pub enum Origin {
     Builtin(String),
 }
 
-/// A demuxed file ready to loop.
-#[derive(Debug)]
-pub struct Looped {
-    pub tracks: Arc<[Track]>,
-    /// Frames with DTS/PTS unwrapped relative to the first frame's DTS (which is 0).
-    pub frames: Vec<Frame>,
-    /// Shift applied per loop, 90 kHz ticks.
-    pub period: i64,
-    /// Raw DTS of the first frame, so replayed timestamps look like the source's.
-    pub base: i64,
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Path(p) => write!(f, "{}", p.display()),
+            Origin::Builtin(n) => write!(f, "builtin://{n}"),
+        }
+    }
 }
 
-/// Demuxes `data` into a loop. None when it holds no frames.
-pub fn prepare(data: &[u8], hub: &crate::hub::StreamHub) -> Option<Looped> {
-    let mut feeder = Feeder::new();
-    let mut events = feeder.feed(hub, data);
-    events.extend(feeder.finish(hub));
+/// Demuxes a whole file into a looper. None when it holds nothing playable.
+pub fn prepare(data: &[u8]) -> Option<Looper> {
+    let mut demux = Demuxer::new();
+    demux.push(data);
+    demux.flush();
     let mut tracks: Option<Arc<[Track]>> = None;
-    let mut frames = Vec::new();
-    for ev in events {
+    let mut frames: Vec<Frame> = Vec::new();
+    while let Some(ev) = demux.pull() {
         match ev {
             // A file whose PMT changes is looped with its last track set.
             DemuxEvent::Tracks(t) => tracks = Some(t),
             DemuxEvent::Frame(f) => frames.push(f),
         }
     }
-    let tracks = tracks?;
-    let first = frames.first()?.dts;
-    // Unwrap within the file relative to the previous frame.
-    let mut prev = first;
-    let mut acc = 0i64;
-    for f in &mut frames {
-        let mut d = (f.dts - prev).rem_euclid(TS_WRAP);
-        if d >= TS_WRAP / 2 {
-            d -= TS_WRAP;
-        }
-        prev = f.dts;
-        acc += d;
-        let mut cts = (f.pts - f.dts).rem_euclid(TS_WRAP);
-        if cts >= TS_WRAP / 2 {
-            cts -= TS_WRAP;
-        }
-        f.dts = acc;
-        f.pts = acc + cts;
-    }
-    // The loop lasts until the end of its last frame on the timing track.
-    let timing = tracks
-        .iter()
-        .find(|t| t.kind() == TrackKind::Video)
-        .or_else(|| tracks.first())
-        .map(|t| t.id)?;
-    let mut on_timing = frames.iter().filter(|f| f.track == timing).map(|f| f.dts);
-    let first_t = on_timing.next()?;
-    let (last_t, step) = on_timing.fold((first_t, CLOCK_HZ / 25), |(last, step), d| {
-        (d, if d > last { d - last } else { step })
-    });
-    let max_dts = frames.iter().map(|f| f.dts).max().unwrap_or(0);
-    let period = (last_t + step).max(max_dts + 1);
-    Some(Looped {
-        tracks,
-        frames,
-        period,
-        base: first,
-    })
+    Looper::new(tracks?, frames)
 }
 
 async fn load(origin: &Origin) -> Result<Bytes, String> {
@@ -120,14 +86,14 @@ async fn load(origin: &Origin) -> Result<Bytes, String> {
 
 /// Runs until cancelled.
 pub async fn run(origin: Origin, ctx: InputCtx) {
-    let looped = loop {
+    let mut looper = loop {
         let r = load(&origin)
             .await
-            .and_then(|data| prepare(&data, &ctx.hub).ok_or_else(|| "no playable frames".to_string()));
+            .and_then(|data| prepare(&data).ok_or_else(|| "no playable frames".to_string()));
         match r {
             Ok(l) => break l,
             Err(e) => {
-                tracing::warn!(stream = %ctx.hub.name, input = ctx.index, error = %e, "file input unusable");
+                tracing::warn!(stream = %ctx.stream, input = ctx.index(), error = %e, "file input unusable");
                 ctx.state(false, e).await;
                 if !ctx.sleep(Duration::from_secs(5)).await {
                     return;
@@ -135,48 +101,61 @@ pub async fn run(origin: Origin, ctx: InputCtx) {
             }
         }
     };
-    ctx.state(true, format!("playing {origin:?}")).await;
-    if !ctx.send(vec![DemuxEvent::Tracks(looped.tracks.clone())]).await {
+    ctx.state(true, format!("playing {origin}")).await;
+    if !ctx.send_events(vec![DemuxEvent::Tracks(looper.tracks().clone())]).await {
         return;
     }
+    let base = looper.base_dts();
     let start = Instant::now();
-    let mut shift = 0i64;
-    loop {
-        let mut i = 0;
-        while i < looped.frames.len() {
-            let due = looped.frames[i].dts + shift;
-            let at = start + Duration::from_micros((due.max(0) as u64) * 1_000_000 / CLOCK_HZ as u64);
-            tokio::select! {
-                _ = ctx.cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(at) => {}
-            }
-            // Everything due by now goes in one batch.
-            let now_ticks = (start.elapsed().as_micros() as i64) * CLOCK_HZ / 1_000_000;
-            let mut batch = Vec::new();
-            // The frame that was waited for always goes, whatever the rounding.
-            while i < looped.frames.len() && (batch.is_empty() || looped.frames[i].dts + shift <= now_ticks) {
-                let f = &looped.frames[i];
-                batch.push(DemuxEvent::Frame(Frame {
-                    track: f.track,
-                    dts: (looped.base + f.dts + shift).rem_euclid(TS_WRAP),
-                    pts: (looped.base + f.pts + shift).rem_euclid(TS_WRAP),
-                    keyframe: f.keyframe,
-                    data: f.data.clone(),
-                }));
-                i += 1;
-            }
-            let bytes: usize = batch
-                .iter()
-                .map(|e| match e {
-                    DemuxEvent::Frame(f) => f.data.len(),
-                    DemuxEvent::Tracks(_) => 0,
-                })
-                .sum();
-            ctx.hub.metrics.input_bytes.inc_by(bytes as u64);
-            if !ctx.send(batch).await {
-                return;
+    let mut next = looper.next();
+    while let Some(first) = next.take() {
+        let at = start + Duration::from_micros((first.dts.max(0) as u64) * 1_000_000 / CLOCK_HZ as u64);
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(at) => {}
+        }
+        // Everything due by now goes in one batch; the frame waited for always goes.
+        let now_ticks = (start.elapsed().as_micros() as i64) * CLOCK_HZ / 1_000_000;
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        let mut f = Some(first);
+        while let Some(frame) = f.take() {
+            bytes += frame.data.len();
+            batch.push(DemuxEvent::Frame(Frame {
+                dts: (base + frame.dts).rem_euclid(TS_WRAP),
+                pts: (base + frame.pts).rem_euclid(TS_WRAP),
+                ..frame
+            }));
+            match looper.next() {
+                Some(n) if n.dts <= now_ticks && batch.len() < MAX_BATCH => f = Some(n),
+                other => next = other,
             }
         }
-        shift += looped.period;
+        ctx.metrics.input_bytes.inc_by(bytes as u64);
+        if !ctx.send(InputMsg::Demuxed(batch)).await {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_is_playable_and_loops() {
+        let mut l = prepare(DEMO_TS).expect("demo demuxes");
+        assert!(l.tracks().len() >= 2, "video and audio");
+        let period = l.period();
+        assert!(period > 9 * CLOCK_HZ && period < 11 * CLOCK_HZ, "about 10 s: {period}");
+        let mut last = None;
+        for f in l.by_ref().take(2000) {
+            if f.track == 0 {
+                if let Some(p) = last {
+                    assert!(f.dts > p, "video DTS rises across loops");
+                }
+                last = Some(f.dts);
+            }
+        }
     }
 }

@@ -10,19 +10,15 @@ use std::time::Duration;
 
 /// Runs until cancelled.
 pub async fn run(url: String, ctx: InputCtx) {
-    let client = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("strom/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match crate::util::http_client(Duration::from_secs(5)) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(stream = %ctx.hub.name, error = %e, "http client init failed");
+            tracing::error!(stream = %ctx.stream, error = %e, "http client init failed");
             ctx.state(false, format!("client: {e}")).await;
             return;
         }
     };
-    let idle = ctx.hub.cfg.source_timeout;
+    let idle = ctx.source_timeout;
     let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
     loop {
         let reason = tokio::select! {
@@ -30,7 +26,7 @@ pub async fn run(url: String, ctx: InputCtx) {
             r = session(&client, &url, idle, &ctx, &mut backoff) => r,
         };
         let Some(reason) = reason else { return };
-        tracing::warn!(stream = %ctx.hub.name, input = ctx.index, %url, %reason, "http input down");
+        tracing::warn!(stream = %ctx.stream, input = ctx.index(), %url, %reason, "http input down");
         ctx.state(false, reason).await;
         if !ctx.sleep(backoff.next_delay()).await {
             return;
@@ -54,7 +50,7 @@ async fn session(
     if !resp.status().is_success() {
         return Some(format!("http status {}", resp.status()));
     }
-    tracing::info!(stream = %ctx.hub.name, input = ctx.index, %url, "http input connected");
+    tracing::info!(stream = %ctx.stream, input = ctx.index(), %url, "http input connected");
     ctx.state(true, format!("connected to {url}")).await;
     let mut body = resp.bytes_stream();
     let mut feeder = Feeder::new();
@@ -62,12 +58,12 @@ async fn session(
     loop {
         match tokio::time::timeout(idle, body.next()).await {
             Err(_) => {
-                ctx.hub.metrics.input_timeouts.inc();
+                ctx.metrics.input_timeouts.inc();
                 return Some(format!("no data for {}s", idle.as_secs()));
             }
             Ok(None) => {
-                let rest = feeder.finish(&ctx.hub);
-                if !ctx.send(rest).await {
+                let rest = feeder.finish(&ctx.metrics);
+                if !ctx.send_events(rest).await {
                     return None;
                 }
                 return Some("source closed the response".into());
@@ -78,8 +74,8 @@ async fn session(
                     got_data = true;
                     backoff.reset();
                 }
-                let events = feeder.feed(&ctx.hub, &chunk);
-                if !ctx.send(events).await {
+                let events = feeder.feed(&ctx.metrics, &chunk);
+                if !ctx.send_events(events).await {
                     return None;
                 }
             }

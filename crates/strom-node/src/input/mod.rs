@@ -1,62 +1,106 @@
-//! Inputs: tasks that read MPEG-TS from somewhere, demux it and hand frames to
-//! the stream's supervisor.
+//! Inputs: tasks that read media from somewhere and hand it to their stream.
 //!
-//! Every input runs as its own task with its own demuxer, so a broken input
-//! never corrupts another one's state. Inputs retry on their own (capped
-//! exponential backoff) until cancelled; the supervisor only decides whose
-//! frames reach the output. Demux errors are counted per stream and kind.
+//! An input knows nothing of the stream it feeds: it gets an [`InputCtx`]
+//! (the stream's name for logs, its metrics handles, a sender, a cancel
+//! token and the few ports some inputs need) and sends [`InputMsg`]s. Every
+//! input runs as its own task with its own demuxer, so a broken input never
+//! corrupts another's state. Inputs retry on their own (capped exponential
+//! backoff) until cancelled; the stream task restarts one that ends or
+//! panics, and decides whose media reaches the pipeline.
+//!
+//! Adding an input kind (RTMP, SRT) is a module here plus an arm in [`run`].
 
+pub mod cluster;
 pub mod file;
 pub mod http;
 pub mod publish;
 pub mod udp;
 
-use crate::hub::StreamHub;
+use crate::metrics::StreamMetrics;
+use crate::stream::control::FeedSegment;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
 use strom_config::Input;
 use strom_media::ts::demux::{DemuxEvent, DemuxStats, Demuxer};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// What inputs tell the supervisor.
-#[derive(Debug)]
-pub enum InputEvent {
-    /// Demuxed events of input `input`, in order.
-    Media { input: usize, events: Vec<DemuxEvent> },
-    /// A connection-level change, for logs and the API.
-    State { input: usize, up: bool, detail: String },
+/// Where one input of a stream gets its media.
+#[derive(Clone, Debug)]
+pub enum InputSpec {
+    /// An `input`/`backup` line of the config.
+    Config(Input),
+    /// Segments pulled from `source` nodes over the cluster protocol.
+    Cluster(Arc<cluster::ClusterSpec>),
 }
 
-/// Everything an input task needs.
+impl std::fmt::Display for InputSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputSpec::Config(i) => write!(f, "{i}"),
+            InputSpec::Cluster(c) => write!(f, "{c}"),
+        }
+    }
+}
+
+/// What an input sends its stream.
+#[derive(Debug)]
+pub enum InputMsg {
+    /// Demuxed events (tracks and raw frames), in order.
+    Demuxed(Vec<DemuxEvent>),
+    /// A finished segment from a cluster feed.
+    Segment(Box<FeedSegment>),
+    /// A connection-level change, for logs.
+    State { up: bool, detail: String },
+}
+
+/// The stream-side identity of one running input task: the input's index
+/// and the generation of its task, so the stream can ignore what a stopped
+/// task still had in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    pub index: usize,
+    pub generation: u64,
+}
+
+/// Everything an input task gets.
 #[derive(Clone)]
 pub struct InputCtx {
-    pub index: usize,
-    pub tx: mpsc::Sender<InputEvent>,
+    /// The stream's name, for logs.
+    pub stream: Arc<str>,
+    pub tag: Tag,
+    pub metrics: StreamMetrics,
+    pub tx: mpsc::Sender<(Tag, InputMsg)>,
     pub cancel: CancellationToken,
-    pub hub: Arc<StreamHub>,
+    /// Silence after which a connection is abandoned and retried.
+    pub source_timeout: Duration,
+    /// For `publish://`: where the HTTP handler hands over publishers.
+    pub publish: Option<Arc<publish::PublishSlot>>,
+    /// The stream's newest segment number (a cluster feed resumes after it).
+    pub newest_seq: watch::Receiver<Option<u64>>,
 }
 
 impl InputCtx {
-    /// Sends events; false when the supervisor is gone.
-    async fn send(&self, events: Vec<DemuxEvent>) -> bool {
-        if events.is_empty() {
-            return true;
-        }
-        self.tx
-            .send(InputEvent::Media {
-                input: self.index,
-                events,
-            })
-            .await
-            .is_ok()
+    pub fn index(&self) -> usize {
+        self.tag.index
     }
 
-    async fn state(&self, up: bool, detail: impl Into<String>) {
+    /// Sends a message; false when the stream is gone.
+    pub async fn send(&self, msg: InputMsg) -> bool {
+        self.tx.send((self.tag, msg)).await.is_ok()
+    }
+
+    /// Sends demuxed events (nothing when empty); false when the stream is gone.
+    pub async fn send_events(&self, events: Vec<DemuxEvent>) -> bool {
+        events.is_empty() || self.send(InputMsg::Demuxed(events)).await
+    }
+
+    /// Reports a connection change.
+    pub async fn state(&self, up: bool, detail: impl Into<String>) {
         let _ = self
-            .tx
-            .send(InputEvent::State {
-                input: self.index,
+            .send(InputMsg::State {
                 up,
                 detail: detail.into(),
             })
@@ -64,15 +108,12 @@ impl InputCtx {
     }
 
     /// Sleeps for `d` unless cancelled first; false when cancelled.
-    async fn sleep(&self, d: Duration) -> bool {
-        tokio::select! {
-            _ = self.cancel.cancelled() => false,
-            _ = tokio::time::sleep(d) => true,
-        }
+    pub async fn sleep(&self, d: Duration) -> bool {
+        crate::util::sleep_or_cancel(&self.cancel, d).await
     }
 }
 
-/// A demuxer that reports its error counters into the stream's metrics.
+/// A demuxer that reports its byte and error counters into the stream's metrics.
 pub struct Feeder {
     demux: Demuxer,
     seen: DemuxStats,
@@ -92,32 +133,34 @@ impl Feeder {
         }
     }
 
-    /// Demuxes `data` and returns the events it completed.
-    pub fn feed(&mut self, hub: &StreamHub, data: &[u8]) -> Vec<DemuxEvent> {
+    /// Demuxes `data` (received bytes, counted as input) and returns the events it completed.
+    pub fn feed(&mut self, m: &StreamMetrics, data: &[u8]) -> Vec<DemuxEvent> {
         self.demux.push(data);
-        let mut out = Vec::new();
-        while let Some(ev) = self.demux.pull() {
-            out.push(ev);
-        }
-        self.account(hub, data.len());
+        let out = self.drain();
+        m.input_bytes.inc_by(data.len() as u64);
+        self.account(m);
         out
     }
 
     /// Ends the input: emits what is still buffered.
-    pub fn finish(&mut self, hub: &StreamHub) -> Vec<DemuxEvent> {
+    pub fn finish(&mut self, m: &StreamMetrics) -> Vec<DemuxEvent> {
         self.demux.flush();
+        let out = self.drain();
+        self.account(m);
+        out
+    }
+
+    fn drain(&mut self) -> Vec<DemuxEvent> {
         let mut out = Vec::new();
         while let Some(ev) = self.demux.pull() {
             out.push(ev);
         }
-        self.account(hub, 0);
         out
     }
 
-    fn account(&mut self, hub: &StreamHub, bytes: usize) {
-        let m = &hub.metrics;
+    /// Adds the demuxer's new error counts to the stream's counters.
+    fn account(&mut self, m: &StreamMetrics) {
         let s = self.demux.stats();
-        m.input_bytes.inc_by(bytes as u64);
         m.ts_cc.inc_by(s.cc_errors.saturating_sub(self.seen.cc_errors));
         m.ts_sync.inc_by(s.sync_errors.saturating_sub(self.seen.sync_errors));
         m.ts_pes.inc_by(s.pes_errors.saturating_sub(self.seen.pes_errors));
@@ -154,14 +197,31 @@ impl Backoff {
     }
 }
 
-/// Starts the task of one input.
-pub fn spawn(input: &Input, ctx: InputCtx) -> tokio::task::JoinHandle<()> {
-    match input.clone() {
-        Input::Udp { addr, iface, source } => tokio::spawn(udp::run(addr, iface, source, ctx)),
-        Input::Http { url } => tokio::spawn(http::run(url, ctx)),
-        Input::Publish => tokio::spawn(publish::run(ctx)),
-        Input::File { path } => tokio::spawn(file::run(file::Origin::Path(path), ctx)),
-        Input::Builtin { name } => tokio::spawn(file::run(file::Origin::Builtin(name), ctx)),
+/// Starts inputs; the stream task calls it for each input it starts. Tests
+/// substitute their own to drive the stream task without sockets.
+pub trait Launcher: Send + Sync + 'static {
+    /// The task of `spec`, run until `ctx.cancel` or until it gives up.
+    fn launch(&self, spec: &InputSpec, ctx: InputCtx) -> BoxFuture<'static, ()>;
+}
+
+/// The real inputs.
+pub struct Inputs;
+
+impl Launcher for Inputs {
+    fn launch(&self, spec: &InputSpec, ctx: InputCtx) -> BoxFuture<'static, ()> {
+        run(spec.clone(), ctx).boxed()
+    }
+}
+
+/// Runs the input of `spec` until cancelled.
+pub async fn run(spec: InputSpec, ctx: InputCtx) {
+    match spec {
+        InputSpec::Config(Input::Udp { addr, iface, source }) => udp::run(addr, iface, source, ctx).await,
+        InputSpec::Config(Input::Http { url }) => http::run(url, ctx).await,
+        InputSpec::Config(Input::Publish) => publish::run(ctx).await,
+        InputSpec::Config(Input::File { path }) => file::run(file::Origin::Path(path), ctx).await,
+        InputSpec::Config(Input::Builtin { name }) => file::run(file::Origin::Builtin(name), ctx).await,
+        InputSpec::Cluster(spec) => cluster::run(spec, ctx).await,
     }
 }
 

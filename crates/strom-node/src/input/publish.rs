@@ -1,28 +1,53 @@
 //! `publish://` input: a client pushes MPEG-TS by HTTP PUT/POST to
 //! `/NAME/publish`.
 //!
-//! The input owns a channel whose sender sits in the hub's publish slot; the
-//! HTTP handler takes it (so one publisher at a time) and feeds the request
-//! body into it. When the publisher goes away the slot is refilled for the next one.
+//! The input task owns a channel whose sender sits in the stream's
+//! [`PublishSlot`]; the HTTP handler ([`accept`]) takes it, so there is one
+//! publisher at a time, and feeds the request body into it. When the
+//! publisher goes away the task puts a fresh sender back for the next one.
 
 use super::{Feeder, InputCtx};
+use axum::body::Body;
+use axum::http::StatusCode;
 use bytes::Bytes;
+use futures_util::StreamExt;
+use std::sync::Mutex;
+use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Chunks buffered between the HTTP handler and the demuxer.
 const PUBLISH_QUEUE: usize = 64;
 
+/// Where a running `publish://` input waits for its publisher.
+#[derive(Debug, Default)]
+pub struct PublishSlot(Mutex<Option<mpsc::Sender<Bytes>>>);
+
+impl PublishSlot {
+    fn put(&self, tx: Option<mpsc::Sender<Bytes>>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+    }
+
+    /// Takes the sender, if no publisher holds it.
+    pub fn take(&self) -> Option<mpsc::Sender<Bytes>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
 /// Runs until cancelled.
 pub async fn run(ctx: InputCtx) {
+    let Some(slot) = ctx.publish.clone() else {
+        tracing::error!(stream = %ctx.stream, "publish input without a publish slot");
+        return;
+    };
     loop {
         let (tx, mut rx) = mpsc::channel::<Bytes>(PUBLISH_QUEUE);
-        *ctx.hub.publish_slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+        slot.put(Some(tx));
         let mut feeder = Feeder::new();
         let mut connected = false;
         loop {
             let chunk = tokio::select! {
                 _ = ctx.cancel.cancelled() => {
-                    ctx.hub.publish_slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    slot.put(None);
                     return;
                 }
                 c = rx.recv() => c,
@@ -30,21 +55,76 @@ pub async fn run(ctx: InputCtx) {
             let Some(chunk) = chunk else { break };
             if !connected {
                 connected = true;
-                tracing::info!(stream = %ctx.hub.name, input = ctx.index, "publisher connected");
+                tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher connected");
                 ctx.state(true, "publisher connected").await;
             }
-            let events = feeder.feed(&ctx.hub, &chunk);
-            if !ctx.send(events).await {
+            let events = feeder.feed(&ctx.metrics, &chunk);
+            if !ctx.send_events(events).await {
                 return;
             }
         }
-        let rest = feeder.finish(&ctx.hub);
-        if !ctx.send(rest).await {
+        let rest = feeder.finish(&ctx.metrics);
+        if !ctx.send_events(rest).await {
             return;
         }
         if connected {
-            tracing::info!(stream = %ctx.hub.name, input = ctx.index, "publisher disconnected");
+            tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher disconnected");
             ctx.state(false, "publisher disconnected").await;
+        }
+    }
+}
+
+/// Why a publisher was turned away or cut off.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PublishError {
+    /// Another publisher holds the stream: 409.
+    Busy,
+    /// The publisher sent nothing for `idle`: 408.
+    Silent,
+    /// The stream's input stopped meanwhile: 503.
+    InputStopped,
+}
+
+impl PublishError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PublishError::Busy => StatusCode::CONFLICT,
+            PublishError::Silent => StatusCode::REQUEST_TIMEOUT,
+            PublishError::InputStopped => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Feeds one publisher's request body into the slot's input. `wait` is how
+/// long to wait for the input to put its sender in the slot (an on-demand
+/// stream woken by this very request). Returns the bytes received.
+pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Duration) -> Result<usize, PublishError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let tx = loop {
+        if let Some(tx) = slot.take() {
+            break tx;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(PublishError::Busy);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mut body = body.into_data_stream();
+    let mut total = 0usize;
+    loop {
+        match tokio::time::timeout(idle, body.next()).await {
+            Err(_) => return Err(PublishError::Silent),
+            Ok(None) => return Ok(total),
+            Ok(Some(Err(e))) => {
+                tracing::info!(error = %e, "publisher connection ended");
+                return Ok(total);
+            }
+            Ok(Some(Ok(chunk))) => {
+                total += chunk.len();
+                if tx.send(chunk).await.is_err() {
+                    return Err(PublishError::InputStopped);
+                }
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ pub async fn run(addr: SocketAddr, iface: Option<Ipv4Addr>, source: Option<IpAdd
         match open(addr, iface, source) {
             Ok(s) => break s,
             Err(e) => {
-                tracing::warn!(stream = %ctx.hub.name, input = ctx.index, %addr, error = %e, "udp input cannot bind");
+                tracing::warn!(stream = %ctx.stream, input = ctx.index(), %addr, error = %e, "udp input cannot bind");
                 ctx.state(false, format!("bind {addr}: {e}")).await;
                 if !ctx.sleep(backoff.next_delay()).await {
                     return;
@@ -50,7 +50,7 @@ pub async fn run(addr: SocketAddr, iface: Option<Ipv4Addr>, source: Option<IpAdd
             }
         }
     };
-    tracing::info!(stream = %ctx.hub.name, input = ctx.index, %addr, "udp input listening");
+    tracing::info!(stream = %ctx.stream, input = ctx.index(), %addr, "udp input listening");
     ctx.state(true, format!("listening on {addr}")).await;
     let mut feeder = Feeder::new();
     let mut buf = vec![0u8; 65_536];
@@ -60,13 +60,13 @@ pub async fn run(addr: SocketAddr, iface: Option<Ipv4Addr>, source: Option<IpAdd
             r = sock.recv(&mut buf) => match r {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::debug!(stream = %ctx.hub.name, error = %e, "udp recv error");
+                    tracing::debug!(stream = %ctx.stream, error = %e, "udp recv error");
                     continue;
                 }
             },
         };
-        let events = feeder.feed(&ctx.hub, &buf[..n]);
-        if !ctx.send(events).await {
+        let events = feeder.feed(&ctx.metrics, &buf[..n]);
+        if !ctx.send_events(events).await {
             return;
         }
     }

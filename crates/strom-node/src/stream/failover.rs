@@ -73,11 +73,6 @@ impl Failover {
         self.last_frame.len()
     }
 
-    /// The input whose frames reach the output (`backup_index()` for backup).
-    pub fn active(&self) -> Option<usize> {
-        self.active
-    }
-
     /// Records that input `i` delivered a frame.
     pub fn frame(&mut self, i: usize, now: Instant) {
         let Some(last) = self.last_frame.get_mut(i) else {

@@ -16,6 +16,12 @@ pub fn demo_ts() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/demo.ts")
 }
 
+/// The workspace root (where `.ci/run` creates `.venv`).
+pub fn workspace_root() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
+}
+
 /// A fresh scratch directory for one test.
 pub fn scratch(tag: &str) -> PathBuf {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -513,4 +519,41 @@ pub fn start_prometheus(tag: &str, targets: &[u16]) -> (Proc, u16) {
         .spawn()
         .expect("prometheus");
     (Proc(Some(child)), port)
+}
+
+/// A request with extra headers (Origin, Range, …); the whole response.
+pub fn fetch_with(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) -> Resp {
+    let url = url.to_string();
+    let headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    rt().block_on(async move {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(40))
+            .build()
+            .expect("client");
+        let mut req = client.request(method, &url);
+        for (k, v) in &headers {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let headers = r
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+                    .collect();
+                Resp {
+                    status,
+                    headers,
+                    body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+                }
+            }
+            Err(e) => panic!("{url}: {e}"),
+        }
+    })
+}
+
+/// The status of a stream as the API reports it.
+pub fn status(s: &Strom, stream: &str) -> String {
+    api(s, stream)["status"].as_str().unwrap_or("").to_string()
 }

@@ -1,0 +1,295 @@
+//! strom-api: the typed shapes of strom's HTTP API, shared by the node that
+//! serves them and by the balancer and peers that read them.
+//!
+//! - `/api/v1/streams[/NAME]`: [`StreamsResponse`], [`StreamInfo`];
+//! - `/readyz`: [`Readiness`];
+//! - `/api/v1/cluster/streams` (signed, node to node): [`StreamList`],
+//!   [`RemoteStream`], [`NodeLoad`];
+//! - query-string helpers and [`HOP_PARAM`], the marker of a redirected
+//!   request that the node and the balancer both add and read.
+//!
+//! Invariant: fields are only ever added, with `#[serde(default)]` on the
+//! reading side, so nodes of different versions keep understanding each
+//! other. Nothing here does I/O.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Query parameter that marks a request already redirected once (by a peer
+/// or the balancer); a marked request is never redirected again.
+pub const HOP_PARAM: &str = "strom_hop";
+
+/// Lifecycle state of a stream, as the API reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Starting: no frame yet, within the start window.
+    Waiting,
+    /// Frames flow from a configured input (or a source node).
+    Running,
+    /// Every input is down; the backup plays.
+    Backup,
+    /// Every input is down and there is no (working) backup.
+    Failed,
+    /// On-demand stream with no viewers: inputs are not running.
+    Stopped,
+    /// A status this version does not know (read from a newer node); never
+    /// playable.
+    #[serde(other)]
+    Unknown,
+}
+
+impl Status {
+    /// Delivers media now (from an input or the backup).
+    pub fn is_alive(self) -> bool {
+        matches!(self, Status::Running | Status::Backup)
+    }
+
+    /// The lower-case name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Waiting => "waiting",
+            Status::Running => "running",
+            Status::Backup => "backup",
+            Status::Failed => "failed",
+            Status::Stopped => "stopped",
+            Status::Unknown => "unknown",
+        }
+    }
+}
+
+/// One track of a stream (`/api/v1/streams/NAME`, `tracks`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrackInfo {
+    /// Track number within the stream, from 0.
+    pub id: u16,
+    /// `video` or `audio`.
+    pub kind: String,
+    /// Codec name (`h264`, `aac`, …).
+    pub codec: String,
+    /// RFC 6381 codec string (`avc1.64001f`), when known.
+    #[serde(default)]
+    pub codec_string: Option<String>,
+    #[serde(default)]
+    pub width: Option<u16>,
+    #[serde(default)]
+    pub height: Option<u16>,
+    /// Frames per second.
+    #[serde(default)]
+    pub frame_rate: Option<f64>,
+    /// Hz.
+    #[serde(default)]
+    pub sample_rate: Option<u32>,
+    #[serde(default)]
+    pub channels: Option<u8>,
+    /// ISO 639 language code from the PMT.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Bits per second over the segment window.
+    #[serde(default)]
+    pub bitrate: Option<u64>,
+}
+
+/// One stream (`GET /api/v1/streams/NAME`, and each entry of the list).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    pub name: String,
+    pub status: Status,
+    #[serde(default)]
+    pub ondemand: bool,
+    /// Index of the input feeding the stream; the number of inputs means the backup.
+    #[serde(default)]
+    pub active_input_index: Option<usize>,
+    /// URL of the input feeding the stream (`backup:URL` for the backup).
+    #[serde(default)]
+    pub active_input: Option<String>,
+    #[serde(default)]
+    pub inputs: Vec<String>,
+    /// For a restreamed stream: the source node feeding it now.
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub tracks: Vec<TrackInfo>,
+    /// Current viewers by protocol (`hls`, `mpegts`, …).
+    #[serde(default)]
+    pub clients: BTreeMap<String, u64>,
+    /// Seconds since the stream last started delivering.
+    #[serde(default)]
+    pub uptime_secs: Option<f64>,
+    /// Seconds since the last frame reached the stream.
+    #[serde(default)]
+    pub last_frame_age_secs: Option<f64>,
+    /// Oldest and newest segment numbers held.
+    #[serde(default)]
+    pub first_seq: Option<u64>,
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+}
+
+impl StreamInfo {
+    /// Playable now: running, on backup, or on-demand (starts on request).
+    pub fn playable(&self) -> bool {
+        self.status.is_alive() || self.ondemand
+    }
+}
+
+/// `GET /api/v1/streams`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamsResponse {
+    pub streams: Vec<StreamInfo>,
+}
+
+/// `GET /readyz`: ready once no static stream is still starting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// Static streams still in their start window.
+    pub waiting: Vec<String>,
+    /// Streams whose every input is down (failed, or playing the backup).
+    #[serde(default)]
+    pub down: Vec<String>,
+}
+
+/// An error body: `{"error": "..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+/// A node's load, as peers and the balancer see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeLoad {
+    pub clients: u64,
+    #[serde(default)]
+    pub max_clients: Option<u64>,
+    /// Bits per second.
+    #[serde(default)]
+    pub output_bitrate: u64,
+    /// Bits per second.
+    #[serde(default)]
+    pub max_bitrate: Option<u64>,
+}
+
+impl NodeLoad {
+    /// At or over a configured limit.
+    pub fn overloaded(&self) -> bool {
+        self.max_clients.is_some_and(|m| self.clients >= m)
+            || self.max_bitrate.is_some_and(|m| self.output_bitrate >= m)
+    }
+
+    /// The larger of clients/max_clients and bitrate/max_bitrate (0 without limits).
+    pub fn ratio(&self) -> f64 {
+        let r = |v: u64, m: Option<u64>| m.filter(|m| *m > 0).map_or(0.0, |m| v as f64 / m as f64);
+        r(self.clients, self.max_clients).max(r(self.output_bitrate, self.max_bitrate))
+    }
+
+    /// Clamps every value a peer claims to `max`.
+    pub fn bounded(self, max: u64) -> Self {
+        NodeLoad {
+            clients: self.clients.min(max),
+            max_clients: self.max_clients.map(|v| v.min(max)),
+            output_bitrate: self.output_bitrate.min(max),
+            max_bitrate: self.max_bitrate.map(|v| v.min(max)),
+        }
+    }
+}
+
+/// One entry of the node-to-node stream list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RemoteStream {
+    pub name: String,
+    /// `static` (always running) or `ondemand`.
+    pub mode: String,
+    #[serde(default)]
+    pub codecs: Vec<String>,
+    #[serde(default)]
+    pub last_seq: Option<u64>,
+    /// Delivering fresh segments now (peering sends viewers only to live or on-demand streams).
+    #[serde(default)]
+    pub alive: Option<bool>,
+}
+
+/// `GET /api/v1/cluster/streams` (signed).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StreamList {
+    pub streams: Vec<RemoteStream>,
+    /// The answering node's load (for peering).
+    #[serde(default)]
+    pub load: Option<NodeLoad>,
+}
+
+/// The raw value of `key` in a query string (`a=1&key=v`), not percent-decoded.
+/// A key without `=` has the empty value. The first occurrence wins.
+pub fn query_param<'a>(query: Option<&'a str>, key: &str) -> Option<&'a str> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then_some(v)
+    })
+}
+
+/// `query` with `key=value` appended (`&`-joined; `query` may be empty or absent).
+pub fn append_param(query: Option<&str>, key: &str, value: &str) -> String {
+    match query.filter(|q| !q.is_empty()) {
+        Some(q) => format!("{q}&{key}={value}"),
+        None => format!("{key}={value}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_params() {
+        assert_eq!(query_param(Some("a=1&token=xyz&b"), "token"), Some("xyz"));
+        assert_eq!(query_param(Some("b"), "b"), Some(""));
+        assert_eq!(query_param(Some("tokenx=1"), "token"), None);
+        assert_eq!(query_param(Some("token=1&token=2"), "token"), Some("1"));
+        assert_eq!(query_param(None, "token"), None);
+        assert_eq!(append_param(None, HOP_PARAM, "1"), "strom_hop=1");
+        assert_eq!(append_param(Some(""), HOP_PARAM, "1"), "strom_hop=1");
+        assert_eq!(append_param(Some("token=a"), HOP_PARAM, "1"), "token=a&strom_hop=1");
+    }
+
+    #[test]
+    fn stream_info_reads_older_and_newer_shapes() {
+        // A minimal entry (older node) and one with an unknown field (newer node).
+        let v: StreamsResponse = serde_json::from_str(
+            r#"{"streams":[{"name":"a","status":"running"},
+                {"name":"b","status":"stopped","ondemand":true,"future":1,"clients":{"hls":2}}]}"#,
+        )
+        .expect("parses");
+        assert!(v.streams[0].playable());
+        assert!(v.streams[1].playable());
+        assert_eq!(v.streams[1].clients.get("hls"), Some(&2));
+        let failed: StreamInfo = serde_json::from_str(r#"{"name":"c","status":"failed"}"#).expect("parses");
+        assert!(!failed.playable());
+        let newer: StreamInfo = serde_json::from_str(r#"{"name":"c","status":"paused"}"#).expect("parses");
+        assert_eq!(newer.status, Status::Unknown);
+        assert!(!newer.playable());
+        assert!(
+            serde_json::from_str::<StreamInfo>(r#"{"name":"c"}"#).is_err(),
+            "status is required"
+        );
+    }
+
+    #[test]
+    fn load_ratio_and_bounds() {
+        let l = NodeLoad {
+            clients: u64::MAX,
+            max_clients: Some(u64::MAX),
+            output_bitrate: u64::MAX,
+            max_bitrate: None,
+        }
+        .bounded(1_000);
+        assert_eq!(l.clients, 1_000);
+        assert!(l.overloaded());
+        assert!((l.ratio() - 1.0).abs() < 1e-9);
+        let free = NodeLoad {
+            clients: 5,
+            max_clients: Some(0),
+            ..NodeLoad::default()
+        };
+        assert_eq!(free.ratio(), 0.0, "a zero limit does not divide by zero");
+    }
+}

@@ -1,0 +1,155 @@
+//! The playback gate: every `/NAME/RESOURCE` request passes here once.
+//!
+//! Order:
+//! 1. parse once into a [`PlayRequest`] (bad shapes are 404/414, counted);
+//! 2. ingest (`PUT`/`POST /NAME/publish`) goes to the publish input;
+//! 3. peer redirect: a stream this node does not have goes to a peer that
+//!    has it; a new viewer of a node over its limits goes to a peer with
+//!    room (one hop at most, marked with `strom_hop`);
+//! 4. play authorization ([`super::auth`]);
+//! 5. dispatch to the first output that claims the resource.
+
+use super::auth::{self, Verdict};
+use super::reply;
+use super::request::{PlayRequest, Reject, Resource};
+use crate::cluster::peers::PeerView;
+use crate::metrics::{KindLabel, ReasonLabel};
+use crate::stream::Stream;
+use crate::Node;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use strom_api::{append_param, HOP_PARAM};
+
+fn count(node: &Node, kind: &'static str) {
+    node.metrics.http_errors.get_or_create(&KindLabel { kind }).inc();
+}
+
+/// The fallback handler of the node's router.
+pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<crate::net::PeerAddr>>()
+        .map(|c| c.0 .0);
+    let parsed = PlayRequest::parse(
+        req.method().clone(),
+        req.uri().path(),
+        req.uri().query(),
+        req.headers(),
+        peer,
+    );
+    let r = match parsed {
+        Ok(r) => r,
+        Err(Reject::NotFound) => {
+            count(&node, "not_found");
+            return reply::error(StatusCode::NOT_FOUND, "not found");
+        }
+        Err(Reject::TooLong) => {
+            count(&node, "too_long");
+            return reply::error(StatusCode::URI_TOO_LONG, "request URI too long");
+        }
+    };
+    let ingest = matches!(r.method, Method::PUT | Method::POST);
+    if ingest {
+        if r.resource != Resource::Publish {
+            return reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        return match node.stream(&r.name) {
+            Some(stream) => publish(stream, req).await,
+            None => {
+                count(&node, "not_found");
+                reply::error(StatusCode::NOT_FOUND, "no such stream")
+            }
+        };
+    }
+    if !matches!(r.method, Method::GET | Method::HEAD) {
+        return reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+    }
+    let now = Instant::now();
+    let Some(stream) = node.stream(&r.name) else {
+        // Not here: a healthy peer that has it takes the viewer.
+        if !r.hop {
+            if let Some(p) = node.peers.choose(&r.name, false, now) {
+                return redirect(&node, &p, &r, "not_local");
+            }
+        }
+        count(&node, "not_found");
+        return reply::error(StatusCode::NOT_FOUND, "no such stream");
+    };
+    // Over our limits: a new viewer goes to the least loaded peer with room.
+    // Viewers already playing (known sessions, segment requests) stay.
+    let new_viewer = r.method == Method::GET && stream.outputs.iter().any(|o| o.is_new_viewer(&r));
+    if new_viewer && !r.hop && node.load().overloaded() {
+        if let Some(p) = node.peers.choose(&r.name, true, now) {
+            return redirect(&node, &p, &r, "overload");
+        }
+    }
+    match auth::authorize(&stream, &r) {
+        Verdict::Allow => {}
+        Verdict::Deny => return reply::error(StatusCode::FORBIDDEN, "forbidden"),
+        Verdict::Redirect(url) => return found(&url),
+    }
+    stream.touch();
+    for output in stream.outputs.iter() {
+        if let Some(fut) = output.clone().serve(&stream, &r) {
+            return fut.await;
+        }
+    }
+    count(&node, "not_found");
+    reply::error(StatusCode::NOT_FOUND, "not found")
+}
+
+fn found(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(v) => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, v),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+            ],
+        )
+            .into_response(),
+        Err(_) => reply::error(StatusCode::NOT_FOUND, "no such stream"),
+    }
+}
+
+/// 302 to the same path and query on `peer`'s public address, marked as one hop.
+fn redirect(node: &Node, peer: &PeerView, r: &PlayRequest, reason: &'static str) -> Response {
+    node.metrics.redirects.get_or_create(&ReasonLabel { reason }).inc();
+    let q = append_param(r.query.as_deref(), HOP_PARAM, "1");
+    let location = format!("{}{}?{q}", peer.public, r.path);
+    tracing::debug!(%location, reason, "redirecting viewer");
+    found(&location)
+}
+
+/// `PUT`/`POST /NAME/publish`: hands the body to the stream's publish input.
+async fn publish(stream: Arc<Stream>, req: Request) -> Response {
+    let Some(slot) = stream.publish.clone() else {
+        return reply::error(StatusCode::FORBIDDEN, "stream does not accept publishing");
+    };
+    let _demand = stream.hold();
+    // An on-demand stream starts its input now: give it a moment.
+    let wait = if stream.cfg().ondemand {
+        Duration::from_secs(5)
+    } else {
+        Duration::ZERO
+    };
+    let idle = stream.cfg().source_timeout;
+    match crate::input::publish::accept(&slot, req.into_body(), idle, wait).await {
+        Ok(total) => (StatusCode::OK, format!("received {total} bytes\n")).into_response(),
+        Err(e) => {
+            let msg = match e {
+                crate::input::publish::PublishError::Busy => "stream is already being published",
+                crate::input::publish::PublishError::Silent => {
+                    stream.metrics.input_timeouts.inc();
+                    tracing::warn!(stream = %stream.name, "publisher sent nothing for {}s: closing", idle.as_secs());
+                    "no data from publisher"
+                }
+                crate::input::publish::PublishError::InputStopped => "stream input stopped",
+            };
+            reply::error(e.status(), msg)
+        }
+    }
+}

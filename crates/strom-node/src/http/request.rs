@@ -1,0 +1,314 @@
+//! Playback requests, parsed once: `/NAME/RESOURCE?QUERY` plus the headers
+//! that matter (Range, Host) and the peer address, into a [`PlayRequest`]
+//! that the gate, authorization and every output read.
+//!
+//! Stream names may contain `/` (`mylive/cam1`), so the last path segment
+//! is the resource and everything before it the name (Flussonic's URL
+//! layout). Pure: no I/O.
+
+use axum::http::{HeaderMap, Method};
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, SocketAddr};
+use strom_api::{query_param, HOP_PARAM};
+
+/// Longest request path accepted for playback, bytes.
+pub const MAX_PATH: usize = 1024;
+/// Longest query string carried into playlists, bytes.
+pub const MAX_QUERY: usize = 2048;
+
+/// What a playback URL asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resource {
+    /// `index.m3u8` or `playlist.m3u8`: the HLS master playlist.
+    MasterPlaylist,
+    /// `mono.m3u8` or `video.m3u8`: the HLS media playlist.
+    MediaPlaylist,
+    /// `segment-SEQ.ts` (see `strom_media::hls::segment_uri`).
+    Segment(u64),
+    /// `mpegts`: continuous HTTP MPEG-TS.
+    MpegTs,
+    /// `publish`: HTTP push ingest (PUT/POST).
+    Publish,
+    /// Anything else; an output may still claim it.
+    Other(String),
+}
+
+impl Resource {
+    fn parse(s: &str) -> Resource {
+        match s {
+            "index.m3u8" | "playlist.m3u8" => Resource::MasterPlaylist,
+            "mono.m3u8" | "video.m3u8" => Resource::MediaPlaylist,
+            "mpegts" => Resource::MpegTs,
+            "publish" => Resource::Publish,
+            r => match strom_media::hls::parse_segment_uri(r) {
+                Some(seq) => Resource::Segment(seq),
+                None => Resource::Other(r.to_string()),
+            },
+        }
+    }
+}
+
+/// A single byte range from a `Range` header (RFC 9110 §14.1.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ByteRange {
+    /// `bytes=FIRST-LAST` (inclusive).
+    FromTo(u64, u64),
+    /// `bytes=FIRST-`.
+    From(u64),
+    /// `bytes=-N`: the last N bytes.
+    Suffix(u64),
+}
+
+/// A range that cannot be served from a body of this length: 416.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unsatisfiable;
+
+impl ByteRange {
+    /// Parses a `Range` value. `None` for anything but one well-formed byte
+    /// range (several ranges, other units, garbage): the full body is served,
+    /// as RFC 9110 §14.2 allows.
+    pub fn parse(v: &str) -> Option<ByteRange> {
+        let spec = v.trim().strip_prefix("bytes=")?.trim();
+        if spec.contains(',') {
+            return None;
+        }
+        let (a, b) = spec.split_once('-')?;
+        let num = |s: &str| -> Option<u64> {
+            let s = s.trim();
+            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        match (a.trim().is_empty(), b.trim().is_empty()) {
+            (true, false) => num(b).map(ByteRange::Suffix),
+            (false, true) => num(a).map(ByteRange::From),
+            (false, false) => {
+                let (x, y) = (num(a)?, num(b)?);
+                (x <= y).then_some(ByteRange::FromTo(x, y))
+            }
+            (true, true) => None,
+        }
+    }
+
+    /// The inclusive `(first, last)` byte positions in a body of `len` bytes.
+    pub fn resolve(self, len: u64) -> Result<(u64, u64), Unsatisfiable> {
+        if len == 0 {
+            return Err(Unsatisfiable);
+        }
+        match self {
+            ByteRange::FromTo(a, _) | ByteRange::From(a) if a >= len => Err(Unsatisfiable),
+            ByteRange::FromTo(a, b) => Ok((a, b.min(len - 1))),
+            ByteRange::From(a) => Ok((a, len - 1)),
+            ByteRange::Suffix(0) => Err(Unsatisfiable),
+            ByteRange::Suffix(n) => Ok((len.saturating_sub(n), len - 1)),
+        }
+    }
+}
+
+/// Why a path is not a playback request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reject {
+    /// No `NAME/RESOURCE` shape, or a name strom cannot have: 404.
+    NotFound,
+    /// Longer than [`MAX_PATH`] or [`MAX_QUERY`]: 414.
+    TooLong,
+}
+
+/// A parsed playback request.
+#[derive(Clone, Debug)]
+pub struct PlayRequest {
+    pub method: Method,
+    /// The path as received (`/NAME/RESOURCE`).
+    pub path: String,
+    pub name: String,
+    pub resource: Resource,
+    /// The raw query string, carried into the URIs strom writes.
+    pub query: Option<String>,
+    /// `?token=` (raw), as Flussonic middleware passes it.
+    pub token: Option<String>,
+    /// The viewer's address (the TCP peer).
+    pub ip: Option<IpAddr>,
+    /// A single byte range asked for.
+    pub range: Option<ByteRange>,
+    /// Already redirected once (`strom_hop`): never redirect again.
+    pub hop: bool,
+    /// The `Host` header, for absolute URLs after a redirect.
+    pub host: Option<String>,
+}
+
+impl PlayRequest {
+    /// Parses a request for `/NAME/RESOURCE?QUERY`.
+    pub fn parse(
+        method: Method,
+        path: &str,
+        query: Option<&str>,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<PlayRequest, Reject> {
+        if path.len() > MAX_PATH || query.is_some_and(|q| q.len() > MAX_QUERY) {
+            return Err(Reject::TooLong);
+        }
+        let (name, resource) = path
+            .strip_prefix('/')
+            .unwrap_or(path)
+            .rsplit_once('/')
+            .ok_or(Reject::NotFound)?;
+        if resource.is_empty() || strom_config::check_stream_name(name).is_err() {
+            return Err(Reject::NotFound);
+        }
+        let query = query.filter(|q| !q.is_empty());
+        let header = |h: axum::http::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
+        Ok(PlayRequest {
+            method,
+            path: path.to_string(),
+            name: name.to_string(),
+            resource: Resource::parse(resource),
+            token: query_param(query, "token").map(str::to_string),
+            hop: query_param(query, HOP_PARAM).is_some(),
+            query: query.map(str::to_string),
+            ip: peer.map(|p| p.ip()),
+            range: header(axum::http::header::RANGE).and_then(ByteRange::parse),
+            host: header(axum::http::header::HOST).map(str::to_string),
+        })
+    }
+
+    /// The viewer session this request belongs to: one per (token, ip,
+    /// stream), whatever the protocol (REFERENCE: session identity).
+    pub fn session_key(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.token.as_deref().unwrap_or("").hash(&mut h);
+        self.ip.hash(&mut h);
+        self.name.hash(&mut h);
+        h.finish()
+    }
+
+    /// The prefix of URIs in a playlist: empty (relative) normally; after a
+    /// redirect, this node's absolute `http://HOST/NAME/`, for players that
+    /// resolve relative URLs against the address before the redirect.
+    pub fn base(&self) -> String {
+        match (&self.host, self.hop) {
+            (Some(host), true) => format!("http://{host}/{}/", self.name),
+            (None, true) => format!("http://localhost/{}/", self.name),
+            _ => String::new(),
+        }
+    }
+
+    pub fn is_head(&self) -> bool {
+        self.method == Method::HEAD
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(path: &str, query: Option<&str>) -> Result<PlayRequest, Reject> {
+        PlayRequest::parse(Method::GET, path, query, &HeaderMap::new(), None)
+    }
+
+    #[test]
+    fn names_resources_and_tokens() {
+        let r = parse("/mylive/cam1/index.m3u8", Some("token=abc&strom_hop=1")).expect("parses");
+        assert_eq!(r.name, "mylive/cam1");
+        assert_eq!(r.resource, Resource::MasterPlaylist);
+        assert_eq!(r.token.as_deref(), Some("abc"));
+        assert!(r.hop);
+        assert_eq!(
+            parse("/a/mono.m3u8", None).map(|r| r.resource),
+            Ok(Resource::MediaPlaylist)
+        );
+        assert_eq!(
+            parse("/a/video.m3u8", None).map(|r| r.resource),
+            Ok(Resource::MediaPlaylist)
+        );
+        assert_eq!(parse("/a/mpegts", None).map(|r| r.resource), Ok(Resource::MpegTs));
+        let seg = strom_media::hls::segment_uri(1_700_000_123);
+        assert_eq!(
+            parse(&format!("/a/{seg}"), None).map(|r| r.resource),
+            Ok(Resource::Segment(1_700_000_123))
+        );
+        assert_eq!(
+            parse("/a/x.mpd", None).map(|r| r.resource),
+            Ok(Resource::Other("x.mpd".into()))
+        );
+        assert_eq!(parse("/index.m3u8", None).err(), Some(Reject::NotFound));
+        assert_eq!(parse("/a/", None).err(), Some(Reject::NotFound));
+        assert_eq!(parse("/../x/mpegts", None).err(), Some(Reject::NotFound));
+        assert_eq!(
+            parse(&format!("/{}/mpegts", "a".repeat(2000)), None).err(),
+            Some(Reject::TooLong)
+        );
+    }
+
+    #[test]
+    fn sessions_are_per_token_ip_and_stream() {
+        let peer: SocketAddr = "10.0.0.1:5000".parse().expect("addr");
+        let other_port: SocketAddr = "10.0.0.1:6000".parse().expect("addr");
+        let p = |path: &str, q: Option<&str>, peer| {
+            PlayRequest::parse(Method::GET, path, q, &HeaderMap::new(), Some(peer))
+                .expect("parses")
+                .session_key()
+        };
+        assert_eq!(
+            p("/a/index.m3u8", Some("token=t"), peer),
+            p("/a/segment-1.ts", Some("token=t"), other_port)
+        );
+        assert_ne!(
+            p("/a/index.m3u8", Some("token=t"), peer),
+            p("/a/index.m3u8", Some("token=u"), peer)
+        );
+        assert_ne!(
+            p("/a/index.m3u8", Some("token=t"), peer),
+            p("/b/index.m3u8", Some("token=t"), peer)
+        );
+    }
+
+    #[test]
+    fn byte_ranges() {
+        use ByteRange::*;
+        assert_eq!(ByteRange::parse("bytes=0-99"), Some(FromTo(0, 99)));
+        assert_eq!(ByteRange::parse("bytes=100-"), Some(From(100)));
+        assert_eq!(ByteRange::parse("bytes=-50"), Some(Suffix(50)));
+        assert_eq!(ByteRange::parse("bytes=5-1"), None);
+        assert_eq!(ByteRange::parse("bytes=0-1,5-6"), None, "several ranges: full body");
+        assert_eq!(ByteRange::parse("items=0-1"), None);
+        assert_eq!(ByteRange::parse("bytes=-"), None);
+        assert_eq!(ByteRange::parse("bytes=+1-2"), None);
+        assert_eq!(FromTo(0, 99).resolve(50), Ok((0, 49)));
+        assert_eq!(FromTo(10, 20).resolve(50), Ok((10, 20)));
+        assert_eq!(From(50).resolve(50), Err(Unsatisfiable));
+        assert_eq!(Suffix(10).resolve(50), Ok((40, 49)));
+        assert_eq!(Suffix(100).resolve(50), Ok((0, 49)));
+        assert_eq!(Suffix(0).resolve(50), Err(Unsatisfiable));
+        assert_eq!(From(0).resolve(0), Err(Unsatisfiable));
+    }
+
+    proptest! {
+        #[test]
+        fn resolved_ranges_lie_inside_the_body(v in "\\PC{0,40}", len in 0u64..10_000) {
+            if let Some(r) = ByteRange::parse(&v) {
+                if let Ok((a, b)) = r.resolve(len) {
+                    prop_assert!(a <= b && b < len);
+                }
+            }
+        }
+
+        #[test]
+        fn well_formed_ranges_round_trip(a in 0u64..1_000_000, n in 0u64..1_000_000, len in 1u64..2_000_000) {
+            let b = a + n;
+            prop_assert_eq!(ByteRange::parse(&format!("bytes={a}-{b}")), Some(ByteRange::FromTo(a, b)));
+            let got = ByteRange::FromTo(a, b).resolve(len);
+            if a < len {
+                prop_assert_eq!(got, Ok((a, b.min(len - 1))));
+            } else {
+                prop_assert_eq!(got, Err(Unsatisfiable));
+            }
+        }
+
+        #[test]
+        fn any_path_parses_or_rejects_without_panicking(path in "/\\PC{0,200}", q in proptest::option::of("\\PC{0,50}")) {
+            let _ = parse(&path, q.as_deref());
+        }
+    }
+}

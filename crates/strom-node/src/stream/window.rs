@@ -1,0 +1,251 @@
+//! The segment window of one stream: the newest finished segments, oldest
+//! first, with the discontinuity count of everything already evicted.
+//!
+//! Pure: no I/O and no clock; callers pass `now`. The window only holds the
+//! canonical [`Segment`]s; every output derives its own bytes from them and
+//! may attach them to a [`StoredSegment`] as a lazily built rendition, so a
+//! segment is muxed at most once per output however many viewers read it.
+//!
+//! Invariants: sequence numbers in the window strictly increase; the window
+//! never holds more than its capacity; `discontinuities_before(seq)` counts
+//! every discontinuity the stream ever had before `seq`, evicted or not, so
+//! playlists (RFC 8216 §4.3.3.3 EXT-X-DISCONTINUITY-SEQUENCE) stay correct.
+
+use bytes::Bytes;
+use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use strom_media::Segment;
+
+/// A finished segment and the renditions outputs built from it.
+#[derive(Debug)]
+pub struct StoredSegment {
+    pub segment: Segment,
+    /// One slot per registered output (its `slot` index), filled on first use.
+    renditions: Box<[OnceLock<Bytes>]>,
+}
+
+impl StoredSegment {
+    /// Wraps `segment` with `slots` empty rendition slots.
+    pub fn new(segment: Segment, slots: usize) -> Self {
+        StoredSegment {
+            segment,
+            renditions: (0..slots).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    /// The rendition in `slot`, built by `build` on first use and shared after.
+    /// `build` must be deterministic (the same segment always gives the same
+    /// bytes). An out-of-range slot builds without caching.
+    pub fn rendition(&self, slot: usize, build: impl FnOnce(&Segment) -> Bytes) -> Bytes {
+        match self.renditions.get(slot) {
+            Some(cell) => cell.get_or_init(|| build(&self.segment)).clone(),
+            None => build(&self.segment),
+        }
+    }
+
+    /// The rendition in `slot` if it was built already.
+    pub fn built(&self, slot: usize) -> Option<&Bytes> {
+        self.renditions.get(slot)?.get()
+    }
+}
+
+/// The window of one stream.
+#[derive(Debug)]
+pub struct SegmentWindow {
+    segments: VecDeque<Arc<StoredSegment>>,
+    capacity: usize,
+    evicted_discontinuities: u64,
+    last_push: Option<Instant>,
+}
+
+impl SegmentWindow {
+    /// A window keeping at most `capacity` (≥ 1) segments.
+    pub fn new(capacity: usize) -> Self {
+        SegmentWindow {
+            segments: VecDeque::with_capacity(capacity.max(1) + 1),
+            capacity: capacity.max(1),
+            evicted_discontinuities: 0,
+            last_push: None,
+        }
+    }
+
+    /// Appends a segment. A segment that does not number above the newest
+    /// one is refused (returns false): numbers only move forward. The window
+    /// counts as fresh only once [`Self::mark_fresh`] is called, after every
+    /// output has seen the segment.
+    pub fn push(&mut self, seg: Arc<StoredSegment>) -> bool {
+        if self.newest_seq().is_some_and(|n| seg.segment.seq <= n) {
+            return false;
+        }
+        self.segments.push_back(seg);
+        while self.segments.len() > self.capacity {
+            if let Some(old) = self.segments.pop_front() {
+                self.evicted_discontinuities += u64::from(old.segment.discontinuity);
+            }
+        }
+        true
+    }
+
+    /// The newest segment is ready to serve as of `now`.
+    pub fn mark_fresh(&mut self, now: Instant) {
+        self.last_push = Some(now);
+    }
+
+    /// While the window is empty, starts counting discontinuities from
+    /// `before` (a restreamer adopting its source's count). False otherwise.
+    pub fn adopt_discontinuities(&mut self, before: u64) -> bool {
+        if !self.segments.is_empty() {
+            return false;
+        }
+        self.evicted_discontinuities = before;
+        true
+    }
+
+    /// Every segment, oldest first.
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = &Arc<StoredSegment>> + ExactSizeIterator {
+        self.segments.iter()
+    }
+
+    /// The newest `n` segments, oldest first.
+    pub fn newest(&self, n: usize) -> impl Iterator<Item = &Arc<StoredSegment>> {
+        self.segments.iter().skip(self.segments.len().saturating_sub(n))
+    }
+
+    pub fn len(&self) -> usize {
+        self.segments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Segment `seq`, if held.
+    pub fn get(&self, seq: u64) -> Option<&Arc<StoredSegment>> {
+        let first = self.segments.front()?.segment.seq;
+        // Numbers may skip (a restreamer that missed segments), so index
+        // first and fall back to a search.
+        let idx = usize::try_from(seq.checked_sub(first)?).ok()?;
+        match self.segments.get(idx) {
+            Some(s) if s.segment.seq == seq => Some(s),
+            _ => self.segments.iter().find(|s| s.segment.seq == seq),
+        }
+    }
+
+    /// The first segment numbered `seq` or above.
+    pub fn first_from(&self, seq: u64) -> Option<&Arc<StoredSegment>> {
+        self.segments.iter().find(|s| s.segment.seq >= seq)
+    }
+
+    pub fn oldest_seq(&self) -> Option<u64> {
+        self.segments.front().map(|s| s.segment.seq)
+    }
+
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.segments.back().map(|s| s.segment.seq)
+    }
+
+    pub fn newest_segment(&self) -> Option<&Arc<StoredSegment>> {
+        self.segments.back()
+    }
+
+    /// Discontinuities strictly before segment `seq`: the value of
+    /// EXT-X-DISCONTINUITY-SEQUENCE for a playlist that starts at `seq`.
+    pub fn discontinuities_before(&self, seq: u64) -> u64 {
+        self.evicted_discontinuities
+            + self
+                .segments
+                .iter()
+                .take_while(|s| s.segment.seq < seq)
+                .filter(|s| s.segment.discontinuity)
+                .count() as u64
+    }
+
+    /// A segment was pushed within `max_age` of `now`.
+    pub fn fresh(&self, now: Instant, max_age: Duration) -> bool {
+        self.last_push
+            .is_some_and(|t| now.saturating_duration_since(t) <= max_age)
+    }
+
+    /// When the newest segment was pushed.
+    pub fn last_push(&self) -> Option<Instant> {
+        self.last_push
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(seq: u64, disc: bool) -> Arc<StoredSegment> {
+        Arc::new(StoredSegment::new(
+            Segment {
+                seq,
+                start: seq as i64 * 180_000,
+                duration: 180_000,
+                discontinuity: disc,
+                tracks: Arc::from(Vec::new()),
+                frames: Vec::new(),
+            },
+            2,
+        ))
+    }
+
+    #[test]
+    fn slides_and_counts_evicted_discontinuities() {
+        let mut w = SegmentWindow::new(3);
+        for (i, d) in [(10, false), (11, true), (12, false), (13, true), (14, false)] {
+            assert!(w.push(seg(i, d)));
+        }
+        assert_eq!(w.len(), 3);
+        assert_eq!((w.oldest_seq(), w.newest_seq()), (Some(12), Some(14)));
+        assert_eq!(w.discontinuities_before(12), 1, "11 was evicted");
+        assert_eq!(w.discontinuities_before(14), 2);
+        assert_eq!(w.discontinuities_before(100), 2);
+        assert_eq!(w.newest(2).map(|s| s.segment.seq).collect::<Vec<_>>(), vec![13, 14]);
+    }
+
+    #[test]
+    fn numbers_only_move_forward() {
+        let mut w = SegmentWindow::new(5);
+        assert!(w.push(seg(5, false)));
+        assert!(!w.push(seg(5, false)));
+        assert!(!w.push(seg(4, false)));
+        assert!(w.push(seg(9, true)), "gaps are allowed");
+        assert_eq!(w.get(9).map(|s| s.segment.seq), Some(9));
+        assert!(w.get(7).is_none());
+        assert_eq!(w.first_from(6).map(|s| s.segment.seq), Some(9));
+    }
+
+    #[test]
+    fn adoption_only_while_empty_and_freshness() {
+        let t0 = Instant::now();
+        let mut w = SegmentWindow::new(2);
+        assert!(!w.fresh(t0, Duration::from_secs(1)));
+        assert!(w.adopt_discontinuities(7));
+        w.push(seg(1, false));
+        assert!(!w.fresh(t0, Duration::from_secs(1)), "not before it is marked");
+        w.mark_fresh(t0);
+        assert!(!w.adopt_discontinuities(9));
+        assert_eq!(w.discontinuities_before(1), 7);
+        assert!(w.fresh(t0 + Duration::from_secs(1), Duration::from_secs(1)));
+        assert!(!w.fresh(t0 + Duration::from_millis(1001), Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn renditions_are_built_once() {
+        let s = seg(1, false);
+        let mut calls = 0;
+        let a = s.rendition(1, |_| {
+            calls += 1;
+            Bytes::from_static(b"x")
+        });
+        let b = s.rendition(1, |_| {
+            calls += 1;
+            Bytes::from_static(b"y")
+        });
+        assert_eq!((a, b, calls), (Bytes::from_static(b"x"), Bytes::from_static(b"x"), 1));
+        assert!(s.built(0).is_none());
+        assert_eq!(s.rendition(9, |_| Bytes::from_static(b"z")), Bytes::from_static(b"z"));
+    }
+}

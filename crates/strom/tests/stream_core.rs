@@ -1,0 +1,235 @@
+//! Integration tests of the stream core: status that follows the inputs,
+//! dead streams that answer at once, browser access (CORS, preflight, byte
+//! ranges, HEAD), a seamless looped file, and startup logs. Real strom
+//! processes on 127.0.0.1 and real ffmpeg.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use std::time::{Duration, Instant};
+
+const SEC: Duration = Duration::from_secs(1);
+
+/// One input, no backup: the input dies (Failed, HEAD 503, alive 0) and
+/// comes back; HEAD is 200 and `strom_stream_alive` 1 again within
+/// `source_timeout` plus one segment.
+#[test]
+fn sole_input_returns_and_the_stream_is_running_again() {
+    require_ffmpeg();
+    let port = free_udp_port();
+    let s = Strom::start(
+        "sole",
+        &format!("stream ch {{ input udp://127.0.0.1:{port}; source_timeout 2; segment_duration 2; }}"),
+    );
+    let udp = format!("udp://127.0.0.1:{port}");
+    let alive = |s: &Strom| metric(s, "strom_stream_alive{stream=\"ch\"}");
+    let mut ff = ffmpeg_loop_demo(&udp);
+    wait_playlist(&s, "ch", 2, 30 * SEC);
+    assert_eq!(head(&s.url("/ch/index.m3u8")), 200);
+    assert_eq!(alive(&s), Some(1.0));
+    ff.kill();
+    wait_for("the stream to fail", 10 * SEC, || {
+        (status(&s, "ch") == "failed").then_some(())
+    });
+    assert_eq!(head(&s.url("/ch/index.m3u8")), 503);
+    assert_eq!(alive(&s), Some(0.0));
+    let ready: serde_json::Value =
+        serde_json::from_slice(&fetch(Method::GET, &s.url("/readyz")).body).expect("readyz json");
+    assert_eq!(ready["down"], serde_json::json!(["ch"]), "{ready}");
+
+    let back = Instant::now();
+    let _ff = ffmpeg_loop_demo(&udp);
+    wait_for("HEAD 200 and alive 1", 10 * SEC, || {
+        (head(&s.url("/ch/index.m3u8")) == 200 && alive(&s) == Some(1.0)).then_some(())
+    });
+    let took = back.elapsed();
+    assert!(
+        took <= Duration::from_secs(4),
+        "back to healthy after {took:?}, bound is source_timeout + one segment"
+    );
+    assert_eq!(status(&s, "ch"), "running");
+    let p = wait_for("new segments", 10 * SEC, || {
+        media_playlist(&s, "ch").filter(|p| p.segments.last().is_some_and(|l| !l.2))
+    });
+    assert!(p.segments.windows(2).all(|w| w[1].0 == w[0].0 + 1), "{p:?}");
+}
+
+/// A static stream whose input is dead answers its playlist and `/mpegts`
+/// with 503 and Retry-After at once, not after a long hold.
+#[test]
+fn dead_stream_answers_at_once() {
+    let port = free_udp_port();
+    let s = Strom::start(
+        "dead",
+        &format!("stream dead {{ input udp://127.0.0.1:{port}; source_timeout 1; }}"),
+    );
+    wait_for("the stream to fail", 10 * SEC, || {
+        (status(&s, "dead") == "failed").then_some(())
+    });
+    for path in ["/dead/index.m3u8", "/dead/mono.m3u8", "/dead/mpegts"] {
+        let t = Instant::now();
+        let r = fetch(Method::GET, &s.url(path));
+        let took = t.elapsed();
+        assert_eq!(r.status, 503, "{path}");
+        assert_eq!(r.header("retry-after"), Some("2"), "{path}");
+        assert!(took < SEC, "{path} took {took:?}");
+    }
+    let r = fetch(Method::GET, &s.url("/readyz"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).expect("readyz json");
+    assert_eq!(v["down"], serde_json::json!(["dead"]), "{v}");
+    assert_eq!(v["ready"], true, "startup is over: {v}");
+}
+
+/// Browser players on another origin: CORS on playlists, segments,
+/// `/mpegts` and the API; preflights; single byte ranges; HEAD.
+#[test]
+fn cors_preflight_byte_ranges_and_head() {
+    let s = Strom::start("cors", "stream demo { input builtin://demo; }");
+    let p = wait_playlist(&s, "demo", 2, 30 * SEC);
+    let origin = [("Origin", "https://portal.example")];
+    for path in [
+        "/demo/index.m3u8",
+        "/demo/mono.m3u8",
+        "/api/v1/streams/demo",
+        "/api/v1/streams",
+    ] {
+        let r = fetch_with(Method::GET, &s.url(path), &origin);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("access-control-allow-origin"), Some("*"), "{path}");
+    }
+    // Preflight for a ranged segment request.
+    let seg_url = s.url(&format!("/demo/{}.ts", p.segments[0].0));
+    let pre = fetch_with(
+        Method::OPTIONS,
+        &seg_url,
+        &[
+            ("Origin", "https://portal.example"),
+            ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "range"),
+        ],
+    );
+    assert_eq!(pre.status, 204);
+    assert_eq!(pre.header("access-control-allow-origin"), Some("*"));
+    let methods = pre.header("access-control-allow-methods").unwrap_or("");
+    assert!(methods.contains("GET") && methods.contains("HEAD"), "{methods}");
+    let allowed = pre
+        .header("access-control-allow-headers")
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    assert!(allowed.contains("range"), "{allowed}");
+
+    // Byte ranges against a real segment.
+    let full = fetch_with(Method::GET, &seg_url, &origin);
+    assert_eq!(full.status, 200);
+    assert_eq!(full.header("accept-ranges"), Some("bytes"));
+    assert_eq!(full.header("access-control-allow-origin"), Some("*"));
+    let len = full.body.len();
+    assert!(len > 188 * 10 && len.is_multiple_of(188), "{len}");
+    let part = fetch_with(Method::GET, &seg_url, &[("Range", "bytes=188-375")]);
+    assert_eq!(part.status, 206);
+    assert_eq!(
+        part.header("content-range"),
+        Some(format!("bytes 188-375/{len}").as_str())
+    );
+    assert_eq!(part.body, full.body[188..376]);
+    assert_eq!(part.body[0], 0x47, "a whole TS packet");
+    let tail = fetch_with(Method::GET, &seg_url, &[("Range", "bytes=-188")]);
+    assert_eq!(tail.status, 206);
+    assert_eq!(tail.body, full.body[len - 188..]);
+    let bad = fetch_with(Method::GET, &seg_url, &[("Range", &format!("bytes={len}-"))]);
+    assert_eq!(bad.status, 416);
+    assert_eq!(bad.header("content-range"), Some(format!("bytes */{len}").as_str()));
+    let several = fetch_with(Method::GET, &seg_url, &[("Range", "bytes=0-1,5-6")]);
+    assert_eq!(
+        (several.status, several.body.len()),
+        (200, len),
+        "several ranges: whole body"
+    );
+
+    // Every GET also answers HEAD, without a body.
+    let h = fetch_with(Method::HEAD, &seg_url, &[]);
+    assert_eq!(h.status, 200);
+    assert_eq!(h.header("content-length"), Some(len.to_string().as_str()));
+    assert!(h.body.is_empty());
+    for path in [
+        "/demo/mono.m3u8",
+        "/demo/mpegts",
+        "/api/v1/streams/demo",
+        "/metrics",
+        "/healthz",
+    ] {
+        let t = Instant::now();
+        let h = fetch_with(Method::HEAD, &s.url(path), &origin);
+        assert_eq!(h.status, 200, "HEAD {path}");
+        assert!(h.body.is_empty(), "HEAD {path}");
+        assert!(t.elapsed() < 5 * SEC, "HEAD {path} must not stream");
+    }
+    // `/mpegts` carries CORS too (read the first bytes only).
+    let r = fetch_with(Method::HEAD, &s.url("/demo/mpegts"), &origin);
+    assert_eq!(r.header("access-control-allow-origin"), Some("*"));
+
+    // Startup logs name the playback URLs.
+    let log = s.log();
+    let url = format!("http://127.0.0.1:{}/demo/index.m3u8", s.port);
+    assert!(log.contains(&url), "startup log lacks {url}:\n{log}");
+}
+
+/// `cors ORIGIN;` allows that origin only (with Vary: Origin); `cors off;` sends nothing.
+#[test]
+fn cors_directive_limits_origins() {
+    let s = Strom::start(
+        "cors-list",
+        "cors https://portal.example;\nstream demo { input builtin://demo; }",
+    );
+    wait_playlist(&s, "demo", 1, 30 * SEC);
+    let url = s.url("/demo/index.m3u8");
+    let ok = fetch_with(Method::GET, &url, &[("Origin", "https://portal.example")]);
+    assert_eq!(ok.header("access-control-allow-origin"), Some("https://portal.example"));
+    assert!(ok.header("vary").is_some_and(|v| v.contains("Origin")));
+    let other = fetch_with(Method::GET, &url, &[("Origin", "https://evil.example")]);
+    assert_eq!(other.status, 200);
+    assert_eq!(other.header("access-control-allow-origin"), None);
+
+    let off = Strom::start("cors-off", "cors off;\nstream demo { input builtin://demo; }");
+    wait_playlist(&off, "demo", 1, 30 * SEC);
+    let r = fetch_with(
+        Method::GET,
+        &off.url("/demo/index.m3u8"),
+        &[("Origin", "https://portal.example")],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("access-control-allow-origin"), None);
+}
+
+/// A looped file joins seamlessly: over more than two loops of the demo
+/// every EXTINF stays within 10 ms of every other, and input bytes are
+/// counted as played, not once per load of the whole file.
+#[test]
+fn looped_file_has_steady_segments_across_loops() {
+    let s = Strom::start(
+        "loop",
+        &format!(
+            "stream demo {{ input file://{}; segment_count 20; }}",
+            demo_ts().display()
+        ),
+    );
+    let first = wait_playlist(&s, "demo", 1, 30 * SEC);
+    let early_bytes = metric(&s, "strom_stream_input_bytes_total{stream=\"demo\"}").unwrap_or(0.0);
+    let file_len = std::fs::metadata(demo_ts()).expect("demo.ts").len() as f64;
+    assert!(
+        early_bytes < file_len,
+        "{early_bytes} bytes counted ~2 s in: the whole {file_len}-byte file was counted at load"
+    );
+    // The demo is 10 s long: 13 segments of 2 s span more than two loops.
+    let p = wait_for("26 s of segments", 60 * SEC, || {
+        media_playlist(&s, "demo").filter(|p| p.segments.len() >= 13)
+    });
+    assert!(p.segments[0].0 <= first.segments[0].0 + 1);
+    let durs: Vec<f64> = p.segments.iter().map(|x| x.1).collect();
+    let (lo, hi) = durs
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
+    assert!(hi - lo <= 0.010, "EXTINF spread {lo}..{hi}: {durs:?}");
+    assert!(p.segments.iter().all(|x| !x.2), "no discontinuity at the joins: {p:?}");
+}
