@@ -202,18 +202,13 @@ fn cors_directive_limits_origins() {
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
 
-/// A looped file joins seamlessly: over more than two loops of the demo
+/// The looped demo joins seamlessly: over more than two loops
 /// every EXTINF stays within 10 ms of every other, and input bytes are
 /// counted as played, not once per load of the whole file.
 #[test]
 fn looped_file_has_steady_segments_across_loops() {
-    let s = Strom::start(
-        "loop",
-        &format!(
-            "stream demo {{ input file://{}; segment_count 20; }}",
-            demo_ts().display()
-        ),
-    );
+    // The embedded demo is assets/demo.ts, looped by the file input.
+    let s = Strom::start("loop", "stream demo { input builtin://demo; segment_count 20; }");
     let first = wait_playlist(&s, "demo", 1, 30 * SEC);
     let early_bytes = metric(&s, "strom_stream_input_bytes_total{stream=\"demo\"}").unwrap_or(0.0);
     let file_len = std::fs::metadata(demo_ts()).expect("demo.ts").len() as f64;
@@ -232,4 +227,23 @@ fn looped_file_has_steady_segments_across_loops() {
         .fold((f64::MAX, f64::MIN), |(lo, hi), &d| (lo.min(d), hi.max(d)));
     assert!(hi - lo <= 0.010, "EXTINF spread {lo}..{hi}: {durs:?}");
     assert!(p.segments.iter().all(|x| !x.2), "no discontinuity at the joins: {p:?}");
+}
+
+/// Middleware probes with HEAD: a probe never wakes an on-demand stream,
+/// never waits, and is not counted as a viewer.
+#[test]
+fn head_probes_do_not_wake_an_ondemand_stream() {
+    let s = Strom::start("probe", "stream od { input builtin://demo; ondemand; }");
+    for path in ["/od/index.m3u8", "/od/mono.m3u8", "/od/mpegts"] {
+        let t = Instant::now();
+        let r = fetch_with(Method::HEAD, &s.url(path), &[]);
+        assert_eq!(r.status, 503, "HEAD {path} of a stopped stream");
+        assert!(t.elapsed() < SEC, "HEAD {path} waited {:?}", t.elapsed());
+    }
+    std::thread::sleep(1500 * std::time::Duration::from_millis(1));
+    assert_eq!(status(&s, "od"), "stopped", "a probe woke the stream");
+    // A GET does wake it and waits for the first segment.
+    let r = fetch(Method::GET, &s.url("/od/index.m3u8"));
+    assert_eq!(r.status, 200);
+    assert_eq!(head(&s.url("/od/index.m3u8")), 200, "healthy once running");
 }

@@ -91,7 +91,10 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         Verdict::Deny => return reply::error(StatusCode::FORBIDDEN, "forbidden"),
         Verdict::Redirect(url) => return found(&url),
     }
-    stream.touch();
+    // A HEAD is a probe, not a viewer: it never wakes an on-demand stream.
+    if !r.is_head() {
+        stream.touch();
+    }
     for output in stream.outputs.iter() {
         if let Some(fut) = output.clone().serve(&stream, &r) {
             return fut.await;

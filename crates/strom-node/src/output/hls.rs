@@ -143,6 +143,9 @@ impl Hls {
     }
 
     fn note_session(&self, req: &PlayRequest) {
+        if req.is_head() {
+            return; // a probe, not a viewer
+        }
         let key = req.session_key();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() < MAX_SESSIONS || s.contains_key(&key) {
@@ -166,7 +169,9 @@ impl Hls {
             )
                 .into_response();
         }
-        let ready = stream.fresh(now) || (stream.starting() && stream.wait_ready(stream.start_wait()).await);
+        // A probe never waits; a viewer may wait for a stream that is starting.
+        let ready =
+            stream.fresh(now) || (!req.is_head() && stream.starting() && stream.wait_ready(stream.start_wait()).await);
         let body = if ready {
             self.playlist(&stream, master, &req)
         } else {

@@ -122,6 +122,15 @@ impl HttpTs {
     }
 
     async fn serve_live(self: Arc<Self>, stream: Arc<Stream>, head: bool) -> Response {
+        let headers = [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")];
+        if head {
+            // A probe: never wakes or waits for the stream.
+            return if stream.fresh(Instant::now()) {
+                headers.into_response()
+            } else {
+                reply::not_ready()
+            };
+        }
         let guard = stream.hold();
         let (rx, gop) = self.subscribe();
         if gop.is_empty() {
@@ -130,10 +139,6 @@ impl HttpTs {
             if !ready {
                 return reply::not_ready();
             }
-        }
-        let headers = [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")];
-        if head {
-            return headers.into_response();
         }
         self.viewers.fetch_add(1, Ordering::Relaxed);
         let state = Viewer {
