@@ -437,15 +437,24 @@ mod tests {
 
     /// Checks a following track: contiguous at `step`, and every frame played
     /// from the file (not a repeat) within half a step of k·P + its offset
-    /// `offs[index]`. Returns (repeats, skips) seen, where `offs` is the
-    /// track's window of the file.
+    /// `offs[index]`, where `offs` holds the offsets of the track's frames in
+    /// the file by payload index. Returns (repeats, skips) seen.
+    ///
+    /// The payload names the frame of the file, not whether it was played or
+    /// repeated. A repeat plays the frame played last again, so where the
+    /// index changes the frame is a play and is checked; a frame with the
+    /// index of the one before is counted as a repeat. That includes a frame
+    /// played again in the next loop with every other frame skipped between,
+    /// and every loop of a track whose window is one frame: such a track
+    /// plays that frame once per loop in place and repeats it in between
+    /// (whenever its step is below the period), and the two look alike.
     fn check_follower(frames: &[&Frame], step: i64, period: i64, offs: &[i64]) -> (usize, usize) {
         assert!(deltas(frames).iter().all(|d| *d == step), "contiguous at {step}");
         let (mut repeats, mut skips) = (0, 0);
         let mut prev: Option<usize> = None;
         for f in frames {
             let j = index(f);
-            if prev == Some(j) && offs.len() > 1 {
+            if prev == Some(j) {
                 repeats += 1;
                 continue;
             }
