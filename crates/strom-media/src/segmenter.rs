@@ -6,6 +6,10 @@
 //!   first keyframe at or after `target` duration. A GOP longer than `max`
 //!   is cut at `max` anyway so that playlists keep moving.
 //! - Without video, a segment is cut at the first frame at or after `target`.
+//! - Whatever the timing track does, no segment spans more than `max` on any
+//!   track or holds more than [`MAX_SEGMENT_BYTES`]: when the timing track
+//!   goes quiet while other tracks keep coming, the segment is cut at the
+//!   frame that would break a bound, so memory per stream stays bounded.
 //! - A discontinuity (input switch, timestamp jump, track change) closes the
 //!   running segment; the next segment carries `discontinuity` and starts at
 //!   the next keyframe. Frames before it are dropped and counted.
@@ -15,6 +19,9 @@
 
 use crate::frame::{Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};
 use std::sync::Arc;
+
+/// Payload bytes a segment may hold before it is cut whatever its frames.
+pub const MAX_SEGMENT_BYTES: usize = 64 << 20;
 
 /// Durations in 90 kHz ticks.
 #[derive(Clone, Copy, Debug)]
@@ -43,6 +50,8 @@ struct Building {
     /// DTS of the last frame on the timing track and its last observed frame duration.
     last_dts: i64,
     last_step: i64,
+    /// Payload bytes of `frames`.
+    bytes: usize,
 }
 
 /// Cuts frames into segments. Feed frames in arrival order.
@@ -82,6 +91,11 @@ impl Segmenter {
     /// Frames dropped while waiting for a keyframe.
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// UTC DTS of the first frame of the segment being built, if any.
+    pub fn open_since(&self) -> Option<i64> {
+        self.building.as_ref().map(|b| b.start)
     }
 
     /// Tracks currently in effect.
@@ -153,9 +167,17 @@ impl Segmenter {
             return None;
         };
 
+        let over = frame.dts - b.start >= self.cfg.max || b.bytes + frame.data.len() > MAX_SEGMENT_BYTES;
+        if !on_timing && over {
+            // The timing track is quiet (or the segment is huge): cut here.
+            let end = frame.dts.max(b.start + 1);
+            let closed = self.finish(end);
+            self.start_building(frame);
+            return closed;
+        }
         if on_timing {
             let elapsed = frame.dts - b.start;
-            let cut = (starts_segment && elapsed >= self.cfg.target) || elapsed >= self.cfg.max;
+            let cut = (starts_segment && elapsed >= self.cfg.target) || over;
             if cut {
                 let closed = self.finish(frame.dts);
                 self.start_building(frame);
@@ -166,6 +188,7 @@ impl Segmenter {
             }
             b.last_dts = frame.dts;
         }
+        b.bytes += frame.data.len();
         b.frames.push(frame);
         None
     }
@@ -181,6 +204,7 @@ impl Segmenter {
             discontinuity: std::mem::take(&mut self.pending_discontinuity),
             last_dts: frame.dts,
             last_step: 0,
+            bytes: frame.data.len(),
             frames: vec![frame],
         });
     }
@@ -308,6 +332,37 @@ mod tests {
         assert_eq!(segs.len(), 3);
         assert_eq!(segs[0].duration, 6 * CLOCK_HZ);
         assert!(!segs[1].frames[0].keyframe);
+    }
+
+    #[test]
+    fn a_quiet_timing_track_does_not_grow_a_segment_forever() {
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
+        s.set_tracks(tracks(true));
+        // One video keyframe, then 60 s of audio only (track 1, 1920 ticks apart).
+        assert!(s.push(f(0, 0, true)).is_none());
+        let mut segs = Vec::new();
+        for i in 1..(60 * CLOCK_HZ / 1920) {
+            segs.extend(s.push(f(1, i * 1920, false)));
+        }
+        assert!(segs.len() >= 9, "cut every 6 s: {}", segs.len());
+        assert!(
+            segs.iter().all(|g| g.duration <= 6 * CLOCK_HZ + 1920),
+            "{:?}",
+            segs.iter().map(|g| g.duration).collect::<Vec<_>>()
+        );
+        // And a flood of huge frames is cut by size.
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
+        s.set_tracks(tracks(true));
+        let big = |dts| Frame {
+            data: Bytes::from(vec![0u8; 8 << 20]),
+            ..f(0, dts, dts == 0)
+        };
+        let mut cut = Vec::new();
+        for i in 0..20 {
+            cut.extend(s.push(big(i * 10)));
+        }
+        assert!(!cut.is_empty());
+        assert!(cut.iter().all(|g| g.payload_bytes() <= MAX_SEGMENT_BYTES));
     }
 
     #[test]

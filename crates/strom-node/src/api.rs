@@ -81,7 +81,7 @@ pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
         inputs: s.spec.inputs.iter().map(|i| i.to_string()).collect(),
         source: p.origin.map(|o| o.to_string()),
         tracks,
-        clients: s.clients(now).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        clients: s.clients().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         uptime_secs: p.alive_since.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         last_frame_age_secs: p.last_frame_at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         first_seq,

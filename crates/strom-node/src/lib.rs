@@ -95,10 +95,9 @@ impl Node {
 
     /// Viewers now (live, not the once-a-second gauge), over every output.
     pub fn current_clients(&self) -> u64 {
-        let now = Instant::now();
         self.all_streams()
             .iter()
-            .flat_map(|s| s.clients(now))
+            .flat_map(|s| s.clients())
             .map(|(_, n)| n)
             .sum()
     }
@@ -250,7 +249,10 @@ async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
         let now = Instant::now();
         for s in node.all_streams() {
             let m = &s.metrics;
-            for (proto, n) in s.clients(now) {
+            for o in s.outputs.iter() {
+                o.tick(now);
+            }
+            for (proto, n) in s.clients() {
                 node.metrics.clients_gauge(&s.name, proto).set(n as i64);
                 clients += n as i64;
             }

@@ -69,6 +69,7 @@ pub struct Metrics {
     input_timeouts: Family<StreamLabel, Counter>,
     input_restarts: Family<StreamLabel, Counter>,
     input_panics: Family<StreamLabel, Counter>,
+    timestamp_jumps: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
@@ -111,6 +112,8 @@ pub struct StreamMetrics {
     pub input_timeouts: Counter,
     /// Input tasks restarted after they ended or panicked.
     pub input_restarts: Counter,
+    /// Timestamp jumps (back, forward, drift) that re-anchored the timeline.
+    pub timestamp_jumps: Counter,
     /// Input tasks that panicked.
     pub input_panics: Counter,
 }
@@ -140,6 +143,7 @@ impl Metrics {
             input_timeouts: Family::default(),
             input_restarts: Family::default(),
             input_panics: Family::default(),
+            timestamp_jumps: Family::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
@@ -301,6 +305,7 @@ impl Metrics {
             input_timeouts: self.input_timeouts.get_or_create_owned(&l),
             input_restarts: self.input_restarts.get_or_create_owned(&l),
             input_panics: self.input_panics.get_or_create_owned(&l),
+            timestamp_jumps: self.timestamp_jumps.get_or_create_owned(&l),
         }
     }
 

@@ -190,6 +190,10 @@ fn cors_directive_limits_origins() {
     let other = fetch_with(Method::GET, &url, &[("Origin", "https://evil.example")]);
     assert_eq!(other.status, 200);
     assert_eq!(other.header("access-control-allow-origin"), None);
+    assert!(
+        other.header("vary").is_some_and(|v| v.contains("Origin")),
+        "caches must key on Origin for refused origins too"
+    );
 
     let off = Strom::start("cors-off", "cors off;\nstream demo { input builtin://demo; }");
     wait_playlist(&off, "demo", 1, 30 * SEC);
@@ -246,4 +250,28 @@ fn head_probes_do_not_wake_an_ondemand_stream() {
     let r = fetch(Method::GET, &s.url("/od/index.m3u8"));
     assert_eq!(r.status, 200);
     assert_eq!(head(&s.url("/od/index.m3u8")), 200, "healthy once running");
+}
+
+/// Requests that get nothing (404, 503, HEAD) never count as viewers, so
+/// nobody can inflate the load that peers and the balancer read.
+#[test]
+fn refused_requests_are_not_viewers() {
+    let s = Strom::start("inflate", "stream demo { input builtin://demo; }");
+    let p = wait_playlist(&s, "demo", 1, 30 * SEC);
+    for i in 0..200 {
+        let url = s.url(&format!("/demo/1.ts?token=k{i}"));
+        assert_eq!(fetch(Method::GET, &url).status, 404);
+        assert_eq!(
+            fetch(Method::HEAD, &s.url(&format!("/demo/mono.m3u8?token=h{i}"))).status,
+            200
+        );
+    }
+    let hls = |s: &Strom| api(s, "demo")["clients"]["hls"].as_u64();
+    // The only viewer so far is this test's own playlist polling (no token).
+    assert_eq!(hls(&s), Some(1), "404s and HEADs are not viewers");
+    // A real viewer counts once, whatever it fetches.
+    let seg = s.url(&format!("/demo/{}.ts?token=v", p.segments[0].0));
+    assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);
+    assert_eq!(fetch(Method::GET, &seg).status, 200);
+    assert_eq!(hls(&s), Some(2));
 }

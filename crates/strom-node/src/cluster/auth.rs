@@ -122,7 +122,9 @@ impl Verifier {
         if nonce.is_empty() || nonce.len() > 64 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(AuthError::Malformed);
         }
-        let skew = time as i64 - now as i64;
+        let skew = i64::try_from(time)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(i64::try_from(now).unwrap_or(i64::MAX));
         if skew.unsigned_abs() > WINDOW.as_secs() {
             return Err(AuthError::Skew(skew));
         }

@@ -3,9 +3,9 @@
 //!
 //! Every response gets `Access-Control-Allow-Origin` (`*` by default, the
 //! request's origin when it is listed, nothing with `cors off`) and exposes
-//! the headers players read. A preflight (`OPTIONS` with
-//! `Access-Control-Request-Method`) is answered here with 204, allowing GET,
-//! HEAD and the `Range` header, whatever the path.
+//! the headers players read; with an origin list every response carries
+//! `Vary: Origin`. Any `OPTIONS` (a preflight) is answered here with 204,
+//! allowing GET, HEAD and the `Range` header, whatever the path.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -21,14 +21,16 @@ const EXPOSE_HEADERS: &str = "Content-Length, Content-Range, Accept-Ranges";
 const MAX_AGE: &str = "86400";
 
 fn decorate(cors: &Cors, origin: Option<&str>, h: &mut HeaderMap) {
+    // With a list, the answer depends on Origin for every request (allowed
+    // or not), so shared caches must key on it.
+    if matches!(cors, Cors::Origins(_)) {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     let Some(allow) = cors.allow_origin(origin) else {
         return;
     };
     if let Ok(v) = HeaderValue::from_str(allow) {
         h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
-    }
-    if matches!(cors, Cors::Origins(_)) {
-        h.append(header::VARY, HeaderValue::from_static("Origin"));
     }
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
@@ -48,6 +50,10 @@ pub async fn layer(State(cors): State<Arc<Cors>>, req: Request, next: Next) -> R
     if preflight && !matches!(*cors, Cors::Off) {
         let mut r = StatusCode::NO_CONTENT.into_response();
         let h = r.headers_mut();
+        h.insert(header::ALLOW, HeaderValue::from_static(ALLOW_METHODS));
+        if matches!(*cors, Cors::Off) {
+            return r;
+        }
         decorate(&cors, origin.as_deref(), h);
         h.insert(
             header::ACCESS_CONTROL_ALLOW_METHODS,

@@ -141,16 +141,20 @@ async fn publish(stream: Arc<Stream>, req: Request) -> Response {
     };
     let idle = stream.cfg().source_timeout;
     match crate::input::publish::accept(&slot, req.into_body(), idle, wait).await {
-        Ok(total) => (StatusCode::OK, format!("received {total} bytes\n")).into_response(),
+        Ok(total) => {
+            tracing::info!(stream = %stream.name, bytes = total, "publisher finished");
+            (StatusCode::OK, format!("received {total} bytes\n")).into_response()
+        }
         Err(e) => {
             let msg = match e {
                 crate::input::publish::PublishError::Busy => "stream is already being published",
                 crate::input::publish::PublishError::Silent => {
                     stream.metrics.input_timeouts.inc();
-                    tracing::warn!(stream = %stream.name, "publisher sent nothing for {}s: closing", idle.as_secs());
+                    tracing::warn!(stream = %stream.name, "publisher silent for {}s: closing", idle.as_secs());
                     "no data from publisher"
                 }
                 crate::input::publish::PublishError::InputStopped => "stream input stopped",
+                crate::input::publish::PublishError::BadBody => "unreadable request body",
             };
             reply::error(e.status(), msg)
         }

@@ -136,6 +136,15 @@ pub struct PlayRequest {
     pub host: Option<String>,
 }
 
+/// A `Host` value safe to write into a URL: `name`, `name:port` or
+/// `[v6]:port`, at most 255 bytes.
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
 impl PlayRequest {
     /// Parses a request for `/NAME/RESOURCE?QUERY`.
     pub fn parse(
@@ -168,7 +177,9 @@ impl PlayRequest {
             query: query.map(str::to_string),
             ip: peer.map(|p| p.ip()),
             range: header(axum::http::header::RANGE).and_then(ByteRange::parse),
-            host: header(axum::http::header::HOST).map(str::to_string),
+            host: header(axum::http::header::HOST)
+                .filter(|h| valid_host(h))
+                .map(str::to_string),
         })
     }
 
@@ -262,6 +273,17 @@ mod tests {
             p("/a/index.m3u8", Some("token=t"), peer),
             p("/b/index.m3u8", Some("token=t"), peer)
         );
+    }
+
+    #[test]
+    fn only_clean_hosts_reach_absolute_urls() {
+        let mut h = HeaderMap::new();
+        h.insert(axum::http::header::HOST, "evil.example/x?y=".parse().expect("value"));
+        let r = PlayRequest::parse(Method::GET, "/a/mono.m3u8", Some("strom_hop=1"), &h, None).expect("parses");
+        assert_eq!(r.base(), "http://localhost/a/");
+        h.insert(axum::http::header::HOST, "s1.example:8080".parse().expect("value"));
+        let r = PlayRequest::parse(Method::GET, "/a/mono.m3u8", Some("strom_hop=1"), &h, None).expect("parses");
+        assert_eq!(r.base(), "http://s1.example:8080/a/");
     }
 
     #[test]

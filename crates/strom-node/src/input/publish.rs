@@ -83,6 +83,8 @@ pub enum PublishError {
     Silent,
     /// The stream's input stopped meanwhile: 503.
     InputStopped,
+    /// The request body could not be read (bad chunked encoding) before any byte: 400.
+    BadBody,
 }
 
 impl PublishError {
@@ -91,6 +93,7 @@ impl PublishError {
             PublishError::Busy => StatusCode::CONFLICT,
             PublishError::Silent => StatusCode::REQUEST_TIMEOUT,
             PublishError::InputStopped => StatusCode::SERVICE_UNAVAILABLE,
+            PublishError::BadBody => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -115,10 +118,10 @@ pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Durati
         match tokio::time::timeout(idle, body.next()).await {
             Err(_) => return Err(PublishError::Silent),
             Ok(None) => return Ok(total),
-            Ok(Some(Err(e))) => {
-                tracing::info!(error = %e, "publisher connection ended");
-                return Ok(total);
-            }
+            // A publisher that goes away mid-body ends its session; a body
+            // that is broken from the start is a bad request.
+            Ok(Some(Err(_))) if total == 0 => return Err(PublishError::BadBody),
+            Ok(Some(Err(_))) => return Ok(total),
             Ok(Some(Ok(chunk))) => {
                 total += chunk.len();
                 if tx.send(chunk).await.is_err() {

@@ -8,7 +8,8 @@
 //! on the stream's newest-segment watch, not a timer), and a heartbeat after
 //! [`HEARTBEAT`] of quiet so the puller can tell a hung connection from a
 //! quiet stream. A `from` beyond the next segment (a restreamer whose
-//! numbering is ahead of ours) starts at the newest segment instead of
+//! numbering is ahead of ours) starts at the newest segment, and with an
+//! empty window the feed starts at the first segment cut, instead of
 //! waiting forever.
 //!
 //! Not a playback URL: the node-to-node signature replaces the playback
@@ -86,10 +87,12 @@ pub async fn serve(State(node): State<Arc<Node>>, req: Request) -> Response {
     let (start, before) = {
         let w = stream.window();
         let start = match (query_from(&req), w.newest_seq(), w.oldest_seq()) {
-            (Some(f), Some(n), _) if f > n + 1 => n,
-            (Some(f), _, _) => f,
-            (None, _, Some(o)) => o,
-            (None, _, None) => 0,
+            // Ahead of us (a restreamer numbering above us): our newest.
+            (Some(f), Some(n), _) if f > n.saturating_add(1) => n,
+            (Some(f), Some(_), _) => f,
+            (None, _, o) => o.unwrap_or(0),
+            // Nothing held yet: whatever comes first.
+            (Some(_), None, _) => 0,
         };
         (start, w.discontinuities_before(start))
     };

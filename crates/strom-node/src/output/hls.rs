@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 use strom_media::hls::{self, PlaylistEntry, Variant};
@@ -51,6 +52,8 @@ pub struct Hls {
     configured_target: i64,
     rendered: RwLock<Rendered>,
     sessions: Mutex<HashMap<u64, Instant>>,
+    /// `sessions.len()`, readable without the lock.
+    session_count: AtomicU64,
 }
 
 /// Registers the HLS output.
@@ -61,6 +64,7 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
         configured_target: ctx.cfg.segment_duration.as_millis() as i64 * CLOCK_HZ / 1000,
         rendered: RwLock::new(Rendered::default()),
         sessions: Mutex::new(HashMap::new()),
+        session_count: AtomicU64::new(0),
     })
 }
 
@@ -142,19 +146,21 @@ impl Hls {
         }))
     }
 
+    /// Counts the viewer of a request that was served (never a probe, an
+    /// error or a refusal, so requests that get nothing inflate nothing).
     fn note_session(&self, req: &PlayRequest) {
         if req.is_head() {
-            return; // a probe, not a viewer
+            return;
         }
         let key = req.session_key();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         if s.len() < MAX_SESSIONS || s.contains_key(&key) {
             s.insert(key, Instant::now());
         }
+        self.session_count.store(s.len() as u64, Ordering::Relaxed);
     }
 
     async fn serve_playlist(self: Arc<Self>, stream: Arc<Stream>, master: bool, req: PlayRequest) -> Response {
-        self.note_session(&req);
         let now = Instant::now();
         if master && req.is_head() {
             // Middleware probes: 200 only while the stream is healthy.
@@ -179,6 +185,7 @@ impl Hls {
         };
         match body {
             Some(b) => {
+                self.note_session(&req);
                 stream.metrics.bytes_out.inc_by(b.len() as u64);
                 (
                     [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, PLAYLIST_CACHE)],
@@ -191,7 +198,6 @@ impl Hls {
     }
 
     fn serve_segment(&self, stream: &Stream, seq: u64, req: &PlayRequest) -> Response {
-        self.note_session(req);
         let Some(seg) = stream.window().get(seq).cloned() else {
             if stream.window().is_empty() {
                 return reply::not_ready();
@@ -199,6 +205,7 @@ impl Hls {
             return reply::error(StatusCode::NOT_FOUND, "segment is not in the window");
         };
         let ts = self.ts(&seg);
+        self.note_session(req);
         if !req.is_head() {
             let len = ts.len() as u64;
             let sent = match req.range.map(|r| r.resolve(len)) {
@@ -231,10 +238,14 @@ impl Output for Hls {
         r.master = Some(Bytes::from(hls::render_master_playlist(&[self.variant(w, None, "")])));
     }
 
-    fn clients(&self, now: Instant) -> Option<u64> {
+    fn clients(&self) -> Option<u64> {
+        Some(self.session_count.load(Ordering::Relaxed))
+    }
+
+    fn tick(&self, now: Instant) {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         s.retain(|_, t| now.saturating_duration_since(*t) < SESSION_IDLE);
-        Some(s.len() as u64)
+        self.session_count.store(s.len() as u64, Ordering::Relaxed);
     }
 
     fn is_new_viewer(&self, req: &PlayRequest) -> bool {

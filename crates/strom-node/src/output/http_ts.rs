@@ -125,7 +125,7 @@ impl HttpTs {
         let headers = [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")];
         if head {
             // A probe: never wakes or waits for the stream.
-            return if stream.fresh(Instant::now()) {
+            return if stream.live(Instant::now()) {
                 headers.into_response()
             } else {
                 reply::not_ready()
@@ -262,7 +262,7 @@ impl Output for HttpTs {
         gop.bytes = 0;
     }
 
-    fn clients(&self, _now: Instant) -> Option<u64> {
+    fn clients(&self) -> Option<u64> {
         Some(self.viewers.load(Ordering::Relaxed) as u64)
     }
 

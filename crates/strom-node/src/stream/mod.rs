@@ -204,6 +204,13 @@ impl Stream {
         self.window().fresh(now, self.stale_after())
     }
 
+    /// Delivering now: alive (an input or the backup feeds it) with a fresh
+    /// window. Only then are playlists and `/mpegts` served; a stopped or
+    /// failed stream's last window is not handed to new viewers.
+    pub fn live(&self, now: Instant) -> bool {
+        self.status().is_alive() && self.fresh(now)
+    }
+
     /// Healthy for middleware probes: fresh segments from an input (not the backup).
     pub fn healthy(&self, now: Instant) -> bool {
         self.status() == Status::Running && self.fresh(now)
@@ -229,15 +236,15 @@ impl Stream {
         (c.source_timeout + c.segment_duration * 3 + Duration::from_secs(2)).min(Duration::from_secs(30))
     }
 
-    /// Waits until the stream has a fresh segment, up to `timeout`, but gives
+    /// Waits until the stream is [`Self::live`], up to `timeout`, but gives
     /// up at once when the stream is (or becomes) down rather than starting.
-    /// True when there is a fresh segment.
+    /// True when it is live.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut rx = self.newest_seq.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let _ = rx.borrow_and_update();
-            if self.fresh(Instant::now()) {
+            if self.live(Instant::now()) {
                 return true;
             }
             if !self.starting() {
@@ -247,7 +254,7 @@ impl Stream {
             let step = tokio::time::Instant::now() + Duration::from_millis(250);
             let r = tokio::time::timeout_at(step.min(deadline), rx.changed()).await;
             if matches!(r, Ok(Err(_))) || tokio::time::Instant::now() >= deadline {
-                return self.fresh(Instant::now());
+                return self.live(Instant::now());
             }
         }
     }
@@ -291,11 +298,11 @@ impl Stream {
         self.demand.wake.notified().await
     }
 
-    /// Viewers by output name, pruning idle sessions at `now`.
-    pub fn clients(&self, now: Instant) -> Vec<(&'static str, u64)> {
+    /// Viewers by output name (cheap: counters).
+    pub fn clients(&self) -> Vec<(&'static str, u64)> {
         self.outputs
             .iter()
-            .filter_map(|o| o.clients(now).map(|c| (o.name(), c)))
+            .filter_map(|o| o.clients().map(|c| (o.name(), c)))
             .collect()
     }
 

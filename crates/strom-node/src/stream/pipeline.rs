@@ -27,6 +27,11 @@ use strom_media::segmenter::{Segmenter, SegmenterConfig};
 use strom_media::timeline::{AnchorReason, Mapped, Timeline, TimelineConfig};
 use strom_media::{Frame, Segment, Track, TrackKind, CLOCK_HZ};
 
+/// A timestamp jump cuts the open segment only once it is this long (90 kHz).
+const MIN_CUT_ON_JUMP: i64 = CLOCK_HZ * 3 / 2;
+/// At most one timestamp-jump log line per stream this often (all are counted).
+const JUMP_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Where the stream's numbering stands.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Position {
@@ -100,6 +105,7 @@ pub struct Pipeline {
     dropped_seen: u64,
     /// The next segment cut here follows a switch: flag it.
     pending_discontinuity: bool,
+    jump_log: Option<Instant>,
 }
 
 impl Pipeline {
@@ -114,6 +120,7 @@ impl Pipeline {
             tracks: Arc::from(Vec::new()),
             dropped_seen: 0,
             pending_discontinuity: false,
+            jump_log: None,
         }
     }
 
@@ -175,9 +182,26 @@ impl Pipeline {
             Mapped::Frame { frame, anchor } => (frame, anchor),
         };
         if let Some(reason @ (AnchorReason::JumpBack | AnchorReason::JumpForward | AnchorReason::Drift)) = anchor {
-            tracing::warn!(stream = %stream.name, ?reason, "timestamp jump: discontinuity");
-            if let Some(seg) = self.segmenter.discontinuity() {
-                self.publish(seg, now);
+            m.timestamp_jumps.inc();
+            if self
+                .jump_log
+                .is_none_or(|t| now.saturating_duration_since(t) >= JUMP_LOG_EVERY)
+            {
+                self.jump_log = Some(now);
+                tracing::warn!(stream = %stream.name, ?reason, total = m.timestamp_jumps.get(), "timestamp jump: discontinuity");
+            }
+            // The timeline re-anchored, so output timestamps stay continuous.
+            // Cut only a segment that has lasted a while: a source that jumps
+            // many times a second must not cut (and number) a segment per
+            // jump, or numbering would outrun the clock it starts from.
+            let long_enough = self
+                .segmenter
+                .open_since()
+                .is_none_or(|start| frame.dts - start >= MIN_CUT_ON_JUMP);
+            if long_enough {
+                if let Some(seg) = self.segmenter.discontinuity() {
+                    self.publish(seg, now);
+                }
             }
         }
         for o in stream.outputs.iter() {
@@ -489,6 +513,29 @@ mod tests {
         let seqs: Vec<u64> = w.iter().map(|s| s.segment.seq).collect();
         assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
         assert!(seqs[0] >= 1_700_000_000);
+    }
+
+    #[test]
+    fn a_source_that_jumps_every_200_ms_does_not_outrun_the_clock() {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::Publish]));
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        let utc = 1_700_000_000 * CLOCK_HZ;
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        // 60 s of 25 fps video, every frame a keyframe; the raw clock jumps
+        // 10 s forward every 5 frames.
+        for i in 0..1500i64 {
+            let raw = i * 3600 + (i / 5) * 10 * CLOCK_HZ;
+            p.deliver(Unit::Frame(frame(0, raw, true)), t0, utc + i * 3600);
+        }
+        let w = stream.window();
+        let segs = stream.metrics.segments.get();
+        assert!(segs <= 45, "{segs} segments in 60 s: at most one per 1.5 s");
+        assert!(stream.metrics.timestamp_jumps.get() >= 250);
+        let span = w.newest_seq().unwrap_or(0) - w.oldest_seq().unwrap_or(0);
+        assert!(span < 60, "numbers stay behind the clock: {span}");
     }
 
     #[test]
