@@ -27,7 +27,9 @@ pub fn refuse(node: &Node, req: &Request) -> Option<Response> {
         .verify(node.config.cluster_key.as_deref(), signed, auth::unix_now())
         .err()?;
     node.metrics.cluster_error("auth");
-    tracing::warn!(path, error = %e, "cluster request refused");
+    // The path is the peer's; log a bounded prefix of it, without the query.
+    let shown: String = req.uri().path().chars().take(128).collect();
+    tracing::warn!(path = %shown, error = %e, "cluster request refused");
     Some((StatusCode::FORBIDDEN, format!("cluster authentication failed: {e}\n")).into_response())
 }
 
