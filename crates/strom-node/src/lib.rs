@@ -183,7 +183,11 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     let streams_stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for s in node.all_streams() {
-        tasks.spawn(stream::task::run(s, Arc::new(input::Inputs), streams_stop.clone()));
+        tasks.spawn(stream::task::supervise(
+            s,
+            Arc::new(input::Inputs),
+            streams_stop.clone(),
+        ));
     }
     tasks.spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
     tasks.spawn(cluster::peers::run(node.clone(), streams_stop.clone()));

@@ -70,6 +70,7 @@ pub struct Metrics {
     input_restarts: Family<StreamLabel, Counter>,
     input_panics: Family<StreamLabel, Counter>,
     timestamp_jumps: Family<StreamLabel, Counter>,
+    task_panics: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
@@ -114,6 +115,8 @@ pub struct StreamMetrics {
     pub input_restarts: Counter,
     /// Timestamp jumps (back, forward, drift) that re-anchored the timeline.
     pub timestamp_jumps: Counter,
+    /// Stream tasks that panicked and were run again.
+    pub task_panics: Counter,
     /// Input tasks that panicked.
     pub input_panics: Counter,
 }
@@ -144,6 +147,7 @@ impl Metrics {
             input_restarts: Family::default(),
             input_panics: Family::default(),
             timestamp_jumps: Family::default(),
+            task_panics: Family::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
@@ -306,6 +310,7 @@ impl Metrics {
             input_restarts: self.input_restarts.get_or_create_owned(&l),
             input_panics: self.input_panics.get_or_create_owned(&l),
             timestamp_jumps: self.timestamp_jumps.get_or_create_owned(&l),
+            task_panics: self.task_panics.get_or_create_owned(&l),
         }
     }
 

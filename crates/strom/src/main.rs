@@ -180,8 +180,14 @@ fn run_balancer(path: PathBuf) -> ExitCode {
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A log consumer that goes away (a closed pipe) must never take the node
+    // down: write errors are dropped silently instead of reported on stderr,
+    // which would panic. Colours only on a terminal.
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     if json {
         b.json().init();

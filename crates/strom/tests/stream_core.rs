@@ -34,6 +34,15 @@ fn sole_input_returns_and_the_stream_is_running_again() {
     });
     assert_eq!(head(&s.url("/ch/index.m3u8")), 503);
     assert_eq!(alive(&s), Some(0.0));
+    // Its last segments are still recent, but a stream that is down hands
+    // nobody its frozen window: 503 at once.
+    for path in ["/ch/index.m3u8", "/ch/mono.m3u8", "/ch/mpegts"] {
+        let t = Instant::now();
+        let r = fetch(Method::GET, &s.url(path));
+        assert_eq!((r.status, r.header("retry-after")), (503, Some("2")), "{path}");
+        assert!(t.elapsed() < SEC, "{path} took {:?}", t.elapsed());
+    }
+    assert_eq!(api(&s, "ch")["active_input_index"], serde_json::Value::Null);
     let ready: serde_json::Value =
         serde_json::from_slice(&fetch(Method::GET, &s.url("/readyz")).body).expect("readyz json");
     assert_eq!(ready["down"], serde_json::json!(["ch"]), "{ready}");
@@ -274,4 +283,54 @@ fn refused_requests_are_not_viewers() {
     assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);
     assert_eq!(fetch(Method::GET, &seg).status, 200);
     assert_eq!(hls(&s), Some(2));
+}
+
+/// A log consumer that goes away (its pipe closed) never takes the node
+/// down: streams keep advancing and SIGTERM still stops it.
+#[test]
+fn closed_log_pipe_does_not_stop_the_node() {
+    use std::process::{Command, Stdio};
+    let dir = scratch("logpipe");
+    let port = free_tcp_port();
+    let conf = dir.join("strom.conf");
+    std::fs::write(
+        &conf,
+        format!("http 127.0.0.1:{port};\nstream demo {{ input builtin://demo; }}\n"),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["run", "-c"])
+        .arg(&conf)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    drop(child.stderr.take()); // the reader goes away at once
+    let base = format!("http://127.0.0.1:{port}");
+    let newest = || {
+        let (code, body) = try_get(&format!("{base}/demo/mono.m3u8"))?;
+        let text = String::from_utf8_lossy(&body);
+        (code == 200)
+            .then(|| parse_playlist(&text).segments.last().map(|x| x.0))
+            .flatten()
+    };
+    let first = wait_for("segments with the log pipe closed", 30 * SEC, newest);
+    wait_for("the playlist to advance", 15 * SEC, || newest().filter(|n| *n > first));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + 15 * SEC;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM did not stop strom: {status:?}"
+    );
 }

@@ -164,6 +164,15 @@ mod tests {
     }
 
     #[test]
+    fn absurd_times_are_refused_without_overflow() {
+        let v = Verifier::default();
+        for t in ["18446744073709551615", "9223372036854775808", "0"] {
+            let r = v.verify(Some("k"), req("/x", Some(t), Some("abc"), Some("00")), 1_800_000_000);
+            assert!(matches!(r, Err(AuthError::Skew(_))), "{t}: {r:?}");
+        }
+    }
+
+    #[test]
     fn signed_request_passes_once() {
         let v = Verifier::default();
         let h = sign("abcd", "GET", "/api/v1/cluster/streams", 1000, "n1");

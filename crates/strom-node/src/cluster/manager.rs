@@ -310,7 +310,7 @@ fn reconcile(
         }
         tracing::info!(stream = %name, mode = if *is_static { "static" } else { "ondemand" }, sources = ?sources, "restreaming");
         let cancel = stop.child_token();
-        tokio::spawn(crate::stream::task::run(
+        tokio::spawn(crate::stream::task::supervise(
             stream.clone(),
             Arc::new(crate::input::Inputs),
             cancel.clone(),

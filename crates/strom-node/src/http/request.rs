@@ -23,7 +23,7 @@ pub enum Resource {
     MasterPlaylist,
     /// `mono.m3u8` or `video.m3u8`: the HLS media playlist.
     MediaPlaylist,
-    /// `segment-SEQ.ts` (see `strom_media::hls::segment_uri`).
+    /// `SEQ.ts` (see `strom_media::hls::segment_uri`).
     Segment(u64),
     /// `mpegts`: continuous HTTP MPEG-TS.
     MpegTs,

@@ -162,22 +162,14 @@ impl Hls {
 
     async fn serve_playlist(self: Arc<Self>, stream: Arc<Stream>, master: bool, req: PlayRequest) -> Response {
         let now = Instant::now();
-        if master && req.is_head() {
-            // Middleware probes: 200 only while the stream is healthy.
-            let code = if stream.healthy(now) {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            };
-            return (
-                code,
-                [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, "no-cache")],
-            )
-                .into_response();
+        if master && req.is_head() && !stream.healthy(now) {
+            // Middleware probes: 200 only while the stream is healthy (fresh
+            // segments from an input, not the backup).
+            return reply::not_ready();
         }
         // A probe never waits; a viewer may wait for a stream that is starting.
         let ready =
-            stream.fresh(now) || (!req.is_head() && stream.starting() && stream.wait_ready(stream.start_wait()).await);
+            stream.live(now) || (!req.is_head() && stream.starting() && stream.wait_ready(stream.start_wait()).await);
         let body = if ready {
             self.playlist(&stream, master, &req)
         } else {

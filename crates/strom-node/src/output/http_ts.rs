@@ -135,7 +135,7 @@ impl HttpTs {
         let (rx, gop) = self.subscribe();
         if gop.is_empty() {
             let ready =
-                stream.fresh(Instant::now()) || (stream.starting() && stream.wait_ready(stream.start_wait()).await);
+                stream.live(Instant::now()) || (stream.starting() && stream.wait_ready(stream.start_wait()).await);
             if !ready {
                 return reply::not_ready();
             }

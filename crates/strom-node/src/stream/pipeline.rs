@@ -109,17 +109,26 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline for `stream`. Numbering continues after whatever the
+    /// window already holds (a restarted stream task never goes back).
     pub fn new(stream: Arc<Stream>) -> Self {
         let target = stream.cfg().segment_duration.as_millis() as i64 * CLOCK_HZ / 1000;
+        let pos = stream
+            .window()
+            .newest_segment()
+            .map_or(Position::default(), |s| Position {
+                next: Some(s.segment.seq + 1),
+                end: Some(s.segment.start + s.segment.duration),
+            });
         Pipeline {
             stream,
             timeline: Timeline::new(TimelineConfig::default()),
             segmenter: Segmenter::new(SegmenterConfig::with_target(target)),
-            pos: Position::default(),
+            pending_discontinuity: pos.next.is_some(),
+            pos,
             feed: None,
             tracks: Arc::from(Vec::new()),
             dropped_seen: 0,
-            pending_discontinuity: false,
             jump_log: None,
         }
     }

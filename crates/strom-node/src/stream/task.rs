@@ -46,6 +46,26 @@ struct Driver {
     status: Status,
 }
 
+/// Runs the stream task until `shutdown`; if it panics, logs, counts and
+/// runs it again after a second. The stream's window, outputs and published
+/// state survive, and numbering continues after the window's newest segment.
+pub async fn supervise(stream: Arc<Stream>, launcher: Arc<dyn Launcher>, shutdown: CancellationToken) {
+    loop {
+        let task = tokio::spawn(run(stream.clone(), launcher.clone(), shutdown.clone()));
+        match task.await {
+            Ok(()) => return,
+            Err(e) if e.is_panic() => {
+                stream.metrics.task_panics.inc();
+                tracing::error!(stream = %stream.name, "stream task panicked: restarting it");
+            }
+            Err(_) => return, // cancelled: the runtime is going down
+        }
+        if !crate::util::sleep_or_cancel(&shutdown, Duration::from_secs(1)).await {
+            return;
+        }
+    }
+}
+
 /// Runs the stream until `shutdown`, then stops and joins its inputs.
 pub async fn run(stream: Arc<Stream>, launcher: Arc<dyn Launcher>, shutdown: CancellationToken) {
     let cfg = stream.cfg();
@@ -215,7 +235,9 @@ impl Driver {
     /// Mirrors the derived status into the stream for readers.
     fn publish(&mut self, now: Instant) {
         let status = self.control.status(now);
-        let active = self.control.active();
+        // While down, no input feeds the stream (the control still remembers
+        // the last one, to know a return is no switch).
+        let active = self.control.active().filter(|_| status.is_alive());
         let changed = status != self.status;
         if changed {
             let level_error = status == Status::Failed;
