@@ -298,7 +298,7 @@ fn closed_log_pipe_does_not_stop_the_node() {
         format!("http 127.0.0.1:{port};\nstream demo {{ input builtin://demo; }}\n"),
     )
     .expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
         .args(["run", "-c"])
         .arg(&conf)
         .env("RUST_LOG", "debug")
@@ -306,6 +306,9 @@ fn closed_log_pipe_does_not_stop_the_node() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn strom");
+    // Killed on drop, so a failing assertion leaves no process behind.
+    let mut guard = Proc(Some(child));
+    let child = guard.0.as_mut().expect("running");
     drop(child.stderr.take()); // the reader goes away at once
     let base = format!("http://127.0.0.1:{port}");
     let newest = || {
@@ -324,7 +327,6 @@ fn closed_log_pipe_does_not_stop_the_node() {
             break Some(s);
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
             break None;
         }
         std::thread::sleep(Duration::from_millis(100));
