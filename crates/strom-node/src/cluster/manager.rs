@@ -15,7 +15,7 @@ use super::server::{RemoteStream, StreamList};
 use super::{auth, source_key, PREFIX};
 use crate::input::cluster::{ClusterSpec, SourceRef};
 use crate::input::InputSpec;
-use crate::metrics::SourceLabel;
+use crate::metrics::{KindLabel, SourceLabel};
 use crate::stream::{Stream, StreamSpec};
 use crate::Node;
 use globset::{Glob, GlobSet, GlobSetBuilder};
@@ -36,8 +36,10 @@ pub const GRACE: Duration = Duration::from_secs(10);
 /// stream starts on its first source in config order rather than on
 /// whichever answered first.
 pub const SETTLE: Duration = Duration::from_secs(2);
-/// Longest stream list accepted from a source.
-const MAX_LIST_BYTES: usize = 8 << 20;
+/// Longest stream list accepted from a source or peer, bytes.
+pub const MAX_LIST_BYTES: usize = 8 << 20;
+/// Streams one source may create here; the rest of its list is refused.
+pub const MAX_STREAMS_PER_SOURCE: usize = 10_000;
 
 /// A source's `only`/`except` lists, compiled.
 pub struct Filter {
@@ -101,31 +103,105 @@ pub async fn signed_get(
     req.send().await
 }
 
-async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> Result<Vec<RemoteStream>, ListError> {
-    let resp = signed_get(client, addr, key, &format!("{PREFIX}/streams"))
-        .await
-        .map_err(|e| ListError::Other(format!("request failed: {e}")))?;
-    let status = resp.status();
-    if status == reqwest::StatusCode::FORBIDDEN {
-        let body = resp.text().await.unwrap_or_default();
-        return Err(ListError::Unauthorized(body.trim().to_string()));
+/// A whole stream-list exchange (connect, headers and body) must finish
+/// within this, so a half-open connection cannot hang a poller.
+pub const LIST_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Fetches a node's signed stream list: the body is read as it streams in,
+/// refused as soon as it passes [`MAX_LIST_BYTES`], and the whole exchange
+/// is bounded by [`LIST_DEADLINE`].
+pub async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> Result<StreamList, ListError> {
+    let exchange = async {
+        let mut resp = signed_get(client, addr, key, &format!("{PREFIX}/streams"))
+            .await
+            .map_err(|e| ListError::Other(format!("request failed: {e}")))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::FORBIDDEN {
+            return Err(ListError::Unauthorized("refused our cluster_key".to_string()));
+        }
+        if !status.is_success() {
+            return Err(ListError::Other(format!("http status {status}")));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| ListError::Other(format!("read failed: {e}")))?
+        {
+            if body.len() + chunk.len() > MAX_LIST_BYTES {
+                return Err(ListError::Other(format!(
+                    "stream list larger than {MAX_LIST_BYTES} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice::<StreamList>(&body).map_err(|e| ListError::Other(format!("bad stream list: {e}")))
+    };
+    tokio::time::timeout(LIST_DEADLINE, exchange).await.unwrap_or_else(|_| {
+        Err(ListError::Other(format!(
+            "no whole list within {} s",
+            LIST_DEADLINE.as_secs()
+        )))
+    })
+}
+
+/// What [`admit_list`] kept and refused of one list.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Admitted {
+    pub kept: Vec<RemoteStream>,
+    /// Entries with invalid names, and the first of them (escaped, bounded).
+    pub bad_names: usize,
+    pub first_bad: Option<String>,
+    /// Valid entries beyond the per-source cap.
+    pub over_cap: usize,
+}
+
+/// Splits a source's list into the entries that may become streams here
+/// (valid names, at most `cap`) and what is refused. Pure.
+pub fn admit_list(list: Vec<RemoteStream>, cap: usize) -> Admitted {
+    let mut a = Admitted::default();
+    for r in list {
+        if let Err(e) = strom_config::check_stream_name(&r.name) {
+            a.bad_names += 1;
+            // Debug formatting escapes newlines and control characters, so a
+            // peer cannot forge log lines.
+            a.first_bad
+                .get_or_insert_with(|| format!("{:?}: {e}", r.name.chars().take(80).collect::<String>()));
+        } else if a.kept.len() < cap {
+            a.kept.push(r);
+        } else {
+            a.over_cap += 1;
+        }
     }
-    if !status.is_success() {
-        return Err(ListError::Other(format!("http status {status}")));
+    a
+}
+
+/// [`admit_list`] with [`MAX_STREAMS_PER_SOURCE`], counting and logging what
+/// was refused once per list (never per reconcile tick).
+fn admit(node: &Node, source: &str, list: Vec<RemoteStream>) -> Vec<RemoteStream> {
+    let a = admit_list(list, MAX_STREAMS_PER_SOURCE);
+    if a.bad_names > 0 {
+        node.metrics
+            .cluster_errors
+            .get_or_create(&KindLabel { kind: "bad_name" })
+            .inc_by(a.bad_names as u64);
+        tracing::warn!(source, refused = a.bad_names, first = %a.first_bad.unwrap_or_default(), "rejecting stream names from source");
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| ListError::Other(format!("read failed: {e}")))?;
-    if body.len() > MAX_LIST_BYTES {
-        return Err(ListError::Other(format!(
-            "stream list of {} bytes is too large",
-            body.len()
-        )));
+    if a.over_cap > 0 {
+        node.metrics
+            .cluster_errors
+            .get_or_create(&KindLabel {
+                kind: "too_many_streams",
+            })
+            .inc_by(a.over_cap as u64);
+        tracing::warn!(
+            source,
+            kept = a.kept.len(),
+            refused = a.over_cap,
+            "source lists more streams than one source may create"
+        );
     }
-    let list: StreamList =
-        serde_json::from_slice(&body).map_err(|e| ListError::Other(format!("bad stream list: {e}")))?;
-    Ok(list.streams)
+    a.kept
 }
 
 /// Polls one source's stream list forever, reporting to the manager.
@@ -144,6 +220,7 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
     loop {
         let wait = match fetch_list(&client, &src.addr, key).await {
             Ok(list) => {
+                let list = admit(&node, &src.addr, list.streams);
                 if !was_up {
                     tracing::info!(source = %src.addr, streams = list.len(), "source connected");
                     if failed_once {
@@ -262,11 +339,6 @@ fn reconcile(
             continue;
         }
         for r in list {
-            if let Err(e) = strom_config::check_stream_name(&r.name) {
-                node.metrics.cluster_error("bad_name");
-                tracing::warn!(source = %node.config.sources[i].addr, name = %r.name.chars().take(80).collect::<String>(), error = %e, "rejecting stream name from source");
-                continue;
-            }
             let Some(is_static) = filters[i].classify(&r.name, r.mode == "static") else {
                 continue;
             };
@@ -352,6 +424,32 @@ mod tests {
         s.only = only.iter().map(|s| s.to_string()).collect();
         s.except = except.iter().map(|s| s.to_string()).collect();
         s
+    }
+
+    #[test]
+    fn lists_are_capped_and_bad_names_refused_once() {
+        let entry = |name: &str| RemoteStream {
+            name: name.to_string(),
+            mode: "static".to_string(),
+            codecs: Vec::new(),
+            last_seq: None,
+            alive: None,
+        };
+        let list = vec![
+            entry("a"),
+            entry("evil\nINFO forged"),
+            entry("b"),
+            entry("c"),
+            entry("../x"),
+        ];
+        let a = admit_list(list, 2);
+        assert_eq!(
+            a.kept.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
+        assert_eq!((a.bad_names, a.over_cap), (2, 1));
+        let first = a.first_bad.unwrap_or_default();
+        assert!(first.contains("\\n") && !first.contains('\n'), "escaped: {first}");
     }
 
     #[test]

@@ -12,7 +12,6 @@
 //! - The choice is deterministic: streams that are running beat on-demand
 //!   ones, then the lower load ratio, then config order.
 
-use super::manager::signed_get;
 use super::server::{NodeLoad, StreamList};
 use crate::metrics::{KindLabel, PeerLabel};
 use crate::Node;
@@ -147,26 +146,15 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
     let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
     let mut was_up = false;
     loop {
-        let r = tokio::time::timeout(
-            STALE,
-            signed_get(&client, &addr, key.as_deref(), &format!("{}/streams", super::PREFIX)),
-        )
-        .await;
+        let r = super::manager::fetch_list(&client, &addr, key.as_deref()).await;
         let now = Instant::now();
-        let result: Result<StreamList, String> = match r {
-            Err(_) => Err("no answer".into()),
-            Ok(Err(e)) => Err(format!("request failed: {e}")),
-            Ok(Ok(resp)) if resp.status() == reqwest::StatusCode::FORBIDDEN => {
+        let result: Result<StreamList, String> = r.map_err(|e| match e {
+            super::manager::ListError::Unauthorized(_) => {
                 node.metrics.cluster_error("auth");
-                Err("peer refused our cluster_key".into())
+                "peer refused our cluster_key".to_string()
             }
-            Ok(Ok(resp)) if !resp.status().is_success() => Err(format!("http status {}", resp.status())),
-            Ok(Ok(resp)) => match resp.bytes().await {
-                Err(e) => Err(format!("read failed: {e}")),
-                Ok(b) if b.len() > 8 << 20 => Err("stream list too large".into()),
-                Ok(b) => serde_json::from_slice(&b).map_err(|e| format!("bad stream list: {e}")),
-            },
-        };
+            super::manager::ListError::Other(m) => m,
+        });
         match result {
             Ok(list) => {
                 let mut streams = Vec::new();

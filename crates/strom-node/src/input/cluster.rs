@@ -26,6 +26,37 @@ use tokio::sync::watch;
 /// connection hangs.
 pub const IDLE: Duration = Duration::from_secs(3);
 
+/// Longest segment accepted from a source (3x the longest target), 90 kHz.
+const MAX_SEGMENT_TICKS: i64 = 90 * strom_media::CLOCK_HZ;
+/// Highest segment number accepted from a source.
+const MAX_SEQ: u64 = 1 << 48;
+/// How far from our UTC clock a live segment may start, 90 kHz (7 days).
+const MAX_CLOCK_SKEW: i64 = 7 * 86_400 * strom_media::CLOCK_HZ;
+
+/// Checks what a source claims about a segment before it can reach a
+/// playlist: a duration a playlist can carry, a number that leaves room to
+/// count on, a start near our clock, and no more discontinuities before it
+/// than segments. `Err` names the rule broken.
+pub fn check_segment(
+    seg: &strom_media::Segment,
+    discontinuities_before: Option<u64>,
+    utc_now: i64,
+) -> Result<(), &'static str> {
+    if seg.duration <= 0 || seg.duration > MAX_SEGMENT_TICKS {
+        return Err("duration out of range");
+    }
+    if seg.seq > MAX_SEQ {
+        return Err("sequence number out of range");
+    }
+    if seg.start.saturating_sub(utc_now).saturating_abs() > MAX_CLOCK_SKEW {
+        return Err("start too far from our clock");
+    }
+    if discontinuities_before.is_some_and(|d| d > seg.seq) {
+        return Err("more discontinuities than segments");
+    }
+    Ok(())
+}
+
 /// One source node, as a restreamed stream sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceRef {
@@ -142,13 +173,18 @@ async fn session(spec: &ClusterSpec, ctx: &InputCtx, src: &SourceRef, feed: u64)
             match decoder.pull() {
                 Ok(None) => break,
                 Ok(Some(Message::Segment(segment))) => {
+                    let claimed = if first { discontinuities_before } else { None };
+                    if let Err(why) = check_segment(&segment, claimed, crate::util::utc90_now()) {
+                        spec.metrics.cluster_error("bad_segment");
+                        return Err(format!("invalid segment from source: {why}"));
+                    }
                     if first {
                         tracing::info!(stream = %ctx.stream, source = %src.addr, seq = segment.seq, "source feed connected");
                     }
                     let msg = InputMsg::Segment(Box::new(FeedSegment {
                         feed,
                         origin: origin.clone(),
-                        discontinuities_before: if first { discontinuities_before } else { None },
+                        discontinuities_before: claimed,
                         segment,
                     }));
                     first = false;
@@ -163,5 +199,34 @@ async fn session(spec: &ClusterSpec, ctx: &InputCtx, src: &SourceRef, feed: u64)
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strom_media::{Segment, CLOCK_HZ};
+
+    fn seg(seq: u64, start: i64, duration: i64) -> Segment {
+        Segment {
+            seq,
+            start,
+            duration,
+            discontinuity: false,
+            tracks: Arc::from(Vec::new()),
+            frames: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn absurd_segments_from_a_source_are_refused() {
+        let now = 1_800_000_000 * CLOCK_HZ;
+        assert_eq!(check_segment(&seg(100, now, 2 * CLOCK_HZ), Some(3), now), Ok(()));
+        assert!(check_segment(&seg(100, now, 1_000_000_000 * CLOCK_HZ), None, now).is_err());
+        assert!(check_segment(&seg(100, now, 0), None, now).is_err());
+        assert!(check_segment(&seg(u64::MAX, now, 2 * CLOCK_HZ), None, now).is_err());
+        assert!(check_segment(&seg(100, 0, 2 * CLOCK_HZ), None, now).is_err());
+        assert!(check_segment(&seg(100, i64::MAX, 2 * CLOCK_HZ), None, now).is_err());
+        assert!(check_segment(&seg(100, now, 2 * CLOCK_HZ), Some(u64::MAX), now).is_err());
     }
 }
