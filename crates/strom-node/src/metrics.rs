@@ -71,6 +71,7 @@ pub struct Metrics {
     input_panics: Family<StreamLabel, Counter>,
     timestamp_jumps: Family<StreamLabel, Counter>,
     task_panics: Family<StreamLabel, Counter>,
+    sessions_refused: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
@@ -117,6 +118,8 @@ pub struct StreamMetrics {
     pub timestamp_jumps: Counter,
     /// Stream tasks that panicked and were run again.
     pub task_panics: Counter,
+    /// New HLS sessions not counted because a cap was reached.
+    pub sessions_refused: Counter,
     /// Input tasks that panicked.
     pub input_panics: Counter,
 }
@@ -148,6 +151,7 @@ impl Metrics {
             input_panics: Family::default(),
             timestamp_jumps: Family::default(),
             task_panics: Family::default(),
+            sessions_refused: Family::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
@@ -311,6 +315,7 @@ impl Metrics {
             input_panics: self.input_panics.get_or_create_owned(&l),
             timestamp_jumps: self.timestamp_jumps.get_or_create_owned(&l),
             task_panics: self.task_panics.get_or_create_owned(&l),
+            sessions_refused: self.sessions_refused.get_or_create_owned(&l),
         }
     }
 

@@ -261,10 +261,11 @@ fn head_probes_do_not_wake_an_ondemand_stream() {
     assert_eq!(head(&s.url("/od/index.m3u8")), 200, "healthy once running");
 }
 
-/// Requests that get nothing (404, 503, HEAD) never count as viewers, so
-/// nobody can inflate the load that peers and the balancer read.
+/// Requests that get no media (404, 503, HEAD, playlists alone) never
+/// count as viewers, so nobody can inflate the load that peers and the
+/// balancer read; a viewer counts once it fetches a segment.
 #[test]
-fn refused_requests_are_not_viewers() {
+fn only_media_makes_a_viewer() {
     let s = Strom::start("inflate", "stream demo { input builtin://demo; }");
     let p = wait_playlist(&s, "demo", 1, 30 * SEC);
     for i in 0..200 {
@@ -274,15 +275,19 @@ fn refused_requests_are_not_viewers() {
             fetch(Method::HEAD, &s.url(&format!("/demo/mono.m3u8?token=h{i}"))).status,
             200
         );
+        assert_eq!(
+            fetch(Method::GET, &s.url(&format!("/demo/index.m3u8?token=p{i}"))).status,
+            200
+        );
     }
     let hls = |s: &Strom| api(s, "demo")["clients"]["hls"].as_u64();
-    // The only viewer so far is this test's own playlist polling (no token).
-    assert_eq!(hls(&s), Some(1), "404s and HEADs are not viewers");
+    assert_eq!(hls(&s), Some(0), "404s, HEADs and playlists alone are not viewers");
     // A real viewer counts once, whatever it fetches.
     let seg = s.url(&format!("/demo/{}.ts?token=v", p.segments[0].0));
     assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);
     assert_eq!(fetch(Method::GET, &seg).status, 200);
-    assert_eq!(hls(&s), Some(2));
+    assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);
+    assert_eq!(hls(&s), Some(1));
 }
 
 /// A log consumer that goes away (its pipe closed) never takes the node

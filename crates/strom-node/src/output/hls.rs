@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -35,6 +36,60 @@ use strom_media::{Segment, TrackKind, CLOCK_HZ};
 pub const SESSION_IDLE: Duration = Duration::from_secs(30);
 /// Distinct HLS sessions tracked per stream; beyond this new ones are not counted.
 const MAX_SESSIONS: usize = 100_000;
+/// Distinct HLS sessions one client address may hold per stream (a CGNAT
+/// hides many households behind one address, so this is generous).
+pub const MAX_SESSIONS_PER_IP: u32 = 256;
+
+/// HLS viewer sessions: last media request time, and sessions per address.
+#[derive(Default)]
+struct Sessions {
+    last: HashMap<u64, (Instant, Option<IpAddr>)>,
+    per_ip: HashMap<IpAddr, u32>,
+}
+
+impl Sessions {
+    /// Records a media request of session `key` from `ip` at `now`; false
+    /// when a new session was refused by a cap.
+    fn note(&mut self, key: u64, ip: Option<IpAddr>, now: Instant) -> bool {
+        if let Some(e) = self.last.get_mut(&key) {
+            e.0 = now;
+            return true;
+        }
+        if self.last.len() >= MAX_SESSIONS {
+            return false;
+        }
+        if let Some(ip) = ip {
+            let n = self.per_ip.entry(ip).or_default();
+            if *n >= MAX_SESSIONS_PER_IP {
+                return false;
+            }
+            *n += 1;
+        }
+        self.last.insert(key, (now, ip));
+        true
+    }
+
+    /// Marks a known session as still active (a playlist refresh).
+    fn refresh(&mut self, key: u64, now: Instant) {
+        if let Some(e) = self.last.get_mut(&key) {
+            e.0 = now;
+        }
+    }
+
+    fn prune(&mut self, now: Instant) {
+        let per_ip = &mut self.per_ip;
+        self.last.retain(|_, (t, ip)| {
+            let keep = now.saturating_duration_since(*t) < SESSION_IDLE;
+            if let (false, Some(ip)) = (keep, ip) {
+                if let Some(n) = per_ip.get_mut(ip) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+            keep
+        });
+        per_ip.retain(|_, n| *n > 0);
+    }
+}
 const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
 const PLAYLIST_CACHE: &str = "max-age=1";
 
@@ -51,8 +106,9 @@ pub struct Hls {
     segment_count: usize,
     configured_target: i64,
     rendered: RwLock<Rendered>,
-    sessions: Mutex<HashMap<u64, Instant>>,
-    /// `sessions.len()`, readable without the lock.
+    sessions: Mutex<Sessions>,
+    refused_sessions: prometheus_client::metrics::counter::Counter,
+    /// The number of sessions, readable without the lock.
     session_count: AtomicU64,
 }
 
@@ -63,7 +119,8 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
         segment_count: ctx.cfg.segment_count,
         configured_target: ctx.cfg.segment_duration.as_millis() as i64 * CLOCK_HZ / 1000,
         rendered: RwLock::new(Rendered::default()),
-        sessions: Mutex::new(HashMap::new()),
+        sessions: Mutex::new(Sessions::default()),
+        refused_sessions: ctx.metrics.sessions_refused.clone(),
         session_count: AtomicU64::new(0),
     })
 }
@@ -146,18 +203,23 @@ impl Hls {
         }))
     }
 
-    /// Counts the viewer of a request that was served (never a probe, an
-    /// error or a refusal, so requests that get nothing inflate nothing).
-    fn note_session(&self, req: &PlayRequest) {
+    /// Counts the viewer of a served request. Only media (a segment) makes
+    /// a new session; a playlist only keeps a known one alive. Probes,
+    /// errors and refusals count nothing, so requests that get no media
+    /// cannot inflate the load peers and the balancer read.
+    fn note_session(&self, req: &PlayRequest, media: bool) {
         if req.is_head() {
             return;
         }
         let key = req.session_key();
+        let now = Instant::now();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if s.len() < MAX_SESSIONS || s.contains_key(&key) {
-            s.insert(key, Instant::now());
+        if !media {
+            s.refresh(key, now);
+        } else if !s.note(key, req.ip, now) {
+            self.refused_sessions.inc();
         }
-        self.session_count.store(s.len() as u64, Ordering::Relaxed);
+        self.session_count.store(s.last.len() as u64, Ordering::Relaxed);
     }
 
     async fn serve_playlist(self: Arc<Self>, stream: Arc<Stream>, master: bool, req: PlayRequest) -> Response {
@@ -177,7 +239,7 @@ impl Hls {
         };
         match body {
             Some(b) => {
-                self.note_session(&req);
+                self.note_session(&req, false);
                 stream.metrics.bytes_out.inc_by(b.len() as u64);
                 (
                     [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, PLAYLIST_CACHE)],
@@ -197,7 +259,7 @@ impl Hls {
             return reply::error(StatusCode::NOT_FOUND, "segment is not in the window");
         };
         let ts = self.ts(&seg);
-        self.note_session(req);
+        self.note_session(req, true);
         if !req.is_head() {
             let len = ts.len() as u64;
             let sent = match req.range.map(|r| r.resolve(len)) {
@@ -236,8 +298,8 @@ impl Output for Hls {
 
     fn tick(&self, now: Instant) {
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|_, t| now.saturating_duration_since(*t) < SESSION_IDLE);
-        self.session_count.store(s.len() as u64, Ordering::Relaxed);
+        s.prune(now);
+        self.session_count.store(s.last.len() as u64, Ordering::Relaxed);
     }
 
     fn is_new_viewer(&self, req: &PlayRequest) -> bool {
@@ -246,6 +308,7 @@ impl Output for Hls {
                 .sessions
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
+                .last
                 .contains_key(&req.session_key())
     }
 
@@ -264,5 +327,29 @@ impl Output for Hls {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_capped_per_address_and_pruned() {
+        let t0 = Instant::now();
+        let mut s = Sessions::default();
+        let a: IpAddr = "10.0.0.1".parse().expect("ip");
+        let b: IpAddr = "10.0.0.2".parse().expect("ip");
+        for k in 0..u64::from(MAX_SESSIONS_PER_IP) {
+            assert!(s.note(k, Some(a), t0));
+        }
+        assert!(!s.note(9_999, Some(a), t0), "one address cannot make more");
+        assert!(s.note(0, Some(a), t0), "a known session is refreshed");
+        assert!(s.note(10_000, Some(b), t0), "another address can");
+        s.refresh(77_777, t0);
+        assert!(!s.last.contains_key(&77_777), "a refresh never creates");
+        s.prune(t0 + SESSION_IDLE);
+        assert!(s.last.is_empty() && s.per_ip.is_empty());
+        assert!(s.note(9_999, Some(a), t0 + SESSION_IDLE), "room again after pruning");
     }
 }
