@@ -288,6 +288,13 @@ fn only_media_makes_a_viewer() {
     assert_eq!(fetch(Method::GET, &seg).status, 200);
     assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);
     assert_eq!(hls(&s), Some(1));
+    // Only the token is carried into child URIs: a long query is not
+    // copied into every playlist line.
+    let junk = "j".repeat(1500);
+    let r = fetch(Method::GET, &s.url(&format!("/demo/mono.m3u8?token=abc&junk={junk}")));
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.contains(".ts?token=abc\n") && !text.contains("jjjj"), "{text}");
+    assert!(r.body.len() < 2048, "playlist of {} bytes", r.body.len());
 }
 
 /// A log consumer that goes away (its pipe closed) never takes the node

@@ -90,6 +90,8 @@ impl Sessions {
         per_ip.retain(|_, n| *n > 0);
     }
 }
+/// Longest token carried into playlist URIs, bytes.
+const MAX_TOKEN: usize = 512;
 const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
 const PLAYLIST_CACHE: &str = "max-age=1";
 
@@ -186,7 +188,14 @@ impl Hls {
     /// A playlist for `req`: the shared bytes, or rendered for its query/base.
     fn playlist(&self, stream: &Stream, master: bool, req: &PlayRequest) -> Option<Bytes> {
         let base = req.base();
-        let query = req.query.as_deref();
+        // Only the token is carried into child URIs, and only a sane one: a
+        // long query must not be copied into every line of a playlist.
+        let carried = req
+            .token
+            .as_deref()
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
+            .map(|t| format!("token={t}"));
+        let query = carried.as_deref();
         if query.is_none() && base.is_empty() {
             let r = self.rendered.read().unwrap_or_else(|e| e.into_inner());
             return if master { r.master.clone() } else { r.media.clone() };
