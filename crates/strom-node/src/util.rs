@@ -27,3 +27,62 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest
         .user_agent(concat!("strom/", env!("CARGO_PKG_VERSION")))
         .build()
 }
+
+/// Query parameter names whose values are secrets (matched case-insensitively
+/// as substrings): masked wherever the node prints or serves a URL.
+const SECRET_PARAMS: &[&str] = &["pass", "secret", "key", "token", "auth", "sig", "pwd"];
+
+/// `url` with its password and secret-looking query values replaced by
+/// `***`, for logs and the API (`http://admin:S3cret@h/p?apikey=x&a=1` →
+/// `http://admin:***@h/p?apikey=***&a=1`). Anything that does not parse as
+/// `scheme://…` is returned as it is.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority_and_path, query) = match rest.split_once('?') {
+        Some((a, q)) => (a, Some(q)),
+        None => (rest, None),
+    };
+    let (authority, path) = match authority_and_path.find('/') {
+        Some(i) => authority_and_path.split_at(i),
+        None => (authority_and_path, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_string(),
+    };
+    let mut out = format!("{scheme}://{authority}{path}");
+    if let Some(q) = query {
+        out.push('?');
+        let parts: Vec<String> = q
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.to_ascii_lowercase().contains(s)) => format!("{k}=***"),
+                _ => kv.to_string(),
+            })
+            .collect();
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(
+            redact_url("http://admin:S3cret@10.0.0.5:8080/live.ts?apikey=abc&ch=1&Token=z"),
+            "http://admin:***@10.0.0.5:8080/live.ts?apikey=***&ch=1&Token=***"
+        );
+        assert_eq!(redact_url("udp://239.0.0.1:1234"), "udp://239.0.0.1:1234");
+        assert_eq!(redact_url("tshttp://user@h/x"), "tshttp://user@h/x");
+        assert_eq!(redact_url("/srv/slate.ts"), "/srv/slate.ts");
+        assert_eq!(redact_url("http://h/p?flag"), "http://h/p?flag");
+    }
+}

@@ -348,3 +348,25 @@ fn closed_log_pipe_does_not_stop_the_node() {
         "SIGTERM did not stop strom: {status:?}"
     );
 }
+
+/// Input URLs carry passwords and keys; the API and the logs never show them.
+#[test]
+fn secrets_stay_out_of_the_api_and_logs() {
+    let port = free_tcp_port(); // nothing listens there: the input keeps failing
+    let s = Strom::start(
+        "secrets",
+        &format!(
+            "stream s {{ input http://admin:S3cret@127.0.0.1:{port}/live.ts?apikey=K3y&ch=1; source_timeout 1; }}"
+        ),
+    );
+    wait_for("the input to fail", 15 * SEC, || {
+        s.log().contains("http input down").then_some(())
+    });
+    let api = get_text(&s.url("/api/v1/streams/s")).1;
+    assert!(api.contains("admin:***@") && api.contains("apikey=***&ch=1"), "{api}");
+    let all = format!("{api}{}", s.log());
+    assert!(
+        !all.contains("S3cret") && !all.contains("K3y"),
+        "a secret leaked:\n{all}"
+    );
+}

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 /// Runs until cancelled.
 pub async fn run(url: String, ctx: InputCtx) {
+    // What logs and states show: no password or key.
+    let shown = crate::util::redact_url(&url);
     let client = match crate::util::http_client(Duration::from_secs(5)) {
         Ok(c) => c,
         Err(e) => {
@@ -23,10 +25,10 @@ pub async fn run(url: String, ctx: InputCtx) {
     loop {
         let reason = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
-            r = session(&client, &url, idle, &ctx, &mut backoff) => r,
+            r = session(&client, &url, &shown, idle, &ctx, &mut backoff) => r,
         };
         let Some(reason) = reason else { return };
-        tracing::warn!(stream = %ctx.stream, input = ctx.index(), %url, %reason, "http input down");
+        tracing::warn!(stream = %ctx.stream, input = ctx.index(), url = %shown, %reason, "http input down");
         ctx.state(false, reason).await;
         if !ctx.sleep(backoff.next_delay()).await {
             return;
@@ -38,20 +40,21 @@ pub async fn run(url: String, ctx: InputCtx) {
 async fn session(
     client: &reqwest::Client,
     url: &str,
+    shown: &str,
     idle: Duration,
     ctx: &InputCtx,
     backoff: &mut Backoff,
 ) -> Option<String> {
     let resp = match tokio::time::timeout(idle.max(Duration::from_secs(5)), client.get(url).send()).await {
         Err(_) => return Some("no response".into()),
-        Ok(Err(e)) => return Some(format!("request failed: {e}")),
+        Ok(Err(e)) => return Some(format!("request failed: {}", e.without_url())),
         Ok(Ok(r)) => r,
     };
     if !resp.status().is_success() {
         return Some(format!("http status {}", resp.status()));
     }
-    tracing::info!(stream = %ctx.stream, input = ctx.index(), %url, "http input connected");
-    ctx.state(true, format!("connected to {url}")).await;
+    tracing::info!(stream = %ctx.stream, input = ctx.index(), url = %shown, "http input connected");
+    ctx.state(true, format!("connected to {shown}")).await;
     let mut body = resp.bytes_stream();
     let mut feeder = Feeder::new();
     let mut got_data = false;
@@ -68,7 +71,7 @@ async fn session(
                 }
                 return Some("source closed the response".into());
             }
-            Ok(Some(Err(e))) => return Some(format!("read failed: {e}")),
+            Ok(Some(Err(e))) => return Some(format!("read failed: {}", e.without_url())),
             Ok(Some(Ok(chunk))) => {
                 if !got_data {
                     got_data = true;

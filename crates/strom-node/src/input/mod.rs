@@ -36,10 +36,11 @@ pub enum InputSpec {
     Cluster(Arc<cluster::ClusterSpec>),
 }
 
+/// Shown with passwords and secret query values masked (logs and the API).
 impl std::fmt::Display for InputSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            InputSpec::Config(i) => write!(f, "{i}"),
+            InputSpec::Config(i) => write!(f, "{}", crate::util::redact_url(&i.to_string())),
             InputSpec::Cluster(c) => write!(f, "{c}"),
         }
     }
