@@ -282,6 +282,13 @@ fn only_media_makes_a_viewer() {
     }
     let hls = |s: &Strom| api(s, "demo")["clients"]["hls"].as_u64();
     assert_eq!(hls(&s), Some(0), "404s, HEADs and playlists alone are not viewers");
+    // Every error answer is counted by kind.
+    assert_eq!(fetch(Method::DELETE, &s.url("/demo/mono.m3u8")).status, 405);
+    assert!(metric(&s, "strom_http_errors_total{kind=\"not_found\"}").unwrap_or(0.0) >= 200.0);
+    assert_eq!(
+        metric(&s, "strom_http_errors_total{kind=\"method_not_allowed\"}"),
+        Some(1.0)
+    );
     // A real viewer counts once, whatever it fetches.
     let seg = s.url(&format!("/demo/{}.ts?token=v", p.segments[0].0));
     assert_eq!(fetch(Method::GET, &s.url("/demo/mono.m3u8?token=v")).status, 200);

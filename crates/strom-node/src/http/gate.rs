@@ -13,7 +13,7 @@ use super::auth::{self, Verdict};
 use super::reply;
 use super::request::{PlayRequest, Reject, Resource};
 use crate::cluster::peers::PeerView;
-use crate::metrics::{KindLabel, ReasonLabel};
+use crate::metrics::ReasonLabel;
 use crate::stream::Stream;
 use crate::Node;
 use axum::extract::{ConnectInfo, Request, State};
@@ -22,10 +22,6 @@ use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_api::{append_param, HOP_PARAM};
-
-fn count(node: &Node, kind: &'static str) {
-    node.metrics.http_errors.get_or_create(&KindLabel { kind }).inc();
-}
 
 /// The fallback handler of the node's router.
 pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
@@ -43,11 +39,9 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     let r = match parsed {
         Ok(r) => r,
         Err(Reject::NotFound) => {
-            count(&node, "not_found");
             return reply::error(StatusCode::NOT_FOUND, "not found");
         }
         Err(Reject::TooLong) => {
-            count(&node, "too_long");
             return reply::error(StatusCode::URI_TOO_LONG, "request URI too long");
         }
     };
@@ -58,10 +52,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         }
         return match node.stream(&r.name) {
             Some(stream) => publish(stream, req).await,
-            None => {
-                count(&node, "not_found");
-                reply::error(StatusCode::NOT_FOUND, "no such stream")
-            }
+            None => reply::error(StatusCode::NOT_FOUND, "no such stream"),
         };
     }
     if !matches!(r.method, Method::GET | Method::HEAD) {
@@ -75,7 +66,6 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
                 return redirect(&node, &p, &r, "not_local");
             }
         }
-        count(&node, "not_found");
         return reply::error(StatusCode::NOT_FOUND, "no such stream");
     };
     // Over our limits: a new viewer goes to the least loaded peer with room.
@@ -100,7 +90,6 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             return fut.await;
         }
     }
-    count(&node, "not_found");
     reply::error(StatusCode::NOT_FOUND, "not found")
 }
 

@@ -38,8 +38,47 @@ pub fn router(node: Arc<Node>) -> Router {
             get(crate::output::cluster_feed::serve),
         )
         .fallback(gate::media)
+        .layer(axum::middleware::from_fn_with_state(node.clone(), count_errors))
         .with_state(node)
         .layer(axum::middleware::from_fn_with_state(cors, cors::layer))
+}
+
+/// The low-cardinality kind of an error status, for `strom_http_errors_total`.
+pub fn error_kind(code: StatusCode) -> Option<&'static str> {
+    Some(match code.as_u16() {
+        400 => "bad_request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        408 => "request_timeout",
+        409 => "conflict",
+        414 => "uri_too_long",
+        416 => "range_not_satisfiable",
+        431 => "headers_too_large",
+        500 => "internal",
+        502 => "bad_gateway",
+        503 => "unavailable",
+        400..=499 => "client_other",
+        500..=599 => "server_other",
+        _ => return None,
+    })
+}
+
+/// Counts every 4xx and 5xx answer the router gives, by kind.
+async fn count_errors(
+    State(node): State<Arc<Node>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let r = next.run(req).await;
+    if let Some(kind) = error_kind(r.status()) {
+        node.metrics
+            .http_errors
+            .get_or_create(&crate::metrics::KindLabel { kind })
+            .inc();
+    }
+    r
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
