@@ -59,8 +59,8 @@ pub fn error_kind(code: StatusCode) -> Option<&'static str> {
         500 => "internal",
         502 => "bad_gateway",
         503 => "unavailable",
-        400..=499 => "client_other",
-        500..=599 => "server_other",
+        c if (400..500).contains(&c) => "client_other",
+        c if (500..600).contains(&c) => "server_other",
         _ => return None,
     })
 }
