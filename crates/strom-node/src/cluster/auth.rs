@@ -1,10 +1,12 @@
 //! Node-to-node authentication with the shared `cluster_key`.
 //!
 //! A request carries `X-Strom-Time` (Unix seconds), `X-Strom-Nonce` (random
-//! hex) and `X-Strom-Signature` = hex(HMAC-SHA256(key, METHOD "\n" PATH_AND_QUERY
-//! "\n" TIME "\n" NONCE)). The key itself never crosses the wire. The server
-//! accepts a signature only within `WINDOW` of its own clock and only once per
-//! nonce, so a captured request cannot be replayed.
+//! hex) and `X-Strom-Signature` = hex(HMAC-SHA256(key, METHOD "\n" HOST "\n"
+//! PATH_AND_QUERY "\n" TIME "\n" NONCE)), where HOST is the target node as
+//! addressed (the `Host` header, lower case, without a default `:80`). The key
+//! itself never crosses the wire. The server accepts a signature only within
+//! `WINDOW` of its own clock, only once per nonce, and only for its own Host,
+//! so a captured request can be replayed neither to it nor to another node.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -23,11 +25,22 @@ const MAX_NONCES: usize = 200_000;
 
 type HmacSha256 = Hmac<Sha256>;
 
-fn mac(key: &str, method: &str, path_and_query: &str, time: u64, nonce: &str) -> HmacSha256 {
+/// The form of a host that both sides sign: lower case, no default `:80`.
+pub fn canonical_host(host: &str) -> String {
+    let h = host.trim().to_ascii_lowercase();
+    match h.strip_suffix(":80") {
+        Some(bare) => bare.to_string(),
+        None => h,
+    }
+}
+
+fn mac(key: &str, method: &str, host: &str, path_and_query: &str, time: u64, nonce: &str) -> HmacSha256 {
     // HMAC accepts keys of any length.
     let mut m = <HmacSha256 as Mac>::new_from_slice(key.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     m.update(method.as_bytes());
+    m.update(b"\n");
+    m.update(canonical_host(host).as_bytes());
     m.update(b"\n");
     m.update(path_and_query.as_bytes());
     m.update(b"\n");
@@ -55,9 +68,18 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// The three headers for a request.
-pub fn sign(key: &str, method: &str, path_and_query: &str, time: u64, nonce: &str) -> [(&'static str, String); 3] {
-    let sig = hex(&mac(key, method, path_and_query, time, nonce).finalize().into_bytes());
+/// The three headers for a request to `host` (`HOST[:PORT]` as addressed).
+pub fn sign(
+    key: &str,
+    method: &str,
+    host: &str,
+    path_and_query: &str,
+    time: u64,
+    nonce: &str,
+) -> [(&'static str, String); 3] {
+    let sig = hex(&mac(key, method, host, path_and_query, time, nonce)
+        .finalize()
+        .into_bytes());
     [
         (HEADER_TIME, time.to_string()),
         (HEADER_NONCE, nonce.to_string()),
@@ -98,6 +120,8 @@ pub enum AuthError {
 #[derive(Debug, Clone, Copy)]
 pub struct Signed<'a> {
     pub method: &'a str,
+    /// The `Host` header the request arrived with.
+    pub host: Option<&'a str>,
     pub path_and_query: &'a str,
     pub time: Option<&'a str>,
     pub nonce: Option<&'a str>,
@@ -115,6 +139,7 @@ impl Verifier {
     pub fn verify(&self, key: Option<&str>, req: Signed<'_>, now: u64) -> Result<(), AuthError> {
         let key = key.ok_or(AuthError::NoKey)?;
         let (method, path_and_query) = (req.method, req.path_and_query);
+        let host = req.host.ok_or(AuthError::Malformed)?;
         let (Some(time), Some(nonce), Some(signature)) = (req.time, req.nonce, req.signature) else {
             return Err(AuthError::Malformed);
         };
@@ -129,7 +154,7 @@ impl Verifier {
             return Err(AuthError::Skew(skew));
         }
         let sig = unhex(signature).ok_or(AuthError::Malformed)?;
-        mac(key, method, path_and_query, time, nonce)
+        mac(key, method, host, path_and_query, time, nonce)
             .verify_slice(&sig)
             .map_err(|_| AuthError::BadSignature)?;
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
@@ -149,9 +174,12 @@ impl Verifier {
 mod tests {
     use super::*;
 
+    const HOST: &str = "node-a:8080";
+
     fn req<'a>(path: &'a str, t: Option<&'a str>, n: Option<&'a str>, s: Option<&'a str>) -> Signed<'a> {
         Signed {
             method: "GET",
+            host: Some(HOST),
             path_and_query: path,
             time: t,
             nonce: n,
@@ -175,7 +203,7 @@ mod tests {
     #[test]
     fn signed_request_passes_once() {
         let v = Verifier::default();
-        let h = sign("abcd", "GET", "/api/v1/cluster/streams", 1000, "n1");
+        let h = sign("abcd", "GET", HOST, "/api/v1/cluster/streams", 1000, "n1");
         assert_eq!(check(&v, Some("abcd"), &h, "/api/v1/cluster/streams", 1005), Ok(()));
         assert_eq!(
             check(&v, Some("abcd"), &h, "/api/v1/cluster/streams", 1006),
@@ -186,7 +214,7 @@ mod tests {
     #[test]
     fn wrong_key_path_or_time_fail() {
         let v = Verifier::default();
-        let h = sign("abcd", "GET", "/a", 1000, "n1");
+        let h = sign("abcd", "GET", HOST, "/a", 1000, "n1");
         assert_eq!(check(&v, Some("abce"), &h, "/a", 1000), Err(AuthError::BadSignature));
         assert_eq!(check(&v, Some("abcd"), &h, "/b", 1000), Err(AuthError::BadSignature));
         assert_eq!(check(&v, Some("abcd"), &h, "/a", 1031), Err(AuthError::Skew(-31)));
@@ -202,11 +230,42 @@ mod tests {
     }
 
     #[test]
+    fn a_signature_is_for_one_node_only() {
+        let (a, b) = (Verifier::default(), Verifier::default());
+        let h = sign("k", "GET", HOST, "/a", 1000, "n1");
+        let at = |host| Signed {
+            host: Some(host),
+            ..req("/a", Some(&h[0].1), Some(&h[1].1), Some(&h[2].1))
+        };
+        assert_eq!(
+            a.verify(Some("k"), at("NODE-A:8080"), 1000),
+            Ok(()),
+            "case does not matter"
+        );
+        assert_eq!(
+            b.verify(Some("k"), at("node-b:8080"), 1000),
+            Err(AuthError::BadSignature),
+            "replayed to another node"
+        );
+        let h80 = sign("k", "GET", "origin:80", "/a", 1000, "n2");
+        let plain = Signed {
+            host: Some("origin"),
+            ..req("/a", Some(&h80[0].1), Some(&h80[1].1), Some(&h80[2].1))
+        };
+        assert_eq!(a.verify(Some("k"), plain, 1000), Ok(()), "a default port is implied");
+        let nohost = Signed { host: None, ..at(HOST) };
+        assert_eq!(
+            Verifier::default().verify(Some("k"), nohost, 1000),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
     fn old_nonces_expire() {
         let v = Verifier::default();
-        let h = sign("k", "GET", "/a", 1000, "n1");
+        let h = sign("k", "GET", HOST, "/a", 1000, "n1");
         assert_eq!(check(&v, Some("k"), &h, "/a", 1000), Ok(()));
-        let h2 = sign("k", "GET", "/a", 1100, "n1");
+        let h2 = sign("k", "GET", HOST, "/a", 1100, "n1");
         assert_eq!(
             check(&v, Some("k"), &h2, "/a", 1100),
             Ok(()),
@@ -216,7 +275,7 @@ mod tests {
 
     #[test]
     fn the_key_is_not_in_the_headers() {
-        let h = sign("supersecretkey", "GET", "/a", 1000, "n1");
+        let h = sign("supersecretkey", "GET", HOST, "/a", 1000, "n1");
         assert!(h.iter().all(|(_, v)| !v.contains("supersecretkey")));
         assert_ne!(nonce(), nonce());
     }

@@ -96,7 +96,7 @@ pub async fn signed_get(
 ) -> Result<reqwest::Response, reqwest::Error> {
     let mut req = client.get(format!("http://{addr}{path_and_query}"));
     if let Some(k) = key {
-        for (h, v) in auth::sign(k, "GET", path_and_query, auth::unix_now(), &auth::nonce()) {
+        for (h, v) in auth::sign(k, "GET", addr, path_and_query, auth::unix_now(), &auth::nonce()) {
             req = req.header(h, v);
         }
     }

@@ -17,6 +17,10 @@ pub fn refuse(node: &Node, req: &Request) -> Option<Response> {
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let signed = auth::Signed {
         method: req.method().as_str(),
+        host: req
+            .headers()
+            .get(axum::http::header::HOST)
+            .and_then(|v| v.to_str().ok()),
         path_and_query: path,
         time: h(auth::HEADER_TIME),
         nonce: h(auth::HEADER_NONCE),
