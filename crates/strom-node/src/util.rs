@@ -86,3 +86,78 @@ mod tests {
         assert_eq!(redact_url("http://h/p?flag"), "http://h/p?flag");
     }
 }
+
+/// Longest client- or peer-supplied text put into one log field, chars.
+pub const MAX_LOGGED: usize = 128;
+
+/// Text from a client or a peer, made safe for one log field: control
+/// characters and newlines escaped (no forged lines), at most [`MAX_LOGGED`]
+/// characters, with `…` when cut. Every log field that carries such text
+/// goes through here.
+pub fn peer_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len().min(MAX_LOGGED) + 3);
+    for (i, c) in s.chars().enumerate() {
+        if i >= MAX_LOGGED {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Lets a repeated warning through at most once per `every`, counting the
+/// ones held back so the next line can say how many there were.
+#[derive(Debug)]
+pub struct LogLimiter {
+    every: Duration,
+    state: std::sync::Mutex<(Option<std::time::Instant>, u64)>,
+}
+
+impl LogLimiter {
+    pub const fn new(every: Duration) -> Self {
+        LogLimiter {
+            every,
+            state: std::sync::Mutex::new((None, 0)),
+        }
+    }
+
+    /// `Some(held_back)` when a line may be logged at `now`, `None` otherwise.
+    pub fn allow(&self, now: std::time::Instant) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0.is_some_and(|t| now.saturating_duration_since(t) < self.every) {
+            s.1 += 1;
+            return None;
+        }
+        s.0 = Some(now);
+        Some(std::mem::take(&mut s.1))
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_is_escaped_and_bounded() {
+        assert_eq!(peer_text("a\nINFO forged\r\x1b[31m"), "a\\nINFO forged\\r\\u{1b}[31m");
+        let long = "x".repeat(1000);
+        let t = peer_text(&long);
+        assert_eq!(t.chars().count(), MAX_LOGGED + 1);
+        assert!(t.ends_with('…'));
+    }
+
+    #[test]
+    fn limiter_lets_one_line_through_per_period_and_counts_the_rest() {
+        let l = LogLimiter::new(Duration::from_secs(10));
+        let t0 = std::time::Instant::now();
+        assert_eq!(l.allow(t0), Some(0));
+        assert_eq!(l.allow(t0 + Duration::from_secs(1)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(2)), None);
+        assert_eq!(l.allow(t0 + Duration::from_secs(10)), Some(2));
+    }
+}

@@ -166,7 +166,7 @@ pub fn admit_list(list: Vec<RemoteStream>, cap: usize) -> Admitted {
             // Debug formatting escapes newlines and control characters, so a
             // peer cannot forge log lines.
             a.first_bad
-                .get_or_insert_with(|| format!("{:?}: {e}", r.name.chars().take(80).collect::<String>()));
+                .get_or_insert_with(|| format!("{}: {e}", crate::util::peer_text(&r.name)));
         } else if a.kept.len() < cap {
             a.kept.push(r);
         } else {

@@ -31,9 +31,13 @@ pub fn refuse(node: &Node, req: &Request) -> Option<Response> {
         .verify(node.config.cluster_key.as_deref(), signed, auth::unix_now())
         .err()?;
     node.metrics.cluster_error("auth");
-    // The path is the peer's; log a bounded prefix of it, without the query.
-    let shown: String = req.uri().path().chars().take(128).collect();
-    tracing::warn!(path = %shown, error = %e, "cluster request refused");
+    // The path is the peer's: escaped, bounded, without the query, and at
+    // most one line a second whatever the flood.
+    static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(std::time::Duration::from_secs(1));
+    if let Some(held_back) = LOG.allow(std::time::Instant::now()) {
+        let shown = crate::util::peer_text(req.uri().path());
+        tracing::warn!(path = %shown, error = %e, held_back, "cluster request refused");
+    }
     Some((StatusCode::FORBIDDEN, format!("cluster authentication failed: {e}\n")).into_response())
 }
 
