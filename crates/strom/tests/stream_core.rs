@@ -377,3 +377,34 @@ fn secrets_stay_out_of_the_api_and_logs() {
         "a secret leaked:\n{all}"
     );
 }
+
+/// A publisher that drips bytes but no media cannot hold the publish slot:
+/// it is cut as silent (408) once `source_timeout` passes without a frame.
+#[test]
+fn a_dripping_publisher_is_cut() {
+    use std::io::{Read, Write};
+    let s = Strom::start("drip", "stream p { input publish://; source_timeout 2; }");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    c.write_all(b"PUT /p/publish HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .expect("request");
+    c.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let t = Instant::now();
+    let mut answer = Vec::new();
+    while t.elapsed() < 15 * SEC {
+        // One byte of garbage every 500 ms: never a frame.
+        if c.write_all(b"1\r\nG\r\n").is_err() {
+            break;
+        }
+        let mut buf = [0u8; 256];
+        if let Ok(n) = c.read(&mut buf) {
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || answer.starts_with(b"HTTP/1.1") {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "after {:?}: {text}", t.elapsed());
+    assert!(t.elapsed() < 8 * SEC, "cut after {:?}", t.elapsed());
+}

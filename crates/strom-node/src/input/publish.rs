@@ -11,25 +11,55 @@ use axum::body::Body;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Chunks buffered between the HTTP handler and the demuxer.
 const PUBLISH_QUEUE: usize = 64;
 
 /// Where a running `publish://` input waits for its publisher.
-#[derive(Debug, Default)]
-pub struct PublishSlot(Mutex<Option<mpsc::Sender<Bytes>>>);
+#[derive(Debug)]
+pub struct PublishSlot {
+    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    /// When the input last demuxed a frame, ms since `epoch`: a publisher
+    /// that trickles bytes but no media is silent.
+    last_frame_ms: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for PublishSlot {
+    fn default() -> Self {
+        PublishSlot {
+            tx: Mutex::new(None),
+            last_frame_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
 
 impl PublishSlot {
     fn put(&self, tx: Option<mpsc::Sender<Bytes>>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = tx;
+        *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = tx;
     }
 
     /// Takes the sender, if no publisher holds it.
     pub fn take(&self) -> Option<mpsc::Sender<Bytes>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+        self.tx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn saw_frame(&self) {
+        let ms = self.epoch.elapsed().as_millis() as u64;
+        self.last_frame_ms.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Time since the input last demuxed a frame (None: never).
+    fn since_frame(&self) -> Option<Duration> {
+        match self.last_frame_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(self.epoch.elapsed().saturating_sub(Duration::from_millis(ms))),
+        }
     }
 }
 
@@ -59,6 +89,12 @@ pub async fn run(ctx: InputCtx) {
                 ctx.state(true, "publisher connected").await;
             }
             let events = feeder.feed(&ctx.metrics, &chunk);
+            if events
+                .iter()
+                .any(|e| matches!(e, strom_media::ts::demux::DemuxEvent::Frame(_)))
+            {
+                slot.saw_frame();
+            }
             if !ctx.send_events(events).await {
                 return;
             }
@@ -100,7 +136,10 @@ impl PublishError {
 
 /// Feeds one publisher's request body into the slot's input. `wait` is how
 /// long to wait for the input to put its sender in the slot (an on-demand
-/// stream woken by this very request). Returns the bytes received.
+/// stream woken by this very request). A publisher is silent, and cut, when
+/// it sends no bytes for `idle`, or, after a grace of `idle`, no media
+/// frame for `idle` (so dripping bytes cannot hold the slot). Returns the
+/// bytes received.
 pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Duration) -> Result<usize, PublishError> {
     let deadline = tokio::time::Instant::now() + wait;
     let tx = loop {
@@ -114,7 +153,12 @@ pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Durati
     };
     let mut body = body.into_data_stream();
     let mut total = 0usize;
+    let started = Instant::now();
     loop {
+        let frames_stalled = started.elapsed() > idle && slot.since_frame().is_none_or(|d| d > idle);
+        if frames_stalled {
+            return Err(PublishError::Silent);
+        }
         match tokio::time::timeout(idle, body.next()).await {
             Err(_) => return Err(PublishError::Silent),
             Ok(None) => return Ok(total),
