@@ -198,6 +198,27 @@ impl Checker<'_> {
                         }
                     }
                 }
+                "client_header_timeout" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.duration(d, CLIENT_HEADER_TIMEOUT_RANGE) {
+                            cfg.client_header_timeout = v;
+                        }
+                    }
+                }
+                "keepalive_timeout" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.duration(d, KEEPALIVE_TIMEOUT_RANGE) {
+                            cfg.keepalive_timeout = v;
+                        }
+                    }
+                }
+                "max_connections" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.count(d, usize_range(&MAX_CONNECTIONS_RANGE)) {
+                            cfg.max_connections = v as u64;
+                        }
+                    }
+                }
                 "cors" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) && self.once(&mut seen, d, ctx) {
                         if let Some(c) = self.cors(d) {

@@ -39,6 +39,25 @@ pub const DEFAULT_CLIENTS_TIMEOUT: Duration = Duration::from_secs(30);
 /// Allowed `clients_timeout` range (0 stops an ondemand stream as soon as
 /// its last client leaves).
 pub const CLIENTS_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(86_400);
+/// Default `client_header_timeout` (nginx's): how long a connection may take
+/// to send a request's headers, counted from its first byte or from the
+/// end of its previous request.
+pub const DEFAULT_CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
+/// Allowed `client_header_timeout` range.
+pub const CLIENT_HEADER_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(1)..=Duration::from_secs(3600);
+/// Default `keepalive_timeout` (nginx's): how long an idle keep-alive
+/// connection is kept between requests.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+/// Allowed `keepalive_timeout` range (0 closes every connection after its
+/// response, as in nginx).
+pub const KEEPALIVE_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::ZERO..=Duration::from_secs(3600);
+/// Default `max_connections`: open HTTP connections per node, over all
+/// listeners. Well under the usual hard `RLIMIT_NOFILE` (often 2^19 or more),
+/// well over what one node serves.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
+/// Allowed `max_connections` range.
+pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 
 /// A whole config file.
 #[derive(Debug, Clone)]
@@ -65,6 +84,16 @@ pub struct Config {
     pub max_bitrate: Option<u64>,
     /// Which web pages may read the node's responses (`cors`).
     pub cors: Cors,
+    /// `client_header_timeout`: a connection that has not sent a whole
+    /// request head this long after it opened (or after its previous
+    /// response) is closed.
+    pub client_header_timeout: Duration,
+    /// `keepalive_timeout`: an idle keep-alive connection is closed after
+    /// this long; zero turns keep-alive off.
+    pub keepalive_timeout: Duration,
+    /// `max_connections`: open HTTP connections above which new ones are
+    /// closed at once (and counted).
+    pub max_connections: u64,
     /// Directives the file sets that strom accepts but does not act on yet
     /// (`on_play`, `dvr`), sorted by position. A caller that runs the
     /// config must show every one of them: an ignored `on_play` means that
@@ -88,6 +117,9 @@ impl Default for Config {
             max_clients: None,
             max_bitrate: None,
             cors: Cors::default(),
+            client_header_timeout: DEFAULT_CLIENT_HEADER_TIMEOUT,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             warnings: Vec::new(),
         }
     }
@@ -105,6 +137,9 @@ impl PartialEq for Config {
             && self.max_clients == o.max_clients
             && self.max_bitrate == o.max_bitrate
             && self.cors == o.cors
+            && self.client_header_timeout == o.client_header_timeout
+            && self.keepalive_timeout == o.keepalive_timeout
+            && self.max_connections == o.max_connections
     }
 }
 

@@ -80,6 +80,11 @@ impl Config {
                 &format!("max_bitrate {};", crate::value::format_bitrate(b)),
             );
         }
+        let t = format_duration(self.client_header_timeout);
+        line(&mut out, false, &format!("client_header_timeout {t};"));
+        let t = format_duration(self.keepalive_timeout);
+        line(&mut out, false, &format!("keepalive_timeout {t};"));
+        line(&mut out, false, &format!("max_connections {};", self.max_connections));
         let cors = match &self.cors {
             Cors::Any => "on".to_string(),
             Cors::Off => "off".to_string(),

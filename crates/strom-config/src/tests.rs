@@ -258,6 +258,9 @@ fn to_text_is_canonical() {
     let c = ok(EXAMPLE);
     let want = "\
 http [::]:8080;
+client_header_timeout 1m;
+keepalive_timeout 75s;
+max_connections 10000;
 cors on;
 
 stream news {
@@ -712,6 +715,51 @@ fn load_limits() {
     );
     assert_eq!(crate::parse_bitrate("500k"), Some(500_000));
     assert_eq!(crate::format_bitrate(1_500_000), "1500K");
+}
+
+#[test]
+fn connection_limits() {
+    let c = ok("");
+    assert_eq!(c.client_header_timeout, Duration::from_secs(60));
+    assert_eq!(c.keepalive_timeout, Duration::from_secs(75));
+    assert_eq!(c.max_connections, 10_000);
+    let c = ok("client_header_timeout 2s;\nkeepalive_timeout 0;\nmax_connections 50;\n");
+    assert_eq!(c.client_header_timeout, Duration::from_secs(2));
+    assert_eq!(c.keepalive_timeout, Duration::ZERO);
+    assert_eq!(c.max_connections, 50);
+    assert_eq!(parse("t.conf", &c.to_text()).expect("round trip"), c);
+    let e = parse(
+        "t.conf",
+        "client_header_timeout 0;\nkeepalive_timeout 2h;\nmax_connections 0;\nmax_connections 5;\nclient_header_timeout soon;\n",
+    )
+    .expect_err("bad");
+    let msgs: Vec<String> = e.iter().map(|d| d.to_string()).collect();
+    assert!(
+        msgs[0].starts_with("t.conf:1:23: `client_header_timeout` must be between 1s and 1h, got 0"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[1].starts_with("t.conf:2:19: `keepalive_timeout` must be between 0s and 1h, got 2h"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[2].starts_with("t.conf:3:17: `max_connections` must be between 1 and 1000000, got 0"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[3].starts_with("t.conf:4:1: duplicate `max_connections`"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs[4].starts_with("t.conf:5:1: duplicate `client_header_timeout`"),
+        "{msgs:?}"
+    );
+    // Stream blocks do not take them.
+    let e = parse("t.conf", "stream a { input publish://; max_connections 5; }\n").expect_err("bad");
+    assert_eq!(
+        e[0].to_string(),
+        "t.conf:1:30: `max_connections` is not allowed in stream block; use it at top level"
+    );
 }
 
 // ---- cors ----

@@ -300,9 +300,10 @@ fn config() -> impl Strategy<Value = Config> {
         proptest::option::of(1u64..100_000_000),
         proptest::option::of(1u64..u64::MAX / 2),
         cors(),
+        (0u64..=3_600_000, 0u64..=3_600_000, 1u64..=1_000_000),
     )
         .prop_map(
-            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors)| Config {
+            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors, conns)| Config {
                 http: dedup(http, |a| *a),
                 cluster_key,
                 state_dir,
@@ -312,6 +313,9 @@ fn config() -> impl Strategy<Value = Config> {
                 max_clients,
                 max_bitrate,
                 cors,
+                client_header_timeout: Duration::from_millis(conns.0.max(1000)),
+                keepalive_timeout: Duration::from_millis(conns.1),
+                max_connections: conns.2,
                 warnings: Vec::new(),
             },
         )

@@ -166,6 +166,7 @@ fn display_base(addr: SocketAddr) -> String {
 /// Runs a node until `shutdown` is cancelled, then drains connections for a
 /// few seconds, stops every stream and joins their tasks.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
+    net::raise_fd_limit(config.max_connections);
     let node = Node::new(&config, shutdown.clone());
     let mut listeners = Vec::new();
     for addr in &config.http {
@@ -194,20 +195,31 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     tasks.spawn(ticker(node.clone(), streams_stop.clone()));
 
     let app = http::router(node.clone());
+    let kind = |kind| {
+        node.metrics
+            .http_errors
+            .get_or_create_owned(&metrics::KindLabel { kind })
+    };
+    let opts = net::ServeOptions {
+        timeouts: net::Timeouts {
+            header: config.client_header_timeout,
+            keepalive: config.keepalive_timeout,
+            send: SEND_TIMEOUT,
+        },
+        // One cap over every listener: it guards the process's descriptors.
+        slots: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(config.max_connections).unwrap_or(usize::MAX),
+        )),
+        counters: net::ConnCounters {
+            send_timeouts: kind("send_timeout"),
+            header_timeouts: kind("header_timeout"),
+            refused: kind("conn_limit"),
+            fd_exhausted: kind("fd_limit"),
+        },
+    };
     let mut servers = tokio::task::JoinSet::new();
     for l in listeners {
-        let app = app.clone();
-        let stop = shutdown.clone();
-        let timeouts = node
-            .metrics
-            .http_errors
-            .get_or_create_owned(&metrics::KindLabel { kind: "send_timeout" });
-        let l = net::GuardedListener::new(l, SEND_TIMEOUT, timeouts);
-        servers.spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<net::PeerAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
+        servers.spawn(net::serve(l, app.clone(), opts.clone(), shutdown.clone()));
     }
     let mut result = Ok(());
     tokio::select! {

@@ -1,4 +1,4 @@
-//! Listener and connection wrappers for the HTTP server.
+//! Listener, connection wrappers and the HTTP accept loop.
 //!
 //! `[::]` listens dual-stack (IPv6 and IPv4 on one socket, whatever the
 //! system default `net.ipv6.bindv6only` says), because viewers told to open
@@ -8,23 +8,47 @@
 //! handed on as plain IPv4 addresses, so client addresses look the same
 //! whichever socket accepted them.
 //!
-//! Every accepted connection gets TCP_NODELAY, a bounded kernel send buffer
-//! and a send timeout: a peer that accepts no bytes at all for
-//! `send_timeout` is disconnected (and counted), like nginx's `send_timeout`.
-//! Without it a viewer that stops reading would hold its connection, and
-//! the buffers behind it, forever. The timer restarts whenever a write
-//! makes progress, so slow but moving downloads are never cut.
+//! [`serve`] accepts and serves connections itself (hyper's HTTP/1
+//! connection, not `axum::serve`), because every connection is bounded,
+//! like nginx's:
+//! - **send timeout**: a peer that accepts no bytes at all for
+//!   `send_timeout` is disconnected (and counted), like nginx's
+//!   `send_timeout`. The timer restarts whenever a write makes progress, so
+//!   slow but moving downloads are never cut. The cut is abortive (RST,
+//!   `SO_LINGER 0`, nginx's `reset_timedout_connection`): a plain close
+//!   would leave the unsent send buffer pinned in the kernel as an orphan.
+//! - **header timeout** (`client_header_timeout`): a connection must send a
+//!   whole request head within this time of opening, or of the first byte
+//!   of a later request; else it is reset.
+//! - **keep-alive timeout** (`keepalive_timeout`): an idle connection
+//!   between requests is closed after it.
+//! - **connection cap** (`max_connections`, over all listeners): a
+//!   connection above it is reset at once and counted, so the node keeps
+//!   file descriptors for the viewers it serves.
+//! - **accept errors**: out of file descriptors (EMFILE, ENFILE) is
+//!   counted and logged at most every 10 s, and accept retries shortly.
+//!
+//! hyper's own `header_read_timeout` is not used: it restarts whenever
+//! hyper waits for a request head, idle keep-alive included, so it cannot
+//! tell the two timeouts apart. One watchdog per connection owns both.
 
+use axum::extract::ConnectInfo;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use prometheus_client::metrics::counter::Counter;
 use std::future::Future;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Sleep;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
 
 /// Listen backlog asked for (the kernel caps it at `net.core.somaxconn`):
 /// a burst of a thousand viewers connecting at once must not overflow it.
@@ -93,49 +117,384 @@ fn canonical(addr: SocketAddr) -> SocketAddr {
 
 /// Kernel send buffer per connection (Linux doubles it).
 const SEND_BUFFER: usize = 512 << 10;
+/// Repeated accept-path warnings (cap reached, out of fds) are logged at
+/// most this often; the counters see every one.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+/// Pause before accepting again after an error such as EMFILE: the pending
+/// connection stays in the backlog, and retrying at once would spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// A TCP listener whose connections carry a send timeout.
-pub struct GuardedListener {
-    inner: TcpListener,
-    send_timeout: Duration,
-    timeouts: Counter,
+/// How connections are bounded; see the module docs.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// A whole request head must arrive within this.
+    pub header: Duration,
+    /// An idle connection between requests is closed after this; zero
+    /// turns keep-alive off.
+    pub keepalive: Duration,
+    /// A write that makes no progress for this long cuts the connection.
+    pub send: Duration,
 }
 
-impl GuardedListener {
-    /// Wraps `inner`: each accepted connection gets `send_timeout`, and each
-    /// connection cut for it counts in `timeouts`.
-    pub fn new(inner: TcpListener, send_timeout: Duration, timeouts: Counter) -> Self {
-        GuardedListener {
-            inner,
-            send_timeout,
-            timeouts,
+/// The counters [`serve`] feeds (`strom_http_errors_total` kinds on a node).
+#[derive(Clone, Debug, Default)]
+pub struct ConnCounters {
+    /// Connections cut by the send timeout (`send_timeout`).
+    pub send_timeouts: Counter,
+    /// Connections reset by the header timeout (`header_timeout`).
+    pub header_timeouts: Counter,
+    /// Connections refused above the cap (`conn_limit`).
+    pub refused: Counter,
+    /// Accepts that failed for want of file descriptors (`fd_limit`).
+    pub fd_exhausted: Counter,
+}
+
+/// Everything [`serve`] needs besides the listener and the router; shared
+/// by all the listeners of one process, so the cap is per process.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    pub timeouts: Timeouts,
+    /// One permit per open connection: `max_connections` in all.
+    pub slots: Arc<Semaphore>,
+    pub counters: ConnCounters,
+}
+
+/// Serves `app` on `listener` until `shutdown`, then stops accepting,
+/// closes idle connections, lets busy ones finish their response and
+/// returns when none is left (the caller bounds that wait).
+///
+/// Handlers find the client as `ConnectInfo<PeerAddr>` (and as
+/// `ConnectInfo<SocketAddr>`) in the request extensions.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    opts: ServeOptions,
+    shutdown: CancellationToken,
+) -> io::Result<()> {
+    let mut conns = tokio::task::JoinSet::new();
+    let mut full_warn = Every::new(WARN_EVERY);
+    let mut fd_warn = Every::new(WARN_EVERY);
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            r = listener.accept() => r,
+        };
+        let (io, addr) = match accepted {
+            Ok(a) => a,
+            Err(e) if is_connection_error(&e) => continue,
+            Err(e) => {
+                let fds = is_fd_exhaustion(&e);
+                if fds {
+                    opts.counters.fd_exhausted.inc();
+                }
+                if let Some(missed) = fd_warn.ready(Instant::now()) {
+                    let what = if fds {
+                        "accept failed: out of file descriptors; raise `ulimit -n` or lower max_connections"
+                    } else {
+                        "accept failed"
+                    };
+                    tracing::error!(error = %e, missed, "{what}");
+                }
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        let Ok(permit) = opts.slots.clone().try_acquire_owned() else {
+            opts.counters.refused.inc();
+            // Reset: the refused peer learns at once, and no TIME_WAIT is left.
+            let _ = socket2::SockRef::from(&io).set_linger(Some(Duration::ZERO));
+            drop(io);
+            if let Some(missed) = full_warn.ready(Instant::now()) {
+                tracing::warn!(peer = %canonical(addr), missed, "connection refused: max_connections reached");
+            }
+            continue;
+        };
+        let (app, opts, stop) = (app.clone(), opts.clone(), shutdown.clone());
+        conns.spawn(async move {
+            connection(io, canonical(addr), app, &opts, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    while conns.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Peer-side failures of one connection attempt: nothing to do but go on.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// EMFILE, ENFILE (and their kin ENOBUFS, ENOMEM): the process or the
+/// system has no descriptors or buffers left for a new socket.
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    // Linux errno values, stable ABI: ENOMEM 12, ENFILE 23, EMFILE 24, ENOBUFS 105.
+    matches!(e.raw_os_error(), Some(12 | 23 | 24 | 105))
+}
+
+/// Serves one connection under its watchdog (header and keep-alive
+/// deadlines) and the shutdown signal.
+async fn connection(io: TcpStream, peer: SocketAddr, app: axum::Router, opts: &ServeOptions, stop: CancellationToken) {
+    let activity = Arc::new(Activity::new(Instant::now()));
+    let io = StallGuard::new(
+        io,
+        opts.timeouts.send,
+        opts.counters.send_timeouts.clone(),
+        Some(activity.clone()),
+    );
+    let tower = TowerToHyperService::new(app);
+    let svc_activity = activity.clone();
+    let svc = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        let busy = Busy::new(svc_activity.clone());
+        req.extensions_mut().insert(ConnectInfo(PeerAddr(peer)));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let fut = hyper::service::Service::call(&tower, req);
+        async move {
+            let resp = fut.await?;
+            Ok::<_, std::convert::Infallible>(resp.map(|body| TrackedBody {
+                inner: body,
+                _busy: busy,
+            }))
+        }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.keep_alive(!opts.timeouts.keepalive.is_zero())
+        .header_read_timeout(None);
+    let conn = http.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut draining = false;
+    loop {
+        let deadline = activity.deadline(&opts.timeouts);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = activity.changed.notified() => {}
+            _ = stop.cancelled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = sleep_until(deadline.map(|(at, _)| at)) => {
+                // Still due now that we look again (the state may have moved on)?
+                if let Some((at, why)) = activity.deadline(&opts.timeouts) {
+                    if at <= Instant::now() {
+                        if why == Why::Header {
+                            opts.counters.header_timeouts.inc();
+                            activity.abort.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        return; // dropping the connection closes the socket
+                    }
+                }
+            }
         }
     }
 }
 
-impl axum::serve::Listener for GuardedListener {
-    type Io = StallGuard;
-    type Addr = SocketAddr;
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // axum's TcpListener accept already retries transient errors (EMFILE…).
-        let (io, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        let addr = canonical(addr);
-        let _ = io.set_nodelay(true);
-        let _ = socket2::SockRef::from(&io).set_send_buffer_size(SEND_BUFFER);
-        (
-            StallGuard {
-                io,
-                timeout: self.send_timeout,
-                stall: None,
-                timeouts: self.timeouts.clone(),
-            },
-            addr,
-        )
+/// Which deadline a connection waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Why {
+    /// A request head is (or the first one is) due.
+    Header,
+    /// Idle between requests.
+    KeepAlive,
+}
+
+/// What one connection is doing, for its watchdog: written by its socket
+/// (bytes read), its service (request in) and its response bodies (done).
+#[derive(Debug)]
+struct Activity {
+    phase: Mutex<Phase>,
+    /// Signalled when the deadline may have moved earlier.
+    changed: Notify,
+    /// Close abortively (RST) when the socket is dropped.
+    abort: std::sync::atomic::AtomicBool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    /// Requests whose response has not finished.
+    busy: usize,
+    /// Since when the connection has had nothing in flight.
+    idle_since: Instant,
+    /// When the first byte of the next request came, if it has.
+    head_since: Option<Instant>,
+    /// Whether a response has finished: the wait for the next request is
+    /// then keep-alive, not the wait for the first request.
+    served: bool,
+}
+
+impl Phase {
+    /// When the connection is due to close, and why; none while busy.
+    fn deadline(&self, t: &Timeouts) -> Option<(Instant, Why)> {
+        if self.busy > 0 {
+            return None;
+        }
+        Some(match self.head_since {
+            Some(at) => (at + t.header, Why::Header),
+            None if !self.served => (self.idle_since + t.header, Why::Header),
+            None => (self.idle_since + t.keepalive, Why::KeepAlive),
+        })
+    }
+}
+
+impl Activity {
+    fn new(now: Instant) -> Self {
+        Activity {
+            phase: Mutex::new(Phase {
+                busy: 0,
+                idle_since: now,
+                head_since: None,
+                served: false,
+            }),
+            changed: Notify::new(),
+            abort: std::sync::atomic::AtomicBool::new(false),
+        }
     }
 
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.inner.local_addr()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Phase> {
+        self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deadline(&self, t: &Timeouts) -> Option<(Instant, Why)> {
+        self.lock().deadline(t)
+    }
+
+    /// Bytes arrived: an idle connection starts its next request head.
+    fn read(&self) {
+        let mut p = self.lock();
+        if p.busy == 0 && p.head_since.is_none() {
+            p.head_since = Some(Instant::now());
+            drop(p);
+            self.changed.notify_one();
+        }
+    }
+}
+
+/// One request in flight on a connection, from its head to the end of its
+/// response body (or until either is dropped).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn new(a: Arc<Activity>) -> Self {
+        {
+            let mut p = a.lock();
+            p.busy += 1;
+            p.head_since = None;
+        }
+        Busy(a)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        {
+            let mut p = self.0.lock();
+            p.busy = p.busy.saturating_sub(1);
+            if p.busy == 0 {
+                p.idle_since = Instant::now();
+                p.head_since = None;
+                p.served = true;
+            }
+        }
+        self.0.changed.notify_one();
+    }
+}
+
+/// A response body that marks its request done when it is dropped (hyper
+/// drops it once it has written the last byte, or on error).
+struct TrackedBody {
+    inner: axum::body::Body,
+    _busy: Busy,
+}
+
+impl HttpBody for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Once per `period` at most: for rate-limited logging. Time comes in as
+/// an argument.
+#[derive(Debug)]
+struct Every {
+    period: Duration,
+    last: Option<Instant>,
+    missed: u64,
+}
+
+impl Every {
+    fn new(period: Duration) -> Self {
+        Every {
+            period,
+            last: None,
+            missed: 0,
+        }
+    }
+
+    /// `Some(events skipped since the last time)` when it is time to log.
+    fn ready(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.saturating_duration_since(last) < self.period => {
+                self.missed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.missed))
+            }
+        }
+    }
+}
+
+/// Raises this process's soft `RLIMIT_NOFILE` to its hard limit and logs
+/// both: every viewer is a file descriptor, and the common soft default
+/// (1024) is far below what a node serves. Warns when `max_connections`
+/// does not fit under the limit it got.
+pub fn raise_fd_limit(max_connections: u64) {
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else {
+        tracing::warn!("cannot read RLIMIT_NOFILE");
+        return;
+    };
+    let now = match rlimit::Resource::NOFILE.set(hard, hard) {
+        Ok(()) => hard,
+        Err(e) => {
+            tracing::warn!(soft, hard, error = %e, "cannot raise RLIMIT_NOFILE");
+            soft
+        }
+    };
+    tracing::info!(soft = now, was = soft, hard, "file descriptor limit");
+    // Streams, peers and the listeners need descriptors of their own.
+    if max_connections.saturating_add(256) > now {
+        tracing::warn!(
+            max_connections,
+            limit = now,
+            "max_connections is close to or above the file descriptor limit: accept may fail with EMFILE"
+        );
     }
 }
 
@@ -145,9 +504,24 @@ pub struct StallGuard {
     timeout: Duration,
     stall: Option<Pin<Box<Sleep>>>,
     timeouts: Counter,
+    activity: Option<Arc<Activity>>,
 }
 
 impl StallGuard {
+    /// Wraps an accepted connection: TCP_NODELAY, a bounded send buffer and
+    /// the send timeout; each cut counts in `timeouts`.
+    fn new(io: TcpStream, timeout: Duration, timeouts: Counter, activity: Option<Arc<Activity>>) -> Self {
+        let _ = io.set_nodelay(true);
+        let _ = socket2::SockRef::from(&io).set_send_buffer_size(SEND_BUFFER);
+        StallGuard {
+            io,
+            timeout,
+            stall: None,
+            timeouts,
+            activity,
+        }
+    }
+
     /// Called when a write is pending: arms the timer (registering the
     /// waker so the task is polled again when it fires) or fails once it has.
     fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
@@ -158,6 +532,9 @@ impl StallGuard {
             Poll::Ready(()) => {
                 self.stall = None;
                 self.timeouts.inc();
+                // The close that follows resets instead of leaving the
+                // unsent buffer to the kernel.
+                let _ = socket2::SockRef::from(&self.io).set_linger(Some(Duration::ZERO));
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "send timeout: peer reads nothing",
@@ -177,9 +554,29 @@ impl StallGuard {
     }
 }
 
+impl Drop for StallGuard {
+    fn drop(&mut self) {
+        let abort = self
+            .activity
+            .as_ref()
+            .is_some_and(|a| a.abort.load(std::sync::atomic::Ordering::Relaxed));
+        if abort {
+            let _ = socket2::SockRef::from(&self.io).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
 impl AsyncRead for StallGuard {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            if let Some(a) = &this.activity {
+                a.read();
+            }
+        }
+        r
     }
 }
 
@@ -219,26 +616,25 @@ impl AsyncWrite for StallGuard {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, GuardedListener>> for PeerAddr {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, GuardedListener>) -> Self {
-        PeerAddr(*stream.remote_addr())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
 
-    /// A peer that never reads gets cut after the timeout; the count rises.
+    /// A peer that never reads gets cut after the timeout; the count rises,
+    /// and the socket is set to close abortively (SO_LINGER 0).
     #[tokio::test]
     async fn stalled_peer_is_cut() {
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr");
         let counter = Counter::default();
-        let mut gl = GuardedListener::new(l, Duration::from_millis(300), counter.clone());
         let _peer = std::net::TcpStream::connect(addr).expect("connect");
-        let (mut io, _) = axum::serve::Listener::accept(&mut gl).await;
+        let (io, _) = l.accept().await.expect("accept");
+        let mut io = StallGuard::new(io, Duration::from_millis(300), counter.clone(), None);
+        assert_ne!(
+            socket2::SockRef::from(&io.io).linger().expect("linger"),
+            Some(Duration::ZERO)
+        );
         let chunk = vec![0u8; 64 << 10];
         let r = tokio::time::timeout(Duration::from_secs(20), async {
             loop {
@@ -251,6 +647,10 @@ mod tests {
         .expect("write must fail, not hang");
         assert_eq!(r.kind(), io::ErrorKind::TimedOut);
         assert_eq!(counter.get(), 1);
+        assert_eq!(
+            socket2::SockRef::from(&io.io).linger().expect("linger"),
+            Some(Duration::ZERO)
+        );
     }
 
     /// `[::]` takes connections over both 127.0.0.1 and ::1 on one socket,
@@ -260,7 +660,6 @@ mod tests {
         let l = listen("[::]:0".parse().expect("addr")).expect("listen");
         let local = l.local_addr().expect("addr");
         let port = local.port();
-        let mut gl = GuardedListener::new(l, Duration::from_secs(5), Counter::default());
         if local.is_ipv4() {
             // `listen` fell back: this machine has no IPv6 at all.
             eprintln!("skipping the ::1 half of unspecified_v6_is_dual_stack: no IPv6 on this machine");
@@ -269,7 +668,7 @@ mod tests {
             let v6 = tokio::net::TcpStream::connect(("::1", port)).await;
             match v6 {
                 Ok(c) => {
-                    let (_io, peer) = axum::serve::Listener::accept(&mut gl).await;
+                    let peer = accept_peer(&l).await;
                     assert_eq!(peer.ip(), std::net::Ipv6Addr::LOCALHOST);
                     assert_eq!(peer, c.local_addr().expect("addr"));
                 }
@@ -281,9 +680,178 @@ mod tests {
         let c = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("an IPv4 client reaches [::]");
-        let (_io, peer) = axum::serve::Listener::accept(&mut gl).await;
+        let peer = accept_peer(&l).await;
         assert_eq!(peer, c.local_addr().expect("addr"));
         assert!(peer.is_ipv4(), "{peer} should not be IPv4-mapped");
+    }
+
+    const T: Timeouts = Timeouts {
+        header: Duration::from_secs(60),
+        keepalive: Duration::from_secs(75),
+        send: Duration::from_secs(15),
+    };
+
+    /// Each phase of a connection has the deadline nginx would give it.
+    #[test]
+    fn deadlines_follow_the_phase() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut p = Phase {
+            busy: 0,
+            idle_since: t0,
+            head_since: None,
+            served: false,
+        };
+        // Fresh and silent: the first request's head is due.
+        assert_eq!(p.deadline(&T), Some((t0 + s(60), Why::Header)));
+        // Between requests: keep-alive.
+        p.served = true;
+        assert_eq!(p.deadline(&T), Some((t0 + s(75), Why::KeepAlive)));
+        // The next head started: from its first byte.
+        p.head_since = Some(t0 + s(10));
+        assert_eq!(p.deadline(&T), Some((t0 + s(70), Why::Header)));
+        // A request in flight (streaming a response) has no deadline here:
+        // the send timeout guards it.
+        p.busy = 1;
+        assert_eq!(p.deadline(&T), None);
+    }
+
+    /// Requests in flight, end of responses and bytes read move the phase.
+    #[test]
+    fn activity_tracks_requests() {
+        let a = Arc::new(Activity::new(Instant::now()));
+        a.read();
+        assert!(a.lock().head_since.is_some());
+        let first = Busy::new(a.clone());
+        assert_eq!(a.deadline(&T), None);
+        a.read(); // a pipelined head while busy does not start a timer
+        let second = Busy::new(a.clone());
+        drop(first);
+        assert_eq!(a.deadline(&T), None, "one request still in flight");
+        drop(second);
+        let p = *a.lock();
+        assert!(p.served && p.head_since.is_none() && p.busy == 0);
+        assert_eq!(a.deadline(&T).map(|d| d.1), Some(Why::KeepAlive));
+    }
+
+    #[test]
+    fn warnings_are_rate_limited() {
+        let t0 = Instant::now();
+        let mut e = Every::new(Duration::from_secs(10));
+        assert_eq!(e.ready(t0), Some(0));
+        assert_eq!(e.ready(t0 + Duration::from_secs(1)), None);
+        assert_eq!(e.ready(t0 + Duration::from_secs(9)), None);
+        assert_eq!(e.ready(t0 + Duration::from_secs(10)), Some(2));
+        assert_eq!(e.ready(t0 + Duration::from_secs(11)), None);
+    }
+
+    fn options(max: usize, header_ms: u64, keepalive_ms: u64) -> ServeOptions {
+        ServeOptions {
+            timeouts: Timeouts {
+                header: Duration::from_millis(header_ms),
+                keepalive: Duration::from_millis(keepalive_ms),
+                send: Duration::from_secs(5),
+            },
+            slots: Arc::new(Semaphore::new(max)),
+            counters: ConnCounters::default(),
+        }
+    }
+
+    /// Starts `serve` with a router that answers the peer address.
+    async fn start(
+        opts: ServeOptions,
+        stop: CancellationToken,
+    ) -> (SocketAddr, tokio::task::JoinHandle<io::Result<()>>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let app = axum::Router::new().route(
+            "/peer",
+            axum::routing::get(|ConnectInfo(PeerAddr(p)): ConnectInfo<PeerAddr>| async move { p.to_string() }),
+        );
+        (addr, tokio::spawn(serve(l, app, opts, stop)))
+    }
+
+    /// Reads until EOF or reset; the bytes read.
+    async fn read_to_close(c: &mut TcpStream) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n @ 1..) = c.read(&mut buf).await {
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    /// Handlers see the peer; the header timeout cuts a silent connection
+    /// and counts it; above the cap a connection is refused and counted.
+    #[tokio::test]
+    async fn serve_bounds_connections() {
+        let opts = options(2, 300, 5_000);
+        let counters = opts.counters.clone();
+        let stop = CancellationToken::new();
+        let (addr, server) = start(opts, stop.clone()).await;
+
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let text = String::from_utf8(read_to_close(&mut c).await).expect("utf8");
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.ends_with(&c.local_addr().expect("addr").to_string()), "{text}");
+
+        let started = Instant::now();
+        let mut silent = TcpStream::connect(addr).await.expect("connect");
+        let mut other = TcpStream::connect(addr).await.expect("connect");
+        let mut third = TcpStream::connect(addr).await.expect("connect");
+        let refused = tokio::time::timeout(Duration::from_secs(1), read_to_close(&mut third)).await;
+        assert!(refused.is_ok(), "a third connection above a cap of 2 is closed at once");
+        assert_eq!(counters.refused.get(), 1);
+        let cut = tokio::time::timeout(Duration::from_secs(5), read_to_close(&mut silent)).await;
+        assert!(cut.is_ok(), "a silent connection is cut");
+        assert!(started.elapsed() >= Duration::from_millis(250));
+        let _ = tokio::time::timeout(Duration::from_secs(5), read_to_close(&mut other)).await;
+        assert_eq!(counters.header_timeouts.get(), 2);
+        stop.cancel();
+        let r = tokio::time::timeout(Duration::from_secs(5), server).await;
+        assert!(matches!(r, Ok(Ok(Ok(())))), "serve returns once stopped");
+    }
+
+    /// `keepalive_timeout 0` closes each connection after its response;
+    /// shutdown closes idle keep-alive connections at once.
+    #[tokio::test]
+    async fn keepalive_off_and_shutdown() {
+        let stop = CancellationToken::new();
+        let (addr, _server) = start(options(10, 5_000, 0), stop.clone()).await;
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let r = tokio::time::timeout(Duration::from_secs(2), read_to_close(&mut c)).await;
+        assert!(
+            r.is_ok_and(|b| b.starts_with(b"HTTP/1.1 200")),
+            "closed after the response"
+        );
+
+        let stop = CancellationToken::new();
+        let (addr, server) = start(options(10, 60_000, 60_000), stop.clone()).await;
+        let mut c = TcpStream::connect(addr).await.expect("connect");
+        c.write_all(b"GET /peer HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let mut buf = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut c, &mut buf)
+            .await
+            .expect("response");
+        stop.cancel();
+        let closed = tokio::time::timeout(Duration::from_secs(2), read_to_close(&mut c)).await;
+        assert!(closed.is_ok(), "an idle keep-alive connection closes on shutdown");
+        let r = tokio::time::timeout(Duration::from_secs(2), server).await;
+        assert!(matches!(r, Ok(Ok(Ok(())))), "serve returns once stopped");
+    }
+
+    /// The peer address as `serve` hands it to handlers.
+    async fn accept_peer(l: &TcpListener) -> SocketAddr {
+        canonical(l.accept().await.expect("accept").1)
     }
 
     #[test]

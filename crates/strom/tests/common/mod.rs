@@ -557,3 +557,53 @@ pub fn fetch_with(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) 
 pub fn status(s: &Strom, stream: &str) -> String {
     api(s, stream)["status"].as_str().unwrap_or("").to_string()
 }
+
+/// Open file descriptors of a running strom (`/proc/PID/fd`).
+pub fn fd_count(s: &Strom) -> usize {
+    let pid = s.child.as_ref().expect("running").id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count()
+}
+
+/// Waits until the fd count of `s` holds still for half a second; returns it.
+pub fn settled_fd_count(s: &Strom) -> usize {
+    let mut last = fd_count(s);
+    wait_for("a steady fd count", Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = fd_count(s);
+        let steady = now == last;
+        last = now;
+        steady.then_some(now)
+    })
+}
+
+/// Starts strom like [`Strom::start`], but under `prlimit --nofile=N:N`
+/// (soft and hard limit N), so that it can run out of file descriptors.
+pub fn start_with_nofile(tag: &str, nofile: u32, body: &str) -> Strom {
+    let dir = scratch(tag);
+    let port = free_tcp_port();
+    let config_path = dir.join("strom.conf");
+    std::fs::write(&config_path, format!("http 127.0.0.1:{port};\n{body}\n")).expect("write config");
+    let log = std::fs::File::create(dir.join("strom-nofile.log")).expect("log");
+    // prlimit sets the limits and execs strom: the pid is strom's.
+    let child = Command::new("prlimit")
+        .arg(format!("--nofile={nofile}:{nofile}"))
+        .arg(env!("CARGO_BIN_EXE_strom"))
+        .args(["run", "-c"])
+        .arg(&config_path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn prlimit strom (util-linux)");
+    let s = Strom {
+        child: Some(child),
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+        config_path,
+    };
+    s.wait_http();
+    s
+}
