@@ -502,10 +502,16 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     if !trusted(&peer) {
         return Ok(peer); // X-Forwarded-For from an untrusted peer is ignored
     }
-    let Some(xff) = req.headers().get("x-forwarded-for") else {
+    // Every X-Forwarded-For line, joined in order as nginx does: a proxy
+    // may add its own line rather than extend the client's.
+    let mut lines = Vec::new();
+    for v in req.headers().get_all("x-forwarded-for") {
+        lines.push(v.to_str().map_err(|_| "malformed X-Forwarded-For")?);
+    }
+    if lines.is_empty() {
         return Ok(peer);
-    };
-    let xff = xff.to_str().map_err(|_| "malformed X-Forwarded-For")?;
+    }
+    let xff = lines.join(",");
     let mut client = peer;
     for part in xff.rsplit(',') {
         let ip: IpAddr = part.trim().parse().map_err(|_| "malformed X-Forwarded-For")?;
@@ -628,21 +634,39 @@ async fn redirect(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
+/// Connection bounds of the balancer's listeners: the node's defaults
+/// (`client_header_timeout`, `keepalive_timeout`, `max_connections`), and
+/// its send timeout. Every answer is a short redirect or JSON document.
+const TIMEOUTS: strom_node::net::Timeouts = strom_node::net::Timeouts {
+    header: strom_config::model::DEFAULT_CLIENT_HEADER_TIMEOUT,
+    keepalive: strom_config::model::DEFAULT_KEEPALIVE_TIMEOUT,
+    send: Duration::from_secs(15),
+};
+
 /// Runs the balancer until `shutdown`.
 pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::Result<()> {
     let cfg = shared.cfg();
+    strom_node::net::raise_fd_limit(strom_config::model::DEFAULT_MAX_CONNECTIONS);
     tokio::spawn(poller(shared.clone(), shutdown.clone()));
+    // The same accept loop as a node's (timeouts, cap, EMFILE handling);
+    // its refusals are logged, not yet exported as metrics.
+    let opts = strom_node::net::ServeOptions {
+        timeouts: TIMEOUTS,
+        slots: Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(strom_config::model::DEFAULT_MAX_CONNECTIONS).unwrap_or(usize::MAX),
+        )),
+        counters: strom_node::net::ConnCounters::default(),
+    };
     let mut servers = tokio::task::JoinSet::new();
     for addr in &cfg.http {
         let l = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(%addr, "balancer listening");
-        let app = router(shared.clone());
-        let stop = shutdown.clone();
-        servers.spawn(async move {
-            axum::serve(l, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
+        servers.spawn(strom_node::net::serve(
+            l,
+            router(shared.clone()),
+            opts.clone(),
+            shutdown.clone(),
+        ));
     }
     while let Some(r) = servers.join_next().await {
         if let Ok(Err(e)) = r {

@@ -121,6 +121,25 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
         fetch_status_with_header(&b.url("/api/v1/route?stream=ch"), "x-forwarded-for", "not-an-ip"),
         400
     );
+    // A client's own X-Forwarded-For line cannot pick its zone when the
+    // trusted proxy adds the real address on a separate line.
+    let two_lines = {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", b.port)).expect("connect");
+        c.write_all(
+            b"GET /api/v1/route?stream=ch HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.9.7.7\r\n\
+              X-Forwarded-For: 192.0.2.1\r\nConnection: close\r\n\r\n",
+        )
+        .expect("request");
+        let mut out = String::new();
+        let _ = c.read_to_string(&mut out);
+        out
+    };
+    assert!(two_lines.starts_with("HTTP/1.1 200"), "{two_lines}");
+    assert!(
+        !two_lines.contains("\"s3\""),
+        "the spoofed line chose the zone: {two_lines}"
+    );
     assert_eq!(b.route("ch", "&ip=300.1.1.1").0, 400);
     assert_eq!(b.route("..%2Fetc", "").0, 400);
     let (c, v) = b.route("nothing", "");
