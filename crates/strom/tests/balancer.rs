@@ -475,3 +475,34 @@ fn countries_from_geoip() {
         assert_eq!(b.route("ch", "&ip=192.0.2.1").1["server"], "any", "unknown country");
     }
 }
+
+/// A flood of fake sessions (playlist requests with fresh tokens, probes
+/// and 404s that fetch no media) does not fill a node in the balancer's
+/// eyes: real viewers keep being sent to it.
+#[test]
+fn fake_sessions_do_not_fill_a_node() {
+    let node = Strom::start("flood", "stream ch { input builtin://demo; }");
+    let p = wait_playlist(&node, "ch", 1, 20 * SEC);
+    let b = Balancer::start(&format!("server s1 {{ url {}; max_clients 10; }}\n", node.base));
+    wait_for("s1 up", 20 * SEC, || (b.up() == 1).then_some(()));
+    for i in 0..300 {
+        assert_eq!(get(&node.url(&format!("/ch/index.m3u8?token=fake{i}"))).0, 200);
+        assert_eq!(get(&node.url(&format!("/ch/1.ts?token=miss{i}"))).0, 404);
+        assert_eq!(head(&node.url(&format!("/ch/mono.m3u8?token=probe{i}"))), 200);
+    }
+    // Past the balancer's next measurement, s1 still takes viewers.
+    std::thread::sleep(3 * SEC);
+    for _ in 0..5 {
+        let (code, v) = b.route("ch", "");
+        assert_eq!((code, v["server"].as_str()), (200, Some("s1")), "{v}");
+    }
+    assert_eq!(metric(&node, "strom_server_clients"), Some(0.0));
+    // Real viewers (segments) do count.
+    for i in 0..3 {
+        let seg = node.url(&format!("/ch/{}.ts?token=real{i}", p.segments[0].0));
+        assert_eq!(get(&seg).0, 200);
+    }
+    wait_for("three real viewers counted", 5 * SEC, || {
+        (metric(&node, "strom_server_clients") == Some(3.0)).then_some(())
+    });
+}
