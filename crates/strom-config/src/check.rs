@@ -520,6 +520,11 @@ impl Checker<'_> {
                         self.warn_dvr(d);
                     }
                 }
+                "max_streams" => {
+                    if let Some(v) = self.count(d, crate::model::SOURCE_MAX_STREAMS_RANGE) {
+                        s.max_streams = v;
+                    }
+                }
                 _ => {}
             }
         }

@@ -31,6 +31,9 @@ pub const SEGMENT_DURATION_RANGE: std::ops::RangeInclusive<Duration> = Duration:
 pub const DEFAULT_SEGMENT_COUNT: usize = 6;
 /// Allowed `segment_count` range.
 pub const SEGMENT_COUNT_RANGE: std::ops::RangeInclusive<usize> = 2..=100;
+/// Streams one source may create on a restreamer, by default and at most.
+pub const DEFAULT_SOURCE_MAX_STREAMS: usize = 10_000;
+pub const SOURCE_MAX_STREAMS_RANGE: std::ops::RangeInclusive<usize> = 1..=1_000_000;
 /// Allowed `source_timeout` range.
 pub const SOURCE_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(3600);
@@ -265,6 +268,9 @@ pub struct SourceConfig {
     pub backup: Option<Input>,
     /// Archive settings for every stream from this source.
     pub dvr: Option<DvrConfig>,
+    /// Streams this source may create here (`max_streams`); the rest of its
+    /// list is refused and counted.
+    pub max_streams: usize,
 }
 
 impl SourceConfig {
@@ -279,6 +285,7 @@ impl SourceConfig {
             on_play: None,
             backup: None,
             dvr: None,
+            max_streams: DEFAULT_SOURCE_MAX_STREAMS,
         }
     }
 }
@@ -293,6 +300,7 @@ impl PartialEq for SourceConfig {
             && self.on_play == o.on_play
             && self.backup == o.backup
             && self.dvr == o.dvr
+            && self.max_streams == o.max_streams
     }
 }
 

@@ -123,6 +123,9 @@ impl Config {
             if let Some(d) = &s.dvr {
                 body.push(format!("{};", dvr(d)));
             }
+            if s.max_streams != crate::model::DEFAULT_SOURCE_MAX_STREAMS {
+                body.push(format!("max_streams {};", s.max_streams));
+            }
             if body.is_empty() {
                 line(&mut out, false, &format!("source {};", word(&s.addr)));
             } else {

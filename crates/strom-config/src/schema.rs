@@ -111,7 +111,15 @@ impl Ctx {
                 "on_play",
                 "dvr",
             ],
-            Ctx::Source => &["cluster_key", "only", "except", "on_play", "backup", "dvr"],
+            Ctx::Source => &[
+                "cluster_key",
+                "only",
+                "except",
+                "on_play",
+                "backup",
+                "dvr",
+                "max_streams",
+            ],
             Ctx::Peer => &["public"],
             Ctx::BalancerTop => &[
                 "http",

@@ -138,6 +138,7 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
             path: "vod/bunny.mp4".into(),
         }),
         dvr: Some(dvr(2, Some(97))),
+        max_streams: crate::model::DEFAULT_SOURCE_MAX_STREAMS,
     };
     assert_eq!(c.sources, [source]);
     assert_eq!(c.sources[0].pos, Pos::new(5, 8));
@@ -251,6 +252,27 @@ fn source_and_peer_forms() {
     assert_eq!(c.peers[1].addr, "[fe80::1]:8080");
     assert_eq!(c.peers[1].public.as_deref(), Some("pub.example:443"));
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn source_max_streams() {
+    let c = ok("source a { max_streams 50; } source b;");
+    assert_eq!(c.sources[0].max_streams, 50);
+    assert_eq!(c.sources[1].max_streams, strom_config_default_max());
+    let text = c.to_text();
+    assert!(
+        text.contains("max_streams 50;") && text.matches("max_streams").count() == 1,
+        "{text}"
+    );
+    assert_eq!(parse("t.conf", &text), Ok(c));
+    err1(
+        "source a { max_streams 0; }",
+        "t.conf:1:24: `max_streams` must be between 1 and 1000000, got 0",
+    );
+}
+
+fn strom_config_default_max() -> usize {
+    crate::model::DEFAULT_SOURCE_MAX_STREAMS
 }
 
 #[test]

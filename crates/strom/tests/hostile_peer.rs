@@ -16,6 +16,7 @@ const SEC: Duration = Duration::from_secs(1);
 const GOOD: u8 = 0;
 const ENDLESS: u8 = 1;
 const STALLED: u8 = 2;
+const MANY: u8 = 3;
 
 fn list_body() -> String {
     "{\"streams\":[{\"name\":\"ok\",\"mode\":\"static\",\"codecs\":[],\"last_seq\":null},\
@@ -75,8 +76,15 @@ fn serve(listener: std::net::TcpListener, mode: Arc<AtomicU8>, stop: Arc<AtomicU
                             std::thread::sleep(Duration::from_millis(100));
                         }
                     }
-                    _ => {
-                        let body = list_body();
+                    m => {
+                        let body = if m == MANY {
+                            let entries: Vec<String> = (0..50)
+                                .map(|i| format!("{{\"name\":\"ch{i}\",\"mode\":\"ondemand\",\"codecs\":[]}}"))
+                                .collect();
+                            format!("{{\"streams\":[{}]}}", entries.join(","))
+                        } else {
+                            list_body()
+                        };
                         let _ = write!(
                             c,
                             "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -178,6 +186,32 @@ fn a_hostile_source_is_bounded_reported_and_recovered() {
         (source_state(&e) == "connected").then_some(())
     });
     wait_for("streams back", 20 * SEC, || names().contains("\"ok\"").then_some(()));
+    stop.store(1, Ordering::Relaxed);
+    let _ = server.join();
+}
+
+/// A source that lists more streams than its `max_streams` creates only
+/// that many; the rest are refused and counted.
+#[test]
+fn a_source_creates_at_most_max_streams() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mode = Arc::new(AtomicU8::new(MANY));
+    let stop = Arc::new(AtomicU8::new(0));
+    let server = {
+        let (mode, stop) = (mode.clone(), stop.clone());
+        std::thread::spawn(move || serve(listener, mode, stop))
+    };
+    let e = Strom::start(
+        "many-streams",
+        &format!("cluster_key abcd;\nsource 127.0.0.1:{port} {{ max_streams 5; }}"),
+    );
+    wait_for("refusals counted", 20 * SEC, || {
+        metric(&e, "strom_cluster_errors_total{kind=\"too_many_streams\"}").filter(|v| *v >= 45.0)
+    });
+    let v: serde_json::Value = serde_json::from_slice(&get(&e.url("/api/v1/streams")).1).expect("json");
+    let n = v["streams"].as_array().map_or(0, |a| a.len());
+    assert_eq!(n, 5, "{v}");
     stop.store(1, Ordering::Relaxed);
     let _ = server.join();
 }

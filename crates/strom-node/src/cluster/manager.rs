@@ -38,8 +38,6 @@ pub const GRACE: Duration = Duration::from_secs(10);
 pub const SETTLE: Duration = Duration::from_secs(2);
 /// Longest stream list accepted from a source or peer, bytes.
 pub const MAX_LIST_BYTES: usize = 8 << 20;
-/// Streams one source may create here; the rest of its list is refused.
-pub const MAX_STREAMS_PER_SOURCE: usize = 10_000;
 
 /// A source's `only`/`except` lists, compiled.
 pub struct Filter {
@@ -176,10 +174,11 @@ pub fn admit_list(list: Vec<RemoteStream>, cap: usize) -> Admitted {
     a
 }
 
-/// [`admit_list`] with [`MAX_STREAMS_PER_SOURCE`], counting and logging what
-/// was refused once per list (never per reconcile tick).
-fn admit(node: &Node, source: &str, list: Vec<RemoteStream>) -> Vec<RemoteStream> {
-    let a = admit_list(list, MAX_STREAMS_PER_SOURCE);
+/// [`admit_list`] with the source's `max_streams`, counting and logging
+/// what was refused once per list (never per reconcile tick).
+fn admit(node: &Node, src: &SourceConfig, list: Vec<RemoteStream>) -> Vec<RemoteStream> {
+    let source = src.addr.as_str();
+    let a = admit_list(list, src.max_streams);
     if a.bad_names > 0 {
         node.metrics
             .cluster_errors
@@ -220,7 +219,7 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
     loop {
         let wait = match fetch_list(&client, &src.addr, key).await {
             Ok(list) => {
-                let list = admit(&node, &src.addr, list.streams);
+                let list = admit(&node, src, list.streams);
                 if !was_up {
                     tracing::info!(source = %src.addr, streams = list.len(), "source connected");
                     if failed_once {
