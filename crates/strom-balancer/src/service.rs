@@ -218,8 +218,22 @@ struct Polled {
 }
 
 async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<(u16, String), String> {
+    get_text_as(client, url, None, timeout).await
+}
+
+/// [`get_text`] with HTTP Basic credentials when given.
+async fn get_text_as(
+    client: &reqwest::Client,
+    url: &str,
+    auth: Option<&strom_config::Credentials>,
+    timeout: Duration,
+) -> Result<(u16, String), String> {
     let r = tokio::time::timeout(timeout, async {
-        let resp = client.get(url).send().await.map_err(|e| format!("{url}: {e}"))?;
+        let mut req = client.get(url);
+        if let Some(c) = auth {
+            req = req.basic_auth(&c.user, Some(&c.password));
+        }
+        let resp = req.send().await.map_err(|e| format!("{url}: {}", e.without_url()))?;
         let status = resp.status().as_u16();
         let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
         if body.len() > 16 << 20 {
@@ -231,8 +245,14 @@ async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration) -> Res
     r.unwrap_or_else(|_| Err(format!("{url}: timed out")))
 }
 
-/// Polls one server: health, load and streams.
-async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Polled {
+/// Polls one server: health, load and streams (the stream list with the
+/// server's `api_auth` credentials, if any).
+async fn poll_one(
+    client: &reqwest::Client,
+    base: &str,
+    auth: Option<&strom_config::Credentials>,
+    timeout: Duration,
+) -> Polled {
     let base = base.trim_end_matches('/');
     let (h, m, l) = (
         format!("{base}/healthz"),
@@ -242,7 +262,7 @@ async fn poll_one(client: &reqwest::Client, base: &str, timeout: Duration) -> Po
     let (health, metrics, streams) = tokio::join!(
         get_text(client, &h, timeout),
         get_text(client, &m, timeout),
-        get_text(client, &l, timeout)
+        get_text_as(client, &l, auth, timeout)
     );
     let mut error = None;
     let healthy = match health {
@@ -366,7 +386,12 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
         let started = Instant::now();
         let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
         let (polls, prom) = tokio::join!(
-            futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(&shared.client, &s.url, timeout))),
+            futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(
+                &shared.client,
+                &s.url,
+                s.api_auth.as_ref(),
+                timeout
+            ))),
             async {
                 if cfg.prometheus.is_some() {
                     Some(query_prometheus(&shared.client, &cfg, timeout).await)

@@ -172,6 +172,26 @@ impl Checker<'_> {
                         cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
                     }
                 }
+                n @ ("view_auth" | "edit_auth") => {
+                    if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
+                        let user = d.args.first().and_then(|a| self.non_empty(d, a));
+                        let password = d.args.get(1).and_then(|a| self.non_empty(d, a));
+                        let creds = user
+                            .zip(password)
+                            .map(|(user, password)| crate::model::Credentials { user, password });
+                        if let Some(c) = &creds {
+                            if c.user.contains(':') {
+                                self.d
+                                    .error(d.args[0].pos, format!("`{n}` user name must not contain `:`"));
+                            }
+                        }
+                        if n == "view_auth" {
+                            cfg.view_auth = creds;
+                        } else {
+                            cfg.edit_auth = creds;
+                        }
+                    }
+                }
                 "state_dir" => {
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.state_dir = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);

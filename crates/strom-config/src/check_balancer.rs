@@ -256,6 +256,23 @@ impl Checker<'_> {
                 }
                 continue;
             }
+            if n == "api_auth" {
+                if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
+                    let (user, password) = (&d.args[0].text, &d.args[1].text);
+                    if user.is_empty() || user.contains(':') || password.is_empty() {
+                        self.d.error(
+                            d.args[0].pos,
+                            "`api_auth` needs a user name without `:` and a password".to_string(),
+                        );
+                    } else {
+                        s.api_auth = Some(crate::model::Credentials {
+                            user: user.clone(),
+                            password: password.clone(),
+                        });
+                    }
+                }
+                continue;
+            }
             let min = usize::from(n != "monitoring");
             if !self.header(d, ctx, Shape::Simple, min, Some(1)) || !self.once(&mut seen, d, ctx) {
                 continue;

@@ -58,8 +58,8 @@ pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError};
 pub use ipnet::IpNet;
 pub use model::{
-    BalancerConfig, ChannelConfig, Config, Cors, DvrConfig, PeerConfig, PrometheusSource, ServerConfig, SourceConfig,
-    StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
+    BalancerConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig, PrometheusSource, ServerConfig,
+    SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{

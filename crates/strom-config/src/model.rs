@@ -72,6 +72,11 @@ pub struct Config {
     pub http: Vec<SocketAddr>,
     /// Shared secret for node-to-node calls; never sent in clear.
     pub cluster_key: Option<String>,
+    /// Credentials that may read the JSON API (`view_auth USER PASSWORD;`).
+    pub view_auth: Option<Credentials>,
+    /// Credentials that may read and change through the JSON API
+    /// (`edit_auth USER PASSWORD;`); they also have view rights.
+    pub edit_auth: Option<Credentials>,
     /// Where the node persists state (media sequence numbers and the like).
     pub state_dir: Option<PathBuf>,
     /// Local streams, in file order.
@@ -113,6 +118,8 @@ impl Default for Config {
         Config {
             http: vec![SocketAddr::V6(SocketAddrV6::new(NODE_LISTEN_IP, DEFAULT_PORT, 0, 0))],
             cluster_key: None,
+            view_auth: None,
+            edit_auth: None,
             state_dir: None,
             streams: Vec::new(),
             sources: Vec::new(),
@@ -133,6 +140,8 @@ impl PartialEq for Config {
     fn eq(&self, o: &Self) -> bool {
         self.http == o.http
             && self.cluster_key == o.cluster_key
+            && self.view_auth == o.view_auth
+            && self.edit_auth == o.edit_auth
             && self.state_dir == o.state_dir
             && self.streams == o.streams
             && self.sources == o.sources
@@ -150,6 +159,22 @@ impl Config {
     /// The local stream called `name`.
     pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
         self.streams.iter().find(|s| s.name == name)
+    }
+}
+
+/// A user name and password for the JSON API (HTTP Basic), after
+/// Flussonic's `view_auth` / `edit_auth`. The password alone also works as
+/// a Bearer token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({}, ***)", self.user)
     }
 }
 
@@ -469,6 +494,9 @@ pub struct ServerConfig {
     /// Client countries this server serves, ISO 3166 alpha-2 codes in upper
     /// case (empty: any).
     pub countries: Vec<String>,
+    /// Credentials for the server's JSON API (`api_auth USER PASSWORD;`),
+    /// when the server sets `view_auth`/`edit_auth`.
+    pub api_auth: Option<Credentials>,
 }
 
 impl ServerConfig {
@@ -483,6 +511,7 @@ impl ServerConfig {
             monitoring: false,
             networks: Vec::new(),
             countries: Vec::new(),
+            api_auth: None,
         }
     }
 }
@@ -497,6 +526,7 @@ impl PartialEq for ServerConfig {
             && self.monitoring == o.monitoring
             && self.networks == o.networks
             && self.countries == o.countries
+            && self.api_auth == o.api_auth
     }
 }
 

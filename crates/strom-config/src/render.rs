@@ -64,6 +64,15 @@ impl Config {
         for a in &self.http {
             line(&mut out, false, &format!("http {a};"));
         }
+        for (name, c) in [("view_auth", &self.view_auth), ("edit_auth", &self.edit_auth)] {
+            if let Some(c) = c {
+                line(
+                    &mut out,
+                    false,
+                    &format!("{name} {} {};", word(&c.user), word(&c.password)),
+                );
+            }
+        }
         if let Some(k) = &self.cluster_key {
             line(&mut out, false, &format!("cluster_key {};", word(k)));
         }
@@ -217,6 +226,13 @@ impl BalancerConfig {
             if !s.countries.is_empty() {
                 let countries = list(&mut s.countries.iter().cloned());
                 line(&mut out, true, &format!("countries {countries};"));
+            }
+            if let Some(c) = &s.api_auth {
+                line(
+                    &mut out,
+                    true,
+                    &format!("api_auth {} {};", word(&c.user), word(&c.password)),
+                );
             }
             line(&mut out, false, "}");
         }

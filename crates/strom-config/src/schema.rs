@@ -89,6 +89,8 @@ impl Ctx {
             Ctx::Top => &[
                 "http",
                 "cluster_key",
+                "view_auth",
+                "edit_auth",
                 "state_dir",
                 "max_clients",
                 "max_bitrate",
@@ -130,7 +132,15 @@ impl Ctx {
                 "channel",
                 "trusted_proxies",
             ],
-            Ctx::Server => &["url", "public", "max_clients", "monitoring", "networks", "countries"],
+            Ctx::Server => &[
+                "url",
+                "public",
+                "max_clients",
+                "monitoring",
+                "networks",
+                "countries",
+                "api_auth",
+            ],
             Ctx::Channel => &["servers"],
             Ctx::Prometheus => &["query"],
         }

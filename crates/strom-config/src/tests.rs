@@ -964,3 +964,23 @@ fn no_warnings_without_ignored_directives() {
         ]
     );
 }
+
+#[test]
+fn api_credentials() {
+    let c = ok("view_auth viewer \"pa ss\";\nedit_auth admin s3cret;");
+    assert_eq!(
+        c.view_auth.as_ref().map(|c| (c.user.as_str(), c.password.as_str())),
+        Some(("viewer", "pa ss"))
+    );
+    assert_eq!(c.edit_auth.as_ref().map(|c| c.user.as_str()), Some("admin"));
+    assert!(
+        !format!("{:?}", c.edit_auth).contains("s3cret"),
+        "Debug hides the password"
+    );
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+    err1(
+        "view_auth a:b pw;",
+        "t.conf:1:11: `view_auth` user name must not contain `:`",
+    );
+    assert!(parse("t.conf", "edit_auth onlyuser;").is_err());
+}

@@ -705,3 +705,15 @@ stream a { input publish://; }
         ]
     );
 }
+
+#[test]
+fn server_api_credentials() {
+    let c = ok("server s1 { url http://a; max_clients 1; api_auth viewer \"p w\"; }");
+    let a = c.servers[0].api_auth.as_ref().expect("credentials");
+    assert_eq!((a.user.as_str(), a.password.as_str()), ("viewer", "p w"));
+    assert!(!format!("{c:?}").contains("p w"), "Debug hides the password");
+    let text = c.to_text();
+    assert!(text.contains("api_auth viewer \"p w\";"), "{text}");
+    assert_eq!(parse_balancer("b.conf", &text), Ok(c));
+    err1_in_server("api_auth a:b pw;", "b.conf:2:10: `api_auth` needs a user name without `:` and a password");
+}

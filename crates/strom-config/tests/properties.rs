@@ -305,6 +305,12 @@ fn config() -> impl Strategy<Value = Config> {
         .prop_map(
             |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors, conns)| Config {
                 http: dedup(http, |a| *a),
+                // Credentials come from the same text as cluster_key.
+                view_auth: cluster_key.clone().map(|k| strom_config::Credentials {
+                    user: "viewer".to_string(),
+                    password: k,
+                }),
+                edit_auth: None,
                 cluster_key,
                 state_dir,
                 streams: dedup(streams, |s| s.name.clone()),

@@ -506,3 +506,55 @@ fn fake_sessions_do_not_fill_a_node() {
         (metric(&node, "strom_server_clients") == Some(3.0)).then_some(())
     });
 }
+
+/// A node with API credentials: the API answers 401 without them and 200
+/// with view or edit credentials (Basic or Bearer); health, metrics and
+/// playback stay open; a balancer reads the node's streams with `api_auth`.
+#[test]
+fn api_credentials_on_a_node_and_in_the_balancer() {
+    let node = Strom::start(
+        "apiauth",
+        "view_auth viewer pw;\nedit_auth admin s3cret;\nstream ch { input builtin://demo; }",
+    );
+    wait_playlist(&node, "ch", 1, 20 * SEC);
+    let api = node.url("/api/v1/streams");
+    let r = fetch_with(reqwest::Method::GET, &api, &[]);
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").is_some_and(|v| v.starts_with("Basic")));
+    assert_eq!(
+        fetch_with(reqwest::Method::GET, &node.url("/api/v1/streams/ch"), &[]).status,
+        401
+    );
+    // viewer:pw and admin:s3cret in Basic, and the edit password as a Bearer token.
+    for auth in ["Basic dmlld2VyOnB3", "Basic YWRtaW46czNjcmV0", "Bearer s3cret"] {
+        assert_eq!(
+            fetch_with(reqwest::Method::GET, &api, &[("Authorization", auth)]).status,
+            200,
+            "{auth}"
+        );
+    }
+    assert_eq!(
+        fetch_with(
+            reqwest::Method::GET,
+            &api,
+            &[("Authorization", "Basic dmlld2VyOnMzY3JldA==")]
+        )
+        .status,
+        401
+    );
+    for open in ["/healthz", "/readyz", "/metrics", "/ch/index.m3u8"] {
+        assert_eq!(get(&node.url(open)).0, 200, "{open}");
+    }
+    let with = Balancer::start(&format!(
+        "server s1 {{ url {}; max_clients 100; api_auth viewer pw; }}\n",
+        node.base
+    ));
+    wait_for("balancer reads the streams with credentials", 20 * SEC, || {
+        (with.route("ch", "").1["server"] == "s1").then_some(())
+    });
+    let without = Balancer::start(&format!("server s1 {{ url {}; max_clients 100; }}\n", node.base));
+    wait_for("s1 up", 20 * SEC, || (without.up() == 1).then_some(()));
+    std::thread::sleep(2 * SEC);
+    let (code, v) = without.route("ch", "");
+    assert_eq!((code, v["error"].as_str()), (404, Some("nothing_to_play")), "{v}");
+}

@@ -24,14 +24,19 @@ use std::sync::Arc;
 /// The node's HTTP application.
 pub fn router(node: Arc<Node>) -> Router {
     let cors = Arc::new(node.config.cors.clone());
-    Router::new()
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(crate::api::readyz))
+    // The JSON API needs view rights when credentials are configured; the
+    // signed node-to-node endpoints, health and metrics do not.
+    let api = Router::new()
         .route("/api/v1/streams", get(crate::api::streams))
         .route("/api/v1/streams/{*name}", get(crate::api::stream))
         .route("/api/v1/cluster/sources", get(crate::api::sources))
         .route("/api/v1/cluster/peers", get(crate::api::peers))
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::require_view));
+    Router::new()
+        .merge(api)
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(crate::api::readyz))
         .route("/api/v1/cluster/streams", get(crate::cluster::server::list))
         .route(
             "/api/v1/cluster/segments/{*name}",
