@@ -172,6 +172,16 @@ impl Checker<'_> {
                         cfg.cluster_key = a0.and_then(|a| self.non_empty(d, a));
                     }
                 }
+                "public" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(a) = a0 {
+                            match crate::value::check_base_url(&a.text) {
+                                Ok(url) => cfg.public = Some(url),
+                                Err(e) => self.d.error(a.pos, e),
+                            }
+                        }
+                    }
+                }
                 n @ ("view_auth" | "edit_auth") => {
                     if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
                         let user = d.args.first().and_then(|a| self.non_empty(d, a));

@@ -72,6 +72,9 @@ pub struct Config {
     pub http: Vec<SocketAddr>,
     /// Shared secret for node-to-node calls; never sent in clear.
     pub cluster_key: Option<String>,
+    /// This node's public base URL (`public http(s)://HOST[:PORT];`), written
+    /// into playlists after a redirect instead of the request's Host.
+    pub public: Option<String>,
     /// Credentials that may read the JSON API (`view_auth USER PASSWORD;`).
     pub view_auth: Option<Credentials>,
     /// Credentials that may read and change through the JSON API
@@ -118,6 +121,7 @@ impl Default for Config {
         Config {
             http: vec![SocketAddr::V6(SocketAddrV6::new(NODE_LISTEN_IP, DEFAULT_PORT, 0, 0))],
             cluster_key: None,
+            public: None,
             view_auth: None,
             edit_auth: None,
             state_dir: None,
@@ -140,6 +144,7 @@ impl PartialEq for Config {
     fn eq(&self, o: &Self) -> bool {
         self.http == o.http
             && self.cluster_key == o.cluster_key
+            && self.public == o.public
             && self.view_auth == o.view_auth
             && self.edit_auth == o.edit_auth
             && self.state_dir == o.state_dir

@@ -64,6 +64,9 @@ impl Config {
         for a in &self.http {
             line(&mut out, false, &format!("http {a};"));
         }
+        if let Some(p) = &self.public {
+            line(&mut out, false, &format!("public {};", word(p)));
+        }
         for (name, c) in [("view_auth", &self.view_auth), ("edit_auth", &self.edit_auth)] {
             if let Some(c) = c {
                 line(

@@ -89,6 +89,7 @@ impl Ctx {
             Ctx::Top => &[
                 "http",
                 "cluster_key",
+                "public",
                 "view_auth",
                 "edit_auth",
                 "state_dir",

@@ -984,3 +984,12 @@ fn api_credentials() {
     );
     assert!(parse("t.conf", "edit_auth onlyuser;").is_err());
 }
+
+#[test]
+fn public_base_url() {
+    let c = ok("public https://tv.example.com:8443/;");
+    assert_eq!(c.public.as_deref(), Some("https://tv.example.com:8443"));
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+    assert!(parse("t.conf", "public ftp://x;").is_err());
+    assert!(parse("t.conf", "public https://x/path;").is_err());
+}

@@ -715,5 +715,8 @@ fn server_api_credentials() {
     let text = c.to_text();
     assert!(text.contains("api_auth viewer \"p w\";"), "{text}");
     assert_eq!(parse_balancer("b.conf", &text), Ok(c));
-    err1_in_server("api_auth a:b pw;", "b.conf:2:10: `api_auth` needs a user name without `:` and a password");
+    err1_in_server(
+        "api_auth a:b pw;",
+        "b.conf:2:10: `api_auth` needs a user name without `:` and a password",
+    );
 }

@@ -311,6 +311,7 @@ fn config() -> impl Strategy<Value = Config> {
                     password: k,
                 }),
                 edit_auth: None,
+                public: None,
                 cluster_key,
                 state_dir,
                 streams: dedup(streams, |s| s.name.clone()),

@@ -55,6 +55,8 @@ pub struct Node {
     pub sources: cluster::SourceStates,
     /// What this node knows about its peers.
     pub peers: cluster::peers::Directory,
+    /// This node's own address for absolute playlist URLs.
+    pub public_base: http::request::PublicBase,
 }
 
 /// Why a node could not start.
@@ -90,6 +92,14 @@ impl Node {
             verifier: cluster::auth::Verifier::default(),
             sources: cluster::SourceStates::new(config),
             peers: cluster::peers::Directory::new(config),
+            public_base: http::request::PublicBase {
+                public: config.public.clone(),
+                ports: config.http.iter().map(|a| a.port()).collect(),
+                hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .filter(|h| !h.is_empty()),
+            },
         })
     }
 

@@ -302,6 +302,15 @@ fn only_media_makes_a_viewer() {
     let text = String::from_utf8_lossy(&r.body);
     assert!(text.contains(".ts?token=abc\n") && !text.contains("jjjj"), "{text}");
     assert!(r.body.len() < 2048, "playlist of {} bytes", r.body.len());
+    // After a redirect, URIs are absolute on this node's own address only:
+    // a foreign Host is never reflected into the playlist.
+    let hop = s.url("/demo/mono.m3u8?strom_hop=1");
+    let evil = fetch_with(Method::GET, &hop, &[("Host", &format!("evil.example:{}", s.port))]);
+    let text = String::from_utf8_lossy(&evil.body);
+    assert!(evil.status == 200 && !text.contains("evil"), "{text}");
+    let own = fetch_with(Method::GET, &hop, &[]);
+    let text = String::from_utf8_lossy(&own.body);
+    assert!(text.contains(&format!("\nhttp://127.0.0.1:{}/demo/", s.port)), "{text}");
 }
 
 /// A log consumer that goes away (its pipe closed) never takes the node

@@ -36,7 +36,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         req.headers(),
         peer,
     );
-    let r = match parsed {
+    let mut r = match parsed {
         Ok(r) => r,
         Err(Reject::NotFound) => {
             return reply::error(StatusCode::NOT_FOUND, "not found");
@@ -81,6 +81,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         Verdict::Deny => return reply::error(StatusCode::FORBIDDEN, "forbidden"),
         Verdict::Redirect(url) => return found(&url),
     }
+    r.uri_base = r.base(&node.public_base);
     // A HEAD is a probe, not a viewer: it never wakes an on-demand stream.
     if !r.is_head() {
         stream.touch();

@@ -134,6 +134,9 @@ pub struct PlayRequest {
     pub hop: bool,
     /// The `Host` header, for absolute URLs after a redirect.
     pub host: Option<String>,
+    /// The prefix of URIs written into playlists for this request: set by
+    /// the gate from [`PlayRequest::base`]; empty means relative.
+    pub uri_base: String,
 }
 
 /// A `Host` value safe to write into a URL: `name`, `name:port` or
@@ -143,6 +146,45 @@ fn valid_host(h: &str) -> bool {
         && h.len() <= 255
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'))
+}
+
+/// What this node may write as its own address in a playlist: the
+/// configured `public` base, else a `Host` that names this node (an IP
+/// literal, `localhost` or the machine's host name, with a port it listens
+/// on). Any other Host is never reflected into a URL (a cache-poisoning
+/// risk behind a CDN); the playlist then stays relative.
+#[derive(Clone, Debug, Default)]
+pub struct PublicBase {
+    /// `http(s)://HOST[:PORT]`, from the config.
+    pub public: Option<String>,
+    /// Ports this node listens on.
+    pub ports: Vec<u16>,
+    /// The machine's host name, lower case.
+    pub hostname: Option<String>,
+}
+
+impl PublicBase {
+    /// `http(s)://HOST[:PORT]` to prefix URLs with, for a request whose Host is `host`.
+    pub fn origin(&self, host: Option<&str>) -> Option<String> {
+        if let Some(p) = &self.public {
+            return Some(p.trim_end_matches('/').to_string());
+        }
+        let host = host?.to_ascii_lowercase();
+        let (name, port) = match host.rsplit_once(':') {
+            Some((n, p)) if !n.ends_with(':') && p.bytes().all(|b| b.is_ascii_digit()) => {
+                (n.to_string(), p.parse::<u16>().ok()?)
+            }
+            _ => (host.clone(), 80),
+        };
+        if !self.ports.contains(&port) {
+            return None;
+        }
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        let ours = bare.parse::<IpAddr>().is_ok()
+            || bare == "localhost"
+            || self.hostname.as_deref().is_some_and(|h| h == bare);
+        ours.then(|| format!("http://{host}"))
+    }
 }
 
 impl PlayRequest {
@@ -180,6 +222,7 @@ impl PlayRequest {
             host: header(axum::http::header::HOST)
                 .filter(|h| valid_host(h))
                 .map(str::to_string),
+            uri_base: String::new(),
         })
     }
 
@@ -194,13 +237,16 @@ impl PlayRequest {
     }
 
     /// The prefix of URIs in a playlist: empty (relative) normally; after a
-    /// redirect, this node's absolute `http://HOST/NAME/`, for players that
-    /// resolve relative URLs against the address before the redirect.
-    pub fn base(&self) -> String {
-        match (&self.host, self.hop) {
-            (Some(host), true) => format!("http://{host}/{}/", self.name),
-            (None, true) => format!("http://localhost/{}/", self.name),
-            _ => String::new(),
+    /// redirect, this node's absolute `BASE/NAME/` (see [`PublicBase`]), for
+    /// players that resolve relative URLs against the address before the
+    /// redirect.
+    pub fn base(&self, public: &PublicBase) -> String {
+        if !self.hop {
+            return String::new();
+        }
+        match public.origin(self.host.as_deref()) {
+            Some(origin) => format!("{origin}/{}/", self.name),
+            None => String::new(),
         }
     }
 
@@ -276,14 +322,34 @@ mod tests {
     }
 
     #[test]
-    fn only_clean_hosts_reach_absolute_urls() {
-        let mut h = HeaderMap::new();
-        h.insert(axum::http::header::HOST, "evil.example/x?y=".parse().expect("value"));
-        let r = PlayRequest::parse(Method::GET, "/a/mono.m3u8", Some("strom_hop=1"), &h, None).expect("parses");
-        assert_eq!(r.base(), "http://localhost/a/");
-        h.insert(axum::http::header::HOST, "s1.example:8080".parse().expect("value"));
-        let r = PlayRequest::parse(Method::GET, "/a/mono.m3u8", Some("strom_hop=1"), &h, None).expect("parses");
-        assert_eq!(r.base(), "http://s1.example:8080/a/");
+    fn only_this_nodes_names_reach_absolute_urls() {
+        let node = PublicBase {
+            public: None,
+            ports: vec![8080],
+            hostname: Some("edge1".into()),
+        };
+        let with_host = |host: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(axum::http::header::HOST, host.parse().expect("value"));
+            PlayRequest::parse(Method::GET, "/a/mono.m3u8", Some("strom_hop=1"), &h, None).expect("parses")
+        };
+        assert_eq!(with_host("10.0.0.5:8080").base(&node), "http://10.0.0.5:8080/a/");
+        assert_eq!(with_host("[::1]:8080").base(&node), "http://[::1]:8080/a/");
+        assert_eq!(with_host("EDGE1:8080").base(&node), "http://edge1:8080/a/");
+        assert_eq!(with_host("localhost:8080").base(&node), "http://localhost:8080/a/");
+        assert_eq!(with_host("evil.example:8080").base(&node), "", "not our name");
+        assert_eq!(with_host("10.0.0.5:666").base(&node), "", "not our port");
+        assert_eq!(with_host("evil.example/x?y=").base(&node), "", "not a clean host");
+        let public = PublicBase {
+            public: Some("https://tv.example.com".into()),
+            ..node.clone()
+        };
+        assert_eq!(
+            with_host("evil.example:8080").base(&public),
+            "https://tv.example.com/a/"
+        );
+        let no_hop = PlayRequest::parse(Method::GET, "/a/mono.m3u8", None, &HeaderMap::new(), None).expect("parses");
+        assert_eq!(no_hop.base(&public), "", "relative without a redirect");
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl Hls {
 
     /// A playlist for `req`: the shared bytes, or rendered for its query/base.
     fn playlist(&self, stream: &Stream, master: bool, req: &PlayRequest) -> Option<Bytes> {
-        let base = req.base();
+        let base = req.uri_base.clone();
         // Only the token is carried into child URIs, and only a sane one: a
         // long query must not be copied into every line of a playlist.
         let carried = req
