@@ -17,6 +17,7 @@ const GOOD: u8 = 0;
 const ENDLESS: u8 = 1;
 const STALLED: u8 = 2;
 const MANY: u8 = 3;
+const HUGE: u8 = 4;
 
 fn list_body() -> String {
     "{\"streams\":[{\"name\":\"ok\",\"mode\":\"static\",\"codecs\":[],\"last_seq\":null},\
@@ -77,8 +78,9 @@ fn serve(listener: std::net::TcpListener, mode: Arc<AtomicU8>, stop: Arc<AtomicU
                         }
                     }
                     m => {
-                        let body = if m == MANY {
-                            let entries: Vec<String> = (0..50)
+                        let body = if m == MANY || m == HUGE {
+                            let n = if m == HUGE { 100_000 } else { 50 };
+                            let entries: Vec<String> = (0..n)
                                 .map(|i| format!("{{\"name\":\"ch{i}\",\"mode\":\"ondemand\",\"codecs\":[]}}"))
                                 .collect();
                             format!("{{\"streams\":[{}]}}", entries.join(","))
@@ -212,6 +214,35 @@ fn a_source_creates_at_most_max_streams() {
     let v: serde_json::Value = serde_json::from_slice(&get(&e.url("/api/v1/streams")).1).expect("json");
     let n = v["streams"].as_array().map_or(0, |a| a.len());
     assert_eq!(n, 5, "{v}");
+    stop.store(1, Ordering::Relaxed);
+    let _ = server.join();
+}
+
+/// A source listing 100,000 valid streams creates only `max_streams` of
+/// them, and the restreamer's memory stays bounded.
+#[test]
+fn a_100k_stream_list_is_capped_with_bounded_memory() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let mode = Arc::new(AtomicU8::new(HUGE));
+    let stop = Arc::new(AtomicU8::new(0));
+    let server = {
+        let (mode, stop) = (mode.clone(), stop.clone());
+        std::thread::spawn(move || serve(listener, mode, stop))
+    };
+    let e = Strom::start(
+        "huge-list",
+        &format!("cluster_key abcd;\nsource 127.0.0.1:{port} {{ max_streams 100; }}"),
+    );
+    let base = rss_kb(&e);
+    wait_for("refusals counted", 30 * SEC, || {
+        metric(&e, "strom_cluster_errors_total{kind=\"too_many_streams\"}").filter(|v| *v >= 99_900.0)
+    });
+    std::thread::sleep(4 * SEC); // a few more lists
+    let v: serde_json::Value = serde_json::from_slice(&get(&e.url("/api/v1/streams")).1).expect("json");
+    assert_eq!(v["streams"].as_array().map_or(0, |a| a.len()), 100);
+    let grown = rss_kb(&e).saturating_sub(base);
+    assert!(grown < 100 << 10, "RSS grew {grown} kB on a 100,000-stream list");
     stop.store(1, Ordering::Relaxed);
     let _ = server.join();
 }
