@@ -46,7 +46,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +120,9 @@ const SEND_BUFFER: usize = 512 << 10;
 /// Repeated accept-path warnings (cap reached, out of fds) are logged at
 /// most this often; the counters see every one.
 const WARN_EVERY: Duration = Duration::from_secs(10);
+/// How often a connection's watchdog checks its header and keep-alive
+/// deadlines; they are kept to within this.
+const WATCH_TICK: Duration = Duration::from_millis(500);
 /// Pause before accepting again after an error such as EMFILE: the pending
 /// connection stays in the backlog, and retrying at once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -268,17 +271,19 @@ async fn connection(io: TcpStream, peer: SocketAddr, app: axum::Router, opts: &S
     let conn = http.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let mut draining = false;
+    // The watchdog looks at the connection's state once per tick instead of
+    // being woken by every request: requests cost it nothing, and deadlines
+    // of tens of seconds are kept to within a tick.
+    let mut tick = tokio::time::interval_at(Instant::now() + WATCH_TICK, WATCH_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let deadline = activity.deadline(&opts.timeouts);
         tokio::select! {
             _ = conn.as_mut() => return,
-            _ = activity.changed.notified() => {}
             _ = stop.cancelled(), if !draining => {
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = sleep_until(deadline.map(|(at, _)| at)) => {
-                // Still due now that we look again (the state may have moved on)?
+            _ = tick.tick() => {
                 if let Some((at, why)) = activity.deadline(&opts.timeouts) {
                     if at <= Instant::now() {
                         if why == Why::Header {
@@ -290,14 +295,6 @@ async fn connection(io: TcpStream, peer: SocketAddr, app: axum::Router, opts: &S
                 }
             }
         }
-    }
-}
-
-/// Sleeps until `at`, or forever.
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
@@ -315,8 +312,6 @@ enum Why {
 #[derive(Debug)]
 struct Activity {
     phase: Mutex<Phase>,
-    /// Signalled when the deadline may have moved earlier.
-    changed: Notify,
     /// Close abortively (RST) when the socket is dropped.
     abort: std::sync::atomic::AtomicBool,
 }
@@ -357,7 +352,6 @@ impl Activity {
                 head_since: None,
                 served: false,
             }),
-            changed: Notify::new(),
             abort: std::sync::atomic::AtomicBool::new(false),
         }
     }
@@ -375,8 +369,6 @@ impl Activity {
         let mut p = self.lock();
         if p.busy == 0 && p.head_since.is_none() {
             p.head_since = Some(Instant::now());
-            drop(p);
-            self.changed.notify_one();
         }
     }
 }
@@ -407,7 +399,6 @@ impl Drop for Busy {
                 p.served = true;
             }
         }
-        self.0.changed.notify_one();
     }
 }
 
