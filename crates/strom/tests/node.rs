@@ -336,19 +336,10 @@ fn status_codes_and_on_demand_lifecycle() {
 /// counted), and ingest carries on meanwhile.
 #[test]
 fn slow_mpegts_viewers_never_slow_ingest() {
-    use std::io::{Read, Write};
+    use std::io::Read;
     let s = Strom::start("slow", "stream demo { input builtin://demo; }");
     wait_playlist(&s, "demo", 1, 20 * SEC);
-    let connect = || {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-        sock.set_recv_buffer_size(4096).expect("rcvbuf");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().expect("addr");
-        sock.connect(&addr.into()).expect("connect");
-        let mut t: std::net::TcpStream = sock.into();
-        t.write_all(b"GET /demo/mpegts HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("request");
-        t
-    };
+    let connect = || stalled_viewer(s.port, "demo");
     let mut slow = connect();
     let mut dead = connect();
     let seq_at_start = media_playlist(&s, "demo")

@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use std::io::Write;
 use std::time::Duration;
 
 const SEC: Duration = Duration::from_secs(1);
@@ -36,14 +35,7 @@ fn stalled_viewers_leave_no_orphaned_sockets() {
     let n = 200;
     let mut viewers = Vec::with_capacity(n);
     for _ in 0..n {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-        sock.set_recv_buffer_size(4096).expect("rcvbuf");
-        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", s.port).parse().expect("addr");
-        sock.connect(&addr.into()).expect("connect");
-        let mut t: std::net::TcpStream = sock.into();
-        t.write_all(b"GET /demo/mpegts HTTP/1.1\r\nHost: x\r\n\r\n")
-            .expect("request");
-        viewers.push(t); // never read
+        viewers.push(stalled_viewer(s.port, "demo")); // never read
     }
     wait_for("every stalled viewer cut", 60 * SEC, || {
         metric(&s, "strom_http_errors_total{kind=\"send_timeout\"}").filter(|v| *v >= n as f64)

@@ -79,19 +79,35 @@ impl Strom {
 
     /// Starts strom in `dir` on `port` (used to restart a node on the same port).
     pub fn start_in(dir: PathBuf, port: u16, body: &str) -> Strom {
+        Self::launch(dir, port, body, None)
+    }
+
+    /// Writes the config and starts strom, directly or through `wrapper`
+    /// (a command that execs its arguments, such as `prlimit`), so the pid
+    /// is strom's either way.
+    fn launch(dir: PathBuf, port: u16, body: &str, wrapper: Option<Vec<String>>) -> Strom {
         let config_path = dir.join("strom.conf");
         let mut f = std::fs::File::create(&config_path).expect("config");
         writeln!(f, "http 127.0.0.1:{port};\n{body}").expect("write config");
         let log = std::fs::File::create(dir.join(format!("strom-{}.log", COUNTER.fetch_add(1, Ordering::Relaxed))))
             .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        let strom = env!("CARGO_BIN_EXE_strom");
+        let mut cmd = match &wrapper {
+            Some(w) => {
+                let mut c = Command::new(&w[0]);
+                c.args(&w[1..]).arg(strom);
+                c
+            }
+            None => Command::new(strom),
+        };
+        let child = cmd
             .args(["run", "-c"])
             .arg(&config_path)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn strom");
+            .unwrap_or_else(|e| panic!("spawn strom (wrapper {wrapper:?}): {e}"));
         let s = Strom {
             child: Some(child),
             port,
@@ -579,31 +595,22 @@ pub fn settled_fd_count(s: &Strom) -> usize {
 }
 
 /// Starts strom like [`Strom::start`], but under `prlimit --nofile=N:N`
-/// (soft and hard limit N), so that it can run out of file descriptors.
+/// (soft and hard limit N, util-linux), so that it can run out of file
+/// descriptors.
 pub fn start_with_nofile(tag: &str, nofile: u32, body: &str) -> Strom {
-    let dir = scratch(tag);
-    let port = free_tcp_port();
-    let config_path = dir.join("strom.conf");
-    std::fs::write(&config_path, format!("http 127.0.0.1:{port};\n{body}\n")).expect("write config");
-    let log = std::fs::File::create(dir.join("strom-nofile.log")).expect("log");
-    // prlimit sets the limits and execs strom: the pid is strom's.
-    let child = Command::new("prlimit")
-        .arg(format!("--nofile={nofile}:{nofile}"))
-        .arg(env!("CARGO_BIN_EXE_strom"))
-        .args(["run", "-c"])
-        .arg(&config_path)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn prlimit strom (util-linux)");
-    let s = Strom {
-        child: Some(child),
-        port,
-        base: format!("http://127.0.0.1:{port}"),
-        dir,
-        config_path,
-    };
-    s.wait_http();
-    s
+    let wrapper = vec!["prlimit".to_string(), format!("--nofile={nofile}:{nofile}")];
+    Strom::launch(scratch(tag), free_tcp_port(), body, Some(wrapper))
+}
+
+/// An HTTP-TS viewer of `/NAME/mpegts` on `port` with a 4 KB receive buffer,
+/// that the caller may read slowly or not at all.
+pub fn stalled_viewer(port: u16, stream: &str) -> std::net::TcpStream {
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.set_recv_buffer_size(4096).expect("rcvbuf");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    sock.connect(&addr.into()).expect("connect");
+    let mut t: std::net::TcpStream = sock.into();
+    t.write_all(format!("GET /{stream}/mpegts HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .expect("request");
+    t
 }
