@@ -7,7 +7,10 @@
 //!   (ticks since the Unix epoch) and never wrap.
 //! - Video frame data is one Annex B access unit (start codes kept); AAC frame
 //!   data is one raw AAC frame without ADTS header; other audio is carried as
-//!   the elementary bytes of one PES.
+//!   the elementary bytes of one PES. Teletext and DVB subtitle frame data is
+//!   the PES payload (data_identifier first); an SCTE-35 frame is one complete
+//!   `splice_info_section` (table_id 0xFC through CRC_32), timed at the
+//!   program clock when it arrived.
 //! - A track id is the track's index in program order, independent of source
 //!   PIDs, so inputs with different PID layouts map onto the same tracks.
 
@@ -17,7 +20,8 @@ use std::sync::Arc;
 /// Ticks per second of every timestamp in strom.
 pub const CLOCK_HZ: i64 = 90_000;
 
-/// Codecs strom understands. Unknown elementary streams are not tracks.
+/// Codecs strom understands. Unknown elementary streams are not tracks
+/// (the demuxer counts them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Codec {
     H264,
@@ -29,13 +33,37 @@ pub enum Codec {
     Ac3,
     /// E-AC-3, passed through opaque.
     Eac3,
+    /// EBU teletext in PES (ETSI EN 300 472), stream_type 0x06 with
+    /// teletext_descriptor 0x56; passed through opaque.
+    Teletext,
+    /// DVB subtitles (ETSI EN 300 743), stream_type 0x06 with
+    /// subtitling_descriptor 0x59; passed through opaque.
+    DvbSubtitle,
+    /// SCTE-35 splice information sections (ANSI/SCTE 35), stream_type 0x86.
+    Scte35,
 }
 
-/// Video or audio.
+/// What a track carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TrackKind {
     Video,
     Audio,
+    /// Teletext and DVB subtitles.
+    Subtitle,
+    /// Timed metadata such as SCTE-35 cues.
+    Data,
+}
+
+impl TrackKind {
+    /// Lowercase name used in the API.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+            TrackKind::Subtitle => "subtitle",
+            TrackKind::Data => "data",
+        }
+    }
 }
 
 impl Codec {
@@ -43,6 +71,8 @@ impl Codec {
         match self {
             Codec::H264 | Codec::H265 => TrackKind::Video,
             Codec::Aac | Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => TrackKind::Audio,
+            Codec::Teletext | Codec::DvbSubtitle => TrackKind::Subtitle,
+            Codec::Scte35 => TrackKind::Data,
         }
     }
 
@@ -55,6 +85,9 @@ impl Codec {
             Codec::MpegAudio => "mp2a",
             Codec::Ac3 => "ac3",
             Codec::Eac3 => "eac3",
+            Codec::Teletext => "teletext",
+            Codec::DvbSubtitle => "dvbsub",
+            Codec::Scte35 => "scte35",
         }
     }
 }
@@ -74,8 +107,14 @@ pub struct TrackParams {
     pub channels: u8,
     /// AAC audio object type (2 = LC).
     pub aac_object_type: u8,
-    /// ISO 639 language from the PMT, if any.
+    /// ISO 639 language from the PMT, if any (for teletext and DVB
+    /// subtitles, the first language of their descriptor).
     pub language: Option<String>,
+    /// Elementary-stream descriptors from the source PMT that outputs carry
+    /// through verbatim (teletext 0x56, subtitling 0x59, ...): a descriptor
+    /// loop of `(tag, length, body)` entries, without the ones strom writes
+    /// itself (ISO 639 language 0x0A, registration 0x05). Empty for most tracks.
+    pub descriptors: Bytes,
 }
 
 /// One elementary track of a stream.

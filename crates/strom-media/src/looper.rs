@@ -346,6 +346,7 @@ fn default_step(track: &Track) -> i64 {
         TrackKind::Audio => {
             (p.sample_rate > 0).then(|| (1024 * CLOCK_HZ + i64::from(p.sample_rate) / 2) / i64::from(p.sample_rate))
         }
+        TrackKind::Subtitle | TrackKind::Data => None,
     };
     step.filter(|s| *s > 0).unwrap_or(CLOCK_HZ / 25)
 }

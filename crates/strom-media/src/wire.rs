@@ -103,6 +103,9 @@ fn codec_number(codec: Codec) -> u8 {
         Codec::MpegAudio => 4,
         Codec::Ac3 => 5,
         Codec::Eac3 => 6,
+        Codec::Teletext => 7,
+        Codec::DvbSubtitle => 8,
+        Codec::Scte35 => 9,
     }
 }
 
@@ -114,6 +117,9 @@ fn codec_from_number(n: u8) -> Option<Codec> {
         4 => Codec::MpegAudio,
         5 => Codec::Ac3,
         6 => Codec::Eac3,
+        7 => Codec::Teletext,
+        8 => Codec::DvbSubtitle,
+        9 => Codec::Scte35,
         _ => return None,
     })
 }
@@ -560,6 +566,7 @@ fn decode_track(r: &mut Reader) -> Field<Track> {
             channels,
             aac_object_type,
             language,
+            descriptors: Bytes::new(),
         },
     })
 }
@@ -588,6 +595,7 @@ mod tests {
                     channels: 2,
                     aac_object_type: 2,
                     language: Some("en".into()),
+                    descriptors: Bytes::new(),
                 },
             }]),
             frames: vec![Frame {

@@ -83,6 +83,7 @@ fn track() -> impl Strategy<Value = Track> {
                     channels,
                     aac_object_type,
                     language,
+                    descriptors: Bytes::new(),
                 }
             },
         );

@@ -15,7 +15,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 use strom_api::{NodeLoad, Readiness, Status, StreamInfo, StreamsResponse, TrackInfo};
-use strom_media::TrackKind;
 
 /// `GET /api/v1/cluster/peers`.
 #[derive(Debug, serde::Serialize)]
@@ -51,11 +50,7 @@ pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
         .iter()
         .map(|t| TrackInfo {
             id: t.id,
-            kind: match t.kind() {
-                TrackKind::Video => "video",
-                TrackKind::Audio => "audio",
-            }
-            .to_string(),
+            kind: t.kind().name().to_string(),
             codec: t.codec.name().to_string(),
             codec_string: t.params.codec_string.clone(),
             width: (t.params.width > 0).then_some(t.params.width),

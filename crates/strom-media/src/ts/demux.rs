@@ -847,6 +847,7 @@ impl Demuxer {
             Codec::H264 | Codec::H265 => self.video_frame(si, data, pts, dts),
             Codec::Aac => self.aac_frames(si, data, pts, dts),
             Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => self.opaque_audio_frame(si, data, pts, dts),
+            Codec::Teletext | Codec::DvbSubtitle | Codec::Scte35 => {}
         }
     }
 

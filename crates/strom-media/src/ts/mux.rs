@@ -239,7 +239,9 @@ impl TsMuxer {
                 adts = write_adts_header(p.aac_object_type, p.sample_rate, p.channels, data.len());
                 es_prefix = &adts;
             }
-            Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 => {}
+            Codec::MpegAudio | Codec::Ac3 | Codec::Eac3 | Codec::Teletext | Codec::DvbSubtitle => {}
+            // Sections, not PES: not muxed yet.
+            Codec::Scte35 => return,
         }
         let payload_len = es_prefix.len() + data.len() + mid.len();
         write_pes_header(head, stream.stream_id, frame.pts, frame.dts, payload_len);
@@ -320,7 +322,7 @@ fn stream_id(codec: Codec) -> u8 {
     match codec {
         Codec::H264 | Codec::H265 => STREAM_ID_VIDEO,
         Codec::Aac | Codec::MpegAudio => STREAM_ID_AUDIO,
-        Codec::Ac3 | Codec::Eac3 => STREAM_ID_PRIVATE_1,
+        Codec::Ac3 | Codec::Eac3 | Codec::Teletext | Codec::DvbSubtitle | Codec::Scte35 => STREAM_ID_PRIVATE_1,
     }
 }
 
@@ -332,6 +334,8 @@ fn stream_type(codec: Codec) -> u8 {
         Codec::MpegAudio => 0x03,
         Codec::Ac3 => 0x81,
         Codec::Eac3 => 0x87,
+        Codec::Teletext | Codec::DvbSubtitle => 0x06,
+        Codec::Scte35 => 0x86,
     }
 }
 

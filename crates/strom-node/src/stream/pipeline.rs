@@ -322,6 +322,10 @@ pub fn describe(tracks: &[Track]) -> String {
             match t.kind() {
                 TrackKind::Video => format!("{}:{codec} {}x{}", t.id, p.width, p.height),
                 TrackKind::Audio => format!("{}:{codec} {}Hz {}ch", t.id, p.sample_rate, p.channels),
+                TrackKind::Subtitle | TrackKind::Data => match &p.language {
+                    Some(lang) => format!("{}:{codec} {lang}", t.id),
+                    None => format!("{}:{codec}", t.id),
+                },
             }
         })
         .collect();
