@@ -62,6 +62,7 @@ fn wire_seeds(tracks: &Arc<[Track]>, frames: &[Frame], dir: &Path) {
         start,
         duration: last - start + 3600,
         discontinuity: false,
+        target_duration: 2,
         tracks: tracks.clone(),
         frames,
     };

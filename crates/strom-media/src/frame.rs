@@ -154,6 +154,11 @@ pub struct Segment {
     pub duration: i64,
     /// True when this segment does not continue the previous one (input switch, jump, track change).
     pub discontinuity: bool,
+    /// `EXT-X-TARGETDURATION` in whole seconds that the stream declared when
+    /// this segment was cut: the segment's duration rounds to at most this,
+    /// and the value stays the same for the life of the stream's segmenter
+    /// (RFC 8216 §4.3.3.1). 0 when not known (segments from wire v1 peers).
+    pub target_duration: u32,
     /// Tracks in effect for every frame of this segment.
     pub tracks: Arc<[Track]>,
     /// Frames in decode order as they arrived (tracks interleaved).

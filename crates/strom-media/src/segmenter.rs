@@ -93,6 +93,13 @@ impl Segmenter {
         self.dropped
     }
 
+    /// `EXT-X-TARGETDURATION` in whole seconds stamped on every segment.
+    pub fn target_duration(&self) -> u32 {
+        u32::try_from((self.cfg.target + CLOCK_HZ - 1) / CLOCK_HZ)
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
     /// UTC DTS of the first frame of the segment being built, if any.
     pub fn open_since(&self) -> Option<i64> {
         self.building.as_ref().map(|b| b.start)
@@ -225,6 +232,7 @@ impl Segmenter {
             start: b.start,
             duration: (end - b.start).max(1),
             discontinuity: b.discontinuity,
+            target_duration: self.target_duration(),
             tracks: self.tracks.clone(),
             frames: b.frames,
         };

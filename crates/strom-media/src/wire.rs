@@ -516,6 +516,7 @@ fn decode_segment(r: &mut Reader) -> Field<Segment> {
         start,
         duration,
         discontinuity: flags & SEGMENT_DISCONTINUITY != 0,
+        target_duration: 0,
         tracks: Arc::from(tracks),
         frames,
     })
@@ -582,6 +583,7 @@ mod tests {
             start: 0x0102_0304_0506_0708,
             duration: 180_000,
             discontinuity: true,
+            target_duration: 0,
             tracks: Arc::from(vec![Track {
                 id: 0,
                 codec: Codec::H264,
@@ -709,6 +711,7 @@ mod tests {
             start: i64::MIN,
             duration: i64::MAX,
             discontinuity: false,
+            target_duration: 0,
             tracks: Arc::from(Vec::new()),
             frames: Vec::new(),
         };
@@ -825,7 +828,7 @@ mod tests {
     #[test]
     fn unknown_codec() {
         assert_eq!(patched(|p| p[28] = 0), malformed("unknown codec number", 28));
-        assert_eq!(patched(|p| p[28] = 7), malformed("unknown codec number", 28));
+        assert_eq!(patched(|p| p[28] = 10), malformed("unknown codec number", 28));
     }
 
     #[test]

@@ -171,6 +171,7 @@ fn segment(tracks: Vec<Track>, frames: Vec<Frame>) -> Segment {
         start,
         duration: end - start,
         discontinuity: false,
+        target_duration: 2,
         tracks: tracks.into(),
         frames,
     }

@@ -110,6 +110,7 @@ fn segment() -> impl Strategy<Value = Segment> {
                 start,
                 duration,
                 discontinuity,
+                target_duration: 0,
                 tracks: Arc::from(tracks.clone()),
                 frames,
             },

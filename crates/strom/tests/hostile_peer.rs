@@ -33,6 +33,7 @@ fn absurd_segment() -> bytes::Bytes {
         start: 0,
         duration: 1_000_000_000 * strom_media::CLOCK_HZ,
         discontinuity: false,
+        target_duration: 2,
         tracks: Arc::from(Vec::new()),
         frames: Vec::new(),
     };

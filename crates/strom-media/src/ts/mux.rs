@@ -1027,6 +1027,7 @@ mod tests {
             start: T0,
             duration: 50 * 3600,
             discontinuity: false,
+            target_duration: 0,
             tracks,
             frames,
         };

@@ -213,6 +213,7 @@ mod tests {
             start,
             duration,
             discontinuity: false,
+            target_duration: 2,
             tracks: Arc::from(Vec::new()),
             frames: Vec::new(),
         }

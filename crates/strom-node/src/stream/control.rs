@@ -778,6 +778,7 @@ mod tests {
                 start: seq as i64 * 180_000,
                 duration: 180_000,
                 discontinuity: false,
+                target_duration: 2,
                 tracks: tracks(),
                 frames: Vec::new(),
             },

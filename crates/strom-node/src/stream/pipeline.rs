@@ -348,6 +348,7 @@ mod tests {
             start,
             duration: 180_000,
             discontinuity: false,
+            target_duration: 2,
             tracks: Arc::from(Vec::new()),
             frames: Vec::new(),
         }

@@ -184,6 +184,7 @@ mod tests {
                 start: seq as i64 * 180_000,
                 duration: 180_000,
                 discontinuity: disc,
+                target_duration: 2,
                 tracks: Arc::from(Vec::new()),
                 frames: Vec::new(),
             },
