@@ -14,6 +14,7 @@ pub mod codec;
 pub mod frame;
 pub mod hls;
 pub mod looper;
+pub mod scte35;
 pub mod segmenter;
 pub mod timeline;
 pub mod ts;
