@@ -10,6 +10,13 @@
 //! - `file:///abs/path` or `file://rel/path`, and for `backup` a bare path;
 //! - `builtin://NAME`, the embedded test channels.
 //!
+//! Every MPEG-TS input (udp, http, publish, file) takes a program selector
+//! `program=N` in its query (`udp://239.0.0.1:1234?program=202`,
+//! `tshttp://h/mpts.ts?program=202`, `publish://?program=202`,
+//! `file:///srv/mpts.ts?program=202`): the `program_number` of a
+//! multi-program TS to follow. strom consumes it; it is not sent to an HTTP
+//! source. Without it, the first program with video is followed.
+//!
 //! Invariant: `Display` prints the canonical URL, and parsing that URL gives
 //! back an equal [`Input`].
 
@@ -31,19 +38,28 @@ pub enum Input {
         iface: Option<Ipv4Addr>,
         /// Source-specific multicast sender (same family as `addr`).
         source: Option<IpAddr>,
+        /// MPTS `program_number` to follow (`?program=N`).
+        program: Option<u16>,
     },
     /// MPEG-TS pulled over HTTP(S); `url` starts with `http://` or `https://`
     /// and has a host.
     Http {
-        /// The URL as fetched.
+        /// The URL as fetched (without strom's own `program=` parameter).
         url: String,
+        /// MPTS `program_number` to follow (`program=N` in the query).
+        program: Option<u16>,
     },
     /// An encoder pushes the stream to strom.
-    Publish,
+    Publish {
+        /// MPTS `program_number` to follow (`publish://?program=N`).
+        program: Option<u16>,
+    },
     /// A local MPEG-TS file, played in a loop.
     File {
         /// Absolute or relative (to the working directory) path; never empty.
         path: PathBuf,
+        /// MPTS `program_number` to follow (`file://PATH?program=N`).
+        program: Option<u16>,
     },
     /// A channel embedded in the binary, such as `builtin://demo`.
     Builtin {
@@ -60,6 +76,20 @@ pub struct InputError(pub String);
 const SCHEMES: &str = "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
 
 impl Input {
+    /// `publish://` without a program selector.
+    pub const PUBLISH: Input = Input::Publish { program: None };
+
+    /// The MPTS program this input follows, if one was chosen.
+    pub fn program(&self) -> Option<u16> {
+        match self {
+            Input::Udp { program, .. }
+            | Input::Http { program, .. }
+            | Input::Publish { program }
+            | Input::File { program, .. } => *program,
+            Input::Builtin { .. } => None,
+        }
+    }
+
     /// Parses a `backup` value: like [`Input::from_str`], but a value without
     /// `://` is a file path, and `publish://` is refused (a backup must play
     /// without anyone pushing).
@@ -68,10 +98,13 @@ impl Input {
             if s.is_empty() {
                 return Err(InputError("empty backup path".into()));
             }
-            return Ok(Input::File { path: s.into() });
+            return Ok(Input::File {
+                path: s.into(),
+                program: None,
+            });
         }
         match s.parse()? {
-            Input::Publish => Err(InputError(
+            Input::Publish { .. } => Err(InputError(
                 "`publish://` cannot be a backup; use a file or a URL".into(),
             )),
             input => Ok(input),
@@ -95,13 +128,34 @@ impl FromStr for Input {
                     "tshttps" => format!("https://{rest}"),
                     _ => s.to_owned(),
                 };
+                let (url, program) = take_program(&url).map_err(|m| InputError(format!("bad input `{s}`: {m}")))?;
                 check_http_url(&url).map_err(InputError)?;
-                Ok(Input::Http { url })
+                Ok(Input::Http { url, program })
             }
-            "publish" if rest.is_empty() => Ok(Input::Publish),
-            "publish" => err(format!("bad input `{s}`: `publish://` takes nothing after `://`")),
-            "file" if rest.is_empty() => err(format!("bad input `{s}`: no file path")),
-            "file" => Ok(Input::File { path: rest.into() }),
+            "publish" => match rest.strip_prefix('?').map(parse_program) {
+                None if rest.is_empty() => Ok(Input::PUBLISH),
+                Some(Ok(program)) => Ok(Input::Publish { program: Some(program) }),
+                Some(Err(m)) => err(format!("bad input `{s}`: {m}")),
+                None => err(format!(
+                    "bad input `{s}`: `publish://` takes nothing after `://` but `?program=N`"
+                )),
+            },
+            "file" => {
+                let (path, program) = match rest.rsplit_once("?program=") {
+                    Some((path, n)) => match parse_program(&format!("program={n}")) {
+                        Ok(p) => (path, Some(p)),
+                        Err(m) => return err(format!("bad input `{s}`: {m}")),
+                    },
+                    None => (rest, None),
+                };
+                if path.is_empty() {
+                    return err(format!("bad input `{s}`: no file path"));
+                }
+                Ok(Input::File {
+                    path: path.into(),
+                    program,
+                })
+            }
             "builtin" => {
                 if rest.is_empty()
                     || !rest
@@ -119,6 +173,42 @@ impl FromStr for Input {
             )),
         }
     }
+}
+
+/// Parses `program=N`, a TS `program_number` (1..=65535; 0 is the network PID entry).
+fn parse_program(pair: &str) -> Result<u16, String> {
+    let value = pair
+        .strip_prefix("program=")
+        .ok_or_else(|| format!("unknown option `{pair}`; expected `program=N`"))?;
+    match value.parse::<u16>() {
+        Ok(n) if n > 0 && value.bytes().all(|b| b.is_ascii_digit()) => Ok(n),
+        _ => Err(format!("bad program `{value}`: expected a program_number 1..65535")),
+    }
+}
+
+/// Splits strom's `program=N` parameter off an HTTP URL's query.
+fn take_program(url: &str) -> Result<(String, Option<u16>), String> {
+    let Some((base, query)) = url.split_once('?') else {
+        return Ok((url.to_owned(), None));
+    };
+    let mut program = None;
+    let mut kept: Vec<&str> = Vec::new();
+    for pair in query.split('&') {
+        if pair.starts_with("program=") {
+            if program.is_some() {
+                return Err("`program` given twice".into());
+            }
+            program = Some(parse_program(pair)?);
+        } else {
+            kept.push(pair);
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, program))
 }
 
 fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
@@ -172,9 +262,19 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
         }
     };
     let mut iface = None;
+    let mut program = None;
     for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
+            "program" => {
+                if program.is_some() {
+                    return bad("`program` given twice");
+                }
+                match parse_program(pair) {
+                    Ok(p) => program = Some(p),
+                    Err(m) => return bad(&m),
+                }
+            }
             "iface" => {
                 if iface.is_some() {
                     return bad("`iface` given twice");
@@ -197,7 +297,11 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
                     Err(_) => return bad(&format!("bad source address `{value}`")),
                 }
             }
-            _ => return bad(&format!("unknown option `{key}`; expected `iface` or `source`")),
+            _ => {
+                return bad(&format!(
+                    "unknown option `{key}`; expected `iface`, `source` or `program`"
+                ))
+            }
         }
     }
     if iface.is_some() && !(ip.is_multicast() && ip.is_ipv4()) {
@@ -215,13 +319,19 @@ fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
         addr: SocketAddr::new(ip, port),
         iface,
         source,
+        program,
     })
 }
 
 impl fmt::Display for Input {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Input::Udp { addr, iface, source } => {
+            Input::Udp {
+                addr,
+                iface,
+                source,
+                program,
+            } => {
                 write!(f, "udp://{addr}")?;
                 let mut sep = '?';
                 if let Some(i) = iface {
@@ -230,12 +340,30 @@ impl fmt::Display for Input {
                 }
                 if let Some(s) = source {
                     write!(f, "{sep}source={s}")?;
+                    sep = '&';
+                }
+                if let Some(p) = program {
+                    write!(f, "{sep}program={p}")?;
                 }
                 Ok(())
             }
-            Input::Http { url } => f.write_str(url),
-            Input::Publish => f.write_str("publish://"),
-            Input::File { path } => write!(f, "file://{}", path.display()),
+            Input::Http { url, program } => {
+                f.write_str(url)?;
+                match program {
+                    Some(p) if url.contains('?') => write!(f, "&program={p}"),
+                    Some(p) => write!(f, "?program={p}"),
+                    None => Ok(()),
+                }
+            }
+            Input::Publish { program: None } => f.write_str("publish://"),
+            Input::Publish { program: Some(p) } => write!(f, "publish://?program={p}"),
+            Input::File { path, program } => {
+                write!(f, "file://{}", path.display())?;
+                match program {
+                    Some(p) => write!(f, "?program={p}"),
+                    None => Ok(()),
+                }
+            }
             Input::Builtin { name } => write!(f, "builtin://{name}"),
         }
     }
@@ -250,6 +378,7 @@ mod tests {
             addr: addr.parse().expect("valid test input"),
             iface: iface.map(|s| s.parse().expect("valid test input")),
             source: source.map(|s| s.parse().expect("valid test input")),
+            program: None,
         }
     }
 
@@ -313,7 +442,7 @@ mod tests {
                 "bad udp URL `udp://239.0.0.1:1?iface=eth0`: bad multicast iface `eth0`: expected the interface's IPv4 address",
             ),
             ("udp://10.0.0.1:1?iface=10.0.0.2", "bad udp URL `udp://10.0.0.1:1?iface=10.0.0.2`: `iface` needs an IPv4 multicast group address"),
-            ("udp://239.0.0.1:1?ttl=3", "bad udp URL `udp://239.0.0.1:1?ttl=3`: unknown option `ttl`; expected `iface` or `source`"),
+            ("udp://239.0.0.1:1?ttl=3", "bad udp URL `udp://239.0.0.1:1?ttl=3`: unknown option `ttl`; expected `iface`, `source` or `program`"),
             ("udp://239.0.0.1:1/x", "bad udp URL `udp://239.0.0.1:1/x`: unexpected path after the port"),
             ("udp://[ff0e::1]", "bad udp URL `udp://[ff0e::1]`: missing port, e.g. udp://[ff0e::1]:1234"),
             (
@@ -328,22 +457,49 @@ mod tests {
 
     #[test]
     fn other_schemes() {
-        let http = |u: &str| Input::Http { url: u.into() };
+        let http = |u: &str| Input::Http {
+            url: u.into(),
+            program: None,
+        };
         let table = [
             ("tshttp://10.0.0.5/news.ts", http("http://10.0.0.5/news.ts")),
             ("tshttps://cdn.example/a.ts", http("https://cdn.example/a.ts")),
             ("http://h:8080/x?y", http("http://h:8080/x?y")),
-            ("publish://", Input::Publish),
+            ("publish://", Input::PUBLISH),
+            ("publish://?program=7", Input::Publish { program: Some(7) }),
+            (
+                "tshttp://h/mpts.ts?a=1&program=202&b",
+                Input::Http {
+                    url: "http://h/mpts.ts?a=1&b".into(),
+                    program: Some(202),
+                },
+            ),
+            (
+                "http://h/mpts.ts?program=202",
+                Input::Http {
+                    url: "http://h/mpts.ts".into(),
+                    program: Some(202),
+                },
+            ),
+            (
+                "file:///srv/mpts.ts?program=101",
+                Input::File {
+                    path: "/srv/mpts.ts".into(),
+                    program: Some(101),
+                },
+            ),
             (
                 "file:///srv/a.ts",
                 Input::File {
                     path: "/srv/a.ts".into(),
+                    program: None,
                 },
             ),
             (
                 "file://rel/a.ts",
                 Input::File {
                     path: "rel/a.ts".into(),
+                    program: None,
                 },
             ),
             ("builtin://demo", Input::Builtin { name: "demo".into() }),
@@ -353,9 +509,19 @@ mod tests {
             assert_eq!(got, want, "{s}");
             assert_eq!(got.to_string().parse::<Input>().expect("valid test input"), want);
         }
-        assert_eq!(Input::Publish.to_string(), "publish://");
+        assert_eq!(Input::PUBLISH.to_string(), "publish://");
         assert_eq!(http("http://a/b").to_string(), "http://a/b");
-        assert_eq!(Input::File { path: "/x".into() }.to_string(), "file:///x");
+        assert_eq!(
+            Input::File {
+                path: "/x".into(),
+                program: None
+            }
+            .to_string(),
+            "file:///x"
+        );
+        let mpts: Input = "udp://239.0.0.1:1234?program=202".parse().expect("valid");
+        assert_eq!(mpts.program(), Some(202));
+        assert_eq!(mpts.to_string(), "udp://239.0.0.1:1234?program=202");
     }
 
     #[test]
@@ -364,7 +530,12 @@ mod tests {
             ("rtmp://a/b", "unsupported input scheme `rtmp://` in `rtmp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://"),
             ("tshttp:///x.ts", "bad URL `http:///x.ts`: no host"),
             ("http://", "bad URL `http://`: no host"),
-            ("publish://x", "bad input `publish://x`: `publish://` takes nothing after `://`"),
+            ("publish://x", "bad input `publish://x`: `publish://` takes nothing after `://` but `?program=N`"),
+            ("publish://?program=0", "bad input `publish://?program=0`: bad program `0`: expected a program_number 1..65535"),
+            ("udp://239.0.0.1:1?program=x", "bad udp URL `udp://239.0.0.1:1?program=x`: bad program `x`: expected a program_number 1..65535"),
+            ("udp://239.0.0.1:1?program=1&program=2", "bad udp URL `udp://239.0.0.1:1?program=1&program=2`: `program` given twice"),
+            ("http://h/a?program=70000", "bad input `http://h/a?program=70000`: bad program `70000`: expected a program_number 1..65535"),
+            ("file://?program=3", "bad input `file://?program=3`: no file path"),
             ("file://", "bad input `file://`: no file path"),
             ("builtin://", "bad input `builtin://`: expected builtin://NAME with a name of letters, digits, `_` and `-`"),
             ("/srv/a.ts", "bad input `/srv/a.ts`: expected a URL such as udp://239.0.0.1:1234"),
@@ -379,13 +550,15 @@ mod tests {
         assert_eq!(
             Input::parse_backup("/srv/slate.ts"),
             Ok(Input::File {
-                path: "/srv/slate.ts".into()
+                path: "/srv/slate.ts".into(),
+                program: None
             })
         );
         assert_eq!(
             Input::parse_backup("vod/bunny.mp4"),
             Ok(Input::File {
-                path: "vod/bunny.mp4".into()
+                path: "vod/bunny.mp4".into(),
+                program: None
             })
         );
         assert_eq!(

@@ -34,6 +34,7 @@ fn udp(s: &str) -> Input {
         addr: addr(s),
         iface: None,
         source: None,
+        program: None,
     }
 }
 
@@ -58,14 +59,16 @@ fn brief_example_parses_with_defaults() {
             udp("239.0.0.1:1234"),
             Input::Http {
                 url: "http://10.0.0.5/news.ts".into(),
+                program: None,
             },
         ],
     );
     news.backup = Some(Input::File {
         path: "/srv/slate.ts".into(),
+        program: None,
     });
     news.source_timeout = Duration::from_secs(5);
-    let mut studio = StreamConfig::new("studio", vec![Input::Publish]);
+    let mut studio = StreamConfig::new("studio", vec![Input::PUBLISH]);
     studio.ondemand = true;
     let want = Config {
         http: vec![addr("[::]:8080")],
@@ -136,6 +139,7 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
         on_play: Some("http://auth.example/check".into()),
         backup: Some(Input::File {
             path: "vod/bunny.mp4".into(),
+            program: None,
         }),
         dvr: Some(dvr(2, Some(97))),
         max_streams: crate::model::DEFAULT_SOURCE_MAX_STREAMS,
@@ -148,10 +152,14 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
             udp("239.1.1.1:5000"),
             Input::Http {
                 url: "http://origin/x.ts".into(),
+                program: None,
             },
         ],
     );
-    s.backup = Some(Input::File { path: "FILE".into() });
+    s.backup = Some(Input::File {
+        path: "FILE".into(),
+        program: None,
+    });
     s.ondemand = true;
     s.dvr = Some(dvr(7, None));
     s.on_play = Some("http://auth.example/check".into());
@@ -198,6 +206,7 @@ fn listeners_state_dir_and_values() {
             addr: addr("239.0.0.1:1234"),
             iface: Some("10.0.0.1".parse().expect("valid test input")),
             source: Some("10.1.1.1".parse().expect("valid test input")),
+            program: None,
         }
     );
     assert_eq!(s.inputs[1], Input::Builtin { name: "demo".into() });
@@ -234,7 +243,8 @@ fn comments_and_quoted_strings() {
     assert_eq!(
         s.backup,
         Some(Input::File {
-            path: "/srv/my slate.ts".into()
+            path: "/srv/my slate.ts".into(),
+            program: None
         })
     );
     let text = c.to_text();

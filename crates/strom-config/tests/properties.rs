@@ -109,17 +109,20 @@ fn udp() -> impl Strategy<Value = Input> {
             multicast_v4(),
             port.clone(),
             proptest::option::of(any::<Ipv4Addr>()),
-            proptest::option::of(any::<Ipv4Addr>())
+            proptest::option::of(any::<Ipv4Addr>()),
+            program(),
         )
-            .prop_map(|(ip, port, iface, source)| Input::Udp {
+            .prop_map(|(ip, port, iface, source, program)| Input::Udp {
                 addr: SocketAddr::new(IpAddr::V4(ip), port),
                 iface,
                 source: source.map(IpAddr::V4),
+                program,
             }),
         (any::<Ipv4Addr>(), port.clone()).prop_map(|(ip, port)| Input::Udp {
             addr: SocketAddr::new(IpAddr::V4(ip), port),
             iface: None,
             source: None,
+            program: None,
         }),
         (any::<[u16; 7]>(), port, proptest::option::of(any::<Ipv6Addr>())).prop_map(|(s, port, source)| {
             let group = Ipv6Addr::new(0xff0e, s[0], s[1], s[2], s[3], s[4], s[5], s[6]);
@@ -127,9 +130,15 @@ fn udp() -> impl Strategy<Value = Input> {
                 addr: SocketAddr::new(IpAddr::V6(group), port),
                 iface: None,
                 source: source.map(IpAddr::V6),
+                program: None,
             }
         }),
     ]
+}
+
+/// An MPTS program selector (`program=N`, never 0).
+fn program() -> impl Strategy<Value = Option<u16>> {
+    proptest::option::of(1u16..)
 }
 
 fn file_path() -> impl Strategy<Value = std::path::PathBuf> {
@@ -144,14 +153,14 @@ fn file_path() -> impl Strategy<Value = std::path::PathBuf> {
 fn backup() -> impl Strategy<Value = Input> {
     prop_oneof![
         udp(),
-        http_url().prop_map(|url| Input::Http { url }),
-        file_path().prop_map(|path| Input::File { path }),
+        (http_url(), program()).prop_map(|(url, program)| Input::Http { url, program }),
+        (file_path(), program()).prop_map(|(path, program)| Input::File { path, program }),
         "[A-Za-z0-9_-]{1,10}".prop_map(|name| Input::Builtin { name }),
     ]
 }
 
 fn input() -> impl Strategy<Value = Input> {
-    prop_oneof![4 => backup(), 1 => Just(Input::Publish)]
+    prop_oneof![4 => backup(), 1 => program().prop_map(|program| Input::Publish { program })]
 }
 
 fn dvr() -> impl Strategy<Value = DvrConfig> {

@@ -70,6 +70,7 @@ pub struct Metrics {
     input_restarts: Family<StreamLabel, Counter>,
     input_panics: Family<StreamLabel, Counter>,
     timestamp_jumps: Family<StreamLabel, Counter>,
+    ts_interpolated: Family<StreamLabel, Counter>,
     task_panics: Family<StreamLabel, Counter>,
     sessions_refused: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
@@ -122,6 +123,12 @@ pub struct StreamMetrics {
     pub sessions_refused: Counter,
     /// Input tasks that panicked.
     pub input_panics: Counter,
+    /// UDP datagrams a stream lost because it fell behind its shared socket.
+    pub udp_overrun: Counter,
+    /// PES and section errors of other kinds (unknown stream types, LATM).
+    pub ts_other: Counter,
+    /// Frame timestamps the demuxer had to interpolate (PES without PTS).
+    pub ts_interpolated: Counter,
 }
 
 impl Default for Metrics {
@@ -150,6 +157,7 @@ impl Metrics {
             input_restarts: Family::default(),
             input_panics: Family::default(),
             timestamp_jumps: Family::default(),
+            ts_interpolated: Family::default(),
             task_panics: Family::default(),
             sessions_refused: Family::default(),
             server_clients: Gauge::default(),
@@ -196,8 +204,13 @@ impl Metrics {
         );
         r.register(
             "stream_ts_errors",
-            "MPEG-TS errors by kind (cc, sync, pes, pmt)",
+            "MPEG-TS errors by kind (cc, sync, pes, pmt, unknown_stream, udp_overrun)",
             m.ts_errors.clone(),
+        );
+        r.register(
+            "stream_ts_interpolated",
+            "Frame timestamps interpolated for PES packets without a PTS",
+            m.ts_interpolated.clone(),
         );
         r.register(
             "stream_dropped_frames",
@@ -306,6 +319,9 @@ impl Metrics {
             ts_sync: self.ts_errors.get_or_create_owned(&kind("sync")),
             ts_pes: self.ts_errors.get_or_create_owned(&kind("pes")),
             ts_pmt: self.ts_errors.get_or_create_owned(&kind("pmt")),
+            udp_overrun: self.ts_errors.get_or_create_owned(&kind("udp_overrun")),
+            ts_other: self.ts_errors.get_or_create_owned(&kind("unknown_stream")),
+            ts_interpolated: self.ts_interpolated.get_or_create_owned(&l),
             dropped_wait_keyframe: self.dropped_frames.get_or_create_owned(&kind("wait_keyframe")),
             dropped_timestamp: self.dropped_frames.get_or_create_owned(&kind("timestamp")),
             slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),

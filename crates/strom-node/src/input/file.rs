@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use strom_media::looper::Looper;
-use strom_media::ts::demux::{DemuxEvent, Demuxer};
+use strom_media::ts::demux::DemuxEvent;
 use strom_media::ts::TS_WRAP;
 use strom_media::{Frame, Track, CLOCK_HZ};
 use tokio::time::Instant;
@@ -44,9 +44,10 @@ impl std::fmt::Display for Origin {
     }
 }
 
-/// Demuxes a whole file into a looper. None when it holds nothing playable.
-pub fn prepare(data: &[u8]) -> Option<Looper> {
-    let mut demux = Demuxer::new();
+/// Demuxes a whole file (following MPTS program `program`) into a looper.
+/// None when it holds nothing playable.
+pub fn prepare(data: &[u8], program: Option<u16>) -> Option<Looper> {
+    let mut demux = super::demuxer(program);
     demux.push(data);
     demux.flush();
     let mut tracks: Option<Arc<[Track]>> = None;
@@ -85,11 +86,11 @@ async fn load(origin: &Origin) -> Result<Bytes, String> {
 }
 
 /// Runs until cancelled.
-pub async fn run(origin: Origin, ctx: InputCtx) {
+pub async fn run(origin: Origin, program: Option<u16>, ctx: InputCtx) {
     let mut looper = loop {
         let r = load(&origin)
             .await
-            .and_then(|data| prepare(&data).ok_or_else(|| "no playable frames".to_string()));
+            .and_then(|data| prepare(&data, program).ok_or_else(|| "no playable frames".to_string()));
         match r {
             Ok(l) => break l,
             Err(e) => {
@@ -144,7 +145,7 @@ mod tests {
 
     #[test]
     fn the_demo_is_playable_and_loops() {
-        let mut l = prepare(DEMO_TS).expect("demo demuxes");
+        let mut l = prepare(DEMO_TS, None).expect("demo demuxes");
         assert!(l.tracks().len() >= 2, "video and audio");
         let period = l.period();
         assert!(period > 9 * CLOCK_HZ && period < 11 * CLOCK_HZ, "about 10 s: {period}");

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use std::time::Duration;
 
 /// Runs until cancelled.
-pub async fn run(url: String, ctx: InputCtx) {
+pub async fn run(url: String, program: Option<u16>, ctx: InputCtx) {
     // What logs and states show: no password or key.
     let shown = crate::util::redact_url(&url);
     let client = match crate::util::http_client(Duration::from_secs(5)) {
@@ -25,7 +25,7 @@ pub async fn run(url: String, ctx: InputCtx) {
     loop {
         let reason = tokio::select! {
             _ = ctx.cancel.cancelled() => return,
-            r = session(&client, &url, &shown, idle, &ctx, &mut backoff) => r,
+            r = session(&client, &url, &shown, program, idle, &ctx, &mut backoff) => r,
         };
         let Some(reason) = reason else { return };
         tracing::warn!(stream = %ctx.stream, input = ctx.index(), url = %shown, %reason, "http input down");
@@ -41,6 +41,7 @@ async fn session(
     client: &reqwest::Client,
     url: &str,
     shown: &str,
+    program: Option<u16>,
     idle: Duration,
     ctx: &InputCtx,
     backoff: &mut Backoff,
@@ -56,7 +57,7 @@ async fn session(
     tracing::info!(stream = %ctx.stream, input = ctx.index(), url = %shown, "http input connected");
     ctx.state(true, format!("connected to {shown}")).await;
     let mut body = resp.bytes_stream();
-    let mut feeder = Feeder::new();
+    let mut feeder = Feeder::new(program);
     let mut got_data = false;
     loop {
         match tokio::time::timeout(idle, body.next()).await {

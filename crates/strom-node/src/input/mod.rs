@@ -120,16 +120,12 @@ pub struct Feeder {
     seen: DemuxStats,
 }
 
-impl Default for Feeder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl Feeder {
-    pub fn new() -> Self {
+    /// A demuxer following MPTS program `program` (`None`: the first program
+    /// with video).
+    pub fn new(program: Option<u16>) -> Self {
         Feeder {
-            demux: Demuxer::new(),
+            demux: demuxer(program),
             seen: DemuxStats::default(),
         }
     }
@@ -170,6 +166,13 @@ impl Feeder {
             .inc_by(s.dropped_frames.saturating_sub(self.seen.dropped_frames));
         self.seen = s.clone();
     }
+}
+
+/// The demuxer of a TS input following `program`.
+pub fn demuxer(program: Option<u16>) -> Demuxer {
+    // TODO(program selection): Demuxer::with_program once the demuxer has it.
+    let _ = program;
+    Demuxer::new()
 }
 
 /// Capped exponential backoff for reconnecting inputs.
@@ -217,11 +220,16 @@ impl Launcher for Inputs {
 /// Runs the input of `spec` until cancelled.
 pub async fn run(spec: InputSpec, ctx: InputCtx) {
     match spec {
-        InputSpec::Config(Input::Udp { addr, iface, source }) => udp::run(addr, iface, source, ctx).await,
-        InputSpec::Config(Input::Http { url }) => http::run(url, ctx).await,
-        InputSpec::Config(Input::Publish) => publish::run(ctx).await,
-        InputSpec::Config(Input::File { path }) => file::run(file::Origin::Path(path), ctx).await,
-        InputSpec::Config(Input::Builtin { name }) => file::run(file::Origin::Builtin(name), ctx).await,
+        InputSpec::Config(Input::Udp {
+            addr,
+            iface,
+            source,
+            program,
+        }) => udp::run(addr, iface, source, program, ctx).await,
+        InputSpec::Config(Input::Http { url, program }) => http::run(url, program, ctx).await,
+        InputSpec::Config(Input::Publish { program }) => publish::run(program, ctx).await,
+        InputSpec::Config(Input::File { path, program }) => file::run(file::Origin::Path(path), program, ctx).await,
+        InputSpec::Config(Input::Builtin { name }) => file::run(file::Origin::Builtin(name), None, ctx).await,
         InputSpec::Cluster(spec) => cluster::run(spec, ctx).await,
     }
 }

@@ -64,7 +64,7 @@ impl PublishSlot {
 }
 
 /// Runs until cancelled.
-pub async fn run(ctx: InputCtx) {
+pub async fn run(program: Option<u16>, ctx: InputCtx) {
     let Some(slot) = ctx.publish.clone() else {
         tracing::error!(stream = %ctx.stream, "publish input without a publish slot");
         return;
@@ -72,7 +72,7 @@ pub async fn run(ctx: InputCtx) {
     loop {
         let (tx, mut rx) = mpsc::channel::<Bytes>(PUBLISH_QUEUE);
         slot.put(Some(tx));
-        let mut feeder = Feeder::new();
+        let mut feeder = Feeder::new(program);
         let mut connected = false;
         loop {
             let chunk = tokio::select! {

@@ -129,7 +129,7 @@ impl Stream {
         let publish = spec
             .inputs
             .iter()
-            .any(|i| matches!(i, InputSpec::Config(Input::Publish)))
+            .any(|i| matches!(i, InputSpec::Config(Input::Publish { .. })))
             .then(|| Arc::new(PublishSlot::default()));
         let status = if spec.cfg.ondemand {
             Status::Stopped

@@ -495,7 +495,7 @@ mod tests {
     fn a_new_output_is_one_registration() {
         let mut factories = REGISTRY.to_vec();
         factories.push(counter);
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::Publish]));
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
         let metrics = crate::metrics::Metrics::new().stream("t");
         let stream = Stream::new(spec, metrics, &factories);
         let mut p = Pipeline::new(stream.clone());
@@ -531,7 +531,7 @@ mod tests {
 
     #[test]
     fn a_source_that_jumps_every_200_ms_does_not_outrun_the_clock() {
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::Publish]));
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
         let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
         let mut p = Pipeline::new(stream.clone());
         let t0 = Instant::now();
@@ -554,7 +554,7 @@ mod tests {
 
     #[test]
     fn backup_then_cluster_feed_numbers_forward() {
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::Publish]));
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
         let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
         let mut p = Pipeline::new(stream.clone());
         let t0 = Instant::now();
