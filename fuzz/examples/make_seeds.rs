@@ -9,8 +9,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use strom_media::ts::demux::{DemuxEvent, Demuxer};
-use strom_media::wire::{encode_heartbeat, encode_segment};
-use strom_media::{Frame, Segment, Track};
+use strom_media::wire::{encode_heartbeat, encode_segment, encode_segment_v1};
+use strom_media::{Codec, Frame, Segment, Track, TrackParams};
 
 /// Frames of the demo kept in the wire seed (about 0.3 s of audio and video).
 const WIRE_FRAMES: usize = 24;
@@ -32,7 +32,12 @@ fn demux(ts: &[u8]) -> (Arc<[Track]>, Vec<Frame>) {
         }
     }
     let tracks = tracks.expect("the demo has tracks");
-    eprintln!("demo: {} tracks, {} frames, first keyframe: {}", tracks.len(), frames.len(), frames.first().is_some_and(|f| f.keyframe));
+    eprintln!(
+        "demo: {} tracks, {} frames, first keyframe: {}",
+        tracks.len(),
+        frames.len(),
+        frames.first().is_some_and(|f| f.keyframe)
+    );
     (tracks, frames)
 }
 
@@ -40,6 +45,52 @@ fn write(dir: &Path, name: &str, data: &[u8]) {
     fs::create_dir_all(dir).expect("corpus dir");
     fs::write(dir.join(name), data).expect("write seed");
     println!("{} ({} bytes)", dir.join(name).display(), data.len());
+}
+
+/// The seed segment as a version 1 node wrote it: no target duration (the
+/// demo's tracks carry no descriptors and only version 1 codecs).
+fn v1_message(seg: &Segment) -> Vec<u8> {
+    let seg = Segment {
+        target_duration: 0,
+        ..seg.clone()
+    };
+    encode_segment_v1(&seg).expect("the demo fits version 1").to_vec()
+}
+
+/// The seed segment with a teletext track beside the demo's: a
+/// teletext_descriptor (0x56, ETSI EN 300 468 §6.2.43) for "deu" subtitles
+/// on page 888 and a stream_identifier_descriptor, and one teletext PES
+/// payload (data_identifier 0x10, one stuffing data unit).
+fn with_teletext(seg: &Segment) -> Segment {
+    let mut tracks = seg.tracks.to_vec();
+    let id = tracks.len() as u16;
+    tracks.push(Track {
+        id,
+        codec: Codec::Teletext,
+        params: TrackParams {
+            language: Some("deu".into()),
+            descriptors: vec![0x56, 5, b'd', b'e', b'u', 0x10, 0x88, 0x52, 1, 3].into(),
+            ..TrackParams::default()
+        },
+    });
+    let mut frames = seg.frames.clone();
+    let mut pes = vec![0x10, 0xFF, 44];
+    pes.extend_from_slice(&[0xFF; 44]);
+    frames.insert(
+        1,
+        Frame {
+            track: id,
+            dts: seg.start,
+            pts: seg.start,
+            keyframe: true,
+            data: pes.into(),
+        },
+    );
+    Segment {
+        tracks: tracks.into(),
+        frames,
+        ..seg.clone()
+    }
 }
 
 /// A wire segment of the demo's first frames, rebased to a UTC start.
@@ -87,6 +138,18 @@ fn wire_seeds(tracks: &Arc<[Track]>, frames: &[Frame], dir: &Path) {
         dir,
         "segment-heartbeat-segment",
         &seeded(7, &[&segment, &heartbeat, &encode_segment(&discontinuous)]),
+    );
+    // A version 1 segment, then version 2 messages on the same stream.
+    write(
+        dir,
+        "v1-segment-then-v2",
+        &seeded(4, &[&v1_message(&discontinuous), &heartbeat, &segment]),
+    );
+    // Codec 7 with descriptors, a version 2 payload only.
+    write(
+        dir,
+        "teletext-descriptors",
+        &seeded(9, &[&encode_segment(&with_teletext(&discontinuous))]),
     );
 }
 
@@ -139,7 +202,11 @@ fn main() {
     // Starting 4096 ticks before 2^33: the DTS wraps in the first frames.
     write(&dir, "demo-wrap", &looper_seed(&frames, 0, u32::MAX - 2047, None));
     // A splice half-way.
-    write(&dir, "demo-splice", &looper_seed(&frames, 0, 1_000, Some(LOOPER_FRAMES / 2)));
+    write(
+        &dir,
+        "demo-splice",
+        &looper_seed(&frames, 0, 1_000, Some(LOOPER_FRAMES / 2)),
+    );
     // Audio only: layout 1 takes track 0 as AAC; keep the demo's audio frames.
     let audio: Vec<Frame> = frames
         .iter()

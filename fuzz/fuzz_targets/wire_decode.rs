@@ -2,9 +2,12 @@
 //!
 //! The first two bytes seed the chunk sizes; the rest is pushed in those
 //! chunks, pulling until `None` or an error after every push. Checked:
-//! - every decoded message is the canonical encoding of what it decoded to:
-//!   a segment or heartbeat re-encodes to exactly the bytes it was read from,
-//!   and the re-encoded segment decodes to an equal segment;
+//! - every decoded message is the canonical encoding of what it decoded to
+//!   in its version: a version 2 segment or heartbeat re-encodes to exactly
+//!   the bytes it was read from, a version 1 segment re-encodes with
+//!   `encode_segment_v1` to exactly its bytes (and a version 1 heartbeat to
+//!   the version 2 one with only the version byte and CRC changed); the
+//!   segment re-encoded as version 2 decodes to an equal segment;
 //! - the buffer stays bounded by the message limit plus one push;
 //! - after an error every pull returns the same error, and pushes are dropped;
 //! - the same bytes pushed in one piece give the same messages and outcome.
@@ -18,7 +21,8 @@
 use libfuzzer_sys::fuzz_target;
 use strom_media::ts::crc::crc32_mpeg2;
 use strom_media::wire::{
-    encode_heartbeat, encode_segment, Decoder, Message, WireError, CRC_LEN, HEADER_LEN, KIND_HEARTBEAT, KIND_SEGMENT,
+    encode_heartbeat, encode_segment, encode_segment_v1, Decoder, Message, WireError, CRC_LEN, HEADER_LEN,
+    KIND_HEARTBEAT, KIND_SEGMENT, VERSION, VERSION_1,
 };
 
 /// Small enough that a fuzzed length can't make the fuzzer allocate much.
@@ -29,10 +33,19 @@ type Outcome = (Vec<Message>, Option<WireError>);
 
 /// Checks a message decoded from `raw`, the exact bytes it spanned.
 fn check_message(m: &Message, raw: &[u8]) {
+    let version = raw[4];
+    assert!(version == VERSION || version == VERSION_1, "version {version} accepted");
     match m {
         Message::Segment(seg) => {
             let again = encode_segment(seg);
-            assert!(again[..] == raw[..], "segment does not re-encode to its bytes");
+            if version == VERSION {
+                assert!(again[..] == raw[..], "segment does not re-encode to its bytes");
+            } else {
+                let v1 = encode_segment_v1(seg).expect("a version 1 segment has a version 1 encoding");
+                assert!(v1[..] == raw[..], "version 1 segment does not re-encode to its bytes");
+                assert_eq!(seg.target_duration, 0);
+                assert!(seg.tracks.iter().all(|t| t.params.descriptors.is_empty()));
+            }
             let mut d = Decoder::new();
             d.push(&again);
             match d.pull() {
@@ -41,10 +54,15 @@ fn check_message(m: &Message, raw: &[u8]) {
             }
         }
         Message::Heartbeat { newest } => {
+            let again = encode_heartbeat(*newest);
+            let body = again.len() - CRC_LEN;
             assert!(
-                encode_heartbeat(*newest)[..] == raw[..],
+                again.len() == raw.len() && again[..4] == raw[..4] && again[5..body] == raw[5..body],
                 "heartbeat does not re-encode to its bytes"
             );
+            if version == VERSION {
+                assert!(again[..] == raw[..], "heartbeat does not re-encode to its bytes");
+            }
         }
         Message::Unknown { kind } => {
             assert!(*kind != KIND_SEGMENT && *kind != KIND_HEARTBEAT);

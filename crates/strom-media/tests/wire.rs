@@ -1,16 +1,21 @@
 //! Property and real-stream tests of the cluster wire format: arbitrary
 //! segments round-trip exactly and encode deterministically, chunking is
-//! invisible to the decoder, any single corrupted byte is caught, and a real
-//! segment of assets/demo.ts muxes to the same HLS bytes after a round trip.
+//! invisible to the decoder, any single corrupted byte is caught, version 1
+//! messages still read (and re-encode as version 2), and a real segment of
+//! assets/demo.ts muxes to the same HLS bytes after a round trip.
 
 use bytes::Bytes;
 use proptest::prelude::*;
 use std::sync::Arc;
 use strom_media::segmenter::{Segmenter, SegmenterConfig};
 use strom_media::timeline::{Mapped, Timeline, TimelineConfig};
+use strom_media::ts::crc::crc32_mpeg2;
 use strom_media::ts::demux::{DemuxEvent, Demuxer};
 use strom_media::ts::mux::mux_segment;
-use strom_media::wire::{encode_heartbeat, encode_segment, Decoder, Message, WireError};
+use strom_media::wire::{
+    encode_heartbeat, encode_segment, encode_segment_v1, is_descriptor_loop, Decoder, Message, WireError,
+    MAX_DESCRIPTOR_BYTES, VERSION, VERSION_1,
+};
 use strom_media::{Codec, Frame, Segment, Track, TrackParams, CLOCK_HZ};
 
 const DEMO: &[u8] = include_bytes!("../../../assets/demo.ts");
@@ -45,7 +50,36 @@ fn codec() -> impl Strategy<Value = Codec> {
         Just(Codec::MpegAudio),
         Just(Codec::Ac3),
         Just(Codec::Eac3),
+        Just(Codec::Teletext),
+        Just(Codec::DvbSubtitle),
+        Just(Codec::Scte35),
     ]
+}
+
+/// A descriptor loop: whole `(tag, length, body)` entries, usually none,
+/// sometimes up to the 1023-byte bound.
+fn descriptors() -> impl Strategy<Value = Bytes> {
+    let entry = (any::<u8>(), proptest::collection::vec(any::<u8>(), 0..=255));
+    prop_oneof![
+        2 => Just(Bytes::new()),
+        2 => proptest::collection::vec(entry, 1..8).prop_map(|entries| {
+            let mut out = Vec::new();
+            for (tag, body) in entries {
+                if out.len() + 2 + body.len() > MAX_DESCRIPTOR_BYTES {
+                    break;
+                }
+                out.push(tag);
+                out.push(body.len() as u8);
+                out.extend_from_slice(&body);
+            }
+            Bytes::from(out)
+        }),
+    ]
+}
+
+/// A declared target duration: usually 0 (unknown) or a few seconds.
+fn target_duration() -> impl Strategy<Value = u32> {
+    prop_oneof![Just(0), 1u32..=30, any::<u32>()]
 }
 
 fn track() -> impl Strategy<Value = Track> {
@@ -60,6 +94,7 @@ fn track() -> impl Strategy<Value = Track> {
         any::<u8>(),
         any::<u8>(),
         proptest::option::of("\\PC{0,8}"),
+        descriptors(),
     )
         .prop_map(
             |(
@@ -72,6 +107,7 @@ fn track() -> impl Strategy<Value = Track> {
                 channels,
                 aac_object_type,
                 language,
+                descriptors,
             )| {
                 TrackParams {
                     parameter_sets,
@@ -83,7 +119,7 @@ fn track() -> impl Strategy<Value = Track> {
                     channels,
                     aac_object_type,
                     language,
-                    descriptors: Bytes::new(),
+                    descriptors,
                 }
             },
         );
@@ -104,33 +140,79 @@ fn segment() -> impl Strategy<Value = Segment> {
         );
         // Frames need a track to refer to.
         let frames = proptest::collection::vec(frame, if n == 0 { 0..1 } else { 0..24 });
-        (any::<u64>(), timestamp(), timestamp(), any::<bool>(), frames).prop_map(
-            move |(seq, start, duration, discontinuity, frames)| Segment {
-                seq,
-                start,
-                duration,
-                discontinuity,
-                target_duration: 0,
-                tracks: Arc::from(tracks.clone()),
-                frames,
-            },
+        (
+            any::<u64>(),
+            timestamp(),
+            timestamp(),
+            any::<bool>(),
+            target_duration(),
+            frames,
         )
+            .prop_map(
+                move |(seq, start, duration, discontinuity, target_duration, frames)| Segment {
+                    seq,
+                    start,
+                    duration,
+                    discontinuity,
+                    target_duration,
+                    tracks: Arc::from(tracks.clone()),
+                    frames,
+                },
+            )
     })
 }
 
-fn message() -> impl Strategy<Value = Message> {
-    prop_oneof![
-        4 => segment().prop_map(Message::Segment),
-        1 => proptest::option::of(0..u64::MAX).prop_map(|newest| Message::Heartbeat { newest }),
-    ]
+/// What version 1 can carry: no target duration, no descriptors, codecs 1–6.
+fn v1_compatible(seg: &Segment) -> Segment {
+    let tracks: Vec<Track> = seg
+        .tracks
+        .iter()
+        .map(|t| Track {
+            codec: match t.codec {
+                Codec::Teletext | Codec::DvbSubtitle | Codec::Scte35 => Codec::Ac3,
+                c => c,
+            },
+            params: TrackParams {
+                descriptors: Bytes::new(),
+                ..t.params.clone()
+            },
+            ..t.clone()
+        })
+        .collect();
+    Segment {
+        target_duration: 0,
+        tracks: Arc::from(tracks),
+        ..seg.clone()
+    }
 }
 
-fn encode(m: &Message) -> Bytes {
-    match m {
-        Message::Segment(s) => encode_segment(s),
-        Message::Heartbeat { newest } => encode_heartbeat(*newest),
-        Message::Unknown { .. } => unreachable!("not generated"),
-    }
+/// A version 1 heartbeat, as a version 1 node writes it: the version 2
+/// bytes with the version byte and the CRC rewritten.
+fn heartbeat_v1(newest: Option<u64>) -> Bytes {
+    let mut m = encode_heartbeat(newest).to_vec();
+    m[4] = VERSION_1;
+    let body = m.len() - 4;
+    let crc = crc32_mpeg2(&m[..body]);
+    m[body..].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(m)
+}
+
+/// A message and its encoding: version 2 as writers write it, or (about a
+/// third of the time) version 1 as an older peer wrote it.
+fn message() -> impl Strategy<Value = (Message, Bytes)> {
+    prop_oneof![
+        3 => segment().prop_map(|s| (encode_segment(&s), Message::Segment(s))),
+        2 => segment().prop_map(|s| {
+            let s = v1_compatible(&s);
+            let bytes = encode_segment_v1(&s).expect("v1-compatible");
+            (bytes, Message::Segment(s))
+        }),
+        1 => (proptest::option::of(0..u64::MAX), any::<bool>()).prop_map(|(newest, v1)| {
+            let bytes = if v1 { heartbeat_v1(newest) } else { encode_heartbeat(newest) };
+            (bytes, Message::Heartbeat { newest })
+        }),
+    ]
+    .prop_map(|(bytes, m)| (m, bytes))
 }
 
 /// Pushes `chunks` one by one, pulling until `None` after each.
@@ -177,11 +259,44 @@ proptest! {
     }
 
     #[test]
+    fn generated_descriptors_are_loops(seg in segment()) {
+        for t in seg.tracks.iter() {
+            prop_assert!(is_descriptor_loop(&t.params.descriptors));
+            prop_assert!(t.params.descriptors.len() <= MAX_DESCRIPTOR_BYTES);
+        }
+    }
+
+    #[test]
+    fn version_1_still_reads_and_re_encodes_as_version_2(seg in segment()) {
+        let v1seg = v1_compatible(&seg);
+        let v1 = encode_segment_v1(&v1seg).ok_or_else(|| TestCaseError::fail("v1-compatible"))?;
+        prop_assert_eq!(v1[4], VERSION_1);
+        let decoded = decode_chunks([&v1[..]]);
+        prop_assert_eq!(&decoded, &Ok(vec![Message::Segment(v1seg.clone())]));
+        // Canonical per version: the decoded segment gives the same v1 bytes...
+        let Ok(msgs) = decoded else { unreachable!() };
+        let [Message::Segment(d)] = &msgs[..] else { unreachable!() };
+        prop_assert_eq!(encode_segment_v1(d), Some(v1.clone()));
+        // ...and a writer re-encodes it as version 2, the same segment inside.
+        let v2 = encode_segment(d);
+        prop_assert_eq!(v2[4], VERSION);
+        prop_assert_eq!(decode_chunks([&v2[..]]), Ok(vec![Message::Segment(v1seg)]));
+        // A segment with anything v1 can't carry has no v1 encoding.
+        let needs_v2 = seg.target_duration != 0
+            || seg.tracks.iter().any(|t| {
+                !t.params.descriptors.is_empty()
+                    || matches!(t.codec, Codec::Teletext | Codec::DvbSubtitle | Codec::Scte35)
+            });
+        prop_assert_eq!(encode_segment_v1(&seg).is_none(), needs_v2);
+    }
+
+    #[test]
     fn chunking_is_invisible(
         messages in proptest::collection::vec(message(), 1..5),
         sizes in proptest::collection::vec(1usize..300, 1..50),
     ) {
-        let stream: Vec<u8> = messages.iter().flat_map(|m| encode(m).to_vec()).collect();
+        let stream: Vec<u8> = messages.iter().flat_map(|(_, b)| b.to_vec()).collect();
+        let messages: Vec<Message> = messages.into_iter().map(|(m, _)| m).collect();
         let mut chunks = Vec::new();
         let mut pos = 0;
         for size in sizes.iter().cycle() {
@@ -198,8 +313,7 @@ proptest! {
     }
 
     #[test]
-    fn any_single_byte_flip_is_an_error(m in message(), mask in 1u8..=255) {
-        let good = encode(&m);
+    fn any_single_byte_flip_is_an_error((_, good) in message(), mask in 1u8..=255) {
         for i in 0..good.len() {
             let mut bad = good.to_vec();
             bad[i] ^= mask;
@@ -275,6 +389,9 @@ fn demo_segments_round_trip_to_identical_hls_bytes() {
     assert!(first.tracks.iter().any(|t| t.codec == Codec::H264));
     assert!(first.tracks.iter().any(|t| t.codec == Codec::Aac));
     assert!(first.frames.len() > 100);
+    // The declared target duration travels with every segment, the same on all.
+    assert!(first.target_duration >= 2);
+    assert!(segments.iter().all(|s| s.target_duration == first.target_duration));
 
     // The edge reads every segment off one connection, in MTU-sized reads.
     let stream: Vec<u8> = segments.iter().flat_map(|s| encode_segment(s).to_vec()).collect();
