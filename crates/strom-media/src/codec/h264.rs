@@ -1,11 +1,16 @@
 //! H.264/AVC (ISO/IEC 14496-10) bitstream facts the server needs: NAL unit
-//! types, keyframe detection and parameter-set extraction for an Annex B
-//! access unit, and SPS parsing down to the VUI timing info.
+//! types and their role in access-unit assembly, keyframe detection and
+//! parameter-set extraction for an Annex B access unit, SPS parsing down to
+//! the VUI timing info, the start of slice headers (picture boundaries,
+//! slice type, field coding) and recovery-point SEI messages (random access
+//! without IDR, as open-GOP encoders send it).
 //!
 //! Invariants: parsing never panics on malformed input; it returns
-//! [`CodecError`]. Dimensions are the cropped (displayed) size.
+//! [`CodecError`] or `None`. Every parse is bounded by its input: SEI
+//! parsing by the NAL unit, slice headers by [`SLICE_HEADER_PREFIX`] bytes.
+//! Dimensions are the cropped (displayed) size.
 
-use super::nal::{self, AuScan, BitReader, CodecError, NalClass};
+use super::nal::{self, AuScan, BitReader, CodecError, NalClass, NalRole};
 
 /// Coded slice of a non-IDR picture.
 pub const NAL_SLICE: u8 = 1;
@@ -16,6 +21,11 @@ pub const NAL_SPS: u8 = 7;
 pub const NAL_PPS: u8 = 8;
 /// Access unit delimiter.
 pub const NAL_AUD: u8 = 9;
+/// SEI payloadType of a recovery point (D.1.8).
+pub const SEI_RECOVERY_POINT: u32 = 6;
+/// Bytes of a slice NAL unit (header included) enough for the slice header
+/// fields [`parse_slice_header`] reads, emulation prevention included.
+pub const SLICE_HEADER_PREFIX: usize = 32;
 
 /// `nal_unit_type` of a NAL unit (first byte after the start code).
 pub fn nal_type(nal: &[u8]) -> Option<u8> {
@@ -34,12 +44,34 @@ fn classify(nal: &[u8]) -> NalClass {
     }
 }
 
-/// Scans an Annex B access unit: keyframe flag, SPS/PPS, leading AUD.
+/// The role of a NAL unit in access-unit assembly (§7.4.1.2.3). `nal` starts
+/// at the NAL header; a slice needs its second byte to tell whether it is
+/// the first of a picture (`first_mb_in_slice` = 0 is a single 1 bit).
+pub fn nal_role(nal: &[u8]) -> NalRole {
+    match nal_type(nal) {
+        Some(NAL_AUD) => NalRole::Aud,
+        Some(NAL_SPS) => NalRole::ParamSet(1),
+        Some(NAL_PPS) => NalRole::ParamSet(2),
+        Some(NAL_SEI) => NalRole::Sei,
+        Some(14..=18) => NalRole::Prefix,
+        // Slices, and data partition A (which carries the slice header).
+        Some(t @ (1 | 2 | NAL_IDR)) => NalRole::Vcl {
+            first: nal.get(1).is_some_and(|b| b & 0x80 != 0),
+            irap: t == NAL_IDR,
+        },
+        _ => NalRole::Other,
+    }
+}
+
+/// Scans an Annex B access unit: IDR flag, SPS/PPS, leading AUD. (Random
+/// access via recovery point SEI needs the slice type too; the demuxer's
+/// access-unit assembly uses [`nal_role`], [`parse_slice_header`] and
+/// [`recovery_point`].)
 pub fn scan_access_unit(au: &[u8]) -> AuScan<'_> {
     nal::scan_access_unit(au, classify)
 }
 
-/// True when the access unit contains an IDR slice.
+/// True when the access unit contains an IDR slice (only; see [`recovery_point`]).
 pub fn is_keyframe(au: &[u8]) -> bool {
     scan_access_unit(au).keyframe
 }
@@ -54,6 +86,11 @@ pub struct Sps {
     pub seq_parameter_set_id: u32,
     pub chroma_format_idc: u32,
     pub bit_depth_luma: u8,
+    /// `separate_colour_plane_flag`: slices carry a `colour_plane_id`.
+    pub separate_colour_plane: bool,
+    /// Bits of `frame_num` in slice headers (`log2_max_frame_num_minus4` + 4).
+    pub log2_max_frame_num: u8,
+    /// 0 when pictures may be coded as fields (`field_pic_flag` present).
     pub frame_mbs_only: bool,
     /// Cropped width in pixels.
     pub width: u32,
@@ -150,7 +187,10 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, CodecError> {
             }
         }
     }
-    let _log2_max_frame_num_minus4 = r.read_ue()?;
+    let log2_max_frame_num_minus4 = r.read_ue()?;
+    if log2_max_frame_num_minus4 > 12 {
+        return Err(CodecError::Invalid("log2_max_frame_num_minus4"));
+    }
     match r.read_ue()? {
         0 => {
             let _log2_max_pic_order_cnt_lsb_minus4 = r.read_ue()?;
@@ -221,6 +261,8 @@ pub fn parse_sps(nal: &[u8]) -> Result<Sps, CodecError> {
         seq_parameter_set_id,
         chroma_format_idc,
         bit_depth_luma,
+        separate_colour_plane,
+        log2_max_frame_num: log2_max_frame_num_minus4 as u8 + 4,
         frame_mbs_only,
         width,
         height,
@@ -257,6 +299,161 @@ fn parse_vui_timing(r: &mut BitReader<'_>) -> Result<Option<(u32, u32)>, CodecEr
     let num_units_in_tick = r.read_bits(32)?;
     let time_scale = r.read_bits(32)?;
     Ok(reduce(u64::from(time_scale), 2 * u64::from(num_units_in_tick)))
+}
+
+/// What a slice header needs from its SPS to be read past `frame_num`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceContext {
+    pub separate_colour_plane: bool,
+    pub log2_max_frame_num: u8,
+    pub frame_mbs_only: bool,
+}
+
+impl From<&Sps> for SliceContext {
+    fn from(sps: &Sps) -> Self {
+        SliceContext {
+            separate_colour_plane: sps.separate_colour_plane,
+            log2_max_frame_num: sps.log2_max_frame_num,
+            frame_mbs_only: sps.frame_mbs_only,
+        }
+    }
+}
+
+/// The first fields of a slice header (7.3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SliceHeader {
+    pub first_mb_in_slice: u32,
+    /// `slice_type` as coded, 0..=9 (5..=9: every slice of the picture has
+    /// type `slice_type - 5`).
+    pub slice_type: u8,
+    pub pic_parameter_set_id: u32,
+    /// `frame_num`, when the SPS context was given.
+    pub frame_num: Option<u32>,
+    /// `field_pic_flag`: the picture is one field. `None` without the SPS
+    /// context (or a truncated header).
+    pub field_pic: Option<bool>,
+    /// `bottom_field_flag` of a field picture.
+    pub bottom_field: bool,
+}
+
+impl SliceHeader {
+    /// I or SI slice (slice_type 2, 4, 7, 9): decodable without reference pictures.
+    pub fn is_intra(&self) -> bool {
+        matches!(self.slice_type % 5, 2 | 4)
+    }
+}
+
+/// Parses the start of a slice header from a slice NAL unit (types 1, 2, 5;
+/// header byte included, emulation prevention in place). Reads at most
+/// [`SLICE_HEADER_PREFIX`] bytes. Without `ctx` it stops after
+/// `pic_parameter_set_id`; with it, a header cut before `field_pic_flag`
+/// still gives the earlier fields.
+pub fn parse_slice_header(nal: &[u8], ctx: Option<&SliceContext>) -> Result<SliceHeader, CodecError> {
+    if !matches!(nal_type(nal), Some(1 | 2 | NAL_IDR)) {
+        return Err(CodecError::Invalid("slice NAL unit type"));
+    }
+    let body = nal.get(1..nal.len().min(SLICE_HEADER_PREFIX)).unwrap_or_default();
+    let rbsp = nal::rbsp(body);
+    let mut r = BitReader::new(&rbsp);
+    let first_mb_in_slice = r.read_ue()?;
+    let slice_type = r.read_ue()?;
+    if slice_type > 9 {
+        return Err(CodecError::Invalid("slice_type"));
+    }
+    let pic_parameter_set_id = r.read_ue()?;
+    if pic_parameter_set_id > 255 {
+        return Err(CodecError::Invalid("pic_parameter_set_id"));
+    }
+    let mut h = SliceHeader {
+        first_mb_in_slice,
+        slice_type: slice_type as u8,
+        pic_parameter_set_id,
+        frame_num: None,
+        field_pic: None,
+        bottom_field: false,
+    };
+    let Some(ctx) = ctx else {
+        return Ok(h);
+    };
+    let rest = (|| -> Result<(u32, bool, bool), CodecError> {
+        if ctx.separate_colour_plane {
+            r.skip_bits(2)?; // colour_plane_id
+        }
+        let frame_num = r.read_bits(u32::from(ctx.log2_max_frame_num))?;
+        let field = !ctx.frame_mbs_only && r.read_flag()?;
+        let bottom = field && r.read_flag()?;
+        Ok((frame_num, field, bottom))
+    })();
+    if let Ok((frame_num, field, bottom)) = rest {
+        h.frame_num = Some(frame_num);
+        h.field_pic = Some(field);
+        h.bottom_field = bottom;
+    }
+    Ok(h)
+}
+
+/// A recovery point SEI message (D.1.8, semantics D.2.8): decoding that
+/// starts at this access unit gives correct (`exact_match`) or approximately
+/// correct pictures from `recovery_frame_cnt` frames later in output order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryPoint {
+    pub recovery_frame_cnt: u32,
+    pub exact_match: bool,
+    pub broken_link: bool,
+}
+
+/// Upper bound of `recovery_frame_cnt` (MaxFrameNum − 1 with 16-bit frame_num).
+const MAX_RECOVERY_FRAME_CNT: u32 = (1 << 16) - 1;
+
+/// The recovery point of an SEI NAL unit (header byte included, emulation
+/// prevention in place), if one of its messages is one (7.3.2.3.1). Malformed
+/// or truncated SEI gives `None`.
+pub fn recovery_point(sei: &[u8]) -> Option<RecoveryPoint> {
+    if nal_type(sei) != Some(NAL_SEI) {
+        return None;
+    }
+    let rbsp = nal::rbsp(sei.get(1..)?);
+    let mut d: &[u8] = &rbsp;
+    // more_rbsp_data(): anything but rbsp_trailing_bits (0x80, then only
+    // cabac_zero_words or padding zeros).
+    while d
+        .split_first()
+        .is_some_and(|(&b, rest)| b != 0x80 || rest.iter().any(|&z| z != 0))
+    {
+        let payload_type = sei_value(&mut d)?;
+        let size = usize::try_from(sei_value(&mut d)?).ok()?;
+        let (payload, rest) = d.split_at_checked(size)?;
+        d = rest;
+        if payload_type == SEI_RECOVERY_POINT {
+            let mut r = BitReader::new(payload);
+            let recovery_frame_cnt = r.read_ue().ok()?;
+            if recovery_frame_cnt > MAX_RECOVERY_FRAME_CNT {
+                return None;
+            }
+            let exact_match = r.read_flag().ok()?;
+            let broken_link = r.read_flag().ok()?;
+            return Some(RecoveryPoint {
+                recovery_frame_cnt,
+                exact_match,
+                broken_link,
+            });
+        }
+    }
+    None
+}
+
+/// `payloadType` / `payloadSize` of an SEI message: 0xFF bytes add 255 each,
+/// the first other byte ends the value.
+fn sei_value(d: &mut &[u8]) -> Option<u32> {
+    let mut v: u32 = 0;
+    loop {
+        let (&b, rest) = d.split_first()?;
+        *d = rest;
+        v = v.checked_add(u32::from(b))?;
+        if b != 0xFF {
+            return Some(v);
+        }
+    }
 }
 
 /// Reduces `num/den` and returns it if both fit u32 and are non-zero.
@@ -356,6 +553,217 @@ mod tests {
         assert!(parse_sps(&[0x68, 1, 2, 3]).is_err());
         assert!(parse_sps(&[]).is_err());
         assert!(parse_sps(&[0x67, 0x42, 0, 0x1e, 0, 0, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn sps_slice_context() {
+        let sps = parse_sps(DEMO_SPS).expect("valid test input");
+        assert_eq!((sps.log2_max_frame_num, sps.separate_colour_plane), (4, false));
+        let sps = parse_sps(INTERLACED_SPS).expect("valid test input");
+        assert!(!sps.frame_mbs_only);
+        let ctx = SliceContext::from(&sps);
+        assert_eq!(ctx.log2_max_frame_num, sps.log2_max_frame_num);
+    }
+
+    /// Builds slice header bits: first_mb, slice_type, pps id, frame_num
+    /// (4 bits), then optional field flags.
+    fn slice(nal_header: u8, first_mb: u32, slice_type: u32, field: Option<bool>) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.ue(first_mb);
+        w.ue(slice_type);
+        w.ue(0);
+        w.put(5, 4);
+        if let Some(bottom) = field {
+            w.put(1, 1);
+            w.put(u64::from(bottom), 1);
+        }
+        w.put(0xABCD, 16); // the rest of the slice
+        let mut v = vec![nal_header];
+        v.extend(w.finish());
+        v
+    }
+
+    #[test]
+    fn slice_headers() {
+        let progressive = SliceContext {
+            separate_colour_plane: false,
+            log2_max_frame_num: 4,
+            frame_mbs_only: true,
+        };
+        let s = slice(0x65, 0, 7, None);
+        let h = parse_slice_header(&s, Some(&progressive)).expect("valid test input");
+        assert_eq!((h.first_mb_in_slice, h.slice_type, h.frame_num), (0, 7, Some(5)));
+        assert!(h.is_intra());
+        assert_eq!(h.field_pic, Some(false));
+        assert_eq!(
+            nal_role(&s),
+            NalRole::Vcl {
+                first: true,
+                irap: true
+            }
+        );
+        let s = slice(0x41, 99, 0, None);
+        let h = parse_slice_header(&s, None).expect("valid test input");
+        assert_eq!((h.first_mb_in_slice, h.field_pic), (99, None));
+        assert!(!h.is_intra());
+        assert_eq!(
+            nal_role(&s),
+            NalRole::Vcl {
+                first: false,
+                irap: false
+            }
+        );
+        // Field pictures need the SPS context.
+        let interlaced = SliceContext {
+            frame_mbs_only: false,
+            ..progressive
+        };
+        let s = slice(0x41, 0, 2, Some(true));
+        let h = parse_slice_header(&s, Some(&interlaced)).expect("valid test input");
+        assert_eq!((h.field_pic, h.bottom_field, h.slice_type), (Some(true), true, 2));
+        assert!(h.is_intra());
+        // SI (4, 9) counts as intra; P/B/SP do not.
+        for (t, intra) in [(4, true), (9, true), (1, false), (3, false), (8, false)] {
+            let h = parse_slice_header(&slice(0x41, 0, t, None), None).expect("valid test input");
+            assert_eq!(h.is_intra(), intra, "slice_type {t}");
+        }
+        assert!(parse_slice_header(&[0x67, 0x80], None).is_err());
+        assert!(parse_slice_header(&[0x41], None).is_err());
+        assert!(parse_slice_header(&slice(0x41, 0, 12, None), None).is_err());
+    }
+
+    fn sei(messages: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut v = vec![0x06];
+        for (t, payload) in messages {
+            for value in [*t as usize, payload.len()] {
+                v.extend(std::iter::repeat_n(0xFF, value / 255));
+                v.push((value % 255) as u8);
+            }
+            v.extend_from_slice(payload);
+        }
+        v.push(0x80);
+        v
+    }
+
+    fn recovery_payload(cnt: u32, exact: bool, broken: bool) -> Vec<u8> {
+        let mut w = BitWriter::default();
+        w.ue(cnt);
+        w.put(u64::from(exact), 1);
+        w.put(u64::from(broken), 1);
+        w.put(0, 2);
+        w.finish()
+    }
+
+    #[test]
+    fn recovery_point_sei() {
+        // x264 open-GOP: user data first (payload type 5, 300 bytes so the
+        // size takes an 0xFF byte), then the recovery point.
+        let nal = sei(&[(5, vec![0x11; 300]), (6, recovery_payload(0, true, false))]);
+        assert_eq!(
+            recovery_point(&nal),
+            Some(RecoveryPoint {
+                recovery_frame_cnt: 0,
+                exact_match: true,
+                broken_link: false
+            })
+        );
+        let nal = sei(&[(6, recovery_payload(24, false, true))]);
+        let rp = recovery_point(&nal).expect("recovery point");
+        assert_eq!(
+            (rp.recovery_frame_cnt, rp.exact_match, rp.broken_link),
+            (24, false, true)
+        );
+        // Large payload types (256 + 4) are skipped correctly, and a message
+        // whose type byte is 0x80 is not taken for the trailing bits.
+        let nal = sei(&[(0x80, vec![9]), (6, recovery_payload(1, true, false))]);
+        assert_eq!(recovery_point(&nal).map(|r| r.recovery_frame_cnt), Some(1));
+        let nal = sei(&[(260, vec![1, 2, 3]), (6, recovery_payload(3, true, false))]);
+        assert_eq!(recovery_point(&nal).map(|r| r.recovery_frame_cnt), Some(3));
+        // No recovery point; wrong NAL type; truncated sizes.
+        assert_eq!(recovery_point(&sei(&[(1, vec![0; 4])])), None);
+        assert_eq!(recovery_point(&[0x65, 0x06, 0x01, 0x80]), None);
+        assert_eq!(recovery_point(&[0x06, 0x06, 0x09, 0x80]), None);
+        assert_eq!(recovery_point(&[0x06, 0xFF, 0xFF]), None);
+    }
+
+    #[test]
+    fn recovery_point_with_emulation_prevention() {
+        // recovery_frame_cnt 0 preceded by a payload with 00 00 that needs
+        // an emulation prevention byte in the NAL unit.
+        let raw = sei(&[(5, vec![0, 0, 0, 0, 0]), (6, recovery_payload(0, true, false))]);
+        let mut escaped = Vec::new();
+        let mut zeros = 0;
+        for &b in &raw {
+            if zeros >= 2 && b <= 3 {
+                escaped.push(3);
+                zeros = 0;
+            }
+            zeros = if b == 0 { zeros + 1 } else { 0 };
+            escaped.push(b);
+        }
+        assert_ne!(escaped, raw);
+        assert_eq!(recovery_point(&escaped).map(|r| r.recovery_frame_cnt), Some(0));
+    }
+
+    #[test]
+    fn sei_and_slice_parsers_never_panic() {
+        let mut x: u32 = 99;
+        for len in 0..200 {
+            let mut v: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    (x >> 24) as u8
+                })
+                .collect();
+            let _ = recovery_point(&v);
+            if let Some(b) = v.first_mut() {
+                *b = 0x06;
+            }
+            let _ = recovery_point(&v);
+            if let Some(b) = v.first_mut() {
+                *b = 0x41;
+            }
+            let ctx = SliceContext {
+                separate_colour_plane: true,
+                log2_max_frame_num: 16,
+                frame_mbs_only: false,
+            };
+            let _ = parse_slice_header(&v, Some(&ctx));
+            let _ = nal_role(&v);
+        }
+    }
+
+    /// Minimal MSB-first writer for building test bitstreams.
+    #[derive(Default)]
+    struct BitWriter {
+        bytes: Vec<u8>,
+        bits: usize,
+    }
+
+    impl BitWriter {
+        fn put(&mut self, v: u64, n: u32) {
+            for i in (0..n).rev() {
+                if self.bits.is_multiple_of(8) {
+                    self.bytes.push(0);
+                }
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= (((v >> i) & 1) as u8) << (7 - self.bits % 8);
+                }
+                self.bits += 1;
+            }
+        }
+
+        fn ue(&mut self, v: u32) {
+            let x = u64::from(v) + 1;
+            let len = 64 - x.leading_zeros();
+            self.put(0, len - 1);
+            self.put(x, len);
+        }
+
+        fn finish(mut self) -> Vec<u8> {
+            self.put(1, 1);
+            self.bytes
+        }
     }
 
     #[test]

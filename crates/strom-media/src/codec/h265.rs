@@ -1,5 +1,6 @@
 //! H.265/HEVC (ITU-T H.265) bitstream facts the server needs: NAL unit
-//! types, IRAP (keyframe) detection and parameter-set extraction for an
+//! types and their role in access-unit assembly (§7.4.2.4.4), IRAP
+//! (keyframe) detection and parameter-set extraction for an
 //! Annex B access unit, and SPS parsing down to the VUI timing info, plus the
 //! RFC 6381 / ISO/IEC 14496-15 Annex E codec string.
 //!
@@ -7,7 +8,7 @@
 //! [`CodecError`]. Dimensions are the conformance-window (displayed) size.
 
 use super::h264::reduce;
-use super::nal::{self, AuScan, BitReader, CodecError, NalClass};
+use super::nal::{self, AuScan, BitReader, CodecError, NalClass, NalRole};
 
 /// First and last IRAP NAL unit types (BLA_W_LP ..= RSV_IRAP_VCL23).
 pub const NAL_IRAP_FIRST: u8 = 16;
@@ -17,6 +18,42 @@ pub const NAL_SPS: u8 = 33;
 pub const NAL_PPS: u8 = 34;
 /// Access unit delimiter.
 pub const NAL_AUD: u8 = 35;
+/// Prefix SEI.
+pub const NAL_PREFIX_SEI: u8 = 39;
+
+/// IRAP picture types a decoder can start at: BLA (16..=18), IDR (19, 20)
+/// and CRA (21). RASL pictures after a CRA or BLA are skipped by decoders
+/// that start there, so such an access unit is a random access point.
+pub fn is_irap(nal_unit_type: u8) -> bool {
+    (NAL_IRAP_FIRST..=21).contains(&nal_unit_type)
+}
+
+/// The role of a NAL unit in access-unit assembly (§7.4.2.4.4). `nal`
+/// starts at the two-byte NAL header; a slice needs its third byte for
+/// `first_slice_segment_in_pic_flag`. NAL units of layers above 0 belong to
+/// the access unit of their base-layer picture.
+pub fn nal_role(nal: &[u8]) -> NalRole {
+    let layer = match nal {
+        [a, b, ..] => (u16::from(a & 0x01) << 5) | u16::from(b >> 3),
+        _ => return NalRole::Other,
+    };
+    if layer != 0 {
+        return NalRole::Other;
+    }
+    match nal_type(nal) {
+        Some(NAL_AUD) => NalRole::Aud,
+        Some(NAL_VPS) => NalRole::ParamSet(0),
+        Some(NAL_SPS) => NalRole::ParamSet(1),
+        Some(NAL_PPS) => NalRole::ParamSet(2),
+        Some(NAL_PREFIX_SEI) => NalRole::Sei,
+        Some(41..=44 | 48..=55) => NalRole::Prefix,
+        Some(t @ 0..=31) => NalRole::Vcl {
+            first: nal.get(2).is_some_and(|b| b & 0x80 != 0),
+            irap: is_irap(t),
+        },
+        _ => NalRole::Other,
+    }
+}
 
 /// `nal_unit_type` of a NAL unit (first bytes after the start code).
 pub fn nal_type(nal: &[u8]) -> Option<u8> {
@@ -576,6 +613,46 @@ mod tests {
         // TRAIL_R (1) is not a keyframe; CRA (21) is.
         assert!(!is_keyframe(&[0, 0, 1, 0x02, 0x01, 0xd0]));
         assert!(is_keyframe(&[0, 0, 1, 0x2a, 0x01, 0xd0]));
+    }
+
+    #[test]
+    fn nal_roles() {
+        // CRA, first slice segment; TRAIL_R continuing a picture; RASL_N.
+        assert_eq!(
+            nal_role(&[0x2a, 0x01, 0xd0]),
+            NalRole::Vcl {
+                first: true,
+                irap: true
+            }
+        );
+        assert_eq!(
+            nal_role(&[0x02, 0x01, 0x50]),
+            NalRole::Vcl {
+                first: false,
+                irap: false
+            }
+        );
+        assert_eq!(
+            nal_role(&[0x10, 0x01, 0x80]),
+            NalRole::Vcl {
+                first: true,
+                irap: false
+            }
+        );
+        // BLA_W_LP (16), IDR_N_LP (20) are IRAP; reserved IRAP 22 is not taken.
+        assert!(is_irap(16) && is_irap(20) && is_irap(21) && !is_irap(22) && !is_irap(9));
+        assert_eq!(nal_role(&[0x46, 0x01, 0x50]), NalRole::Aud);
+        assert_eq!(nal_role(&[0x40, 0x01, 0x0c]), NalRole::ParamSet(0));
+        assert_eq!(nal_role(&[0x42, 0x01, 0x01]), NalRole::ParamSet(1));
+        assert_eq!(nal_role(&[0x44, 0x01, 0xc1]), NalRole::ParamSet(2));
+        assert_eq!(nal_role(&[0x4e, 0x01, 0x05]), NalRole::Sei);
+        // Suffix SEI (40), end of sequence (36) stay in the access unit.
+        assert_eq!(nal_role(&[0x50, 0x01, 0x05]), NalRole::Other);
+        assert_eq!(nal_role(&[0x48, 0x01]), NalRole::Other);
+        assert_eq!(nal_role(&[0x52, 0x01]), NalRole::Prefix);
+        // A slice of layer 1 belongs to its base-layer access unit.
+        assert_eq!(nal_role(&[0x2a, 0x09, 0xd0]), NalRole::Other);
+        assert_eq!(nal_role(&[0x2a]), NalRole::Other);
     }
 
     /// Minimal MSB-first writer for building test bitstreams.

@@ -1,7 +1,10 @@
-//! Codec bitstream helpers: Annex B NAL scanning, H.264/H.265 parameter sets
-//! and keyframes, AAC ADTS framing. Pure functions over byte slices.
+//! Codec bitstream helpers: Annex B NAL scanning and access-unit roles,
+//! H.264/H.265 parameter sets, slice headers and random access points
+//! (IDR/IRAP, recovery point SEI), AAC ADTS framing and AAC in LATM/LOAS.
+//! Pure functions over byte slices that never panic on input.
 
 pub mod aac;
 pub mod h264;
 pub mod h265;
+pub mod latm;
 pub mod nal;

@@ -45,6 +45,69 @@ pub fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     None
 }
 
+/// The next NAL unit at or after `from`: `(boundary, header)`, where `header`
+/// is the offset of its first header byte and `boundary` where its start
+/// code begins, a `zero_byte` before `00 00 01` included (B.1.1). The
+/// boundary looks back before `from` for that zero byte, so the result does
+/// not depend on where a search resumes, only on the bytes: an access unit
+/// cut at `boundary` is the same whatever the PES or read chunking was.
+pub fn next_nal(data: &[u8], from: usize) -> Option<(usize, usize)> {
+    let (p, l) = find_start_code(data, from)?;
+    let pattern = p + l - 3;
+    let boundary = match pattern.checked_sub(1) {
+        Some(z) if data[z] == 0 => z,
+        _ => pattern,
+    };
+    Some((boundary, pattern + 3))
+}
+
+/// The part a NAL unit plays in access-unit assembly (H.264 §7.4.1.2.3,
+/// H.265 §7.4.2.4.4): which NAL units may only open an access unit once the
+/// current one has its VCL NAL units, and which slice is the first of a
+/// picture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NalRole {
+    /// Access unit delimiter: always the first NAL unit of an access unit.
+    Aud,
+    /// Parameter set: 0 VPS (H.265), 1 SPS, 2 PPS. Opens a new access unit
+    /// when it follows the VCL NAL units of the current one.
+    ParamSet(u8),
+    /// SEI (H.264) or prefix SEI (H.265). Opens a new access unit after VCL
+    /// NAL units; H.264 recovery points are carried in it.
+    Sei,
+    /// Other NAL unit types that open a new access unit after VCL NAL units
+    /// (H.264 types 14..=18, H.265 41..=44 and 48..=55).
+    Prefix,
+    /// A slice. `first`: first slice of a picture (H.264 `first_mb_in_slice`
+    /// = 0, H.265 `first_slice_segment_in_pic_flag`). `irap`: H.264 IDR,
+    /// H.265 IRAP (BLA, IDR, CRA).
+    Vcl { first: bool, irap: bool },
+    /// Belongs to the current access unit (suffix SEI, end of sequence,
+    /// filler data, data partitions B and C, other layers, reserved types).
+    Other,
+}
+
+impl NalRole {
+    /// Whether this NAL unit starts a new access unit, given whether the
+    /// current one already has a VCL NAL unit.
+    pub fn starts_au(self, after_vcl: bool) -> bool {
+        match self {
+            NalRole::Aud => true,
+            NalRole::ParamSet(_) | NalRole::Sei | NalRole::Prefix => after_vcl,
+            NalRole::Vcl { first, .. } => first && after_vcl,
+            NalRole::Other => false,
+        }
+    }
+
+    /// Whether this NAL unit can be the first of an access unit when no
+    /// access unit is open (after a loss or at the start of a stream): a
+    /// slice that is not the first of its picture, or a trailing NAL unit,
+    /// continues an access unit whose start is gone.
+    pub fn can_open_au(self) -> bool {
+        !matches!(self, NalRole::Other | NalRole::Vcl { first: false, .. })
+    }
+}
+
 /// Iterator over the NAL units of an Annex B byte stream. Yields sub-slices
 /// without start codes and without trailing zero bytes (which belong to the
 /// next start code or are `trailing_zero_8bits`). Bytes before the first start
@@ -176,6 +239,41 @@ impl<'a> BitReader<'a> {
         }
         self.pos += n;
         Ok(())
+    }
+
+    /// Bits read so far.
+    pub fn bit_pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Appends `n` bytes read at the current bit position (not necessarily
+    /// byte aligned) to `out`. Nothing is appended when fewer bits are left.
+    pub fn read_bytes(&mut self, n: usize, out: &mut Vec<u8>) -> Result<(), CodecError> {
+        if n.checked_mul(8).is_none_or(|bits| bits > self.bits_left()) {
+            return Err(CodecError::Truncated);
+        }
+        let start = self.pos / 8;
+        let shift = self.pos % 8;
+        if shift == 0 {
+            out.extend_from_slice(&self.data[start..start + n]);
+        } else {
+            // Each output byte is the low bits of one input byte and the
+            // high bits of the next; the last one may not exist (the bits
+            // needed from it are then zero).
+            let src = &self.data[start..];
+            out.extend((0..n).map(|i| {
+                let hi = src[i] << shift;
+                let lo = src.get(i + 1).map_or(0, |&b| b >> (8 - shift));
+                hi | lo
+            }));
+        }
+        self.pos += n * 8;
+        Ok(())
+    }
+
+    /// Skips to the next byte boundary.
+    pub fn byte_align(&mut self) {
+        self.pos = self.pos.div_ceil(8) * 8;
     }
 
     /// Reads an unsigned exp-Golomb code (`ue(v)`). Codes longer than 32 bits
@@ -344,6 +442,35 @@ mod tests {
     }
 
     #[test]
+    fn next_nal_boundary_does_not_depend_on_resume_point() {
+        let d = [7, 0, 0, 0, 1, 9, 0xF0, 0, 0, 1, 0x65];
+        assert_eq!(next_nal(&d, 0), Some((1, 5)));
+        // Resuming inside the zero run finds the same boundary.
+        assert_eq!(next_nal(&d, 2), Some((1, 5)));
+        assert_eq!(next_nal(&d, 5), Some((7, 10)));
+        assert_eq!(next_nal(&d, 8), None);
+        assert_eq!(next_nal(&[0, 0, 1], 0), Some((0, 3)));
+        assert_eq!(next_nal(&[], 0), None);
+    }
+
+    #[test]
+    fn nal_roles_open_access_units() {
+        assert!(NalRole::Aud.starts_au(false));
+        assert!(!NalRole::ParamSet(1).starts_au(false) && NalRole::ParamSet(1).starts_au(true));
+        let first = NalRole::Vcl {
+            first: true,
+            irap: false,
+        };
+        let next = NalRole::Vcl {
+            first: false,
+            irap: false,
+        };
+        assert!(!first.starts_au(false) && first.starts_au(true));
+        assert!(!next.starts_au(true) && !NalRole::Other.starts_au(true));
+        assert!(first.can_open_au() && !next.can_open_au() && !NalRole::Other.can_open_au());
+    }
+
+    #[test]
     fn no_nal_without_start_code() {
         assert_eq!(nal_units(&[1, 2, 3, 4]).count(), 0);
         assert_eq!(nal_units(&[0, 0, 1]).count(), 0);
@@ -400,6 +527,31 @@ mod tests {
         assert_eq!(r.read_bits(5), Err(CodecError::Truncated));
         assert_eq!(r.read_bits(33), Err(CodecError::Invalid("bit count")));
         assert_eq!(r.read_bits(4).expect("valid test input"), 0xD);
+    }
+
+    #[test]
+    fn unaligned_byte_reads() {
+        let data = [0xAB, 0xCD, 0xEF, 0x12];
+        let mut r = BitReader::new(&data);
+        let mut out = Vec::new();
+        r.read_bytes(1, &mut out).expect("valid test input");
+        assert_eq!(out, [0xAB]);
+        r.skip_bits(4).expect("valid test input");
+        out.clear();
+        r.read_bytes(2, &mut out).expect("valid test input");
+        assert_eq!(out, [0xDE, 0xF1]);
+        assert_eq!(r.bit_pos(), 28);
+        assert_eq!(r.read_bytes(1, &mut out), Err(CodecError::Truncated));
+        assert_eq!(r.read_bytes(usize::MAX, &mut out), Err(CodecError::Truncated));
+        assert_eq!(out.len(), 2);
+        r.byte_align();
+        assert_eq!(r.bits_left(), 0);
+        // Reading up to the very last bit while unaligned.
+        let mut r = BitReader::new(&[0x0F, 0xF0]);
+        r.skip_bits(4).expect("valid test input");
+        out.clear();
+        r.read_bytes(1, &mut out).expect("valid test input");
+        assert_eq!(out, [0xFF]);
     }
 
     #[test]
