@@ -2,14 +2,20 @@
 //! that matter (Range, Host) and the peer address, into a [`PlayRequest`]
 //! that the gate, authorization and every output read.
 //!
-//! Stream names may contain `/` (`mylive/cam1`), so the last path segment
-//! is the resource and everything before it the name (Flussonic's URL
-//! layout). Pure: no I/O.
+//! Stream names may contain `/` (`mylive/cam1`), so the resource is read
+//! from the end of the path and everything before it is the name
+//! (Flussonic's URL layout): the last segment, or the last two when the one
+//! before the last names a track selection (`mylive/cam1/tracks-v1a2/mono.m3u8`,
+//! see [`TrackSelection`]). A segment before the last that starts with
+//! `tracks-` but is not a valid selection, or holds anything but a media
+//! playlist or a segment, is a 404: a path segment starting with `tracks-`
+//! never ends a stream name. Pure: no I/O.
 
 use axum::http::{HeaderMap, Method};
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use strom_api::{query_param, HOP_PARAM};
+use strom_media::hls::{self, TrackSelection};
 
 /// Longest request path accepted for playback, bytes.
 pub const MAX_PATH: usize = 1024;
@@ -25,6 +31,10 @@ pub enum Resource {
     MediaPlaylist,
     /// `SEQ.ts` (see `strom_media::hls::segment_uri`).
     Segment(u64),
+    /// `tracks-…/mono.m3u8`: the media playlist of a track selection.
+    TrackPlaylist(TrackSelection),
+    /// `tracks-…/SEQ.ts`: a segment with only the selection's tracks.
+    TrackSegment(TrackSelection, u64),
     /// `mpegts`: continuous HTTP MPEG-TS.
     MpegTs,
     /// `publish`: HTTP push ingest (PUT/POST).
@@ -40,12 +50,34 @@ impl Resource {
             "mono.m3u8" | "video.m3u8" => Resource::MediaPlaylist,
             "mpegts" => Resource::MpegTs,
             "publish" => Resource::Publish,
-            r => match strom_media::hls::parse_segment_uri(r) {
+            r => match hls::parse_segment_uri(r) {
                 Some(seq) => Resource::Segment(seq),
                 None => Resource::Other(r.to_string()),
             },
         }
     }
+
+    /// The resource `last` inside the track-selection directory `dir`.
+    fn parse_in_tracks(dir: &str, last: &str) -> Option<Resource> {
+        let sel = TrackSelection::parse(dir)?;
+        if last == hls::MEDIA_PLAYLIST {
+            return Some(Resource::TrackPlaylist(sel));
+        }
+        hls::parse_segment_uri(last).map(|seq| Resource::TrackSegment(sel, seq))
+    }
+
+    /// The track selection this resource is inside, if any.
+    pub fn selection(&self) -> Option<TrackSelection> {
+        match self {
+            Resource::TrackPlaylist(s) | Resource::TrackSegment(s, _) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+/// A path segment that can only be a track-selection directory.
+fn is_tracks_dir(segment: &str) -> bool {
+    segment.starts_with("tracks-")
 }
 
 /// A single byte range from a `Range` header (RFC 9110 §14.1.2).
@@ -118,7 +150,7 @@ pub enum Reject {
 #[derive(Clone, Debug)]
 pub struct PlayRequest {
     pub method: Method,
-    /// The path as received (`/NAME/RESOURCE`).
+    /// The path as received (`/NAME/RESOURCE`, `/NAME/tracks-SEL/RESOURCE`).
     pub path: String,
     pub name: String,
     pub resource: Resource,
@@ -188,7 +220,8 @@ impl PublicBase {
 }
 
 impl PlayRequest {
-    /// Parses a request for `/NAME/RESOURCE?QUERY`.
+    /// Parses a request for `/NAME/RESOURCE?QUERY` or
+    /// `/NAME/tracks-SEL/RESOURCE?QUERY` (see the module docs).
     pub fn parse(
         method: Method,
         path: &str,
@@ -199,12 +232,19 @@ impl PlayRequest {
         if path.len() > MAX_PATH || query.is_some_and(|q| q.len() > MAX_QUERY) {
             return Err(Reject::TooLong);
         }
-        let (name, resource) = path
+        let (name, last) = path
             .strip_prefix('/')
             .unwrap_or(path)
             .rsplit_once('/')
             .ok_or(Reject::NotFound)?;
-        if resource.is_empty() || strom_config::check_stream_name(name).is_err() {
+        let (name, resource) = match name.rsplit_once('/').unwrap_or(("", name)) {
+            (stream, dir) if is_tracks_dir(dir) => {
+                (stream, Resource::parse_in_tracks(dir, last).ok_or(Reject::NotFound)?)
+            }
+            _ => (name, Resource::parse(last)),
+        };
+        let name_ends_in_tracks = name.rsplit('/').next().is_some_and(is_tracks_dir);
+        if last.is_empty() || name_ends_in_tracks || strom_config::check_stream_name(name).is_err() {
             return Err(Reject::NotFound);
         }
         let query = query.filter(|q| !q.is_empty());
@@ -213,7 +253,7 @@ impl PlayRequest {
             method,
             path: path.to_string(),
             name: name.to_string(),
-            resource: Resource::parse(resource),
+            resource,
             token: query_param(query, "token").map(str::to_string),
             hop: query_param(query, HOP_PARAM).is_some(),
             query: query.map(str::to_string),
@@ -295,6 +335,59 @@ mod tests {
         assert_eq!(
             parse(&format!("/{}/mpegts", "a".repeat(2000)), None).err(),
             Some(Reject::TooLong)
+        );
+    }
+
+    #[test]
+    fn track_selections_are_read_from_the_end_of_the_path() {
+        let sel = |s: &str| TrackSelection::parse(s).expect("valid selection");
+        let r = parse("/mylive/cam1/tracks-v1/mono.m3u8", Some("token=abc")).expect("parses");
+        assert_eq!(r.name, "mylive/cam1");
+        assert_eq!(r.resource, Resource::TrackPlaylist(sel("tracks-v1")));
+        assert_eq!(r.resource.selection(), Some(sel("tracks-v1")));
+        assert_eq!(r.token.as_deref(), Some("abc"));
+        assert_eq!(
+            parse("/a/tracks-a2/mono.m3u8", None).map(|r| (r.name, r.resource)),
+            Ok(("a".into(), Resource::TrackPlaylist(sel("tracks-a2"))))
+        );
+        assert_eq!(
+            parse("/a/b/c/tracks-v1a1a3/1700000123.ts", None).map(|r| (r.name, r.resource)),
+            Ok((
+                "a/b/c".into(),
+                Resource::TrackSegment(sel("tracks-v1a1a3"), 1_700_000_123)
+            ))
+        );
+        // The same session as the stream's own playlists.
+        let plain = parse("/a/index.m3u8", Some("token=t")).expect("parses");
+        let track = parse("/a/tracks-a1/5.ts", Some("token=t")).expect("parses");
+        assert_eq!(plain.session_key(), track.session_key());
+        assert_eq!(Resource::MediaPlaylist.selection(), None);
+        // Invalid selections and other resources inside one: 404.
+        for bad in [
+            "/a/tracks-v0/mono.m3u8",
+            "/a/tracks-a2a1/mono.m3u8",
+            "/a/tracks-x/mono.m3u8",
+            "/a/tracks-/mono.m3u8",
+            "/a/tracks-v1/index.m3u8",
+            "/a/tracks-v1/mpegts",
+            "/a/tracks-v1/x.ts",
+            "/a/tracks-v1/",
+            "/../tracks-v1/mono.m3u8",
+            "/a/tracks-v1/tracks-v1/mono.m3u8",
+        ] {
+            assert_eq!(parse(bad, None).err(), Some(Reject::NotFound), "{bad}");
+        }
+        for never_a_name in ["/tracks-v1/mono.m3u8", "/a/tracks-foo/mpegts", "/tracks-a1/1.ts"] {
+            assert_eq!(
+                parse(never_a_name, None).err(),
+                Some(Reject::NotFound),
+                "{never_a_name}"
+            );
+        }
+        assert_eq!(
+            parse("/tracks-v1a/tracks/mono.m3u8", None).map(|r| r.name),
+            Ok("tracks-v1a/tracks".into()),
+            "only the last segment of a name is reserved"
         );
     }
 

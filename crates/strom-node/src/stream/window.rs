@@ -5,6 +5,9 @@
 //! canonical [`Segment`]s; every output derives its own bytes from them and
 //! may attach them to a [`StoredSegment`] as a lazily built rendition, so a
 //! segment is muxed at most once per output however many viewers read it.
+//! An output may also attach one value of its own type per segment
+//! ([`StoredSegment::derived`]: facts read from the frames, or its own
+//! bounded cache of further renditions); it lives and dies with the segment.
 //!
 //! Invariants: sequence numbers in the window strictly increase; the window
 //! never holds more than its capacity; `discontinuities_before(seq)` counts
@@ -12,17 +15,38 @@
 //! playlists (RFC 8216 §4.3.3.3 EXT-X-DISCONTINUITY-SEQUENCE) stay correct.
 
 use bytes::Bytes;
+use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use strom_media::Segment;
 
+/// What an output derived from a segment, type-erased.
+type Derived = Arc<dyn Any + Send + Sync>;
+
 /// A finished segment and the renditions outputs built from it.
-#[derive(Debug)]
 pub struct StoredSegment {
     pub segment: Segment,
     /// One slot per registered output (its `slot` index), filled on first use.
     renditions: Box<[OnceLock<Bytes>]>,
+    /// One slot per registered output for [`StoredSegment::derived`].
+    derived: Box<[OnceLock<Derived>]>,
+}
+
+impl std::fmt::Debug for StoredSegment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSegment")
+            .field("segment", &self.segment)
+            .field(
+                "renditions_built",
+                &self.renditions.iter().filter(|r| r.get().is_some()).count(),
+            )
+            .field(
+                "derived_built",
+                &self.derived.iter().filter(|r| r.get().is_some()).count(),
+            )
+            .finish()
+    }
 }
 
 impl StoredSegment {
@@ -31,7 +55,25 @@ impl StoredSegment {
         StoredSegment {
             segment,
             renditions: (0..slots).map(|_| OnceLock::new()).collect(),
+            derived: (0..slots).map(|_| OnceLock::new()).collect(),
         }
+    }
+
+    /// The value output `slot` derived from this segment, built by `build`
+    /// on first use and shared after. An output uses one type `T` for its
+    /// slot; `build` must be deterministic, since a call racing the first
+    /// one, a slot out of range or a different `T` builds a value that is
+    /// returned but not kept.
+    pub fn derived<T: Any + Send + Sync>(&self, slot: usize, build: impl FnOnce(&Segment) -> T) -> Arc<T> {
+        let Some(cell) = self.derived.get(slot) else {
+            return Arc::new(build(&self.segment));
+        };
+        if let Some(t) = cell.get().and_then(|d| d.clone().downcast::<T>().ok()) {
+            return t;
+        }
+        let t = Arc::new(build(&self.segment));
+        let _ = cell.set(t.clone());
+        t
     }
 
     /// The rendition in `slot`, built by `build` on first use and shared after.
@@ -248,5 +290,25 @@ mod tests {
         assert_eq!((a, b, calls), (Bytes::from_static(b"x"), Bytes::from_static(b"x"), 1));
         assert!(s.built(0).is_none());
         assert_eq!(s.rendition(9, |_| Bytes::from_static(b"z")), Bytes::from_static(b"z"));
+    }
+
+    #[test]
+    fn derived_values_are_built_once_per_slot() {
+        let s = seg(4, false);
+        let mut calls = 0;
+        let a = s.derived(0, |g| {
+            calls += 1;
+            g.seq * 10
+        });
+        let b = s.derived(0, |_| {
+            calls += 1;
+            0u64
+        });
+        assert_eq!((*a, *b, calls), (40, 40, 1));
+        assert!(Arc::ptr_eq(&a, &b), "shared, not rebuilt");
+        assert_eq!(*s.derived(1, |_| "other slot"), "other slot");
+        assert_eq!(*s.derived(0, |_| "another type"), "another type", "built, not cached");
+        assert_eq!(*s.derived(0, |_| 0u64), 40, "the slot keeps its value");
+        assert_eq!(*s.derived(9, |_| 5u8), 5, "out of range: built");
     }
 }
