@@ -148,6 +148,9 @@ struct Stream {
     cc: u8,
     /// The next packet of this PID carries discontinuity_indicator.
     discontinuity: bool,
+    /// In [`mux_segment`]: index of the stream's last frame in the segment,
+    /// whose packets are padded (`usize::MAX` otherwise).
+    last_frame: usize,
 }
 
 /// One PSI table (PAT or PMT) of the program.
@@ -251,6 +254,7 @@ impl TsMuxer {
                 stream_id: stream_id(t.codec),
                 cc: 0,
                 discontinuity: false,
+                last_frame: usize::MAX,
             })
             .collect();
         // Decides which streams fit the PMT (drops the rest), so it runs
@@ -531,24 +535,21 @@ impl TsMuxer {
         2 * tables + padding + frames.iter().map(|f| self.frame_size_bound(f)).sum::<usize>()
     }
 
-    /// For each stream, the index in `frames` of its last frame that will be
-    /// written (`usize::MAX` if none): the one whose packets are padded.
-    fn last_frames(&self, frames: &[Frame]) -> Vec<usize> {
-        let mut last = vec![usize::MAX; self.streams.len()];
+    /// Sets each stream's `last_frame` to the index in `frames` of its last
+    /// frame that will be written: the one whose packets are padded.
+    fn find_last_frames(&mut self, frames: &[Frame]) {
         let mut missing = self.streams.iter().filter(|s| s.pid.is_some()).count();
         for (i, f) in frames.iter().enumerate().rev() {
             if missing == 0 {
                 break;
             }
-            let t = f.track as usize;
-            if let (Some(slot), Some(s)) = (last.get(t), self.streams.get(t)) {
-                if *slot == usize::MAX && s.pid.is_some() && writable(s, f) {
-                    last[t] = i;
+            if let Some(s) = self.streams.get_mut(f.track as usize) {
+                if s.last_frame == usize::MAX && s.pid.is_some() && writable(s, f) {
+                    s.last_frame = i;
                     missing -= 1;
                 }
             }
         }
-        last
     }
 }
 
@@ -581,11 +582,11 @@ fn mux_selected(segment: &Segment, selected: Option<&[u16]>) -> Bytes {
             mux.streams[i].discontinuity = true;
         }
     }
-    let last = mux.last_frames(&segment.frames);
+    mux.find_last_frames(&segment.frames);
     let mut out = BytesMut::with_capacity(mux.segment_size_bound(&segment.frames));
     mux.write_tables(&mut out);
     for (i, frame) in segment.frames.iter().enumerate() {
-        let pad = last.get(frame.track as usize) == Some(&i);
+        let pad = mux.streams.get(frame.track as usize).is_some_and(|s| s.last_frame == i);
         mux.write_frame_padded(frame, &mut out, pad);
     }
     mux.pat.pad(&mut out);
@@ -970,7 +971,9 @@ fn write_pes_header(
     } else {
         buf.extend_from_slice(&encode_timestamp(0x2, pts));
     }
-    buf.resize(buf.len() + stuffing, 0xFF);
+    if stuffing > 0 {
+        buf.resize(buf.len() + stuffing, 0xFF);
+    }
 }
 
 /// The 5-byte PTS/DTS field: 4-bit prefix, 33-bit value (mod 2^33) split
@@ -1007,10 +1010,36 @@ fn encode_pcr(base: i64) -> [u8; 6] {
 /// each as full as the bytes left allow while keeping one byte for every
 /// packet after it; what a packet lacks is adaptation-field stuffing, so
 /// with the natural count only the last one is stuffed.
+#[inline(always)]
 fn write_unit(out: &mut BytesMut, pid: u16, cc: &mut u8, parts: [&[u8]; 4], flags: u8, pcr: Option<i64>, count: usize) {
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let first_af = af_size(flags);
-    debug_assert!(count >= natural_packets(total, first_af) && count <= total.max(1));
+    let natural = natural_packets(total, first_af);
+    debug_assert!(count >= natural && count <= total.max(1));
+    // Nearly every unit has its natural count: that case gets a loop without
+    // the spreading arithmetic (a measurable share of the per-packet work).
+    if count == natural {
+        fill_packets::<false>(out, pid, cc, parts, total, first_af, flags, pcr, count);
+    } else {
+        fill_packets::<true>(out, pid, cc, parts, total, first_af, flags, pcr, count);
+    }
+}
+
+/// The packet loop of [`write_unit`]; without `SPREAD`, `count` must be the
+/// natural count.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn fill_packets<const SPREAD: bool>(
+    out: &mut BytesMut,
+    pid: u16,
+    cc: &mut u8,
+    parts: [&[u8]; 4],
+    total: usize,
+    first_af: usize,
+    flags: u8,
+    pcr: Option<i64>,
+    count: usize,
+) {
     let start = out.len();
     // Grow once, then fill packets in place: every write below is a slice
     // copy into a fixed 188-byte packet, which the compiler inlines, instead
@@ -1024,7 +1053,11 @@ fn write_unit(out: &mut BytesMut, pid: u16, cc: &mut u8, parts: [&[u8]; 4], flag
         let first = i == 0;
         let af_fixed = if first { first_af } else { 0 };
         let room = TS_PAYLOAD_SIZE - af_fixed;
-        let n = room.min(remaining.saturating_sub(count - i - 1));
+        let n = if SPREAD {
+            room.min(remaining.saturating_sub(count - i - 1))
+        } else {
+            room.min(remaining)
+        };
         let af_len = af_fixed + (room - n); // whole adaptation field incl. its length byte
         let pusi = if first { 0x40 } else { 0 };
         let afc = if af_len > 0 { 0x30 } else { 0x10 };
