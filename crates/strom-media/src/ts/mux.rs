@@ -328,9 +328,9 @@ impl TsMuxer {
     /// for H.264, 35 for H.265) if it has none. AAC frames get an ADTS
     /// header. An SCTE-35 frame becomes a section with `pts_adjustment`
     /// rewritten for the output clock (see [`scte35_section`]). Frames of
-    /// unknown or unusable tracks, teletext frames too large for one PES
-    /// (over 65,459 bytes) and SCTE-35 frames that are not a section at all
-    /// are dropped.
+    /// unknown or unusable tracks, teletext frames that are empty or too
+    /// large for one PES (over 65,459 bytes) and SCTE-35 frames that are not
+    /// a section at all are dropped.
     pub fn write_frame(&mut self, frame: &Frame, out: &mut BytesMut) {
         self.write_frame_padded(frame, out, false);
     }
@@ -597,7 +597,10 @@ fn mux_selected(segment: &Segment, selected: Option<&[u16]>) -> Bytes {
 /// Whether `frame` of `stream` can be written at all (PID aside).
 fn writable(stream: &Stream, frame: &Frame) -> bool {
     match stream.track.codec {
-        Codec::Teletext => TELETEXT_HEADER_LEN + frame.data.len() <= TELETEXT_MAX_PACKETS * TS_PAYLOAD_SIZE,
+        // Not empty: the payload starts with its data_identifier.
+        Codec::Teletext => {
+            !frame.data.is_empty() && TELETEXT_HEADER_LEN + frame.data.len() <= TELETEXT_MAX_PACKETS * TS_PAYLOAD_SIZE
+        }
         Codec::Scte35 => section_bounds(&frame.data).is_some(),
         _ => true,
     }
@@ -2021,12 +2024,13 @@ mod tests {
     }
 
     #[test]
-    fn oversized_teletext_is_dropped() {
+    fn oversized_or_empty_teletext_is_dropped() {
         let mut mux = TsMuxer::new(&[mk_track(0, Codec::Teletext, None, TELETEXT_DESC)]);
         let mut out = BytesMut::new();
         mux.write_tables(&mut out);
         let before = out.len();
         mux.write_frame(&frame(0, T0, T0, true, vec![0xFF; 65_460]), &mut out);
+        mux.write_frame(&frame(0, T0, T0, true, vec![]), &mut out);
         assert_eq!(out.len(), before);
         mux.write_frame(&frame(0, T0, T0, true, vec![0xFF; 65_459]), &mut out);
         assert_eq!(out.len() - before, 356 * PACKET_SIZE, "the largest teletext PES");
