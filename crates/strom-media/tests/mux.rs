@@ -975,6 +975,46 @@ fn subtitle_and_cue_tracks_reach_readers() {
     assert_ffmpeg_decodes(&file.0);
 }
 
+/// The SCTE-35 sections on `pid` are the cue frames in order, each with its
+/// splice time (pts_time + pts_adjustment) moved onto the output clock: the
+/// frame's UTC PTS modulo 2^33.
+fn assert_cues_on_output_clock(ts: &[u8], pid: u16, frames: &[&Frame], name: &str) {
+    let mut sections: Vec<Vec<u8>> = Vec::new();
+    for p in ts.chunks_exact(PACKET_SIZE) {
+        if u16::from(p[1] & 0x1F) << 8 | u16::from(p[2]) != pid {
+            continue;
+        }
+        let payload = if p[3] & 0x20 != 0 {
+            &p[5 + usize::from(p[4])..]
+        } else {
+            &p[4..]
+        };
+        if p[1] & 0x40 != 0 {
+            assert_eq!(payload[0], 0, "{name}: pointer_field");
+            sections.push(payload[1..].to_vec());
+        } else if let Some(s) = sections.last_mut() {
+            s.extend_from_slice(payload);
+        }
+    }
+    assert_eq!(sections.len(), frames.len(), "{name}: one section per cue frame");
+    eprintln!("{name}: {} SCTE-35 sections checked", sections.len());
+    for (section, frame) in sections.iter().zip(frames) {
+        let len = 3 + (usize::from(section[1] & 0x0F) << 8 | usize::from(section[2]));
+        let section = &section[..len];
+        match strom_media::scte35::parse(section) {
+            Ok(info) if !info.encrypted && info.pts_time().is_some() => {
+                assert_eq!(
+                    info.splice_time(),
+                    Some(frame.pts.rem_euclid(TS_WRAP)),
+                    "{name}: splice time"
+                );
+            }
+            // Nothing to move: written as it came.
+            _ => assert_eq!(section, &frame.data[..len], "{name}: cue without splice time unchanged"),
+        }
+    }
+}
+
 #[test]
 fn broadcast_fixtures_keep_tracks_and_languages() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/broadcast");
@@ -992,7 +1032,29 @@ fn broadcast_fixtures_keep_tracks_and_languages() {
             assert_segment_shape(ts, &format!("{name} segment {i}"));
         }
         let cat: Vec<u8> = muxed.iter().flat_map(|b| b.iter().copied()).collect();
-        assert_cc_continuous(&cat, name);
+        let counts = assert_cc_continuous(&cat, name);
+        for track in segments[0].tracks.iter() {
+            let pid = 0x100 + track.id;
+            let index = segments[0]
+                .tracks
+                .iter()
+                .position(|t| t.id == track.id)
+                .unwrap_or_default() as u16;
+            let frames: Vec<&Frame> = segments
+                .iter()
+                .flat_map(|s| &s.frames)
+                .filter(|f| f.track == index)
+                .collect();
+            if !frames.is_empty() {
+                assert!(
+                    counts.get(&pid).is_some_and(|&n| n > 0),
+                    "{name}: nothing on PID {pid:#x}"
+                );
+            }
+            if track.codec == Codec::Scte35 {
+                assert_cues_on_output_clock(&cat, pid, &frames, name);
+            }
+        }
         checked += 1;
         if skip_ffmpeg() {
             continue;
