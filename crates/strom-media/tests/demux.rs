@@ -776,8 +776,12 @@ fn aac_frames_split_crc_garbage_and_spanning_pes() {
     assert_eq!((t.params.sample_rate, t.params.channels), (48000, 2));
 }
 
+/// A PES without PTS is no error any more, but before any PTS there is
+/// nothing to time it from: its frame is dropped (counted). An oversize PES
+/// is dropped with kind `oversize`, and the AAC timing chain restarts at
+/// the next PTS.
 #[test]
-fn pes_without_pts_or_oversize_is_dropped() {
+fn pes_without_pts_before_any_pts_and_oversize_are_dropped() {
     let mut w = TsWriter::default();
     w.pat(1, 0x1000);
     w.pmt(0x1000, 1, 0, &[(0x0F, 0x101, &[])]);
@@ -788,11 +792,21 @@ fn pes_without_pts_or_oversize_is_dropped() {
     // 17 MiB PES of a stream with unbounded length.
     let big = vec![0xEE; 17 << 20];
     w.pes(0x101, 0xC0, 5000, None, &big, false);
+    w.packetize(0x101, &no_pts, false);
     w.pes(0x101, 0xC0, 9000, None, &adts(&[3; 20]), false);
     let r = run_chunked(&w.out, &[65535]);
     let pts: Vec<i64> = r.frames().iter().map(|f| f.pts).collect();
     assert_eq!(pts, [1000, 9000]);
-    assert_eq!(r.stats.pes_errors, 2);
+    assert_eq!(
+        (r.stats.pes_errors, r.stats.dropped_frames, r.stats.interpolated),
+        (1, 2, 0)
+    );
+    let e = r.stats.last_error.expect("last error");
+    assert_eq!((e.pid, e.kind.name()), (0x101, "oversize"));
+    // The offset is that of a packet of the big PES.
+    assert_eq!(e.offset % 188, 0);
+    assert_eq!(w.out[e.offset as usize], 0x47);
+    assert!(e.offset > 188 * 3 && e.offset < (17 << 20));
 }
 
 #[test]
@@ -816,19 +830,22 @@ fn ac3_private_stream_and_mpeg_audio() {
     let mp2 = [0xFF, 0xFD, 0x84, 0x00, 1, 2, 3];
     w.pes(0x120, 0xC0, 700, None, &mp2, false);
     let r = run(&w.out);
-    assert_eq!(r.tracks.len(), 2, "SCTE-35 and subtitles are not tracks");
-    assert_eq!(r.tracks[0].codec, Codec::Ac3);
-    assert_eq!(r.tracks[0].params.language.as_deref(), Some("deu"));
+    // Since SCTE-35 and DVB subtitles are carried, they are tracks too, in
+    // PMT order (they used to be skipped).
+    let codecs: Vec<Codec> = r.tracks.iter().map(|t| t.codec).collect();
     assert_eq!(
-        (r.tracks[0].params.sample_rate, r.tracks[0].params.channels),
-        (48000, 6)
+        codecs,
+        [Codec::Scte35, Codec::Ac3, Codec::MpegAudio, Codec::DvbSubtitle]
     );
-    assert_eq!(r.tracks[1].codec, Codec::MpegAudio);
-    assert_eq!(r.tracks[1].params.sample_rate, 48000);
+    let ac3_track = &r.tracks[1];
+    assert_eq!(ac3_track.params.language.as_deref(), Some("deu"));
+    assert_eq!(&ac3_track.params.descriptors[..], &[0x6A, 1, 0], "ISO 639 not carried");
+    assert_eq!((ac3_track.params.sample_rate, ac3_track.params.channels), (48000, 6));
+    assert_eq!(r.tracks[2].params.sample_rate, 48000);
     let f = r.frames();
     assert_eq!(f.len(), 2);
-    assert_eq!((f[0].track, f[0].pts, &f[0].data[..]), (0, 500, &ac3[..]));
-    assert_eq!((f[1].track, f[1].pts, &f[1].data[..]), (1, 700, &mp2[..]));
+    assert_eq!((f[0].track, f[0].pts, &f[0].data[..]), (1, 500, &ac3[..]));
+    assert_eq!((f[1].track, f[1].pts, &f[1].data[..]), (2, 700, &mp2[..]));
 }
 
 #[test]
@@ -836,7 +853,7 @@ fn sections_spanning_packets_pointer_field_and_bad_crc() {
     // A PMT too long for one packet: many unknown streams with descriptors
     // first, the AAC stream last.
     let desc = [0x05u8; 30];
-    let mut streams: Vec<(u8, u16, &[u8])> = (0..8).map(|i| (0x86, 0x200 + i, &desc[..])).collect();
+    let mut streams: Vec<(u8, u16, &[u8])> = (0..8).map(|i| (0x15, 0x200 + i, &desc[..])).collect();
     streams.push((0x0F, 0x101, &[]));
     let pmt = section_bytes(0x02, 1, 0, &pmt_body(&streams));
     assert!(pmt.len() > 184);
@@ -856,6 +873,12 @@ fn sections_spanning_packets_pointer_field_and_bad_crc() {
     w.pes(0x101, 0xC0, 3000, None, &adts(&[7; 33]), true);
     let r = run(&w.out);
     assert_eq!(r.stats.pmt_errors, 1);
+    assert_eq!(
+        r.stats.last_error.map(|e| (e.pid, e.kind.name())),
+        Some((0x1000, "psi"))
+    );
+    // The eight metadata streams (0x15) are not carried: counted once each.
+    assert_eq!(r.stats.unknown_streams, 8);
     assert_eq!(r.tracks.len(), 1);
     assert_eq!(r.tracks[0].codec, Codec::Aac);
     assert_eq!(r.frames().len(), 1);
@@ -922,7 +945,9 @@ fn total_buffered_pes_bytes_are_bounded() {
         }
     }
     let r = run_chunked(&data, &[65535]);
-    assert_eq!(r.stats.pes_errors, 1, "{:?}", r.stats);
-    // The other two completed at flush; without a keyframe they are dropped.
-    assert_eq!(r.stats.dropped_frames, 2);
+    // One is dropped as oversize; the other two complete at flush and,
+    // holding no NAL unit at all, count as PES errors.
+    assert_eq!(r.stats.pes_errors, 3, "{:?}", r.stats);
+    assert_eq!(r.stats.dropped_frames, 0);
+    assert!(r.frames().is_empty());
 }

@@ -1,0 +1,845 @@
+//! Video access-unit assembly for H.264 and H.265: PES payloads in, one
+//! frame per access unit out (ISO/IEC 13818-1 §2.14 and §2.17, access units
+//! per H.264 §7.4.1.2.3 and H.265 §7.4.2.4.4).
+//!
+//! The elementary stream is read as one byte stream across PES boundaries.
+//! An access unit starts at an AUD, at the first slice of a new picture, or
+//! at an SPS/PPS/VPS/SEI that follows the slices of the current one; it ends
+//! where the next one starts. The PTS/DTS of a PES go to the first access
+//! unit whose first NAL header lies in that PES; other access units are
+//! timed from the one before (see the module docs of `demux`).
+//!
+//! Invariants:
+//! - `buf[start..]` holds every byte not yet emitted; the open access unit
+//!   (if any) starts at `start`. Frames are slices of `buf` (no copy) unless
+//!   an access unit continues into the next PES, when the held bytes and
+//!   the new payload are joined once.
+//! - Access-unit boundaries depend only on the bytes, never on where a PES
+//!   or a read ended: a scan that cannot see enough of a NAL header stops
+//!   (`stalled`) and resumes with more bytes.
+//! - An access unit never exceeds `MAX_PES_SIZE`; one that may have lost
+//!   bytes is dropped, and then nothing is emitted before a PES with PTS.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Demuxer, Frame, TsErrorKind, MAX_PES_SIZE, TS_MASK};
+use crate::codec::h264::{self, SliceContext, SLICE_HEADER_PREFIX};
+use crate::codec::h265;
+use crate::codec::nal::{next_nal, NalRole};
+use crate::frame::{Codec, TrackParams};
+use crate::ts::wrap_delta;
+
+/// Parameter sets of each kind (VPS, SPS, PPS) remembered per access unit.
+const MAX_PARAM_SETS: usize = 4;
+/// PES of a stream scanned whole before it is trusted to carry one access
+/// unit per PES with PTS; later, every this-many-th PES is scanned whole.
+const PROBE_FIRST: u64 = 8;
+const PROBE_EVERY: u64 = 32;
+/// Interpolation step when neither the SPS nor the stream tells (25 fps).
+const DEFAULT_FRAME_TICKS: i64 = 3600;
+
+/// What the head of a new PES says about the access unit held from before.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Head {
+    /// Nothing is held: the PES starts afresh.
+    Nothing,
+    /// Nothing is held, but the previous access unit was emitted at the end
+    /// of its (bounded) PES and this PES does not start a new one: that
+    /// frame was cut.
+    CutBefore,
+    /// The PES starts a new access unit: the held one is complete.
+    Start,
+    /// The PES continues the held bytes.
+    Continue,
+}
+
+/// Timing of the last access unit that had timestamps.
+#[derive(Clone, Copy, Debug)]
+struct Chain {
+    dts: i64,
+    /// Its duration in 90 kHz ticks.
+    dur: i64,
+    /// Its timestamps came from its PES.
+    real: bool,
+}
+
+/// The access unit being assembled. Offsets are in `VideoAsm::buf`.
+#[derive(Clone, Debug)]
+struct Au {
+    dts: i64,
+    pts: i64,
+    /// It has timestamps (from its PES or interpolated).
+    timed: bool,
+    interpolated: bool,
+    /// NAL units seen.
+    nals: u32,
+    /// Where the NAL unit after a leading AUD starts (0: no leading AUD).
+    aud_end: usize,
+    has_vcl: bool,
+    keyframe: bool,
+    /// An H.264 recovery point SEI precedes the first slice.
+    recovery: bool,
+    /// H.264 field picture.
+    field: bool,
+    /// VPS, SPS, PPS NAL units (without start code) as byte ranges.
+    params: [[(usize, usize); MAX_PARAM_SETS]; 3],
+    param_count: [usize; 3],
+    /// It becomes a frame (decided at its first slice).
+    emit: bool,
+    /// It began at the first NAL unit of PES number `whole_pes`.
+    whole_pes: Option<u64>,
+    /// Length when its bounded PES ended and it was the whole PES.
+    whole_len: Option<usize>,
+}
+
+/// Per-stream assembly state. See the module docs.
+pub(super) struct VideoAsm {
+    codec: Codec,
+    buf: Bytes,
+    start: usize,
+    /// Where the search for the next start code resumes.
+    scan_from: usize,
+    /// Header offset and role of the NAL unit whose end is not known yet.
+    open_nal: Option<(usize, NalRole)>,
+    /// The scan stopped before a start code whose header was incomplete.
+    stalled: bool,
+    au: Option<Au>,
+    /// Event slot reserved for the open access unit's frame.
+    hole: Option<u64>,
+    /// The last access unit was emitted at the end of its bounded PES,
+    /// before the next PES could confirm it was complete.
+    early: bool,
+    chain: Option<Chain>,
+    /// Last PTS − DTS seen.
+    comp_offset: i64,
+    /// Last DTS step seen between access units with their own timestamps.
+    step: Option<i64>,
+    /// Frame duration from the SPS timing info.
+    frame_dur: Option<i64>,
+    slice_ctx: Option<SliceContext>,
+    /// Largest bounded PES known to have held a whole access unit.
+    confirmed_len: usize,
+    /// A PES continued an access unit: bounded PES are never trusted.
+    split_seen: bool,
+    /// A PES with PTS carried several access units: every PES is scanned.
+    multi_au: bool,
+    /// PES seen (numbers the PES for probing and `whole_pes`).
+    pes_count: u64,
+    /// After a loss: wait for a PES with PTS.
+    resync: bool,
+    /// A random access point with parameter sets was seen.
+    started: bool,
+}
+
+impl VideoAsm {
+    pub(super) fn new(codec: Codec) -> Self {
+        VideoAsm {
+            codec,
+            buf: Bytes::new(),
+            start: 0,
+            scan_from: 0,
+            open_nal: None,
+            stalled: false,
+            au: None,
+            hole: None,
+            early: false,
+            chain: None,
+            comp_offset: 0,
+            step: None,
+            frame_dur: None,
+            slice_ctx: None,
+            confirmed_len: 0,
+            split_seen: false,
+            multi_au: false,
+            pes_count: 0,
+            resync: false,
+            started: false,
+        }
+    }
+
+    fn h264(&self) -> bool {
+        self.codec != Codec::H265
+    }
+
+    fn role(&self, nal: &[u8]) -> NalRole {
+        if self.h264() {
+            h264::nal_role(nal)
+        } else {
+            h265::nal_role(nal)
+        }
+    }
+
+    /// Header bytes needed to classify a NAL unit (with the first-slice bit).
+    fn min_header(&self) -> usize {
+        if self.h264() {
+            2
+        } else {
+            3
+        }
+    }
+
+    /// Bytes held: not emitted yet.
+    pub(super) fn held_bytes(&self) -> usize {
+        self.buf.len().saturating_sub(self.start)
+    }
+
+    /// Whether anything is held whose end the next PES may tell.
+    pub(super) fn holds(&self) -> bool {
+        self.au.is_some() || self.held_bytes() > 0 || self.early
+    }
+
+    fn reset_buf(&mut self) {
+        self.buf = Bytes::new();
+        self.start = 0;
+        self.scan_from = 0;
+        self.open_nal = None;
+        self.stalled = false;
+    }
+
+    /// Looks at the first bytes of a new PES payload. `None`: too few bytes
+    /// to tell yet (only when `complete` is false).
+    pub(super) fn classify_head(&self, head: &[u8], complete: bool) -> Option<Head> {
+        let held = self.au.is_some() || self.held_bytes() > 0;
+        if !held && !self.early {
+            return Some(Head::Nothing);
+        }
+        if self.stalled {
+            return Some(Head::Continue);
+        }
+        let Some(i) = head.iter().position(|&b| b != 0) else {
+            return complete.then_some(Head::Continue);
+        };
+        if head[i] != 1 || i < 2 {
+            return Some(if held { Head::Continue } else { Head::CutBefore });
+        }
+        let nal = &head[i + 1..];
+        if nal.len() < self.min_header() && !complete {
+            return None;
+        }
+        let role = self.role(nal);
+        let after_vcl = self.au.as_ref().is_none_or(|a| a.has_vcl);
+        Some(match (held, role.starts_au(after_vcl)) {
+            (true, true) => Head::Start,
+            (true, false) => Head::Continue,
+            (false, true) => Head::Nothing,
+            (false, false) => Head::CutBefore,
+        })
+    }
+
+    /// Acts on what [`VideoAsm::classify_head`] found.
+    pub(super) fn apply_head(&mut self, d: &mut Demuxer, si: usize, head: Head) {
+        let early = std::mem::take(&mut self.early);
+        match head {
+            Head::Nothing => {}
+            Head::CutBefore => {
+                if early {
+                    // The frame emitted at its PES end was not whole.
+                    self.split_seen = true;
+                    let pid = d.streams.get(si).map_or(0, |s| s.pid);
+                    d.error(pid, TsErrorKind::Pes);
+                }
+            }
+            Head::Start => {
+                if let Some(len) = self.au.as_ref().and_then(|a| a.whole_len) {
+                    self.confirmed_len = self.confirmed_len.max(len);
+                }
+                let end = self.buf.len();
+                self.finish_au(d, si, end);
+                self.reset_buf();
+            }
+            Head::Continue => {
+                if self.au.is_some() {
+                    self.split_seen = true;
+                }
+            }
+        }
+    }
+
+    /// A complete PES payload. `bounded`: it ended by its PES_packet_length.
+    pub(super) fn pes_end(
+        &mut self,
+        d: &mut Demuxer,
+        si: usize,
+        payload: Bytes,
+        ts: Option<(i64, i64)>,
+        bounded: bool,
+    ) {
+        self.pes_count += 1;
+        self.early = false;
+        if self.resync {
+            if ts.is_none() {
+                return;
+            }
+            self.resync = false;
+        }
+        let pes_start;
+        if self.held_bytes() > 0 {
+            // The held bytes continue into this PES: join them once.
+            let held = self.held_bytes();
+            if held + payload.len() > MAX_PES_SIZE {
+                let pid = d.streams.get(si).map_or(0, |s| s.pid);
+                self.lost(d);
+                d.error(pid, TsErrorKind::Oversize);
+                return;
+            }
+            let mut joined = BytesMut::with_capacity(held + payload.len());
+            joined.extend_from_slice(&self.buf[self.start..]);
+            joined.extend_from_slice(&payload);
+            self.rebase(self.start);
+            self.buf = joined.freeze();
+            pes_start = held;
+            if let Some(au) = &mut self.au {
+                au.whole_len = None;
+            }
+        } else {
+            self.reset_buf();
+            self.buf = payload;
+            pes_start = 0;
+        }
+        let probe = self.pes_count <= PROBE_FIRST || self.pes_count.is_multiple_of(PROBE_EVERY);
+        let fast = ts.is_some() && !self.multi_au && !probe;
+        let nals = self.scan(d, si, pes_start, ts, fast, false);
+        if nals == 0 && pes_start == 0 && ts.is_some() && !self.stalled {
+            // A PES that should start an access unit holds no NAL unit.
+            let pid = d.streams.get(si).map_or(0, |s| s.pid);
+            d.error(pid, TsErrorKind::Pes);
+        }
+        if bounded {
+            self.bounded_end(d, si, pes_start);
+        }
+    }
+
+    /// Shifts every offset down by `by` (the bytes before it are dropped).
+    fn rebase(&mut self, by: usize) {
+        let sub = |x: usize| x.saturating_sub(by);
+        self.start = sub(self.start);
+        self.scan_from = sub(self.scan_from);
+        if let Some((h, r)) = self.open_nal {
+            self.open_nal = Some((sub(h), r));
+        }
+        if let Some(au) = &mut self.au {
+            if au.aud_end > 0 {
+                au.aud_end = sub(au.aud_end).max(1);
+            }
+            for (k, ranges) in au.params.iter_mut().enumerate() {
+                for r in ranges.iter_mut().take(au.param_count[k]) {
+                    *r = (sub(r.0), sub(r.1));
+                }
+            }
+        }
+    }
+
+    /// After a bounded PES: emit its access unit now if the stream has shown
+    /// such PES hold whole access units, else hold its place in the event
+    /// order until the next PES tells.
+    fn bounded_end(&mut self, d: &mut Demuxer, si: usize, pes_start: usize) {
+        let len = self.held_bytes();
+        let pes = self.pes_count;
+        let stalled = self.stalled;
+        let Some(au) = &mut self.au else {
+            return;
+        };
+        let whole = au.whole_pes == Some(pes) && pes_start == 0 && !stalled;
+        if whole {
+            au.whole_len = Some(len);
+        }
+        if whole && !self.split_seen && len < self.confirmed_len {
+            let end = self.buf.len();
+            self.finish_au(d, si, end);
+            self.reset_buf();
+            self.early = true;
+        } else if au.emit && au.has_vcl && au.timed && self.hole.is_none() {
+            self.hole = Some(d.reserve_hole());
+        }
+    }
+
+    /// Scans `buf` from `scan_from` for NAL units, finishing every access
+    /// unit whose successor starts. `pes_start`: where the newest PES's
+    /// payload starts in `buf`; `ts` goes to the first access unit whose NAL
+    /// header is at or after it. `fast`: after the first slice of the first
+    /// access unit of that PES, take the rest of the PES as that access unit.
+    /// `last`: no more bytes will come; nothing stalls and the open access
+    /// unit ends at the end of `buf`. Returns the NAL units found at or
+    /// after `pes_start`.
+    fn scan(
+        &mut self,
+        d: &mut Demuxer,
+        si: usize,
+        pes_start: usize,
+        ts: Option<(i64, i64)>,
+        fast: bool,
+        last: bool,
+    ) -> u32 {
+        let mut ts = ts;
+        let had_ts = ts.is_some();
+        let mut aus_here = 0u32;
+        let mut nals_here = 0u32;
+        let len = self.buf.len();
+        self.stalled = false;
+        loop {
+            let Some((b, h)) = next_nal(&self.buf, self.scan_from) else {
+                self.scan_from = self.scan_from.max(len.saturating_sub(2));
+                break;
+            };
+            if len - h < self.min_header() && !last {
+                self.stall(b);
+                break;
+            }
+            let role = self.role(&self.buf[h..]);
+            let needs_slice = self.h264()
+                && matches!(role, NalRole::Vcl { .. })
+                && (matches!(role, NalRole::Vcl { first: true, .. }) || self.au.as_ref().is_none_or(|a| !a.has_vcl));
+            if needs_slice && !last && slice_window(&self.buf[h..], false).is_none() {
+                self.stall(b);
+                break;
+            }
+            if let Some((oh, orole)) = self.open_nal.take() {
+                self.close_nal(oh, b, orole);
+            }
+            let opens = match &self.au {
+                Some(au) => role.starts_au(au.has_vcl),
+                None => role.can_open_au(),
+            };
+            let in_pes = h >= pes_start;
+            if opens {
+                if self.au.is_some() {
+                    self.finish_au(d, si, b);
+                }
+                self.start = b;
+                let own = if in_pes { ts.take() } else { None };
+                let whole = (in_pes && nals_here == 0).then_some(self.pes_count);
+                self.begin_au(own, whole);
+                if in_pes {
+                    aus_here += 1;
+                }
+            } else if self.au.is_none() {
+                // Bytes of an access unit whose start was lost: skipped.
+                self.start = b;
+            }
+            if in_pes {
+                nals_here += 1;
+            }
+            let first_vcl = matches!(role, NalRole::Vcl { .. }) && self.au.as_ref().is_some_and(|a| !a.has_vcl);
+            if let Some(au) = &mut self.au {
+                au.nals += 1;
+            }
+            if first_vcl {
+                self.head(d, si, h, role, last);
+            }
+            self.open_nal = Some((h, role));
+            self.scan_from = h;
+            let field = self.au.as_ref().is_some_and(|a| a.field);
+            if fast && first_vcl && in_pes && aus_here == 1 && !field {
+                // The rest of this PES is taken as this access unit.
+                self.scan_from = (h + 1).max(len.saturating_sub(3));
+                break;
+            }
+        }
+        if had_ts && aus_here >= 2 {
+            self.multi_au = true;
+        }
+        if self.au.is_none() && !self.stalled {
+            self.start = self.scan_from.min(len);
+        }
+        if last {
+            if self.au.is_some() {
+                self.finish_au(d, si, len);
+            }
+            self.reset_buf();
+        }
+        nals_here
+    }
+
+    fn stall(&mut self, at: usize) {
+        self.stalled = true;
+        self.scan_from = at;
+        if self.au.is_none() {
+            self.start = at;
+        }
+    }
+
+    /// The NAL unit at header `h` ends at `end`: record what the access unit
+    /// needs from it.
+    fn close_nal(&mut self, h: usize, end: usize, role: NalRole) {
+        let h264 = self.h264();
+        let Some(au) = &mut self.au else {
+            return;
+        };
+        let nal = trim_zeros(self.buf.get(h..end).unwrap_or_default());
+        match role {
+            NalRole::Aud if au.nals == 1 && au.aud_end == 0 => au.aud_end = end,
+            NalRole::Sei if h264 && !au.has_vcl && !au.recovery => {
+                au.recovery = h264::recovery_point(nal).is_some();
+            }
+            NalRole::ParamSet(k) => {
+                let k = usize::from(k.min(2));
+                let n = au.param_count[k];
+                if n < MAX_PARAM_SETS && !nal.is_empty() {
+                    au.params[k][n] = (h, h + nal.len());
+                    au.param_count[k] += 1;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens an access unit at `start` with its PES timestamps, if it takes
+    /// them, else timed from the one before.
+    fn begin_au(&mut self, own: Option<(i64, i64)>, whole_pes: Option<u64>) {
+        let (dts, pts, timed, interpolated) = match (own, self.chain) {
+            (Some((pts, dts)), chain) => {
+                if let Some(c) = chain.filter(|c| c.real) {
+                    let s = wrap_delta(c.dts, dts);
+                    if s > 0 && s <= 90_000 {
+                        self.step = Some(s);
+                    }
+                }
+                self.comp_offset = wrap_delta(dts, pts).max(0);
+                (dts, pts, true, false)
+            }
+            (None, Some(c)) => {
+                let dts = (c.dts + c.dur) & TS_MASK;
+                (dts, (dts + self.comp_offset) & TS_MASK, true, true)
+            }
+            (None, None) => (0, 0, false, false),
+        };
+        self.au = Some(Au {
+            dts,
+            pts,
+            timed,
+            interpolated,
+            nals: 0,
+            aud_end: 0,
+            has_vcl: false,
+            keyframe: false,
+            recovery: false,
+            field: false,
+            params: [[(0, 0); MAX_PARAM_SETS]; 3],
+            param_count: [0; 3],
+            emit: false,
+            whole_pes,
+            whole_len: None,
+        });
+    }
+
+    /// The first slice of the open access unit, header at `h`: apply its
+    /// parameter sets, decide whether it is a random access point and
+    /// whether the track has started.
+    fn head(&mut self, d: &mut Demuxer, si: usize, h: usize, role: NalRole, last: bool) {
+        self.apply_params(d, si);
+        let irap = matches!(role, NalRole::Vcl { irap: true, .. });
+        let mut keyframe = irap;
+        let mut field = false;
+        if self.h264() {
+            if let Some(window) = slice_window(&self.buf[h..], last) {
+                if let Ok(sh) = h264::parse_slice_header(window, self.slice_ctx.as_ref()) {
+                    field = sh.field_pic == Some(true);
+                    let recovery = self.au.as_ref().is_some_and(|a| a.recovery);
+                    keyframe |= sh.is_intra() && recovery;
+                }
+            }
+        }
+        let ready = d.streams.get(si).is_some_and(|st| has_params(st.codec, &st.params));
+        let emit = self.started || (keyframe && ready);
+        self.started |= emit;
+        if let Some(au) = &mut self.au {
+            au.has_vcl = true;
+            au.keyframe = keyframe;
+            au.field = field;
+            au.emit = emit;
+        }
+    }
+
+    /// Replaces the track's parameter sets by those of the open access unit.
+    fn apply_params(&mut self, d: &mut Demuxer, si: usize) {
+        let Some(au) = &mut self.au else {
+            return;
+        };
+        if au.param_count == [0; 3] {
+            return;
+        }
+        let buf = &self.buf;
+        let lists: [Vec<&[u8]>; 3] = std::array::from_fn(|k| {
+            au.params[k][..au.param_count[k]]
+                .iter()
+                .filter_map(|&(a, b)| buf.get(a..b))
+                .collect()
+        });
+        au.param_count = [0; 3];
+        let Some(st) = d.streams.get_mut(si) else {
+            return;
+        };
+        if update_video_params(st.codec, &mut st.params, &lists) {
+            self.slice_ctx = None;
+            self.frame_dur = None;
+            if let Some(sps) = st
+                .params
+                .parameter_sets
+                .iter()
+                .find(|b| param_kind(st.codec, b) == Some(1))
+            {
+                let rate = match st.codec {
+                    Codec::H265 => h265::parse_sps(sps).ok().and_then(|s| s.frame_rate),
+                    _ => h264::parse_sps(sps).ok().and_then(|s| {
+                        self.slice_ctx = Some(SliceContext::from(&s));
+                        s.frame_rate
+                    }),
+                };
+                self.frame_dur = rate.and_then(|(num, den)| {
+                    let t = (90_000 * u64::from(den) + u64::from(num) / 2) / u64::from(num.max(1));
+                    (1..=900_000).contains(&t).then_some(t as i64)
+                });
+            }
+            d.rebuild_tracks();
+        }
+    }
+
+    /// Duration of an access unit for interpolating the next one.
+    fn duration(&self, field: bool) -> i64 {
+        match self.frame_dur {
+            Some(f) if field => (f / 2).max(1),
+            Some(f) => f,
+            None => self.step.unwrap_or(DEFAULT_FRAME_TICKS),
+        }
+    }
+
+    /// The open access unit ends at `end`: emit it as a frame (into its
+    /// reserved place, if it has one) or count it dropped.
+    fn finish_au(&mut self, d: &mut Demuxer, si: usize, end: usize) {
+        let Some(au) = self.au.take() else {
+            return;
+        };
+        if !au.has_vcl {
+            // Parameter sets in an access unit of their own still count.
+            self.au = Some(au.clone());
+            self.apply_params(d, si);
+            self.au = None;
+        }
+        if au.timed {
+            self.chain = Some(Chain {
+                dts: au.dts,
+                dur: self.duration(au.field),
+                real: !au.interpolated,
+            });
+        }
+        let from = if au.aud_end > 0 { au.aud_end } else { self.start };
+        let data =
+            (au.emit && au.has_vcl && au.timed && from <= end).then(|| self.buf.slice(from..end.min(self.buf.len())));
+        match data {
+            Some(data) => {
+                if au.interpolated {
+                    d.stats.interpolated += 1;
+                }
+                d.video_dts = Some(au.dts);
+                let frame = Frame {
+                    track: si as u16,
+                    dts: au.dts,
+                    pts: au.pts,
+                    keyframe: au.keyframe,
+                    data,
+                };
+                match self.hole.take() {
+                    Some(seq) => d.fill_hole(seq, frame),
+                    None => d.emit(frame),
+                }
+            }
+            None => {
+                if let Some(seq) = self.hole.take() {
+                    d.void_hole(seq);
+                }
+                d.stats.dropped_frames += 1;
+            }
+        }
+        self.start = end;
+    }
+
+    /// Bytes of this stream were lost: drop what may have lost them and
+    /// wait for a PES with PTS.
+    pub(super) fn lost(&mut self, d: &mut Demuxer) {
+        if let Some(seq) = self.hole.take() {
+            d.void_hole(seq);
+        }
+        if self.au.take().is_some_and(|a| a.emit && a.has_vcl) {
+            d.stats.dropped_frames += 1;
+        }
+        self.reset_buf();
+        self.chain = None;
+        self.early = false;
+        self.resync = true;
+    }
+
+    /// End of input: everything held is complete.
+    pub(super) fn flush(&mut self, d: &mut Demuxer, si: usize) {
+        if self.held_bytes() > 0 || self.au.is_some() {
+            let at = self.buf.len();
+            self.scan(d, si, at, None, false, true);
+        }
+        if let Some(seq) = self.hole.take() {
+            d.void_hole(seq);
+        }
+        self.reset_buf();
+        self.early = false;
+        self.resync = false;
+    }
+
+    /// Takes the held access unit as complete now (too many events wait).
+    pub(super) fn release(&mut self, d: &mut Demuxer, si: usize) {
+        if self.hole.is_some() {
+            let end = self.buf.len();
+            self.finish_au(d, si, end);
+            self.reset_buf();
+            self.early = true;
+        }
+    }
+
+    /// Gives up the reserved place; the frame is emitted when its end is known.
+    pub(super) fn unhold(&mut self, d: &mut Demuxer) {
+        if let Some(seq) = self.hole.take() {
+            d.void_hole(seq);
+        }
+    }
+}
+
+/// The bytes of an H.264 slice NAL unit (from its header) that its header
+/// fields are read from: up to [`SLICE_HEADER_PREFIX`] bytes, or to the next
+/// start code if the NAL unit is shorter. `None` when too few bytes are there
+/// to know (unless `last`).
+fn slice_window(nal: &[u8], last: bool) -> Option<&[u8]> {
+    let look = &nal[..nal.len().min(SLICE_HEADER_PREFIX + 3)];
+    match next_nal(look, 1) {
+        Some((b, _)) if b < SLICE_HEADER_PREFIX => Some(&nal[..b]),
+        _ if look.len() >= SLICE_HEADER_PREFIX + 3 || last => Some(&nal[..nal.len().min(SLICE_HEADER_PREFIX)]),
+        _ => None,
+    }
+}
+
+fn trim_zeros(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., 0] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Parameter-set kind: 0 VPS, 1 SPS, 2 PPS.
+fn param_kind(codec: Codec, nal: &[u8]) -> Option<usize> {
+    match codec {
+        Codec::H265 => match h265::nal_type(nal)? {
+            h265::NAL_VPS => Some(0),
+            h265::NAL_SPS => Some(1),
+            h265::NAL_PPS => Some(2),
+            _ => None,
+        },
+        _ => match h264::nal_type(nal)? {
+            h264::NAL_SPS => Some(1),
+            h264::NAL_PPS => Some(2),
+            _ => None,
+        },
+    }
+}
+
+fn has_params(codec: Codec, params: &TrackParams) -> bool {
+    let mut seen = [false; 3];
+    for ps in &params.parameter_sets {
+        if let Some(k) = param_kind(codec, ps) {
+            seen[k] = true;
+        }
+    }
+    seen[1] && seen[2] && (codec != Codec::H265 || seen[0])
+}
+
+/// Replaces each kind of parameter set the access unit carries; returns
+/// true (and re-derives dimensions, frame rate, codec string) on a change.
+fn update_video_params(codec: Codec, p: &mut TrackParams, in_au: &[Vec<&[u8]>; 3]) -> bool {
+    let cur = &p.parameter_sets;
+    let mut new: Vec<&[u8]> = Vec::with_capacity(cur.len() + 3);
+    for (kind, sets) in in_au.iter().enumerate() {
+        if sets.is_empty() {
+            new.extend(
+                cur.iter()
+                    .filter(|b| param_kind(codec, b) == Some(kind))
+                    .map(|b| &b[..]),
+            );
+        } else {
+            for s in sets {
+                if !new.contains(s) {
+                    new.push(s);
+                }
+            }
+        }
+    }
+    if new.len() == cur.len() && new.iter().zip(cur).all(|(a, b)| *a == &b[..]) {
+        return false;
+    }
+    let sets: Vec<Bytes> = new.iter().map(|b| Bytes::copy_from_slice(b)).collect();
+    p.width = 0;
+    p.height = 0;
+    p.frame_rate = None;
+    p.codec_string = None;
+    if let Some(sps) = sets.iter().find(|b| param_kind(codec, b) == Some(1)) {
+        let dims = |w: u32, h: u32| (u16::try_from(w).unwrap_or(0), u16::try_from(h).unwrap_or(0));
+        match codec {
+            Codec::H265 => {
+                if let Ok(s) = h265::parse_sps(sps) {
+                    (p.width, p.height) = dims(s.width, s.height);
+                    p.frame_rate = s.frame_rate;
+                    p.codec_string = Some(s.codec_string());
+                }
+            }
+            _ => match h264::parse_sps(sps) {
+                Ok(s) => {
+                    (p.width, p.height) = dims(s.width, s.height);
+                    p.frame_rate = s.frame_rate;
+                    p.codec_string = Some(s.codec_string());
+                }
+                Err(_) => p.codec_string = h264::codec_string_from_sps(sps),
+            },
+        }
+    }
+    p.parameter_sets = sets;
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn head_classification() {
+        let mut v = VideoAsm::new(Codec::H264);
+        assert_eq!(v.classify_head(&[0, 0, 1, 9], false), Some(Head::Nothing));
+        v.buf = Bytes::from_static(&[0, 0, 0, 1, 9, 0xF0, 0, 0, 1, 0x65, 0x88]);
+        v.begin_au(Some((0, 0)), Some(1));
+        if let Some(au) = &mut v.au {
+            au.has_vcl = true;
+        }
+        assert_eq!(v.classify_head(&[0, 0, 0, 1, 9, 0xF0], false), Some(Head::Start));
+        assert_eq!(v.classify_head(&[0, 0, 1, 0x67, 0x42], false), Some(Head::Start));
+        // A slice that is not the first of its picture continues it.
+        assert_eq!(v.classify_head(&[0, 0, 1, 0x41, 0x40], false), Some(Head::Continue));
+        assert_eq!(v.classify_head(&[0, 0, 1, 0x41, 0x80], false), Some(Head::Start));
+        assert_eq!(v.classify_head(&[0x12, 0x34], false), Some(Head::Continue));
+        // A start code split by the PES boundary: the scan decides.
+        assert_eq!(v.classify_head(&[1, 9, 0xF0], false), Some(Head::Continue));
+        assert_eq!(v.classify_head(&[0, 0], false), None);
+        assert_eq!(v.classify_head(&[0, 0], true), Some(Head::Continue));
+        assert_eq!(v.classify_head(&[0, 0, 1, 0x41], false), None);
+        // Slices after SEI/SPS only (no VCL yet) continue the access unit.
+        if let Some(au) = &mut v.au {
+            au.has_vcl = false;
+        }
+        assert_eq!(v.classify_head(&[0, 0, 1, 0x65, 0x88], false), Some(Head::Continue));
+    }
+
+    #[test]
+    fn slice_windows_are_deterministic() {
+        let mut nal = vec![0x65u8; 40];
+        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(32));
+        assert_eq!(slice_window(&nal[..34], false), None);
+        assert_eq!(slice_window(&nal[..34], true).map(<[u8]>::len), Some(32));
+        assert_eq!(slice_window(&nal[..10], true).map(<[u8]>::len), Some(10));
+        // A start code inside the window ends it (with its zero_byte).
+        nal[20..24].copy_from_slice(&[0, 0, 0, 1]);
+        assert_eq!(slice_window(&nal[..24], false).map(<[u8]>::len), Some(20));
+        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(20));
+    }
+}
