@@ -13,9 +13,10 @@
 //!   [`target_duration_for`] (RFC 8216 §4.3.3.1).
 //! - `EXT-X-INDEPENDENT-SEGMENTS` (§4.3.5.1) is written only when every
 //!   listed segment is [`PlaylistEntry::independent`].
-//! - Every `EXT-X-DATERANGE` (§4.3.2.7) is a function of one cue alone, and
-//!   a media playlist holding one also holds `EXT-X-PROGRAM-DATE-TIME` (on
-//!   every segment), so every node renders the same tags for the same window.
+//! - Every `EXT-X-DATERANGE` (§4.3.2.7) is a function of one cue alone,
+//!   which tags appear is a function of the listed segments, and a media
+//!   playlist holding one also holds `EXT-X-PROGRAM-DATE-TIME` (on every
+//!   segment), so every node renders the same tags for the same window.
 
 use crate::frame::{Codec, Segment, Track, TrackKind, CLOCK_HZ};
 use crate::scte35::{self, SpliceCommand};
@@ -344,8 +345,9 @@ fn write_daterange(out: &mut String, d: &DateRange) {
 ///
 /// `EXT-X-INDEPENDENT-SEGMENTS` is written only when every entry is
 /// independent. Each entry's cues become `EXT-X-DATERANGE` tags before its
-/// URI; a cue whose ID an earlier tag of the playlist already used is
-/// skipped (repeated cues), so no two tags share an ID.
+/// URI. A cue whose ID or whose section bytes an earlier tag of the
+/// playlist already has is skipped: encoders repeat a cue before its splice,
+/// and no two tags may share an ID.
 pub fn render_media_playlist(
     entries: &[PlaylistEntry],
     target_duration: u64,
@@ -362,7 +364,7 @@ pub fn render_media_playlist(
     let first = entries.first().map_or(0, |e| e.seq);
     let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{first}");
     let _ = writeln!(out, "#EXT-X-DISCONTINUITY-SEQUENCE:{discontinuity_sequence}");
-    let mut ids: Vec<&str> = Vec::new();
+    let mut written: Vec<&DateRange> = Vec::new();
     for e in entries {
         // Every flagged segment keeps its tag while listed, so callers count
         // into the discontinuity sequence only the flagged segments that left.
@@ -377,8 +379,8 @@ pub fn render_media_playlist(
             format_utc_millis(ticks_to_millis(e.start))
         );
         for d in e.cues.iter() {
-            if !ids.contains(&d.id.as_str()) {
-                ids.push(&d.id);
+            if !written.iter().any(|w| w.id == d.id || w.section == d.section) {
+                written.push(d);
                 write_daterange(&mut out, d);
             }
         }
@@ -956,14 +958,27 @@ mod tests {
             track(1, Codec::Scte35, None, 0, None),
         ];
         let out = insert(9, true, None);
-        let frames: Vec<Frame> = (0..40).map(|i| frame(1, CLOCK_HZ * (i / 20), true, &out)).collect();
-        let cues = scte35_cues(&segment(t, frames));
+        // The same section timed at 0 s and 1 s (an immediate cue sent
+        // again): one event.
+        let frames: Vec<Frame> = (0..40).map(|i| frame(1, CLOCK_HZ * (i % 2), true, &out)).collect();
+        let cues = scte35_cues(&segment(t.clone(), frames));
         assert_eq!(cues.len(), MAX_CUES_PER_SEGMENT);
+        assert_ne!(cues[0].id, cues[1].id);
         let mut e = [entry(1, 0, 2000, false), entry(2, 2, 2000, false)];
         e[0].cues = Arc::from(cues.clone());
         e[1].cues = Arc::from(cues);
         let text = render_media_playlist(&e, 2, 0, None, "");
         assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), 1, "{text}");
+        // Different bytes under one ID (an update of the same event): the
+        // first one only, so the ID's attributes never disagree.
+        let updated = insert(9, true, Some(CLOCK_HZ));
+        let cues = scte35_cues(&segment(t, vec![frame(1, 0, true, &out), frame(1, 0, true, &updated)]));
+        assert_eq!((cues.len(), &cues[0].id), (2, &cues[1].id));
+        e[0].cues = Arc::from(cues);
+        e[1].cues = Arc::from(Vec::new());
+        let text = render_media_playlist(&e, 2, 0, None, "");
+        assert_eq!(text.matches("#EXT-X-DATERANGE:").count(), 1, "{text}");
+        assert!(!text.contains("PLANNED-DURATION"), "{text}");
     }
 
     #[test]
