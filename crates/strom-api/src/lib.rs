@@ -124,6 +124,29 @@ pub struct StreamInfo {
     pub first_seq: Option<u64>,
     #[serde(default)]
     pub last_seq: Option<u64>,
+    /// Seconds the stream has been waiting for a random access point (IDR,
+    /// recovery point, IRAP) to start or close a segment. Nothing is
+    /// published meanwhile; past the bound the open segment is dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_rap_secs: Option<f64>,
+    /// The last MPEG-TS error an input of this stream met.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ts_last_error: Option<TsErrorInfo>,
+}
+
+/// Where an MPEG-TS input went wrong last (ISO/IEC 13818-1 terms).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TsErrorInfo {
+    /// Index of the input, in config order.
+    pub input: usize,
+    /// PID of the offending packet.
+    pub pid: u16,
+    /// `cc`, `sync`, `pes`, `psi`, `transport_error`, `scrambled`, `oversize`, `latm`, …
+    pub kind: String,
+    /// Byte offset of the packet in that input's byte stream since it (re)connected.
+    pub offset: u64,
+    /// Seconds since it happened.
+    pub age_secs: f64,
 }
 
 impl StreamInfo {

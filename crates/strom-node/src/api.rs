@@ -14,7 +14,7 @@ use axum::Json;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
-use strom_api::{NodeLoad, Readiness, Status, StreamInfo, StreamsResponse, TrackInfo};
+use strom_api::{NodeLoad, Readiness, Status, StreamInfo, StreamsResponse, TrackInfo, TsErrorInfo};
 
 /// `GET /api/v1/cluster/peers`.
 #[derive(Debug, serde::Serialize)]
@@ -81,6 +81,16 @@ pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
         last_frame_age_secs: p.last_frame_at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         first_seq,
         last_seq,
+        no_rap_secs: p
+            .no_rap_since
+            .map(|t| ((crate::util::utc90_now() - t).max(0)) as f64 / strom_media::CLOCK_HZ as f64),
+        ts_last_error: p.ts_error.map(|e| TsErrorInfo {
+            input: e.input,
+            pid: e.pid,
+            kind: e.kind.to_string(),
+            offset: e.offset,
+            age_secs: now.saturating_duration_since(e.at).as_secs_f64(),
+        }),
     }
 }
 

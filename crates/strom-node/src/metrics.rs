@@ -71,6 +71,7 @@ pub struct Metrics {
     input_panics: Family<StreamLabel, Counter>,
     timestamp_jumps: Family<StreamLabel, Counter>,
     ts_interpolated: Family<StreamLabel, Counter>,
+    target_overruns: Family<StreamLabel, Counter>,
     task_panics: Family<StreamLabel, Counter>,
     sessions_refused: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
@@ -129,6 +130,12 @@ pub struct StreamMetrics {
     pub ts_other: Counter,
     /// Frame timestamps the demuxer had to interpolate (PES without PTS).
     pub ts_interpolated: Counter,
+    /// Frames dropped because no random access point closed their segment
+    /// within the bound, or whose track cannot be segmented.
+    pub dropped_no_rap: Counter,
+    pub dropped_untracked: Counter,
+    /// Segments longer than the declared EXT-X-TARGETDURATION allows.
+    pub target_overruns: Counter,
 }
 
 impl Default for Metrics {
@@ -158,6 +165,7 @@ impl Metrics {
             input_panics: Family::default(),
             timestamp_jumps: Family::default(),
             ts_interpolated: Family::default(),
+            target_overruns: Family::default(),
             task_panics: Family::default(),
             sessions_refused: Family::default(),
             server_clients: Gauge::default(),
@@ -213,8 +221,13 @@ impl Metrics {
             m.ts_interpolated.clone(),
         );
         r.register(
+            "stream_segment_target_overruns",
+            "Segments whose duration rounds above the declared EXT-X-TARGETDURATION (a GOP longer than the one learned)",
+            m.target_overruns.clone(),
+        );
+        r.register(
             "stream_dropped_frames",
-            "Frames dropped by reason",
+            "Frames dropped by reason (wait_keyframe, timestamp, no_rap, untracked)",
             m.dropped_frames.clone(),
         );
         r.register(
@@ -322,6 +335,9 @@ impl Metrics {
             udp_overrun: self.ts_errors.get_or_create_owned(&kind("udp_overrun")),
             ts_other: self.ts_errors.get_or_create_owned(&kind("unknown_stream")),
             ts_interpolated: self.ts_interpolated.get_or_create_owned(&l),
+            dropped_no_rap: self.dropped_frames.get_or_create_owned(&kind("no_rap")),
+            dropped_untracked: self.dropped_frames.get_or_create_owned(&kind("untracked")),
+            target_overruns: self.target_overruns.get_or_create_owned(&l),
             dropped_wait_keyframe: self.dropped_frames.get_or_create_owned(&kind("wait_keyframe")),
             dropped_timestamp: self.dropped_frames.get_or_create_owned(&kind("timestamp")),
             slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),

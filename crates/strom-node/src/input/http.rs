@@ -66,8 +66,8 @@ async fn session(
                 return Some(format!("no data for {}s", idle.as_secs()));
             }
             Ok(None) => {
-                let rest = feeder.finish(&ctx.metrics);
-                if !ctx.send_events(rest).await {
+                let rest = feeder.finish(ctx);
+                if !ctx.send_fed(rest).await {
                     return None;
                 }
                 return Some("source closed the response".into());
@@ -78,8 +78,8 @@ async fn session(
                     got_data = true;
                     backoff.reset();
                 }
-                let events = feeder.feed(&ctx.metrics, &chunk);
-                if !ctx.send_events(events).await {
+                let fed = feeder.feed(ctx, &chunk);
+                if !ctx.send_fed(fed).await {
                     return None;
                 }
             }

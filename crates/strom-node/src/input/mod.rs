@@ -22,8 +22,9 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use std::sync::Arc;
 use std::time::Duration;
+use std::time::Instant;
 use strom_config::Input;
-use strom_media::ts::demux::{DemuxEvent, DemuxStats, Demuxer};
+use strom_media::ts::demux::{DemuxEvent, DemuxStats, Demuxer, TsErrorContext};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -55,6 +56,8 @@ pub enum InputMsg {
     Segment(Box<FeedSegment>),
     /// A connection-level change, for logs.
     State { up: bool, detail: String },
+    /// The demuxer met an MPEG-TS error (for the API).
+    TsError(TsErrorContext),
 }
 
 /// The stream-side identity of one running input task: the input's index
@@ -98,6 +101,17 @@ impl InputCtx {
         events.is_empty() || self.send(InputMsg::Demuxed(events)).await
     }
 
+    /// Sends what a [`Feeder`] gave: its TS error, then its events; false
+    /// when the stream is gone.
+    pub async fn send_fed(&self, fed: Fed) -> bool {
+        if let Some(e) = fed.error {
+            if !self.send(InputMsg::TsError(e)).await {
+                return false;
+            }
+        }
+        self.send_events(fed.events).await
+    }
+
     /// Reports a connection change.
     pub async fn state(&self, up: bool, detail: impl Into<String>) {
         let _ = self
@@ -114,11 +128,25 @@ impl InputCtx {
     }
 }
 
-/// A demuxer that reports its byte and error counters into the stream's metrics.
+/// A demuxer that reports its byte and error counters into the stream's
+/// metrics, logs unknown stream types once, and hands the stream the last
+/// TS error (at most once a second).
 pub struct Feeder {
     demux: Demuxer,
     seen: DemuxStats,
+    /// When an error was last handed on, and which.
+    reported: Option<(Instant, TsErrorContext)>,
 }
+
+/// What one push through a [`Feeder`] gave.
+pub struct Fed {
+    pub events: Vec<DemuxEvent>,
+    /// A TS error to report to the stream (rate-limited).
+    pub error: Option<TsErrorContext>,
+}
+
+/// Least time between two TS errors a feeder hands on.
+const ERROR_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 impl Feeder {
     /// A demuxer following MPTS program `program` (`None`: the first program
@@ -127,52 +155,88 @@ impl Feeder {
         Feeder {
             demux: demuxer(program),
             seen: DemuxStats::default(),
+            reported: None,
         }
     }
 
     /// Demuxes `data` (received bytes, counted as input) and returns the events it completed.
-    pub fn feed(&mut self, m: &StreamMetrics, data: &[u8]) -> Vec<DemuxEvent> {
+    pub fn feed(&mut self, ctx: &InputCtx, data: &[u8]) -> Fed {
         self.demux.push(data);
-        let out = self.drain();
-        m.input_bytes.inc_by(data.len() as u64);
-        self.account(m);
-        out
+        ctx.metrics.input_bytes.inc_by(data.len() as u64);
+        self.drain(ctx)
     }
 
     /// Ends the input: emits what is still buffered.
-    pub fn finish(&mut self, m: &StreamMetrics) -> Vec<DemuxEvent> {
+    pub fn finish(&mut self, ctx: &InputCtx) -> Fed {
         self.demux.flush();
-        let out = self.drain();
-        self.account(m);
-        out
+        self.drain(ctx)
     }
 
-    fn drain(&mut self) -> Vec<DemuxEvent> {
-        let mut out = Vec::new();
+    fn drain(&mut self, ctx: &InputCtx) -> Fed {
+        let mut events = Vec::new();
         while let Some(ev) = self.demux.pull() {
-            out.push(ev);
+            events.push(ev);
         }
-        out
+        let error = self.account(ctx);
+        Fed { events, error }
     }
 
-    /// Adds the demuxer's new error counts to the stream's counters.
-    fn account(&mut self, m: &StreamMetrics) {
+    /// Adds the demuxer's new counts to the stream's counters; returns the
+    /// last error if it is new and none was handed on in the last second.
+    fn account(&mut self, ctx: &InputCtx) -> Option<TsErrorContext> {
+        let m = &ctx.metrics;
         let s = self.demux.stats();
+        if *s == self.seen {
+            return None;
+        }
         m.ts_cc.inc_by(s.cc_errors.saturating_sub(self.seen.cc_errors));
         m.ts_sync.inc_by(s.sync_errors.saturating_sub(self.seen.sync_errors));
-        m.ts_pes.inc_by(s.pes_errors.saturating_sub(self.seen.pes_errors));
+        m.ts_pes.inc_by(
+            (s.pes_errors + s.transport_errors + s.scrambled)
+                .saturating_sub(self.seen.pes_errors + self.seen.transport_errors + self.seen.scrambled),
+        );
         m.ts_pmt.inc_by(s.pmt_errors.saturating_sub(self.seen.pmt_errors));
+        m.ts_other
+            .inc_by(s.unknown_streams.saturating_sub(self.seen.unknown_streams));
+        m.ts_interpolated
+            .inc_by(s.interpolated.saturating_sub(self.seen.interpolated));
         m.dropped_wait_keyframe
             .inc_by(s.dropped_frames.saturating_sub(self.seen.dropped_frames));
+        let last = s.last_error;
         self.seen = s.clone();
+        for (pid, stream_type) in self.demux.take_unknown() {
+            tracing::warn!(
+                stream = %ctx.stream,
+                input = ctx.index(),
+                pid,
+                stream_type = format_args!("0x{stream_type:02x}"),
+                "elementary stream of a type strom does not carry: left out (counted as unknown_stream)"
+            );
+        }
+        let last = last?;
+        let now = Instant::now();
+        match self.reported {
+            Some((_, e)) if e == last => None,
+            Some((at, _)) if now.saturating_duration_since(at) < ERROR_REPORT_EVERY => None,
+            _ => {
+                self.reported = Some((now, last));
+                tracing::debug!(
+                    stream = %ctx.stream,
+                    input = ctx.index(),
+                    pid = last.pid,
+                    kind = last.kind.name(),
+                    offset = last.offset,
+                    "mpeg-ts error"
+                );
+                Some(last)
+            }
+        }
     }
 }
 
 /// The demuxer of a TS input following `program`.
 pub fn demuxer(program: Option<u16>) -> Demuxer {
-    // TODO(program selection): Demuxer::with_program once the demuxer has it.
-    let _ = program;
-    Demuxer::new()
+    Demuxer::with_program(program)
 }
 
 /// Capped exponential backoff for reconnecting inputs.

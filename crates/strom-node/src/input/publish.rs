@@ -88,19 +88,20 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
                 tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher connected");
                 ctx.state(true, "publisher connected").await;
             }
-            let events = feeder.feed(&ctx.metrics, &chunk);
-            if events
+            let fed = feeder.feed(&ctx, &chunk);
+            if fed
+                .events
                 .iter()
                 .any(|e| matches!(e, strom_media::ts::demux::DemuxEvent::Frame(_)))
             {
                 slot.saw_frame();
             }
-            if !ctx.send_events(events).await {
+            if !ctx.send_fed(fed).await {
                 return;
             }
         }
-        let rest = feeder.finish(&ctx.metrics);
-        if !ctx.send_events(rest).await {
+        let rest = feeder.finish(&ctx);
+        if !ctx.send_fed(rest).await {
             return;
         }
         if connected {

@@ -190,8 +190,8 @@ pub async fn run(
         };
         match msg {
             Ok(Datagram::Data(d)) => {
-                let events = feeder.feed(&ctx.metrics, &d);
-                if !ctx.send_events(events).await {
+                let fed = feeder.feed(&ctx, &d);
+                if !ctx.send_fed(fed).await {
                     return;
                 }
             }

@@ -228,7 +228,13 @@ impl Output for HttpTs {
         if **t == *m.tracks {
             return;
         }
-        m.mux = Some(TsMuxer::new(t));
+        // A viewer already connected sees the counters of a new muxer start
+        // over: flag that on every PID (ISO/IEC 13818-1 §2.4.3.5).
+        let mut mux = TsMuxer::new(t);
+        if m.mux.is_some() {
+            mux.mark_discontinuity();
+        }
+        m.mux = Some(mux);
         m.has_video = t.iter().any(|t| t.kind() == TrackKind::Video);
         m.last_tables_dts = None;
         m.tracks = t.clone();

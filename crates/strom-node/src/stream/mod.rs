@@ -83,6 +83,26 @@ pub struct Published {
     pub tracks: Arc<[Track]>,
     /// For a restreamed stream: the source node feeding it.
     pub origin: Option<Arc<str>>,
+    /// Since when (UTC, 90 kHz ticks) the segmenter has had no random access
+    /// point to start or close a segment, while it is waiting for one.
+    pub no_rap_since: Option<i64>,
+    /// The last MPEG-TS error an input of this stream reported.
+    pub ts_error: Option<TsErrorSeen>,
+}
+
+/// An MPEG-TS error as the API shows it: which input, where in its byte
+/// stream, on which PID, of which kind, and when.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TsErrorSeen {
+    /// Index of the input (in config order) whose demuxer met it.
+    pub input: usize,
+    pub pid: u16,
+    /// Stable short name (`cc`, `sync`, `pes`, `psi`, ...).
+    pub kind: &'static str,
+    /// Byte offset of the offending packet in that input's byte stream
+    /// since its connection (re)started.
+    pub offset: u64,
+    pub at: Instant,
 }
 
 /// Viewer demand: keeps an on-demand stream running and wakes it.
@@ -153,6 +173,8 @@ impl Stream {
                 last_frame_at: None,
                 tracks: Arc::from(Vec::new()),
                 origin: None,
+                no_rap_since: None,
+                ts_error: None,
             }),
             demand: Demand {
                 epoch: Instant::now(),

@@ -23,7 +23,7 @@ use super::Stream;
 use crate::output::SegmentEvent;
 use std::sync::Arc;
 use std::time::Instant;
-use strom_media::segmenter::{Segmenter, SegmenterConfig};
+use strom_media::segmenter::{Segmenter, SegmenterConfig, SegmenterStats};
 use strom_media::timeline::{AnchorReason, Mapped, Timeline, TimelineConfig};
 use strom_media::{Frame, Segment, Track, TrackKind, CLOCK_HZ};
 
@@ -102,7 +102,10 @@ pub struct Pipeline {
     /// The cluster feed being placed and its numbering.
     feed: Option<(u64, Mapping)>,
     tracks: Arc<[Track]>,
-    dropped_seen: u64,
+    /// Segmenter counters already added to the metrics.
+    seen: SegmenterStats,
+    /// Last published `no_rap_since`.
+    no_rap_since: Option<i64>,
     /// The next segment cut here follows a switch: flag it.
     pending_discontinuity: bool,
     jump_log: Option<Instant>,
@@ -128,7 +131,8 @@ impl Pipeline {
             pos,
             feed: None,
             tracks: Arc::from(Vec::new()),
-            dropped_seen: 0,
+            seen: SegmenterStats::default(),
+            no_rap_since: None,
             jump_log: None,
         }
     }
@@ -218,12 +222,46 @@ impl Pipeline {
         }
         m.frames.inc();
         let seg = self.segmenter.push(frame);
-        let dropped = self.segmenter.dropped();
-        m.dropped_wait_keyframe
-            .inc_by(dropped.saturating_sub(self.dropped_seen));
-        self.dropped_seen = dropped;
+        self.account();
         if let Some(seg) = seg {
             self.publish(seg, now);
+        }
+    }
+
+    /// Adds the segmenter's new drops and overruns to the metrics and
+    /// publishes whether it is waiting for a random access point.
+    fn account(&mut self) {
+        let st = self.segmenter.stats();
+        if st != self.seen {
+            let m = &self.stream.metrics;
+            m.dropped_wait_keyframe
+                .inc_by(st.waiting_frames.saturating_sub(self.seen.waiting_frames));
+            m.dropped_no_rap
+                .inc_by(st.no_rap_frames.saturating_sub(self.seen.no_rap_frames));
+            m.dropped_untracked
+                .inc_by(st.untracked_frames.saturating_sub(self.seen.untracked_frames));
+            m.target_overruns
+                .inc_by(st.target_overruns.saturating_sub(self.seen.target_overruns));
+            if st.no_rap_segments > self.seen.no_rap_segments {
+                tracing::warn!(
+                    stream = %self.stream.name,
+                    dropped = st.no_rap_segments,
+                    "no random access point within the bound: segment dropped, not published"
+                );
+            }
+            if st.target_overruns > self.seen.target_overruns {
+                tracing::warn!(
+                    stream = %self.stream.name,
+                    target = self.segmenter.target_duration(),
+                    "a GOP longer than the declared target duration: segment over target"
+                );
+            }
+            self.seen = st;
+        }
+        let waiting = self.segmenter.waiting_for_rap_since();
+        if self.no_rap_since != waiting {
+            self.no_rap_since = waiting;
+            self.stream.update_published(|p| p.no_rap_since = waiting);
         }
     }
 

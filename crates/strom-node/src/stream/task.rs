@@ -128,6 +128,16 @@ impl Driver {
             InputMsg::State { up, detail } => {
                 tracing::debug!(stream = %self.stream.name, input, up, %detail, "input state");
             }
+            InputMsg::TsError(e) => {
+                let seen = super::TsErrorSeen {
+                    input,
+                    pid: e.pid,
+                    kind: e.kind.name(),
+                    offset: e.offset,
+                    at: now,
+                };
+                self.stream.update_published(|p| p.ts_error = Some(seen));
+            }
             InputMsg::Segment(seg) => {
                 let unit = Unit::Segment(*seg);
                 self.control.handle(Event::Unit { input, unit }, now, &mut self.actions);
