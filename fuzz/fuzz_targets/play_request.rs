@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         assert!(strom_config::check_stream_name(&r.name).is_ok());
         let resource = path.rsplit('/').next().unwrap_or("");
         assert!(!resource.is_empty());
-        let rebuilt = format!("{}/{}", r.name, resource);
+        let rebuilt = match r.resource.selection() {
+            Some(sel) => format!("{}/{sel}/{}", r.name, resource),
+            None => format!("{}/{}", r.name, resource),
+        };
         assert_eq!(path.strip_prefix('/').unwrap_or(path), rebuilt);
         let _ = r.session_key();
     }

@@ -430,6 +430,12 @@ pub fn check_stream_name(name: &str) -> Result<(), String> {
     if let Some(seg) = name.split('/').find(|s| *s == "." || *s == "..") {
         return Err(format!("stream name `{name}` must not have a `{seg}` segment"));
     }
+    let last = name.rsplit('/').next().unwrap_or(name);
+    if last.starts_with("tracks-") {
+        return Err(format!(
+            "stream name `{name}` ends in a `tracks-…` segment, which URLs use for per-track playlists (`/NAME/tracks-v1/mono.m3u8`)"
+        ));
+    }
     let first = name.split('/').next().unwrap_or(name);
     if RESERVED_STREAM_PREFIXES.contains(&first) {
         return Err(format!(
@@ -774,6 +780,7 @@ mod tests {
             "x".repeat(128).as_str(),
             "apis",
             "x/api",
+            "tracks-v1/news",
         ] {
             assert_eq!(check_stream_name(s), Ok(()), "{s}");
         }
@@ -789,6 +796,10 @@ mod tests {
             ("a/../b", "stream name `a/../b` must not have a `..` segment"),
             ("./b", "stream name `./b` must not have a `.` segment"),
             ("api/x", "stream name `api/x` collides with the node's own `/api` route"),
+            (
+                "tv/tracks-v1",
+                "stream name `tv/tracks-v1` ends in a `tracks-…` segment, which URLs use for per-track playlists (`/NAME/tracks-v1/mono.m3u8`)",
+            ),
             (
                 "metrics",
                 "stream name `metrics` collides with the node's own `/metrics` route",

@@ -72,6 +72,8 @@ pub struct Metrics {
     timestamp_jumps: Family<StreamLabel, Counter>,
     ts_interpolated: Family<StreamLabel, Counter>,
     target_overruns: Family<StreamLabel, Counter>,
+    hls_target_raises: Family<StreamLabel, Counter>,
+    hls_selections: Family<StreamKind, Counter>,
     task_panics: Family<StreamLabel, Counter>,
     sessions_refused: Family<StreamLabel, Counter>,
     pub server_clients: Gauge,
@@ -136,6 +138,12 @@ pub struct StreamMetrics {
     pub dropped_untracked: Counter,
     /// Segments longer than the declared EXT-X-TARGETDURATION allows.
     pub target_overruns: Counter,
+    /// Times HLS had to raise EXT-X-TARGETDURATION after declaring it.
+    pub hls_target_raises: Counter,
+    /// Per-track HLS segments muxed (`tracks-…/SEQ.ts`), and those muxed
+    /// per request because the per-segment cache was full.
+    pub hls_selection_muxes: Counter,
+    pub hls_selection_uncached: Counter,
 }
 
 impl Default for Metrics {
@@ -166,6 +174,8 @@ impl Metrics {
             timestamp_jumps: Family::default(),
             ts_interpolated: Family::default(),
             target_overruns: Family::default(),
+            hls_target_raises: Family::default(),
+            hls_selections: Family::default(),
             task_panics: Family::default(),
             sessions_refused: Family::default(),
             server_clients: Gauge::default(),
@@ -224,6 +234,16 @@ impl Metrics {
             "stream_segment_target_overruns",
             "Segments whose duration rounds above the declared EXT-X-TARGETDURATION (a GOP longer than the one learned)",
             m.target_overruns.clone(),
+        );
+        r.register(
+            "stream_hls_target_raises",
+            "Times a media playlist had to raise EXT-X-TARGETDURATION after declaring it (a source restart with a longer GOP)",
+            m.hls_target_raises.clone(),
+        );
+        r.register(
+            "stream_hls_track_segments",
+            "Per-track HLS segments (tracks-…/SEQ.ts) muxed once and cached (muxed), or muxed per request past the cache bound (uncached)",
+            m.hls_selections.clone(),
         );
         r.register(
             "stream_dropped_frames",
@@ -338,6 +358,9 @@ impl Metrics {
             dropped_no_rap: self.dropped_frames.get_or_create_owned(&kind("no_rap")),
             dropped_untracked: self.dropped_frames.get_or_create_owned(&kind("untracked")),
             target_overruns: self.target_overruns.get_or_create_owned(&l),
+            hls_target_raises: self.hls_target_raises.get_or_create_owned(&l),
+            hls_selection_muxes: self.hls_selections.get_or_create_owned(&kind("muxed")),
+            hls_selection_uncached: self.hls_selections.get_or_create_owned(&kind("uncached")),
             dropped_wait_keyframe: self.dropped_frames.get_or_create_owned(&kind("wait_keyframe")),
             dropped_timestamp: self.dropped_frames.get_or_create_owned(&kind("timestamp")),
             slow_skipped: self.slow_viewers.get_or_create_owned(&kind("skipped")),

@@ -226,10 +226,10 @@ pub struct Hls {
     refused_sessions: prometheus_client::metrics::counter::Counter,
     /// The number of sessions, readable without the lock.
     session_count: AtomicU64,
-    target_raises: AtomicU64,
+    target_raises: prometheus_client::metrics::counter::Counter,
     raise_log: LogLimiter,
-    selection_muxes: AtomicU64,
-    selection_uncached: AtomicU64,
+    selection_muxes: prometheus_client::metrics::counter::Counter,
+    selection_uncached: prometheus_client::metrics::counter::Counter,
 }
 
 /// Registers the HLS output.
@@ -247,10 +247,10 @@ impl Hls {
             sessions: Mutex::new(Sessions::default()),
             refused_sessions: ctx.metrics.sessions_refused.clone(),
             session_count: AtomicU64::new(0),
-            target_raises: AtomicU64::new(0),
+            target_raises: ctx.metrics.hls_target_raises.clone(),
             raise_log: LogLimiter::new(Duration::from_secs(60)),
-            selection_muxes: AtomicU64::new(0),
-            selection_uncached: AtomicU64::new(0),
+            selection_muxes: ctx.metrics.hls_selection_muxes.clone(),
+            selection_uncached: ctx.metrics.hls_selection_uncached.clone(),
         }
     }
 }
@@ -311,11 +311,11 @@ impl Hls {
             }
         };
         let mux = || {
-            self.selection_muxes.fetch_add(1, Ordering::Relaxed);
+            self.selection_muxes.inc();
             mux_selection(&seg.segment, &ids)
         };
         let Some(cell) = cell else {
-            self.selection_uncached.fetch_add(1, Ordering::Relaxed);
+            self.selection_uncached.inc();
             return Some(mux());
         };
         let mut built = false;
@@ -336,15 +336,12 @@ impl Hls {
     /// Track-selection segments muxed, and those served without caching
     /// because a segment's cache was full.
     pub fn selection_stats(&self) -> (u64, u64) {
-        (
-            self.selection_muxes.load(Ordering::Relaxed),
-            self.selection_uncached.load(Ordering::Relaxed),
-        )
+        (self.selection_muxes.get(), self.selection_uncached.get())
     }
 
     /// Times EXT-X-TARGETDURATION had to grow after it was first declared.
     pub fn target_raises(&self) -> u64 {
-        self.target_raises.load(Ordering::Relaxed)
+        self.target_raises.get()
     }
 
     /// The listed segments as playlist entries for `sel` (`None`: every track).
@@ -605,7 +602,7 @@ impl Output for Hls {
         let want = hls::target_duration_for(&self.entries(w, None));
         let mut r = self.rendered.write().unwrap_or_else(|e| e.into_inner());
         if r.target_duration > 0 && want > r.target_duration {
-            self.target_raises.fetch_add(1, Ordering::Relaxed);
+            self.target_raises.inc();
             if let Some(held) = self.raise_log.allow(Instant::now()) {
                 tracing::warn!(
                     stream = %self.stream,
