@@ -496,3 +496,116 @@ fn audio_languages_are_renditions() {
     );
     stop.store(true, Ordering::Relaxed);
 }
+
+/// A restreamer pulls a stream with teletext, DVB subtitles and SCTE-35 over
+/// the cluster wire format (v2 carries their descriptors): its playlists,
+/// per-track playlists and segments are byte-identical to the source's, and
+/// its continuous HTTP-TS carries the subtitle tracks too.
+#[test]
+fn restreamed_subtitles_and_cues_are_identical() {
+    require_ffmpeg();
+    let port = free_udp_port();
+    let src = Strom::start(
+        "wire-src",
+        &format!("cluster_key abcd;\nstream tv {{ input udp://127.0.0.1:{port}; }}"),
+    );
+    let (stop, _h) = send_paced(&fixture("subtitles.ts"), port, 3);
+    let edge = Strom::start(
+        "wire-edge",
+        &format!("cluster_key abcd;\nsource 127.0.0.1:{} {{ }}", src.port),
+    );
+    wait_media(&edge, "/tv/mono.m3u8", 2, 60 * SEC);
+    let (a, b) = wait_for("both playlists at the same newest segment", 30 * SEC, || {
+        let a = get_text(&src.url("/tv/mono.m3u8")).1;
+        let b = get_text(&edge.url("/tv/mono.m3u8")).1;
+        (a == b && a.contains(".ts")).then_some((a, b))
+    });
+    assert_eq!(a, b);
+    for uri in segment_uris(&a) {
+        for dir in ["/tv/", "/tv/tracks-v1/"] {
+            let x = get(&src.url(&format!("{dir}{uri}")));
+            let y = get(&edge.url(&format!("{dir}{uri}")));
+            assert_eq!(x.0, 200, "{dir}{uri}");
+            assert!(x.1 == y.1, "{dir}{uri} differs ({} vs {} bytes)", x.1.len(), y.1.len());
+        }
+    }
+    let file = edge.dir.join("edge.ts");
+    fetch_segment(&edge, "/tv/", &segment_uris(&b)[0], &file);
+    let st = streams(&file.to_string_lossy());
+    assert!(
+        st.iter().any(|(_, c, l)| c == "dvb_teletext" && l.starts_with("eng")),
+        "{st:?}"
+    );
+    assert!(st.iter().any(|(_, c, l)| c == "dvb_subtitle" && l == "deu"), "{st:?}");
+    let live = streams(&edge.url("/tv/mpegts"));
+    assert!(live.iter().any(|(_, c, _)| c == "dvb_teletext"), "HTTP-TS: {live:?}");
+    assert!(live.iter().any(|(_, c, _)| c == "dvb_subtitle"), "HTTP-TS: {live:?}");
+    stop.store(true, Ordering::Relaxed);
+}
+
+/// A feed that starts mid-GOP waits for its first random access point: the
+/// API says so (`no_rap_secs`) and nothing undecodable is published; a feed
+/// with lost packets shows its last TS error with PID, kind and offset.
+#[test]
+fn api_shows_the_wait_for_a_rap_and_the_last_ts_error() {
+    require_ffmpeg();
+    // long_gop.ts without its first second: the next IDR is 9 s away.
+    let data = std::fs::read(fixture("long_gop.ts")).expect("fixture");
+    let cut = data.len() / 22 / 188 * 188;
+    let mid = fixture_copy("mid_gop.ts", &data[cut..]);
+    // demo.ts with every 50th packet of the video PID dropped: CC errors.
+    let demo = std::fs::read(demo_ts()).expect("demo");
+    let mut lossy = Vec::with_capacity(demo.len());
+    let mut n = 0;
+    for p in demo.chunks_exact(188) {
+        let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
+        if pid == 256 {
+            n += 1;
+            if n % 50 == 0 {
+                continue;
+            }
+        }
+        lossy.extend_from_slice(p);
+    }
+    let lossy = fixture_copy("lossy.ts", &lossy);
+    let (p1, p2) = (free_udp_port(), free_udp_port());
+    let s = Strom::start(
+        "api-diag",
+        &format!("stream late {{ input udp://127.0.0.1:{p1}; }}\nstream lossy {{ input udp://127.0.0.1:{p2}; }}"),
+    );
+    let (stop1, _h1) = send_paced(&mid, p1, 1);
+    let (stop2, _h2) = send_paced(&lossy, p2, 1);
+    let waiting = wait_for("no_rap_secs of the late stream", 15 * SEC, || {
+        let a = api(&s, "late");
+        let secs = a["no_rap_secs"].as_f64().filter(|v| *v >= 2.0)?;
+        assert!(a["last_seq"].is_null(), "nothing published before the first RAP: {a}");
+        Some(secs)
+    });
+    assert!(waiting < 12.0, "{waiting}");
+    let err = wait_for("ts_last_error of the lossy stream", 20 * SEC, || {
+        let a = api(&s, "lossy");
+        a["ts_last_error"].is_object().then(|| a["ts_last_error"].clone())
+    });
+    assert_eq!(err["kind"], "cc", "{err}");
+    assert_eq!(err["pid"], 256, "{err}");
+    assert_eq!(err["input"], 0, "{err}");
+    let offset = err["offset"].as_u64().expect("offset");
+    assert!(offset > 0 && offset % 188 == 0, "{err}");
+    // After the first RAP the late stream publishes whole-GOP segments.
+    let text = wait_media(&s, "/late/mono.m3u8", 1, 30 * SEC);
+    let file = s.dir.join("late.ts");
+    fetch_segment(&s, "/late/", &segment_uris(&text)[0], &file);
+    let (v, _) = decodes_alone(&file, &[]);
+    assert!(v >= 200, "{v} pictures");
+    assert!(api(&s, "late")["no_rap_secs"].is_null(), "the wait is over");
+    stop1.store(true, Ordering::Relaxed);
+    stop2.store(true, Ordering::Relaxed);
+}
+
+/// Writes `data` to a scratch file and returns its path.
+fn fixture_copy(name: &str, data: &[u8]) -> PathBuf {
+    let dir = scratch("fixture");
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("write");
+    path
+}
