@@ -24,8 +24,11 @@ pub const NAL_AUD: u8 = 9;
 /// SEI payloadType of a recovery point (D.1.8).
 pub const SEI_RECOVERY_POINT: u32 = 6;
 /// Bytes of a slice NAL unit (header included) enough for the slice header
-/// fields [`parse_slice_header`] reads, emulation prevention included.
-pub const SLICE_HEADER_PREFIX: usize = 32;
+/// fields [`parse_slice_header`] reads: at most 77 bits (first_mb_in_slice of
+/// an 8K picture, slice_type, pic_parameter_set_id, colour_plane_id,
+/// 16-bit frame_num, two field flags), which 15 bytes hold even when every
+/// third byte is an emulation-prevention byte.
+pub const SLICE_HEADER_PREFIX: usize = 16;
 
 /// `nal_unit_type` of a NAL unit (first byte after the start code).
 pub fn nal_type(nal: &[u8]) -> Option<u8> {

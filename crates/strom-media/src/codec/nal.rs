@@ -23,23 +23,36 @@ pub enum CodecError {
 /// is reported when a zero byte precedes the 3-byte one.
 pub fn find_start_code(data: &[u8], from: usize) -> Option<(usize, usize)> {
     let mut i = from.checked_add(2)?;
-    // Look at the third byte of the candidate: it must be 1, and the two
-    // before it 0. When it is > 1 no start code can end at i, i+1 or i+2
-    // with this byte inside its zero run, so we can skip three bytes.
     while i < data.len() {
-        let b = data[i];
-        if b > 1 {
-            i += 3;
-        } else if b == 0 {
-            i += 1;
-        } else if data[i - 1] == 0 && data[i - 2] == 0 {
-            let start = i - 2;
-            if start > from && data[start - 1] == 0 {
-                return Some((start - 1, 4));
+        // Eight bytes without a zero byte cannot hold the start of a start
+        // code: skip them a word at a time (slice data is mostly such runs).
+        while let Some(w) = data.get(i - 2..).and_then(|r| r.first_chunk::<8>()) {
+            let w = u64::from_ne_bytes(*w);
+            if w.wrapping_sub(0x0101_0101_0101_0101) & !w & 0x8080_8080_8080_8080 != 0 {
+                break;
             }
-            return Some((start, 3));
-        } else {
-            i += 3;
+            i += 8;
+        }
+        // Then byte steps over the next eight candidates. Look at the third
+        // byte of a candidate: it must be 1, and the two before it 0. When it
+        // is > 1 no start code can end at i, i+1 or i+2 with this byte inside
+        // its zero run, so we can skip three bytes.
+        let end = data.len().min(i + 8);
+        while i < end {
+            let b = data[i];
+            if b > 1 {
+                i += 3;
+            } else if b == 0 {
+                i += 1;
+            } else if data[i - 1] == 0 && data[i - 2] == 0 {
+                let start = i - 2;
+                if start > from && data[start - 1] == 0 {
+                    return Some((start - 1, 4));
+                }
+                return Some((start, 3));
+            } else {
+                i += 3;
+            }
         }
     }
     None
@@ -161,7 +174,14 @@ fn trim_trailing_zeros(mut s: &[u8]) -> &[u8] {
 /// Removes emulation-prevention bytes (`00 00 03` → `00 00`) to recover the
 /// RBSP of a NAL unit. Borrows when there is nothing to remove.
 pub fn rbsp(nal: &[u8]) -> Cow<'_, [u8]> {
-    let has_epb = nal.windows(3).any(|w| w == [0, 0, 3]);
+    // An emulation-prevention byte is a 3 after two zeros: most NAL units
+    // (and slice-header prefixes) have no zero byte at all.
+    let has_epb = nal.contains(&0)
+        && nal
+            .iter()
+            .enumerate()
+            .skip(2)
+            .any(|(i, &b)| b == 3 && nal[i - 1] == 0 && nal[i - 2] == 0);
     if !has_epb {
         return Cow::Borrowed(nal);
     }
@@ -209,6 +229,18 @@ impl<'a> BitReader<'a> {
         self.read_bit()
     }
 
+    /// The next 57 or more bits, MSB first, as the high bits of a u64 (bits
+    /// past the end of the data read as 0).
+    fn peek64(&self) -> u64 {
+        let byte = self.pos / 8;
+        let mut w = [0u8; 8];
+        if let Some(rest) = self.data.get(byte..) {
+            let n = rest.len().min(8);
+            w[..n].copy_from_slice(&rest[..n]);
+        }
+        u64::from_be_bytes(w) << (self.pos % 8)
+    }
+
     /// Reads `n` bits (0..=32) as an unsigned integer, MSB first.
     pub fn read_bits(&mut self, n: u32) -> Result<u32, CodecError> {
         if n > 32 {
@@ -217,10 +249,11 @@ impl<'a> BitReader<'a> {
         if (n as usize) > self.bits_left() {
             return Err(CodecError::Truncated);
         }
-        let mut v: u64 = 0;
-        for _ in 0..n {
-            v = (v << 1) | u64::from(self.read_bit()?);
+        if n == 0 {
+            return Ok(0);
         }
+        let v = self.peek64() >> (64 - n);
+        self.pos += n as usize;
         Ok(v as u32)
     }
 
@@ -279,13 +312,17 @@ impl<'a> BitReader<'a> {
     /// Reads an unsigned exp-Golomb code (`ue(v)`). Codes longer than 32 bits
     /// of value are rejected: no syntax element we read can be that large.
     pub fn read_ue(&mut self) -> Result<u32, CodecError> {
-        let mut zeros = 0u32;
-        while !self.read_bit()? {
-            zeros += 1;
-            if zeros > 31 {
-                return Err(CodecError::Invalid("exp-Golomb code"));
-            }
+        let left = self.bits_left();
+        // Leading zeros, as far as the data goes.
+        let zeros = (self.peek64().leading_zeros() as usize).min(left);
+        if zeros > 31 {
+            return Err(CodecError::Invalid("exp-Golomb code"));
         }
+        if zeros >= left {
+            return Err(CodecError::Truncated);
+        }
+        self.pos += zeros + 1;
+        let zeros = zeros as u32;
         let rest = self.read_bits(zeros)?;
         // (1 << zeros) - 1 + rest fits u32 for zeros <= 31 only if no overflow:
         // max is 2^32 - 2 when zeros == 31 and rest == 2^31 - 1.
@@ -527,6 +564,45 @@ mod tests {
         assert_eq!(r.read_bits(5), Err(CodecError::Truncated));
         assert_eq!(r.read_bits(33), Err(CodecError::Invalid("bit count")));
         assert_eq!(r.read_bits(4).expect("valid test input"), 0xD);
+    }
+
+    #[test]
+    fn word_reads_match_bit_reads() {
+        let data: Vec<u8> = (0..64u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        for start in 0..40 {
+            for n in 0..=32 {
+                let mut fast = BitReader::new(&data);
+                fast.skip_bits(start).expect("valid test input");
+                let mut slow = fast.clone();
+                let mut v: u64 = 0;
+                for _ in 0..n {
+                    v = (v << 1) | u64::from(slow.read_bit().expect("valid test input"));
+                }
+                assert_eq!(
+                    fast.read_bits(n).expect("valid test input"),
+                    v as u32,
+                    "start {start} n {n}"
+                );
+                assert_eq!(fast.bit_pos(), slow.bit_pos());
+            }
+        }
+        // Reads ending exactly at the last bit, across the 8-byte window.
+        let mut r = BitReader::new(&data[..5]);
+        r.skip_bits(7).expect("valid test input");
+        assert_eq!(
+            r.read_bits(32).expect("valid test input"),
+            u32::from_be_bytes([data[0], data[1], data[2], data[3]]) << 7 | u32::from(data[4] >> 1)
+        );
+        assert_eq!(r.read_bits(1).expect("valid test input"), u32::from(data[4] & 1));
+        assert_eq!(r.read_bits(1), Err(CodecError::Truncated));
+        // Exactly 32 zero bits: an invalid code, not a truncated one.
+        assert_eq!(
+            BitReader::new(&[0, 0, 0, 0]).read_ue(),
+            Err(CodecError::Invalid("exp-Golomb code"))
+        );
+        assert_eq!(BitReader::new(&[0, 0, 0, 1]).read_ue(), Err(CodecError::Truncated));
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub(super) struct AacState {
     /// for SBR, which ADTS signals implicitly).
     asc: Option<latm::AudioSpecificConfig>,
     codec_string: Option<String>,
+    /// Raw frames of one LATM element (reused).
+    raw: Vec<Bytes>,
 }
 
 impl AacState {
@@ -87,6 +89,7 @@ impl AacState {
             latm_reported: false,
             asc: None,
             codec_string: None,
+            raw: Vec::new(),
         }
     }
 
@@ -174,83 +177,114 @@ impl AacState {
         carried: bool,
     ) -> usize {
         let pid = d.streams.get(si).map_or(0, |s| s.pid);
-        let mut out = Vec::new();
+        let timing = Timing {
+            carry_ts,
+            interpolated,
+            carried,
+        };
         let (skipped, rem) = if self.latm.is_some() {
             let mut it = latm::loas_frames(body);
+            let mut raw = std::mem::take(&mut self.raw);
             for f in it.by_ref() {
-                self.latm_element(d, pid, &body[f.element], &mut out);
-            }
-            (it.skipped(), it.remainder())
-        } else {
-            let mut it = aac::adts_frames(body);
-            out.extend(it.by_ref().map(|f| AacFrame {
-                object_type: f.header.object_type,
-                sample_rate: f.header.sample_rate,
-                channels: f.header.channels,
-                samples: f.header.samples(),
-                payload: body.slice(f.payload),
-            }));
-            (it.skipped(), it.remainder())
-        };
-        if skipped > 0 {
-            d.error(pid, TsErrorKind::Pes);
-        }
-        for f in out {
-            let when = if carried { carry_ts } else { self.chain.map(|c| c.now()) };
-            if let Some(c) = self.chain.as_mut() {
-                c.advance(f.samples, f.sample_rate);
-            }
-            match when {
-                Some((pts, dts)) => {
-                    if interpolated {
-                        d.stats.interpolated += 1;
-                    }
-                    let latm_codec = self.codec_string.as_deref().filter(|_| self.latm.is_some());
-                    emit_aac(d, si, f, latm_codec, pts, dts);
-                }
-                None => d.stats.dropped_frames += 1,
-            }
-        }
-        rem
-    }
-
-    /// Decodes one AudioMuxElement into raw frames.
-    fn latm_element(&mut self, d: &mut Demuxer, pid: u16, element: &[u8], out: &mut Vec<AacFrame>) {
-        let Some(dec) = self.latm.as_mut() else {
-            return;
-        };
-        let mut frames = Vec::new();
-        match dec.decode(element, &mut frames) {
-            Ok(_) => {
-                self.latm_reported = false;
-                let Some(c) = dec.config() else {
-                    return;
+                raw.clear();
+                let Some(asc) = self.latm_element(d, pid, &body[f.element], &mut raw) else {
+                    continue;
                 };
-                let asc = c.asc;
-                if self.codec_string.is_none() || self.asc != Some(asc) {
-                    self.codec_string = Some(asc.codec_string());
-                    self.asc = Some(asc);
-                }
-                for payload in frames {
-                    out.push(AacFrame {
+                for payload in raw.drain(..) {
+                    let frame = AacFrame {
                         object_type: asc.object_type,
                         sample_rate: asc.sample_rate,
                         channels: asc.channels,
                         samples: aac::SAMPLES_PER_FRAME,
                         payload,
-                    });
+                    };
+                    self.frame(d, si, frame, &timing);
                 }
             }
-            Err(LatmError::NoConfig) => d.stats.dropped_frames += 1,
+            self.raw = raw;
+            (it.skipped(), it.remainder())
+        } else {
+            let mut it = aac::adts_frames(body);
+            for f in it.by_ref() {
+                let frame = AacFrame {
+                    object_type: f.header.object_type,
+                    sample_rate: f.header.sample_rate,
+                    channels: f.header.channels,
+                    samples: f.header.samples(),
+                    payload: body.slice(f.payload),
+                };
+                self.frame(d, si, frame, &timing);
+            }
+            (it.skipped(), it.remainder())
+        };
+        if skipped > 0 {
+            d.error(pid, TsErrorKind::Pes);
+        }
+        rem
+    }
+
+    /// Times one raw frame from the chain (or the carried time) and emits it.
+    fn frame(&mut self, d: &mut Demuxer, si: usize, f: AacFrame, t: &Timing) {
+        let when = if t.carried {
+            t.carry_ts
+        } else {
+            self.chain.map(|c| c.now())
+        };
+        if let Some(c) = self.chain.as_mut() {
+            c.advance(f.samples, f.sample_rate);
+        }
+        let Some((pts, dts)) = when else {
+            d.stats.dropped_frames += 1;
+            return;
+        };
+        if t.interpolated {
+            d.stats.interpolated += 1;
+        }
+        let latm_codec = self.codec_string.as_deref().filter(|_| self.latm.is_some());
+        emit_aac(d, si, f, latm_codec, pts, dts);
+    }
+
+    /// Decodes one AudioMuxElement into raw frames (appended to `raw`);
+    /// returns the configuration they were coded with.
+    fn latm_element(
+        &mut self,
+        d: &mut Demuxer,
+        pid: u16,
+        element: &[u8],
+        raw: &mut Vec<Bytes>,
+    ) -> Option<latm::AudioSpecificConfig> {
+        let dec = self.latm.as_mut()?;
+        match dec.decode(element, raw) {
+            Ok(_) => {
+                self.latm_reported = false;
+                let asc = dec.config()?.asc;
+                if self.codec_string.is_none() || self.asc != Some(asc) {
+                    self.codec_string = Some(asc.codec_string());
+                    self.asc = Some(asc);
+                }
+                Some(asc)
+            }
+            Err(LatmError::NoConfig) => {
+                d.stats.dropped_frames += 1;
+                None
+            }
             Err(_) => {
                 if !self.latm_reported {
                     self.latm_reported = true;
                     d.error(pid, TsErrorKind::Latm);
                 }
                 d.stats.dropped_frames += 1;
+                None
             }
         }
     }
+}
+
+/// How the frames of one buffer are timed.
+struct Timing {
+    carry_ts: Option<(i64, i64)>,
+    interpolated: bool,
+    carried: bool,
 }
 
 /// Emits one raw AAC frame, updating the track's parameters first. The

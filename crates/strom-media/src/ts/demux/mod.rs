@@ -285,8 +285,9 @@ enum CcCheck {
     Error,
 }
 
-/// One place in the event queue. A `Hole` is a video frame whose place is
-/// taken but whose end is not known yet; `pull` stops there.
+/// One place in the held part of the event queue. A `Hole` is a video
+/// frame whose place is taken but whose end is not known yet; `pull` stops
+/// there.
 enum Slot {
     Ready(DemuxEvent),
     Hole,
@@ -311,11 +312,13 @@ pub struct Demuxer {
     tracks: Arc<[Track]>,
     /// `tracks` changed since the last `Tracks` event.
     tracks_dirty: bool,
-    events: VecDeque<Slot>,
-    /// Slots popped from the front so far: the sequence number of the front.
-    popped: u64,
-    /// Holes in `events`.
-    holes: usize,
+    /// Events ready to pull.
+    events: VecDeque<DemuxEvent>,
+    /// Events from the first hole on, held until it is filled; empty or
+    /// starting with a hole.
+    held: VecDeque<Slot>,
+    /// Sequence number of `held[0]` (holes are named by sequence number).
+    held_base: u64,
     stats: DemuxStats,
     /// Unknown (pid, stream_type) not yet taken by `take_unknown`.
     unknown_new: Vec<(u16, u8)>,
@@ -365,8 +368,8 @@ impl Demuxer {
             tracks: Arc::from(Vec::new()),
             tracks_dirty: false,
             events: VecDeque::new(),
-            popped: 0,
-            holes: 0,
+            held: VecDeque::new(),
+            held_base: 0,
             stats: DemuxStats::default(),
             unknown_new: Vec::new(),
             pcr_pid: NULL_PID,
@@ -409,22 +412,7 @@ impl Demuxer {
     /// Next queued event, if any. Returns `None` while the next event in
     /// order is a video frame whose end is not known yet (see the module docs).
     pub fn pull(&mut self) -> Option<DemuxEvent> {
-        loop {
-            match self.events.front()? {
-                Slot::Hole => return None,
-                Slot::Void => {
-                    self.events.pop_front();
-                    self.popped += 1;
-                }
-                Slot::Ready(_) => {
-                    self.popped += 1;
-                    return match self.events.pop_front() {
-                        Some(Slot::Ready(e)) => Some(e),
-                        _ => None,
-                    };
-                }
-            }
-        }
+        self.events.pop_front()
     }
 
     /// End of input: emits everything still held or being assembled (PES
@@ -561,7 +549,7 @@ impl Demuxer {
         self.stats.packets += 1;
         let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
         let role = self.pids[usize::from(pid)].role;
-        if role == PidRole::None {
+        if matches!(role, PidRole::None) {
             return;
         }
         let transport_error = p[1] & 0x80 != 0;
@@ -603,7 +591,7 @@ impl Demuxer {
                 }
             }
         }
-        if role == PidRole::Pcr {
+        if matches!(role, PidRole::Pcr) {
             return;
         }
         let has_payload = afc & 0x01 != 0;
@@ -678,14 +666,21 @@ impl Demuxer {
     fn emit(&mut self, frame: Frame) {
         self.emit_tracks_if_dirty();
         self.stats.frames += 1;
-        self.events.push_back(Slot::Ready(DemuxEvent::Frame(frame)));
+        self.queue(DemuxEvent::Frame(frame));
     }
 
     fn emit_tracks_if_dirty(&mut self) {
         if self.tracks_dirty {
             self.tracks_dirty = false;
-            self.events
-                .push_back(Slot::Ready(DemuxEvent::Tracks(self.tracks.clone())));
+            self.queue(DemuxEvent::Tracks(self.tracks.clone()));
+        }
+    }
+
+    fn queue(&mut self, e: DemuxEvent) {
+        if self.held.is_empty() {
+            self.events.push_back(e);
+        } else {
+            self.held.push_back(Slot::Ready(e));
         }
     }
 
@@ -693,35 +688,47 @@ impl Demuxer {
     /// [`Demuxer::fill_hole`] (or given up by [`Demuxer::void_hole`]).
     fn reserve_hole(&mut self) -> u64 {
         self.emit_tracks_if_dirty();
-        self.events.push_back(Slot::Hole);
-        self.holes += 1;
-        self.popped + self.events.len() as u64 - 1
+        self.held.push_back(Slot::Hole);
+        self.held_base + self.held.len() as u64 - 1
     }
 
     fn hole_slot(&mut self, seq: u64) -> Option<&mut Slot> {
-        let idx = usize::try_from(seq.checked_sub(self.popped)?).ok()?;
-        self.events.get_mut(idx).filter(|s| matches!(s, Slot::Hole))
+        let idx = usize::try_from(seq.checked_sub(self.held_base)?).ok()?;
+        self.held.get_mut(idx).filter(|s| matches!(s, Slot::Hole))
     }
 
     fn fill_hole(&mut self, seq: u64, frame: Frame) {
         if let Some(slot) = self.hole_slot(seq) {
             *slot = Slot::Ready(DemuxEvent::Frame(frame));
-            self.holes -= 1;
             self.stats.frames += 1;
+            self.release_front();
         }
     }
 
     fn void_hole(&mut self, seq: u64) {
         if let Some(slot) = self.hole_slot(seq) {
             *slot = Slot::Void;
-            self.holes -= 1;
+            self.release_front();
+        }
+    }
+
+    /// Moves the held events before the first remaining hole to `events`.
+    fn release_front(&mut self) {
+        while let Some(front) = self.held.front() {
+            if matches!(front, Slot::Hole) {
+                break;
+            }
+            self.held_base += 1;
+            if let Some(Slot::Ready(e)) = self.held.pop_front() {
+                self.events.push_back(e);
+            }
         }
     }
 
     /// Keeps the events held behind holes bounded: past
     /// [`MAX_HELD_EVENTS`], the access units of the holes are taken as complete.
     fn bound_held_events(&mut self) {
-        if self.holes > 0 && self.events.len() > MAX_HELD_EVENTS {
+        if self.held.len() > MAX_HELD_EVENTS {
             for i in 0..self.streams.len() {
                 self.release_held(i);
             }
@@ -818,6 +825,14 @@ mod tests {
         d.void_hole(hole); // twice is harmless
         assert!(matches!(d.pull(), Some(DemuxEvent::Frame(x)) if x.track == 2));
         assert_eq!(d.pull(), None);
-        assert_eq!((d.holes, d.stats.frames), (0, 3));
+        assert_eq!((d.held.len(), d.stats.frames), (0, 3));
+        // A later hole filled first stays behind an earlier one.
+        let first = d.reserve_hole();
+        let second = d.reserve_hole();
+        d.fill_hole(second, f(4));
+        assert_eq!(d.pull(), None);
+        d.fill_hole(first, f(3));
+        assert!(matches!(d.pull(), Some(DemuxEvent::Frame(x)) if x.track == 3));
+        assert!(matches!(d.pull(), Some(DemuxEvent::Frame(x)) if x.track == 4));
     }
 }

@@ -249,13 +249,10 @@ impl Demuxer {
                 }
             }
         }
+        let done = st.expected.is_some_and(|n| st.pes.len() >= n);
         if st.peek {
             self.video_peek(si, false);
         }
-        let done = self
-            .streams
-            .get(si)
-            .is_some_and(|st| st.expected.is_some_and(|n| st.pes.len() >= n));
         if done {
             self.finish_pes(si);
         }

@@ -33,8 +33,12 @@ use crate::ts::wrap_delta;
 const MAX_PARAM_SETS: usize = 4;
 /// PES of a stream scanned whole before it is trusted to carry one access
 /// unit per PES with PTS; later, every this-many-th PES is scanned whole.
-const PROBE_FIRST: u64 = 8;
-const PROBE_EVERY: u64 = 32;
+/// Only PES up to `PROBE_MAX_BYTES` are probed: streams that pack several
+/// pictures in a PES have small pictures, and a whole scan of a large one
+/// would cost more than the rest of its demuxing.
+const PROBE_FIRST: u64 = 3;
+const PROBE_EVERY: u64 = 128;
+const PROBE_MAX_BYTES: usize = 8 * 1024;
 /// Interpolation step when neither the SPS nor the stream tells (25 fps).
 const DEFAULT_FRAME_TICKS: i64 = 3600;
 
@@ -296,7 +300,8 @@ impl VideoAsm {
             self.buf = payload;
             pes_start = 0;
         }
-        let probe = self.pes_count <= PROBE_FIRST || self.pes_count.is_multiple_of(PROBE_EVERY);
+        let probe = (self.pes_count <= PROBE_FIRST || self.pes_count.is_multiple_of(PROBE_EVERY))
+            && self.held_bytes() <= PROBE_MAX_BYTES;
         let fast = ts.is_some() && !self.multi_au && !probe;
         let nals = self.scan(d, si, pes_start, ts, fast, false);
         if nals == 0 && pes_start == 0 && ts.is_some() && !self.stalled {
@@ -381,20 +386,24 @@ impl VideoAsm {
                 self.scan_from = self.scan_from.max(len.saturating_sub(2));
                 break;
             };
+            // The NAL unit before ends here, whatever this one turns out to be
+            // (after a stall it was closed already: `open_nal` is empty).
+            if let Some((oh, orole)) = self.open_nal.take() {
+                self.close_nal(oh, b, orole);
+            }
             if len - h < self.min_header() && !last {
                 self.stall(b);
                 break;
             }
             let role = self.role(&self.buf[h..]);
-            let needs_slice = self.h264()
-                && matches!(role, NalRole::Vcl { .. })
-                && (matches!(role, NalRole::Vcl { first: true, .. }) || self.au.as_ref().is_none_or(|a| !a.has_vcl));
-            if needs_slice && !last && slice_window(&self.buf[h..], false).is_none() {
+            let first_of_au = match role {
+                NalRole::Vcl { first, .. } => first || self.au.as_ref().is_none_or(|a| !a.has_vcl),
+                _ => false,
+            };
+            if first_of_au && !last && self.may_want_slice_header(role) && slice_window(&self.buf[h..], false).is_none()
+            {
                 self.stall(b);
                 break;
-            }
-            if let Some((oh, orole)) = self.open_nal.take() {
-                self.close_nal(oh, b, orole);
             }
             let opens = match &self.au {
                 Some(au) => role.starts_au(au.has_vcl),
@@ -530,7 +539,7 @@ impl VideoAsm {
         let irap = matches!(role, NalRole::Vcl { irap: true, .. });
         let mut keyframe = irap;
         let mut field = false;
-        if self.h264() {
+        if self.wants_slice_header(role) {
             if let Some(window) = slice_window(&self.buf[h..], last) {
                 if let Ok(sh) = h264::parse_slice_header(window, self.slice_ctx.as_ref()) {
                     field = sh.field_pic == Some(true);
@@ -548,6 +557,31 @@ impl VideoAsm {
             au.field = field;
             au.emit = emit;
         }
+    }
+
+    /// Whether the slice header of the first slice of the open access unit
+    /// (or of one about to open) has to be read: H.264 only, when a recovery
+    /// point SEI came before a non-IDR slice (is it an I picture?) or when
+    /// the SPS allows field pictures (a field lasts half a frame). Progressive
+    /// streams without recovery points never pay for it.
+    fn wants_slice_header(&self, role: NalRole) -> bool {
+        if !self.h264() {
+            return false;
+        }
+        let recovery = self.au.as_ref().is_some_and(|a| a.recovery && !a.has_vcl);
+        let irap = matches!(role, NalRole::Vcl { irap: true, .. });
+        (recovery && !irap) || self.slice_ctx.is_some_and(|c| !c.frame_mbs_only)
+    }
+
+    /// [`VideoAsm::wants_slice_header`] before the access unit's parameter
+    /// sets are applied: also true while the SPS is unknown or about to
+    /// change, so the scan waits for the bytes whenever `head` may read them
+    /// (the result then never depends on where a PES or read ended).
+    fn may_want_slice_header(&self, role: NalRole) -> bool {
+        self.h264()
+            && (self.wants_slice_header(role)
+                || self.slice_ctx.is_none()
+                || self.au.as_ref().is_some_and(|a| a.param_count[1] > 0))
     }
 
     /// Replaces the track's parameter sets by those of the open access unit.
@@ -832,14 +866,15 @@ mod tests {
 
     #[test]
     fn slice_windows_are_deterministic() {
-        let mut nal = vec![0x65u8; 40];
-        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(32));
-        assert_eq!(slice_window(&nal[..34], false), None);
-        assert_eq!(slice_window(&nal[..34], true).map(<[u8]>::len), Some(32));
+        const P: usize = SLICE_HEADER_PREFIX;
+        let mut nal = vec![0x65u8; P + 8];
+        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(P));
+        assert_eq!(slice_window(&nal[..P + 2], false), None);
+        assert_eq!(slice_window(&nal[..P + 2], true).map(<[u8]>::len), Some(P));
         assert_eq!(slice_window(&nal[..10], true).map(<[u8]>::len), Some(10));
         // A start code inside the window ends it (with its zero_byte).
-        nal[20..24].copy_from_slice(&[0, 0, 0, 1]);
-        assert_eq!(slice_window(&nal[..24], false).map(<[u8]>::len), Some(20));
-        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(20));
+        nal[8..12].copy_from_slice(&[0, 0, 0, 1]);
+        assert_eq!(slice_window(&nal[..12], false).map(<[u8]>::len), Some(8));
+        assert_eq!(slice_window(&nal, false).map(<[u8]>::len), Some(8));
     }
 }
