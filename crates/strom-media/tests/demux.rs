@@ -1,7 +1,10 @@
 //! Demuxer tests on the real sample `assets/demo.ts` (x264 Main 1280x720
-//! 25 fps + AAC-LC 48 kHz stereo, 10 s; expected values from ffprobe) and on
-//! small synthetic streams built here, covering chunking, damage, PMT
-//! changes, 33-bit wrap and the codecs the sample lacks.
+//! 25 fps + AAC-LC 48 kHz stereo, 10 s; expected values from ffprobe), on
+//! the broadcast-like fixtures in `tests/data/broadcast/` (see the README
+//! there for what each holds) and on small synthetic streams built here,
+//! covering chunking, damage, PMT changes, 33-bit wrap, access-unit assembly
+//! across PES, PES without PTS, random access points, LATM, program
+//! selection, subtitle/data tracks and the codecs the samples lack.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use bytes::Bytes;
 use proptest::prelude::*;
 use strom_media::codec::aac::write_adts_header;
 use strom_media::ts::crc::crc32_mpeg2;
-use strom_media::ts::demux::{DemuxEvent, DemuxStats, Demuxer};
+use strom_media::ts::demux::{DemuxEvent, DemuxStats, Demuxer, ProgramInfo};
 use strom_media::{Codec, Frame, Track};
 
 const DEMO: &[u8] = include_bytes!("../../../assets/demo.ts");
@@ -20,6 +23,9 @@ struct Run {
     events: Vec<DemuxEvent>,
     stats: DemuxStats,
     tracks: Arc<[Track]>,
+    programs: Vec<ProgramInfo>,
+    selected: Option<u16>,
+    unknown: Vec<(u16, u8)>,
 }
 
 impl Run {
@@ -51,7 +57,11 @@ impl Run {
 /// Demuxes `data` pushed in chunks of the given sizes (cycled), pulling after
 /// every push, checking the event invariants as it goes.
 fn run_chunked(data: &[u8], sizes: &[usize]) -> Run {
-    let mut d = Demuxer::new();
+    run_with(Demuxer::new(), data, sizes)
+}
+
+/// Like [`run_chunked`] with a demuxer set up by the caller.
+fn run_with(mut d: Demuxer, data: &[u8], sizes: &[usize]) -> Run {
     let mut events = Vec::new();
     let mut current: Option<Arc<[Track]>> = None;
     let mut pos = 0;
@@ -88,10 +98,14 @@ fn run_chunked(data: &[u8], sizes: &[usize]) -> Run {
     drain(&mut d, &mut events);
     assert_eq!(d.stats().bytes, data.len() as u64);
     assert!(d.stats().packets <= data.len() as u64 / 188);
+    assert_eq!(d.pull(), None, "flush releases every held event");
     Run {
         events,
         stats: d.stats().clone(),
         tracks: d.tracks().clone(),
+        programs: d.programs(),
+        selected: d.selected_program(),
+        unknown: d.take_unknown(),
     }
 }
 
@@ -950,4 +964,988 @@ fn total_buffered_pes_bytes_are_bounded() {
     assert_eq!(r.stats.pes_errors, 3, "{:?}", r.stats);
     assert_eq!(r.stats.dropped_frames, 0);
     assert!(r.frames().is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// Helpers for PES without PTS, H.264 bitstreams and reading PES back.
+
+/// A PES with optional PTS (and DTS when it differs).
+fn pes_opt(stream_id: u8, ts: Option<(i64, i64)>, data: &[u8], with_len: bool) -> Vec<u8> {
+    match ts {
+        Some((pts, dts)) => pes_bytes(stream_id, pts, (dts != pts).then_some(dts), data, with_len),
+        None => {
+            let mut h = vec![0, 0, 1, stream_id, 0, 0, 0x80, 0x00, 0];
+            if with_len {
+                let len = 3 + data.len();
+                h[4] = (len >> 8) as u8;
+                h[5] = len as u8;
+            }
+            h.extend_from_slice(data);
+            h
+        }
+    }
+}
+
+/// The PES on `pid` of a TS: (PTS, DTS) and payload, in order.
+fn pes_units(ts: &[u8], pid: u16) -> Vec<(Option<(i64, i64)>, Vec<u8>)> {
+    let mut units: Vec<Vec<u8>> = Vec::new();
+    for p in packets(ts) {
+        if pid_of(&p) != pid || p[3] & 0x10 == 0 {
+            continue;
+        }
+        let payload = &p[payload_offset(&p)..];
+        if p[1] & 0x40 != 0 {
+            units.push(payload.to_vec());
+        } else if let Some(u) = units.last_mut() {
+            u.extend_from_slice(payload);
+        }
+    }
+    let read = |b: &[u8]| {
+        let b = |i: usize| i64::from(b[i]);
+        ((b(0) >> 1) & 7) << 30 | b(1) << 22 | (b(2) >> 1) << 15 | b(3) << 7 | b(4) >> 1
+    };
+    units
+        .into_iter()
+        .map(|u| {
+            let flags = u[7] >> 6;
+            let end = 9 + usize::from(u[8]);
+            let len = usize::from(u16::from_be_bytes([u[4], u[5]]));
+            let stop = if len == 0 { u.len() } else { 6 + len };
+            let ts = match flags {
+                2 => Some((read(&u[9..14]), read(&u[9..14]))),
+                3 => Some((read(&u[9..14]), read(&u[14..19]))),
+                _ => None,
+            };
+            (ts, u[end..stop].to_vec())
+        })
+        .collect()
+}
+
+/// MSB-first bit writer for slice headers and SEI in tests.
+#[derive(Default)]
+struct Bits {
+    bytes: Vec<u8>,
+    n: usize,
+}
+
+impl Bits {
+    fn put(&mut self, v: u64, bits: u32) -> &mut Self {
+        for i in (0..bits).rev() {
+            if self.n % 8 == 0 {
+                self.bytes.push(0);
+            }
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= (((v >> i) & 1) as u8) << (7 - self.n % 8);
+            }
+            self.n += 1;
+        }
+        self
+    }
+
+    fn ue(&mut self, v: u32) -> &mut Self {
+        let x = u64::from(v) + 1;
+        let len = 64 - x.leading_zeros();
+        self.put(0, len - 1).put(x, len)
+    }
+
+    fn done(mut self) -> Vec<u8> {
+        self.put(1, 1);
+        self.bytes
+    }
+}
+
+/// SPS of assets/demo.ts: x264 Main@3.1, 1280x720, 25 fps, progressive,
+/// log2_max_frame_num 4.
+const SPS_720P: &[u8] = &[
+    0x67, 0x4d, 0x40, 0x1f, 0xec, 0xa0, 0x28, 0x02, 0xdd, 0x80, 0x88, 0x00, 0x00, 0x03, 0x00, 0x08, 0x00, 0x00, 0x03,
+    0x01, 0x90, 0x78, 0xc1, 0x8c, 0xb0,
+];
+/// x264 High@3.0 interlaced (frame_mbs_only 0) 720x576, 25 fps.
+const SPS_576I: &[u8] = &[
+    0x67, 0x64, 0x00, 0x1e, 0xac, 0xd9, 0x40, 0xb4, 0x24, 0xdf, 0xf8, 0x02, 0x00, 0x01, 0x68, 0x80, 0x00, 0x00, 0x03,
+    0x00, 0x80, 0x00, 0x00, 0x19, 0x0f, 0x8a, 0x14, 0xcb,
+];
+const PPS: &[u8] = &[0x68, 0xef, 0xbc, 0x80];
+const AUD: &[u8] = &[0x09, 0xF0];
+
+/// A slice NAL unit: header byte, first_mb, slice_type, pps 0, frame_num
+/// (`frame_bits` bits), optional field flags, then `body` filler bytes
+/// without zeros.
+fn slice(nal_header: u8, first_mb: u32, slice_type: u32, frame_bits: u32, field: Option<bool>, body: usize) -> Vec<u8> {
+    let mut w = Bits::default();
+    w.ue(first_mb).ue(slice_type).ue(0).put(0, frame_bits);
+    if let Some(bottom) = field {
+        w.put(1, 1).put(u64::from(bottom), 1);
+    }
+    let mut v = vec![nal_header];
+    v.extend(w.done());
+    v.extend((0..body).map(|i| 0x11 + (i % 200) as u8));
+    v
+}
+
+/// An SEI NAL unit with a recovery point (payloadType 6).
+fn recovery_sei(cnt: u32) -> Vec<u8> {
+    let mut w = Bits::default();
+    w.ue(cnt).put(1, 1).put(0, 1).put(0, 2);
+    let payload = w.done();
+    let mut v = vec![0x06, 6, payload.len() as u8];
+    v.extend(payload);
+    v.push(0x80);
+    v
+}
+
+/// (PTS, DTS, keyframe, length, FNV-1a of the data) of a track's frames:
+/// exact, and short to print when a comparison fails.
+fn frames_of(r: &Run, track: u16) -> Vec<(i64, i64, bool, usize, u64)> {
+    let fnv = |d: &[u8]| {
+        d.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        })
+    };
+    r.track_frames(track)
+        .iter()
+        .map(|f| (f.pts, f.dts, f.keyframe, f.data.len(), fnv(&f.data)))
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Random access points.
+
+#[test]
+fn h264_recovery_point_i_pictures_are_random_access_points() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[])]);
+    let p = slice(0x41, 0, 0, 4, None, 20);
+    let i_slice = slice(0x41, 0, 7, 4, None, 30); // non-IDR, all slices I
+                                                  // Joined mid-GOP: P pictures, then an I picture with SPS/PPS but no
+                                                  // recovery point (not a RAP), then one with a recovery point.
+    w.pes(0x100, 0xE0, 3600, None, &annexb(&[AUD, &p]), false);
+    w.pes(0x100, 0xE0, 7200, None, &annexb(&[AUD, SPS_720P, PPS, &i_slice]), false);
+    w.pes(0x100, 0xE0, 10800, None, &annexb(&[AUD, &p]), false);
+    let sei = recovery_sei(0);
+    w.pes(
+        0x100,
+        0xE0,
+        14400,
+        None,
+        &annexb(&[AUD, SPS_720P, PPS, &sei, &i_slice]),
+        false,
+    );
+    w.pes(0x100, 0xE0, 18000, None, &annexb(&[AUD, &p]), false);
+    // A P picture with a recovery point (intra refresh) is not a RAP; an I
+    // picture with recovery_frame_cnt > 0 is.
+    w.pes(0x100, 0xE0, 21600, None, &annexb(&[AUD, &sei, &p]), false);
+    let sei3 = recovery_sei(3);
+    w.pes(0x100, 0xE0, 25200, None, &annexb(&[AUD, &sei3, &i_slice]), false);
+    let r = run(&w.out);
+    let f = r.track_frames(0);
+    let got: Vec<(i64, bool)> = f.iter().map(|x| (x.pts, x.keyframe)).collect();
+    assert_eq!(got, [(14400, true), (18000, false), (21600, false), (25200, true)]);
+    assert_eq!(r.stats.dropped_frames, 3, "the three access units before the first RAP");
+    assert_eq!(
+        f[0].data[..],
+        annexb(&[SPS_720P, PPS, &sei, &i_slice]),
+        "AUD dropped, SEI kept"
+    );
+    assert_eq!(r.tracks[0].params.width, 1280);
+}
+
+#[test]
+fn h264_field_pictures_are_split_and_timed_half_a_frame_apart() {
+    let sps = strom_media::codec::h264::parse_sps(SPS_576I).expect("valid SPS");
+    assert!(!sps.frame_mbs_only);
+    let bits = u32::from(sps.log2_max_frame_num);
+    let top = slice(0x65, 0, 7, bits, Some(false), 40);
+    let bottom = slice(0x41, 0, 5, bits, Some(true), 40);
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[])]);
+    // One PES per frame, both fields in it, each field its own access unit.
+    for k in 0..3i64 {
+        let mut es = annexb(&[AUD]);
+        if k == 0 {
+            es.extend(annexb(&[SPS_576I, PPS]));
+        }
+        es.extend(annexb(&[&top, AUD, &bottom]));
+        w.pes(
+            0x100,
+            0xE0,
+            10_000 + 3600 * k + 3600,
+            Some(10_000 + 3600 * k),
+            &es,
+            false,
+        );
+    }
+    let r = run(&w.out);
+    let ts: Vec<(i64, i64)> = r.track_frames(0).iter().map(|f| (f.dts, f.pts)).collect();
+    // 25 fps: a field lasts 1800 ticks; PTS − DTS (3600) carries over.
+    assert_eq!(
+        ts,
+        [
+            (10_000, 13_600),
+            (11_800, 15_400),
+            (13_600, 17_200),
+            (15_400, 19_000),
+            (17_200, 20_800),
+            (19_000, 22_600)
+        ]
+    );
+    assert_eq!(r.stats.interpolated, 3);
+    assert_eq!(r.tracks[0].params.height, 576);
+}
+
+// ---------------------------------------------------------------------------
+// Access units across PES.
+
+/// Synthetic H.264 access units: an IDR with parameter sets, then P
+/// pictures, some of them in several slices; sizes vary.
+fn synthetic_aus(sizes: &[usize]) -> Vec<Vec<u8>> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| {
+            if i == 0 {
+                annexb(&[AUD, SPS_720P, PPS, &slice(0x65, 0, 7, 4, None, n)])
+            } else if n % 3 == 0 {
+                // Two slices: the second does not start a picture.
+                annexb(&[
+                    AUD,
+                    &slice(0x41, 0, 5, 4, None, n / 2),
+                    &slice(0x41, 40, 5, 4, None, n / 2),
+                ])
+            } else {
+                annexb(&[AUD, &slice(0x41, 0, 5, 4, None, n)])
+            }
+        })
+        .collect()
+}
+
+/// One PES with PTS per access unit (PTS = DTS + 7200, 25 fps).
+fn ts_one_au_per_pes(aus: &[Vec<u8>], with_len: bool) -> Vec<u8> {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[])]);
+    for (i, au) in aus.iter().enumerate() {
+        let dts = 90_000 + 3600 * i as i64;
+        let pes = pes_opt(0xE0, Some((dts + 7200, dts)), au, with_len && au.len() < 60_000);
+        w.packetize(0x100, &pes, false);
+    }
+    w.out
+}
+
+/// The same access units as one byte stream cut into PES at `cuts`
+/// (positions in the stream). A PES gets the PTS of the first access unit
+/// that starts in it, none if none does.
+fn ts_split(aus: &[Vec<u8>], cuts: &[usize], with_len: bool) -> Vec<u8> {
+    let es: Vec<u8> = aus.concat();
+    let mut starts = Vec::new();
+    let mut pos = 0;
+    for au in aus {
+        starts.push(pos);
+        pos += au.len();
+    }
+    let mut bounds: Vec<usize> = cuts
+        .iter()
+        .map(|&c| c % es.len().max(1))
+        .chain(starts.iter().copied())
+        .collect();
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds.push(es.len());
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[])]);
+    for win in bounds.windows(2) {
+        let (a, b) = (win[0], win[1]);
+        if a == b {
+            continue;
+        }
+        // An AU starts in [a, b) when its NAL header (5 bytes in) is there.
+        let first = starts.iter().position(|&s| s + 4 >= a && s + 4 < b);
+        let ts = first.map(|i| {
+            let dts = 90_000 + 3600 * i as i64;
+            (dts + 7200, dts)
+        });
+        let pes = pes_opt(0xE0, ts, &es[a..b], with_len);
+        w.packetize(0x100, &pes, false);
+    }
+    w.out
+}
+
+#[test]
+fn access_units_split_over_pes_without_pts_are_reassembled() {
+    let aus = synthetic_aus(&[300, 40, 900, 10, 2000, 33, 600]);
+    let whole = run(&ts_one_au_per_pes(&aus, false));
+    let reference = frames_of(&whole, 0);
+    assert_eq!(reference.len(), aus.len());
+    for (f, au) in whole.track_frames(0).iter().zip(&aus) {
+        assert_eq!(f.data[..], au[6..], "AUD stripped, the rest as sent");
+    }
+    // Cuts inside start codes, NAL headers and slices; bounded and not.
+    for with_len in [false, true] {
+        let split = run(&ts_split(
+            &aus,
+            &[5, 7, 333, 334, 1300, 1302, 1303, 3000, 3901],
+            with_len,
+        ));
+        assert_eq!(frames_of(&split, 0), reference, "with_len {with_len}");
+        assert_eq!(split.stats.pes_errors, 0);
+        assert_eq!(split.stats.interpolated, 0, "every AU starts in a PES with PTS");
+    }
+}
+
+#[test]
+fn several_access_units_in_one_pes_are_split_and_interpolated() {
+    let aus = synthetic_aus(&[300, 40, 50, 60, 70]);
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[])]);
+    w.pes(0x100, 0xE0, 97_200, Some(90_000), &aus[0], false);
+    // Three access units in one PES with one PTS, then one in a PES
+    // without PTS: DTS steps by the SPS frame duration, PTS keeps PTS − DTS.
+    w.pes(0x100, 0xE0, 100_800, Some(93_600), &aus[1..4].concat(), false);
+    w.packetize(0x100, &pes_opt(0xE0, None, &aus[4], false), false);
+    let r = run(&w.out);
+    let ts: Vec<(i64, i64)> = r.track_frames(0).iter().map(|f| (f.dts, f.pts)).collect();
+    let want: Vec<(i64, i64)> = (0..5).map(|i| (90_000 + 3600 * i, 97_200 + 3600 * i)).collect();
+    assert_eq!(ts, want);
+    assert_eq!(r.stats.interpolated, 3);
+    for (f, au) in r.track_frames(0).iter().zip(&aus) {
+        assert_eq!(f.data[..], au[6..]);
+    }
+}
+
+/// The demuxer keeps a frame's place in the event order while it waits to
+/// learn whether a bounded PES held the whole access unit, so audio that
+/// arrives meanwhile still comes after it; flush releases it.
+#[test]
+fn held_frames_keep_their_place_in_the_event_order() {
+    let aus = synthetic_aus(&[3000, 500]);
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[]), (0x0F, 0x101, &[])]);
+    w.pes(0x100, 0xE0, 90_000, None, &aus[0], true);
+    w.pes(0x101, 0xC0, 91_000, None, &adts(&[1; 20]), true);
+    w.pes(0x100, 0xE0, 93_600, None, &aus[1], true);
+    let second_video = packets(&w.out)
+        .iter()
+        .rposition(|p| pid_of(p) == 0x100 && p[1] & 0x40 != 0)
+        .expect("second video PES")
+        * 188;
+    let mut d = Demuxer::new();
+    let mut order = Vec::new();
+    let pull = |d: &mut Demuxer, order: &mut Vec<(u16, i64)>| {
+        while let Some(e) = d.pull() {
+            if let DemuxEvent::Frame(f) = e {
+                order.push((f.track, f.pts));
+            }
+        }
+    };
+    // The first video PES is complete, but nothing showed yet that this
+    // stream's bounded PES hold whole access units: its frame is held, and
+    // the audio frame behind it too.
+    d.push(&w.out[..second_video]);
+    pull(&mut d, &mut order);
+    assert!(order.is_empty(), "{order:?}");
+    // The next video PES starts an access unit: both come out, in order.
+    // Its own (smaller) PES is then trusted at once.
+    d.push(&w.out[second_video..]);
+    pull(&mut d, &mut order);
+    assert_eq!(order, [(0, 90_000), (1, 91_000), (0, 93_600)]);
+}
+
+/// Cut positions that split every access unit into PES of at most `max`
+/// bytes, as encoders do that split pictures at a maximum PES size.
+fn max_size_cuts(aus: &[Vec<u8>], max: usize) -> Vec<usize> {
+    let mut cuts = Vec::new();
+    let mut pos = 0;
+    for au in aus {
+        cuts.extend((max..au.len()).step_by(max).map(|k| pos + k));
+        pos += au.len();
+    }
+    cuts
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// Access-unit assembly does not depend on how the elementary stream is
+    /// cut into PES (one per access unit with PTS, or with PTS only where an
+    /// access unit starts) nor on how the TS is cut into reads. PES without
+    /// PES_packet_length are cut anywhere. PES with it are cut as encoders
+    /// do, at a maximum size (see the module docs of the demuxer: a bounded
+    /// PES smaller than a whole picture seen before is taken as whole).
+    #[test]
+    fn access_units_are_invariant_to_pes_and_read_splits(
+        sizes in prop::collection::vec(1usize..3000, 2..14),
+        cuts in prop::collection::vec(0usize..1_000_000, 0..30),
+        max in 20usize..2000,
+        reads in prop::collection::vec(1usize..3000, 1..8),
+        with_len in any::<bool>(),
+    ) {
+        let aus = synthetic_aus(&sizes);
+        let reference = frames_of(&run(&ts_one_au_per_pes(&aus, with_len)), 0);
+        prop_assert_eq!(reference.len(), aus.len());
+        let cuts = if with_len { max_size_cuts(&aus, max) } else { cuts };
+        let split = ts_split(&aus, &cuts, with_len);
+        let r = run_chunked(&split, &reads);
+        prop_assert_eq!(frames_of(&r, 0), reference);
+        prop_assert_eq!((r.stats.pes_errors, r.stats.dropped_frames), (0, 0));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Audio without PTS.
+
+#[test]
+fn aac_in_pes_without_pts_continues_the_sample_count() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x0F, 0x101, &[])]);
+    let three: Vec<u8> = [adts(&[1; 30]), adts(&[2; 30]), adts(&[3; 30])].concat();
+    w.pes(0x101, 0xC0, 90_000, None, &three, true);
+    // No PTS; the second frame is cut by the PES end and completed later.
+    let next = [adts(&[4; 30]), adts(&[5; 30])].concat();
+    w.packetize(0x101, &pes_opt(0xC0, None, &next[..50], true), false);
+    w.packetize(0x101, &pes_opt(0xC0, None, &next[50..], true), false);
+    w.pes(0x101, 0xC0, 200_000, None, &adts(&[6; 30]), true);
+    let r = run(&w.out);
+    let pts: Vec<i64> = r.frames().iter().map(|f| f.pts).collect();
+    assert_eq!(pts, [90_000, 91_920, 93_840, 95_760, 97_680, 200_000]);
+    assert_eq!(r.stats.interpolated, 2);
+    assert_eq!(r.frames()[4].data[..], [5; 30]);
+}
+
+/// MPEG-1 layer II frame, 48 kHz, 192 kbit/s: 576 bytes, 1152 samples.
+fn mp2_frame(fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; 576];
+    f[..4].copy_from_slice(&[0xFF, 0xFD, 0xA4, 0xC0]);
+    f
+}
+
+/// AC-3 frame, 48 kHz, frmsizecod 0x1E: 1792 bytes, 1536 samples.
+fn ac3_frame(fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; 1792];
+    f[..8].copy_from_slice(&[0x0B, 0x77, 0, 0, 0x1E, 0x40, 0xE1, 0xF0]);
+    f
+}
+
+/// E-AC-3 frame, 48 kHz, 3 blocks (numblkscod 2): 512 bytes, 768 samples.
+fn eac3_frame(fill: u8) -> Vec<u8> {
+    let mut f = vec![fill; 512];
+    f[..6].copy_from_slice(&[0x0B, 0x77, 0x00, 0xFF, 0x24, 0x00]);
+    f
+}
+
+#[test]
+fn opaque_audio_without_pts_is_timed_from_frame_headers() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(
+        0x1000,
+        1,
+        0,
+        &[(0x03, 0x110, &[]), (0x81, 0x111, &[]), (0x87, 0x112, &[])],
+    );
+    // MPEG audio: 2 frames (4320 ticks), then a PES without PTS.
+    w.pes(0x110, 0xC0, 10_000, None, &[mp2_frame(1), mp2_frame(2)].concat(), true);
+    w.packetize(0x110, &pes_opt(0xC0, None, &mp2_frame(3), true), false);
+    // AC-3: one frame (2880 ticks) per PES.
+    w.pes(0x111, 0xBD, 20_000, None, &ac3_frame(4), true);
+    w.packetize(0x111, &pes_opt(0xBD, None, &ac3_frame(5), true), false);
+    w.packetize(0x111, &pes_opt(0xBD, None, &ac3_frame(6), true), false);
+    // E-AC-3: 3 blocks of 256 samples = 1440 ticks.
+    w.pes(0x112, 0xBD, 30_000, None, &eac3_frame(7), true);
+    w.packetize(0x112, &pes_opt(0xBD, None, &eac3_frame(8), true), false);
+    let r = run(&w.out);
+    let pts = |t: u16| r.track_frames(t).iter().map(|f| (f.pts, f.dts)).collect::<Vec<_>>();
+    assert_eq!(pts(0), [(10_000, 10_000), (14_320, 14_320)]);
+    assert_eq!(pts(1), [(20_000, 20_000), (22_880, 22_880), (25_760, 25_760)]);
+    assert_eq!(pts(2), [(30_000, 30_000), (31_440, 31_440)]);
+    assert_eq!(r.stats.interpolated, 4);
+    assert_eq!(r.track_frames(1)[2].data[..], ac3_frame(6)[..], "opaque: the PES bytes");
+}
+
+// ---------------------------------------------------------------------------
+// LATM.
+
+/// A LOAS frame with a version-0 StreamMuxConfig: AAC-LC 48 kHz stereo, one
+/// subframe.
+fn loas(payload: &[u8]) -> Vec<u8> {
+    let mut w = Bits::default();
+    w.put(0, 1).put(0, 1).put(1, 1).put(0, 6).put(0, 4).put(0, 3); // mux config
+    w.put(2, 5).put(3, 4).put(2, 4).put(0, 3); // ASC: LC, 48 kHz, stereo
+    w.put(0, 3).put(0xFF, 8).put(0, 1).put(0, 1);
+    w.put(payload.len() as u64, 8);
+    for &b in payload {
+        w.put(u64::from(b), 8);
+    }
+    let element = w.bytes;
+    let mut out = vec![0x56, 0xE0 | (element.len() >> 8) as u8, element.len() as u8];
+    out.extend_from_slice(&element);
+    out
+}
+
+#[test]
+fn latm_becomes_aac_frames() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x11, 0x101, &[0x0A, 4, b'f', b'i', b'n', 0])]);
+    let two = [loas(&[1; 40]), loas(&[2; 41])].concat();
+    // The second LOAS frame is cut by the PES end.
+    w.pes(0x101, 0xC0, 90_000, None, &two[..60], true);
+    w.packetize(0x101, &pes_opt(0xC0, None, &two[60..], true), false);
+    let r = run(&w.out);
+    let t = &r.tracks[0];
+    assert_eq!(t.codec, Codec::Aac);
+    assert_eq!(
+        (t.params.aac_object_type, t.params.sample_rate, t.params.channels),
+        (2, 48_000, 2)
+    );
+    assert_eq!(t.params.codec_string.as_deref(), Some("mp4a.40.2"));
+    assert_eq!(t.params.language.as_deref(), Some("fin"));
+    let f = r.frames();
+    assert_eq!((f[0].pts, &f[0].data[..]), (90_000, &[1u8; 40][..]));
+    assert_eq!((f[1].pts, &f[1].data[..]), (91_920, &[2u8; 41][..]));
+    assert_eq!(r.stats.pes_errors, 0);
+}
+
+#[test]
+fn unsupported_latm_is_reported_once() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x11, 0x101, &[])]);
+    // StreamMuxConfig with two programs.
+    let mut b = Bits::default();
+    b.put(0, 1).put(0, 1).put(1, 1).put(0, 6).put(1, 4).put(0, 30);
+    let element = b.bytes;
+    let mut bad = vec![0x56, 0xE0, element.len() as u8];
+    bad.extend_from_slice(&element);
+    for k in 0..3 {
+        w.pes(0x101, 0xC0, 90_000 + 1920 * k, None, &bad, true);
+    }
+    let r = run(&w.out);
+    assert!(r.frames().is_empty());
+    assert_eq!((r.stats.pes_errors, r.stats.dropped_frames), (1, 3));
+    let e = r.stats.last_error.expect("reported");
+    assert_eq!((e.pid, e.kind.name()), (0x101, "latm"));
+}
+
+// ---------------------------------------------------------------------------
+// Programs, unknown streams, errors with context.
+
+#[test]
+fn default_program_is_the_first_with_video_even_on_a_shared_pmt_pid() {
+    // Programs 7 (radio) and 9 (TV) announce their PMTs on the same PID.
+    let mut w = TsWriter::default();
+    let pat = [0, 7, 0xF0, 0x00, 0, 9, 0xF0, 0x00];
+    w.section(0, 0x00, 1, 0, &pat);
+    w.section(0x1000, 0x02, 7, 0, &pmt_body(&[(0x0F, 0x101, &[])]));
+    w.section(0x1000, 0x02, 9, 0, &pmt_body(&[(0x1B, 0x100, &[]), (0x0F, 0x102, &[])]));
+    w.pes(0x101, 0xC0, 1000, None, &adts(&[1; 9]), true);
+    w.pes(0x102, 0xC0, 2000, None, &adts(&[2; 9]), true);
+    let r = run(&w.out);
+    assert_eq!(r.selected, Some(9));
+    let codecs: Vec<Codec> = r.tracks.iter().map(|t| t.codec).collect();
+    assert_eq!(codecs, [Codec::H264, Codec::Aac]);
+    assert_eq!(r.frames().len(), 1);
+    assert_eq!(r.frames()[0].pts, 2000);
+    let p: Vec<(u16, bool, bool)> = r
+        .programs
+        .iter()
+        .map(|p| (p.program_number, p.has_video, p.selected))
+        .collect();
+    assert_eq!(p, [(7, false, false), (9, true, true)]);
+    // Asking for the radio.
+    let r = run_with(Demuxer::with_program(Some(7)), &w.out, &[w.out.len()]);
+    assert_eq!(r.selected, Some(7));
+    assert_eq!(r.tracks.len(), 1);
+    assert_eq!(r.frames()[0].pts, 1000);
+    // A program the PAT does not list gives nothing.
+    let r = run_with(Demuxer::with_program(Some(8)), &w.out, &[w.out.len()]);
+    assert_eq!((r.selected, r.tracks.len(), r.programs.len()), (None, 0, 2));
+}
+
+#[test]
+fn a_missing_pmt_delays_the_choice_only_for_a_while() {
+    // Program 3 comes first in the PAT but its PMT never arrives.
+    let mut w = TsWriter::default();
+    let pat = [0, 3, 0xF0, 0x10, 0, 4, 0xF0, 0x00];
+    for _ in 0..20 {
+        w.section(0, 0x00, 1, 0, &pat);
+        w.section(0x1000, 0x02, 4, 0, &pmt_body(&[(0x1B, 0x100, &[])]));
+    }
+    let r = run(&w.out);
+    assert_eq!(r.selected, Some(4));
+    assert_eq!(r.tracks.len(), 1);
+}
+
+#[test]
+fn pat_dropping_the_program_keeps_its_tracks_until_a_new_pmt() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x0F, 0x101, &[])]);
+    w.pes(0x101, 0xC0, 1000, None, &adts(&[1; 9]), true);
+    // The PAT now lists program 2 only, whose PMT comes later.
+    let pat2 = [0, 2, 0xF0, 0x20];
+    w.section(0, 0x00, 1, 1, &pat2);
+    w.pes(0x101, 0xC0, 2000, None, &adts(&[2; 9]), true);
+    let before_new_pmt = w.out.len();
+    w.section(0x1020, 0x02, 2, 0, &pmt_body(&[(0x03, 0x120, &[])]));
+    w.pes(0x120, 0xC0, 3000, None, &mp2_frame(3), true);
+    let r = run(&w.out[..before_new_pmt]);
+    assert_eq!(r.selected, None);
+    assert_eq!(r.tracks.len(), 1, "tracks stay");
+    assert_eq!(r.frames().len(), 2, "and keep flowing");
+    let r = run(&w.out);
+    assert_eq!(r.selected, Some(2));
+    assert_eq!(r.tracks[0].codec, Codec::MpegAudio);
+    assert_eq!(r.stats.pmt_changes, 1);
+    let pts: Vec<i64> = r.frames().iter().map(|f| f.pts).collect();
+    assert_eq!(pts, [1000, 2000, 3000]);
+}
+
+#[test]
+fn unknown_stream_types_are_counted_once_and_handed_out() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(
+        0x1000,
+        1,
+        0,
+        &[(0x02, 0x100, &[]), (0x0F, 0x101, &[]), (0x15, 0x102, &[])],
+    );
+    w.pmt(
+        0x1000,
+        1,
+        0,
+        &[(0x02, 0x100, &[]), (0x0F, 0x101, &[]), (0x15, 0x102, &[])],
+    );
+    w.pmt(
+        0x1000,
+        1,
+        1,
+        &[
+            (0x02, 0x100, &[]),
+            (0x0F, 0x101, &[]),
+            (0x15, 0x102, &[]),
+            (0xC0, 0x103, &[]),
+        ],
+    );
+    let r = run(&w.out);
+    assert_eq!(r.stats.unknown_streams, 3);
+    assert_eq!(r.unknown, [(0x100, 0x02), (0x102, 0x15), (0x103, 0xC0)]);
+    assert_eq!(r.tracks.len(), 1);
+}
+
+#[test]
+fn errors_carry_pid_kind_and_byte_offset() {
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x0F, 0x101, &[])]);
+    w.pes(0x101, 0xC0, 1000, None, &vec![7u8; 1000], false);
+    let mut pk = packets(&w.out);
+    // Lose the third audio packet: the fourth shows the gap.
+    let audio: Vec<usize> = (0..pk.len()).filter(|&i| pid_of(&pk[i]) == 0x101).collect();
+    pk.remove(audio[2]);
+    // Set transport_error_indicator on the PMT's first packet copy at the end.
+    let mut te = pk[1];
+    te[1] |= 0x80;
+    pk.push(te);
+    // A scrambled packet that continues the audio PID's counter.
+    let last_cc = pk
+        .iter()
+        .rev()
+        .find(|p| pid_of(&p[..]) == 0x101)
+        .map_or(0, |p| p[3] & 0x0F);
+    let mut sc = pk[audio[0]];
+    sc[3] = 0x80 | (sc[3] & 0x30) | ((last_cc + 1) & 0x0F);
+    pk.push(sc);
+    let data: Vec<u8> = pk.iter().flatten().copied().collect();
+    let mut d = Demuxer::new();
+    d.push(&data[..(audio[2] + 1) * 188]);
+    let e = d.stats().last_error.expect("cc error");
+    assert_eq!((e.pid, e.kind.name(), e.offset), (0x101, "cc", audio[2] as u64 * 188));
+    d.push(&data[(audio[2] + 1) * 188..]);
+    let s = d.stats().clone();
+    assert_eq!((s.cc_errors, s.transport_errors, s.scrambled), (1, 1, 1));
+    let e = s.last_error.expect("scrambled");
+    assert_eq!(
+        (e.pid, e.kind.name(), e.offset),
+        (0x101, "scrambled", (pk.len() as u64 - 1) * 188)
+    );
+    // Garbage after sync was found: a sync error at the garbage's offset,
+    // with no PID.
+    let mut d = Demuxer::new();
+    d.push(&w.out[..3 * 188]);
+    d.push(&[1, 2, 3]);
+    d.push(&w.out[3 * 188..]);
+    let e = d.stats().last_error.expect("sync error");
+    assert_eq!((e.pid, e.kind.name(), e.offset), (0x1FFF, "sync", 3 * 188));
+}
+
+// ---------------------------------------------------------------------------
+// Broadcast fixtures (tests/data/broadcast/README.md).
+
+const OPEN_GOP: &[u8] = include_bytes!("data/broadcast/open_gop.ts");
+const HEVC_CRA: &[u8] = include_bytes!("data/broadcast/hevc_cra.ts");
+const LONG_GOP: &[u8] = include_bytes!("data/broadcast/long_gop.ts");
+const SPLIT_PES: &[u8] = include_bytes!("data/broadcast/split_pes.ts");
+const LATM: &[u8] = include_bytes!("data/broadcast/latm.ts");
+const MPTS: &[u8] = include_bytes!("data/broadcast/mpts.ts");
+const SUBTITLES: &[u8] = include_bytes!("data/broadcast/subtitles.ts");
+const SCTE35: &[u8] = include_bytes!("data/broadcast/scte35.ts");
+const LANGUAGES: &[u8] = include_bytes!("data/broadcast/languages.ts");
+
+/// Errors and drops a clean fixture must not show.
+fn assert_clean(r: &Run) {
+    let s = &r.stats;
+    assert_eq!(
+        (s.sync_errors, s.cc_errors, s.pes_errors, s.pmt_errors, s.dropped_frames),
+        (0, 0, 0, 0, 0),
+        "{s:?}"
+    );
+    assert_eq!(s.last_error, None);
+}
+
+/// Audio frames follow each other without a gap: `step` ticks apart.
+fn assert_gapless(frames: &[&Frame], step: i64) {
+    for w in frames.windows(2) {
+        assert_eq!(w[1].pts - w[0].pts, step, "gap after PTS {}", w[0].pts);
+    }
+}
+
+/// Every access unit of the video PID, as PES payloads show them: frames
+/// equal the stream between access unit delimiters, the AUD left out, and
+/// carry the PTS/DTS of the PES they start in.
+fn assert_frames_are_the_elementary_stream(ts: &[u8], r: &Run, track: u16, aud_len: usize) {
+    let units = pes_units(ts, 0x100);
+    let es: Vec<u8> = units.iter().flat_map(|u| u.1.clone()).collect();
+    let times: Vec<(i64, i64)> = units.iter().filter_map(|u| u.0).collect();
+    let frames = r.track_frames(track);
+    assert_eq!(frames.len(), times.len());
+    let mut pos = 0;
+    for (f, &(pts, dts)) in frames.iter().zip(&times) {
+        assert_eq!((f.pts, f.dts), (pts, dts));
+        assert_eq!(&es[pos..pos + 4], &[0, 0, 0, 1]);
+        pos += aud_len;
+        assert_eq!(&es[pos..pos + f.data.len()], &f.data[..]);
+        pos += f.data.len();
+    }
+    assert_eq!(pos, es.len());
+}
+
+#[test]
+fn fixture_open_gop_starts_at_the_first_recovery_point() {
+    let r = run(OPEN_GOP);
+    assert_clean(&r);
+    assert_eq!((r.tracks[0].codec, r.tracks[1].codec), (Codec::H264, Codec::Aac));
+    let video = r.track_frames(0);
+    assert_eq!(video.len(), 301);
+    let raps: Vec<i64> = video.iter().filter(|f| f.keyframe).map(|f| f.pts).collect();
+    let want: Vec<i64> = (0..12).map(|k| 403_200 + 90_000 * k).collect();
+    assert_eq!(raps, want, "12 recovery-point I pictures, no IDR");
+    assert!(video[0].keyframe);
+    assert_eq!((video[0].pts, video[0].dts), (403_200, 392_400));
+    // The leading B picture after the first RAP is kept.
+    assert_eq!(video[1].pts, 399_600);
+    assert_frames_are_the_elementary_stream(OPEN_GOP, &r, 0, 6);
+    assert_gapless(&r.track_frames(1), 1920);
+}
+
+#[test]
+fn fixture_hevc_cra_starts_at_the_first_cra_and_keeps_rasl() {
+    let r = run(HEVC_CRA);
+    assert_clean(&r);
+    assert_eq!(r.tracks[0].codec, Codec::H265);
+    assert_eq!((r.tracks[0].params.width, r.tracks[0].params.height), (160, 90));
+    let video = r.track_frames(0);
+    assert_eq!(video.len(), 304);
+    let raps: Vec<i64> = video.iter().filter(|f| f.keyframe).map(|f| f.pts).collect();
+    let want: Vec<i64> = (0..12).map(|k| 403_200 + 90_000 * k).collect();
+    assert_eq!(raps, want, "12 CRA pictures");
+    assert_eq!((video[0].pts, video[0].dts), (403_200, 381_600));
+    // The four RASL pictures of the first CRA follow it.
+    let rasl: Vec<i64> = video[1..5].iter().map(|f| f.pts).collect();
+    let mut sorted = rasl.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, [388_800, 392_400, 396_000, 399_600]);
+    assert_frames_are_the_elementary_stream(HEVC_CRA, &r, 0, 7);
+}
+
+#[test]
+fn fixture_long_gop_has_three_random_access_points() {
+    let r = run(LONG_GOP);
+    assert_clean(&r);
+    let video = r.track_frames(0);
+    assert_eq!(video.len(), 550);
+    let raps: Vec<i64> = video.iter().filter(|f| f.keyframe).map(|f| f.pts).collect();
+    assert_eq!(raps, [133_200, 1_033_200, 1_933_200]);
+    assert_eq!(r.tracks[1].params.sample_rate, 24_000);
+    assert_gapless(&r.track_frames(1), 3840);
+}
+
+#[test]
+fn fixture_split_pes_reassembles_pictures_and_times_all_audio() {
+    let r = run(SPLIT_PES);
+    assert_clean(&r);
+    let video = r.track_frames(0);
+    assert_eq!(video.len(), 250, "every picture, from 337 PES");
+    assert_eq!(video.iter().filter(|f| f.keyframe).count(), 10);
+    assert_frames_are_the_elementary_stream(SPLIT_PES, &r, 0, 6);
+    // Audio: 25 of 51 PES lack a PTS; no frame is lost or mistimed.
+    let audio = r.track_frames(1);
+    assert_eq!(audio[0].pts, 131_280);
+    assert_gapless(&audio, 1920);
+    let with_pts: Vec<i64> = pes_units(SPLIT_PES, 0x101)
+        .iter()
+        .filter_map(|u| u.0.map(|t| t.0))
+        .collect();
+    assert_eq!(with_pts.len(), 26);
+    for pts in with_pts {
+        assert!(audio.iter().any(|f| f.pts == pts), "frame at PES PTS {pts}");
+    }
+    let interpolated = r.stats.interpolated;
+    assert!(
+        interpolated > 150 && (interpolated as usize) < audio.len(),
+        "{interpolated}"
+    );
+    // Byte-by-byte reads give the same frames.
+    assert_eq!(run_chunked(SPLIT_PES, &[1, 187, 1316]).events, r.events);
+}
+
+#[test]
+fn fixture_latm_becomes_aac() {
+    let r = run(LATM);
+    assert_clean(&r);
+    let a = &r.tracks[1];
+    assert_eq!(a.codec, Codec::Aac);
+    assert_eq!(
+        (a.params.aac_object_type, a.params.sample_rate, a.params.channels),
+        (2, 48_000, 1)
+    );
+    assert_eq!(a.params.codec_string.as_deref(), Some("mp4a.40.2"));
+    let audio = r.track_frames(1);
+    assert!(audio.len() > 370, "{}", audio.len());
+    assert_eq!(audio[0].pts, 131_280);
+    assert_gapless(&audio, 1920);
+}
+
+#[test]
+fn fixture_mpts_default_is_the_tv_program_and_101_is_the_radio() {
+    let r = run(MPTS);
+    assert_clean(&r);
+    assert_eq!(r.selected, Some(202));
+    let p: Vec<(u16, u16, bool)> = r
+        .programs
+        .iter()
+        .map(|p| (p.program_number, p.pmt_pid, p.has_video))
+        .collect();
+    assert_eq!(p, [(101, 4096, false), (202, 4097, true)]);
+    let codecs: Vec<Codec> = r.tracks.iter().map(|t| t.codec).collect();
+    assert_eq!(codecs, [Codec::H264, Codec::Aac]);
+    assert_eq!(r.track_frames(0).len(), 200);
+    let radio = run_with(Demuxer::with_program(Some(101)), MPTS, &[1316]);
+    assert_clean(&radio);
+    assert_eq!(radio.selected, Some(101));
+    assert_eq!(radio.tracks.len(), 1);
+    let t = &radio.tracks[0];
+    assert_eq!((t.codec, t.params.language.as_deref()), (Codec::MpegAudio, Some("eng")));
+    assert_eq!(t.params.sample_rate, 48_000);
+    assert_eq!(radio.frames().len(), 23);
+}
+
+#[test]
+fn fixture_subtitles_carry_teletext_and_dvb_subtitles() {
+    let r = run(SUBTITLES);
+    assert_clean(&r);
+    let codecs: Vec<Codec> = r.tracks.iter().map(|t| t.codec).collect();
+    assert_eq!(codecs, [Codec::H264, Codec::Aac, Codec::DvbSubtitle, Codec::Teletext]);
+    let sub = &r.tracks[2].params;
+    assert_eq!(sub.language.as_deref(), Some("deu"));
+    assert_eq!(&sub.descriptors[..], &[0x59, 8, b'd', b'e', b'u', 0x10, 0, 1, 0, 1]);
+    let tt = &r.tracks[3].params;
+    assert_eq!(tt.language.as_deref(), Some("eng"));
+    assert_eq!(tt.descriptors[0], 0x56);
+    assert_eq!(&tt.descriptors[2..7], b"eng\x10\x88");
+    let subs: Vec<i64> = r.track_frames(2).iter().map(|f| f.pts).collect();
+    assert_eq!(subs, [223_200, 403_110, 493_200, 718_110, 853_200, 1_033_110]);
+    let teletext = r.track_frames(3);
+    assert_eq!(teletext.len(), 22);
+    assert_eq!(teletext[0].pts, 178_200);
+    for f in &teletext {
+        assert!(f.keyframe);
+        assert_eq!(f.data[0], 0x10, "data_identifier: EBU data");
+        assert_eq!(f.data.len(), 178 - 3 - 0x24);
+    }
+    for f in r.track_frames(2) {
+        assert_eq!(f.data[0], 0x20, "data_identifier: DVB subtitles");
+    }
+}
+
+#[test]
+fn fixture_scte35_cues_at_their_splice_times() {
+    let r = run(SCTE35);
+    assert_clean(&r);
+    assert_eq!(r.tracks[2].codec, Codec::Scte35);
+    assert_eq!(
+        &r.tracks[2].params.descriptors[..],
+        &[0x8A, 1, 1],
+        "cue_identifier_descriptor"
+    );
+    let cues = r.track_frames(2);
+    // 10 sections; the splice_null that repeats the one before it is skipped.
+    assert_eq!(cues.len(), 7);
+    let timed: Vec<i64> = cues.iter().filter(|f| f.pts != f.dts).map(|f| f.pts).collect();
+    assert_eq!(timed, [493_200, 943_200, 1_213_200]);
+    for f in &cues {
+        assert!(f.keyframe);
+        assert_eq!(f.data[0], 0xFC);
+        assert_eq!(strom_media::ts::crc::crc32_mpeg2(&f.data), 0);
+        if f.pts != f.dts {
+            // Sent 2 s ahead of the splice by the (interpolated) PCR clock;
+            // DTS is the last PCR before it, at most 100 ms earlier.
+            let lead = f.pts - f.dts;
+            assert!((180_000..189_000).contains(&lead), "{} {}", f.pts, f.dts);
+        }
+    }
+}
+
+#[test]
+fn fixture_languages_has_four_audio_tracks() {
+    let r = run(LANGUAGES);
+    assert_eq!(
+        (r.stats.pes_errors, r.stats.dropped_frames, r.stats.interpolated),
+        (0, 0, 0)
+    );
+    let t: Vec<(Codec, Option<&str>)> = r
+        .tracks
+        .iter()
+        .map(|t| (t.codec, t.params.language.as_deref()))
+        .collect();
+    assert_eq!(
+        t,
+        [
+            (Codec::H264, None),
+            (Codec::Aac, Some("eng")),
+            (Codec::Ac3, Some("deu")),
+            (Codec::Eac3, Some("fra")),
+            (Codec::MpegAudio, Some("spa"))
+        ]
+    );
+    assert_eq!(r.tracks[2].params.descriptors[0], 0x6A);
+    assert_eq!(r.tracks[3].params.descriptors[0], 0x7A);
+    assert_gapless(&r.track_frames(1), 1920);
+    // Opaque audio: one frame per PES, every PES there, at its PTS.
+    for (track, pid) in [(2u16, 0x102u16), (3, 0x103), (4, 0x104)] {
+        let pes: Vec<i64> = pes_units(LANGUAGES, pid)
+            .iter()
+            .filter_map(|u| u.0.map(|t| t.0))
+            .collect();
+        let got: Vec<i64> = r.track_frames(track).iter().map(|f| f.pts).collect();
+        assert_eq!(got, pes, "track {track}");
+    }
+    for t in &r.tracks[1..] {
+        assert_eq!(t.params.sample_rate, 48_000);
+    }
 }

@@ -57,6 +57,15 @@ pub(super) enum Head {
     Continue,
 }
 
+/// The PTS/DTS of a PES, waiting for the first access unit whose NAL
+/// header lies in that PES's bytes `from..to` of `VideoAsm::buf`.
+#[derive(Clone, Copy, Debug)]
+struct TsMark {
+    from: usize,
+    to: usize,
+    ts: (i64, i64),
+}
+
 /// Timing of the last access unit that had timestamps.
 #[derive(Clone, Copy, Debug)]
 struct Chain {
@@ -108,6 +117,8 @@ pub(super) struct VideoAsm {
     /// The scan stopped before a start code whose header was incomplete.
     stalled: bool,
     au: Option<Au>,
+    /// PES timestamps not yet given to an access unit.
+    mark: Option<TsMark>,
     /// Event slot reserved for the open access unit's frame.
     hole: Option<u64>,
     /// The last access unit was emitted at the end of its bounded PES,
@@ -145,6 +156,7 @@ impl VideoAsm {
             open_nal: None,
             stalled: false,
             au: None,
+            mark: None,
             hole: None,
             early: false,
             chain: None,
@@ -198,6 +210,7 @@ impl VideoAsm {
         self.scan_from = 0;
         self.open_nal = None;
         self.stalled = false;
+        self.mark = None;
     }
 
     /// Looks at the first bytes of a new PES payload. `None`: too few bytes
@@ -215,6 +228,12 @@ impl VideoAsm {
         };
         if head[i] != 1 || i < 2 {
             return Some(if held { Head::Continue } else { Head::CutBefore });
+        }
+        if i == 2 && held && self.buf.last() == Some(&0) {
+            // The held bytes end with the zero_byte of this start code: it
+            // belongs to the next access unit, which the scan of the joined
+            // bytes gives it.
+            return Some(Head::Continue);
         }
         let nal = &head[i + 1..];
         if nal.len() < self.min_header() && !complete {
@@ -300,10 +319,18 @@ impl VideoAsm {
             self.buf = payload;
             pes_start = 0;
         }
+        if let Some(ts) = ts {
+            // A PTS before it that found no access unit is void (§2.4.3.7).
+            self.mark = Some(TsMark {
+                from: pes_start,
+                to: self.buf.len(),
+                ts,
+            });
+        }
         let probe = (self.pes_count <= PROBE_FIRST || self.pes_count.is_multiple_of(PROBE_EVERY))
             && self.held_bytes() <= PROBE_MAX_BYTES;
         let fast = ts.is_some() && !self.multi_au && !probe;
-        let nals = self.scan(d, si, pes_start, ts, fast, false);
+        let nals = self.scan(d, si, pes_start, ts.is_some(), fast, false);
         if nals == 0 && pes_start == 0 && ts.is_some() && !self.stalled {
             // A PES that should start an access unit holds no NAL unit.
             let pid = d.streams.get(si).map_or(0, |s| s.pid);
@@ -321,6 +348,9 @@ impl VideoAsm {
         self.scan_from = sub(self.scan_from);
         if let Some((h, r)) = self.open_nal {
             self.open_nal = Some((sub(h), r));
+        }
+        if let Some(m) = &mut self.mark {
+            (m.from, m.to) = (sub(m.from), sub(m.to));
         }
         if let Some(au) = &mut self.au {
             if au.aud_end > 0 {
@@ -344,7 +374,8 @@ impl VideoAsm {
         let Some(au) = &mut self.au else {
             return;
         };
-        let whole = au.whole_pes == Some(pes) && pes_start == 0 && !stalled;
+        // Only an access unit with a slice can be complete.
+        let whole = au.whole_pes == Some(pes) && pes_start == 0 && !stalled && au.has_vcl;
         if whole {
             au.whole_len = Some(len);
         }
@@ -360,23 +391,14 @@ impl VideoAsm {
 
     /// Scans `buf` from `scan_from` for NAL units, finishing every access
     /// unit whose successor starts. `pes_start`: where the newest PES's
-    /// payload starts in `buf`; `ts` goes to the first access unit whose NAL
-    /// header is at or after it. `fast`: after the first slice of the first
-    /// access unit of that PES, take the rest of the PES as that access unit.
+    /// payload starts in `buf` (`had_ts`: it has a PTS, waiting in `mark`
+    /// for the first access unit whose NAL header lies in that PES).
+    /// `fast`: after the first slice of the first access unit of that PES,
+    /// take the rest of the PES as that access unit.
     /// `last`: no more bytes will come; nothing stalls and the open access
     /// unit ends at the end of `buf`. Returns the NAL units found at or
     /// after `pes_start`.
-    fn scan(
-        &mut self,
-        d: &mut Demuxer,
-        si: usize,
-        pes_start: usize,
-        ts: Option<(i64, i64)>,
-        fast: bool,
-        last: bool,
-    ) -> u32 {
-        let mut ts = ts;
-        let had_ts = ts.is_some();
+    fn scan(&mut self, d: &mut Demuxer, si: usize, pes_start: usize, had_ts: bool, fast: bool, last: bool) -> u32 {
         let mut aus_here = 0u32;
         let mut nals_here = 0u32;
         let len = self.buf.len();
@@ -415,7 +437,12 @@ impl VideoAsm {
                     self.finish_au(d, si, b);
                 }
                 self.start = b;
-                let own = if in_pes { ts.take() } else { None };
+                let own = match self.mark {
+                    Some(m) if (m.from..m.to).contains(&h) => self.mark.take().map(|m| m.ts),
+                    // Past its PES without finding an access unit: void.
+                    Some(m) if h >= m.to => self.mark.take().and(None),
+                    _ => None,
+                };
                 let whole = (in_pes && nals_here == 0).then_some(self.pes_count);
                 self.begin_au(own, whole);
                 if in_pes {
@@ -649,7 +676,8 @@ impl VideoAsm {
             self.apply_params(d, si);
             self.au = None;
         }
-        if au.timed {
+        // Only pictures take time.
+        if au.timed && au.has_vcl {
             self.chain = Some(Chain {
                 dts: au.dts,
                 dur: self.duration(au.field),
@@ -706,7 +734,7 @@ impl VideoAsm {
     pub(super) fn flush(&mut self, d: &mut Demuxer, si: usize) {
         if self.held_bytes() > 0 || self.au.is_some() {
             let at = self.buf.len();
-            self.scan(d, si, at, None, false, true);
+            self.scan(d, si, at, false, false, true);
         }
         if let Some(seq) = self.hole.take() {
             d.void_hole(seq);
