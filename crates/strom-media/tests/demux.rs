@@ -986,8 +986,11 @@ fn pes_opt(stream_id: u8, ts: Option<(i64, i64)>, data: &[u8], with_len: bool) -
     }
 }
 
-/// The PES on `pid` of a TS: (PTS, DTS) and payload, in order.
-fn pes_units(ts: &[u8], pid: u16) -> Vec<(Option<(i64, i64)>, Vec<u8>)> {
+/// (PTS, DTS) of a PES if it has a PTS, and its payload.
+type PesUnit = (Option<(i64, i64)>, Vec<u8>);
+
+/// The PES on `pid` of a TS, in order.
+fn pes_units(ts: &[u8], pid: u16) -> Vec<PesUnit> {
     let mut units: Vec<Vec<u8>> = Vec::new();
     for p in packets(ts) {
         if pid_of(&p) != pid || p[3] & 0x10 == 0 {
@@ -1031,7 +1034,7 @@ struct Bits {
 impl Bits {
     fn put(&mut self, v: u64, bits: u32) -> &mut Self {
         for i in (0..bits).rev() {
-            if self.n % 8 == 0 {
+            if self.n.is_multiple_of(8) {
                 self.bytes.push(0);
             }
             if let Some(last) = self.bytes.last_mut() {
