@@ -6,47 +6,68 @@
 //! inside the file. [`Looper`] then yields frames forever. Every time here is
 //! in 90 kHz ticks.
 //!
+//! Tracks are continuous (video and audio: one frame after another, each
+//! lasting until the next) or sparse (subtitles and data: teletext, DVB
+//! subtitles and SCTE-35 cues, which come now and then and mean something
+//! only at their own time). Only continuous tracks shape the loop.
+//!
 //! Invariants of the output:
 //! - Timestamps are unwrapped and relative to the start of the loop: the first
 //!   frame is the timing track's first keyframe, at DTS 0. The caller adds a
 //!   base (e.g. [`Looper::base_dts`]), wraps to 33 bits and paces by DTS.
-//! - Frames come out in DTS order (the timing track first on a tie), and per
-//!   track DTS strictly increases.
-//! - The timing track is the first video track, else the first track. Its
-//!   frames keep their spacing from the file, and loop k is loop 0 shifted by
-//!   k·P. The period P is the track's last DTS plus its step (the median DTS
-//!   delta, so one long frame at the end does not stretch the loop). Across the
-//!   join the timing track advances by exactly one step: no gap, no overlap, so
-//!   a file whose GOPs divide its length cuts into equal segments for ever.
-//!   PTS−DTS offsets (B-frames) are kept.
-//! - Every other track (audio) is contiguous at its own step (its median DTS
-//!   delta): each frame starts where the previous one ended. Each frame of the
-//!   file belongs at k·P + its offset in the file on the timing clock; a frame
-//!   that would run ahead of that by more than half a step is skipped, and
-//!   where the track would fall behind by more than half a step the previous
-//!   frame's data is played again. So every frame played from the file is
-//!   within half a step of its place, however many loops have run. A second
-//!   video track gets the same treatment, which a decoder may show at the join.
+//! - Frames come out in DTS order (the timing track first on a tie, then
+//!   track order). Per track DTS strictly increases, except that two frames
+//!   of a sparse track that share a DTS in the file (two cues after the same
+//!   PCR) keep sharing it.
+//! - The timing track is the first video track, else the first audio track;
+//!   a file with neither does not play. Its frames keep their spacing from
+//!   the file, and loop k is loop 0 shifted by k·P. The period P is the
+//!   track's last DTS plus its step (the median DTS delta, so one long frame
+//!   at the end does not stretch the loop). Across the join the timing track
+//!   advances by exactly one step: no gap, no overlap, so a file whose GOPs
+//!   divide its length cuts into equal segments for ever. PTS−DTS offsets
+//!   (B-frames) are kept.
+//! - Every other continuous track (audio) is contiguous at its own step (its
+//!   median DTS delta): each frame starts where the previous one ended. Each
+//!   frame of the file belongs at k·P + its offset in the file on the timing
+//!   clock; a frame that would run ahead of that by more than half a step is
+//!   skipped, and where the track would fall behind by more than half a step
+//!   the previous frame's data is played again. So every frame played from
+//!   the file is within half a step of its place, however many loops have
+//!   run. A second video track gets the same treatment, which a decoder may
+//!   show at the join.
+//! - A sparse track has no step and is never filled, repeated, skipped or
+//!   re-timed: each of its frames whose DTS lies in the loop's window
+//!   `[0, P)` plays once per loop at exactly k·P + its offset in the file,
+//!   with its own PTS−DTS (an SCTE-35 splice time seconds after arrival
+//!   stays exactly that far after it). Its frames outside the window are not
+//!   part of the loop and never play; they neither stretch the period nor
+//!   move its start.
 //! - With a video timing track, a loop starts at its first keyframe: frames
 //!   before it are not played, nor other tracks' frames from before its time.
-//!   Each other track plays one period of the file from its first frame, so a
-//!   track longer than the video does not run on into the next loop and one
-//!   shorter than the video is filled by repeats.
+//!   Each other continuous track plays one period of the file from its first
+//!   frame, so a track longer than the video does not run on into the next
+//!   loop and one shorter than the video is filled by repeats.
 //!
-//! Files are taken as they are: frames that do not move forward on their track
-//! are dropped, and a jump of more than [`MAX_JUMP`] between consecutive frames
-//! (files concatenated with `cat`) is closed up so the file plays as one run.
+//! Files are taken as they are: frames that go back on their track (or, on a
+//! continuous track, do not move forward) are dropped, and a jump of more
+//! than [`MAX_JUMP`] between consecutive video/audio frames (files
+//! concatenated with `cat`) is closed up so the file plays as one run. A
+//! sparse frame is placed against the video/audio frame before it in decode
+//! order and never decides where such a splice is.
 
 use crate::frame::{Frame, Track, TrackKind, CLOCK_HZ};
 use crate::ts::{wrap_delta, TS_WRAP};
 use bytes::Bytes;
 use std::sync::Arc;
 
-/// A DTS step between consecutive frames of the file (any track, decode
-/// order) larger than this, forward or back, is a splice rather than time
-/// passing: the frame after it is placed one tick after the newest frame
-/// before it. Ten seconds is far more than audio and video of one program are
-/// ever interleaved apart.
+/// A DTS step between consecutive video/audio frames of the file (any of
+/// those tracks, decode order) larger than this, forward or back, is a splice
+/// rather than time passing: the frame after it is placed one tick after the
+/// newest frame before it. A subtitle or data frame this far from the
+/// video/audio frame before it is placed the same way, without moving
+/// anything else. Ten seconds is far more than audio and video of one program
+/// are ever interleaved apart.
 pub const MAX_JUMP: i64 = 10 * CLOCK_HZ;
 
 /// One frame of the file, placed on the loop's clock.
@@ -60,17 +81,29 @@ struct Source {
     data: Bytes,
 }
 
+/// How a lane places its frames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Pace {
+    /// The timing track: the file's own offsets, shifted by k·P in loop k.
+    Timing,
+    /// Another continuous track: contiguous at its step, filled and skipped
+    /// to stay within half a step of its place.
+    Follows,
+    /// A subtitle or data track: the file's own offsets like the timing
+    /// track (equal offsets allowed), no step.
+    Sparse,
+}
+
 /// The endless frame run of one track.
 #[derive(Debug)]
 struct Lane {
     track: u16,
-    /// One period of the file: never empty, offsets strictly increasing and
-    /// spanning less than the period.
+    /// One period of the file: never empty, offsets increasing (strictly but
+    /// on a sparse track) and spanning less than the period.
     frames: Vec<Source>,
-    /// DTS step of this track's output.
+    /// DTS step of this track's output; unused on a sparse track.
     step: i64,
-    /// False for the timing track, which plays the file's own offsets.
-    follows: bool,
+    pace: Pace,
     /// Index of the next frame of the file to consider.
     next: usize,
     /// k·P for the loop `next` is in.
@@ -84,7 +117,7 @@ struct Lane {
 }
 
 impl Lane {
-    fn new(track: u16, frames: Vec<Source>, step: i64, follows: bool, period: i64) -> Option<Lane> {
+    fn new(track: u16, frames: Vec<Source>, step: i64, pace: Pace, period: i64) -> Option<Lane> {
         let first = frames.first()?;
         let (slot, placeholder) = (first.off, out_frame(track, first.off, first));
         let mut lane = Lane {
@@ -93,7 +126,7 @@ impl Lane {
             pending: placeholder,
             frames,
             step,
-            follows,
+            pace,
             next: 0,
             loop_base: 0,
             last: None,
@@ -113,7 +146,7 @@ impl Lane {
 
     /// Computes the lane's next output frame.
     fn produce(&mut self, period: i64) -> Frame {
-        if !self.follows {
+        if self.pace != Pace::Follows {
             let s = &self.frames[self.next];
             let frame = out_frame(self.track, self.loop_base.saturating_add(s.off), s);
             self.advance_cursor(period);
@@ -173,38 +206,60 @@ impl Looper {
     /// with raw 33-bit DTS/PTS as the demuxer gives them. Frames of a track not
     /// in `tracks` are ignored.
     ///
-    /// Returns `None` when there is nothing playable: no tracks, no frame on
-    /// the timing track, or a video timing track without a keyframe.
+    /// Returns `None` when there is nothing playable: no video or audio
+    /// track, no frame on the timing track, or a video timing track without
+    /// a keyframe.
     pub fn new(tracks: Arc<[Track]>, frames: impl IntoIterator<Item = Frame>) -> Option<Looper> {
         let timing_idx = tracks
             .iter()
             .position(|t| t.kind() == TrackKind::Video)
-            .or_else(|| (!tracks.is_empty()).then_some(0))?;
+            .or_else(|| tracks.iter().position(|t| t.kind() == TrackKind::Audio))?;
         let needs_key = tracks[timing_idx].kind() == TrackKind::Video;
 
-        // Unwrap the file onto one clock, frame to frame in decode order.
-        // Each entry: track index, unwrapped DTS, raw DTS, the frame.
-        let mut placed: Vec<(usize, i64, i64, Frame)> = Vec::new();
+        // Unwrap the file onto one clock. Video and audio chain frame to frame
+        // in decode order. A sparse frame is placed against the newest
+        // video/audio frame before it (the first one, for sparse frames ahead
+        // of every video/audio frame) and moves nothing: a cue's arrival time
+        // neither splices the file nor shifts what follows.
+        // Each entry: track index, unwrapped DTS (None: cannot be placed),
+        // raw DTS, the frame.
+        let mut placed: Vec<(usize, Option<i64>, i64, Frame)> = Vec::new();
         let mut prev: Option<(i64, i64)> = None;
         let mut newest = 0i64;
+        // Sparse frames before the first video/audio frame, by index in `placed`.
+        let mut early: Vec<usize> = Vec::new();
         for f in frames {
             let Some(t) = tracks.iter().position(|t| t.id == f.track) else {
                 continue;
             };
             let raw = f.dts.rem_euclid(TS_WRAP);
+            let sparse = is_sparse(tracks[t].kind());
             let u = match prev {
-                None => 0,
+                None if sparse => {
+                    early.push(placed.len());
+                    None
+                }
+                None => {
+                    for &i in &early {
+                        let d = wrap_delta(raw, placed[i].2);
+                        placed[i].1 = (d.abs() <= MAX_JUMP).then_some(d);
+                    }
+                    early.clear();
+                    Some(0)
+                }
                 Some((prev_raw, prev_u)) => {
                     let d = wrap_delta(prev_raw, raw);
-                    if d.abs() > MAX_JUMP {
+                    Some(if d.abs() > MAX_JUMP {
                         newest.saturating_add(1)
                     } else {
                         prev_u.saturating_add(d)
-                    }
+                    })
                 }
             };
-            newest = if prev.is_none() { u } else { newest.max(u) };
-            prev = Some((raw, u));
+            if let (false, Some(u)) = (sparse, u) {
+                newest = if prev.is_none() { u } else { newest.max(u) };
+                prev = Some((raw, u));
+            }
             placed.push((t, u, raw, f));
         }
 
@@ -213,6 +268,7 @@ impl Looper {
         let mut timing_frames = Vec::new();
         let mut last_u = i64::MIN;
         for (t, u, raw, f) in &placed {
+            let Some(u) = u else { continue };
             if *t != timing_idx || *u <= last_u || (zero.is_none() && needs_key && !f.keyframe) {
                 continue;
             }
@@ -229,14 +285,29 @@ impl Looper {
 
         let timing = tracks[timing_idx].id;
         let mut lanes = Vec::with_capacity(tracks.len());
-        lanes.extend(Lane::new(timing, timing_frames, timing_step, false, period));
+        lanes.extend(Lane::new(timing, timing_frames, timing_step, Pace::Timing, period));
         for (idx, track) in tracks.iter().enumerate() {
             if idx == timing_idx {
+                continue;
+            }
+            if is_sparse(track.kind()) {
+                // Inside the loop's window, in file order, at their own offsets.
+                let mut own: Vec<Source> = Vec::new();
+                for (_, u, raw, f) in placed.iter().filter(|p| p.0 == idx) {
+                    let Some(off) = u.map(|u| u.saturating_sub(zero_u)) else {
+                        continue;
+                    };
+                    if (0..period).contains(&off) && own.last().is_none_or(|s| off >= s.off) {
+                        own.push(source(off, *raw, f));
+                    }
+                }
+                lanes.extend(Lane::new(track.id, own, 0, Pace::Sparse, period));
                 continue;
             }
             // From the loop's start, strictly increasing, one period long.
             let mut own: Vec<Source> = Vec::new();
             for (_, u, raw, f) in placed.iter().filter(|p| p.0 == idx) {
+                let Some(u) = u else { continue };
                 let off = u.saturating_sub(zero_u);
                 let after_last = own.last().is_none_or(|s| off > s.off);
                 let in_period = own.first().is_none_or(|s| off < s.off.saturating_add(period));
@@ -247,7 +318,7 @@ impl Looper {
             let step = median_step(&own)
                 .unwrap_or_else(|| default_step(track))
                 .clamp(1, period);
-            lanes.extend(Lane::new(track.id, own, step, true, period));
+            lanes.extend(Lane::new(track.id, own, step, Pace::Follows, period));
         }
 
         Some(Looper {
@@ -276,7 +347,7 @@ impl Looper {
         self.period
     }
 
-    /// Id of the timing track: the first video track, else the first track.
+    /// Id of the timing track: the first video track, else the first audio track.
     pub fn timing_track(&self) -> u16 {
         self.timing
     }
@@ -284,10 +355,14 @@ impl Looper {
     /// DTS step in ticks between consecutive output frames of `track`: the
     /// median DTS delta of its frames in the file. On the timing track it is
     /// the step across the join (inside the loop the file's spacing is kept);
-    /// on every other track it is every step. `None` for a track with no
-    /// playable frame.
+    /// on every other video or audio track it is every step. `None` for a
+    /// track with no playable frame, and for subtitle and data tracks, which
+    /// play at their own offsets and have no step.
     pub fn step(&self, track: u16) -> Option<i64> {
-        self.lanes.iter().find(|l| l.track == track).map(|l| l.step)
+        self.lanes
+            .iter()
+            .find(|l| l.track == track && l.pace != Pace::Sparse)
+            .map(|l| l.step)
     }
 }
 
@@ -334,8 +409,15 @@ fn median_step(frames: &[Source]) -> Option<i64> {
     Some(*median)
 }
 
-/// Step of a track with a single frame: its frame rate for video, 1024
-/// samples (one AAC frame) for audio with a known sample rate, else 1/25 s.
+/// Subtitle and data tracks: sparse, placed at their own times, never
+/// stepped.
+fn is_sparse(kind: TrackKind) -> bool {
+    matches!(kind, TrackKind::Subtitle | TrackKind::Data)
+}
+
+/// Step of a video or audio track with a single frame: its frame rate for
+/// video, 1024 samples (one AAC frame) for audio with a known sample rate,
+/// else 1/25 s. Sparse tracks have no step and never get here.
 fn default_step(track: &Track) -> i64 {
     let p = &track.params;
     let step = match track.kind() {
@@ -656,6 +738,173 @@ mod tests {
         assert!(deltas(&on(&out, 1)).iter().all(|d| *d == 1800));
     }
 
+    /// Video (track 0), AAC (1), teletext (2) and SCTE-35 (3).
+    fn sparse_tracks() -> Arc<[Track]> {
+        let codecs = [Codec::H264, Codec::Aac, Codec::Teletext, Codec::Scte35];
+        codecs
+            .iter()
+            .enumerate()
+            .map(|(i, &codec)| Track {
+                id: i as u16,
+                codec,
+                params: TrackParams::default(),
+            })
+            .collect()
+    }
+
+    /// Like [`file`] (audio on track 1), with sparse frames `(track, dts,
+    /// pts)` (unwrapped) mixed in after video and audio on a DTS tie, in the
+    /// order given. A sparse frame's payload index is its index in `sparse`.
+    fn mixed(video: &[(i64, i64, bool)], audio: &[(i64, i64, bool)], sparse: &[(u16, i64, i64)]) -> Vec<Frame> {
+        let mut all: Vec<(i64, u16, Frame)> = Vec::new();
+        for (i, &(d, p, k)) in video.iter().enumerate() {
+            all.push((d, 0, raw(0, i, d, p, k)));
+        }
+        for (i, &(d, p, k)) in audio.iter().enumerate() {
+            all.push((d, 1, raw(1, i, d, p, k)));
+        }
+        for (i, &(t, d, p)) in sparse.iter().enumerate() {
+            all.push((d, 2, raw(t, i, d, p, true)));
+        }
+        // A stable sort keeps the given order on a tie.
+        all.sort_by_key(|(d, order, _)| (*d, *order));
+        all.into_iter().map(|(_, _, f)| f).collect()
+    }
+
+    /// Output DTS of every sparse frame by its payload index, with its PTS−DTS.
+    fn sparse_played(out: &[Frame], n: usize) -> Vec<Vec<(i64, i64)>> {
+        let mut played = vec![Vec::new(); n];
+        for f in out.iter().filter(|f| f.track >= 2) {
+            played[index(f)].push((f.dts, f.pts - f.dts));
+        }
+        played
+    }
+
+    #[test]
+    fn a_cue_plays_once_per_loop_at_its_splice_time() {
+        // 10 s of video and audio; an OUT cue arriving at 3.5 s for a splice
+        // at 5.5 s, an IN cue arriving at 8 s for 9.5 s, a teletext page at 9.9 s.
+        let sparse = [(3, 315_000, 495_000), (3, 720_000, 855_000), (2, 891_000, 891_000)];
+        let frames = mixed(&video(0, 250, 25), &audio(0, 470), &sparse);
+        let mut l = Looper::new(sparse_tracks(), frames).expect("playable");
+        assert_eq!((l.period(), l.step(2), l.step(3)), (250 * V, None, None));
+        let out = take_loops(&mut l, 4);
+        let played = sparse_played(&out, sparse.len());
+        for (j, &(_, d, p)) in sparse.iter().enumerate() {
+            let want: Vec<(i64, i64)> = (0..4).map(|k| (k * 250 * V + d, p - d)).collect();
+            assert_eq!(played[j], want, "frame {j}: once per loop, in place");
+        }
+        assert!(out.windows(2).all(|w| w[0].dts <= w[1].dts), "DTS order");
+    }
+
+    #[test]
+    fn a_sparse_frame_past_the_video_does_not_stretch_the_loop() {
+        // A cue 0.5 s after the last video frame and one before the first
+        // keyframe: neither is in the loop; the loop is the video's.
+        let v: Vec<(i64, i64, bool)> = video(0, 60, 1)
+            .into_iter()
+            .map(|(d, p, _)| (d, p, d >= 10 * V && (d / V - 10) % 25 == 0))
+            .collect();
+        let sparse = [
+            (3, 5 * V, 5 * V),
+            (3, 20 * V, 20 * V),
+            (3, 59 * V + 45_000, 59 * V + 45_000),
+        ];
+        let frames = mixed(&v, &audio(0, 100), &sparse);
+        let without = mixed(&v, &audio(0, 100), &[]);
+        let mut a = Looper::new(sparse_tracks(), frames).expect("playable");
+        let mut b = Looper::new(sparse_tracks(), without).expect("playable");
+        assert_eq!((a.base_dts(), a.period()), (b.base_dts(), b.period()));
+        assert_eq!(a.period(), 50 * V);
+        let out = take_loops(&mut a, 5);
+        let played = sparse_played(&out, sparse.len());
+        assert_eq!(played[0], vec![], "before the first keyframe: not in the loop");
+        assert_eq!(
+            played[1].iter().map(|x| x.0).collect::<Vec<_>>(),
+            (0..5).map(|k| k * 50 * V + 10 * V).collect::<Vec<_>>()
+        );
+        assert_eq!(played[2], vec![], "after the loop's end: not in the loop");
+        let dense: Vec<Frame> = out.into_iter().filter(|f| f.track < 2).collect();
+        assert_eq!(dense, take_loops(&mut b, 5));
+    }
+
+    #[test]
+    fn sparse_frames_sharing_a_dts_both_play_and_going_back_is_dropped() {
+        // Two cues after the same PCR, then one from before them.
+        let sparse = [(3, 90_000, 180_000), (3, 90_000, 270_000)];
+        let mut frames = mixed(&video(0, 50, 25), &audio(0, 94), &sparse);
+        let second = frames.iter().position(|f| f.track == 3 && index(f) == 1).expect("cue");
+        frames.insert(second + 1, raw(3, 2, 45_000, 45_000, true));
+        let mut l = Looper::new(sparse_tracks(), frames).expect("playable");
+        let out = take_loops(&mut l, 3);
+        let cues: Vec<(usize, i64, i64)> = on(&out, 3).iter().map(|f| (index(f), f.dts, f.pts)).collect();
+        let p = 50 * V;
+        let want: Vec<(usize, i64, i64)> = (0..3)
+            .flat_map(|k| {
+                [
+                    (0, k * p + 90_000, k * p + 180_000),
+                    (1, k * p + 90_000, k * p + 270_000),
+                ]
+            })
+            .collect();
+        assert_eq!(cues, want);
+    }
+
+    #[test]
+    fn a_sparse_track_never_times_the_loop() {
+        // A program listing its cue PID and teletext before its only audio.
+        let t: Arc<[Track]> = [Codec::Scte35, Codec::Teletext, Codec::Aac]
+            .iter()
+            .enumerate()
+            .map(|(i, &codec)| Track {
+                id: i as u16,
+                codec,
+                params: TrackParams::default(),
+            })
+            .collect();
+        let mut frames = vec![raw(0, 0, 0, 90_000, true), raw(1, 1, 500, 500, true)];
+        frames.extend(
+            audio(1000, 50)
+                .iter()
+                .enumerate()
+                .map(|(i, &(d, p, k))| raw(2, i, d, p, k)),
+        );
+        let mut l = Looper::new(t.clone(), frames.clone()).expect("audio plays");
+        assert_eq!((l.timing_track(), l.base_dts(), l.period()), (2, 1000, 50 * A));
+        assert_eq!((l.step(0), l.step(1), l.step(2)), (None, None, Some(A)));
+        let out = take_loops(&mut l, 3);
+        assert_eq!(out.iter().filter(|f| f.track == 2).count(), 150);
+        assert!(
+            out.iter().all(|f| f.track == 2),
+            "frames from before the audio do not play"
+        );
+        // Subtitles and cues alone are nothing to loop.
+        let sparse_only: Vec<Frame> = frames.into_iter().filter(|f| f.track < 2).collect();
+        assert!(Looper::new(Arc::from(t[..2].to_vec()), sparse_only).is_none());
+    }
+
+    #[test]
+    fn a_stray_sparse_timestamp_does_not_splice_the_file() {
+        // A teletext PES stamped an hour off in the middle of the file: video
+        // and audio play as without it, and it sits one tick after the newest
+        // frame before it.
+        let (v, a) = (video(0, 50, 25), audio(0, 94));
+        let clean = file(&v, &a, 1);
+        let mut frames = clean.clone();
+        let at = frames.iter().position(|f| f.dts >= 20 * V).expect("mid-file");
+        let newest = frames[..at].iter().map(|f| f.dts).max().expect("frames before");
+        frames.insert(at, raw(2, 0, 3600 * CLOCK_HZ, 3600 * CLOCK_HZ + 10, true));
+        let mut a_loop = Looper::new(sparse_tracks(), frames).expect("playable");
+        let mut b_loop = Looper::new(sparse_tracks(), clean).expect("playable");
+        assert_eq!(a_loop.period(), b_loop.period());
+        let out = take_loops(&mut a_loop, 2);
+        let p = a_loop.period();
+        let text: Vec<(i64, i64)> = on(&out, 2).iter().map(|f| (f.dts, f.pts - f.dts)).collect();
+        assert_eq!(text, vec![(newest + 1, 10), (p + newest + 1, 10)]);
+        let dense: Vec<Frame> = out.into_iter().filter(|f| f.track < 2).collect();
+        assert_eq!(dense, take_loops(&mut b_loop, 2));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -719,6 +968,80 @@ mod tests {
                 check_follower(&ao, astep, l.period(), &offs);
                 prop_assert!(ao.iter().all(|f| f.pts == f.dts));
             }
+        }
+
+        /// Subtitle and data frames mixed anywhere into video and audio: each
+        /// frame inside the loop's window plays exactly once per loop at
+        /// k·P + its offset, with its own PTS−DTS (ties kept); the others
+        /// never play; video and audio come out exactly as without them.
+        #[test]
+        fn sparse_frames_play_once_per_loop_with_their_timing(
+            start in 0i64..TS_WRAP,
+            video_n in 1usize..60,
+            gop in 1usize..30,
+            lead in 0usize..4,
+            audio_start in -20_000i64..20_000,
+            audio_n in 1usize..150,
+            sparse in proptest::collection::vec(
+                (2u16..4, -300i64..1300, any::<bool>(), -CLOCK_HZ..20 * CLOCK_HZ),
+                0..24,
+            ),
+            loops in 1i64..12,
+        ) {
+            let v: Vec<(i64, i64, bool)> = (0..lead + video_n)
+                .map(|i| {
+                    let d = i as i64 * V;
+                    (d, d + V, i >= lead && (i - lead) % gop == 0)
+                })
+                .collect();
+            let a: Vec<(i64, i64, bool)> = (0..audio_n as i64).map(|j| (audio_start + j * A, audio_start + j * A, true)).collect();
+            let key = lead as i64 * V;
+            let span = (lead + video_n) as i64 * V;
+            // Positions in per mille of the video's span, in file order;
+            // `tie` puts a frame at the DTS of the one before it.
+            let mut s: Vec<(u16, i64, i64)> = Vec::new();
+            let mut positions: Vec<(i64, bool, u16, i64)> = sparse
+                .iter()
+                .map(|&(t, pos, tie, cts)| (span * pos / 1000, tie, t, cts))
+                .collect();
+            positions.sort_by_key(|x| x.0);
+            for (d, tie, t, cts) in positions {
+                let d = match s.last() {
+                    Some(&(_, prev, _)) if tie => prev,
+                    _ => d,
+                };
+                s.push((t, d, d + cts));
+            }
+            let shift = |frames: Vec<Frame>| -> Vec<Frame> {
+                frames
+                    .into_iter()
+                    .map(|mut f| {
+                        f.dts = (f.dts + start).rem_euclid(TS_WRAP);
+                        f.pts = (f.pts + start).rem_euclid(TS_WRAP);
+                        f
+                    })
+                    .collect()
+            };
+            let mut with = Looper::new(sparse_tracks(), shift(mixed(&v, &a, &s))).expect("playable");
+            let mut without = Looper::new(sparse_tracks(), shift(mixed(&v, &a, &[]))).expect("playable");
+            let p = with.period();
+            prop_assert_eq!((with.base_dts(), p), (without.base_dts(), without.period()));
+            prop_assert_eq!(p, video_n as i64 * V);
+            prop_assert_eq!((with.step(2), with.step(3)), (None, None));
+            let out = take_loops(&mut with, loops);
+            prop_assert!(out.windows(2).all(|w| w[0].dts <= w[1].dts), "DTS order");
+            let played = sparse_played(&out, s.len());
+            for (j, &(_, d, pts)) in s.iter().enumerate() {
+                let off = d - key;
+                let want: Vec<(i64, i64)> = if (0..p).contains(&off) {
+                    (0..loops).map(|k| (k * p + off, pts - d)).collect()
+                } else {
+                    Vec::new()
+                };
+                prop_assert_eq!(&played[j], &want, "sparse frame {} at {}", j, off);
+            }
+            let dense: Vec<Frame> = out.into_iter().filter(|f| f.track < 2).collect();
+            prop_assert_eq!(dense, take_loops(&mut without, loops));
         }
     }
 }
