@@ -1952,3 +1952,36 @@ fn fixture_languages_has_four_audio_tracks() {
         assert_eq!(t.params.sample_rate, 48_000);
     }
 }
+
+/// A held video frame does not hold other tracks back for long: when the
+/// video PID stops, the frame is taken as complete once MAX_HELD_EVENTS
+/// events wait behind it, whatever the read sizes.
+#[test]
+fn held_frames_are_released_when_too_much_waits_behind_them() {
+    let aus = synthetic_aus(&[3000]);
+    let mut w = TsWriter::default();
+    w.pat(1, 0x1000);
+    w.pmt(0x1000, 1, 0, &[(0x1B, 0x100, &[]), (0x0F, 0x101, &[])]);
+    w.pes(0x100, 0xE0, 90_000, None, &aus[0], true);
+    let ten: Vec<u8> = (0..10).flat_map(|k| adts(&[k; 12])).collect();
+    for k in 0..120 {
+        w.pes(0x101, 0xC0, 90_000 + 19_200 * k, None, &ten, true);
+    }
+    for reads in [vec![188usize], vec![65_536], vec![1, 1000]] {
+        let mut d = Demuxer::new();
+        let mut frames = Vec::new();
+        for c in w.out.chunks(reads[0]) {
+            d.push(c);
+            while let Some(e) = d.pull() {
+                if let DemuxEvent::Frame(f) = e {
+                    frames.push(f.track);
+                }
+            }
+        }
+        let limit = strom_media::ts::demux::MAX_HELD_EVENTS;
+        assert_eq!(frames.first(), Some(&0), "the video frame first");
+        assert!(frames.len() > limit && frames.len() <= 1201, "{}", frames.len());
+        // Everything but what followed the release point is out before flush.
+        assert!(frames.len() >= 1200 - 10, "{}", frames.len());
+    }
+}

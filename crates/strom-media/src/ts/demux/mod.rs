@@ -75,23 +75,29 @@
 //! Frames come out in the order their data completed. A video access unit
 //! is known to be complete when the next one starts, which the first bytes
 //! of the next PES on its PID usually show: the frame is emitted while that
-//! packet is processed (for a PES without PES_packet_length this is when
-//! its end is known at all). A PES with PES_packet_length emits its access
-//! unit as soon as its last byte arrives when the stream has shown that its
-//! PES of that size hold whole access units (a PES at least as large was
-//! followed by one that starts an access unit, and no PES has continued an
-//! access unit); otherwise the frame keeps its place in the event order and
-//! `pull` holds it and what follows until the next PES header settles it
-//! (at most [`MAX_HELD_EVENTS`] events are held). An encoder that splits
-//! pictures over PES smaller than any whole picture it sent before, and only
-//! starts doing so after a run of unsplit pictures, has that first picture
-//! cut (counted in `pes_errors`); from then on its stream is read in the
-//! waiting mode. To keep ingest cheap, a PES with PTS is assumed to hold one
-//! access unit after its first slice, except for the first 8 PES of a
-//! stream, every 32nd, any PES whose first picture is an H.264 field, and
-//! streams where such a check found several access units in one PES; PES
-//! without PTS are always scanned whole.
+//! packet is processed, which for a PES without PES_packet_length is when
+//! its end is known at all. A PES with PES_packet_length emits its access
+//! unit as soon as its last byte arrives when the stream has shown that such
+//! PES hold whole access units: a bounded PES larger than this one held a
+//! whole access unit (the PES after it started a new one), and no PES has
+//! ever continued an access unit on this PID. Otherwise the frame keeps its
+//! place in the event order, and `pull` holds it and what follows until the
+//! next PES header on its PID settles it (at most [`MAX_HELD_EVENTS`] events
+//! wait; then it is taken as complete). Encoders that split pictures cut
+//! them at a maximum PES size, so their first piece is never smaller than a
+//! whole picture before it and is always waited for; an encoder that starts
+//! splitting pictures into pieces smaller than whole pictures it already
+//! sent has that first picture cut (counted in `pes_errors`), and from then
+//! on its PID is always waited for.
 //!
+//! To keep ingest cheap, a PES with PTS is taken to hold one access unit
+//! after its first slice. Exceptions, scanned whole: PES without PTS, PES
+//! whose first picture is an H.264 field, every PES of a stream where a PES
+//! with PTS was found to hold several access units, and, to find those, the
+//! first 3 and then every 128th PES up to 8 KiB. An H.264 slice header is
+//! only read when its answer matters: after a recovery point SEI (is the
+//! picture intra?) and when the SPS allows field pictures.
+
 //! # Damage and bounds
 //! A PES that lost a packet (continuity error, transport error, scrambling)
 //! is dropped, never emitted corrupt, and so is an access unit it may have
@@ -406,7 +412,6 @@ impl Demuxer {
             self.pending.extend_from_slice(&data[used..]);
             self.pending_base = base + used as u64;
         }
-        self.bound_held_events();
     }
 
     /// Next queued event, if any. Returns `None` while the next event in
@@ -560,8 +565,10 @@ impl Demuxer {
         if transport_error {
             // The demodulator says this packet is damaged: CC included.
             self.pids[usize::from(pid)].cc = Cc::Unknown;
-            self.reset_pid(pid, role);
-            self.error(pid, TsErrorKind::TransportError);
+            if !matches!(role, PidRole::Pcr) {
+                self.reset_pid(pid, role);
+                self.error(pid, TsErrorKind::TransportError);
+            }
             return;
         }
         if afc == 0 {
@@ -573,6 +580,9 @@ impl Demuxer {
             let af_len = usize::from(p[4]);
             offset = 5 + af_len;
             if offset > PACKET_SIZE {
+                if matches!(role, PidRole::Pcr) {
+                    return;
+                }
                 self.reset_pid(pid, role);
                 let kind = if matches!(role, PidRole::Stream(_)) {
                     TsErrorKind::Pes
@@ -591,13 +601,12 @@ impl Demuxer {
                 }
             }
         }
-        if matches!(role, PidRole::Pcr) {
-            return;
-        }
         let has_payload = afc & 0x01 != 0;
         match self.check_cc(pid, cc, has_payload, discontinuity) {
             CcCheck::Ok => {}
             CcCheck::Duplicate => return,
+            // A PID followed only for its PCR: its losses are not ours.
+            CcCheck::Error if matches!(role, PidRole::Pcr) => return,
             CcCheck::Error => {
                 self.reset_pid(pid, role);
                 self.error(pid, TsErrorKind::Cc);
@@ -607,8 +616,10 @@ impl Demuxer {
             return;
         }
         if scrambled {
-            self.reset_pid(pid, role);
-            self.error(pid, TsErrorKind::Scrambled);
+            if !matches!(role, PidRole::Pcr) {
+                self.reset_pid(pid, role);
+                self.error(pid, TsErrorKind::Scrambled);
+            }
             return;
         }
         let payload = &p[offset..];
@@ -681,6 +692,11 @@ impl Demuxer {
             self.events.push_back(e);
         } else {
             self.held.push_back(Slot::Ready(e));
+            if self.held.len() > MAX_HELD_EVENTS {
+                // At a given event, so reads of any size agree. A stream
+                // whose handler is running (its state taken) keeps its hole.
+                self.bound_held_events();
+            }
         }
     }
 
@@ -728,10 +744,8 @@ impl Demuxer {
     /// Keeps the events held behind holes bounded: past
     /// [`MAX_HELD_EVENTS`], the access units of the holes are taken as complete.
     fn bound_held_events(&mut self) {
-        if self.held.len() > MAX_HELD_EVENTS {
-            for i in 0..self.streams.len() {
-                self.release_held(i);
-            }
+        for i in 0..self.streams.len() {
+            self.release_held(i);
         }
     }
 

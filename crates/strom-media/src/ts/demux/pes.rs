@@ -90,7 +90,7 @@ impl Stream {
 
     /// Drops the PES being assembled. Returns true if one was in progress.
     fn abort_pes(&mut self) -> bool {
-        let was = self.state != PesState::Idle;
+        let was = !matches!(self.state, PesState::Idle);
         self.state = PesState::Idle;
         self.pes.clear();
         self.peek = false;
@@ -207,7 +207,6 @@ impl Demuxer {
         let Some(st) = self.streams.get_mut(si) else {
             return;
         };
-        let pid = st.pid;
         if pusi {
             st.state = PesState::Header;
             st.pes.clear();
@@ -218,20 +217,22 @@ impl Demuxer {
                 st.pes.reserve(want.max(PES_BLOCK));
             }
         }
-        if st.state == PesState::Idle {
+        if matches!(st.state, PesState::Idle) {
             return;
         }
         let len = st.pes.len() + payload.len();
         if len > MAX_PES_SIZE || total + payload.len() > MAX_BUFFERED {
+            let pid = st.pid;
             self.lose_pes_quietly(si);
             self.error(pid, TsErrorKind::Oversize);
             return;
         }
         st.pes.extend_from_slice(payload);
-        if st.state == PesState::Header {
+        if matches!(st.state, PesState::Header) {
             match parse_pes_header(&st.pes) {
                 HeaderParse::NeedMore => return,
                 HeaderParse::Bad => {
+                    let pid = st.pid;
                     self.lose_pes_quietly(si);
                     self.error(pid, TsErrorKind::Pes);
                     return;
@@ -249,11 +250,16 @@ impl Demuxer {
                 }
             }
         }
-        let done = st.expected.is_some_and(|n| st.pes.len() >= n);
         if st.peek {
             self.video_peek(si, false);
-        }
-        if done {
+            let done = self
+                .streams
+                .get(si)
+                .is_some_and(|st| st.expected.is_some_and(|n| st.pes.len() >= n));
+            if done {
+                self.finish_pes(si);
+            }
+        } else if st.expected.is_some_and(|n| st.pes.len() >= n) {
             self.finish_pes(si);
         }
     }
@@ -280,7 +286,10 @@ impl Demuxer {
     /// A packet of stream `si` was lost or damaged: its PES is dropped
     /// (counted if one was in progress).
     pub(super) fn lose_pes(&mut self, pid: u16, si: usize) {
-        let was = self.streams.get(si).is_some_and(|st| st.state != PesState::Idle);
+        let was = self
+            .streams
+            .get(si)
+            .is_some_and(|st| !matches!(st.state, PesState::Idle));
         self.lose_pes_quietly(si);
         if was {
             self.error(pid, TsErrorKind::Pes);
@@ -296,7 +305,11 @@ impl Demuxer {
         let mut kind = std::mem::replace(&mut st.kind, Kind::Taken);
         f(self, &mut kind);
         if let Some(st) = self.streams.get_mut(si) {
-            st.kind = kind;
+            // What is put back over is the `Taken` marker, which owns
+            // nothing: skip its drop glue on this per-PES path.
+            let taken = std::mem::replace(&mut st.kind, kind);
+            debug_assert!(matches!(taken, Kind::Taken));
+            std::mem::forget(taken);
         }
     }
 

@@ -77,7 +77,7 @@ struct Chain {
 }
 
 /// The access unit being assembled. Offsets are in `VideoAsm::buf`.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 struct Au {
     dts: i64,
     pts: i64,
@@ -94,8 +94,9 @@ struct Au {
     recovery: bool,
     /// H.264 field picture.
     field: bool,
-    /// VPS, SPS, PPS NAL units (without start code) as byte ranges.
-    params: [[(usize, usize); MAX_PARAM_SETS]; 3],
+    /// VPS, SPS, PPS NAL units (without start code) as byte ranges (an
+    /// access unit is at most MAX_PES_SIZE, so u32 holds them).
+    params: [[(u32, u32); MAX_PARAM_SETS]; 3],
     param_count: [usize; 3],
     /// It becomes a frame (decided at its first slice).
     emit: bool,
@@ -103,6 +104,36 @@ struct Au {
     whole_pes: Option<u64>,
     /// Length when its bounded PES ended and it was the whole PES.
     whole_len: Option<usize>,
+}
+
+/// What finishing an access unit needs of it.
+#[derive(Clone, Copy)]
+struct AuEnd {
+    dts: i64,
+    pts: i64,
+    timed: bool,
+    interpolated: bool,
+    aud_end: usize,
+    has_vcl: bool,
+    keyframe: bool,
+    field: bool,
+    emit: bool,
+}
+
+impl From<&Au> for AuEnd {
+    fn from(a: &Au) -> Self {
+        AuEnd {
+            dts: a.dts,
+            pts: a.pts,
+            timed: a.timed,
+            interpolated: a.interpolated,
+            aud_end: a.aud_end,
+            has_vcl: a.has_vcl,
+            keyframe: a.keyframe,
+            field: a.field,
+            emit: a.emit,
+        }
+    }
 }
 
 /// Per-stream assembly state. See the module docs.
@@ -356,9 +387,10 @@ impl VideoAsm {
             if au.aud_end > 0 {
                 au.aud_end = sub(au.aud_end).max(1);
             }
+            let by = u32::try_from(by).unwrap_or(u32::MAX);
             for (k, ranges) in au.params.iter_mut().enumerate() {
                 for r in ranges.iter_mut().take(au.param_count[k]) {
-                    *r = (sub(r.0), sub(r.1));
+                    *r = (r.0.saturating_sub(by), r.1.saturating_sub(by));
                 }
             }
         }
@@ -510,8 +542,12 @@ impl VideoAsm {
             NalRole::ParamSet(k) => {
                 let k = usize::from(k.min(2));
                 let n = au.param_count[k];
-                if n < MAX_PARAM_SETS && !nal.is_empty() {
-                    au.params[k][n] = (h, h + nal.len());
+                if let (true, Ok(a), Ok(b)) = (
+                    n < MAX_PARAM_SETS && !nal.is_empty(),
+                    u32::try_from(h),
+                    u32::try_from(h + nal.len()),
+                ) {
+                    au.params[k][n] = (a, b);
                     au.param_count[k] += 1;
                 }
             }
@@ -575,8 +611,7 @@ impl VideoAsm {
                 }
             }
         }
-        let ready = d.streams.get(si).is_some_and(|st| has_params(st.codec, &st.params));
-        let emit = self.started || (keyframe && ready);
+        let emit = self.started || (keyframe && d.streams.get(si).is_some_and(|st| has_params(st.codec, &st.params)));
         self.started |= emit;
         if let Some(au) = &mut self.au {
             au.has_vcl = true;
@@ -623,7 +658,7 @@ impl VideoAsm {
         let lists: [Vec<&[u8]>; 3] = std::array::from_fn(|k| {
             au.params[k][..au.param_count[k]]
                 .iter()
-                .filter_map(|&(a, b)| buf.get(a..b))
+                .filter_map(|&(a, b)| buf.get(a as usize..b as usize))
                 .collect()
         });
         au.param_count = [0; 3];
@@ -667,15 +702,18 @@ impl VideoAsm {
     /// The open access unit ends at `end`: emit it as a frame (into its
     /// reserved place, if it has one) or count it dropped.
     fn finish_au(&mut self, d: &mut Demuxer, si: usize, end: usize) {
-        let Some(au) = self.au.take() else {
+        let Some(au) = &self.au else {
             return;
         };
         if !au.has_vcl {
             // Parameter sets in an access unit of their own still count.
-            self.au = Some(au.clone());
             self.apply_params(d, si);
-            self.au = None;
         }
+        // The few fields needed, not the whole (large) access unit state.
+        let Some(au) = self.au.as_ref().map(AuEnd::from) else {
+            return;
+        };
+        self.au = None;
         // Only pictures take time.
         if au.timed && au.has_vcl {
             self.chain = Some(Chain {
