@@ -477,6 +477,8 @@ impl Demuxer {
     // ---- errors ----
 
     /// Counts an error of `kind` on `pid` and remembers it as the last one.
+    #[cold]
+    #[inline(never)]
     fn error(&mut self, pid: u16, kind: TsErrorKind) {
         let s = &mut self.stats;
         match kind {
@@ -658,6 +660,8 @@ impl Demuxer {
     }
 
     /// Forgets partial data of a PID after loss or corruption.
+    #[cold]
+    #[inline(never)]
     fn reset_pid(&mut self, pid: u16, role: PidRole) {
         match role {
             PidRole::Pat => self.psi.reset_section(psi::SecId::Pat),

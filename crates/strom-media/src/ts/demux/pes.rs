@@ -271,6 +271,8 @@ impl Demuxer {
 
     /// Drops the PES in progress and what the codec held that it may have
     /// belonged to, without counting (the caller counts the cause).
+    #[cold]
+    #[inline(never)]
     fn lose_pes_quietly(&mut self, si: usize) {
         if let Some(st) = self.streams.get_mut(si) {
             st.abort_pes();
@@ -285,6 +287,8 @@ impl Demuxer {
 
     /// A packet of stream `si` was lost or damaged: its PES is dropped
     /// (counted if one was in progress).
+    #[cold]
+    #[inline(never)]
     pub(super) fn lose_pes(&mut self, pid: u16, si: usize) {
         let was = self
             .streams
