@@ -188,6 +188,41 @@ impl Timeline {
     }
 }
 
+impl Timeline {
+    /// Maps a frame of a sparse track (subtitles, SCTE-35) onto the current
+    /// run, without letting it move the clock: such frames arrive seldom and
+    /// may be stamped seconds ahead of or behind the audio and video
+    /// (a subtitle shown later, a teletext PES that reused its predecessor's
+    /// PTS, cues stamped with the last PCR), so they never anchor, re-anchor
+    /// or extend a run, and two of them may share a DTS. `None` when there
+    /// is no run yet (no clock to place it on) or the frame is further than
+    /// `max_drift` from the run's newest timestamp; the caller counts it.
+    /// A DTS behind the track's previous one is held at that one (the frame
+    /// keeps its composition offset), so a track's DTS never goes back.
+    pub fn map_sparse(&mut self, mut frame: Frame) -> Option<Frame> {
+        let run = self.run?;
+        let raw_dts = frame.dts.rem_euclid(TS_WRAP);
+        let cts = wrap_delta(raw_dts, frame.pts);
+        let delta = wrap_delta(run.newest, raw_dts);
+        if delta.abs() > self.cfg.max_drift {
+            self.dropped += 1;
+            return None;
+        }
+        let mut dts = run.newest + delta + run.offset;
+        let idx = usize::from(frame.track);
+        if self.last_dts.len() <= idx {
+            self.last_dts.resize(idx + 1, None);
+        }
+        if let Some(last) = self.last_dts[idx] {
+            dts = dts.max(last);
+        }
+        self.last_dts[idx] = Some(dts);
+        frame.dts = dts;
+        frame.pts = run.newest + delta + run.offset + cts;
+        Some(frame)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +333,37 @@ mod tests {
         let (f, reason) = mapped(t.map(raw(0, CLOCK_HZ, CLOCK_HZ), NOW + 40 * CLOCK_HZ));
         assert_eq!(reason, Some(AnchorReason::Drift));
         assert_eq!(f.dts, NOW + 40 * CLOCK_HZ);
+    }
+
+    #[test]
+    fn sparse_frames_never_move_the_clock() {
+        let mut t = Timeline::new(TimelineConfig::default());
+        assert_eq!(t.map_sparse(raw(2, 0, 0)), None, "no run yet: nothing to place it on");
+        mapped(t.map(raw(0, 1000, 1000), NOW));
+        // A subtitle 2.5 s ahead and another 3 s behind: placed, no anchor.
+        let ahead = t.map_sparse(raw(2, 1000 + 225_000, 1000 + 225_000)).expect("placed");
+        assert_eq!(ahead.dts, NOW + 225_000);
+        let behind = t.map_sparse(raw(3, 1000 - 270_000, 1000 - 270_000)).expect("placed");
+        assert_eq!(behind.dts, NOW - 270_000);
+        // Two cues with one DTS both pass; one going back is held.
+        let a = t.map_sparse(raw(4, 5000, 95_000)).expect("placed");
+        let b = t.map_sparse(raw(4, 5000, 5000)).expect("placed");
+        let c = t.map_sparse(raw(4, 4000, 4000)).expect("placed");
+        assert_eq!((a.dts, a.pts), (NOW + 4000, NOW + 94_000), "splice time kept");
+        assert_eq!(b.dts, a.dts);
+        assert_eq!(c.dts, a.dts, "held, not dropped");
+        // The clock did not move: the next video frame maps without a jump.
+        match t.map(raw(0, 4600, 4600), NOW) {
+            Mapped::Frame { frame, anchor } => {
+                assert_eq!(anchor, None);
+                assert_eq!(frame.dts, NOW + 3600);
+            }
+            Mapped::Dropped => panic!("dropped"),
+        }
+        assert_eq!(t.anchors(), 1);
+        // Too far from the run: refused and counted.
+        assert_eq!(t.map_sparse(raw(2, 1000 + 40 * CLOCK_HZ, 0)), None);
+        assert_eq!(t.dropped(), 1);
     }
 
     proptest! {

@@ -266,6 +266,21 @@ impl Metrics {
             m.input_restarts.clone(),
         );
         r.register(
+            "stream_timestamp_jumps",
+            "Jumps in the source's timestamps that re-anchored the timeline (each a discontinuity)",
+            m.timestamp_jumps.clone(),
+        );
+        r.register(
+            "stream_task_panics",
+            "Stream tasks that panicked and were run again",
+            m.task_panics.clone(),
+        );
+        r.register(
+            "stream_sessions_refused",
+            "New HLS sessions not counted because one address already holds 256 on the stream",
+            m.sessions_refused.clone(),
+        );
+        r.register(
             "stream_input_panics",
             "Input tasks that panicked",
             m.input_panics.clone(),

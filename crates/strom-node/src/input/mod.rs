@@ -136,7 +136,12 @@ pub struct Feeder {
     seen: DemuxStats,
     /// When an error was last handed on, and which.
     reported: Option<(Instant, TsErrorContext)>,
+    /// Unknown elementary streams already logged.
+    logged_unknown: std::collections::HashSet<(u16, u8)>,
 }
+
+/// Most distinct unknown elementary streams one input logs.
+const MAX_LOGGED_UNKNOWN: usize = 64;
 
 /// What one push through a [`Feeder`] gave.
 pub struct Fed {
@@ -156,6 +161,7 @@ impl Feeder {
             demux: demuxer(program),
             seen: DemuxStats::default(),
             reported: None,
+            logged_unknown: std::collections::HashSet::new(),
         }
     }
 
@@ -205,6 +211,11 @@ impl Feeder {
         let last = s.last_error;
         self.seen = s.clone();
         for (pid, stream_type) in self.demux.take_unknown() {
+            // Once per (PID, type) for the life of this input, and a bounded
+            // set: a PMT that flips between stream lists cannot flood the log.
+            if self.logged_unknown.len() >= MAX_LOGGED_UNKNOWN || !self.logged_unknown.insert((pid, stream_type)) {
+                continue;
+            }
             tracing::warn!(
                 stream = %ctx.stream,
                 input = ctx.index(),

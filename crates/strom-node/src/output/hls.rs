@@ -25,7 +25,8 @@
 //!   slot of the stored segment, when the pipeline finishes it; every viewer
 //!   shares those bytes. A selection's segment is muxed on first request,
 //!   once, and kept with the segment in a cache bounded per segment by
-//!   [`MAX_CACHED_SELECTIONS`] entries and twice the segment's payload;
+//!   [`MAX_CACHED_SELECTIONS`] entries and the segment's size for other
+//!   combinations, and twice its size for the selections a master lists;
 //!   beyond that it is muxed per request and counted
 //!   ([`Hls::selection_stats`]).
 //! - What playlists need from a segment (whether it starts with a random
@@ -161,8 +162,11 @@ struct HlsSegment {
 #[derive(Default)]
 struct SelectionCache {
     entries: Vec<(u64, Arc<OnceLock<Bytes>>)>,
-    /// Bytes of the cached selections (estimated until muxed).
+    /// Bytes of the cached selections other than the listed ones (estimated until muxed).
     reserved: usize,
+    /// Bytes of the cached listed selections: the ones a master playlist
+    /// names (one video track alone, one audio track alone).
+    listed: usize,
 }
 
 impl HlsSegment {
@@ -283,8 +287,10 @@ impl Hls {
 
     /// The MPEG-TS bytes of `sel`'s tracks of `seg`; `None` when the segment
     /// has no such tracks. Muxed once per selection and segment while the
-    /// segment's cache has room (at most [`MAX_CACHED_SELECTIONS`] entries
-    /// and twice the whole segment's bytes), else per call.
+    /// segment's cache has room (the selections a master playlist lists, up
+    /// to twice the whole segment's bytes; any others, up to
+    /// [`MAX_CACHED_SELECTIONS`] entries and the whole segment's bytes),
+    /// else per call.
     fn selection_bytes(&self, seg: &StoredSegment, sel: TrackSelection) -> Option<Bytes> {
         let ids = sel.track_ids(&seg.segment.tracks)?;
         let whole = self.ts(seg);
@@ -294,15 +300,32 @@ impl Hls {
         let facts = self.facts(seg);
         let key = sel.key();
         let estimate = selection_estimate(&seg.segment, &ids);
+        let listed = match sel.video {
+            Some(_) => sel.audio == 0,
+            None => sel.audio.count_ones() == 1,
+        };
         let cell = {
             let mut cache = facts.selections.lock().unwrap_or_else(|e| e.into_inner());
             match cache.entries.iter().find(|(k, _)| *k == key) {
                 Some((_, cell)) => Some(cell.clone()),
                 None => {
-                    let fits = cache.entries.len() < MAX_CACHED_SELECTIONS
-                        && cache.reserved.saturating_add(estimate) <= whole.len().saturating_mul(2);
+                    // The selections the master lists (what every player
+                    // of a multi-audio stream fetches) have their own
+                    // budget, so requests for other combinations can never
+                    // push them out of the cache: together they hold each
+                    // track about once (subtitles ride with every video).
+                    let fits = if listed {
+                        cache.listed.saturating_add(estimate) <= whole.len().saturating_mul(2)
+                    } else {
+                        cache.entries.len() < MAX_CACHED_SELECTIONS
+                            && cache.reserved.saturating_add(estimate) <= whole.len()
+                    };
                     fits.then(|| {
-                        cache.reserved += estimate;
+                        if listed {
+                            cache.listed += estimate;
+                        } else {
+                            cache.reserved += estimate;
+                        }
                         let cell = Arc::new(OnceLock::new());
                         cache.entries.push((key, cell.clone()));
                         cell
@@ -328,7 +351,8 @@ impl Hls {
         if built {
             // Account what was really kept, not the estimate.
             let mut cache = facts.selections.lock().unwrap_or_else(|e| e.into_inner());
-            cache.reserved = cache.reserved.saturating_sub(estimate).saturating_add(bytes.len());
+            let held = if listed { &mut cache.listed } else { &mut cache.reserved };
+            *held = held.saturating_sub(estimate).saturating_add(bytes.len());
         }
         Some(bytes)
     }
@@ -1031,8 +1055,10 @@ mod tests {
         assert_eq!(all, Some(hls.ts(&seg)));
         assert_eq!(hls.selection_stats(), (2, 0));
         assert_eq!(hls.selection_bytes(&seg, sel("tracks-a7")), None);
-        // 20 distinct audio selections (one of them cached already): the
-        // cache keeps 16 in all, the rest are muxed per request.
+        // 20 distinct audio-only selections: the five single-track ones are
+        // listed selections (own budget); of the 15 combinations, the cache
+        // keeps what fits in MAX_CACHED_SELECTIONS entries in all and the
+        // segment's size, the rest are muxed on every request.
         let many: Vec<TrackSelection> = (1u32..=20).map(|m| TrackSelection { video: None, audio: m }).collect();
         for _ in 0..2 {
             for s in &many {
@@ -1040,21 +1066,42 @@ mod tests {
             }
         }
         let entries = |seg: &StoredSegment| hls.facts(seg).selections.lock().map(|c| c.entries.len()).unwrap_or(0);
-        assert_eq!(entries(&seg), MAX_CACHED_SELECTIONS);
+        assert!(entries(&seg) <= MAX_CACHED_SELECTIONS + 6, "{}", entries(&seg));
         let (muxes, uncached) = hls.selection_stats();
-        assert_eq!(muxes, 2 + 14 + 2 * 5, "14 new cached ones once, 5 over the cap twice");
-        assert_eq!(uncached, 2 * 5);
+        let cached_new = entries(&seg) - 2;
+        assert_eq!(
+            muxes,
+            2 + cached_new as u64 + uncached,
+            "cached ones once, the others per request"
+        );
+        assert!(uncached > 0, "the combinations past the bound are not kept");
+        let held = hls.facts(&seg).selections.lock().map(|c| c.reserved).unwrap_or(0);
+        assert!(held <= hls.ts(&seg).len(), "{held}");
 
-        // Selections with video are nearly the whole segment: two fit in
-        // twice its bytes, the third is not kept.
+        // Requests for combinations cannot push the listed selections out:
+        // on a fresh segment, three video+audio combinations first, then the
+        // selections a master lists are each muxed once however often asked.
         let seg = StoredSegment::new(seg.segment.clone(), 1);
         for s in ["tracks-v1a1", "tracks-v1a2", "tracks-v1a3"] {
             assert!(hls.selection_bytes(&seg, sel(s)).is_some());
         }
-        assert_eq!(entries(&seg), 2);
-        let kept = hls.facts(&seg).selections.lock().map(|c| c.reserved).unwrap_or(0);
-        assert!(kept <= 2 * hls.ts(&seg).len(), "{kept}");
-        assert_eq!(hls.selection_stats().1, 2 * 5 + 1);
+        let before = hls.selection_stats().0;
+        for _ in 0..3 {
+            for s in [
+                "tracks-v1",
+                "tracks-a1",
+                "tracks-a2",
+                "tracks-a3",
+                "tracks-a4",
+                "tracks-a5",
+                "tracks-a6",
+            ] {
+                assert!(hls.selection_bytes(&seg, sel(s)).is_some());
+            }
+        }
+        assert_eq!(hls.selection_stats().0 - before, 7, "each listed selection muxed once");
+        let listed = hls.facts(&seg).selections.lock().map(|c| c.listed).unwrap_or(0);
+        assert!(listed <= 2 * hls.ts(&seg).len(), "{listed}");
     }
 
     #[test]

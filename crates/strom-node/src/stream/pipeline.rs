@@ -187,6 +187,21 @@ impl Pipeline {
     fn frame(&mut self, f: Frame, now: Instant, utc_now: i64) {
         let stream = self.stream.clone();
         let m = &stream.metrics;
+        let sparse = self
+            .tracks
+            .get(usize::from(f.track))
+            .is_some_and(|t| matches!(t.kind(), TrackKind::Subtitle | TrackKind::Data));
+        if sparse {
+            // Subtitles and cues ride on the clock of the audio and video;
+            // they never move it (see Timeline::map_sparse).
+            match self.timeline.map_sparse(f) {
+                Some(frame) => self.place_frame(frame, now),
+                None => {
+                    m.dropped_timestamp.inc();
+                }
+            }
+            return;
+        }
         let (frame, anchor) = match self.timeline.map(f, utc_now) {
             Mapped::Dropped => {
                 m.dropped_timestamp.inc();
@@ -217,10 +232,15 @@ impl Pipeline {
                 }
             }
         }
-        for o in stream.outputs.iter() {
+        self.place_frame(frame, now);
+    }
+
+    /// A frame on the UTC timeline goes to the outputs and the segmenter.
+    fn place_frame(&mut self, frame: Frame, now: Instant) {
+        for o in self.stream.outputs.iter() {
             o.on_frame(&frame);
         }
-        m.frames.inc();
+        self.stream.metrics.frames.inc();
         let seg = self.segmenter.push(frame);
         self.account();
         if let Some(seg) = seg {
