@@ -15,23 +15,49 @@
 //!   arrive while no segment is open are dropped until a RAP starts one.
 //! - **One target duration, D.** D (whole seconds, stamped on every segment
 //!   as `Segment::target_duration`) is fixed when the first segment closes:
-//!   the largest of ⌈target⌉, the longest RAP interval seen so far rounded
-//!   up, and the first segment's duration rounded to the nearest second. The
-//!   first GOPs are learned before anything is published, so D is sized from
-//!   the source, not from config alone. D then never changes for the
-//!   segmenter's life, as RFC 8216 §4.3.3.1 requires of a playlist, across
-//!   discontinuities and track changes included.
+//!   the largest of ⌈target⌉, the longest recent RAP interval rounded up
+//!   (a first segment of more than 8 intervals has them all shorter than the
+//!   target, so that is the longest seen), and the first segment's duration
+//!   rounded to the nearest second. The first GOPs are learned before
+//!   anything is published, so D is sized from the source, not from config
+//!   alone. D then never changes for the segmenter's life, as RFC 8216
+//!   §4.3.3.1 requires of a playlist, across discontinuities and track
+//!   changes included.
 //! - **Cutting.** Before D is fixed, the segment is cut at the first RAP at or
 //!   after `target`. After, at a RAP at elapsed `e` it is cut when `e ≥ target`,
-//!   or when waiting for the next RAP could overflow D: `e + g_max` would
-//!   round above D (`g_max` is the longest RAP interval seen, outages over
-//!   `max_gop` excluded). So every segment rounds to at most D while the
-//!   source's RAP intervals stay within what was learned. A source that later
-//!   makes a GOP longer than D allows still gets its segment cut only at a
-//!   RAP (never undecodable): it is published longer than D, counted in
-//!   [`SegmenterStats::target_overruns`], and D stays as it is. Raising D
-//!   mid-playlist would break players that sized their buffers from it;
-//!   an overrun is the smaller harm and is visible in the counters.
+//!   or, early, when `e ≥ target / 2` and waiting for the next RAP could
+//!   overflow D: `e + g` would round above D, where `g`, the estimate of the
+//!   next RAP interval, is the longest of the last [`RECENT_RAP_INTERVALS`]
+//!   (8) RAP intervals learned. So every segment rounds to at most D while
+//!   the source's RAP intervals stay within its recent ones.
+//!   - *Recent, not all-time:* a one-off long GOP (a scene cut, an encoder
+//!     hiccup) shortens segments only until 8 more RAP intervals have
+//!     passed; an all-time maximum would cut at every RAP for good.
+//!   - *Not below `target / 2`:* on sources where every frame is a RAP
+//!     (audio, all-intra video) an estimate near D would otherwise cut at
+//!     every frame, giving frame-sized segments whose media sequence numbers
+//!     run ahead of the clock. Half the target is the shortest segment the
+//!     early cut makes, so at most about twice as many segments are made as
+//!     at the target; an early cut there still leaves room for a next GOP of
+//!     up to D + 0.5 s − target/2. Below it a RAP closes the segment only at
+//!     `e ≥ target`, and a long GOP arriving then is an overrun (counted).
+//!     A source with a steady GOP is never affected: its segments all equal
+//!     the first.
+//!   - *Gaps are not GOPs:* a DTS step between consecutive timing-track
+//!     frames over [`GAP_MIN`] (0.5 s) and over [`GAP_STEP_FACTOR`] (4) times
+//!     the previous step is a gap (packets lost while timestamps ran on,
+//!     such as a UDP outage shorter than the source timeout): the RAP
+//!     interval is measured afresh from the next RAP, so the hole is never
+//!     learned. Nor is an interval over `max_gop`, or one across a
+//!     discontinuity or end of input.
+//!
+//!   A source that later makes a GOP longer than its recent ones (or longer
+//!   than D allows) still gets its segment cut only at a RAP (never
+//!   undecodable): it is published longer than D, counted in
+//!   [`SegmenterStats::target_overruns`], and D stays as it is. So is a
+//!   segment that holds a gap. Raising D mid-playlist would break players
+//!   that sized their buffers from it; an overrun is the smaller harm and is
+//!   visible in the counters.
 //! - **No RAP for too long.** A segment that reaches `max_gop` from its start,
 //!   or [`MAX_SEGMENT_BYTES`], while the timing track is still sending frames
 //!   but no RAP to close it, is dropped whole and counted
@@ -81,6 +107,25 @@ pub const FRAME_OVERHEAD: usize = 64;
 /// decoder buffers (ISO/IEC 13818-1 §2.4.2), so tracks arrive within about
 /// a second of each other.
 pub const TIMING_QUIET: i64 = 2 * CLOCK_HZ;
+
+/// How many of the latest RAP intervals the early cut looks at: the longest
+/// of them is the estimate of the next one. Eight GOPs is long enough to
+/// remember an encoder's occasional long GOP (a scene cut moved the next
+/// IDR) for a few segments, and short enough that a one-off long GOP stops
+/// shortening segments within about eight GOPs.
+pub const RECENT_RAP_INTERVALS: usize = 8;
+
+/// Shortest DTS step (90 kHz ticks) between consecutive timing-track frames
+/// that counts as a gap in the track (0.5 s), whatever its frame step. A
+/// step is a gap when it is over this and over [`GAP_STEP_FACTOR`] times
+/// the track's last frame step.
+pub const GAP_MIN: i64 = CLOCK_HZ / 2;
+
+/// A timing-track DTS step over this many times the previous step (and over
+/// [`GAP_MIN`]) is a gap: packets lost with timestamps running on across
+/// the hole (a UDP outage shorter than the source timeout), not a frame
+/// interval or a GOP.
+pub const GAP_STEP_FACTOR: i64 = 4;
 
 /// Durations in 90 kHz ticks.
 #[derive(Clone, Copy, Debug)]
@@ -171,8 +216,12 @@ pub struct Segmenter {
     emitted: bool,
     /// EXT-X-TARGETDURATION in seconds, fixed when the first segment closed.
     declared: Option<u32>,
-    /// Longest RAP interval seen on the timing track (ticks), outages excluded.
-    g_max: i64,
+    /// The last [`RECENT_RAP_INTERVALS`] RAP intervals learned on the timing
+    /// track (ticks; 0 = none yet), written round-robin at `recent_next`.
+    /// Intervals across a gap, a break or an outage over `max_gop` are not
+    /// learned.
+    recent: [i64; RECENT_RAP_INTERVALS],
+    recent_next: usize,
     /// DTS of the last RAP on the timing track in this run.
     last_rap: Option<i64>,
     /// DTS of the last timing-track frame in this run and the interval before it.
@@ -215,7 +264,8 @@ impl Segmenter {
             pending_discontinuity: false,
             emitted: false,
             declared: None,
-            g_max: 0,
+            recent: [0; RECENT_RAP_INTERVALS],
+            recent_next: 0,
             last_rap: None,
             last_timing: None,
             timing_step: 0,
@@ -239,7 +289,7 @@ impl Segmenter {
     /// `EXT-X-TARGETDURATION` in whole seconds stamped on every segment: the
     /// declared value once the first segment has closed (then it never
     /// changes), before that the provisional one (⌈target⌉, or the longest
-    /// RAP interval seen rounded up if longer). At least 1.
+    /// recent RAP interval rounded up if longer). At least 1.
     pub fn target_duration(&self) -> u32 {
         self.declared.unwrap_or_else(|| self.provisional_target())
     }
@@ -250,7 +300,21 @@ impl Segmenter {
     }
 
     fn provisional_target(&self) -> u32 {
-        ceil_secs(self.cfg.target).max(ceil_secs(self.g_max)).max(1)
+        ceil_secs(self.cfg.target).max(ceil_secs(self.gop_estimate())).max(1)
+    }
+
+    /// The expected longest wait from one RAP to the next (ticks): the
+    /// longest of the last [`RECENT_RAP_INTERVALS`] RAP intervals learned,
+    /// 0 before any.
+    fn gop_estimate(&self) -> i64 {
+        self.recent.iter().copied().max().unwrap_or(0)
+    }
+
+    fn learn_rap_interval(&mut self, interval: i64) {
+        if let Some(slot) = self.recent.get_mut(self.recent_next) {
+            *slot = interval;
+        }
+        self.recent_next = (self.recent_next + 1) % RECENT_RAP_INTERVALS;
     }
 
     /// UTC DTS of the first frame of the segment being built, if any.
@@ -261,10 +325,11 @@ impl Segmenter {
     /// UTC (90 kHz ticks since the Unix epoch) since when the stream has had
     /// no RAP on its timing track to start or close a segment, or `None` when
     /// segmenting normally: frames are being dropped waiting for a RAP, or
-    /// the open segment has gone longer without one than any GOP seen and
-    /// than a segment may last (D + 0.5 s). The value is the last RAP's DTS,
-    /// or the first dropped frame's if there was none; "no random access
-    /// point for N s" is the caller's clock minus it.
+    /// the open segment has gone longer without one than any recent GOP
+    /// (the last [`RECENT_RAP_INTERVALS`]) and than a segment may last
+    /// (D + 0.5 s). The value is the last RAP's DTS, or the first dropped
+    /// frame's if there was none; "no random access point for N s" is the
+    /// caller's clock minus it.
     pub fn waiting_for_rap_since(&self) -> Option<i64> {
         match &self.building {
             None => self.wait_since,
@@ -272,7 +337,7 @@ impl Segmenter {
             Some(b) => {
                 let since = self.last_rap.unwrap_or(b.start).max(b.start);
                 let bound = self
-                    .g_max
+                    .gop_estimate()
                     .max(i64::from(self.target_duration()) * CLOCK_HZ + CLOCK_HZ / 2);
                 let latest = self.latest.unwrap_or(since);
                 (latest - since > bound).then_some(since)
@@ -347,8 +412,18 @@ impl Segmenter {
         let rap = on_timing && (!self.timing_is_video || frame.keyframe);
         if on_timing {
             if let Some(prev) = self.last_timing {
-                if frame.dts > prev {
-                    self.timing_step = frame.dts - prev;
+                let step = frame.dts - prev;
+                if step > 0 {
+                    if step > GAP_MIN.max(self.timing_step.saturating_mul(GAP_STEP_FACTOR)) {
+                        // A hole in the track (lost packets, timestamps
+                        // running on): the interval from the last RAP spans
+                        // it and is not the source's GOP, so measuring
+                        // starts again here.
+                        self.last_rap = None;
+                    }
+                    // The gap step is kept as the step, so a source that
+                    // really slows down (a slide show) is one gap, not many.
+                    self.timing_step = step;
                 }
             }
             self.last_timing = Some(frame.dts);
@@ -358,7 +433,7 @@ impl Segmenter {
                 let interval = frame.dts - prev;
                 // Longer than max_gop is an outage, not the source's GOP.
                 if interval > 0 && interval <= self.cfg.max_gop {
-                    self.g_max = self.g_max.max(interval);
+                    self.learn_rap_interval(interval);
                 }
             }
             self.last_rap = Some(frame.dts);
@@ -439,9 +514,17 @@ impl Segmenter {
         if elapsed >= self.cfg.target {
             return true;
         }
+        // The early cut never makes a segment shorter than half the target:
+        // below that, a long GOP expected next is better published as an
+        // overrun (counted) than by cutting at every RAP (all-intra video,
+        // audio), which would give frame-sized segments and run media
+        // sequence numbers ahead of the clock.
+        if elapsed < self.cfg.target / 2 {
+            return false;
+        }
         match self.declared {
-            // Waiting for the next RAP could take up to g_max more.
-            Some(d) => !fits(elapsed.saturating_add(self.g_max), d),
+            // Waiting for the next RAP could take up to the estimate more.
+            Some(d) => !fits(elapsed.saturating_add(self.gop_estimate()), d),
             None => false,
         }
     }
@@ -673,23 +756,22 @@ mod tests {
     }
 
     #[test]
-    fn cuts_early_when_the_next_gop_could_overflow() {
+    fn cuts_early_while_a_longer_gop_is_recent() {
         // The first GOP is 2.4 s (learned: D = 3); then GOPs of 1.2 s. At 1.2 s
         // into a segment, waiting up to 2.4 s more could reach 3.6 s, which
-        // rounds to 4 > 3: cut there.
+        // rounds to 4 > 3: cut there, while the 2.4 s interval is among the
+        // last 8. Once it has passed, segments are cut at the target again.
         let mut s = seg2();
         let mut segs = Vec::new();
         for i in 0..600i64 {
             let key = i == 0 || (i >= 60 && (i - 60) % 30 == 0);
             segs.extend(s.push(f(0, T0 + i * FRAME, key)));
         }
-        assert_eq!(segs[0].duration, 60 * FRAME);
         assert!(segs.iter().all(|g| g.target_duration == 3));
-        assert!(
-            segs[1..].iter().all(|g| g.duration == 30 * FRAME),
-            "{:?}",
-            durations(&segs)
-        );
+        let mut want = vec![60 * FRAME];
+        want.extend([30 * FRAME; RECENT_RAP_INTERVALS - 1]);
+        want.resize(segs.len(), 60 * FRAME);
+        assert_eq!(durations(&segs), want);
         assert_eq!(s.stats().target_overruns, 0);
     }
 
@@ -921,11 +1003,11 @@ mod tests {
         s.discontinuity();
         // 20 s later, same GOP: the gap is not learned as a GOP.
         feed(&mut s, 100, 25, 600);
-        assert_eq!(s.g_max, 25 * FRAME);
+        assert_eq!(s.gop_estimate(), 25 * FRAME);
         // Nor a pause after end of input (an on-demand stream stopped and restarted).
         s.flush();
         let segs = feed(&mut s, 100, 25, 800);
-        assert_eq!(s.g_max, 25 * FRAME);
+        assert_eq!(s.gop_estimate(), 25 * FRAME);
         assert!(segs.iter().all(|g| g.duration == 50 * FRAME && !g.discontinuity));
     }
 
@@ -1010,6 +1092,13 @@ mod tests {
         }
         for w in segs.windows(2) {
             prop_assert_eq!(w[0].start + w[0].duration, w[1].start, "segments tile the timeline");
+            // Only the end of input closes a segment short of target / 2.
+            prop_assert!(
+                w[0].duration >= s.cfg.target / 2,
+                "segment at {} of {} ticks",
+                w[0].start - T0,
+                w[0].duration
+            );
         }
         let out: usize = segs.iter().map(|g| g.frames.len()).sum();
         prop_assert_eq!(out + s.dropped() as usize, pushed, "frames in = frames out + drops");
@@ -1018,9 +1107,173 @@ mod tests {
         Ok(())
     }
 
+    /// The RAPs of `frames` (timing track 0) as GOPs: (start, length) in
+    /// ticks, the last one running to one frame after the last video frame.
+    fn gops_of(frames: &[Frame]) -> Vec<(i64, i64)> {
+        let raps: Vec<i64> = frames
+            .iter()
+            .filter(|x| x.track == 0 && x.keyframe)
+            .map(|x| x.dts)
+            .collect();
+        let end = frames.iter().filter(|x| x.track == 0).map(|x| x.dts + FRAME).max();
+        let ends = raps.iter().skip(1).copied().chain(end);
+        raps.iter().zip(ends).map(|(a, b)| (*a, b - a)).collect()
+    }
+
+    /// Why a segment may round above D: its last GOP started before the
+    /// early cut was allowed (under target / 2 into the segment, so a single
+    /// GOP too), or it was longer than every one of the last
+    /// [`RECENT_RAP_INTERVALS`] GOPs before it (the estimate when it began).
+    fn check_overruns(target: i64, gops: &[(i64, i64)], segs: &[Segment]) -> Result<(), TestCaseError> {
+        for g in segs.iter().filter(|g| !fits(g.duration, g.target_duration)) {
+            let end = g.start + g.duration;
+            let last = gops.iter().rposition(|(start, _)| *start >= g.start && *start < end);
+            let Some(last) = last else {
+                return Err(TestCaseError::fail("a segment without a RAP"));
+            };
+            let (start, len) = gops[last];
+            let estimate = gops[last.saturating_sub(RECENT_RAP_INTERVALS)..last]
+                .iter()
+                .map(|(_, l)| *l)
+                .max()
+                .unwrap_or(0);
+            prop_assert!(
+                start - g.start < target / 2 || len > estimate,
+                "segment at {} ({} ticks) overran D = {}: last GOP {} ticks at {}, recent GOPs within {}",
+                g.start - T0,
+                g.duration,
+                g.target_duration,
+                len,
+                start - g.start,
+                estimate
+            );
+        }
+        Ok(())
+    }
+
+    /// Audio only, `n` AAC frames from frame `from` (1920 ticks apart).
+    fn feed_audio(s: &mut Segmenter, from: i64, n: i64, offset: i64) -> Vec<Segment> {
+        (from..from + n)
+            .filter_map(|i| s.push(f(0, T0 + offset + i * AAC, true)))
+            .collect()
+    }
+
+    #[test]
+    fn audio_only_after_a_gap_keeps_target_sized_segments() {
+        let mut s = Segmenter::new(SegmenterConfig::with_target(2 * CLOCK_HZ));
+        s.set_tracks(tracks(false));
+        // 10 s of AAC, a 3 s outage (timestamps run on across it), 20 s more.
+        let mut segs = feed_audio(&mut s, 0, 235, 0);
+        let before = segs.len();
+        segs.extend(feed_audio(&mut s, 235, 470, 3 * CLOCK_HZ));
+        let after = &segs[before..];
+        assert!(after.len() <= 12, "{} segments after the gap", after.len());
+        assert!(
+            after.iter().all(|g| g.duration >= CLOCK_HZ),
+            "at least target / 2: {:?}",
+            durations(after)
+        );
+        // The one holding the gap overruns (counted); the rest are ≈ target.
+        assert!(after[1..]
+            .iter()
+            .all(|g| g.duration >= 2 * CLOCK_HZ && g.duration < 2 * CLOCK_HZ + AAC));
+        assert!(segs.iter().all(|g| g.target_duration == 2));
+        let over = segs.iter().filter(|g| !fits(g.duration, 2)).count() as u64;
+        assert_eq!(s.stats().target_overruns, over);
+        assert!(over <= 1);
+        assert_eq!(s.gop_estimate(), AAC, "the gap is not a RAP interval");
+    }
+
+    #[test]
+    fn video_after_a_gap_returns_to_target_segments() {
+        // 1 s GOP, 2 s target; a 2 s outage on every track.
+        let mut s = seg2();
+        let mut segs = feed(&mut s, 250, 25, 0);
+        segs.extend(feed(&mut s, 500, 25, 300));
+        segs.extend(s.flush());
+        assert_start_at_raps(&segs);
+        let later: Vec<i64> = segs
+            .iter()
+            .filter(|g| g.start >= T0 + 400 * FRAME)
+            .map(|g| g.duration)
+            .collect();
+        assert!(later.len() >= 8);
+        assert!(later.iter().all(|d| *d == 50 * FRAME), "{later:?}");
+        assert!(segs.iter().all(|g| g.target_duration == 2));
+        assert_eq!(s.gop_estimate(), 25 * FRAME, "the gap is not a GOP");
+    }
+
+    #[test]
+    fn all_intra_video_is_cut_near_the_target() {
+        // Every video frame a RAP, 25 fps, with a 3 s outage in the middle.
+        let mut s = seg2();
+        let mut segs = Vec::new();
+        for i in (0..500).chain(575..1500) {
+            segs.extend(s.push(f(0, T0 + i * FRAME, true)));
+            segs.extend(s.push(f(1, T0 + i * FRAME + 100, true)));
+        }
+        assert_start_at_raps(&segs);
+        assert!(segs.len() <= 30, "{} segments", segs.len());
+        assert!(segs.iter().all(|g| g.duration >= CLOCK_HZ), "{:?}", durations(&segs));
+        let normal = segs.iter().filter(|g| g.duration == 50 * FRAME).count();
+        assert!(normal + 1 >= segs.len(), "{:?}", durations(&segs));
+    }
+
+    #[test]
+    fn the_early_cut_never_goes_below_half_the_target() {
+        // 0.2 s GOPs, one of 4 s: while it is recent, cutting at every RAP
+        // would give 0.2 s segments; the early cut waits for 1 s.
+        let frames = gop_frames(0, &[[5; 20].as_slice(), &[100], &[5; 60]].concat());
+        let (s, segs, pushed) = run(2 * CLOCK_HZ, frames);
+        check_common(&s, &segs, pushed).expect("common invariants");
+        let long_end = T0 + (20 * 5 + 100) * FRAME;
+        let after: Vec<i64> = segs
+            .iter()
+            .filter(|g| g.start >= long_end)
+            .map(|g| g.duration)
+            .collect();
+        // One segment of 1 s (5 GOPs; the 4 s one is still among the last
+        // 8), then 2 s again (it has passed).
+        assert_eq!(after[0], 25 * FRAME, "{after:?}");
+        assert!(after[1..after.len() - 1].iter().all(|d| *d == 50 * FRAME), "{after:?}");
+    }
+
+    #[test]
+    fn one_long_gop_stops_shrinking_segments_once_it_has_passed() {
+        // 1 s GOPs, one GOP of 10 s, then 1 s GOPs again (no outage).
+        let frames = gop_frames(0, &[[25; 8].as_slice(), &[250], &[25; 30]].concat());
+        let (s, segs, pushed) = run(2 * CLOCK_HZ, frames);
+        check_common(&s, &segs, pushed).expect("common invariants");
+        assert!(segs.iter().all(|g| g.target_duration == 2));
+        assert_eq!(s.stats().target_overruns, 1, "the 10 s GOP");
+        let long_end = T0 + (8 * 25 + 250) * FRAME;
+        // Right after it, segments are cut early (it could come back)...
+        let after: Vec<i64> = segs
+            .iter()
+            .filter(|g| g.start >= long_end)
+            .map(|g| g.duration)
+            .collect();
+        // ...but once 8 more GOPs have passed, they are 2 s again.
+        let back = after
+            .iter()
+            .position(|d| *d == 50 * FRAME)
+            .expect("segments return to the target");
+        assert!(back <= 8, "{after:?}");
+        assert!(
+            after[back..after.len() - 1].iter().all(|d| *d == 50 * FRAME),
+            "{after:?}"
+        );
+        assert_eq!(s.gop_estimate(), 25 * FRAME);
+    }
+
     proptest! {
         /// When the longest RAP interval comes before the first cut (so it
-        /// is learned), every segment is whole GOPs and rounds to at most D.
+        /// is learned), D is sized from it; segments are whole GOPs, and one
+        /// rounds above D only for a GOP the recent ones did not announce.
+        /// (Before the early cut looked only at recent intervals and at
+        /// least target / 2 in, no segment here could overrun; now a long
+        /// GOP coming back after 8 short ones, or right at the start of a
+        /// segment, may, counted.)
         #[test]
         fn whole_gops_within_the_declared_target(
             target in (2i64..=12).prop_map(|h| h * CLOCK_HZ / 2),
@@ -1034,9 +1287,10 @@ mod tests {
             }
             let frames = gop_frames(lead_in, &gops);
             let before_first_rap = frames.iter().position(|x| x.keyframe && x.track == 0);
+            let rap_gops = gops_of(&frames);
             let (s, segs, pushed) = run(target, frames);
             check_common(&s, &segs, pushed)?;
-            prop_assert_eq!(s.stats().target_overruns, 0);
+            check_overruns(target, &rap_gops, &segs)?;
             prop_assert_eq!(Some(s.stats().waiting_frames as usize), before_first_rap);
             // D is what the first segment, the longest GOP and the target ask.
             let d = segs[0].target_duration;
@@ -1069,24 +1323,24 @@ mod tests {
             for g in &segs {
                 prop_assert!(gop_at.iter().any(|(start, _)| *start == g.start));
             }
-            // The longest RAP interval known when D was fixed: GOPs that
-            // ended by the end of the first segment.
-            let first_end = segs[0].start + segs[0].duration;
-            let learned = gop_at
-                .iter()
-                .filter(|(start, len)| start + len <= first_end)
-                .map(|(_, len)| *len)
-                .max()
-                .unwrap_or(0);
-            // A segment rounds above D only if it holds a GOP longer than that.
-            for g in segs.iter().filter(|g| !fits(g.duration, g.target_duration)) {
-                let end = g.start + g.duration;
-                prop_assert!(
-                    gop_at.iter().any(|(start, len)| *start >= g.start && *start < end && *len > learned),
-                    "segment at {} ({} ticks) overran D = {} with GOPs within {}",
-                    g.start - T0, g.duration, g.target_duration, learned
-                );
-            }
+            check_overruns(target, &gop_at, &segs)?;
+        }
+
+        /// A steady GOP (any length, all-intra included) never overruns and
+        /// gives segments of one length: the first RAP at or after the target.
+        #[test]
+        fn steady_gops_give_equal_segments(
+            target in (2i64..=12).prop_map(|h| h * CLOCK_HZ / 2),
+            gop in 1i64..=300,
+            lead_in in 0usize..30,
+            count in 1usize..40,
+        ) {
+            let (s, segs, pushed) = run(target, gop_frames(lead_in, &vec![gop; count]));
+            check_common(&s, &segs, pushed)?;
+            prop_assert_eq!(s.stats().target_overruns, 0);
+            let want = (target + gop * FRAME - 1) / (gop * FRAME) * gop * FRAME;
+            let full = &segs[..segs.len() - 1];
+            prop_assert!(full.iter().all(|g| g.duration == want), "{:?}", durations(&segs));
         }
 
         /// A source without RAPs never makes the segmenter hold more than
