@@ -87,6 +87,10 @@
 use crate::frame::{Frame, Segment, Track, TrackKind, TrackParams, CLOCK_HZ};
 use std::sync::Arc;
 
+/// Frame steps of the timing track by which a RAP may fall short of the
+/// target and still close a segment (see `Segmenter::target_slack`).
+pub const TARGET_SLACK_FRAMES: i64 = 3;
+
 /// Bytes a segment may hold: each frame's payload plus [`FRAME_OVERHEAD`].
 /// A segment that would grow past it without a RAP to close it is dropped
 /// (or, with the timing track quiet, cut). The same as the cluster wire
@@ -514,6 +518,14 @@ impl Segmenter {
         if elapsed >= self.cfg.target {
             return true;
         }
+        // Just short of the target with the next RAP far off: this one is
+        // the RAP at the target (see `target_slack`).
+        let slack = self.target_slack();
+        if elapsed >= self.cfg.target - slack
+            && elapsed.saturating_add(self.gop_estimate()) > self.cfg.target.saturating_add(slack)
+        {
+            return true;
+        }
         // The early cut never makes a segment shorter than half the target:
         // below that, a long GOP expected next is better published as an
         // overrun (counted) than by cutting at every RAP (all-intra video,
@@ -527,6 +539,20 @@ impl Segmenter {
             Some(d) => !fits(elapsed.saturating_add(self.gop_estimate()), d),
             None => false,
         }
+    }
+
+    /// How far short of the target a RAP may come and still count as
+    /// reaching it, when the next RAP is further than that past the target:
+    /// [`TARGET_SLACK_FRAMES`] frame steps of the timing track, at most a
+    /// quarter of the target. With open GOPs the DTS distance
+    /// between RAPs wobbles around their PTS distance by the number of
+    /// leading pictures (0.96 s, 1.04 s, … for 1 s GOPs), so a RAP that is
+    /// 2 s in by presentation time may be 1.92 s in by DTS; without slack
+    /// the cut would slip by a whole GOP.
+    fn target_slack(&self) -> i64 {
+        self.timing_step
+            .saturating_mul(TARGET_SLACK_FRAMES)
+            .clamp(0, self.cfg.target / 4)
     }
 
     /// True when the timing track has sent nothing for [`TIMING_QUIET`] (or
@@ -1220,6 +1246,30 @@ mod tests {
     }
 
     #[test]
+    fn open_gop_dts_wobble_does_not_slip_a_gop() {
+        // 1 s GOPs by presentation time whose RAPs are 0.96 s and 1.04 s
+        // apart by DTS (leading B pictures), as x264's open GOP sends them:
+        // 2 s segments, not 3.
+        let mut s = seg2();
+        let mut segs = Vec::new();
+        let mut dts = T0;
+        for g in 0..40 {
+            let frames = if g % 2 == 0 { 24 } else { 26 };
+            for i in 0..frames {
+                segs.extend(s.push(f(0, dts, i == 0)));
+                segs.extend(s.push(f(1, dts + 100, true)));
+                dts += FRAME;
+            }
+        }
+        assert_start_at_raps(&segs);
+        assert_eq!(s.target_duration(), 2);
+        for g in &segs {
+            assert_eq!(g.duration, 50 * FRAME, "{:?}", durations(&segs));
+        }
+        assert_eq!(s.stats().target_overruns, 0);
+    }
+
+    #[test]
     fn the_early_cut_never_goes_below_half_the_target() {
         // 0.2 s GOPs, one of 4 s: while it is recent, cutting at every RAP
         // would give 0.2 s segments; the early cut waits for 1 s.
@@ -1338,7 +1388,15 @@ mod tests {
             let (s, segs, pushed) = run(target, gop_frames(lead_in, &vec![gop; count]));
             check_common(&s, &segs, pushed)?;
             prop_assert_eq!(s.stats().target_overruns, 0);
-            let want = (target + gop * FRAME - 1) / (gop * FRAME) * gop * FRAME;
+            // The first multiple of the GOP that reaches the target, or
+            // comes within its slack (three frames, at most a quarter of
+            // the target) with the next one beyond the target plus slack.
+            let slack = (3 * FRAME).min(target / 4);
+            let g = gop * FRAME;
+            let mut want = (target + g - 1) / g * g;
+            if want - g >= target - slack && want > target + slack {
+                want -= g;
+            }
             let full = &segs[..segs.len() - 1];
             prop_assert!(full.iter().all(|g| g.duration == want), "{:?}", durations(&segs));
         }
