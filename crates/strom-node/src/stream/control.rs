@@ -199,6 +199,10 @@ impl Control {
             Status::Backup
         } else if !s.ever_active && now.saturating_duration_since(s.started) < self.cfg.source_timeout {
             Status::Waiting
+        } else if (0..b).any(|i| self.inputs[i].wanted && self.delivered_within(i, now, self.cfg.source_timeout)) {
+            // An input is delivering, but not from a random access point yet
+            // (a source that sends none): waiting for media, not down.
+            Status::Waiting
         } else {
             Status::Failed
         }
@@ -628,6 +632,23 @@ mod tests {
             .collect();
         assert!(after.first().is_some_and(|f| f.keyframe));
         assert!(after.iter().all(|f| f.data[0] == 0));
+    }
+
+    #[test]
+    fn an_input_without_random_access_points_is_waiting_not_failed() {
+        let mut h = Harness::new(cfg(1, false, false));
+        h.ev(Event::Wake);
+        h.tracks(0);
+        // Frames flow, but never a keyframe.
+        let end = h.now + 8 * SECOND;
+        while h.now < end {
+            h.frame_no[0] = 1;
+            h.run(&[0], 40 * MS);
+        }
+        assert_eq!(h.status(), Status::Waiting, "delivering, waiting for a RAP");
+        assert!(Harness::delivered_from(&h.take()).is_empty(), "nothing passes before a RAP");
+        h.run(&[], 5100 * MS);
+        assert_eq!(h.status(), Status::Failed, "silent past source_timeout");
     }
 
     #[test]
