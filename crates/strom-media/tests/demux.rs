@@ -1299,6 +1299,31 @@ fn access_units_split_over_pes_without_pts_are_reassembled() {
 }
 
 #[test]
+fn an_access_unit_over_thousands_of_small_pes_demuxes_in_linear_time() {
+    // An 8 MiB IDR picture in 150-byte PES without PTS: joining everything
+    // held on every PES would copy ~220 GB here (tens of seconds); appending
+    // copies at most 3 × 8 MiB. The exact copy bound is a unit test of the
+    // video assembler; this checks the time end to end, generously.
+    let aus = synthetic_aus(&[8 << 20, 700, 900]);
+    let reference = frames_of(&run(&ts_one_au_per_pes(&aus, false)), 0);
+    assert_eq!(reference.len(), 3);
+    let cuts: Vec<usize> = (1..aus[0].len() / 150).map(|i| i * 150).collect();
+    for with_len in [false, true] {
+        let ts = ts_split(&aus, &cuts, with_len);
+        let t0 = std::time::Instant::now();
+        let r = run_chunked(&ts, &[1316]);
+        let took = t0.elapsed();
+        assert!(
+            took < std::time::Duration::from_secs(5),
+            "{took:?} (with_len {with_len})"
+        );
+        assert_eq!(frames_of(&r, 0), reference, "with_len {with_len}");
+        assert_eq!(r.track_frames(0)[0].data[..], aus[0][6..]);
+        assert_eq!((r.stats.pes_errors, r.stats.interpolated), (0, 0));
+    }
+}
+
+#[test]
 fn several_access_units_in_one_pes_are_split_and_interpolated() {
     let aus = synthetic_aus(&[300, 40, 50, 60, 70]);
     let mut w = TsWriter::default();

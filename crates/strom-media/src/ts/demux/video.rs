@@ -11,16 +11,23 @@
 //!
 //! Invariants:
 //! - `buf[start..]` holds every byte not yet emitted; the open access unit
-//!   (if any) starts at `start`. Frames are slices of `buf` (no copy) unless
-//!   an access unit continues into the next PES, when the held bytes and
-//!   the new payload are joined once.
+//!   (if any) starts at `start`. Frames are slices of `buf`. While every PES
+//!   starts a new access unit, `buf` is the PES payload itself and nothing
+//!   is copied. When held bytes continue into the next PES, they move once
+//!   into an owned buffer that grows by doubling and takes each later
+//!   payload by one append; the first frame cut from it turns it into
+//!   shared bytes without a copy. An access unit spread over n bytes of PES
+//!   therefore costs O(n) copying (at most 3n bytes, counted in
+//!   `VideoAsm::copied` for tests), whatever the size of its PES.
 //! - Access-unit boundaries depend only on the bytes, never on where a PES
 //!   or a read ended: a scan that cannot see enough of a NAL header stops
 //!   (`stalled`) and resumes with more bytes.
 //! - An access unit never exceeds `MAX_PES_SIZE`; one that may have lost
 //!   bytes is dropped, and then nothing is emitted before a PES with PTS.
 
-use bytes::{Bytes, BytesMut};
+use std::ops::{Deref, Range};
+
+use bytes::Bytes;
 
 use super::{Demuxer, Frame, TsErrorKind, MAX_PES_SIZE, TS_MASK};
 use crate::codec::h264::{self, SliceContext, SLICE_HEADER_PREFIX};
@@ -136,10 +143,76 @@ impl From<&Au> for AuEnd {
     }
 }
 
+/// The elementary-stream bytes being scanned: a PES payload as received
+/// (shared, zero-copy), or an owned buffer that PES payloads are appended
+/// to while an access unit spans PES.
+enum EsBuf {
+    Shared(Bytes),
+    Owned(Vec<u8>),
+}
+
+impl Deref for EsBuf {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            EsBuf::Shared(b) => b,
+            EsBuf::Owned(v) => v,
+        }
+    }
+}
+
+impl EsBuf {
+    /// Drops the bytes before `start` and appends `more`. Returns the bytes
+    /// copied: the kept bytes when they move into an owned buffer, `more`,
+    /// and the kept bytes again whenever the owned buffer has to grow (its
+    /// capacity at least doubles, so that sums to less than twice the final
+    /// size).
+    fn append(&mut self, start: usize, more: &[u8]) -> u64 {
+        let start = start.min(self.len());
+        let need = self.len() - start + more.len();
+        let cap = |n: usize| n.min(MAX_PES_SIZE).max(need);
+        let mut copied = more.len();
+        match self {
+            EsBuf::Owned(v) if start == 0 => {
+                if v.capacity() < need {
+                    let mut grown = Vec::with_capacity(cap(2 * v.capacity()));
+                    grown.extend_from_slice(v);
+                    copied += v.len();
+                    *v = grown;
+                }
+                v.extend_from_slice(more);
+            }
+            _ => {
+                // Room for twice what is joined, so the next payloads append
+                // without growing at once.
+                let mut v = Vec::with_capacity(cap(2 * need));
+                v.extend_from_slice(&self[start..]);
+                copied += v.len();
+                v.extend_from_slice(more);
+                *self = EsBuf::Owned(v);
+            }
+        }
+        copied as u64
+    }
+
+    /// The bytes `r` as a frame payload. An owned buffer becomes shared
+    /// first (no copy); later frames of the same bytes are slices of it.
+    fn slice(&mut self, r: Range<usize>) -> Bytes {
+        if let EsBuf::Owned(v) = self {
+            *self = EsBuf::Shared(Bytes::from(std::mem::take(v)));
+        }
+        match self {
+            EsBuf::Shared(b) => b.slice(r),
+            EsBuf::Owned(_) => Bytes::new(),
+        }
+    }
+}
+
 /// Per-stream assembly state. See the module docs.
 pub(super) struct VideoAsm {
     codec: Codec,
-    buf: Bytes,
+    buf: EsBuf,
     start: usize,
     /// Where the search for the next start code resumes.
     scan_from: usize,
@@ -175,13 +248,15 @@ pub(super) struct VideoAsm {
     resync: bool,
     /// A random access point with parameter sets was seen.
     started: bool,
+    /// Bytes copied to join PES payloads (the cost bound of the module docs).
+    copied: u64,
 }
 
 impl VideoAsm {
     pub(super) fn new(codec: Codec) -> Self {
         VideoAsm {
             codec,
-            buf: Bytes::new(),
+            buf: EsBuf::Shared(Bytes::new()),
             start: 0,
             scan_from: 0,
             open_nal: None,
@@ -201,7 +276,14 @@ impl VideoAsm {
             pes_count: 0,
             resync: false,
             started: false,
+            copied: 0,
         }
+    }
+
+    /// Bytes copied so far to join access units spread over several PES.
+    #[cfg(test)]
+    pub(super) fn copied(&self) -> u64 {
+        self.copied
     }
 
     fn h264(&self) -> bool {
@@ -236,7 +318,7 @@ impl VideoAsm {
     }
 
     fn reset_buf(&mut self) {
-        self.buf = Bytes::new();
+        self.buf = EsBuf::Shared(Bytes::new());
         self.start = 0;
         self.scan_from = 0;
         self.open_nal = None;
@@ -328,7 +410,8 @@ impl VideoAsm {
         }
         let pes_start;
         if self.held_bytes() > 0 {
-            // The held bytes continue into this PES: join them once.
+            // The held bytes continue into this PES: append (amortised, see
+            // the module docs), never re-join everything held.
             let held = self.held_bytes();
             if held + payload.len() > MAX_PES_SIZE {
                 let pid = d.streams.get(si).map_or(0, |s| s.pid);
@@ -336,18 +419,16 @@ impl VideoAsm {
                 d.error(pid, TsErrorKind::Oversize);
                 return;
             }
-            let mut joined = BytesMut::with_capacity(held + payload.len());
-            joined.extend_from_slice(&self.buf[self.start..]);
-            joined.extend_from_slice(&payload);
-            self.rebase(self.start);
-            self.buf = joined.freeze();
+            let start = self.start;
+            self.rebase(start);
+            self.copied += self.buf.append(start, &payload);
             pes_start = held;
             if let Some(au) = &mut self.au {
                 au.whole_len = None;
             }
         } else {
             self.reset_buf();
-            self.buf = payload;
+            self.buf = EsBuf::Shared(payload);
             pes_start = 0;
         }
         if let Some(ts) = ts {
@@ -723,8 +804,10 @@ impl VideoAsm {
             });
         }
         let from = if au.aud_end > 0 { au.aud_end } else { self.start };
-        let data =
-            (au.emit && au.has_vcl && au.timed && from <= end).then(|| self.buf.slice(from..end.min(self.buf.len())));
+        let data = (au.emit && au.has_vcl && au.timed && from <= end).then(|| {
+            let end = end.min(self.buf.len());
+            self.buf.slice(from..end)
+        });
         match data {
             Some(data) => {
                 if au.interpolated {
@@ -907,7 +990,7 @@ mod tests {
     fn head_classification() {
         let mut v = VideoAsm::new(Codec::H264);
         assert_eq!(v.classify_head(&[0, 0, 1, 9], false), Some(Head::Nothing));
-        v.buf = Bytes::from_static(&[0, 0, 0, 1, 9, 0xF0, 0, 0, 1, 0x65, 0x88]);
+        v.buf = EsBuf::Shared(Bytes::from_static(&[0, 0, 0, 1, 9, 0xF0, 0, 0, 1, 0x65, 0x88]));
         v.begin_au(Some((0, 0)), Some(1));
         if let Some(au) = &mut v.au {
             au.has_vcl = true;
@@ -928,6 +1011,84 @@ mod tests {
             au.has_vcl = false;
         }
         assert_eq!(v.classify_head(&[0, 0, 1, 0x65, 0x88], false), Some(Head::Continue));
+    }
+
+    /// Hands `payload` over as pes.rs does: head classification, then the PES.
+    fn feed(v: &mut VideoAsm, d: &mut Demuxer, payload: &[u8], ts: Option<(i64, i64)>) {
+        if let Some(head) = v.classify_head(payload, true) {
+            v.apply_head(d, 0, head);
+        }
+        v.pes_end(d, 0, Bytes::copy_from_slice(payload), ts, false);
+    }
+
+    fn frames(d: &mut Demuxer) -> Vec<Frame> {
+        std::iter::from_fn(|| d.pull())
+            .filter_map(|e| match e {
+                super::super::DemuxEvent::Frame(f) => Some(f),
+                super::super::DemuxEvent::Tracks(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_access_unit_over_many_small_pes_costs_linear_copying() {
+        let mut d = Demuxer::new();
+        d.streams
+            .push(super::super::pes::Stream::new(0x100, Codec::H264, false));
+        let mut v = VideoAsm::new(Codec::H264);
+        // AUD, SPS, PPS and an IDR slice padded to 4 MiB (no start code in it).
+        let mut idr = vec![0, 0, 0, 1, 9, 0xF0];
+        idr.extend_from_slice(&[0, 0, 0, 1, 0x67, 0x4D, 0x40, 0x1F, 0xEC, 0xA0]);
+        idr.extend_from_slice(&[0, 0, 0, 1, 0x68, 0xEF, 0xBC, 0x80]);
+        idr.extend_from_slice(&[0, 0, 0, 1, 0x65, 0x88, 0x84]);
+        idr.resize(4 << 20, 0x11);
+        // A P picture long enough for its slice header to be read at once.
+        let mut p = vec![0, 0, 0, 1, 9, 0xF0, 0, 0, 0, 1, 0x41, 0x9A];
+        p.resize(200, 0x22);
+        for (i, chunk) in idr.chunks(150).enumerate() {
+            feed(&mut v, &mut d, chunk, (i == 0).then_some((7200, 3600)));
+        }
+        assert_eq!(v.held_bytes(), idr.len());
+        let joined = v.copied();
+        assert!(
+            joined <= 3 * idr.len() as u64,
+            "{joined} bytes copied for {}",
+            idr.len()
+        );
+        // The next access unit ends it; the frame is the bytes as sent.
+        feed(&mut v, &mut d, &p, Some((10_800, 7200)));
+        v.flush(&mut d, 0);
+        let f = frames(&mut d);
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].dts, f[0].keyframe, f[0].data.len()), (3600, true, idr.len() - 6));
+        assert!(f[0].data[..] == idr[6..]);
+        assert_eq!(&f[1].data[..], &p[6..]);
+        // Emitting took no further copy, and one access unit per PES none at all.
+        assert_eq!(v.copied(), joined);
+        for (i, au) in [&idr[..4096], &p[..], &p[..]].into_iter().enumerate() {
+            feed(&mut v, &mut d, au, Some((20_000 + 3600 * i as i64, 20_000)));
+        }
+        v.flush(&mut d, 0);
+        assert_eq!(frames(&mut d).len(), 3);
+        assert_eq!(v.copied(), joined);
+    }
+
+    #[test]
+    fn es_buf_appends_in_place_and_freezes_without_copy() {
+        let mut b = EsBuf::Shared(Bytes::from_static(b"xxabc"));
+        assert_eq!(b.append(2, b"de"), 5);
+        assert_eq!(&b[..], b"abcde");
+        let mut total = 0;
+        for _ in 0..1000 {
+            total += b.append(0, b"fgh");
+        }
+        assert_eq!(b.len(), 3005);
+        // Appends once each; growth copies less than twice the final size.
+        assert!(total >= 3000 && total < 3 * 3005, "{total}");
+        let f = b.slice(1..4);
+        assert_eq!(&f[..], b"bcd");
+        assert!(matches!(b, EsBuf::Shared(_)));
+        assert_eq!(&b.slice(3003..3005)[..], b"gh");
     }
 
     #[test]
