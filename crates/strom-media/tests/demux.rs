@@ -1589,9 +1589,85 @@ fn default_program_is_the_first_with_video_even_on_a_shared_pmt_pid() {
     assert_eq!(r.selected, Some(7));
     assert_eq!(r.tracks.len(), 1);
     assert_eq!(r.frames()[0].pts, 1000);
-    // A program the PAT does not list gives nothing.
+    // A program the PAT does not list gives nothing, and says why.
     let r = run_with(Demuxer::with_program(Some(8)), &w.out, &[w.out.len()]);
     assert_eq!((r.selected, r.tracks.len(), r.programs.len()), (None, 0, 2));
+    assert_eq!(r.stats.programs_missing, 1);
+    let e = r.stats.last_error.expect("reported");
+    assert_eq!((e.pid, e.kind.name()), (0, "program_missing"));
+}
+
+/// An MPTS of programs 1..=100 (PMT PID 0x1000 + n, AAC on 0x100 + n),
+/// where only program `tv` also has H.264 (on 0x300). The PAT and every
+/// PMT repeat `cycles` times, then each program sends one audio PES and
+/// `tv` two pictures.
+fn mpts_100(tv: u16, cycles: usize) -> Vec<u8> {
+    let mut w = TsWriter::default();
+    let pat: Vec<u8> = (1..=100u16)
+        .flat_map(|n| {
+            let pid = 0x1000 + n;
+            [(n >> 8) as u8, n as u8, 0xE0 | (pid >> 8) as u8, pid as u8]
+        })
+        .collect();
+    for _ in 0..cycles {
+        w.section(0, 0x00, 1, 0, &pat);
+        for n in 1..=100u16 {
+            let audio: (u8, u16, &[u8]) = (0x0F, 0x100 + n, &[]);
+            let streams = if n == tv {
+                vec![(0x1B, 0x300, &[][..]), audio]
+            } else {
+                vec![audio]
+            };
+            w.section(0x1000 + n, 0x02, n, 0, &pmt_body(&streams));
+        }
+    }
+    for n in 1..=100u16 {
+        w.pes(0x100 + n, 0xC0, 1000 * i64::from(n), None, &adts(&[n as u8; 9]), true);
+    }
+    for (i, au) in synthetic_aus(&[300, 40]).iter().enumerate() {
+        w.pes(0x300, 0xE0, 90_000 + 3600 * i as i64, None, au, false);
+    }
+    w.out
+}
+
+#[test]
+fn any_program_of_a_large_pat_can_be_chosen() {
+    let ts = mpts_100(70, 3);
+    // Default: the first program with video, though it is the 70th entry.
+    let r = run(&ts);
+    assert_eq!(r.selected, Some(70));
+    let codecs: Vec<Codec> = r.tracks.iter().map(|t| t.codec).collect();
+    assert_eq!(codecs, [Codec::H264, Codec::Aac]);
+    assert_eq!(r.track_frames(0).len(), 2);
+    assert_eq!(r.track_frames(1).iter().map(|f| f.pts).collect::<Vec<_>>(), [70_000]);
+    assert!(r.programs.len() <= 64, "PMT state stays bounded");
+    assert!(r
+        .programs
+        .iter()
+        .any(|p| p.program_number == 70 && p.selected && p.has_video));
+    assert_eq!((r.stats.pmt_errors, r.stats.programs_missing), (0, 0));
+    // Asked for by number, past the 64th entry, from the first PAT on.
+    for n in [65, 90, 100, 3] {
+        let r = run_with(Demuxer::with_program(Some(n)), &ts, &[1316]);
+        assert_eq!(r.selected, Some(n));
+        assert_eq!(r.tracks.len(), 1, "program {n}");
+        assert_eq!(
+            r.frames().iter().map(|f| f.pts).collect::<Vec<_>>(),
+            [1000 * i64::from(n)]
+        );
+        assert!(r.programs.len() <= 64);
+        assert_eq!(r.stats.programs_missing, 0);
+    }
+    // Absent from a PAT repeated three times: reported once.
+    let r = run_with(Demuxer::with_program(Some(150)), &ts, &[1316]);
+    assert_eq!((r.selected, r.tracks.len(), r.stats.programs_missing), (None, 0, 1));
+    // No video anywhere: after searching every entry, the first program.
+    let r = run(&mpts_100(0, 3));
+    assert_eq!(r.selected, Some(1));
+    assert_eq!(r.frames().iter().map(|f| f.pts).collect::<Vec<_>>(), [1000]);
+    // Video within the first 64 entries is found in the first window.
+    let r = run(&mpts_100(5, 1));
+    assert_eq!(r.selected, Some(5));
 }
 
 #[test]

@@ -12,8 +12,14 @@
 //! first program in PAT order whose PMT has an H.264/H.265 stream, else the
 //! first program, once the PMTs of every program listed before it are known
 //! (a PMT that does not come within 16 PAT repetitions counts as "no video").
-//! At most [`MAX_PROGRAMS`] programs of the PAT are considered; PMTs of
-//! several programs may share a PID. When the PAT drops the followed
+//! The program asked for is found wherever the PAT lists it. The default
+//! search tracks the PMTs of at most [`MAX_PROGRAMS`] programs at a time:
+//! when none of them has video and the PAT lists more, it moves on to the
+//! next ones (the first program with a PMT stays the fallback), so a PAT of
+//! any size is searched whole, [`MAX_PROGRAMS`] programs per step. PMTs of
+//! several programs may share a PID. A complete PAT that does not list the
+//! program asked for is an error of kind `program_missing` on PID 0,
+//! counted once per absence in [`DemuxStats::programs_missing`]. When the PAT drops the followed
 //! program, its tracks stay (frames of its PIDs keep flowing) until the PMT
 //! of the program chosen next is applied. [`Demuxer::programs`] lists what
 //! the PAT offers.
@@ -106,7 +112,8 @@
 //! ([`TsErrorContext`]). Nothing here panics on input, and memory stays
 //! bounded: partial packets < 2 packets, PES and access units ≤
 //! [`MAX_PES_SIZE`] each and [`MAX_BUFFERED`] together, PSI sections ≤ 1024
-//! bytes (SCTE-35 ≤ 4096), at most [`MAX_PROGRAMS`] programs and
+//! bytes (SCTE-35 ≤ 4096), PMT state of at most
+//! [`MAX_PROGRAMS`] programs and
 //! [`MAX_TRACKS`] tracks.
 
 mod audio;
@@ -130,7 +137,7 @@ pub const MAX_PES_SIZE: usize = 16 << 20;
 pub const MAX_BUFFERED: usize = 32 << 20;
 /// Most recognised streams turned into tracks; further ones are ignored.
 pub const MAX_TRACKS: usize = 32;
-/// Most programs of a PAT considered for selection and listed.
+/// Most programs of a PAT whose PMTs are tracked (and listed) at a time.
 pub const MAX_PROGRAMS: usize = 64;
 /// Events `pull` may hold behind a video access unit whose end is not known
 /// yet; past this the access unit is taken as complete.
@@ -173,11 +180,13 @@ pub enum TsErrorKind {
     Latm,
     /// transport_scrambling_control set: the payload is encrypted.
     Scrambled,
+    /// The complete PAT does not list the program asked for (PID 0).
+    ProgramMissing,
 }
 
 impl TsErrorKind {
     /// Short stable lowercase name: `sync`, `cc`, `transport_error`, `pes`,
-    /// `psi`, `oversize`, `latm`, `scrambled`.
+    /// `psi`, `oversize`, `latm`, `scrambled`, `program_missing`.
     pub fn name(self) -> &'static str {
         match self {
             TsErrorKind::Sync => "sync",
@@ -188,6 +197,7 @@ impl TsErrorKind {
             TsErrorKind::Oversize => "oversize",
             TsErrorKind::Latm => "latm",
             TsErrorKind::Scrambled => "scrambled",
+            TsErrorKind::ProgramMissing => "program_missing",
         }
     }
 }
@@ -239,6 +249,9 @@ pub struct DemuxStats {
     /// Elementary streams of the followed program that strom does not
     /// carry, counted once each when a PMT brings them.
     pub unknown_streams: u64,
+    /// Times a complete PAT did not list the program asked for
+    /// ([`Demuxer::with_program`]); once per absence, not per PAT.
+    pub programs_missing: u64,
     /// The last error counted, with where it was.
     pub last_error: Option<TsErrorContext>,
 }
@@ -458,7 +471,9 @@ impl Demuxer {
         &self.stats
     }
 
-    /// The programs of the PAT (at most [`MAX_PROGRAMS`]), in PAT order.
+    /// The programs of the PAT whose PMTs are tracked, in PAT order: the
+    /// one asked for, the one followed and the current search window (at
+    /// most [`MAX_PROGRAMS`] in all; see the module docs).
     pub fn programs(&self) -> Vec<ProgramInfo> {
         self.psi.programs()
     }
@@ -488,6 +503,7 @@ impl Demuxer {
             TsErrorKind::Scrambled => s.scrambled += 1,
             TsErrorKind::Psi => s.pmt_errors += 1,
             TsErrorKind::Pes | TsErrorKind::Oversize | TsErrorKind::Latm => s.pes_errors += 1,
+            TsErrorKind::ProgramMissing => s.programs_missing += 1,
         }
         s.last_error = Some(TsErrorContext {
             pid,
@@ -813,6 +829,7 @@ mod tests {
             (TsErrorKind::Oversize, "oversize"),
             (TsErrorKind::Latm, "latm"),
             (TsErrorKind::Scrambled, "scrambled"),
+            (TsErrorKind::ProgramMissing, "program_missing"),
         ];
         for (k, n) in kinds {
             assert_eq!(k.name(), n);

@@ -5,9 +5,18 @@
 //! streams).
 //!
 //! Invariants: sections are at most 1024 bytes (PAT, PMT) or 4096 bytes
-//! (SCTE-35); at most [`MAX_PROGRAMS`] programs and one stored PMT section
-//! per program; a PID keeps one role. Repeated tables are recognised by
-//! their CRC field before any parsing.
+//! (SCTE-35); at most [`MAX_PROGRAMS`] programs are tracked (PMT PID
+//! followed, one stored PMT section each); a PID keeps one role. Repeated
+//! tables are recognised by their CRC field before any parsing.
+//!
+//! Tracked programs: the program asked for, the program followed, the
+//! fallback (first program with a PMT found by the default search so far)
+//! and a window of the other PAT entries that fills the rest. The default
+//! search looks for video in the window; when every program there is known
+//! (or given up) without video and the PAT lists more, the window moves on
+//! to the next entries, and after the last one starts again from the first.
+//! So any program of any PAT can be chosen, with PMT state for at most
+//! [`MAX_PROGRAMS`] programs at a time.
 
 use bytes::Bytes;
 
@@ -28,6 +37,18 @@ const TABLE_PMT: u8 = 0x02;
 const PATS_BEFORE_GIVING_UP: u32 = 16;
 /// Unknown streams remembered for `take_unknown` between calls.
 const MAX_UNKNOWN_QUEUED: usize = 64;
+
+/// What the program search decides now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Choice {
+    /// Follow this program_number.
+    Program(u16),
+    /// Undecided: PMTs are awaited, or the program asked for is not listed.
+    Wait,
+    /// No video among the tracked programs: search the next window, keeping
+    /// this fallback.
+    NextWindow(Option<u16>),
+}
 
 /// Which section buffer a PID feeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,10 +100,20 @@ pub(super) struct Psi {
     /// PAT sections of the current version, by section_number.
     pat_sections: Vec<PatSection>,
     pat_version: Option<u8>,
-    /// Programs in PAT order.
+    /// Tracked programs (see the module docs), in PAT order.
     programs: Vec<Program>,
+    /// Index among the usable PAT entries where the search window starts,
+    /// and where it ends (exclusive).
+    window: usize,
+    window_end: usize,
+    /// Usable, distinct PAT entries.
+    entry_count: usize,
+    /// First program with a PMT (and no video) of windows searched before.
+    fallback: Option<u16>,
     /// The program asked for (`with_program`), if any.
     wanted: Option<u16>,
+    /// The complete PAT without the program asked for was reported.
+    missing_reported: bool,
     selected: Option<u16>,
     /// PAT sections seen while no program could be chosen.
     pats_waiting: u32,
@@ -100,7 +131,12 @@ impl Psi {
             pat_sections: Vec::new(),
             pat_version: None,
             programs: Vec::new(),
+            window: 0,
+            window_end: 0,
+            entry_count: 0,
+            fallback: None,
             wanted,
+            missing_reported: false,
             selected: None,
             pats_waiting: 0,
             had_pmt: false,
@@ -145,31 +181,39 @@ impl Psi {
         }
     }
 
-    /// The program to follow now, or `None` while undecided.
-    fn choose(&self) -> Option<u16> {
+    /// The program to follow now, or what to do instead.
+    fn choose(&self) -> Choice {
         let listed = |n: u16| self.programs.iter().any(|p| p.number == n);
         if let Some(n) = self.wanted {
-            return listed(n).then_some(n);
+            return if listed(n) { Choice::Program(n) } else { Choice::Wait };
         }
         // Stay with a choice while the PAT lists it.
         if let Some(cur) = self.selected.filter(|&n| listed(n)) {
-            return Some(cur);
+            return Choice::Program(cur);
         }
         let give_up = self.pats_waiting >= PATS_BEFORE_GIVING_UP;
+        // The fallback of earlier windows comes first in PAT order.
         let mut fallback = None;
         for p in &self.programs {
             if p.pmt.is_none() {
                 if give_up {
                     continue;
                 }
-                return None;
+                return Choice::Wait;
             }
             if p.has_video {
-                return Some(p.number);
+                return Choice::Program(p.number);
             }
             fallback.get_or_insert(p.number);
         }
-        fallback
+        let more = self.window_end < self.entry_count;
+        match fallback {
+            _ if more => Choice::NextWindow(fallback),
+            Some(n) => Choice::Program(n),
+            // Nothing has a PMT yet: search again from the first entries.
+            None if self.window > 0 => Choice::NextWindow(None),
+            None => Choice::Wait,
+        }
     }
 }
 
@@ -345,6 +389,9 @@ impl Demuxer {
         if psi.pat_version != Some(version) {
             psi.pat_sections.clear();
             psi.pat_version = Some(version);
+            // A new PAT: the default search starts again at its first entry.
+            psi.window = 0;
+            psi.fallback = None;
         }
         // Program 0 is the network PID, not a program.
         let entries: Vec<(u16, u16)> = body
@@ -366,20 +413,62 @@ impl Demuxer {
             Ok(i) => psi.pat_sections[i] = section,
             Err(i) => psi.pat_sections.insert(i, section),
         }
-        // Programs in section order, each once, PMT PIDs that can be one.
-        let mut old = std::mem::take(&mut psi.programs);
-        let mut programs: Vec<Program> = Vec::new();
+        let complete = psi.pat_sections.len() == usize::from(last) + 1;
+        self.track_programs();
+        if let Some(n) = self.psi.wanted {
+            let listed = self.psi.programs.iter().any(|p| p.number == n);
+            if listed {
+                self.psi.missing_reported = false;
+            } else if complete && !self.psi.missing_reported {
+                // Said once per absence, so the API shows why nothing plays.
+                self.psi.missing_reported = true;
+                self.error(PAT_PID, TsErrorKind::ProgramMissing);
+            }
+        }
+        self.select_program();
+        true
+    }
+
+    /// Rebuilds the tracked programs (module docs) from the PAT sections:
+    /// usable entries in section order, each program once, keeping the PMT
+    /// state of programs that stay; then gives their PIDs the PMT role.
+    fn track_programs(&mut self) {
+        let psi = &mut self.psi;
+        // Program numbers seen (a PAT may list up to 256 × 253 entries).
+        let mut seen = vec![0u64; 1 << 10];
+        let mut entries: Vec<(u16, u16)> = Vec::new();
         for &(program, pmt_pid) in psi.pat_sections.iter().flat_map(|p| &p.programs) {
-            if programs.len() >= MAX_PROGRAMS || programs.iter().any(|p| p.number == program) {
+            let (word, bit) = (usize::from(program >> 6), 1u64 << (program & 63));
+            if seen[word] & bit != 0 {
                 continue;
             }
+            seen[word] |= bit;
             let usable = pmt_pid != PAT_PID
                 && pmt_pid != NULL_PID
                 && !matches!(
                     self.pids[usize::from(pmt_pid)].role,
                     PidRole::Stream(_) | PidRole::Scte35(_)
                 );
-            if !usable {
+            if usable {
+                entries.push((program, pmt_pid));
+            }
+        }
+        if psi.window >= entries.len() {
+            psi.window = 0;
+        }
+        let window = psi.window;
+        let pins = [psi.wanted, psi.selected, psi.fallback];
+        let pinned = |n: u16| pins.contains(&Some(n));
+        let mut room = MAX_PROGRAMS.saturating_sub(entries.iter().filter(|e| pinned(e.0)).count());
+        let mut window_end = window;
+        let mut old = std::mem::take(&mut psi.programs);
+        let mut programs: Vec<Program> = Vec::new();
+        for (i, &(program, pmt_pid)) in entries.iter().enumerate() {
+            let in_window = i >= window && room > 0 && !pinned(program);
+            if in_window {
+                room -= 1;
+                window_end = i + 1;
+            } else if !pinned(program) {
                 continue;
             }
             let kept = old
@@ -394,10 +483,14 @@ impl Demuxer {
                 has_video: false,
             }));
         }
-        self.psi.programs = programs;
+        // Pinned entries right after the window are searched with it.
+        while entries.get(window_end).is_some_and(|e| pinned(e.0)) {
+            window_end += 1;
+        }
+        psi.window_end = window_end;
+        psi.entry_count = entries.len();
+        psi.programs = programs;
         self.assign_pmt_pids();
-        self.select_program();
-        true
     }
 
     /// Gives the PMT role to the PIDs of the listed programs (keeping the
@@ -433,7 +526,22 @@ impl Demuxer {
 
     /// Re-evaluates the program choice; a new choice applies its stored PMT.
     fn select_program(&mut self) {
-        let choice = self.psi.choose();
+        let choice = match self.psi.choose() {
+            Choice::Program(n) => Some(n),
+            Choice::Wait => None,
+            Choice::NextWindow(fallback) => {
+                let psi = &mut self.psi;
+                psi.fallback = fallback;
+                psi.window = if psi.window_end < psi.entry_count {
+                    psi.window_end
+                } else {
+                    0
+                };
+                psi.pats_waiting = 0;
+                self.track_programs();
+                None
+            }
+        };
         if choice.is_none() {
             // A program the PAT no longer lists is not followed any more,
             // but its tracks stay until another PMT is applied (module docs).
