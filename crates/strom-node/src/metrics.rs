@@ -128,8 +128,10 @@ pub struct StreamMetrics {
     pub input_panics: Counter,
     /// UDP datagrams a stream lost because it fell behind its shared socket.
     pub udp_overrun: Counter,
-    /// PES and section errors of other kinds (unknown stream types, LATM).
+    /// Elementary streams of a type strom does not carry.
     pub ts_other: Counter,
+    /// The selected MPTS program is not in a complete PAT.
+    pub ts_program_missing: Counter,
     /// Frame timestamps the demuxer had to interpolate (PES without PTS).
     pub ts_interpolated: Counter,
     /// Frames dropped because no random access point closed their segment
@@ -222,7 +224,7 @@ impl Metrics {
         );
         r.register(
             "stream_ts_errors",
-            "MPEG-TS errors by kind (cc, sync, pes, pmt, unknown_stream, udp_overrun)",
+            "MPEG-TS errors by kind (cc, sync, pes, pmt, unknown_stream, program_missing, udp_overrun)",
             m.ts_errors.clone(),
         );
         r.register(
@@ -369,6 +371,7 @@ impl Metrics {
             ts_pmt: self.ts_errors.get_or_create_owned(&kind("pmt")),
             udp_overrun: self.ts_errors.get_or_create_owned(&kind("udp_overrun")),
             ts_other: self.ts_errors.get_or_create_owned(&kind("unknown_stream")),
+            ts_program_missing: self.ts_errors.get_or_create_owned(&kind("program_missing")),
             ts_interpolated: self.ts_interpolated.get_or_create_owned(&l),
             dropped_no_rap: self.dropped_frames.get_or_create_owned(&kind("no_rap")),
             dropped_untracked: self.dropped_frames.get_or_create_owned(&kind("untracked")),

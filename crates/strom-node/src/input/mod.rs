@@ -204,6 +204,8 @@ impl Feeder {
         m.ts_pmt.inc_by(s.pmt_errors.saturating_sub(self.seen.pmt_errors));
         m.ts_other
             .inc_by(s.unknown_streams.saturating_sub(self.seen.unknown_streams));
+        m.ts_program_missing
+            .inc_by(s.programs_missing.saturating_sub(self.seen.programs_missing));
         m.ts_interpolated
             .inc_by(s.interpolated.saturating_sub(self.seen.interpolated));
         m.dropped_wait_keyframe
