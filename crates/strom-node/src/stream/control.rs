@@ -646,7 +646,10 @@ mod tests {
             h.run(&[0], 40 * MS);
         }
         assert_eq!(h.status(), Status::Waiting, "delivering, waiting for a RAP");
-        assert!(Harness::delivered_from(&h.take()).is_empty(), "nothing passes before a RAP");
+        assert!(
+            Harness::delivered_from(&h.take()).is_empty(),
+            "nothing passes before a RAP"
+        );
         h.run(&[], 5100 * MS);
         assert_eq!(h.status(), Status::Failed, "silent past source_timeout");
     }
