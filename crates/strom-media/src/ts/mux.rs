@@ -27,13 +27,22 @@
 //!     header stuffing, §2.4.3.7, makes up the difference); teletext instead
 //!     grows its last PES by whole packets of stuffing data units (see below);
 //!   - the last SCTE-35 section of a PID is spread the same way;
-//!   - PAT and PMT get one more copy at the end of the segment, spread over
-//!     as many packets as their counters need.
+//!   - PAT and PMT are repeated whole at the end of the segment, one
+//!     complete section per packet (pointer_field 0, 0xFF fill), as many
+//!     times as their counters need. Sections are never spread thinly:
+//!     readers (GStreamer's mpegts library) reject a packet that starts a
+//!     section with fewer than its 3 header bytes. A PMT of n > 1 packets
+//!     is repeated whole, its last copy spread over at most 2n − 1 packets
+//!     so that its first packet still carries 183 or more bytes.
 //!
 //!   This costs at most 15 packets (2.8 KB) per PID per segment, and at
 //!   least 16 PAT and 16 PMT packets per segment: 2.7 % more bytes for the
 //!   2 s segments of assets/demo.ts (1.3 Mbit/s), less at broadcast
 //!   bitrates. [`TsMuxer`] (continuous HTTP-TS) needs no padding.
+//! - PAT and PMT precede the first frame, every video keyframe, and any
+//!   frame of the PCR track at least [`TABLE_INTERVAL`] of DTS after the
+//!   last copy, so with frames up to 0.1 s apart they repeat at least every
+//!   0.5 s (ETSI TR 101 290 §5.2.1, 1.3 PAT_error) even in a 10 s GOP.
 //! - One PES per frame. The last packet of a PES is padded with
 //!   adaptation-field stuffing, never with bytes inside the PES payload.
 //! - The PCR rides on the first packet of every frame of the PCR track (first
@@ -87,10 +96,13 @@ const NO_PCR_PID: u16 = 0x1FFF;
 /// buffers from it the same way they do for ffmpeg output.
 pub const MUX_DELAY: i64 = CLOCK_HZ * 7 / 10;
 
-/// Without video there are no keyframes to hang PAT/PMT on, so audio-only
-/// streams repeat them on this DTS interval (0.5 s: a joining HTTP-TS client
-/// waits at most that long, at ~6 kbit/s of overhead).
-const AUDIO_ONLY_TABLE_INTERVAL: i64 = CLOCK_HZ / 2;
+/// PAT and PMT are repeated before the first PCR-track frame whose DTS is
+/// at least this far (90 kHz ticks, 0.4 s) past the last copy, keyframe or
+/// not. ETSI TR 101 290 §5.2.1 (1.3 PAT_error) wants a PAT at least every
+/// 0.5 s; 0.4 s keeps the real gap within that for frames up to 0.1 s apart
+/// (10 fps video, any audio), at ~7.5 kbit/s of overhead. An audio-only
+/// HTTP-TS client joining at a table copy waits no longer than that either.
+pub const TABLE_INTERVAL: i64 = CLOCK_HZ * 2 / 5;
 
 const TS_HEADER_SIZE: usize = 4;
 const TS_PAYLOAD_SIZE: usize = PACKET_SIZE - TS_HEADER_SIZE;
@@ -181,25 +193,39 @@ impl Psi {
     }
 
     /// Appends the table: the prebuilt packets, or, when a discontinuity is
-    /// pending or the counter is to be padded, packets written on the spot.
-    fn write(&mut self, out: &mut BytesMut, pad: bool) {
-        if !self.discontinuity && !pad {
+    /// pending, packets written on the spot with the indicator set.
+    fn write(&mut self, out: &mut BytesMut) {
+        if !self.discontinuity {
             put_psi(out, &self.packets, &mut self.cc);
             return;
         }
-        let flags = if std::mem::take(&mut self.discontinuity) {
-            AF_DISCONTINUITY
-        } else {
-            0
-        };
-        write_section(out, self.pid, &mut self.cc, &self.section, flags, pad);
+        self.discontinuity = false;
+        write_section(out, self.pid, &mut self.cc, &self.section, AF_DISCONTINUITY, false);
     }
 
-    /// Writes one more copy of the table if the counter is not at a multiple
-    /// of 16, spread so that it ends there.
+    /// Writes whole copies of the table until the counter is at a multiple
+    /// of 16 (nothing if it already is). A one-packet table (the PAT, and
+    /// any PMT of up to 183 bytes) takes one packet per copy. A table of
+    /// n > 1 packets gets its last copy spread over n + 1 to 2n − 1 packets
+    /// (its first packet still carries 183 or more bytes, every later one at
+    /// least one), going round the counter once more when fewer than n
+    /// packets are missing.
     fn pad(&mut self, out: &mut BytesMut) {
-        if self.cc != 0 {
-            self.write(out, true);
+        let n = self.packets.len() / PACKET_SIZE;
+        // Ends: each whole copy takes the count down by n (mod 16); from
+        // at least 2n it lands in n..2n, which ends the loop, and from below
+        // n it wraps to at least 17 - n >= n (n <= 6: 1024-byte sections).
+        loop {
+            let left = cc_padding(self.cc, 0);
+            if left == 0 {
+                return;
+            }
+            if left > n && left < 2 * n && !self.discontinuity {
+                let parts: [&[u8]; 4] = [&[0], &self.section, &[], &[]];
+                write_unit(out, self.pid, &mut self.cc, parts, 0, None, left);
+            } else {
+                self.write(out);
+            }
         }
     }
 }
@@ -314,17 +340,18 @@ impl TsMuxer {
     /// Appends PAT and PMT (with CRC) packets.
     pub fn write_tables(&mut self, out: &mut BytesMut) {
         out.reserve(self.pat.packets.len() + self.pmt.packets.len());
-        self.pat.write(out, false);
-        self.pmt.write(out, false);
+        self.pat.write(out);
+        self.pmt.write(out);
         self.tables_just_written = true;
         self.tables_ever_written = true;
     }
 
     /// Appends the packets of one frame.
     ///
-    /// A video keyframe is preceded by PAT/PMT (as is the first frame, and for
-    /// audio-only streams a PCR-track frame every 0.5 s; subtitle and SCTE-35
-    /// frames never cause a repetition); a keyframe whose data lacks SPS/PPS
+    /// A video keyframe is preceded by PAT/PMT, as are the first frame and
+    /// any PCR-track frame [`TABLE_INTERVAL`] (0.4 s of DTS) or more after
+    /// the last copy (other audio, subtitle and SCTE-35 frames never cause a
+    /// repetition); a keyframe whose data lacks SPS/PPS
     /// (VPS/SPS/PPS for H.265) gets the missing ones inserted from the
     /// track's `parameter_sets`; every video AU starts with an AUD (type 9
     /// for H.264, 35 for H.265) if it has none. AAC frames get an ADTS
@@ -485,15 +512,16 @@ impl TsMuxer {
         if !self.tables_ever_written {
             return true;
         }
+        // Keyframes first: an HTTP-TS viewer joins at one and needs the
+        // tables right there.
         let kind = self.streams[idx].track.kind();
-        if self.has_video {
-            kind == TrackKind::Video && frame.keyframe
-        } else {
-            self.pcr_stream == Some(idx)
-                && self
-                    .last_tables_dts
-                    .is_none_or(|last| frame.dts - last >= AUDIO_ONLY_TABLE_INTERVAL)
+        if self.has_video && kind == TrackKind::Video && frame.keyframe {
+            return true;
         }
+        self.pcr_stream == Some(idx)
+            && self
+                .last_tables_dts
+                .is_none_or(|last| frame.dts - last >= TABLE_INTERVAL)
     }
 
     /// Upper bound on the bytes `write_frame` appends for `frame`, so
@@ -524,17 +552,19 @@ impl TsMuxer {
                 (len + overhead).div_ceil(TS_PAYLOAD_SIZE)
             }
         };
-        let tables = if frame.keyframe || !self.has_video { tables } else { 0 };
+        let pcr = self.pcr_stream == Some(frame.track as usize);
+        let tables = if frame.keyframe || pcr { tables } else { 0 };
         packets * PACKET_SIZE + tables
     }
 
     /// Upper bound on the bytes of a segment of `frames` from a fresh muxer:
-    /// tables at the start and their padding copies at the end, the frames,
-    /// and up to 15 padding packets per PID.
+    /// tables at the start, the frames, up to 15 padding packets per
+    /// elementary PID, and the padding copies of PAT and PMT (fewer than
+    /// 2n + 15 packets for a table of n).
     fn segment_size_bound(&self, frames: &[Frame]) -> usize {
         let tables = self.pat.packets.len() + self.pmt.packets.len();
         let padding = (self.streams.len() + 2) * (CC_MODULUS - 1) * PACKET_SIZE;
-        2 * tables + padding + frames.iter().map(|f| self.frame_size_bound(f)).sum::<usize>()
+        3 * tables + padding + frames.iter().map(|f| self.frame_size_bound(f)).sum::<usize>()
     }
 
     /// Sets each stream's `last_frame` to the index in `frames` of its last
@@ -886,7 +916,9 @@ fn put_psi(out: &mut BytesMut, packets: &[u8], cc: &mut u8) {
 /// adaptation field of its first packet; with `pad`, spread over as many
 /// more packets as make the counter end at 15. The last packet is filled
 /// with adaptation-field stuffing, not 0xFF, so that spreading is possible.
-/// Sections are at least 16 bytes (PAT) so 16 packets always have a byte each.
+/// Only SCTE-35 sections are padded this way: at least 20 bytes, so the
+/// first of 16 packets still carries pointer_field and 5 bytes, the whole
+/// section header.
 fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8], flags: u8, pad: bool) {
     let total = 1 + section.len();
     let natural = natural_packets(total, af_size(flags));
@@ -1493,9 +1525,10 @@ mod tests {
             next.insert(p.pid, (p.cc + 1) & 0xF);
         }
         assert!(seen_wrap);
-        // PAT/PMT: explicit tables + one per keyframe after the first
-        // (the first keyframe follows the explicit tables directly).
-        assert_eq!(next[&PAT_PID], 2);
+        // PAT/PMT: explicit tables (the first keyframe follows them
+        // directly), then at 0.4 s (frame 10), the keyframe at 0.8 s (20)
+        // and 1.2 s (30).
+        assert_eq!(next[&PAT_PID], 4);
     }
 
     #[test]
@@ -1577,12 +1610,24 @@ mod tests {
         }
         assert!(firsts.values().all(|&cc| cc == 0));
         // Tables once at the start (not again before the first keyframe),
-        // before the second keyframe, and one padding copy at the end.
+        // every 0.4 s of video DTS (frames 10, 20, 35, 45) and before the
+        // second keyframe (25); then whole copies up to counter 15, each
+        // packet a complete section (GStreamer rejects thinner slices).
         let pat: Vec<&Packet<'_>> = ps.iter().filter(|p| p.pid == PAT_PID).collect();
-        assert_eq!(pat.iter().filter(|p| p.pusi).count(), 3);
         assert_eq!(pat.len(), 16, "PAT counter padded to 15");
-        // Capacity estimate really is an upper bound (no realloc in mux_segment).
         let mux = TsMuxer::new(&seg.tracks);
+        for p in &pat {
+            assert_eq!(section(p), mux.pat.section, "a whole PAT in every packet");
+        }
+        let pmt: Vec<&Packet<'_>> = ps.iter().filter(|p| p.pid == PMT_PID).collect();
+        assert_eq!(pmt.len(), 16, "PMT counter padded to 15");
+        for p in &pmt {
+            assert_eq!(section(p), mux.pmt.section, "a whole PMT in every packet");
+        }
+        let first_padding = ps.iter().rposition(|p| p.pid == 0x100).unwrap_or_default();
+        let before = ps[..first_padding].iter().filter(|p| p.pid == PAT_PID).count();
+        assert_eq!(before, 6, "PAT at 0, 0.4, 0.8, 1.0 (keyframe), 1.4 and 1.8 s");
+        // Capacity estimate really is an upper bound (no realloc in mux_segment).
         assert!(a.len() <= mux.segment_size_bound(&seg.frames));
     }
 
@@ -1678,6 +1723,78 @@ mod tests {
         mux.write_frame(&frame(1, T0 + 1, T0 + 1, true, vec![1; 10]), &mut out);
         let pids: Vec<u16> = packets(&out).iter().map(|p| p.pid).collect();
         assert_eq!(pids, [0, 0x1000, 0x101, 0, 0x1000, 0x100, 0x100, 0x101]);
+    }
+
+    /// DTS (mod 2^33) of the PCR-PID frames that PAT packets precede, in
+    /// order, and the DTS of the last frame on that PID.
+    fn pat_times(ts: &[u8], pcr_pid: u16) -> (Vec<i64>, i64) {
+        let mut times = Vec::new();
+        let mut pending = false;
+        let mut last = 0;
+        for p in packets(ts) {
+            if p.pid == PAT_PID {
+                pending = true;
+            } else if p.pid == pcr_pid && p.pusi {
+                let h = p.payload;
+                let at = if h[7] & 0xC0 == 0xC0 { 14 } else { 9 };
+                last = decode_timestamp(&h[at..at + 5]);
+                if std::mem::take(&mut pending) {
+                    times.push(last);
+                }
+            }
+        }
+        (times, last)
+    }
+
+    /// A 10 s GOP (one keyframe in 250 frames at 25 fps) with audio: PAT and
+    /// PMT still come at least every 0.5 s of DTS, in a segment and in
+    /// continuous output (ETSI TR 101 290 1.3).
+    #[test]
+    fn tables_repeat_within_half_a_second_in_long_gops() {
+        let tracks: Arc<[Track]> = vec![video_track(0), aac_track(1, None)].into();
+        let mut frames = Vec::new();
+        for i in 0..250i64 {
+            let t = T0 + i * 3600;
+            frames.push(frame(0, t, t + 7200, i == 0, idr(300)));
+            for j in 0..2 {
+                let ta = t + j * 1920;
+                frames.push(frame(1, ta, ta, true, vec![0x21; 100]));
+            }
+        }
+        let seg = mk_segment(tracks.to_vec(), frames.clone(), false);
+        let mut mux = TsMuxer::new(&tracks);
+        let mut continuous = BytesMut::new();
+        for _ in 0..2 {
+            for f in &frames {
+                let mut f = f.clone();
+                f.dts += 250 * 3600;
+                f.pts += 250 * 3600;
+                mux.write_frame(&f, &mut continuous);
+            }
+        }
+        for (what, ts) in [("segment", &mux_segment(&seg)[..]), ("continuous", &continuous[..])] {
+            let (times, last) = pat_times(ts, 0x100);
+            assert!(times.len() >= 20, "{what}: {} PATs in 10 s", times.len());
+            for w in times.windows(2) {
+                assert!(w[1] - w[0] <= CLOCK_HZ / 2, "{what}: PAT gap {} ticks", w[1] - w[0]);
+            }
+            assert!(
+                last - times[times.len() - 1] <= CLOCK_HZ / 2,
+                "{what}: no PAT at the end"
+            );
+            let pmts = packets(ts).iter().filter(|p| p.pid == PMT_PID && p.pusi).count();
+            let pats = packets(ts).iter().filter(|p| p.pid == PAT_PID && p.pusi).count();
+            assert_eq!(pmts, pats, "{what}: a PMT with every PAT");
+        }
+        // Keyframes still get the tables right before them.
+        let ps = packets(&continuous);
+        let keys: Vec<usize> = (0..ps.len())
+            .filter(|&i| ps[i].pid == 0x100 && af_flags(&ps[i]) & AF_RANDOM_ACCESS != 0)
+            .collect();
+        assert_eq!(keys.len(), 2);
+        for key in keys {
+            assert!(key >= 2 && ps[key - 2].pid == PAT_PID && ps[key - 1].pid == PMT_PID);
+        }
     }
 
     #[test]
