@@ -26,7 +26,10 @@
 //!     packets (if it has fewer bytes than packets, a byte or two of PES
 //!     header stuffing, §2.4.3.7, makes up the difference); teletext instead
 //!     grows its last PES by whole packets of stuffing data units (see below);
-//!   - the last SCTE-35 section of a PID is spread the same way;
+//!   - an SCTE-35 PID is padded after its last cue with `splice_null()`
+//!     sections (ANSI/SCTE 35 §9.7.1, the no-op command), one complete
+//!     section per packet: the cue itself is neither spread thinly nor
+//!     repeated;
 //!   - PAT and PMT are repeated whole at the end of the segment, one
 //!     complete section per packet (pointer_field 0, 0xFF fill), as many
 //!     times as their counters need. Sections are never spread thinly:
@@ -200,7 +203,7 @@ impl Psi {
             return;
         }
         self.discontinuity = false;
-        write_section(out, self.pid, &mut self.cc, &self.section, AF_DISCONTINUITY, false);
+        write_section(out, self.pid, &mut self.cc, &self.section, AF_DISCONTINUITY);
     }
 
     /// Writes whole copies of the table until the counter is at a multiple
@@ -395,7 +398,12 @@ impl TsMuxer {
         let codec = stream.track.codec;
         if codec == Codec::Scte35 {
             if let Some(section) = scte35_section(&frame.data, frame.pts) {
-                write_section(out, pid, &mut stream.cc, &section, flags, pad);
+                write_section(out, pid, &mut stream.cc, &section, flags);
+                if pad {
+                    for _ in 0..cc_padding(stream.cc, 0) {
+                        put_psi(out, &splice_null_packet(pid), &mut stream.cc);
+                    }
+                }
             }
             return;
         }
@@ -912,21 +920,25 @@ fn put_psi(out: &mut BytesMut, packets: &[u8], cc: &mut u8) {
     }
 }
 
+/// A `splice_null()` splice_info_section (ANSI/SCTE 35 §9.6, §9.7.1: no
+/// encryption, `pts_adjustment` 0, tier 0xFFF, no descriptors) in one packet
+/// of `pid` (pointer_field 0, 0xFF fill; counter left 0 for [`put_psi`]).
+fn splice_null_packet(pid: u16) -> [u8; PACKET_SIZE] {
+    const SECTION: [u8; 16] = [0xFC, 0x30, 17, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xF0, 0, 0x00, 0, 0];
+    let mut p = [0xFF; PACKET_SIZE];
+    p[..5].copy_from_slice(&[SYNC_BYTE, 0x40 | (pid >> 8) as u8, pid as u8, 0x10, 0]);
+    p[5..21].copy_from_slice(&SECTION);
+    p[21..25].copy_from_slice(&crc32_mpeg2(&SECTION).to_be_bytes());
+    p
+}
+
 /// Writes one section (pointer_field 0, then the section) with `flags` in an
-/// adaptation field of its first packet; with `pad`, spread over as many
-/// more packets as make the counter end at 15. The last packet is filled
-/// with adaptation-field stuffing, not 0xFF, so that spreading is possible.
-/// Only SCTE-35 sections are padded this way: at least 20 bytes, so the
-/// first of 16 packets still carries pointer_field and 5 bytes, the whole
-/// section header.
-fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8], flags: u8, pad: bool) {
-    let total = 1 + section.len();
-    let natural = natural_packets(total, af_size(flags));
-    let count = if pad {
-        natural + cc_padding(*cc, natural)
-    } else {
-        natural
-    };
+/// adaptation field of its first packet, over the fewest packets, the last
+/// one filled with adaptation-field stuffing. Sections are never spread
+/// over more packets than that: GStreamer rejects sections sliced thinly,
+/// so PSI PIDs are padded with whole sections instead.
+fn write_section(out: &mut BytesMut, pid: u16, cc: &mut u8, section: &[u8], flags: u8) {
+    let count = natural_packets(1 + section.len(), af_size(flags));
     write_unit(out, pid, cc, [&[0], section, &[], &[]], flags, None, count);
 }
 
@@ -2333,7 +2345,22 @@ mod tests {
         let ts = mux_segment(&mk_segment(tracks, frames, false));
         let counts = assert_cc_continuous(&ts);
         assert_eq!(counts[&0x101], 16);
-        assert_eq!(sections_by_pid(&ts, &[0x101])[&0x101], vec![s]);
+        // The cue once, then 13 splice_null() sections, one per packet.
+        let sections = &sections_by_pid(&ts, &[0x101])[&0x101];
+        assert_eq!(sections.len(), 14);
+        assert_eq!(sections[0], s);
+        for null in &sections[1..] {
+            assert_eq!(crc32_mpeg2(null), 0);
+            let info = scte35::parse(null).expect("splice_null parses");
+            assert!(info.pts_time().is_none() && !info.encrypted);
+            assert_eq!(null[13], 0x00, "splice_command_type splice_null");
+        }
+        let ps = packets(&ts);
+        assert!(ps
+            .iter()
+            .filter(|p| p.pid == 0x101)
+            .skip(3)
+            .all(|p| p.pusi && p.af.is_none()));
     }
 
     #[test]
