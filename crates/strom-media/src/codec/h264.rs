@@ -474,6 +474,7 @@ pub(crate) fn reduce(num: u64, den: u64) -> Option<(u32, u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::nal::test_bits::BitWriter;
 
     /// SPS of assets/demo.ts: x264 Main@3.1, 1280x720, 25 fps.
     const DEMO_SPS: &[u8] = &[
@@ -733,39 +734,6 @@ mod tests {
             };
             let _ = parse_slice_header(&v, Some(&ctx));
             let _ = nal_role(&v);
-        }
-    }
-
-    /// Minimal MSB-first writer for building test bitstreams.
-    #[derive(Default)]
-    struct BitWriter {
-        bytes: Vec<u8>,
-        bits: usize,
-    }
-
-    impl BitWriter {
-        fn put(&mut self, v: u64, n: u32) {
-            for i in (0..n).rev() {
-                if self.bits.is_multiple_of(8) {
-                    self.bytes.push(0);
-                }
-                if let Some(last) = self.bytes.last_mut() {
-                    *last |= (((v >> i) & 1) as u8) << (7 - self.bits % 8);
-                }
-                self.bits += 1;
-            }
-        }
-
-        fn ue(&mut self, v: u32) {
-            let x = u64::from(v) + 1;
-            let len = 64 - x.leading_zeros();
-            self.put(0, len - 1);
-            self.put(x, len);
-        }
-
-        fn finish(mut self) -> Vec<u8> {
-            self.put(1, 1);
-            self.bytes
         }
     }
 

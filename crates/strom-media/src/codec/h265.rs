@@ -424,6 +424,7 @@ fn parse_vui_timing(r: &mut BitReader<'_>) -> Result<Option<(u32, u32)>, CodecEr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::nal::test_bits::BitWriter;
 
     /// x265 Main@L2.1, 640x360, 25 fps (ffmpeg testsrc2).
     const SPS_360: &[u8] = &[
@@ -653,39 +654,5 @@ mod tests {
         // A slice of layer 1 belongs to its base-layer access unit.
         assert_eq!(nal_role(&[0x2a, 0x09, 0xd0]), NalRole::Other);
         assert_eq!(nal_role(&[0x2a]), NalRole::Other);
-    }
-
-    /// Minimal MSB-first writer for building test bitstreams.
-    #[derive(Default)]
-    struct BitWriter {
-        bytes: Vec<u8>,
-        bits: usize,
-    }
-
-    impl BitWriter {
-        fn put(&mut self, v: u64, n: u32) {
-            for i in (0..n).rev() {
-                if self.bits.is_multiple_of(8) {
-                    self.bytes.push(0);
-                }
-                let bit = ((v >> i) & 1) as u8;
-                if let Some(last) = self.bytes.last_mut() {
-                    *last |= bit << (7 - self.bits % 8);
-                }
-                self.bits += 1;
-            }
-        }
-
-        fn ue(&mut self, v: u32) {
-            let x = u64::from(v) + 1;
-            let len = 64 - x.leading_zeros();
-            self.put(0, len - 1);
-            self.put(x, len);
-        }
-
-        fn finish(mut self) -> Vec<u8> {
-            self.put(1, 1); // rbsp_stop_one_bit
-            self.bytes
-        }
     }
 }

@@ -426,6 +426,46 @@ pub(crate) fn scan_access_unit<'a>(au: &'a [u8], classify: impl Fn(&[u8]) -> Nal
     scan
 }
 
+/// Test helpers shared by the codec modules' tests.
+#[cfg(test)]
+pub(crate) mod test_bits {
+    /// Minimal MSB-first writer for building test bitstreams.
+    #[derive(Default)]
+    pub(crate) struct BitWriter {
+        bytes: Vec<u8>,
+        bits: usize,
+    }
+
+    impl BitWriter {
+        /// Appends the `n` low bits of `v`, most significant first.
+        pub(crate) fn put(&mut self, v: u64, n: u32) {
+            for i in (0..n).rev() {
+                if self.bits.is_multiple_of(8) {
+                    self.bytes.push(0);
+                }
+                if let Some(last) = self.bytes.last_mut() {
+                    *last |= (((v >> i) & 1) as u8) << (7 - self.bits % 8);
+                }
+                self.bits += 1;
+            }
+        }
+
+        /// Appends `v` as Exp-Golomb ue(v) (H.264 §9.1).
+        pub(crate) fn ue(&mut self, v: u32) {
+            let x = u64::from(v) + 1;
+            let len = 64 - x.leading_zeros();
+            self.put(0, len - 1);
+            self.put(x, len);
+        }
+
+        /// Appends rbsp_stop_one_bit and returns the bytes.
+        pub(crate) fn finish(mut self) -> Vec<u8> {
+            self.put(1, 1);
+            self.bytes
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
