@@ -18,6 +18,7 @@
 //! [`http::router`] on every configured address until shutdown. All media
 //! parsing and muxing lives in `strom-media`.
 
+pub mod access;
 pub mod api;
 pub mod cluster;
 pub mod http;
