@@ -2,6 +2,8 @@
 //! them with ffmpeg, ffprobe and an HTTP client. Every wait is bounded.
 #![allow(dead_code)]
 
+pub mod auth_backend;
+
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
