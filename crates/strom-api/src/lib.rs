@@ -239,6 +239,65 @@ pub struct StreamList {
     /// The answering node's load (for peering).
     #[serde(default)]
     pub load: Option<NodeLoad>,
+    /// Sessions of users whose backend set a cap (`X-Max-Sessions`,
+    /// `X-Unique`), so every peer enforces the cap over the cluster.
+    /// At most [`MAX_REPORTED_USERS`] users.
+    #[serde(default)]
+    pub users: Vec<UserSessions>,
+}
+
+/// Users one node reports in its stream list, at most.
+pub const MAX_REPORTED_USERS: usize = 10_000;
+/// Sessions reported per user, at most (the newest).
+pub const MAX_REPORTED_SESSIONS: usize = 64;
+
+/// One capped user's sessions on a node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UserSessions {
+    pub user: String,
+    /// `[start in Unix milliseconds, session id]`, newest first.
+    pub sessions: Vec<[u64; 2]>,
+}
+
+/// One viewer session (`GET /api/v1/sessions`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// 16 lowercase hex digits.
+    pub id: String,
+    /// The stream.
+    pub name: String,
+    /// `hls` or `mpegts`.
+    pub proto: String,
+    pub ip: Option<String>,
+    pub token: Option<String>,
+    /// `X-UserId` of the backend's grant.
+    pub user_id: Option<String>,
+    pub user_agent: Option<String>,
+    /// Unix seconds.
+    pub started_at: u64,
+    /// Seconds since the start.
+    pub duration: u64,
+    /// Media bytes sent.
+    pub bytes: u64,
+    /// Unix seconds of the last request (HLS) or of now (an open HTTP-TS connection).
+    pub last_active: u64,
+    /// Has fetched media: counts as a viewer.
+    pub viewer: bool,
+    /// The node that holds it (only in `?cluster=1` answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+}
+
+/// `GET /api/v1/sessions`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SessionsResponse {
+    pub sessions: Vec<SessionInfo>,
+    /// Pass as `cursor` for the next page; `null` on the last page.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    /// With `?cluster=1`: peers that did not answer, with the reason.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 /// The raw value of `key` in a query string (`a=1&key=v`), not percent-decoded.

@@ -31,7 +31,7 @@ pub struct SourcesResponse {
 }
 
 /// The API view of one stream at `now`.
-pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
+pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
     let p = s.published();
     let (first_seq, last_seq, track_bytes, window_secs) = {
         let w = s.window();
@@ -76,7 +76,7 @@ pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
         inputs: s.spec.inputs.iter().map(|i| i.to_string()).collect(),
         source: p.origin.map(|o| o.to_string()),
         tracks,
-        clients: s.clients().into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        clients: node.access.clients(&s.name).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         uptime_secs: p.alive_since.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         last_frame_age_secs: p.last_frame_at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         first_seq,
@@ -98,14 +98,14 @@ pub fn stream_info(s: &Stream, now: Instant) -> StreamInfo {
 pub async fn streams(State(node): State<Arc<Node>>) -> Json<StreamsResponse> {
     let now = Instant::now();
     Json(StreamsResponse {
-        streams: node.all_streams().iter().map(|s| stream_info(s, now)).collect(),
+        streams: node.all_streams().iter().map(|s| stream_info(&node, s, now)).collect(),
     })
 }
 
 /// `GET /api/v1/streams/NAME`.
 pub async fn stream(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
     match node.stream(&name) {
-        Some(s) => Json(stream_info(&s, Instant::now())).into_response(),
+        Some(s) => Json(stream_info(&node, &s, Instant::now())).into_response(),
         None => reply::error(StatusCode::NOT_FOUND, "no such stream"),
     }
 }

@@ -58,6 +58,8 @@ pub struct Node {
     pub peers: cluster::peers::Directory,
     /// This node's own address for absolute playlist URLs.
     pub public_base: http::request::PublicBase,
+    /// Play authorization and viewer sessions.
+    pub access: Arc<access::Access>,
 }
 
 /// Why a node could not start.
@@ -87,6 +89,7 @@ impl Node {
             .collect();
         Arc::new(Node {
             streams: RwLock::new(streams),
+            access: access::Access::new(config, metrics.clone()),
             metrics,
             shutdown,
             config: config.clone(),
@@ -106,11 +109,7 @@ impl Node {
 
     /// Viewers now (live, not the once-a-second gauge), over every output.
     pub fn current_clients(&self) -> u64 {
-        self.all_streams()
-            .iter()
-            .flat_map(|s| s.clients())
-            .map(|(_, n)| n)
-            .sum()
+        self.access.total_clients()
     }
 
     /// This node's load and limits.
@@ -279,7 +278,7 @@ async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
             for o in s.outputs.iter() {
                 o.tick(now);
             }
-            for (proto, n) in s.clients() {
+            for (proto, n) in node.access.clients(&s.name) {
                 node.metrics.clients_gauge(&s.name, proto).set(n as i64);
                 clients += n as i64;
             }
@@ -300,6 +299,7 @@ async fn ticker(node: Arc<Node>, shutdown: CancellationToken) {
         last_out_total = out_total;
         out_rate = out_rate * 0.7 + (delta * 8) as f64 * 0.3;
         node.metrics.server_clients.set(clients);
+        node.access.tick(&node, node.access.remote_of(&node));
         node.metrics.server_online_streams.set(online);
         node.metrics.server_output_bitrate.set(out_rate as i64);
     }

@@ -9,6 +9,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
@@ -42,6 +43,16 @@ pub struct PeerLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ActionLabel {
+    pub action: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -88,6 +99,21 @@ pub struct Metrics {
     pub peer_up: Family<PeerLabel, Gauge>,
     pub peer_clients: Family<PeerLabel, Gauge>,
     pub redirects: Family<ReasonLabel, Counter>,
+    /// Authorization backend calls by result (allow, deny, redirect,
+    /// timeout, error) and new sessions refused by the per-address rate
+    /// limit (rate_limited).
+    pub auth_requests: Family<ResultLabel, Counter>,
+    /// Time of authorization backend calls, seconds.
+    pub auth_backend_seconds: Histogram,
+    /// What a backend failure did: kept a granted session, refused or
+    /// (fail_open) allowed a new one.
+    pub auth_backend_down: Family<ActionLabel, Counter>,
+    /// Signed-link checks by result (valid, invalid, expired).
+    pub auth_signed: Family<ResultLabel, Counter>,
+    /// Sessions ended, by reason (ended, idle, denied, kicked, max_sessions).
+    pub sessions_closed: Family<ReasonLabel, Counter>,
+    /// Sessions open now, viewers or not.
+    pub sessions_open: Gauge,
     pub process_cpu_seconds: F64Counter,
     cpu_seen: std::sync::Mutex<f64>,
     pub process_resident_memory: Gauge,
@@ -191,6 +217,12 @@ impl Metrics {
             peer_up: Family::default(),
             peer_clients: Family::default(),
             redirects: Family::default(),
+            auth_requests: Family::default(),
+            auth_backend_seconds: Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            auth_backend_down: Family::default(),
+            auth_signed: Family::default(),
+            sessions_closed: Family::default(),
+            sessions_open: Gauge::default(),
             process_cpu_seconds: F64Counter::default(),
             cpu_seen: std::sync::Mutex::new(0.0),
             process_resident_memory: Gauge::default(),
@@ -279,7 +311,7 @@ impl Metrics {
         );
         r.register(
             "stream_sessions_refused",
-            "New HLS sessions not counted because one address already holds 256 on the stream",
+            "New sessions refused because the node or the client address holds its maximum of sessions",
             m.sessions_refused.clone(),
         );
         r.register(
@@ -310,6 +342,24 @@ impl Metrics {
             "Viewers redirected to a peer, by reason (not_local, overload)",
             m.redirects.clone(),
         );
+        r.register(
+            "auth_requests",
+            "Authorization backend calls by result, and new sessions refused by the per-address rate limit",
+            m.auth_requests.clone(),
+        );
+        r.register(
+            "auth_backend_seconds",
+            "Duration of authorization backend calls",
+            m.auth_backend_seconds.clone(),
+        );
+        r.register(
+            "auth_backend_down",
+            "Authorization backend failures by what they did to the session (kept, refused, allowed)",
+            m.auth_backend_down.clone(),
+        );
+        r.register("auth_signed", "Signed-link checks by result", m.auth_signed.clone());
+        r.register("sessions_closed", "Viewer sessions ended, by reason", m.sessions_closed.clone());
+        r.register("sessions_open", "Viewer sessions open now", m.sessions_open.clone());
         r.register("source_up", "1 while the source node answers", m.source_up.clone());
         r.register(
             "source_reconnects",

@@ -1,5 +1,749 @@
 //! Access control for viewers and publishers: play authorization
 //! (Flussonic's `on_play` backend contract and signed links), the decision
-//! cache, and viewer sessions.
+//! cache, and viewer sessions (REFERENCE "Play authorization", issue 11).
+//!
+//! - [`backend`]: the backend's request URL and what its answers mean (pure);
+//! - [`signed`]: signed links (`token_secret`, pure);
+//! - [`table`]: decisions, sessions, limits and user caps (pure, `now` in);
+//! - this module: [`Access`], the tokio glue: it asks the backend (one call
+//!   per identity at a time, bounded in time and in number), re-asks every
+//!   session when its decision is due, closes the HTTP-TS connections of
+//!   sessions that end, and counts everything.
+//!
+//! Invariants:
+//! - only a playlist or an HTTP-TS request can call the backend; a segment
+//!   is checked against memory only;
+//! - playback never waits on a repeat (`update_session`): the session keeps
+//!   playing while it is asked about in the background;
+//! - a backend that is slow, down or hostile costs at most its timeout on a
+//!   new session and nothing on a granted one.
 
+pub mod backend;
 pub mod signed;
+pub mod table;
+
+use crate::http::request::{PlayRequest, Resource};
+use crate::metrics::{ActionLabel, Metrics, ReasonLabel, ResultLabel};
+use crate::stream::Stream;
+use backend::{ErrorKind, Grant, Outcome, Query, RequestType};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use strom_config::{AuthBackend, Config, StreamConfig};
+use table::{Closed, Identity, Limits, Opening, Proto, SessionId, Table, Verdict};
+use tokio::sync::{watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// Decision lifetime without a backend (signed links, kicks), as the
+/// `cache` default of `on_play`.
+pub const DEFAULT_CACHE: Duration = Duration::from_secs(30);
+/// Backend calls in flight at once, over the node.
+pub const MAX_BACKEND_CALLS: usize = 256;
+/// The query parameter that carries the session id in child URIs.
+pub const SID_PARAM: &str = "sid";
+/// The longest token carried into child URIs; on an authorized stream a
+/// longer one is refused (403), since its segments could not be checked.
+pub const MAX_TOKEN: usize = 512;
+
+/// Whether `token` can be written into a playlist URI as it is: not empty,
+/// at most [`MAX_TOKEN`] bytes, visible ASCII without `"` (which would end
+/// a quoted `URI=` attribute) or `#`.
+pub fn carriable(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= MAX_TOKEN
+        && token.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'#')
+}
+
+/// How one stream is authorized: resolved from the stream's own settings,
+/// its source block's (restreamed streams carry them in their config) and
+/// the global ones.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub on_play: Option<AuthBackend>,
+    pub token_secret: Option<String>,
+}
+
+impl Policy {
+    /// The policy of a stream under the node's config.
+    pub fn of(cfg: &StreamConfig, global: &Config) -> Policy {
+        Policy {
+            on_play: cfg.on_play.clone().or_else(|| global.on_play.clone()),
+            token_secret: cfg.token_secret.clone().or_else(|| global.token_secret.clone()),
+        }
+    }
+
+    /// Whether viewers must be authorized at all.
+    pub fn active(&self) -> bool {
+        self.on_play.is_some() || self.token_secret.is_some()
+    }
+
+    /// Decision lifetime when the backend names none.
+    fn default_cache(&self) -> Duration {
+        self.on_play
+            .as_ref()
+            .map_or(DEFAULT_CACHE, |b| b.cache)
+    }
+}
+
+/// What the gate does with a request.
+#[derive(Debug)]
+pub enum Admission {
+    /// Serve it, accounted to this session (none for a probe or a
+    /// node-to-node request).
+    Serve(Option<Ticket>),
+    /// 403.
+    Deny,
+    /// 302 to this URL.
+    Redirect(String),
+    /// 503: the backend failed and the viewer has no session.
+    Unavailable,
+    /// 429: the address is over its rate or session limit.
+    TooMany,
+}
+
+/// A request's session: its id (written into child URIs) and, for
+/// HTTP-TS, the connection's close signal and byte counter. Dropping the
+/// last clone of an HTTP-TS ticket ends its session.
+#[derive(Clone, Debug)]
+pub struct Ticket {
+    pub id: SessionId,
+    pub proto: Proto,
+    /// Write `sid` into child URIs (the stream is authorized).
+    pub carry: bool,
+    /// Cancelled when the session ends (HTTP-TS).
+    pub closed: CancellationToken,
+    /// Media bytes sent on an HTTP-TS connection.
+    pub bytes: Arc<AtomicU64>,
+    _end: Option<Arc<EndOnDrop>>,
+}
+
+impl Ticket {
+    /// The session id as written in URLs.
+    pub fn sid(&self) -> String {
+        table::format_id(self.id)
+    }
+}
+
+/// Ends an HTTP-TS session when its connection's response is dropped.
+#[derive(Debug)]
+struct EndOnDrop {
+    access: Arc<Access>,
+    id: SessionId,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.access.end(self.id, table::CloseReason::Ended);
+    }
+}
+
+/// An HTTP-TS connection the node may have to close.
+#[derive(Debug)]
+struct Conn {
+    closed: CancellationToken,
+    bytes: Arc<AtomicU64>,
+    synced: u64,
+}
+
+/// The node's authorization and session state, and the backend client.
+pub struct Access {
+    table: Mutex<Table>,
+    conns: Mutex<HashMap<SessionId, Conn>>,
+    /// New-session calls under way, by identity: later requests of the same
+    /// identity wait for the same answer.
+    pending: Mutex<HashMap<Identity, watch::Receiver<Option<Outcome>>>>,
+    calls: Semaphore,
+    client: reqwest::Client,
+    /// Key of session ids (the cluster key when there is one, so a viewer
+    /// keeps its id on every node; else random per process).
+    secret: Vec<u8>,
+    salt: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access").finish_non_exhaustive()
+    }
+}
+
+/// Unix time now, milliseconds.
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Access {
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Arc<Access> {
+        let secret = match &config.cluster_key {
+            Some(k) => k.as_bytes().to_vec(),
+            None => crate::cluster::auth::nonce().into_bytes(),
+        };
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(3))
+            .pool_max_idle_per_host(32)
+            .user_agent(concat!("strom/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Access {
+            table: Mutex::new(Table::new(Limits {
+                session_timeout: config.session_timeout,
+                max_per_ip: config.max_sessions_per_ip,
+                ..Limits::default()
+            })),
+            conns: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::new()),
+            calls: Semaphore::new(MAX_BACKEND_CALLS),
+            client,
+            secret,
+            salt: AtomicU64::new(1),
+            metrics,
+        })
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the table under its lock (for the API).
+    pub fn with_table<T>(&self, f: impl FnOnce(&Table) -> T) -> T {
+        f(&self.table())
+    }
+
+    /// The keyed id of an identity (`salt` 0 for HLS, a per-connection
+    /// number for HTTP-TS).
+    fn session_id(&self, id: &Identity, salt: u64) -> SessionId {
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&self.secret) else {
+            return salt;
+        };
+        mac.update(id.stream.as_bytes());
+        mac.update(b"\0");
+        mac.update(id.token.as_bytes());
+        mac.update(b"\0");
+        if let Some(ip) = id.ip {
+            mac.update(backend::canonical_ip(ip).to_string().as_bytes());
+        }
+        mac.update(&salt.to_be_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&out[..8]);
+        u64::from_be_bytes(b)
+    }
+
+    /// Viewers of `stream` now, by protocol label.
+    pub fn clients(&self, stream: &str) -> Vec<(&'static str, u64)> {
+        let t = self.table();
+        [Proto::Hls, Proto::MpegTs]
+            .into_iter()
+            .map(|p| (p.as_str(), t.viewers(stream, p)))
+            .collect()
+    }
+
+    /// Viewers over every stream.
+    pub fn total_clients(&self) -> u64 {
+        self.table().all_viewers().map(|(_, _, n)| n).sum()
+    }
+
+    /// Whether `req` would start a new viewer (for the overload redirect):
+    /// a playlist of an identity without a session, or an HTTP-TS request.
+    pub fn is_new_viewer(&self, req: &PlayRequest) -> bool {
+        match req.resource {
+            Resource::MpegTs => true,
+            Resource::MasterPlaylist | Resource::MediaPlaylist | Resource::TrackPlaylist(_) => {
+                self.table().hls_session(&identity(req)).is_none()
+            }
+            _ => false,
+        }
+    }
+
+    /// Decides a playback request of `stream` (after peer redirects, before
+    /// an output). `HEAD` probes are served without a session.
+    pub async fn admit(self: &Arc<Self>, stream: &Stream, policy: &Policy, req: &PlayRequest) -> Admission {
+        if req.is_head() {
+            return Admission::Serve(None);
+        }
+        let proto = match req.resource {
+            Resource::MpegTs => Proto::MpegTs,
+            Resource::MasterPlaylist
+            | Resource::MediaPlaylist
+            | Resource::TrackPlaylist(_)
+            | Resource::Segment(_)
+            | Resource::TrackSegment(..) => Proto::Hls,
+            // Other resources belong to outputs with their own rules.
+            _ => return Admission::Serve(None),
+        };
+        if policy.active() && req.token.as_deref().is_some_and(|t| !t.is_empty() && !carriable(t)) {
+            return Admission::Deny;
+        }
+        let ident = identity(req);
+        let now = Instant::now();
+        let segment = matches!(req.resource, Resource::Segment(_) | Resource::TrackSegment(..));
+        let hls_id = self.session_id(&ident, 0);
+        if segment {
+            return self.admit_segment(policy, req, ident, hls_id, now);
+        }
+        if proto == Proto::Hls {
+            if let Some(id) = self.table().hls_session(&ident) {
+                self.table().note(id, 0, false, now);
+                return Admission::Serve(Some(self.ticket(id, proto, policy.active())));
+            }
+        }
+        let id = match proto {
+            Proto::Hls => hls_id,
+            Proto::MpegTs => self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)),
+        };
+        let opening = |grant: Option<Grant>, period: Option<Duration>| Opening {
+            identity: ident.clone(),
+            id,
+            proto,
+            user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
+            referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
+            query: req.query.as_deref().map(Arc::from),
+            grant,
+            period,
+            number: 1,
+        };
+        if !policy.active() {
+            return self.open(opening(None, None), stream, false);
+        }
+        // A valid signed link needs no backend.
+        if let Some(key) = &policy.token_secret {
+            let r = signed::verify(
+                key.as_bytes(),
+                &req.name,
+                req.token.as_deref().unwrap_or(""),
+                req.ip,
+                crate::cluster::auth::unix_now(),
+            );
+            let label = match &r {
+                Ok(_) => "valid",
+                Err(signed::SignedError::Expired { .. }) => "expired",
+                Err(_) => "invalid",
+            };
+            self.metrics.auth_signed.get_or_create(&ResultLabel { result: label }).inc();
+            if r.is_ok() {
+                return self.open(opening(Some(Grant::default()), None), stream, true);
+            }
+            if policy.on_play.is_none() {
+                return Admission::Deny;
+            }
+        }
+        let Some(backend) = &policy.on_play else {
+            return Admission::Deny;
+        };
+        let cached = self.table().decision(&ident, now).cloned();
+        match cached {
+            Some(Verdict::Allow(grant)) => {
+                return self.open(opening(Some(grant), Some(policy.default_cache())), stream, true);
+            }
+            Some(Verdict::Deny) => return Admission::Deny,
+            Some(Verdict::Redirect(url)) => return Admission::Redirect(url),
+            None => {}
+        }
+        if !self.table().rate_ok(ident.ip, now) {
+            self.metrics
+                .auth_requests
+                .get_or_create(&ResultLabel { result: "rate_limited" })
+                .inc();
+            return Admission::TooMany;
+        }
+        let query = Query {
+            name: &req.name,
+            proto: proto.as_str(),
+            ip: req.ip,
+            token: &ident.token,
+            session_id: &table::format_id(id),
+            request_type: RequestType::NewSession,
+            request_number: 1,
+            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
+            total_clients: self.total_clients(),
+            user_agent: req.user_agent.as_deref(),
+            referer: req.referer.as_deref(),
+            qs: req.query.as_deref(),
+        };
+        let outcome = self.ask_once(backend, &ident, &query).await;
+        let now = Instant::now();
+        let default = backend.cache;
+        match outcome {
+            Outcome::Allow { grant, duration } => {
+                let period = duration.unwrap_or(default);
+                self.table()
+                    .remember(ident.clone(), Verdict::Allow(grant.clone()), period, now);
+                self.open(opening(Some(grant), Some(period)), stream, true)
+            }
+            Outcome::Deny { duration } => {
+                self.table()
+                    .remember(ident.clone(), Verdict::Deny, duration.unwrap_or(default), now);
+                Admission::Deny
+            }
+            Outcome::Redirect { location, duration } => {
+                self.table().remember(
+                    ident.clone(),
+                    Verdict::Redirect(location.clone()),
+                    duration.unwrap_or(default),
+                    now,
+                );
+                Admission::Redirect(location)
+            }
+            Outcome::Error(_) if backend.fail_open => {
+                self.down("allowed");
+                self.open(opening(Some(Grant::default()), Some(default)), stream, true)
+            }
+            Outcome::Error(_) => {
+                self.down("refused");
+                Admission::Unavailable
+            }
+        }
+    }
+
+    /// A segment: checked against memory only, never the backend.
+    fn admit_segment(
+        self: &Arc<Self>,
+        policy: &Policy,
+        req: &PlayRequest,
+        ident: Identity,
+        id: SessionId,
+        now: Instant,
+    ) -> Admission {
+        let mut t = self.table();
+        if !policy.active() {
+            // Count the viewer: its session starts here if no playlist came first.
+            let id = match t.hls_session(&ident) {
+                Some(id) => id,
+                None => {
+                    let o = Opening {
+                        identity: ident,
+                        id,
+                        proto: Proto::Hls,
+                        user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
+                        referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
+                        query: req.query.as_deref().map(Arc::from),
+                        grant: None,
+                        period: None,
+                        number: 1,
+                    };
+                    match t.open(o, now, unix_ms()) {
+                        Ok((id, _)) => id,
+                        // Over a limit: served but not counted (as before).
+                        Err(_) => return Admission::Serve(None),
+                    }
+                }
+            };
+            drop(t);
+            return Admission::Serve(Some(self.ticket(id, Proto::Hls, false)));
+        }
+        // The session id must be the identity's own: a segment URL taken to
+        // another address or stream, or with another token, is refused.
+        if req.sid.as_deref().and_then(table::parse_id) != Some(id) {
+            return Admission::Deny;
+        }
+        if t.hls_session(&ident) == Some(id) {
+            drop(t);
+            return Admission::Serve(Some(self.ticket(id, Proto::Hls, true)));
+        }
+        // The session idled out but its grant is still cached: reopen it.
+        if let Some(Verdict::Allow(grant)) = t.decision(&ident, now).cloned() {
+            let o = Opening {
+                identity: ident,
+                id,
+                proto: Proto::Hls,
+                user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
+                referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
+                query: req.query.as_deref().map(Arc::from),
+                grant: Some(grant),
+                period: policy.on_play.as_ref().map(|_| policy.default_cache()),
+                number: 1,
+            };
+            if let Ok((id, closed)) = t.open(o, now, unix_ms()) {
+                drop(t);
+                self.closed(closed);
+                return Admission::Serve(Some(self.ticket(id, Proto::Hls, true)));
+            }
+        }
+        Admission::Deny
+    }
+
+    /// Opens a session and hands out its ticket.
+    fn open(self: &Arc<Self>, o: Opening, stream: &Stream, carry: bool) -> Admission {
+        let proto = o.proto;
+        let r = self.table().open(o, Instant::now(), unix_ms());
+        match r {
+            Ok((id, closed)) => {
+                self.closed(closed);
+                let ticket = self.ticket(id, proto, carry);
+                if proto == Proto::MpegTs {
+                    self.conns().insert(
+                        id,
+                        Conn {
+                            closed: ticket.closed.clone(),
+                            bytes: ticket.bytes.clone(),
+                            synced: 0,
+                        },
+                    );
+                    // The connection sends media from its first byte.
+                    self.table().note(id, 0, true, Instant::now());
+                }
+                Admission::Serve(Some(ticket))
+            }
+            Err(why) => {
+                stream.metrics.sessions_refused.inc();
+                tracing::debug!(stream = %stream.name, ?why, "new session refused");
+                Admission::TooMany
+            }
+        }
+    }
+
+    fn conns(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Conn>> {
+        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ticket(self: &Arc<Self>, id: SessionId, proto: Proto, carry: bool) -> Ticket {
+        Ticket {
+            id,
+            proto,
+            carry,
+            closed: CancellationToken::new(),
+            bytes: Arc::new(AtomicU64::new(0)),
+            _end: (proto == Proto::MpegTs).then(|| Arc::new(EndOnDrop { access: self.clone(), id })),
+        }
+    }
+
+    /// Records a served HLS request of `ticket`: `bytes` of media.
+    pub fn served(&self, ticket: &Ticket, bytes: u64, media: bool) {
+        self.table().note(ticket.id, bytes, media, Instant::now());
+    }
+
+    /// Ends session `id` and closes its connection.
+    pub fn end(&self, id: SessionId, reason: table::CloseReason) {
+        let c = self.table().close(id, reason);
+        self.closed(c.into_iter().collect());
+    }
+
+    /// Counts sessions that ended and closes their HTTP-TS connections.
+    fn closed(&self, closed: Vec<Closed>) {
+        if closed.is_empty() {
+            return;
+        }
+        let mut conns = self.conns();
+        for c in closed {
+            self.metrics
+                .sessions_closed
+                .get_or_create(&ReasonLabel {
+                    reason: c.reason.as_str(),
+                })
+                .inc();
+            if let Some(conn) = conns.remove(&c.id) {
+                conn.closed.cancel();
+            }
+        }
+    }
+
+    fn down(&self, action: &'static str) {
+        self.metrics.auth_backend_down.get_or_create(&ActionLabel { action }).inc();
+    }
+
+    /// Asks the backend about a new session, sharing one call among the
+    /// concurrent requests of the same identity.
+    async fn ask_once(&self, backend: &AuthBackend, ident: &Identity, q: &Query<'_>) -> Outcome {
+        let (mut rx, leader) = {
+            let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            match p.get(ident) {
+                Some(rx) => (rx.clone(), None),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    p.insert(ident.clone(), rx.clone());
+                    (rx, Some(tx))
+                }
+            }
+        };
+        if let Some(tx) = leader {
+            let o = self.ask(backend, q).await;
+            let _ = tx.send(Some(o.clone()));
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(ident);
+            return o;
+        }
+        let wait = backend.timeout + Duration::from_secs(1);
+        let got = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
+            Ok(Ok(v)) => v.clone(),
+            _ => None,
+        };
+        got.unwrap_or(Outcome::Error(ErrorKind::Timeout))
+    }
+
+    /// One backend call, bounded by the backend's timeout and by
+    /// [`MAX_BACKEND_CALLS`]; counted and timed.
+    async fn ask(&self, backend: &AuthBackend, q: &Query<'_>) -> Outcome {
+        let started = Instant::now();
+        let outcome = match tokio::time::timeout(backend.timeout, self.call(&backend.url, q)).await {
+            Ok(o) => o,
+            Err(_) => Outcome::Error(ErrorKind::Timeout),
+        };
+        self.metrics
+            .auth_backend_seconds
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics
+            .auth_requests
+            .get_or_create(&ResultLabel { result: outcome.label() })
+            .inc();
+        if let Outcome::Error(kind) = &outcome {
+            static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(5));
+            if let Some(held_back) = LOG.allow(Instant::now()) {
+                tracing::warn!(backend = %crate::util::redact_url(&backend.url), ?kind, held_back, "authorization backend gave no usable answer");
+            }
+        }
+        outcome
+    }
+
+    async fn call(&self, base: &str, q: &Query<'_>) -> Outcome {
+        let Ok(_permit) = self.calls.acquire().await else {
+            return Outcome::Error(ErrorKind::Error);
+        };
+        let Some(url) = backend::request_url(base, q) else {
+            return Outcome::Error(ErrorKind::Error);
+        };
+        let resp = match self.client.get(url).send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => return Outcome::Error(ErrorKind::Timeout),
+            Err(_) => return Outcome::Error(ErrorKind::Error),
+        };
+        let h = resp.headers();
+        backend::parse_response(resp.status().as_u16(), |n| h.get(n).map(|v| v.as_bytes()))
+    }
+
+    /// Once a second: ends idle sessions, re-asks the backend about due
+    /// sessions (in the background), applies user caps with the peers'
+    /// reports, syncs HTTP-TS byte counts.
+    pub fn tick(self: &Arc<Self>, node: &Arc<crate::Node>, remote: HashMap<String, table::Starts>) {
+        let now = Instant::now();
+        let (closed, due) = {
+            let mut t = self.table();
+            let mut closed = t.expire(now);
+            t.set_remote(remote);
+            closed.extend(t.enforce_caps());
+            let room = self.calls.available_permits();
+            let mut due = t.due(now);
+            if due.len() > room {
+                // Over the call budget: the rest wait for the next tick.
+                for d in due.drain(room..) {
+                    t.updated(d.id, &Outcome::Error(ErrorKind::Error), Duration::from_secs(1), now);
+                }
+            }
+            self.metrics.sessions_open.set(t.len() as i64);
+            (closed, due)
+        };
+        self.closed(closed);
+        {
+            let conns = self.conns();
+            let mut t = self.table();
+            for (id, c) in conns.iter() {
+                let b = c.bytes.load(Ordering::Relaxed);
+                t.note(*id, b.saturating_sub(c.synced), true, now);
+            }
+        }
+        for c in self.conns().values_mut() {
+            c.synced = c.bytes.load(Ordering::Relaxed);
+        }
+        for d in due {
+            let access = self.clone();
+            let node = node.clone();
+            tokio::spawn(async move { access.repeat(&node, d).await });
+        }
+    }
+
+    /// Re-asks the backend about one session (`update_session`).
+    async fn repeat(&self, node: &crate::Node, d: table::Due) {
+        let Some(stream) = node.stream(&d.identity.stream) else {
+            self.end(d.id, table::CloseReason::Ended);
+            return;
+        };
+        let policy = Policy::of(&stream.cfg(), &node.config);
+        let Some(backend) = &policy.on_play else {
+            return;
+        };
+        let sid = table::format_id(d.id);
+        let q = Query {
+            name: &d.identity.stream,
+            proto: d.proto.as_str(),
+            ip: d.identity.ip,
+            token: &d.identity.token,
+            session_id: &sid,
+            request_type: RequestType::UpdateSession,
+            request_number: d.number,
+            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
+            total_clients: self.total_clients(),
+            user_agent: d.user_agent.as_deref(),
+            referer: d.referer.as_deref(),
+            qs: d.query.as_deref(),
+        };
+        let outcome = self.ask(backend, &q).await;
+        let (closed, kept) = self.table().updated(d.id, &outcome, backend.cache, Instant::now());
+        if kept {
+            self.down("kept");
+        }
+        self.closed(closed);
+    }
+
+    /// Kicks a session (API): it ends, and its identity is refused until
+    /// its decision would have expired. False if there is no such session.
+    pub fn kick(&self, id: SessionId, default: Duration) -> bool {
+        let c = self.table().kick(id, default, Instant::now());
+        let found = c.is_some();
+        self.closed(c.into_iter().collect());
+        found
+    }
+
+    /// Re-asks the backend about every session of `stream` at once.
+    pub fn reauth(self: &Arc<Self>, node: &Arc<crate::Node>, stream: &str) -> usize {
+        let n = self.table().reauth(stream, Instant::now());
+        self.tick(node, self.remote_of(node));
+        n
+    }
+
+    /// The peers' reports of capped users' sessions, merged by user.
+    pub fn remote_of(&self, node: &crate::Node) -> HashMap<String, table::Starts> {
+        let now = Instant::now();
+        let mut out: HashMap<String, table::Starts> = HashMap::new();
+        for p in node.peers.snapshot() {
+            if !p.up || p.last_ok.is_none_or(|t| now.saturating_duration_since(t) > crate::cluster::peers::STALE) {
+                continue;
+            }
+            for u in p.users {
+                out.entry(u.user)
+                    .or_default()
+                    .extend(u.sessions.iter().map(|s| (s[0], s[1])));
+            }
+        }
+        out
+    }
+
+    /// This node's capped users' sessions, for the peer directory.
+    pub fn report(&self) -> Vec<strom_api::UserSessions> {
+        self.table()
+            .capped_users()
+            .into_iter()
+            .take(strom_api::MAX_REPORTED_USERS)
+            .map(|(user, mut starts)| {
+                starts.sort_unstable_by(|a, b| b.cmp(a));
+                starts.truncate(strom_api::MAX_REPORTED_SESSIONS);
+                strom_api::UserSessions {
+                    user,
+                    sessions: starts.into_iter().map(|(t, id)| [t, id]).collect(),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The identity of a request: (stream, token, address).
+pub fn identity(req: &PlayRequest) -> Identity {
+    Identity {
+        stream: Arc::from(req.name.as_str()),
+        token: Arc::from(req.token.as_deref().unwrap_or("")),
+        ip: req.ip.map(backend::canonical_ip),
+    }
+}

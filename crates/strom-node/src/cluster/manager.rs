@@ -362,6 +362,7 @@ fn reconcile(
         let mut cfg = StreamConfig::new(name.clone(), Vec::new());
         cfg.ondemand = !is_static;
         cfg.on_play = first.on_play.clone();
+        cfg.token_secret = first.token_secret.clone();
         cfg.backup = first.backup.clone();
         let (stx, srx) = watch::channel(source_refs(node, sources));
         let feed = ClusterSpec {

@@ -45,6 +45,9 @@ pub struct PeerView {
     pub load: NodeLoad,
     pub streams: Vec<PeerStream>,
     pub last_error: Option<String>,
+    /// The peer's sessions of capped users (for cluster-wide caps).
+    #[serde(skip)]
+    pub users: Vec<strom_api::UserSessions>,
     #[serde(skip)]
     pub up_since: Option<Instant>,
     #[serde(skip)]
@@ -89,6 +92,7 @@ impl Directory {
                     load: NodeLoad::default(),
                     streams: Vec::new(),
                     last_error: None,
+                    users: Vec::new(),
                     up_since: None,
                     last_ok: None,
                 })
@@ -172,6 +176,12 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
                     }
                 }
                 let load = list.load.unwrap_or_default().bounded(MAX_CLAIMED);
+                let mut users = list.users;
+                users.truncate(strom_api::MAX_REPORTED_USERS);
+                for u in &mut users {
+                    u.sessions.truncate(strom_api::MAX_REPORTED_SESSIONS);
+                }
+                users.retain(|u| u.user.len() <= crate::access::backend::MAX_USER_ID);
                 if !was_up {
                     tracing::info!(peer = %addr, streams = streams.len(), "peer up");
                 }
@@ -186,6 +196,7 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
                     p.last_ok = Some(now);
                     p.load = load;
                     p.streams = streams;
+                    p.users = users;
                     p.last_error = None;
                 });
             }
@@ -205,6 +216,7 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
                         p.up = false;
                         p.up_since = None;
                         p.streams.clear();
+                        p.users.clear();
                     });
                 }
                 node.peers.update(i, |p| p.last_error = Some(e));
@@ -246,6 +258,7 @@ mod tests {
                 })
                 .collect(),
             last_error: None,
+            users: Vec::new(),
             up_since: now.checked_sub(up_for),
             last_ok: Some(now),
         }

@@ -64,6 +64,7 @@ pub async fn list(State(node): State<Arc<Node>>, req: Request) -> Response {
     axum::Json(StreamList {
         streams,
         load: Some(node.load()),
+        users: node.access.report(),
     })
     .into_response()
 }

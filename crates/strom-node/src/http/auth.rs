@@ -1,15 +1,7 @@
-//! Authorization: play authorization (the second step of the playback
-//! gate, after peer redirects and before an output serves the request), and
-//! the credentials of the JSON API (`view_auth`, `edit_auth`).
-//!
-//! This is where `on_play` (Flussonic's backend protocol: REFERENCE,
-//! "Play authorization") plugs in, with its decision cache and sessions.
-//! Until it lands every request is allowed, and `strom run` refuses a config
-//! that sets `on_play` unless `--allow-unimplemented` is given, so a
-//! migrated config cannot silently become open to everyone.
+//! Credentials of the JSON API (`view_auth`, `edit_auth`): HTTP Basic or
+//! Bearer, compared in constant time. Play authorization lives in
+//! [`crate::access`].
 
-use super::request::PlayRequest;
-use crate::stream::Stream;
 use crate::Node;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -18,23 +10,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use std::sync::Arc;
 use strom_config::Credentials;
-
-/// What authorization decided for one request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// Serve it.
-    Allow,
-    /// 403.
-    Deny,
-    /// 302 to this URL.
-    Redirect(String),
-}
-
-/// Decides whether `req` may play `stream`. Never called for segments of a
-/// session already allowed (segments never cause a backend call).
-pub fn authorize(_stream: &Stream, _req: &PlayRequest) -> Verdict {
-    Verdict::Allow
-}
 
 /// Compares two secrets in time that depends only on their lengths.
 fn same(a: &[u8], b: &[u8]) -> bool {

@@ -6,11 +6,13 @@
 //! 3. peer redirect: a stream this node does not have goes to a peer that
 //!    has it; a new viewer of a node over its limits goes to a peer with
 //!    room (one hop at most, marked with `strom_hop`);
-//! 4. play authorization ([`super::auth`]);
-//! 5. dispatch to the first output that claims the resource.
+//! 4. play authorization and the viewer's session ([`crate::access`]);
+//!    requests signed with the cluster key skip it;
+//! 5. dispatch to the first output that claims the resource; the served
+//!    bytes are counted on the session.
 
-use super::auth::{self, Verdict};
 use super::reply;
+use crate::access::{Admission, Policy};
 use super::request::{PlayRequest, Reject, Resource};
 use crate::cluster::peers::PeerView;
 use crate::metrics::ReasonLabel;
@@ -70,16 +72,39 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     };
     // Over our limits: a new viewer goes to the least loaded peer with room.
     // Viewers already playing (known sessions, segment requests) stay.
-    let new_viewer = r.method == Method::GET && stream.outputs.iter().any(|o| o.is_new_viewer(&r));
+    let new_viewer = r.method == Method::GET && node.access.is_new_viewer(&r);
     if new_viewer && !r.hop && node.load().overloaded() {
         if let Some(p) = node.peers.choose(&r.name, true, now) {
             return redirect(&node, &p, &r, "overload");
         }
     }
-    match auth::authorize(&stream, &r) {
-        Verdict::Allow => {}
-        Verdict::Deny => return reply::error(StatusCode::FORBIDDEN, "forbidden"),
-        Verdict::Redirect(url) => return found(&url),
+    let policy = Policy::of(&stream.cfg(), &node.config);
+    // Node-to-node requests carry the cluster signature and skip viewer
+    // authorization; a bad signature is refused.
+    let admission = if policy.active() && req.headers().contains_key(crate::cluster::auth::HEADER_SIGNATURE) {
+        if let Some(refused) = crate::cluster::server::refuse(&node, &req) {
+            return refused;
+        }
+        Admission::Serve(None)
+    } else {
+        node.access.admit(&stream, &policy, &r).await
+    };
+    match admission {
+        Admission::Serve(ticket) => r.ticket = ticket,
+        Admission::Deny => return reply::error(StatusCode::FORBIDDEN, "forbidden"),
+        Admission::Redirect(url) => return found(&url),
+        Admission::Unavailable => {
+            let mut resp = reply::error(StatusCode::SERVICE_UNAVAILABLE, "authorization backend unavailable");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            return resp;
+        }
+        Admission::TooMany => {
+            let mut resp = reply::error(StatusCode::TOO_MANY_REQUESTS, "too many sessions from this address");
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return resp;
+        }
     }
     r.uri_base = r.base(&node.public_base);
     // A HEAD is a probe, not a viewer: it never wakes an on-demand stream.
@@ -88,7 +113,22 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     }
     for output in stream.outputs.iter() {
         if let Some(fut) = output.clone().serve(&stream, &r) {
-            return fut.await;
+            let resp = fut.await;
+            if let Some(t) = r.ticket.as_ref().filter(|t| t.proto == crate::access::table::Proto::Hls) {
+                let media = matches!(r.resource, Resource::Segment(_) | Resource::TrackSegment(..));
+                if resp.status().is_success() {
+                    let bytes = if media {
+                        resp.headers()
+                            .get(header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                            .unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    node.access.served(t, bytes, media);
+                }
+            }
+            return resp;
         }
     }
     reply::error(StatusCode::NOT_FOUND, "not found")

@@ -158,6 +158,15 @@ pub struct PlayRequest {
     pub query: Option<String>,
     /// `?token=` (raw), as Flussonic middleware passes it.
     pub token: Option<String>,
+    /// `?sid=` (raw): the session id strom wrote into the URI. Set by the
+    /// gate to the request's own session for the URIs of a playlist.
+    pub sid: Option<String>,
+    /// `User-Agent`, for the backend and the sessions API.
+    pub user_agent: Option<String>,
+    /// `Referer`, for the backend.
+    pub referer: Option<String>,
+    /// The session this request is accounted to (set by the gate).
+    pub ticket: Option<crate::access::Ticket>,
     /// The viewer's address (the TCP peer).
     pub ip: Option<IpAddr>,
     /// A single byte range asked for.
@@ -255,6 +264,10 @@ impl PlayRequest {
             name: name.to_string(),
             resource,
             token: query_param(query, "token").map(str::to_string),
+            sid: query_param(query, crate::access::SID_PARAM).map(str::to_string),
+            user_agent: header(axum::http::header::USER_AGENT).map(str::to_string),
+            referer: header(axum::http::header::REFERER).map(str::to_string),
+            ticket: None,
             hop: query_param(query, HOP_PARAM).is_some(),
             query: query.map(str::to_string),
             ip: peer.map(|p| p.ip()),

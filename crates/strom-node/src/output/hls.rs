@@ -50,8 +50,10 @@
 //!   EXT-X-DISCONTINUITY-SEQUENCE counts every discontinuity before the
 //!   first listed segment, evicted or not. All of it is a function of the
 //!   window, so every node that holds the same segments writes the same text.
-//! - HLS viewers are counted as sessions (one per token, ip and stream,
-//!   whatever the URL) seen within [`SESSION_IDLE`].
+//! - Viewers are sessions of [`crate::access`] (one per token, address and
+//!   stream, whatever the URL), opened and counted by the gate; for an
+//!   authorized stream the playlists carry `token` and the session id
+//!   `sid` onto every child URI, so segments are checked in memory.
 
 use super::{Output, OutputCtx, SegmentEvent};
 use crate::http::reply::{self, M3U8, MP2T};
@@ -64,74 +66,11 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use strom_media::hls::{self, AudioRendition, DateRange, PlaylistEntry, TrackSelection, Variant};
 use strom_media::{Segment, Track, TrackKind, CLOCK_HZ};
 
-/// An HLS session counts as a viewer this long after its last request.
-pub const SESSION_IDLE: Duration = Duration::from_secs(30);
-/// Distinct HLS sessions tracked per stream; beyond this new ones are not counted.
-const MAX_SESSIONS: usize = 100_000;
-/// Distinct HLS sessions one client address may hold per stream (a CGNAT
-/// hides many households behind one address, so this is generous).
-pub const MAX_SESSIONS_PER_IP: u32 = 256;
-
-/// HLS viewer sessions: last media request time, and sessions per address.
-#[derive(Default)]
-struct Sessions {
-    last: HashMap<u64, (Instant, Option<IpAddr>)>,
-    per_ip: HashMap<IpAddr, u32>,
-}
-
-impl Sessions {
-    /// Records a media request of session `key` from `ip` at `now`; false
-    /// when a new session was refused by a cap.
-    fn note(&mut self, key: u64, ip: Option<IpAddr>, now: Instant) -> bool {
-        if let Some(e) = self.last.get_mut(&key) {
-            e.0 = now;
-            return true;
-        }
-        if self.last.len() >= MAX_SESSIONS {
-            return false;
-        }
-        if let Some(ip) = ip {
-            let n = self.per_ip.entry(ip).or_default();
-            if *n >= MAX_SESSIONS_PER_IP {
-                return false;
-            }
-            *n += 1;
-        }
-        self.last.insert(key, (now, ip));
-        true
-    }
-
-    /// Marks a known session as still active (a playlist refresh).
-    fn refresh(&mut self, key: u64, now: Instant) {
-        if let Some(e) = self.last.get_mut(&key) {
-            e.0 = now;
-        }
-    }
-
-    fn prune(&mut self, now: Instant) {
-        let per_ip = &mut self.per_ip;
-        self.last.retain(|_, (t, ip)| {
-            let keep = now.saturating_duration_since(*t) < SESSION_IDLE;
-            if let (false, Some(ip)) = (keep, ip) {
-                if let Some(n) = per_ip.get_mut(ip) {
-                    *n = n.saturating_sub(1);
-                }
-            }
-            keep
-        });
-        per_ip.retain(|_, n| *n > 0);
-    }
-}
-/// Longest token carried into playlist URIs, bytes.
-const MAX_TOKEN: usize = 512;
 const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
 const PLAYLIST_CACHE: &str = "max-age=1";
 /// Track selections of one segment whose bytes are kept.
@@ -226,10 +165,6 @@ pub struct Hls {
     slot: usize,
     segment_count: usize,
     rendered: RwLock<Rendered>,
-    sessions: Mutex<Sessions>,
-    refused_sessions: prometheus_client::metrics::counter::Counter,
-    /// The number of sessions, readable without the lock.
-    session_count: AtomicU64,
     target_raises: prometheus_client::metrics::counter::Counter,
     raise_log: LogLimiter,
     selection_muxes: prometheus_client::metrics::counter::Counter,
@@ -248,9 +183,6 @@ impl Hls {
             slot: ctx.slot,
             segment_count: ctx.cfg.segment_count,
             rendered: RwLock::new(Rendered::default()),
-            sessions: Mutex::new(Sessions::default()),
-            refused_sessions: ctx.metrics.sessions_refused.clone(),
-            session_count: AtomicU64::new(0),
             target_raises: ctx.metrics.hls_target_raises.clone(),
             raise_log: LogLimiter::new(Duration::from_secs(60)),
             selection_muxes: ctx.metrics.hls_selection_muxes.clone(),
@@ -491,13 +423,17 @@ impl Hls {
         sel: Option<TrackSelection>,
         req: &PlayRequest,
     ) -> Result<Bytes, Unavailable> {
-        // Only the token is carried into child URIs, and only a sane one: a
-        // long query must not be copied into every line of a playlist.
-        let carried = req
-            .token
-            .as_deref()
-            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
-            .map(|t| format!("token={t}"));
+        // Only the token (and, for an authorized stream, the session id) is
+        // carried into child URIs, and only a sane token: a long query must
+        // not be copied into every line of a playlist.
+        let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
+        let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
+        let carried = match (token, sid) {
+            (Some(t), Some(sid)) => Some(format!("token={t}&{}={sid}", crate::access::SID_PARAM)),
+            (Some(t), None) => Some(format!("token={t}")),
+            (None, Some(sid)) => Some(format!("{}={sid}", crate::access::SID_PARAM)),
+            (None, None) => None,
+        };
         let query = carried.as_deref();
         let target = {
             let r = self.rendered.read().unwrap_or_else(|e| e.into_inner());
@@ -530,25 +466,6 @@ impl Hls {
         Ok(Bytes::from(self.media_text(w, target, sel, query, &base)))
     }
 
-    /// Counts the viewer of a served request. Only media (a segment) makes
-    /// a new session; a playlist only keeps a known one alive. Probes,
-    /// errors and refusals count nothing, so requests that get no media
-    /// cannot inflate the load peers and the balancer read.
-    fn note_session(&self, req: &PlayRequest, media: bool) {
-        if req.is_head() {
-            return;
-        }
-        let key = req.session_key();
-        let now = Instant::now();
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if !media {
-            s.refresh(key, now);
-        } else if !s.note(key, req.ip, now) {
-            self.refused_sessions.inc();
-        }
-        self.session_count.store(s.last.len() as u64, Ordering::Relaxed);
-    }
-
     async fn serve_playlist(
         self: Arc<Self>,
         stream: Arc<Stream>,
@@ -572,7 +489,6 @@ impl Hls {
         };
         match body {
             Ok(b) => {
-                self.note_session(&req, false);
                 stream.metrics.bytes_out.inc_by(b.len() as u64);
                 (
                     [(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, PLAYLIST_CACHE)],
@@ -599,7 +515,6 @@ impl Hls {
                 None => return reply::error(StatusCode::NOT_FOUND, "no such track"),
             },
         };
-        self.note_session(req, true);
         if !req.is_head() {
             let len = ts.len() as u64;
             let sent = match req.range.map(|r| r.resolve(len)) {
@@ -646,28 +561,6 @@ impl Output for Hls {
             .into_iter()
             .map(|s| (s, Bytes::from(self.media_text(w, target, Some(s), None, ""))))
             .collect();
-    }
-
-    fn clients(&self) -> Option<u64> {
-        Some(self.session_count.load(Ordering::Relaxed))
-    }
-
-    fn tick(&self, now: Instant) {
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.prune(now);
-        self.session_count.store(s.last.len() as u64, Ordering::Relaxed);
-    }
-
-    fn is_new_viewer(&self, req: &PlayRequest) -> bool {
-        matches!(
-            req.resource,
-            Resource::MasterPlaylist | Resource::MediaPlaylist | Resource::TrackPlaylist(_)
-        ) && !self
-            .sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last
-            .contains_key(&req.session_key())
     }
 
     fn serve(self: Arc<Self>, stream: &Arc<Stream>, req: &PlayRequest) -> Option<BoxFuture<'static, Response>> {
@@ -1102,42 +995,5 @@ mod tests {
         assert_eq!(hls.selection_stats().0 - before, 7, "each listed selection muxed once");
         let listed = hls.facts(&seg).selections.lock().map(|c| c.listed).unwrap_or(0);
         assert!(listed <= 2 * hls.ts(&seg).len(), "{listed}");
-    }
-
-    #[test]
-    fn track_requests_are_viewers_of_the_same_session() {
-        let hls = output();
-        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
-        let mut playlist = request("/t/tracks-a1/mono.m3u8", Some("token=z"));
-        playlist.ip = Some(ip);
-        assert!(hls.is_new_viewer(&playlist));
-        let mut seg = request("/t/tracks-a1/1.ts", Some("token=z"));
-        seg.ip = Some(ip);
-        assert!(!hls.is_new_viewer(&seg), "segments never count as new viewers");
-        hls.note_session(&seg, true);
-        assert!(!hls.is_new_viewer(&playlist));
-        let mut master = request("/t/index.m3u8", Some("token=z"));
-        master.ip = Some(ip);
-        assert!(!hls.is_new_viewer(&master), "one session per token, ip and stream");
-        assert_eq!(hls.clients(), Some(1));
-    }
-
-    #[test]
-    fn sessions_are_capped_per_address_and_pruned() {
-        let t0 = Instant::now();
-        let mut s = Sessions::default();
-        let a: IpAddr = "10.0.0.1".parse().expect("ip");
-        let b: IpAddr = "10.0.0.2".parse().expect("ip");
-        for k in 0..u64::from(MAX_SESSIONS_PER_IP) {
-            assert!(s.note(k, Some(a), t0));
-        }
-        assert!(!s.note(9_999, Some(a), t0), "one address cannot make more");
-        assert!(s.note(0, Some(a), t0), "a known session is refreshed");
-        assert!(s.note(10_000, Some(b), t0), "another address can");
-        s.refresh(77_777, t0);
-        assert!(!s.last.contains_key(&77_777), "a refresh never creates");
-        s.prune(t0 + SESSION_IDLE);
-        assert!(s.last.is_empty() && s.per_ip.is_empty());
-        assert!(s.note(9_999, Some(a), t0 + SESSION_IDLE), "room again after pruning");
     }
 }

@@ -12,6 +12,7 @@
 
 use super::{Output, OutputCtx};
 use crate::http::reply::{self, MP2T};
+use crate::access::Ticket;
 use crate::http::request::{PlayRequest, Resource};
 use crate::stream::{DemandGuard, Stream};
 use axum::body::Body;
@@ -20,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strom_media::ts::mux::TsMuxer;
@@ -64,7 +65,6 @@ pub struct HttpTs {
     gop: Mutex<Gop>,
     next_idx: AtomicU64,
     live: broadcast::Sender<LiveChunk>,
-    viewers: AtomicUsize,
     source_timeout: Duration,
 }
 
@@ -81,7 +81,6 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
         gop: Mutex::new(Gop::default()),
         next_idx: AtomicU64::new(0),
         live: broadcast::channel(LIVE_CAPACITY).0,
-        viewers: AtomicUsize::new(0),
         source_timeout: ctx.cfg.source_timeout,
     })
 }
@@ -121,7 +120,7 @@ impl HttpTs {
         (rx, gop)
     }
 
-    async fn serve_live(self: Arc<Self>, stream: Arc<Stream>, head: bool) -> Response {
+    async fn serve_live(self: Arc<Self>, stream: Arc<Stream>, ticket: Option<Ticket>, head: bool) -> Response {
         let headers = [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")];
         if head {
             // A probe: never wakes or waits for the stream.
@@ -140,9 +139,8 @@ impl HttpTs {
                 return reply::not_ready();
             }
         }
-        self.viewers.fetch_add(1, Ordering::Relaxed);
         let state = Viewer {
-            out: self.clone(),
+            ticket,
             stream: stream.clone(),
             rx,
             need_start: gop.is_empty(),
@@ -155,6 +153,9 @@ impl HttpTs {
         let body = futures_util::stream::unfold(state, |mut s| async move {
             let data = s.next().await?;
             s.stream.metrics.bytes_out.inc_by(data.len() as u64);
+            if let Some(t) = &s.ticket {
+                t.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            }
             Some((Ok::<_, std::convert::Infallible>(data), s))
         });
         (headers, Body::from_stream(body)).into_response()
@@ -163,7 +164,9 @@ impl HttpTs {
 
 /// One HTTP-TS viewer's position in the broadcast.
 struct Viewer {
-    out: Arc<HttpTs>,
+    /// The viewer's session: ends when the viewer does, and closes the
+    /// connection when it ends first (denied, kicked, over a user cap).
+    ticket: Option<Ticket>,
     stream: Arc<Stream>,
     rx: broadcast::Receiver<LiveChunk>,
     backlog: std::collections::VecDeque<LiveChunk>,
@@ -174,12 +177,6 @@ struct Viewer {
     _demand: DemandGuard,
 }
 
-impl Drop for Viewer {
-    fn drop(&mut self) {
-        self.out.viewers.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 impl Viewer {
     /// The next bytes to send; None ends the response.
     async fn next(&mut self) -> Option<Bytes> {
@@ -187,9 +184,14 @@ impl Viewer {
             self.last_idx = Some(c.idx);
             return Some(c.data);
         }
+        let closed = self.ticket.as_ref().map(|t| t.closed.clone()).unwrap_or_default();
+        if closed.is_cancelled() {
+            return None;
+        }
         loop {
             let r = tokio::select! {
                 _ = self.stream.closing.cancelled() => return None,
+                _ = closed.cancelled() => return None,
                 r = tokio::time::timeout(self.idle, self.rx.recv()) => r,
             };
             match r {
@@ -268,16 +270,8 @@ impl Output for HttpTs {
         gop.bytes = 0;
     }
 
-    fn clients(&self) -> Option<u64> {
-        Some(self.viewers.load(Ordering::Relaxed) as u64)
-    }
-
-    fn is_new_viewer(&self, req: &PlayRequest) -> bool {
-        req.resource == Resource::MpegTs
-    }
-
     fn serve(self: Arc<Self>, stream: &Arc<Stream>, req: &PlayRequest) -> Option<BoxFuture<'static, Response>> {
-        (req.resource == Resource::MpegTs).then(|| self.serve_live(stream.clone(), req.is_head()).boxed())
+        (req.resource == Resource::MpegTs).then(|| self.serve_live(stream.clone(), req.ticket.clone(), req.is_head()).boxed())
     }
 
     fn as_any(&self) -> &dyn std::any::Any {

@@ -74,22 +74,9 @@ pub trait Output: Send + Sync + 'static {
     /// drop anything that would hand stale media to a new viewer.
     fn on_interrupt(&self) {}
 
-    /// Viewers of this output now; cheap (a counter, not a scan), because
-    /// load-aware redirects ask on every new viewer. `None` when the output
-    /// has no viewers of its own (not counted).
-    fn clients(&self) -> Option<u64> {
-        None
-    }
-
     /// Once a second, from the node's ticker: housekeeping such as dropping
     /// sessions idle at `now`.
     fn tick(&self, _now: Instant) {}
-
-    /// Whether `req` would make a new viewer (load-aware redirects send new
-    /// viewers to a peer with room but keep those already watching).
-    fn is_new_viewer(&self, _req: &PlayRequest) -> bool {
-        false
-    }
 
     /// The response to `req` if this output claims its resource.
     fn serve(self: Arc<Self>, _stream: &Arc<Stream>, _req: &PlayRequest) -> Option<BoxFuture<'static, Response>> {

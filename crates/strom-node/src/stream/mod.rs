@@ -320,14 +320,6 @@ impl Stream {
         self.demand.wake.notified().await
     }
 
-    /// Viewers by output name (cheap: counters).
-    pub fn clients(&self) -> Vec<(&'static str, u64)> {
-        self.outputs
-            .iter()
-            .filter_map(|o| o.clients().map(|c| (o.name(), c)))
-            .collect()
-    }
-
     /// The label of input `i` for the API: its URL, `backup:URL`, or the feed.
     pub fn input_label(&self, i: usize) -> Option<String> {
         let n = self.spec.inputs.len();
