@@ -428,6 +428,7 @@ impl HlsViewer {
                         let (code, text) = fetch(&master);
                         if code == 200 {
                             media = child_uris(&text).first().map(|u| resolve(&master, u));
+                            continue; // the media playlist at once, as players do
                         }
                     }
                     Some(url) => {
@@ -1514,4 +1515,56 @@ fn prometheus_shows_counts() {
         query("sum(strom_auth_requests_total{result=\"allow\"})").filter(|v| *v >= 1.0)
     });
     assert!(metric_sum(&s, "strom_auth_backend_seconds_count") >= 1.0);
+}
+
+/// The scripted backend itself answers by its rules, records decoded
+/// parameters, and refuses connections once killed (so the tests above
+/// fail only for strom's reasons).
+#[test]
+fn scripted_backend_answers_by_its_rules() {
+    let mut b = AuthBackend::start(Rule::Deny(Some(7)));
+    b.set("ok", Rule::Allow(Grant::secs(10).user("u").max(2).unique()));
+    b.set("bare", Rule::Bare200);
+    b.set("moved", Rule::Redirect("http://example.invalid/x".into()));
+    b.set("err", Rule::Error);
+    b.set("junk", Rule::Garbage);
+    b.set("slow", Rule::Hang(Duration::from_secs(3)));
+    let url = |t: &str| format!("{}?name=a%2Fb&token={t}&qs=x%3D1%26y%3D2+z", b.url());
+    let ok = get_from(&url("ok"), LO1);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.header("x-authduration"), Some("10"));
+    assert_eq!(ok.header("x-userid"), Some("u"));
+    assert_eq!(ok.header("x-max-sessions"), Some("2"));
+    assert_eq!(ok.header("x-unique"), Some("true"));
+    let no = get_from(&url("nope"), LO1);
+    assert_eq!((no.status, no.header("x-authduration")), (403, Some("7")));
+    let bare = get_from(&url("bare"), LO1);
+    assert_eq!((bare.status, bare.headers.len()), (200, 0));
+    let moved = get_from(&url("moved"), LO1);
+    assert_eq!(
+        (moved.status, moved.header("location")),
+        (302, Some("http://example.invalid/x"))
+    );
+    assert_eq!(get_from(&url("err"), LO1).status, 500);
+    assert!(
+        request(reqwest::Method::GET, &url("junk"), LO1, &[]).is_none(),
+        "garbage is not HTTP"
+    );
+    let t = Instant::now();
+    assert!(request(reqwest::Method::GET, &url("slow"), LO1, &[]).is_none());
+    assert!(t.elapsed() >= Duration::from_millis(2900), "hung {:?}", t.elapsed());
+    let calls = b.calls();
+    assert_eq!(calls.len(), 7);
+    assert_eq!(calls[0].param("name"), "a/b");
+    assert_eq!(calls[0].param("qs"), "x=1&y=2 z");
+    assert_eq!(calls[0].path, "/auth");
+    assert_eq!(b.calls_for("ok").len(), 1);
+    b.kill();
+    assert!(
+        TcpStream::connect(("127.0.0.1", b.port)).is_err(),
+        "killed backend still accepts"
+    );
+    assert_eq!(auth_backend::decode("%zz%4"), "%zz%4");
+    assert_eq!(base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
+    assert_eq!(base64(b"a"), "YQ==");
 }
