@@ -76,7 +76,12 @@ pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
         inputs: s.spec.inputs.iter().map(|i| i.to_string()).collect(),
         source: p.origin.map(|o| o.to_string()),
         tracks,
-        clients: node.access.clients(&s.name).into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        clients: node
+            .access
+            .clients(&s.name)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         uptime_secs: p.alive_since.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         last_frame_age_secs: p.last_frame_at.map(|t| now.saturating_duration_since(t).as_secs_f64()),
         first_seq,
@@ -143,4 +148,241 @@ pub async fn readyz(State(node): State<Arc<Node>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(Readiness { ready, waiting, down })).into_response()
+}
+
+/// Sessions listed per page by default, and at most.
+pub const SESSIONS_PAGE: usize = 100;
+pub const SESSIONS_PAGE_MAX: usize = 1000;
+/// How long `?cluster=1` waits for each peer.
+const PEER_SESSIONS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The filters and paging of `GET /api/v1/sessions`.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+pub struct SessionsQuery {
+    /// Stream name.
+    pub name: Option<String>,
+    /// `X-UserId` of the grant.
+    pub user: Option<String>,
+    /// Client address.
+    pub ip: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    pub limit: Option<usize>,
+    /// `1`: this node's and every peer's sessions.
+    pub cluster: Option<String>,
+}
+
+impl SessionsQuery {
+    /// The query string that asks a peer for the same filters.
+    fn for_peer(&self) -> String {
+        let mut url = reqwest::Url::parse("http://x/").expect("static URL parses");
+        {
+            let mut p = url.query_pairs_mut();
+            for (k, v) in [("name", &self.name), ("user", &self.user), ("ip", &self.ip)] {
+                if let Some(v) = v {
+                    p.append_pair(k, v);
+                }
+            }
+            p.append_pair("limit", &self.limit().to_string());
+        }
+        url.query().unwrap_or("").to_string()
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(SESSIONS_PAGE).clamp(1, SESSIONS_PAGE_MAX)
+    }
+}
+
+fn session_info(s: &crate::access::table::Session, now: Instant, now_unix: u64) -> strom_api::SessionInfo {
+    use crate::access::table::Proto;
+    let idle = match s.proto {
+        Proto::Hls => now.saturating_duration_since(s.last_active).as_secs(),
+        Proto::MpegTs => 0,
+    };
+    strom_api::SessionInfo {
+        id: crate::access::table::format_id(s.id),
+        name: s.identity.stream.to_string(),
+        proto: s.proto.as_str().to_string(),
+        ip: s.identity.ip.map(|ip| ip.to_string()),
+        token: Some(s.identity.token.to_string()).filter(|t| !t.is_empty()),
+        user_id: s.grant.as_ref().and_then(|g| g.user.clone()),
+        user_agent: s.user_agent.as_deref().map(str::to_string),
+        started_at: s.started_ms / 1000,
+        duration: now.saturating_duration_since(s.started).as_secs(),
+        bytes: s.bytes,
+        last_active: now_unix.saturating_sub(idle),
+        viewer: s.viewer,
+        node: None,
+    }
+}
+
+/// This node's sessions matching `q`: one page.
+fn local_sessions(node: &Node, q: &SessionsQuery) -> Result<strom_api::SessionsResponse, &'static str> {
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(crate::access::table::parse_id(c).ok_or("bad cursor")?),
+    };
+    let ip = match q.ip.as_deref() {
+        None | Some("") => None,
+        Some(ip) => Some(
+            ip.parse::<std::net::IpAddr>()
+                .map(crate::access::backend::canonical_ip)
+                .map_err(|_| "bad ip")?,
+        ),
+    };
+    let limit = q.limit();
+    let now = Instant::now();
+    let now_unix = crate::cluster::auth::unix_now();
+    node.access.with_table(|t| {
+        let page = t.list(after, limit + 1, |s| {
+            q.name.as_deref().is_none_or(|n| *s.identity.stream == *n)
+                && ip.is_none_or(|ip| s.identity.ip == Some(ip))
+                && q.user
+                    .as_deref()
+                    .is_none_or(|u| s.grant.as_ref().and_then(|g| g.user.as_deref()) == Some(u))
+        });
+        let more = page.len() > limit;
+        let sessions: Vec<_> = page
+            .iter()
+            .take(limit)
+            .map(|s| session_info(s, now, now_unix))
+            .collect();
+        let next_cursor = more.then(|| sessions.last().map(|s| s.id.clone())).flatten();
+        Ok(strom_api::SessionsResponse {
+            sessions,
+            next_cursor,
+            errors: Vec::new(),
+        })
+    })
+}
+
+/// `GET /api/v1/sessions?name=&user=&ip=&cursor=&limit=[&cluster=1]`.
+/// With `cluster=1`, every peer's sessions matching the filters follow this
+/// node's, each with its `node` (one page per node, no cursor).
+pub async fn sessions(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<SessionsQuery>,
+) -> Response {
+    let cluster = q.cluster.as_deref().is_some_and(|c| c == "1" || c == "true");
+    let local_q = if cluster {
+        SessionsQuery {
+            cursor: None,
+            ..q.clone()
+        }
+    } else {
+        q.clone()
+    };
+    let mut out = match local_sessions(&node, &local_q) {
+        Ok(r) => r,
+        Err(e) => return reply::error(StatusCode::BAD_REQUEST, e),
+    };
+    if !cluster {
+        return Json(out).into_response();
+    }
+    out.next_cursor = None;
+    for s in &mut out.sessions {
+        s.node = Some("self".to_string());
+    }
+    let client = crate::util::http_client(std::time::Duration::from_secs(2)).unwrap_or_default();
+    let path = format!("{}/sessions?{}", crate::cluster::PREFIX, q.for_peer());
+    let key = node.config.cluster_key.clone();
+    let asks = node.config.peers.iter().map(|p| {
+        let (client, path, key, addr) = (client.clone(), path.clone(), key.clone(), p.addr.clone());
+        async move {
+            let r = tokio::time::timeout(PEER_SESSIONS_DEADLINE, async {
+                let resp = crate::cluster::manager::signed_get(&client, &addr, key.as_deref(), &path)
+                    .await
+                    .map_err(|e| format!("request failed: {e}"))?;
+                if !resp.status().is_success() {
+                    return Err(format!("http status {}", resp.status()));
+                }
+                let body = resp.bytes().await.map_err(|e| format!("read failed: {e}"))?;
+                if body.len() > crate::cluster::manager::MAX_LIST_BYTES {
+                    return Err("answer too large".to_string());
+                }
+                serde_json::from_slice::<strom_api::SessionsResponse>(&body).map_err(|e| format!("bad answer: {e}"))
+            })
+            .await
+            .unwrap_or_else(|_| Err("no answer in time".to_string()));
+            (addr, r)
+        }
+    });
+    for (addr, r) in futures_util::future::join_all(asks).await {
+        match r {
+            Ok(peer) => out
+                .sessions
+                .extend(peer.sessions.into_iter().take(SESSIONS_PAGE_MAX).map(|mut s| {
+                    s.node = Some(addr.clone());
+                    s
+                })),
+            Err(e) => out.errors.push(format!("{addr}: {e}")),
+        }
+    }
+    Json(out).into_response()
+}
+
+/// `GET /api/v1/cluster/sessions` (signed): this node's sessions, for a
+/// peer's `?cluster=1`.
+pub async fn cluster_sessions(State(node): State<Arc<Node>>, req: axum::extract::Request) -> Response {
+    if let Some(r) = crate::cluster::server::refuse(&node, &req) {
+        return r;
+    }
+    let q: SessionsQuery = match axum::extract::Query::try_from_uri(req.uri()) {
+        Ok(axum::extract::Query(q)) => q,
+        Err(_) => return reply::error(StatusCode::BAD_REQUEST, "bad query"),
+    };
+    match local_sessions(
+        &node,
+        &SessionsQuery {
+            cursor: None,
+            cluster: None,
+            ..q
+        },
+    ) {
+        Ok(r) => Json(r).into_response(),
+        Err(e) => reply::error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+/// `GET /api/v1/sessions/ID`.
+pub async fn session(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Response {
+    let Some(id) = crate::access::table::parse_id(&id) else {
+        return reply::error(StatusCode::NOT_FOUND, "no such session");
+    };
+    let now = Instant::now();
+    let now_unix = crate::cluster::auth::unix_now();
+    match node
+        .access
+        .with_table(|t| t.get(id).map(|s| session_info(s, now, now_unix)))
+    {
+        Some(s) => Json(s).into_response(),
+        None => reply::error(StatusCode::NOT_FOUND, "no such session"),
+    }
+}
+
+/// `DELETE /api/v1/sessions/ID`: kicks the viewer. Its identity is refused
+/// until its decision would have expired; then the backend decides again.
+pub async fn kick_session(State(node): State<Arc<Node>>, Path(id): Path<String>) -> Response {
+    let Some(id) = crate::access::table::parse_id(&id) else {
+        return reply::error(StatusCode::NOT_FOUND, "no such session");
+    };
+    if node.access.kick(id, crate::access::DEFAULT_CACHE) {
+        tracing::info!(session = %crate::access::table::format_id(id), "session kicked through the API");
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        reply::error(StatusCode::NOT_FOUND, "no such session")
+    }
+}
+
+/// `POST /api/v1/sessions/reauth?name=STREAM`: asks the backend about every
+/// session of the stream now.
+pub async fn reauth(
+    State(node): State<Arc<Node>>,
+    axum::extract::Query(q): axum::extract::Query<SessionsQuery>,
+) -> Response {
+    let Some(name) = q.name.filter(|n| !n.is_empty()) else {
+        return reply::error(StatusCode::BAD_REQUEST, "name is required");
+    };
+    let n = node.access.reauth(&node, &name);
+    Json(serde_json::json!({ "sessions": n })).into_response()
 }

@@ -358,7 +358,11 @@ impl Metrics {
             m.auth_backend_down.clone(),
         );
         r.register("auth_signed", "Signed-link checks by result", m.auth_signed.clone());
-        r.register("sessions_closed", "Viewer sessions ended, by reason", m.sessions_closed.clone());
+        r.register(
+            "sessions_closed",
+            "Viewer sessions ended, by reason",
+            m.sessions_closed.clone(),
+        );
         r.register("sessions_open", "Viewer sessions open now", m.sessions_open.clone());
         r.register("source_up", "1 while the source node answers", m.source_up.clone());
         r.register(

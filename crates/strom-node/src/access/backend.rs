@@ -134,7 +134,10 @@ pub enum Outcome {
     /// 4xx other than a usable redirect.
     Deny { duration: Option<Duration> },
     /// 302 to this absolute URL.
-    Redirect { location: String, duration: Option<Duration> },
+    Redirect {
+        location: String,
+        duration: Option<Duration>,
+    },
     /// No usable answer.
     Error(ErrorKind),
 }
@@ -255,7 +258,9 @@ mod tests {
         assert_eq!(pairs["user_agent"], "VLC/3.0");
         assert_eq!(pairs["referer"], "");
         assert_eq!(pairs["qs"], "token=a%20b&x=1");
-        assert!(url.as_str().starts_with("http://auth.example/check?key=1&name=mylive%2Fcam+1&"));
+        assert!(url
+            .as_str()
+            .starts_with("http://auth.example/check?key=1&name=mylive%2Fcam+1&"));
         assert!(request_url("not a url", &query()).is_none());
         let long = "é".repeat(300);
         let q = Query {
@@ -263,7 +268,12 @@ mod tests {
             ..query()
         };
         let url = request_url("http://a/", &q).expect("url");
-        let ua = url.query_pairs().find(|(k, _)| k == "user_agent").expect("ua").1.into_owned();
+        let ua = url
+            .query_pairs()
+            .find(|(k, _)| k == "user_agent")
+            .expect("ua")
+            .1
+            .into_owned();
         assert!(ua.len() <= MAX_HEADER_VALUE && ua.chars().all(|c| c == 'é'));
     }
 
@@ -272,11 +282,7 @@ mod tests {
         assert_eq!(
             respond(
                 200,
-                &[
-                    ("X-AuthDuration", "10"),
-                    ("X-UserId", "u42"),
-                    ("X-Max-Sessions", "2")
-                ]
+                &[("X-AuthDuration", "10"), ("X-UserId", "u42"), ("X-Max-Sessions", "2")]
             ),
             Outcome::Allow {
                 grant: Grant {
@@ -305,7 +311,10 @@ mod tests {
     fn malformed_terms_are_ignored() {
         for bad in ["0", "-5", "1e3", "", "86401", "99999999999999999999", " 10x"] {
             assert!(
-                matches!(respond(200, &[("X-AuthDuration", bad)]), Outcome::Allow { duration: None, .. }),
+                matches!(
+                    respond(200, &[("X-AuthDuration", bad)]),
+                    Outcome::Allow { duration: None, .. }
+                ),
                 "{bad:?}"
             );
         }

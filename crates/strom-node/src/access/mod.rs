@@ -82,9 +82,7 @@ impl Policy {
 
     /// Decision lifetime when the backend names none.
     fn default_cache(&self) -> Duration {
-        self.on_play
-            .as_ref()
-            .map_or(DEFAULT_CACHE, |b| b.cache)
+        self.on_play.as_ref().map_or(DEFAULT_CACHE, |b| b.cache)
     }
 }
 
@@ -102,6 +100,43 @@ pub enum Admission {
     Unavailable,
     /// 429: the address is over its rate or session limit.
     TooMany,
+}
+
+/// Whether a publisher may publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublishVerdict {
+    Allow,
+    /// 403.
+    Deny,
+    /// 503: `on_publish` failed and is not `fail_open`.
+    Unavailable,
+}
+
+/// The `password` query value, form-decoded (first occurrence).
+fn query_password(query: Option<&str>) -> Option<String> {
+    let url = reqwest::Url::parse(&format!("http://x/?{}", query?)).ok()?;
+    let v = url
+        .query_pairs()
+        .find(|(k, _)| k == "password")
+        .map(|(_, v)| v.into_owned());
+    v
+}
+
+/// The password of an HTTP Basic `Authorization` value.
+fn basic_password(authorization: Option<&str>) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let (scheme, rest) = authorization?.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
+    let colon = raw.iter().position(|&b| b == b':')?;
+    Some(raw[colon + 1..].to_vec())
+}
+
+/// Compares two secrets in time that depends only on their lengths.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A request's session: its id (written into child URIs) and, for
@@ -325,7 +360,10 @@ impl Access {
                 Err(signed::SignedError::Expired { .. }) => "expired",
                 Err(_) => "invalid",
             };
-            self.metrics.auth_signed.get_or_create(&ResultLabel { result: label }).inc();
+            self.metrics
+                .auth_signed
+                .get_or_create(&ResultLabel { result: label })
+                .inc();
             if r.is_ok() {
                 return self.open(opening(Some(Grant::default()), None), stream, true);
             }
@@ -509,7 +547,12 @@ impl Access {
             carry,
             closed: CancellationToken::new(),
             bytes: Arc::new(AtomicU64::new(0)),
-            _end: (proto == Proto::MpegTs).then(|| Arc::new(EndOnDrop { access: self.clone(), id })),
+            _end: (proto == Proto::MpegTs).then(|| {
+                Arc::new(EndOnDrop {
+                    access: self.clone(),
+                    id,
+                })
+            }),
         }
     }
 
@@ -544,7 +587,10 @@ impl Access {
     }
 
     fn down(&self, action: &'static str) {
-        self.metrics.auth_backend_down.get_or_create(&ActionLabel { action }).inc();
+        self.metrics
+            .auth_backend_down
+            .get_or_create(&ActionLabel { action })
+            .inc();
     }
 
     /// Asks the backend about a new session, sharing one call among the
@@ -588,7 +634,9 @@ impl Access {
             .observe(started.elapsed().as_secs_f64());
         self.metrics
             .auth_requests
-            .get_or_create(&ResultLabel { result: outcome.label() })
+            .get_or_create(&ResultLabel {
+                result: outcome.label(),
+            })
             .inc();
         if let Outcome::Error(kind) = &outcome {
             static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(5));
@@ -661,7 +709,7 @@ impl Access {
             self.end(d.id, table::CloseReason::Ended);
             return;
         };
-        let policy = Policy::of(&stream.cfg(), &node.config);
+        let policy = Policy::of(stream.cfg(), &node.config);
         let Some(backend) = &policy.on_play else {
             return;
         };
@@ -688,6 +736,70 @@ impl Access {
         self.closed(closed);
     }
 
+    /// Checks a publisher before any media is read: the stream's
+    /// `publish_password` (`?password=` or HTTP Basic with any user), then
+    /// `on_publish` (the stream's, else the global one) with
+    /// `proto=publish`. Publish decisions are not cached: each publisher
+    /// is asked about once, when it connects.
+    pub async fn authorize_publish(
+        &self,
+        stream: &Stream,
+        global: &Config,
+        req: &PlayRequest,
+        authorization: Option<&str>,
+    ) -> PublishVerdict {
+        let cfg = stream.cfg();
+        if let Some(want) = &cfg.publish_password {
+            let by_query = query_password(req.query.as_deref()).is_some_and(|p| same(p.as_bytes(), want.as_bytes()));
+            let by_basic = basic_password(authorization).is_some_and(|p| same(&p, want.as_bytes()));
+            if !(by_query || by_basic) {
+                tracing::info!(stream = %stream.name, "publisher refused: wrong or missing password");
+                return PublishVerdict::Deny;
+            }
+        }
+        let Some(backend) = cfg.on_publish.clone().or_else(|| global.on_publish.clone()) else {
+            return PublishVerdict::Allow;
+        };
+        let ident = identity(req);
+        if !self.table().rate_ok(ident.ip, Instant::now()) {
+            self.metrics
+                .auth_requests
+                .get_or_create(&ResultLabel { result: "rate_limited" })
+                .inc();
+            return PublishVerdict::Deny;
+        }
+        let sid = table::format_id(self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)));
+        let q = Query {
+            name: &req.name,
+            proto: "publish",
+            ip: req.ip,
+            token: &ident.token,
+            session_id: &sid,
+            request_type: RequestType::NewSession,
+            request_number: 1,
+            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
+            total_clients: self.total_clients(),
+            user_agent: req.user_agent.as_deref(),
+            referer: req.referer.as_deref(),
+            qs: req.query.as_deref(),
+        };
+        match self.ask(&backend, &q).await {
+            Outcome::Allow { .. } => PublishVerdict::Allow,
+            Outcome::Deny { .. } | Outcome::Redirect { .. } => {
+                tracing::info!(stream = %stream.name, "publisher refused by on_publish");
+                PublishVerdict::Deny
+            }
+            Outcome::Error(_) if backend.fail_open => {
+                self.down("allowed");
+                PublishVerdict::Allow
+            }
+            Outcome::Error(_) => {
+                self.down("refused");
+                PublishVerdict::Unavailable
+            }
+        }
+    }
+
     /// Kicks a session (API): it ends, and its identity is refused until
     /// its decision would have expired. False if there is no such session.
     pub fn kick(&self, id: SessionId, default: Duration) -> bool {
@@ -709,7 +821,10 @@ impl Access {
         let now = Instant::now();
         let mut out: HashMap<String, table::Starts> = HashMap::new();
         for p in node.peers.snapshot() {
-            if !p.up || p.last_ok.is_none_or(|t| now.saturating_duration_since(t) > crate::cluster::peers::STALE) {
+            if !p.up
+                || p.last_ok
+                    .is_none_or(|t| now.saturating_duration_since(t) > crate::cluster::peers::STALE)
+            {
                 continue;
             }
             for u in p.users {

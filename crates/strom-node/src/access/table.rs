@@ -122,7 +122,9 @@ impl Session {
     /// The user its cap applies to: `X-UserId`, else the token.
     pub fn user(&self) -> Option<&str> {
         let g = self.grant.as_ref()?;
-        g.user.as_deref().or(Some(&*self.identity.token).filter(|t| !t.is_empty()))
+        g.user
+            .as_deref()
+            .or(Some(&*self.identity.token).filter(|t| !t.is_empty()))
     }
 }
 
@@ -497,7 +499,13 @@ impl Table {
     /// the session and its cached decision; a deny or redirect ends it and
     /// is cached; an error keeps it (retried soon). Returns what closed and
     /// whether the session was kept through a backend error.
-    pub fn updated(&mut self, id: SessionId, outcome: &Outcome, default: Duration, now: Instant) -> (Vec<Closed>, bool) {
+    pub fn updated(
+        &mut self,
+        id: SessionId,
+        outcome: &Outcome,
+        default: Duration,
+        now: Instant,
+    ) -> (Vec<Closed>, bool) {
         let Some(s) = self.sessions.get_mut(&id) else {
             return (Vec::new(), false);
         };
@@ -635,7 +643,7 @@ impl Table {
         if all.len() <= cap as usize {
             return Vec::new();
         }
-        all.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        all.sort_by_key(|e| std::cmp::Reverse((e.0, e.1)));
         let drop: Vec<SessionId> = all[cap as usize..]
             .iter()
             .filter(|(_, _, local)| *local)
@@ -705,7 +713,11 @@ mod tests {
         assert_eq!(t.decision(&a, t0 + 10 * S), None, "expired at its duration");
         let b = ident("bad", "10.0.0.1");
         t.remember(b.clone(), Verdict::Deny, 30 * S, t0);
-        assert_eq!(t.decision(&b, t0 + 29 * S), Some(&Verdict::Deny), "denials are cached too");
+        assert_eq!(
+            t.decision(&b, t0 + 29 * S),
+            Some(&Verdict::Deny),
+            "denials are cached too"
+        );
         assert_eq!(t.decision(&ident("bad", "10.0.0.2"), t0), None, "per address");
         t.expire(t0 + 31 * S);
         assert!(t.decisions.is_empty());
@@ -732,9 +744,13 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Table::new(Limits::default());
         let a = ident("tok", "10.0.0.1");
-        let (id, _) = t.open(opening(a.clone(), 7, Proto::Hls, None, None), t0, 1).expect("opens");
+        let (id, _) = t
+            .open(opening(a.clone(), 7, Proto::Hls, None, None), t0, 1)
+            .expect("opens");
         assert_eq!(t.viewers("ch", Proto::Hls), 0, "a playlist alone is no viewer");
-        let (again, _) = t.open(opening(a.clone(), 7, Proto::Hls, None, None), t0 + S, 2).expect("same");
+        let (again, _) = t
+            .open(opening(a.clone(), 7, Proto::Hls, None, None), t0 + S, 2)
+            .expect("same");
         assert_eq!(again, id);
         assert_eq!(t.len(), 1);
         t.note(id, 1000, true, t0 + 2 * S);
@@ -744,7 +760,14 @@ mod tests {
         // Idle: ends after the session timeout without requests.
         assert!(t.expire(t0 + 32 * S).is_empty());
         let closed = t.expire(t0 + 33 * S);
-        assert_eq!(closed, vec![Closed { id, proto: Proto::Hls, reason: CloseReason::Idle }]);
+        assert_eq!(
+            closed,
+            vec![Closed {
+                id,
+                proto: Proto::Hls,
+                reason: CloseReason::Idle
+            }]
+        );
         assert_eq!(t.viewers("ch", Proto::Hls), 0);
         assert!(t.is_empty() && t.per_ip.is_empty() && t.hls.is_empty());
     }
@@ -754,15 +777,20 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Table::new(Limits::default());
         let a = ident("tok", "10.0.0.1");
-        t.open(opening(a.clone(), 1, Proto::MpegTs, None, None), t0, 1).expect("opens");
-        t.open(opening(a.clone(), 2, Proto::MpegTs, None, None), t0, 1).expect("opens");
+        t.open(opening(a.clone(), 1, Proto::MpegTs, None, None), t0, 1)
+            .expect("opens");
+        t.open(opening(a.clone(), 2, Proto::MpegTs, None, None), t0, 1)
+            .expect("opens");
         assert_eq!(t.len(), 2);
         assert_eq!(
             t.open(opening(a, 2, Proto::MpegTs, None, None), t0, 1),
             Err(Refused::Collision)
         );
         assert!(t.expire(t0 + 3600 * S).is_empty());
-        assert_eq!(t.close(1, CloseReason::Ended).map(|c| c.reason), Some(CloseReason::Ended));
+        assert_eq!(
+            t.close(1, CloseReason::Ended).map(|c| c.reason),
+            Some(CloseReason::Ended)
+        );
         assert_eq!(t.close(1, CloseReason::Ended), None, "closed once");
     }
 
@@ -807,7 +835,11 @@ mod tests {
         let mut t = Table::new(Limits::default());
         let a = ident("tok", "10.0.0.1");
         let (id, _) = t
-            .open(opening(a.clone(), 9, Proto::MpegTs, Some(Grant::default()), Some(10)), t0, 0)
+            .open(
+                opening(a.clone(), 9, Proto::MpegTs, Some(Grant::default()), Some(10)),
+                t0,
+                0,
+            )
             .expect("opens");
         assert!(t.due(t0 + 9 * S).is_empty());
         let due = t.due(t0 + 10 * S);
@@ -815,7 +847,12 @@ mod tests {
         assert_eq!(due[0].number, 2, "update_session counts on from new_session's 1");
         assert!(t.due(t0 + 11 * S).is_empty(), "one call in flight at a time");
         // The backend is down: the session stays, retried soon.
-        let (closed, kept) = t.updated(id, &Outcome::Error(super::super::backend::ErrorKind::Timeout), 30 * S, t0 + 12 * S);
+        let (closed, kept) = t.updated(
+            id,
+            &Outcome::Error(super::super::backend::ErrorKind::Timeout),
+            30 * S,
+            t0 + 12 * S,
+        );
         assert!(closed.is_empty() && kept);
         assert!(t.due(t0 + 16 * S).is_empty());
         assert_eq!(t.due(t0 + 17 * S).first().map(|d| d.number), Some(3));
@@ -824,13 +861,20 @@ mod tests {
             duration: Some(20 * S),
         };
         assert_eq!(t.updated(id, &allow, 30 * S, t0 + 18 * S), (Vec::new(), false));
-        assert_eq!(t.decision(&a, t0 + 37 * S), Some(&Verdict::Allow(grant(Some("u1"), None))));
+        assert_eq!(
+            t.decision(&a, t0 + 37 * S),
+            Some(&Verdict::Allow(grant(Some("u1"), None)))
+        );
         assert!(t.due(t0 + 37 * S).is_empty());
         assert_eq!(t.due(t0 + 38 * S).first().map(|d| d.number), Some(4));
         let (closed, _) = t.updated(id, &Outcome::Deny { duration: None }, 30 * S, t0 + 39 * S);
         assert_eq!(closed.first().map(|c| c.reason), Some(CloseReason::Denied));
         assert!(t.get(id).is_none());
-        assert_eq!(t.decision(&a, t0 + 60 * S), Some(&Verdict::Deny), "the denial is cached");
+        assert_eq!(
+            t.decision(&a, t0 + 60 * S),
+            Some(&Verdict::Deny),
+            "the denial is cached"
+        );
     }
 
     #[test]
@@ -838,8 +882,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Table::new(Limits::default());
         let a = ident("tok", "10.0.0.1");
-        t.open(opening(a.clone(), 3, Proto::Hls, Some(Grant::default()), Some(15)), t0, 0)
-            .expect("opens");
+        t.open(
+            opening(a.clone(), 3, Proto::Hls, Some(Grant::default()), Some(15)),
+            t0,
+            0,
+        )
+        .expect("opens");
         assert_eq!(t.kick(3, 30 * S, t0).map(|c| c.reason), Some(CloseReason::Kicked));
         assert_eq!(t.decision(&a, t0 + 14 * S), Some(&Verdict::Deny));
         assert_eq!(t.decision(&a, t0 + 15 * S), None, "then the backend decides again");
@@ -852,10 +900,18 @@ mod tests {
         let mut t = Table::new(Limits::default());
         let mut other = ident("x", "10.0.0.1");
         other.stream = Arc::from("other");
-        t.open(opening(ident("a", "10.0.0.1"), 1, Proto::Hls, Some(Grant::default()), Some(60)), t0, 0)
-            .expect("1");
-        t.open(opening(other.clone(), 2, Proto::Hls, Some(Grant::default()), Some(60)), t0, 0)
-            .expect("2");
+        t.open(
+            opening(ident("a", "10.0.0.1"), 1, Proto::Hls, Some(Grant::default()), Some(60)),
+            t0,
+            0,
+        )
+        .expect("1");
+        t.open(
+            opening(other.clone(), 2, Proto::Hls, Some(Grant::default()), Some(60)),
+            t0,
+            0,
+        )
+        .expect("2");
         t.remember(other.clone(), Verdict::Allow(Grant::default()), 60 * S, t0);
         t.remember(ident("a", "10.0.0.1"), Verdict::Allow(Grant::default()), 60 * S, t0);
         assert_eq!(t.reauth("ch", t0 + S), 1);
@@ -870,18 +926,41 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Table::new(Limits::default());
         let g = Some(grant(Some("u1"), Some(2)));
-        t.open(opening(ident("a", "10.0.0.1"), 1, Proto::MpegTs, g.clone(), Some(60)), t0, 100)
-            .expect("1");
-        t.open(opening(ident("b", "10.0.0.2"), 2, Proto::MpegTs, g.clone(), Some(60)), t0, 200)
-            .expect("2");
+        t.open(
+            opening(ident("a", "10.0.0.1"), 1, Proto::MpegTs, g.clone(), Some(60)),
+            t0,
+            100,
+        )
+        .expect("1");
+        t.open(
+            opening(ident("b", "10.0.0.2"), 2, Proto::MpegTs, g.clone(), Some(60)),
+            t0,
+            200,
+        )
+        .expect("2");
         let (_, closed) = t
-            .open(opening(ident("c", "10.0.0.3"), 3, Proto::Hls, g.clone(), Some(60)), t0, 300)
+            .open(
+                opening(ident("c", "10.0.0.3"), 3, Proto::Hls, g.clone(), Some(60)),
+                t0,
+                300,
+            )
             .expect("3");
-        assert_eq!(closed, vec![Closed { id: 1, proto: Proto::MpegTs, reason: CloseReason::MaxSessions }]);
+        assert_eq!(
+            closed,
+            vec![Closed {
+                id: 1,
+                proto: Proto::MpegTs,
+                reason: CloseReason::MaxSessions
+            }]
+        );
         // X-Unique: one session per user.
         let u = Some(grant(Some("u2"), Some(1)));
-        t.open(opening(ident("d", "10.0.0.4"), 4, Proto::MpegTs, u.clone(), Some(60)), t0, 400)
-            .expect("4");
+        t.open(
+            opening(ident("d", "10.0.0.4"), 4, Proto::MpegTs, u.clone(), Some(60)),
+            t0,
+            400,
+        )
+        .expect("4");
         let (_, closed) = t
             .open(opening(ident("e", "10.0.0.4"), 5, Proto::MpegTs, u, Some(60)), t0, 500)
             .expect("5");
@@ -889,8 +968,12 @@ mod tests {
         // Without a user id the token is the user; without a cap nothing closes.
         let none = Some(grant(None, None));
         for i in 10..20 {
-            t.open(opening(ident("same", "10.0.1.1"), i, Proto::MpegTs, none.clone(), Some(60)), t0, i)
-                .expect("uncapped");
+            t.open(
+                opening(ident("same", "10.0.1.1"), i, Proto::MpegTs, none.clone(), Some(60)),
+                t0,
+                i,
+            )
+            .expect("uncapped");
         }
         assert_eq!(t.len(), 2 + 1 + 10);
     }
@@ -922,8 +1005,12 @@ mod tests {
         let t0 = Instant::now();
         let mut t = Table::new(Limits::default());
         for id in [5u64, 1, 9, 3, u64::MAX] {
-            t.open(opening(ident(&id.to_string(), "10.0.0.1"), id, Proto::MpegTs, None, None), t0, 0)
-                .expect("opens");
+            t.open(
+                opening(ident(&id.to_string(), "10.0.0.1"), id, Proto::MpegTs, None, None),
+                t0,
+                0,
+            )
+            .expect("opens");
         }
         let mut seen = Vec::new();
         let mut after = None;

@@ -55,12 +55,33 @@ pub async fn require_view(State(node): State<Arc<Node>>, req: Request, next: Nex
     if carries(given, &allowed) {
         return next.run(req).await;
     }
+    challenge()
+}
+
+/// 401 with a Basic challenge.
+fn challenge() -> Response {
     let mut r = (StatusCode::UNAUTHORIZED, "credentials required\n").into_response();
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Basic realm=\"strom\""),
     );
     r
+}
+
+/// Middleware of the API's changes (kicks, re-authorization): with
+/// `edit_auth` set a request needs its credentials; with only `view_auth`,
+/// view credentials; with neither the API is open.
+pub async fn require_edit(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let allowed: Vec<&Credentials> = match (&node.config.edit_auth, &node.config.view_auth) {
+        (Some(e), _) => vec![e],
+        (None, Some(v)) => vec![v],
+        (None, None) => return next.run(req).await,
+    };
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if carries(given, &allowed) {
+        return next.run(req).await;
+    }
+    challenge()
 }
 
 #[cfg(test)]

@@ -12,8 +12,8 @@
 //!    bytes are counted on the session.
 
 use super::reply;
-use crate::access::{Admission, Policy};
 use super::request::{PlayRequest, Reject, Resource};
+use crate::access::{Admission, Policy};
 use crate::cluster::peers::PeerView;
 use crate::metrics::ReasonLabel;
 use crate::stream::Stream;
@@ -53,7 +53,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             return reply::error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
         return match node.stream(&r.name) {
-            Some(stream) => publish(stream, req).await,
+            Some(stream) => publish(&node, stream, &r, req).await,
             None => reply::error(StatusCode::NOT_FOUND, "no such stream"),
         };
     }
@@ -78,7 +78,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             return redirect(&node, &p, &r, "overload");
         }
     }
-    let policy = Policy::of(&stream.cfg(), &node.config);
+    let policy = Policy::of(stream.cfg(), &node.config);
     // Node-to-node requests carry the cluster signature and skip viewer
     // authorization; a bad signature is refused.
     let admission = if policy.active() && req.headers().contains_key(crate::cluster::auth::HEADER_SIGNATURE) {
@@ -114,7 +114,11 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     for output in stream.outputs.iter() {
         if let Some(fut) = output.clone().serve(&stream, &r) {
             let resp = fut.await;
-            if let Some(t) = r.ticket.as_ref().filter(|t| t.proto == crate::access::table::Proto::Hls) {
+            if let Some(t) = r
+                .ticket
+                .as_ref()
+                .filter(|t| t.proto == crate::access::table::Proto::Hls)
+            {
                 let media = matches!(r.resource, Resource::Segment(_) | Resource::TrackSegment(..));
                 if resp.status().is_success() {
                     let bytes = if media {
@@ -157,11 +161,23 @@ fn redirect(node: &Node, peer: &PeerView, r: &PlayRequest, reason: &'static str)
     found(&location)
 }
 
-/// `PUT`/`POST /NAME/publish`: hands the body to the stream's publish input.
-async fn publish(stream: Arc<Stream>, req: Request) -> Response {
+/// `PUT`/`POST /NAME/publish`: checks the publisher (`publish_password`,
+/// `on_publish`) before reading a byte, then hands the body to the
+/// stream's publish input.
+async fn publish(node: &Node, stream: Arc<Stream>, r: &PlayRequest, req: Request) -> Response {
     let Some(slot) = stream.publish.clone() else {
         return reply::error(StatusCode::FORBIDDEN, "stream does not accept publishing");
     };
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match node.access.authorize_publish(&stream, &node.config, r, given).await {
+        crate::access::PublishVerdict::Allow => {}
+        crate::access::PublishVerdict::Deny => {
+            return reply::error(StatusCode::FORBIDDEN, "publishing not authorized");
+        }
+        crate::access::PublishVerdict::Unavailable => {
+            return reply::error(StatusCode::SERVICE_UNAVAILABLE, "authorization backend unavailable");
+        }
+    }
     let _demand = stream.hold();
     // An on-demand stream starts its input now: give it a moment.
     let wait = if stream.cfg().ondemand {
@@ -184,6 +200,7 @@ async fn publish(stream: Arc<Stream>, req: Request) -> Response {
                     "no data from publisher"
                 }
                 crate::input::publish::PublishError::InputStopped => "stream input stopped",
+                crate::input::publish::PublishError::Replaced => "replaced by a new publisher",
                 crate::input::publish::PublishError::BadBody => "unreadable request body",
             };
             reply::error(e.status(), msg)

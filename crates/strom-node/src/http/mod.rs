@@ -17,7 +17,7 @@ use crate::Node;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -31,9 +31,18 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/v1/streams/{*name}", get(crate::api::stream))
         .route("/api/v1/cluster/sources", get(crate::api::sources))
         .route("/api/v1/cluster/peers", get(crate::api::peers))
+        .route("/api/v1/sessions", get(crate::api::sessions))
+        .route("/api/v1/sessions/{id}", get(crate::api::session))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::require_view));
+    // Changes need edit rights when `edit_auth` is set.
+    let edit = Router::new()
+        .route("/api/v1/sessions/reauth", post(crate::api::reauth))
+        .route("/api/v1/sessions/{id}", delete(crate::api::kick_session))
+        .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::require_edit));
     Router::new()
         .merge(api)
+        .merge(edit)
+        .route("/api/v1/cluster/sessions", get(crate::api::cluster_sessions))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(crate::api::readyz))

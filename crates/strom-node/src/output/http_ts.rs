@@ -11,8 +11,8 @@
 //! broadcast capacity and [`GOP_CACHE_MAX_BYTES`].
 
 use super::{Output, OutputCtx};
-use crate::http::reply::{self, MP2T};
 use crate::access::Ticket;
+use crate::http::reply::{self, MP2T};
 use crate::http::request::{PlayRequest, Resource};
 use crate::stream::{DemandGuard, Stream};
 use axum::body::Body;
@@ -271,7 +271,10 @@ impl Output for HttpTs {
     }
 
     fn serve(self: Arc<Self>, stream: &Arc<Stream>, req: &PlayRequest) -> Option<BoxFuture<'static, Response>> {
-        (req.resource == Resource::MpegTs).then(|| self.serve_live(stream.clone(), req.ticket.clone(), req.is_head()).boxed())
+        (req.resource == Resource::MpegTs).then(|| {
+            self.serve_live(stream.clone(), req.ticket.clone(), req.is_head())
+                .boxed()
+        })
     }
 
     fn as_any(&self) -> &dyn std::any::Any {
