@@ -32,6 +32,15 @@ pub(crate) enum Shape {
     Either,
 }
 
+/// The body a directive of a stream or source block takes: `on_play` and
+/// `on_publish` may carry a block of options, the others end with `;`.
+fn auth_shape(name: &str) -> Shape {
+    match name {
+        "on_play" | "on_publish" => Shape::Either,
+        _ => Shape::Simple,
+    }
+}
+
 /// Checks the top-level directives and builds the config.
 pub(crate) fn check(items: &[Directive], diags: &mut Diags) -> Config {
     Checker { d: diags }.top(items)
@@ -249,6 +258,35 @@ impl Checker<'_> {
                         }
                     }
                 }
+                "on_play" | "on_publish" => {
+                    if self.header(d, ctx, Shape::Either, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        let backend = self.auth_backend(d, ctx);
+                        if d.name.text == "on_play" {
+                            cfg.on_play = backend;
+                        } else {
+                            cfg.on_publish = backend;
+                        }
+                    }
+                }
+                "token_secret" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        cfg.token_secret = a0.and_then(|a| self.non_empty(d, a));
+                    }
+                }
+                "session_timeout" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.duration(d, SESSION_TIMEOUT_RANGE) {
+                            cfg.session_timeout = v;
+                        }
+                    }
+                }
+                "max_sessions_per_ip" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.count(d, usize_range(&MAX_SESSIONS_PER_IP_RANGE)) {
+                            cfg.max_sessions_per_ip = v as u64;
+                        }
+                    }
+                }
                 "cors" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) && self.once(&mut seen, d, ctx) {
                         if let Some(c) = self.cors(d) {
@@ -357,15 +395,6 @@ impl Checker<'_> {
         ok.then_some(Cors::Origins(origins))
     }
 
-    /// Records that `on_play` at `d` is accepted but ignored.
-    fn warn_on_play(&mut self, d: &Directive) {
-        self.d.warn(
-            d.name.pos,
-            WarningKind::OnPlayIgnored,
-            "`on_play` is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed",
-        );
-    }
-
     /// Records that `dvr` at `d` is accepted but ignored.
     fn warn_dvr(&mut self, d: &Directive) {
         self.d.warn(
@@ -454,7 +483,10 @@ impl Checker<'_> {
                 "dvr" => (1, 4),
                 _ => (1, 1),
             };
-            if !self.header(d, ctx, Shape::Simple, min, Some(max)) || !self.once(&mut seen, d, ctx) {
+            if !self.header(d, ctx, auth_shape(n), min, Some(max))
+                || !self.not_alias_of_seen(&seen, d, ctx)
+                || !self.once(&mut seen, d, ctx)
+            {
                 continue;
             }
             match n {
@@ -484,11 +516,11 @@ impl Checker<'_> {
                         s.ondemand = v;
                     }
                 }
-                "on_play" => {
-                    s.on_play = self.url(d);
-                    if s.on_play.is_some() {
-                        self.warn_on_play(d);
-                    }
+                "on_play" => s.on_play = self.auth_backend(d, ctx),
+                "on_publish" => s.on_publish = self.auth_backend(d, ctx),
+                "token_secret" => s.token_secret = d.args.first().and_then(|a| self.non_empty(d, a)),
+                "publish_password" | "password" => {
+                    s.publish_password = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
                 "dvr" => {
                     s.dvr = self.dvr(d);
@@ -530,18 +562,16 @@ impl Checker<'_> {
                 continue;
             }
             let max = if n == "dvr" { 4 } else { 1 };
-            if !self.header(d, ctx, Shape::Simple, 1, Some(max)) || !self.once(&mut seen, d, ctx) {
+            if !self.header(d, ctx, auth_shape(n), 1, Some(max)) || !self.once(&mut seen, d, ctx) {
                 continue;
             }
             match n {
                 "cluster_key" => {
                     s.cluster_key = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
-                "on_play" => {
-                    s.on_play = self.url(d);
-                    if s.on_play.is_some() {
-                        self.warn_on_play(d);
-                    }
+                "on_play" => s.on_play = self.auth_backend(d, ctx),
+                "token_secret" => {
+                    s.token_secret = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
                 "backup" => s.backup = self.backup(d),
                 "dvr" => {
@@ -582,6 +612,71 @@ impl Checker<'_> {
             }
         }
         public
+    }
+
+    /// `on_play URL;` / `on_publish URL;`, or the same with a block of
+    /// options (`timeout`, `cache`, `fail_open`), written in `ctx`; the
+    /// caller has checked the header. Every option in the block is checked
+    /// even when the URL is bad, so all errors are reported at once.
+    fn auth_backend(&mut self, d: &Directive, ctx: Ctx) -> Option<AuthBackend> {
+        let url = self.url(d);
+        let mut backend = AuthBackend::new(String::new());
+        if let Some(bctx) = ctx.child(&d.name.text) {
+            let mut seen = Seen::new();
+            for o in items_of(d) {
+                let n = o.name.text.as_str();
+                if !bctx.knows(n) {
+                    self.d.error(o.name.pos, unknown_directive(bctx, n));
+                    continue;
+                }
+                let min = usize::from(n != "fail_open");
+                if !self.header(o, bctx, Shape::Simple, min, Some(1)) || !self.once(&mut seen, o, bctx) {
+                    continue;
+                }
+                match n {
+                    "timeout" => {
+                        if let Some(v) = self.duration(o, AUTH_TIMEOUT_RANGE) {
+                            backend.timeout = v;
+                        }
+                    }
+                    "cache" => {
+                        if let Some(v) = self.duration(o, AUTH_CACHE_RANGE) {
+                            backend.cache = v;
+                        }
+                    }
+                    "fail_open" => {
+                        if let Some(v) = self.flag(o) {
+                            backend.fail_open = v;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        url.map(|url| AuthBackend { url, ..backend })
+    }
+
+    /// Refuses `password` in a block that already set `publish_password`,
+    /// and the other way round: they are one setting under two names.
+    fn not_alias_of_seen(&mut self, seen: &Seen, d: &Directive, ctx: Ctx) -> bool {
+        let name = d.name.text.as_str();
+        let other = match name {
+            "password" => "publish_password",
+            "publish_password" => "password",
+            _ => return true,
+        };
+        let Some(first) = seen.get(other) else {
+            return true;
+        };
+        self.d.error(
+            d.name.pos,
+            format!(
+                "duplicate `{name}` {}: `password` is another name for `publish_password`, first set at line {}",
+                ctx.describe(),
+                first.line
+            ),
+        );
+        false
     }
 
     /// `HOST[:PORT]` of a source or peer, normalized to `host:port`.

@@ -54,14 +54,10 @@ impl Diagnostic {
     }
 }
 
-/// What a [`Warning`] is about, so that a caller can act on some of them
-/// (`strom run` refuses to start on [`WarningKind::OnPlayIgnored`]).
+/// What a [`Warning`] is about, so that a caller can act on some of them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WarningKind {
-    /// An `on_play` directive, which is accepted but not enforced yet:
-    /// playback is not authorized, every viewer is allowed.
-    OnPlayIgnored,
     /// A `dvr` directive, which is accepted but not acted on yet: nothing is
     /// recorded.
     DvrIgnored,

@@ -58,8 +58,8 @@ pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError};
 pub use ipnet::IpNet;
 pub use model::{
-    BalancerConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig, PrometheusSource, ServerConfig,
-    SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
+    AuthBackend, BalancerConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig, PrometheusSource,
+    ServerConfig, SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{
@@ -75,12 +75,11 @@ pub use value::{
 /// caller must show them, as `strom check` and `strom run` do.
 ///
 /// ```
-/// let cfg = strom_config::parse("a.conf", "stream s {\n  input publish://;\n  on_play http://auth/;\n}").unwrap();
-/// assert_eq!(cfg.warnings[0].kind, strom_config::WarningKind::OnPlayIgnored);
+/// let cfg = strom_config::parse("a.conf", "stream s {\n  input publish://;\n  dvr /storage 7d;\n}").unwrap();
+/// assert_eq!(cfg.warnings[0].kind, strom_config::WarningKind::DvrIgnored);
 /// assert_eq!(
 ///     cfg.warnings[0].to_string(),
-///     "a.conf:3:3: warning: `on_play` is not implemented yet and is ignored; \
-///      playback is NOT authorized: every viewer is allowed"
+///     "a.conf:3:3: warning: `dvr` is not implemented yet and is ignored; nothing is recorded"
 /// );
 /// ```
 pub fn parse(file_name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
@@ -101,6 +100,9 @@ pub fn parse_balancer(file_name: &str, text: &str) -> Result<BalancerConfig, Vec
 }
 
 /// A node or a balancer config, as told apart by [`parse_any`].
+// A node config is several times the size of a balancer's; boxing it would
+// buy nothing for a value made once per parse and moved a few times.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyConfig {
     /// A node's config (`strom -c FILE`).

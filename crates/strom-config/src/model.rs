@@ -4,7 +4,9 @@
 //! empty and has no duplicates; stream names are valid and unique; every
 //! stream has at least one input; values are within the ranges documented on
 //! each field; `cors` origins are valid, unique and never an empty list;
-//! durations are whole milliseconds. [`Config::to_text`] relies on
+//! authorization backend URLs are `http://` or `https://` URLs with a host;
+//! keys, secrets and passwords are never empty; durations are whole
+//! milliseconds. [`Config::to_text`] relies on
 //! these to render text that parses back to an equal `Config`.
 //!
 //! `pos` fields record where an item was written, for later messages, and
@@ -62,6 +64,64 @@ pub const DEFAULT_MAX_CONNECTIONS: u64 = 10_000;
 /// Allowed `max_connections` range.
 pub const MAX_CONNECTIONS_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
 
+/// Default `timeout` of an `on_play`/`on_publish` backend: how long a
+/// request to it may take before it counts as a backend error.
+pub const DEFAULT_AUTH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Allowed `timeout` range of an `on_play`/`on_publish` backend.
+pub const AUTH_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(60);
+/// Default `cache` of an `on_play`/`on_publish` backend: how long a decision
+/// is kept when the backend sends no `X-AuthDuration`.
+pub const DEFAULT_AUTH_CACHE: Duration = Duration::from_secs(30);
+/// Allowed `cache` range of an `on_play`/`on_publish` backend (1 s to 1 day,
+/// the range of `X-AuthDuration`).
+pub const AUTH_CACHE_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(86_400);
+/// Default `session_timeout`: an HLS session ends after this long without a
+/// request.
+pub const DEFAULT_SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Allowed `session_timeout` range.
+pub const SESSION_TIMEOUT_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(5)..=Duration::from_secs(3600);
+/// Default `max_sessions_per_ip`: viewer sessions one client address may
+/// hold on a node (Flussonic's limit).
+pub const DEFAULT_MAX_SESSIONS_PER_IP: u64 = 10_000;
+/// Allowed `max_sessions_per_ip` range.
+pub const MAX_SESSIONS_PER_IP_RANGE: std::ops::RangeInclusive<u64> = 1..=1_000_000;
+
+/// `on_play URL { ... }` or `on_publish URL { ... }`: an authorization
+/// backend that follows Flussonic's contract (a `GET` with the viewer's or
+/// publisher's details; 200 allows, 403 denies, 302 redirects).
+///
+/// Written `on_play URL;` it has every option at its default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthBackend {
+    /// The backend, `http://` or `https://`, as written; the request's query
+    /// is appended to it.
+    pub url: String,
+    /// `timeout`: how long one backend request may take; within
+    /// [`AUTH_TIMEOUT_RANGE`], [`DEFAULT_AUTH_TIMEOUT`] when not set.
+    pub timeout: Duration,
+    /// `cache`: how long a decision is kept (and when a live session is
+    /// asked again) when the backend sends no valid `X-AuthDuration`; within
+    /// [`AUTH_CACHE_RANGE`], [`DEFAULT_AUTH_CACHE`] when not set.
+    pub cache: Duration,
+    /// `fail_open`: when the backend errors or times out, NEW sessions are
+    /// allowed too (off: they are refused). Sessions already granted are
+    /// kept either way.
+    pub fail_open: bool,
+}
+
+impl AuthBackend {
+    /// A backend at `url` with the default timeout and cache, failing closed.
+    pub fn new(url: impl Into<String>) -> Self {
+        AuthBackend {
+            url: url.into(),
+            timeout: DEFAULT_AUTH_TIMEOUT,
+            cache: DEFAULT_AUTH_CACHE,
+            fail_open: false,
+        }
+    }
+}
+
 /// A whole config file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -105,10 +165,25 @@ pub struct Config {
     /// `max_connections`: open HTTP connections above which new ones are
     /// closed at once (and counted).
     pub max_connections: u64,
+    /// Global play authorization backend (`on_play`), for a stream that
+    /// sets none itself and whose source block (if restreamed) sets none.
+    pub on_play: Option<AuthBackend>,
+    /// Global publish authorization backend (`on_publish`), for a stream
+    /// that sets none itself.
+    pub on_publish: Option<AuthBackend>,
+    /// Global key of signed links (`token_secret`), for a stream that sets
+    /// none itself and whose source block (if restreamed) sets none; never
+    /// empty.
+    pub token_secret: Option<String>,
+    /// `session_timeout`: an HLS viewer session ends after this long without
+    /// a request; within [`SESSION_TIMEOUT_RANGE`].
+    pub session_timeout: Duration,
+    /// `max_sessions_per_ip`: viewer sessions one client address may hold
+    /// on this node; within [`MAX_SESSIONS_PER_IP_RANGE`].
+    pub max_sessions_per_ip: u64,
     /// Directives the file sets that strom accepts but does not act on yet
-    /// (`on_play`, `dvr`), sorted by position. A caller that runs the
-    /// config must show every one of them: an ignored `on_play` means that
-    /// every viewer may play. Empty for a config built in code.
+    /// (`dvr`), sorted by position. A caller that runs the config must show
+    /// every one of them. Empty for a config built in code.
     pub warnings: Vec<Warning>,
 }
 
@@ -134,6 +209,11 @@ impl Default for Config {
             client_header_timeout: DEFAULT_CLIENT_HEADER_TIMEOUT,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            on_play: None,
+            on_publish: None,
+            token_secret: None,
+            session_timeout: DEFAULT_SESSION_TIMEOUT,
+            max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
             warnings: Vec::new(),
         }
     }
@@ -157,6 +237,11 @@ impl PartialEq for Config {
             && self.client_header_timeout == o.client_header_timeout
             && self.keepalive_timeout == o.keepalive_timeout
             && self.max_connections == o.max_connections
+            && self.on_play == o.on_play
+            && self.on_publish == o.on_publish
+            && self.token_secret == o.token_secret
+            && self.session_timeout == o.session_timeout
+            && self.max_sessions_per_ip == o.max_sessions_per_ip
     }
 }
 
@@ -237,8 +322,17 @@ pub struct StreamConfig {
     pub ondemand: bool,
     /// How long an ondemand stream runs without viewers; 0..=1d.
     pub clients_timeout: Duration,
-    /// Play authorization backend (`http://` or `https://`).
-    pub on_play: Option<String>,
+    /// Play authorization backend (`on_play`); overrides the global one.
+    pub on_play: Option<AuthBackend>,
+    /// Publish authorization backend (`on_publish`); overrides the global
+    /// one.
+    pub on_publish: Option<AuthBackend>,
+    /// Key of signed links (`token_secret`); overrides the global one;
+    /// never empty.
+    pub token_secret: Option<String>,
+    /// Password a publisher must give (`publish_password`, or its older
+    /// name `password`), as `?password=` or HTTP Basic; never empty.
+    pub publish_password: Option<String>,
     /// Archive settings.
     pub dvr: Option<DvrConfig>,
 }
@@ -257,6 +351,9 @@ impl StreamConfig {
             ondemand: false,
             clients_timeout: DEFAULT_CLIENTS_TIMEOUT,
             on_play: None,
+            on_publish: None,
+            token_secret: None,
+            publish_password: None,
             dvr: None,
         }
     }
@@ -274,6 +371,9 @@ impl PartialEq for StreamConfig {
             && self.ondemand == o.ondemand
             && self.clients_timeout == o.clients_timeout
             && self.on_play == o.on_play
+            && self.on_publish == o.on_publish
+            && self.token_secret == o.token_secret
+            && self.publish_password == o.publish_password
             && self.dvr == o.dvr
     }
 }
@@ -292,8 +392,12 @@ pub struct SourceConfig {
     pub only: Vec<String>,
     /// Black list: hidden; beats `only`.
     pub except: Vec<String>,
-    /// Play authorization for every stream from this source.
-    pub on_play: Option<String>,
+    /// Play authorization for every stream from this source (`on_play`);
+    /// overrides the global one.
+    pub on_play: Option<AuthBackend>,
+    /// Key of signed links for every stream from this source
+    /// (`token_secret`); overrides the global one; never empty.
+    pub token_secret: Option<String>,
     /// Backup for every stream from this source.
     pub backup: Option<Input>,
     /// Archive settings for every stream from this source.
@@ -313,6 +417,7 @@ impl SourceConfig {
             only: Vec::new(),
             except: Vec::new(),
             on_play: None,
+            token_secret: None,
             backup: None,
             dvr: None,
             max_streams: DEFAULT_SOURCE_MAX_STREAMS,
@@ -328,6 +433,7 @@ impl PartialEq for SourceConfig {
             && self.only == o.only
             && self.except == o.except
             && self.on_play == o.on_play
+            && self.token_secret == o.token_secret
             && self.backup == o.backup
             && self.dvr == o.dvr
             && self.max_streams == o.max_streams

@@ -9,7 +9,7 @@
 //! with.
 
 use crate::lex::is_delimiter;
-use crate::model::{BalancerConfig, Config, Cors, DvrConfig};
+use crate::model::{AuthBackend, BalancerConfig, Config, Cors, DvrConfig};
 use crate::value::{format_duration, format_size};
 use std::fmt::Write;
 use std::path::Path;
@@ -50,6 +50,22 @@ fn dvr(d: &DvrConfig) -> String {
         s += &format!(" {}", format_size(v));
     }
     s
+}
+
+/// `on_play URL { ... }` / `on_publish URL { ... }` as lines, the block
+/// always written out (timeout and cache even at their defaults, so the text
+/// shows what runs; `fail_open;` only when on, like `ondemand;`).
+fn auth(name: &str, b: &AuthBackend) -> Vec<String> {
+    let mut lines = vec![
+        format!("{name} {} {{", word(&b.url)),
+        format!("    timeout {};", format_duration(b.timeout)),
+        format!("    cache {};", format_duration(b.cache)),
+    ];
+    if b.fail_open {
+        lines.push("    fail_open;".to_string());
+    }
+    lines.push("}".to_string());
+    lines
 }
 
 impl Config {
@@ -97,12 +113,27 @@ impl Config {
         let t = format_duration(self.keepalive_timeout);
         line(&mut out, false, &format!("keepalive_timeout {t};"));
         line(&mut out, false, &format!("max_connections {};", self.max_connections));
+        let t = format_duration(self.session_timeout);
+        line(&mut out, false, &format!("session_timeout {t};"));
+        line(
+            &mut out,
+            false,
+            &format!("max_sessions_per_ip {};", self.max_sessions_per_ip),
+        );
         let cors = match &self.cors {
             Cors::Any => "on".to_string(),
             Cors::Off => "off".to_string(),
             Cors::Origins(list) => list.iter().map(|o| word(o)).collect::<Vec<_>>().join(" "),
         };
         line(&mut out, false, &format!("cors {cors};"));
+        if let Some(k) = &self.token_secret {
+            line(&mut out, false, &format!("token_secret {};", word(k)));
+        }
+        for (name, b) in [("on_play", &self.on_play), ("on_publish", &self.on_publish)] {
+            for l in b.iter().flat_map(|b| auth(name, b)) {
+                line(&mut out, false, &l);
+            }
+        }
         for p in &self.peers {
             out.push('\n');
             match &p.public {
@@ -126,8 +157,11 @@ impl Config {
                     body.push(format!("{name} {};", items.join(" ")));
                 }
             }
-            if let Some(u) = &s.on_play {
-                body.push(format!("on_play {};", word(u)));
+            if let Some(b) = &s.on_play {
+                body.extend(auth("on_play", b));
+            }
+            if let Some(k) = &s.token_secret {
+                body.push(format!("token_secret {};", word(k)));
             }
             if let Some(b) = &s.backup {
                 body.push(format!("backup {};", word(&b.to_string())));
@@ -173,8 +207,19 @@ impl Config {
                 true,
                 &format!("clients_timeout {};", format_duration(s.clients_timeout)),
             );
-            if let Some(u) = &s.on_play {
-                line(&mut out, true, &format!("on_play {};", word(u)));
+            for (name, b) in [("on_play", &s.on_play), ("on_publish", &s.on_publish)] {
+                for l in b.iter().flat_map(|b| auth(name, b)) {
+                    line(&mut out, true, &l);
+                }
+            }
+            let secrets = [
+                ("token_secret", &s.token_secret),
+                ("publish_password", &s.publish_password),
+            ];
+            for (name, v) in secrets {
+                if let Some(v) = v {
+                    line(&mut out, true, &format!("{name} {};", word(v)));
+                }
             }
             if let Some(d) = &s.dvr {
                 line(&mut out, true, &format!("{};", dvr(d)));

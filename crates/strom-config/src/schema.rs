@@ -59,17 +59,30 @@ pub(crate) enum Ctx {
     Channel,
     /// `source prometheus URL { ... }` in a balancer file.
     Prometheus,
+    /// `on_play URL { ... }` (top level, stream or source block).
+    OnPlay,
+    /// `on_publish URL { ... }` (top level or stream block).
+    OnPublish,
 }
 
 impl Ctx {
-    pub(crate) const NODE: [Ctx; 4] = [Ctx::Top, Ctx::Stream, Ctx::Source, Ctx::Peer];
-    pub(crate) const BALANCER: [Ctx; 4] = [Ctx::BalancerTop, Ctx::Server, Ctx::Channel, Ctx::Prometheus];
-    /// Both kinds, for telling them apart before the kind is known.
-    pub(crate) const ALL: [Ctx; 8] = [
+    pub(crate) const NODE: [Ctx; 6] = [
         Ctx::Top,
         Ctx::Stream,
         Ctx::Source,
         Ctx::Peer,
+        Ctx::OnPlay,
+        Ctx::OnPublish,
+    ];
+    pub(crate) const BALANCER: [Ctx; 4] = [Ctx::BalancerTop, Ctx::Server, Ctx::Channel, Ctx::Prometheus];
+    /// Both kinds, for telling them apart before the kind is known.
+    pub(crate) const ALL: [Ctx; 10] = [
+        Ctx::Top,
+        Ctx::Stream,
+        Ctx::Source,
+        Ctx::Peer,
+        Ctx::OnPlay,
+        Ctx::OnPublish,
         Ctx::BalancerTop,
         Ctx::Server,
         Ctx::Channel,
@@ -78,7 +91,7 @@ impl Ctx {
 
     fn kind(self) -> FileKind {
         match self {
-            Ctx::Top | Ctx::Stream | Ctx::Source | Ctx::Peer => FileKind::Node,
+            Ctx::Top | Ctx::Stream | Ctx::Source | Ctx::Peer | Ctx::OnPlay | Ctx::OnPublish => FileKind::Node,
             Ctx::BalancerTop | Ctx::Server | Ctx::Channel | Ctx::Prometheus => FileKind::Balancer,
         }
     }
@@ -99,6 +112,11 @@ impl Ctx {
                 "keepalive_timeout",
                 "max_connections",
                 "cors",
+                "on_play",
+                "on_publish",
+                "token_secret",
+                "session_timeout",
+                "max_sessions_per_ip",
                 "stream",
                 "source",
                 "peer",
@@ -112,6 +130,10 @@ impl Ctx {
                 "ondemand",
                 "clients_timeout",
                 "on_play",
+                "on_publish",
+                "token_secret",
+                "publish_password",
+                "password",
                 "dvr",
             ],
             Ctx::Source => &[
@@ -119,11 +141,13 @@ impl Ctx {
                 "only",
                 "except",
                 "on_play",
+                "token_secret",
                 "backup",
                 "dvr",
                 "max_streams",
             ],
             Ctx::Peer => &["public"],
+            Ctx::OnPlay | Ctx::OnPublish => &["timeout", "cache", "fail_open"],
             Ctx::BalancerTop => &[
                 "http",
                 "refresh",
@@ -157,6 +181,8 @@ impl Ctx {
             Ctx::Server => "in server block",
             Ctx::Channel => "in channel block",
             Ctx::Prometheus => "in source prometheus block",
+            Ctx::OnPlay => "in on_play block",
+            Ctx::OnPublish => "in on_publish block",
         }
     }
 
@@ -170,6 +196,8 @@ impl Ctx {
             Ctx::Server => "inside a `server` block",
             Ctx::Channel => "inside a `channel` block",
             Ctx::Prometheus => "inside a `source prometheus` block",
+            Ctx::OnPlay => "inside an `on_play` block",
+            Ctx::OnPublish => "inside an `on_publish` block",
         }
     }
 
@@ -180,6 +208,8 @@ impl Ctx {
             (Ctx::Top, "stream") => Some(Ctx::Stream),
             (Ctx::Top, "source") => Some(Ctx::Source),
             (Ctx::Top, "peer") => Some(Ctx::Peer),
+            (Ctx::Top | Ctx::Stream | Ctx::Source, "on_play") => Some(Ctx::OnPlay),
+            (Ctx::Top | Ctx::Stream, "on_publish") => Some(Ctx::OnPublish),
             (Ctx::BalancerTop, "server") => Some(Ctx::Server),
             (Ctx::BalancerTop, "channel") => Some(Ctx::Channel),
             (Ctx::BalancerTop, "source") => Some(Ctx::Prometheus),
@@ -214,7 +244,10 @@ pub(crate) fn unknown_directive(ctx: Ctx, name: &str) -> String {
             ctx.describe(),
             homes.join(" or ")
         );
-        if ctx != kind.top() && kind.top().child(name).is_some() {
+        // A block that belongs only at top level (`stream` inside a
+        // `stream`) suggests an unclosed block before it.
+        let top_only = homes == [kind.top().place()];
+        if ctx != kind.top() && top_only && kind.top().child(name).is_some() {
             msg.push_str(" (is a `}` missing before it?)");
         }
         return msg;
@@ -315,6 +348,63 @@ mod tests {
         assert_eq!(suggest("strem", Ctx::Stream.directives()), None);
         assert_eq!(suggest("sever", Ctx::BalancerTop.directives()), Some("server"));
         assert_eq!(suggest("qeury", Ctx::Prometheus.directives()), Some("query"));
+        assert_eq!(suggest("timout", Ctx::OnPlay.directives()), Some("timeout"));
+        assert_eq!(suggest("chache", Ctx::OnPublish.directives()), Some("cache"));
+        assert_eq!(suggest("failopen", Ctx::OnPlay.directives()), Some("fail_open"));
+        assert_eq!(suggest("on_pubish", Ctx::Stream.directives()), Some("on_publish"));
+        assert_eq!(suggest("pasword", Ctx::Stream.directives()), Some("password"));
+        assert_eq!(suggest("token_secrt", Ctx::Source.directives()), Some("token_secret"));
+        assert_eq!(
+            suggest("session_timeot", Ctx::Top.directives()),
+            Some("session_timeout")
+        );
+        assert_eq!(suggest("timout", Ctx::Stream.directives()), None);
+    }
+
+    #[test]
+    fn auth_directives_and_their_blocks() {
+        for ctx in [Ctx::Top, Ctx::Stream, Ctx::Source] {
+            assert!(ctx.knows("on_play") && ctx.knows("token_secret"), "{ctx:?}");
+            assert_eq!(ctx.child("on_play"), Some(Ctx::OnPlay));
+        }
+        for ctx in [Ctx::Top, Ctx::Stream] {
+            assert!(ctx.knows("on_publish"), "{ctx:?}");
+            assert_eq!(ctx.child("on_publish"), Some(Ctx::OnPublish));
+        }
+        assert!(!Ctx::Source.knows("on_publish"));
+        assert_eq!(Ctx::Source.child("on_publish"), None);
+        assert_eq!(Ctx::Peer.child("on_play"), None);
+        for n in ["publish_password", "password"] {
+            assert!(
+                Ctx::Stream.knows(n) && !Ctx::Top.knows(n) && !Ctx::Source.knows(n),
+                "{n}"
+            );
+        }
+        for n in ["session_timeout", "max_sessions_per_ip"] {
+            assert!(
+                Ctx::Top.knows(n) && !Ctx::Stream.knows(n) && !Ctx::Source.knows(n),
+                "{n}"
+            );
+        }
+        for n in ["timeout", "cache", "fail_open"] {
+            assert!(Ctx::OnPlay.knows(n) && Ctx::OnPublish.knows(n), "{n}");
+            assert!(!Ctx::Top.knows(n) && !Ctx::Stream.knows(n), "{n}");
+            // Known to the parser, so a missing `;` before one is caught.
+            assert!(is_directive(FileKind::Node.contexts(), n), "{n}");
+            assert!(is_directive(&Ctx::ALL, n), "{n}");
+        }
+        assert_eq!(
+            unknown_directive(Ctx::OnPublish, "fail_opn"),
+            "unknown directive `fail_opn` in on_publish block; did you mean `fail_open`?"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::Source, "on_publish"),
+            "`on_publish` is not allowed in source block; use it at top level or inside a `stream` block"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::BalancerTop, "token_secret"),
+            "`token_secret` is not allowed in a balancer config; it belongs in a node config"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use crate::diag::{Diags, Pos};
 use crate::lex::{Kind, Lexed, Token};
 use crate::schema::{is_directive, Ctx};
 
-/// Deepest block nesting kept in the tree; strom's grammar needs 1.
+/// Deepest block nesting kept in the tree; strom's grammar needs 2
+/// (`stream NAME { on_play URL { ... } }`).
 pub(crate) const MAX_DEPTH: usize = 8;
 
 /// One directive: `name args... ;` or `name args... { items }`.

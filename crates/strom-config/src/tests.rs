@@ -136,7 +136,8 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
         cluster_key: Some("abcd".into()),
         only: vec!["cbc".into(), "football".into(), "mylive/*".into()],
         except: vec!["stream1".into(), "football".into()],
-        on_play: Some("http://auth.example/check".into()),
+        on_play: Some(AuthBackend::new("http://auth.example/check")),
+        token_secret: None,
         backup: Some(Input::File {
             path: "vod/bunny.mp4".into(),
             program: None,
@@ -162,18 +163,15 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
     });
     s.ondemand = true;
     s.dvr = Some(dvr(7, None));
-    s.on_play = Some("http://auth.example/check".into());
+    s.on_play = Some(AuthBackend::new("http://auth.example/check"));
     assert_eq!(c.streams, [s]);
-    let on_play = "is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed";
     let dvr = "is not implemented yet and is ignored; nothing is recorded";
     let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
     assert_eq!(
         warnings,
         [
-            format!("t.conf:9:3: warning: `on_play` {on_play}"),
             format!("t.conf:11:3: warning: `dvr` {dvr}"),
             format!("t.conf:13:133: warning: `dvr` {dvr}"),
-            format!("t.conf:13:150: warning: `on_play` {on_play}"),
         ]
     );
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
@@ -239,7 +237,7 @@ fn comments_and_quoted_strings() {
     assert_eq!(c.cluster_key.as_deref(), Some("my # key; {not} a \"block\" \\"));
     let s = c.stream("quoted").expect("valid test input");
     assert_eq!(s.inputs, [udp("239.0.0.1:1234")]);
-    assert_eq!(s.on_play.as_deref(), Some("http://auth/check#frag"));
+    assert_eq!(s.on_play, Some(AuthBackend::new("http://auth/check#frag")));
     assert_eq!(
         s.backup,
         Some(Input::File {
@@ -293,6 +291,8 @@ http [::]:8080;
 client_header_timeout 1m;
 keepalive_timeout 75s;
 max_connections 10000;
+session_timeout 30s;
+max_sessions_per_ip 10000;
 cors on;
 
 stream news {
@@ -924,31 +924,26 @@ stream a {
 stream b { input publish://; }
 ");
     let got: Vec<(WarningKind, Pos)> = c.warnings.iter().map(|w| (w.kind, w.pos())).collect();
+    // `on_play` is implemented: only `dvr` warns.
     assert_eq!(
         got,
         [
-            (WarningKind::OnPlayIgnored, Pos::new(3, 3)),
             (WarningKind::DvrIgnored, Pos::new(4, 3)),
             (WarningKind::DvrIgnored, Pos::new(8, 5)),
-            (WarningKind::OnPlayIgnored, Pos::new(9, 3)),
         ]
     );
     assert_eq!(
-        c.warnings[2].to_string(),
+        c.warnings[1].to_string(),
         "t.conf:8:5: warning: `dvr` is not implemented yet and is ignored; nothing is recorded"
-    );
-    assert_eq!(
-        c.warnings[3].to_string(),
-        "t.conf:9:3: warning: `on_play` is not implemented yet and is ignored; playback is NOT authorized: every viewer is allowed"
     );
     assert!(c.warnings.iter().all(|w| w.file == "t.conf"));
     // Warnings are metadata: the round trip has its own, and `==` ignores them.
     let again = parse("t.conf", &c.to_text()).expect("round trip");
-    assert_eq!(again.warnings.len(), 4);
+    assert_eq!(again.warnings.len(), 2);
     assert_ne!(again.warnings, c.warnings);
     assert_eq!(again, c);
     // The same from `parse_any`.
-    let Ok(AnyConfig::Node(n)) = parse_any("t.conf", "stream a { input publish://; on_play http://x; }") else {
+    let Ok(AnyConfig::Node(n)) = parse_any("t.conf", "stream a { input publish://; dvr /x; on_play http://x; }") else {
         panic!("node config")
     };
     assert_eq!(n.warnings.len(), 1);
@@ -958,6 +953,10 @@ stream b { input publish://; }
 #[test]
 fn no_warnings_without_ignored_directives() {
     assert!(ok(EXAMPLE).warnings.is_empty());
+    let auth = "on_play http://a/; on_publish http://b/ { fail_open; } token_secret k; session_timeout 1m;\n\
+                source s { on_play http://c/ { timeout 1s; } token_secret k2; }\n\
+                stream a { input publish://; on_play http://x/; on_publish http://y/; publish_password p; }";
+    assert!(ok(auth).warnings.is_empty());
     // An invalid `on_play` or `dvr` is an error, and not also a warning.
     let text = "stream a { input publish://; on_play ftp://x; dvr /s 0; }";
     let mut diags = crate::diag::Diags::new("t.conf");
@@ -1002,4 +1001,517 @@ fn public_base_url() {
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
     assert!(parse("t.conf", "public ftp://x;").is_err());
     assert!(parse("t.conf", "public https://x/path;").is_err());
+}
+
+// ---- authorization: on_play, on_publish, token_secret, publish_password, sessions ----
+
+fn backend(url: &str, timeout_ms: u64, cache_s: u64, fail_open: bool) -> AuthBackend {
+    AuthBackend {
+        url: url.into(),
+        timeout: Duration::from_millis(timeout_ms),
+        cache: Duration::from_secs(cache_s),
+        fail_open,
+    }
+}
+
+#[test]
+fn auth_defaults() {
+    let c = ok("");
+    assert_eq!(c.on_play, None);
+    assert_eq!(c.on_publish, None);
+    assert_eq!(c.token_secret, None);
+    assert_eq!(c.session_timeout, Duration::from_secs(30));
+    assert_eq!(c.max_sessions_per_ip, 10_000);
+    let b = AuthBackend::new("http://a/");
+    assert_eq!(b, backend("http://a/", 3_000, 30, false));
+    assert_eq!(b.timeout, crate::model::DEFAULT_AUTH_TIMEOUT);
+    assert_eq!(b.cache, crate::model::DEFAULT_AUTH_CACHE);
+    let s = StreamConfig::new("a", vec![Input::PUBLISH]);
+    assert_eq!(
+        (s.on_play, s.on_publish, s.token_secret, s.publish_password),
+        (None, None, None, None)
+    );
+    let s = SourceConfig::new("a:1");
+    assert_eq!((s.on_play, s.token_secret), (None, None));
+}
+
+#[test]
+fn auth_directives_at_top_level() {
+    let c = ok("\
+on_play http://auth.example/play?site=1;
+on_publish https://auth.example/publish {
+  timeout 2s;
+  fail_open;
+}
+token_secret \"s3cr3t key\";
+session_timeout 1m;
+max_sessions_per_ip 50;
+");
+    assert_eq!(c.on_play, Some(AuthBackend::new("http://auth.example/play?site=1")));
+    assert_eq!(
+        c.on_publish,
+        Some(backend("https://auth.example/publish", 2_000, 30, true))
+    );
+    assert_eq!(c.token_secret.as_deref(), Some("s3cr3t key"));
+    assert_eq!(c.session_timeout, Duration::from_secs(60));
+    assert_eq!(c.max_sessions_per_ip, 50);
+    assert!(c.warnings.is_empty());
+    let text = c.to_text();
+    let want = "\
+http [::]:8080;
+client_header_timeout 1m;
+keepalive_timeout 75s;
+max_connections 10000;
+session_timeout 1m;
+max_sessions_per_ip 50;
+cors on;
+token_secret \"s3cr3t key\";
+on_play http://auth.example/play?site=1 {
+    timeout 3s;
+    cache 30s;
+}
+on_publish https://auth.example/publish {
+    timeout 2s;
+    cache 30s;
+    fail_open;
+}
+";
+    assert_eq!(text, want);
+    assert_eq!(parse("t.conf", &text), Ok(c));
+}
+
+#[test]
+fn auth_directives_in_stream_blocks() {
+    let c = ok("\
+stream a {
+  input publish://;
+  on_play http://auth/play { cache 1d; timeout 100ms; }
+  on_publish http://auth/publish;
+  token_secret k1;
+  publish_password pw;
+}
+stream b { input publish://; password \"old name\"; }
+stream c { input publish://; on_play http://x/ { } }
+");
+    let a = c.stream("a").expect("stream a");
+    assert_eq!(a.on_play, Some(backend("http://auth/play", 100, 86_400, false)));
+    assert_eq!(a.on_publish, Some(AuthBackend::new("http://auth/publish")));
+    assert_eq!(a.token_secret.as_deref(), Some("k1"));
+    assert_eq!(a.publish_password.as_deref(), Some("pw"));
+    // `password` is Flussonic's older name for the same setting.
+    let b = c.stream("b").expect("stream b");
+    assert_eq!(b.publish_password.as_deref(), Some("old name"));
+    assert_eq!((&b.on_play, &b.on_publish, &b.token_secret), (&None, &None, &None));
+    // An empty block is the simple form.
+    assert_eq!(
+        c.stream("c").expect("stream c").on_play,
+        Some(AuthBackend::new("http://x/"))
+    );
+    assert_eq!(c.on_play, None);
+    let text = c.to_text();
+    assert!(
+        text.contains(
+            "    on_play http://auth/play {\n        timeout 100ms;\n        cache 1d;\n    }\n    \
+             on_publish http://auth/publish {\n        timeout 3s;\n        cache 30s;\n    }\n    \
+             token_secret k1;\n    publish_password pw;\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("    publish_password \"old name\";\n"), "{text}");
+    assert!(!text.contains("    password"), "{text}");
+    assert_eq!(parse("t.conf", &text), Ok(c));
+}
+
+#[test]
+fn auth_directives_in_source_blocks() {
+    let c = ok("\
+source origin:8081 {
+  on_play http://auth/ { fail_open on; timeout 60s; cache 1s; }
+  token_secret k;
+}
+source other;
+");
+    let s = &c.sources[0];
+    assert_eq!(s.on_play, Some(backend("http://auth/", 60_000, 1, true)));
+    assert_eq!(s.token_secret.as_deref(), Some("k"));
+    assert_eq!((&c.sources[1].on_play, &c.sources[1].token_secret), (&None, &None));
+    let text = c.to_text();
+    assert!(
+        text.contains(
+            "source origin:8081 {\n    on_play http://auth/ {\n        timeout 1m;\n        cache 1s;\n        \
+             fail_open;\n    }\n    token_secret k;\n}\n"
+        ),
+        "{text}"
+    );
+    assert_eq!(parse("t.conf", &text), Ok(c));
+}
+
+#[test]
+fn fail_open_is_a_flag() {
+    let fail_open = |opt: &str| {
+        let c = ok(&format!("on_play http://a/ {{ {opt} }}"));
+        c.on_play.expect("on_play").fail_open
+    };
+    assert!(fail_open("fail_open;"));
+    assert!(fail_open("fail_open on;"));
+    assert!(fail_open("fail_open true;"));
+    assert!(fail_open("fail_open yes;"));
+    assert!(!fail_open("fail_open off;"));
+    assert!(!fail_open("fail_open false;"));
+    assert!(!fail_open("fail_open no;"));
+    assert!(!fail_open(""));
+    err1(
+        "on_play http://a/ { fail_open maybe; }",
+        "t.conf:1:31: bad value `maybe` for `fail_open`: expected true or false",
+    );
+    err1(
+        "on_play http://a/ { fail_open on off; }",
+        "t.conf:1:34: `fail_open` takes at most 1 argument, got 2",
+    );
+}
+
+#[test]
+fn auth_value_errors() {
+    err1(
+        "on_play ftp://auth/;",
+        "t.conf:1:9: bad URL `ftp://auth/`: expected http:// or https://",
+    );
+    err1(
+        "stream a { input publish://; on_publish auth.example; }",
+        "t.conf:1:41: bad URL `auth.example`: expected http:// or https://",
+    );
+    err1(
+        "source s { on_play http:///x; }",
+        "t.conf:1:20: bad URL `http:///x`: no host",
+    );
+    err1(
+        "on_play http://a/ { timeout 99ms; }",
+        "t.conf:1:29: `timeout` must be between 100ms and 1m, got 99ms",
+    );
+    err1(
+        "on_play http://a/ {\n  timeout 61s;\n}",
+        "t.conf:2:11: `timeout` must be between 100ms and 1m, got 61s",
+    );
+    err1(
+        "on_publish http://a/ { cache 0; }",
+        "t.conf:1:30: `cache` must be between 1s and 1d, got 0",
+    );
+    err1(
+        "on_publish http://a/ { cache 2d; }",
+        "t.conf:1:30: `cache` must be between 1s and 1d, got 2d",
+    );
+    err1(
+        "on_play http://a/ { cache soon; }",
+        "t.conf:1:27: bad duration `soon` for `cache`: expected a whole number with an optional unit ms, s, m, h or d, like 10s",
+    );
+    err1(
+        "session_timeout 4s;",
+        "t.conf:1:17: `session_timeout` must be between 5s and 1h, got 4s",
+    );
+    err1(
+        "session_timeout 2h;",
+        "t.conf:1:17: `session_timeout` must be between 5s and 1h, got 2h",
+    );
+    err1(
+        "max_sessions_per_ip 0;",
+        "t.conf:1:21: `max_sessions_per_ip` must be between 1 and 1000000, got 0",
+    );
+    err1(
+        "max_sessions_per_ip 1000001;",
+        "t.conf:1:21: `max_sessions_per_ip` must be between 1 and 1000000, got 1000001",
+    );
+    err1(
+        "max_sessions_per_ip many;",
+        "t.conf:1:21: bad number `many` for `max_sessions_per_ip`",
+    );
+    // The ends of every range are allowed.
+    let c = ok("session_timeout 5s; max_sessions_per_ip 1000000;\n\
+                on_play http://a/ { timeout 60s; cache 1s; }\n\
+                on_publish http://b/ { timeout 100ms; cache 86400; }");
+    assert_eq!(c.session_timeout, Duration::from_secs(5));
+    assert_eq!(c.max_sessions_per_ip, 1_000_000);
+    assert_eq!(c.on_play, Some(backend("http://a/", 60_000, 1, false)));
+    assert_eq!(c.on_publish, Some(backend("http://b/", 100, 86_400, false)));
+    assert_eq!(ok("session_timeout 1h;").session_timeout, Duration::from_secs(3600));
+    assert_eq!(ok("max_sessions_per_ip 1;").max_sessions_per_ip, 1);
+}
+
+#[test]
+fn empty_secrets_are_refused() {
+    err1("token_secret \"\";", "t.conf:1:14: `token_secret` must not be empty");
+    err1(
+        "source s { token_secret \"\"; }",
+        "t.conf:1:25: `token_secret` must not be empty",
+    );
+    err1(
+        "stream a { input publish://; token_secret \"\"; }",
+        "t.conf:1:43: `token_secret` must not be empty",
+    );
+    err1(
+        "stream a { input publish://; publish_password \"\"; }",
+        "t.conf:1:47: `publish_password` must not be empty",
+    );
+    err1(
+        "stream a { input publish://; password \"\"; }",
+        "t.conf:1:39: `password` must not be empty",
+    );
+}
+
+#[test]
+fn auth_argument_and_block_shape_errors() {
+    err1("on_play;", "t.conf:1:1: `on_play` takes 1 argument, got 0");
+    err1(
+        "on_play http://a/ http://b/;",
+        "t.conf:1:19: `on_play` takes 1 argument, got 2",
+    );
+    err1(
+        "stream a { input publish://; on_publish { timeout 1s; } }",
+        "t.conf:1:30: `on_publish` takes 1 argument, got 0",
+    );
+    err1(
+        "token_secret a b;",
+        "t.conf:1:16: `token_secret` takes 1 argument, got 2",
+    );
+    err1(
+        "stream a { input publish://; publish_password; }",
+        "t.conf:1:30: `publish_password` takes 1 argument, got 0",
+    );
+    err1(
+        "session_timeout 30s { }",
+        "t.conf:1:21: `session_timeout` does not take a block",
+    );
+    err1(
+        "stream a { input publish://; token_secret k { } }",
+        "t.conf:1:45: `token_secret` does not take a block",
+    );
+    err1(
+        "on_play http://a/ { timeout; }",
+        "t.conf:1:21: `timeout` takes 1 argument, got 0",
+    );
+    err1(
+        "on_play http://a/ { cache 1s 2s; }",
+        "t.conf:1:30: `cache` takes 1 argument, got 2",
+    );
+    err1(
+        "on_play http://a/ { timeout 1s { } }",
+        "t.conf:1:32: `timeout` does not take a block",
+    );
+    // A forgotten `;` inside the block is found at the next option.
+    err1(
+        "on_play http://a/ {\n  timeout 3s\n  cache 5s;\n}",
+        "t.conf:2:13: missing `;` after `timeout` directive",
+    );
+    err1(
+        "stream a {\n  input publish://\n  on_play http://a/;\n}",
+        "t.conf:2:19: missing `;` after `input` directive",
+    );
+}
+
+#[test]
+fn auth_unknown_and_misplaced_directives() {
+    err1(
+        "on_play http://a/ { timout 3s; }",
+        "t.conf:1:21: unknown directive `timout` in on_play block; did you mean `timeout`?",
+    );
+    err1(
+        "stream a { input publish://; on_publish http://a/ { fail_opne; } }",
+        "t.conf:1:53: unknown directive `fail_opne` in on_publish block; did you mean `fail_open`?",
+    );
+    err1(
+        "source s { on_play http://a/ { retries 3; } }",
+        "t.conf:1:32: unknown directive `retries` in on_play block",
+    );
+    err1(
+        "stream a { input publish://; on_paly http://a/; }",
+        "t.conf:1:30: unknown directive `on_paly` in stream block; did you mean `on_play`?",
+    );
+    err1(
+        "stream a { input publish://; publish_pasword x; }",
+        "t.conf:1:30: unknown directive `publish_pasword` in stream block; did you mean `publish_password`?",
+    );
+    err1(
+        "token_secrte k;",
+        "t.conf:1:1: unknown directive `token_secrte` at top level; did you mean `token_secret`?",
+    );
+    err1(
+        "sesion_timeout 30s;",
+        "t.conf:1:1: unknown directive `sesion_timeout` at top level; did you mean `session_timeout`?",
+    );
+    err1(
+        "max_session_per_ip 5;",
+        "t.conf:1:1: unknown directive `max_session_per_ip` at top level; did you mean `max_sessions_per_ip`?",
+    );
+    err1(
+        "publish_password pw;",
+        "t.conf:1:1: `publish_password` is not allowed at top level; use it inside a `stream` block",
+    );
+    err1(
+        "password pw;",
+        "t.conf:1:1: `password` is not allowed at top level; use it inside a `stream` block",
+    );
+    err1(
+        "stream a { input publish://; session_timeout 30s; }",
+        "t.conf:1:30: `session_timeout` is not allowed in stream block; use it at top level",
+    );
+    err1(
+        "stream a { input publish://; max_sessions_per_ip 5; }",
+        "t.conf:1:30: `max_sessions_per_ip` is not allowed in stream block; use it at top level",
+    );
+    err1(
+        "source s { on_publish http://a/; }",
+        "t.conf:1:12: `on_publish` is not allowed in source block; use it at top level or inside a `stream` block",
+    );
+    err1(
+        "source s { publish_password pw; }",
+        "t.conf:1:12: `publish_password` is not allowed in source block; use it inside a `stream` block",
+    );
+    err1(
+        "peer p { on_play http://a/; }",
+        "t.conf:1:10: `on_play` is not allowed in peer block; use it at top level or inside a `stream` block or inside a `source` block",
+    );
+    err1(
+        "peer p { token_secret k; }",
+        "t.conf:1:10: `token_secret` is not allowed in peer block; use it at top level or inside a `stream` block or inside a `source` block",
+    );
+    err1(
+        "timeout 3s;",
+        "t.conf:1:1: `timeout` is not allowed at top level; use it inside an `on_play` block or inside an `on_publish` block",
+    );
+    err1(
+        "stream a { input publish://; fail_open; }",
+        "t.conf:1:30: `fail_open` is not allowed in stream block; use it inside an `on_play` block or inside an `on_publish` block",
+    );
+    err1(
+        "on_play http://a/ { token_secret k; }",
+        "t.conf:1:21: `token_secret` is not allowed in on_play block; use it at top level or inside a `stream` block or inside a `source` block",
+    );
+    err1(
+        "on_play http://a/ { on_play http://b/; }",
+        "t.conf:1:21: `on_play` is not allowed in on_play block; use it at top level or inside a `stream` block or inside a `source` block",
+    );
+    // A block that belongs at top level, inside an option block: a `}` is missing.
+    assert_eq!(
+        errs("on_play http://a/ {\n  timeout 1s;\nstream a { input publish://; }\n"),
+        [
+            "t.conf:1:19: block opened here is never closed",
+            "t.conf:3:1: `stream` is not allowed in on_play block; use it at top level (is a `}` missing before it?)",
+        ]
+    );
+    // A balancer file does not take them.
+    assert_eq!(
+        parse_balancer(
+            "b.conf",
+            "on_play http://a/;\nserver s { url http://a; max_clients 1; }"
+        )
+        .expect_err("node directive")
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>(),
+        ["b.conf:1:1: `on_play` is not allowed in a balancer config; it belongs in a node config"]
+    );
+}
+
+#[test]
+fn auth_duplicates() {
+    err1(
+        "on_play http://a/;\non_play http://b/;",
+        "t.conf:2:1: duplicate `on_play` at top level; first set at line 1",
+    );
+    err1(
+        "on_publish http://a/ { }\non_publish http://b/;",
+        "t.conf:2:1: duplicate `on_publish` at top level; first set at line 1",
+    );
+    err1(
+        "token_secret a;\ntoken_secret b;",
+        "t.conf:2:1: duplicate `token_secret` at top level; first set at line 1",
+    );
+    err1(
+        "session_timeout 10s;\nsession_timeout 20s;",
+        "t.conf:2:1: duplicate `session_timeout` at top level; first set at line 1",
+    );
+    err1(
+        "max_sessions_per_ip 1;\nmax_sessions_per_ip 2;",
+        "t.conf:2:1: duplicate `max_sessions_per_ip` at top level; first set at line 1",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  on_play http://a/;\n  on_play http://b/ { timeout 1s; }\n}",
+        "t.conf:4:3: duplicate `on_play` in stream block; first set at line 3",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  on_publish http://a/;\n  on_publish http://b/;\n}",
+        "t.conf:4:3: duplicate `on_publish` in stream block; first set at line 3",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  token_secret a;\n  token_secret b;\n}",
+        "t.conf:4:3: duplicate `token_secret` in stream block; first set at line 3",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  publish_password a;\n  publish_password b;\n}",
+        "t.conf:4:3: duplicate `publish_password` in stream block; first set at line 3",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  password a;\n  password b;\n}",
+        "t.conf:4:3: duplicate `password` in stream block; first set at line 3",
+    );
+    // The two names of one setting, either way round.
+    err1(
+        "stream a {\n  input publish://;\n  publish_password a;\n  password b;\n}",
+        "t.conf:4:3: duplicate `password` in stream block: `password` is another name for `publish_password`, first set at line 3",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  password a;\n  publish_password b;\n}",
+        "t.conf:4:3: duplicate `publish_password` in stream block: `password` is another name for `publish_password`, first set at line 3",
+    );
+    err1(
+        "source s {\n  on_play http://a/;\n  on_play http://b/;\n}",
+        "t.conf:3:3: duplicate `on_play` in source block; first set at line 2",
+    );
+    err1(
+        "source s {\n  token_secret a;\n  token_secret b;\n}",
+        "t.conf:3:3: duplicate `token_secret` in source block; first set at line 2",
+    );
+    err1(
+        "on_play http://a/ {\n  timeout 1s;\n  timeout 2s;\n}",
+        "t.conf:3:3: duplicate `timeout` in on_play block; first set at line 2",
+    );
+    err1(
+        "on_publish http://a/ { cache 1s;\n cache 2s; }",
+        "t.conf:2:2: duplicate `cache` in on_publish block; first set at line 1",
+    );
+    err1(
+        "on_play http://a/ { fail_open;\nfail_open off; }",
+        "t.conf:2:1: duplicate `fail_open` in on_play block; first set at line 1",
+    );
+    // One block each for on_play and on_publish, and per stream: no clash.
+    let c = ok(
+        "on_play http://a/ { timeout 1s; }\non_publish http://a/ { timeout 1s; }\n\
+                stream a { input publish://; on_play http://a/; }\nstream b { input publish://; on_play http://a/; }",
+    );
+    assert_eq!(c.streams.len(), 2);
+}
+
+#[test]
+fn auth_errors_are_all_collected() {
+    // A bad URL does not hide the errors of its block, and the other way round.
+    assert_eq!(
+        errs("on_play ftp://a/ {\n  timeout 0;\n  cache 2d;\n  fail_open maybe;\n  retry 1;\n}\nsession_timeout 1s;"),
+        [
+            "t.conf:1:9: bad URL `ftp://a/`: expected http:// or https://",
+            "t.conf:2:11: `timeout` must be between 100ms and 1m, got 0",
+            "t.conf:3:9: `cache` must be between 1s and 1d, got 2d",
+            "t.conf:4:13: bad value `maybe` for `fail_open`: expected true or false",
+            "t.conf:5:3: unknown directive `retry` in on_play block",
+            "t.conf:7:17: `session_timeout` must be between 5s and 1h, got 1s",
+        ]
+    );
+}
+
+#[test]
+fn parse_any_reads_auth_directives_as_a_node_config() {
+    let text = "on_play http://a/ { timeout 1s; }\ntoken_secret k;\nstream a { input publish://; password p; }";
+    let Ok(AnyConfig::Node(c)) = parse_any("t.conf", text) else {
+        panic!("node config")
+    };
+    assert_eq!(c, ok(text));
+    assert_eq!(c.streams[0].publish_password.as_deref(), Some("p"));
 }

@@ -150,13 +150,14 @@ fn file_path() -> impl Strategy<Value = std::path::PathBuf> {
     .prop_map(Into::into)
 }
 
-fn backup() -> impl Strategy<Value = Input> {
+fn backup() -> BoxedStrategy<Input> {
     prop_oneof![
         udp(),
         (http_url(), program()).prop_map(|(url, program)| Input::Http { url, program }),
         (file_path(), program()).prop_map(|(path, program)| Input::File { path, program }),
         "[A-Za-z0-9_-]{1,10}".prop_map(|name| Input::Builtin { name }),
     ]
+    .boxed()
 }
 
 fn input() -> impl Strategy<Value = Input> {
@@ -191,7 +192,22 @@ fn non_empty_string() -> impl Strategy<Value = String> {
     ]
 }
 
-fn stream() -> impl Strategy<Value = StreamConfig> {
+/// An `on_play`/`on_publish` backend with every option within its range.
+/// Boxed, like [`backup`], [`stream`] and [`source`]: unboxed, the value
+/// tree of a whole config is large enough to overflow a test thread's stack
+/// in debug builds.
+fn auth_backend() -> BoxedStrategy<AuthBackend> {
+    (http_url(), ms(100..=60_000), ms(1_000..=86_400_000), any::<bool>())
+        .prop_map(|(url, timeout, cache, fail_open)| AuthBackend {
+            url,
+            timeout,
+            cache,
+            fail_open,
+        })
+        .boxed()
+}
+
+fn stream() -> BoxedStrategy<StreamConfig> {
     (
         (stream_name(), prop::collection::vec(input(), 1..4)),
         (
@@ -203,8 +219,13 @@ fn stream() -> impl Strategy<Value = StreamConfig> {
         (
             any::<bool>(),
             ms(0..=86_400_000),
-            proptest::option::of(http_url()),
+            proptest::option::of(auth_backend()),
             proptest::option::of(dvr()),
+        ),
+        (
+            proptest::option::of(auth_backend()),
+            proptest::option::of(non_empty_string()),
+            proptest::option::of(non_empty_string()),
         ),
     )
         .prop_map(
@@ -212,6 +233,7 @@ fn stream() -> impl Strategy<Value = StreamConfig> {
                 (name, inputs),
                 (backup, source_timeout, segment_duration, segment_count),
                 (ondemand, clients_timeout, on_play, dvr),
+                (on_publish, token_secret, publish_password),
             )| {
                 let mut s = StreamConfig::new(name, dedup(inputs, |i| i.clone()));
                 s.backup = backup;
@@ -221,36 +243,45 @@ fn stream() -> impl Strategy<Value = StreamConfig> {
                 s.ondemand = ondemand;
                 s.clients_timeout = clients_timeout;
                 s.on_play = on_play;
+                s.on_publish = on_publish;
+                s.token_secret = token_secret;
+                s.publish_password = publish_password;
                 s.dvr = dvr;
                 s
             },
         )
+        .boxed()
 }
 
 fn pattern() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_.*?/-]{1,20}"
 }
 
-fn source() -> impl Strategy<Value = SourceConfig> {
+fn source() -> BoxedStrategy<SourceConfig> {
     (
         host_port(),
         proptest::option::of(non_empty_string()),
         prop::collection::vec(pattern(), 0..4),
         prop::collection::vec(pattern(), 0..4),
-        proptest::option::of(http_url()),
+        proptest::option::of(auth_backend()),
+        proptest::option::of(non_empty_string()),
         proptest::option::of(backup()),
         proptest::option::of(dvr()),
     )
-        .prop_map(|(addr, cluster_key, only, except, on_play, backup, dvr)| {
-            let mut s = SourceConfig::new(addr);
-            s.cluster_key = cluster_key;
-            s.only = only;
-            s.except = except;
-            s.on_play = on_play;
-            s.backup = backup;
-            s.dvr = dvr;
-            s
-        })
+        .prop_map(
+            |(addr, cluster_key, only, except, on_play, token_secret, backup, dvr)| {
+                let mut s = SourceConfig::new(addr);
+                s.cluster_key = cluster_key;
+                s.only = only;
+                s.except = except;
+                s.on_play = on_play;
+                s.token_secret = token_secret;
+                s.backup = backup;
+                s.dvr = dvr;
+                s
+            },
+        )
+        .boxed()
 }
 
 fn peer() -> impl Strategy<Value = PeerConfig> {
@@ -310,29 +341,43 @@ fn config() -> impl Strategy<Value = Config> {
         proptest::option::of(1u64..u64::MAX / 2),
         cors(),
         (0u64..=3_600_000, 0u64..=3_600_000, 1u64..=1_000_000),
+        (
+            proptest::option::of(auth_backend()),
+            proptest::option::of(auth_backend()),
+            proptest::option::of(non_empty_string()),
+            ms(5_000..=3_600_000),
+            1u64..=1_000_000,
+        ),
     )
         .prop_map(
-            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors, conns)| Config {
-                http: dedup(http, |a| *a),
-                // Credentials come from the same text as cluster_key.
-                view_auth: cluster_key.clone().map(|k| strom_config::Credentials {
-                    user: "viewer".to_string(),
-                    password: k,
-                }),
-                edit_auth: None,
-                public: None,
-                cluster_key,
-                state_dir,
-                streams: dedup(streams, |s| s.name.clone()),
-                sources: dedup(sources, |s| s.addr.clone()),
-                peers: dedup(peers, |p| p.addr.clone()),
-                max_clients,
-                max_bitrate,
-                cors,
-                client_header_timeout: Duration::from_millis(conns.0.max(1000)),
-                keepalive_timeout: Duration::from_millis(conns.1),
-                max_connections: conns.2,
-                warnings: Vec::new(),
+            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors, conns, auth)| {
+                Config {
+                    http: dedup(http, |a| *a),
+                    // Credentials come from the same text as cluster_key.
+                    view_auth: cluster_key.clone().map(|k| strom_config::Credentials {
+                        user: "viewer".to_string(),
+                        password: k,
+                    }),
+                    edit_auth: None,
+                    public: None,
+                    cluster_key,
+                    state_dir,
+                    streams: dedup(streams, |s| s.name.clone()),
+                    sources: dedup(sources, |s| s.addr.clone()),
+                    peers: dedup(peers, |p| p.addr.clone()),
+                    max_clients,
+                    max_bitrate,
+                    cors,
+                    client_header_timeout: Duration::from_millis(conns.0.max(1000)),
+                    keepalive_timeout: Duration::from_millis(conns.1),
+                    max_connections: conns.2,
+                    on_play: auth.0,
+                    on_publish: auth.1,
+                    token_secret: auth.2,
+                    session_timeout: auth.3,
+                    max_sessions_per_ip: auth.4,
+                    warnings: Vec::new(),
+                }
             },
         )
 }
@@ -446,6 +491,11 @@ trusted_proxies 127.0.0.1/32 ::1;
 const SAMPLE: &str = "\
 http 8080;
 cors https://portal.example.com http://[::1]:3000;
+on_play http://auth.example/play { timeout 2s; cache 1m; fail_open; }
+on_publish http://auth.example/publish;
+token_secret \"k e y\";
+session_timeout 45s;
+max_sessions_per_ip 100;
 cluster_key abcd;
 peer peer1.example.com;
 peer streamer1.local { public streamer1.example.com; }
@@ -453,7 +503,10 @@ source streamer:8081 {
   cluster_key \"ab cd\";
   only cbc football mylive/*;
   except stream1 football;
-  on_play http://auth.example/check;
+  on_play http://auth.example/check {
+    timeout 500ms;
+  }
+  token_secret src-key;
   backup vod/bunny.mp4;
   dvr /storage 2d 97%;
 }
@@ -464,7 +517,7 @@ stream news {
   source_timeout 5;
   segment_duration 2;
 }
-stream studio { input publish://; ondemand; clients_timeout 30; dvr /d 7d 500G; }
+stream studio { input publish://; ondemand; clients_timeout 30; dvr /d 7d 500G; password pw; on_publish https://a/p { fail_open off; } }
 ";
 
 proptest! {
@@ -475,13 +528,14 @@ proptest! {
         let text = c.to_text();
         let parsed = parse("p.conf", &text);
         prop_assert_eq!(&parsed, &Ok(c.clone()), "text:\n{}", text);
-        // One warning per ignored directive, wherever it is set.
+        // One warning per ignored directive (`dvr`), wherever it is set, and
+        // none for anything else (`on_play` and the other authorization
+        // directives are implemented).
         let warnings = parsed.map(|p| p.warnings).unwrap_or_default();
         let count = |kind| warnings.iter().filter(|w| w.kind == kind).count();
-        let on_play = c.streams.iter().map(|s| &s.on_play).chain(c.sources.iter().map(|s| &s.on_play));
         let dvr = c.streams.iter().map(|s| &s.dvr).chain(c.sources.iter().map(|s| &s.dvr));
-        prop_assert_eq!(count(WarningKind::OnPlayIgnored), on_play.flatten().count());
         prop_assert_eq!(count(WarningKind::DvrIgnored), dvr.flatten().count());
+        prop_assert_eq!(count(WarningKind::DvrIgnored), warnings.len());
         prop_assert!(warnings.windows(2).all(|w| w[0].pos() <= w[1].pos()), "sorted: {:?}", warnings);
     }
 
@@ -574,6 +628,24 @@ fn sample_parses() {
     let c = parse("p.conf", SAMPLE).expect("valid test input");
     assert_eq!(c.streams.len(), 2);
     assert_eq!(c.sources[0].cluster_key.as_deref(), Some("ab cd"));
+    assert_eq!(
+        c.on_play.as_ref().map(|b| (b.timeout, b.cache, b.fail_open)),
+        Some((Duration::from_secs(2), Duration::from_secs(60), true))
+    );
+    assert_eq!(c.on_publish, Some(AuthBackend::new("http://auth.example/publish")));
+    assert_eq!(c.token_secret.as_deref(), Some("k e y"));
+    assert_eq!(
+        (c.session_timeout, c.max_sessions_per_ip),
+        (Duration::from_secs(45), 100)
+    );
+    assert_eq!(
+        c.sources[0].on_play.as_ref().map(|b| b.timeout),
+        Some(Duration::from_millis(500))
+    );
+    assert_eq!(c.sources[0].token_secret.as_deref(), Some("src-key"));
+    assert_eq!(c.streams[1].publish_password.as_deref(), Some("pw"));
+    assert_eq!(c.streams[1].on_publish, Some(AuthBackend::new("https://a/p")));
+    assert_eq!(parse("p.conf", &c.to_text()), Ok(c.clone()));
     assert_eq!(
         c.streams[1].dvr.as_ref().expect("valid test input").max_size,
         Some(500 << 30)

@@ -4,7 +4,7 @@
 use clap::{ArgGroup, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use strom_config::{Config, Warning, WarningKind};
+use strom_config::{Config, Warning};
 use tokio_util::sync::CancellationToken;
 
 /// The config used when `strom run` gets no `-c`: one demo channel on port
@@ -35,11 +35,6 @@ enum Cmd {
         /// Log as JSON lines instead of text.
         #[arg(long)]
         json_logs: bool,
-        /// Start even when the config uses `on_play`, which is accepted but
-        /// not implemented yet: playback is then NOT authorized, and every
-        /// viewer may play.
-        #[arg(long)]
-        allow_unimplemented: bool,
     },
     /// Run the viewer balancer in front of a farm of streaming servers.
     Balancer {
@@ -87,25 +82,6 @@ fn print_warnings(warnings: &[Warning]) {
     for w in warnings {
         eprintln!("{w}");
     }
-}
-
-/// The refusal of `strom run` when the config sets `on_play`, naming every
-/// position; `None` when there is none.
-fn on_play_refusal(warnings: &[Warning]) -> Option<String> {
-    let at: Vec<String> = warnings
-        .iter()
-        .filter(|w| w.kind == WarningKind::OnPlayIgnored)
-        .map(|w| format!("{}:{}:{}", w.file, w.line, w.col))
-        .collect();
-    if at.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "refusing to start: `on_play` is not implemented yet, so playback would NOT be authorized \
-         and every viewer could play. `on_play` is set at {}. Remove `on_play`, or pass \
-         --allow-unimplemented to run without play authorization.",
-        at.join(", ")
-    ))
 }
 
 fn load(path: Option<&Path>) -> Result<Config, String> {
@@ -259,11 +235,7 @@ fn main() -> ExitCode {
             init_logs(json_logs);
             run_balancer(config)
         }
-        Cmd::Run {
-            config,
-            json_logs,
-            allow_unimplemented,
-        } => {
+        Cmd::Run { config, json_logs } => {
             init_logs(json_logs);
             let cfg = match load(config.as_deref()) {
                 Ok(c) => c,
@@ -275,15 +247,6 @@ fn main() -> ExitCode {
             print_warnings(&cfg.warnings);
             for w in &cfg.warnings {
                 tracing::warn!(file = %w.file, line = w.line, col = w.col, kind = ?w.kind, "{}", w.message);
-            }
-            if let Some(refusal) = on_play_refusal(&cfg.warnings) {
-                if allow_unimplemented {
-                    tracing::warn!("--allow-unimplemented: running without play authorization; every viewer may play");
-                } else {
-                    tracing::error!("{refusal}");
-                    eprintln!("strom: {refusal}");
-                    return ExitCode::FAILURE;
-                }
             }
             let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt,
@@ -347,37 +310,34 @@ mod tests {
     #[test]
     fn run_flags() {
         let Ok(Cli {
-            cmd:
-                Cmd::Run {
-                    config,
-                    allow_unimplemented,
-                    ..
-                },
-        }) = Cli::try_parse_from(["strom", "run", "-c", "n.conf", "--allow-unimplemented"])
+            cmd: Cmd::Run { config, json_logs },
+        }) = Cli::try_parse_from(["strom", "run", "-c", "n.conf", "--json-logs"])
         else {
             panic!("run parses");
         };
         assert_eq!(config, Some(PathBuf::from("n.conf")));
-        assert!(allow_unimplemented);
+        assert!(json_logs);
+        // The guard against an unenforced `on_play` is gone with the flag.
+        assert!(Cli::try_parse_from(["strom", "run", "--allow-unimplemented"]).is_err());
     }
 
     #[test]
-    fn on_play_blocks_run_and_dvr_does_not() {
-        let text = "source o { dvr /s; }\nstream a {\n  input publish://;\n  on_play http://auth/;\n}\n\
+    fn on_play_no_longer_warns_and_dvr_still_does() {
+        let text = "source o { dvr /s; on_play http://auth/; }\nstream a {\n  input publish://;\n  on_play http://auth/ { timeout 1s; }\n}\n\
                     stream b { input publish://; dvr /d; on_play http://auth/; }\n";
         let cfg = strom_config::parse("n.conf", text).expect("valid");
-        assert_eq!(cfg.warnings.len(), 4);
+        let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
-            on_play_refusal(&cfg.warnings).as_deref(),
-            Some(
-                "refusing to start: `on_play` is not implemented yet, so playback would NOT be authorized \
-                 and every viewer could play. `on_play` is set at n.conf:4:3, n.conf:6:38. Remove `on_play`, \
-                 or pass --allow-unimplemented to run without play authorization."
-            )
+            warnings,
+            [
+                "n.conf:1:12: warning: `dvr` is not implemented yet and is ignored; nothing is recorded",
+                "n.conf:6:30: warning: `dvr` is not implemented yet and is ignored; nothing is recorded",
+            ]
         );
-        let dvr_only = strom_config::parse("n.conf", "stream b { input publish://; dvr /d; }").expect("valid");
-        assert_eq!(dvr_only.warnings.len(), 1);
-        assert_eq!(on_play_refusal(&dvr_only.warnings), None);
+        assert!(cfg
+            .warnings
+            .iter()
+            .all(|w| w.kind == strom_config::WarningKind::DvrIgnored));
     }
 
     #[test]
