@@ -60,18 +60,18 @@ pub fn carriable(token: &str) -> bool {
 /// How one stream is authorized: resolved from the stream's own settings,
 /// its source block's (restreamed streams carry them in their config) and
 /// the global ones.
-#[derive(Clone, Debug, Default)]
-pub struct Policy {
-    pub on_play: Option<AuthBackend>,
-    pub token_secret: Option<String>,
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Policy<'a> {
+    pub on_play: Option<&'a AuthBackend>,
+    pub token_secret: Option<&'a str>,
 }
 
-impl Policy {
+impl<'a> Policy<'a> {
     /// The policy of a stream under the node's config.
-    pub fn of(cfg: &StreamConfig, global: &Config) -> Policy {
+    pub fn of(cfg: &'a StreamConfig, global: &'a Config) -> Policy<'a> {
         Policy {
-            on_play: cfg.on_play.clone().or_else(|| global.on_play.clone()),
-            token_secret: cfg.token_secret.clone().or_else(|| global.token_secret.clone()),
+            on_play: cfg.on_play.as_ref().or(global.on_play.as_ref()),
+            token_secret: cfg.token_secret.as_deref().or(global.token_secret.as_deref()),
         }
     }
 
@@ -298,7 +298,7 @@ impl Access {
 
     /// Decides a playback request of `stream` (after peer redirects, before
     /// an output). `HEAD` probes are served without a session.
-    pub async fn admit(self: &Arc<Self>, stream: &Stream, policy: &Policy, req: &PlayRequest) -> Admission {
+    pub async fn admit(self: &Arc<Self>, stream: &Stream, policy: Policy<'_>, req: &PlayRequest) -> Admission {
         if req.is_head() {
             return Admission::Serve(None);
         }
@@ -318,9 +318,8 @@ impl Access {
         let ident = identity(req);
         let now = Instant::now();
         let segment = matches!(req.resource, Resource::Segment(_) | Resource::TrackSegment(..));
-        let hls_id = self.session_id(&ident, 0);
         if segment {
-            return self.admit_segment(policy, req, ident, hls_id, now);
+            return self.admit_segment(policy, req, ident, now);
         }
         if proto == Proto::Hls {
             if let Some(id) = self.table().hls_session(&ident) {
@@ -329,25 +328,16 @@ impl Access {
             }
         }
         let id = match proto {
-            Proto::Hls => hls_id,
+            Proto::Hls => self.session_id(&ident, 0),
             Proto::MpegTs => self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)),
         };
-        let opening = |grant: Option<Grant>, period: Option<Duration>| Opening {
-            identity: ident.clone(),
-            id,
-            proto,
-            user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
-            referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
-            query: req.query.as_deref().map(Arc::from),
-            grant,
-            period,
-            number: 1,
-        };
+        let opening =
+            |grant: Option<Grant>, period: Option<Duration>| opening(req, ident.clone(), id, proto, grant, period);
         if !policy.active() {
             return self.open(opening(None, None), stream, false);
         }
         // A valid signed link needs no backend.
-        if let Some(key) = &policy.token_secret {
+        if let Some(key) = policy.token_secret {
             let r = signed::verify(
                 key.as_bytes(),
                 &req.name,
@@ -371,7 +361,7 @@ impl Access {
                 return Admission::Deny;
             }
         }
-        let Some(backend) = &policy.on_play else {
+        let Some(backend) = policy.on_play else {
             return Admission::Deny;
         };
         let cached = self.table().decision(&ident, now).cloned();
@@ -442,61 +432,39 @@ impl Access {
     /// A segment: checked against memory only, never the backend.
     fn admit_segment(
         self: &Arc<Self>,
-        policy: &Policy,
+        policy: Policy<'_>,
         req: &PlayRequest,
         ident: Identity,
-        id: SessionId,
         now: Instant,
     ) -> Admission {
+        if let Some(id) = self.table().hls_session(&ident) {
+            // The session id must be the identity's own: a segment URL taken
+            // to another address or stream, or with another token, is refused.
+            if policy.active() && req.sid.as_deref().and_then(table::parse_id) != Some(id) {
+                return Admission::Deny;
+            }
+            return Admission::Serve(Some(self.ticket(id, Proto::Hls, policy.active())));
+        }
+        let id = self.session_id(&ident, 0);
         let mut t = self.table();
         if !policy.active() {
             // Count the viewer: its session starts here if no playlist came first.
-            let id = match t.hls_session(&ident) {
-                Some(id) => id,
-                None => {
-                    let o = Opening {
-                        identity: ident,
-                        id,
-                        proto: Proto::Hls,
-                        user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
-                        referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
-                        query: req.query.as_deref().map(Arc::from),
-                        grant: None,
-                        period: None,
-                        number: 1,
-                    };
-                    match t.open(o, now, unix_ms()) {
-                        Ok((id, _)) => id,
-                        // Over a limit: served but not counted (as before).
-                        Err(_) => return Admission::Serve(None),
-                    }
+            return match t.open(opening(req, ident, id, Proto::Hls, None, None), now, unix_ms()) {
+                Ok((id, _)) => {
+                    drop(t);
+                    Admission::Serve(Some(self.ticket(id, Proto::Hls, false)))
                 }
+                // Over a limit: served but not counted.
+                Err(_) => Admission::Serve(None),
             };
-            drop(t);
-            return Admission::Serve(Some(self.ticket(id, Proto::Hls, false)));
         }
-        // The session id must be the identity's own: a segment URL taken to
-        // another address or stream, or with another token, is refused.
         if req.sid.as_deref().and_then(table::parse_id) != Some(id) {
             return Admission::Deny;
         }
-        if t.hls_session(&ident) == Some(id) {
-            drop(t);
-            return Admission::Serve(Some(self.ticket(id, Proto::Hls, true)));
-        }
         // The session idled out but its grant is still cached: reopen it.
         if let Some(Verdict::Allow(grant)) = t.decision(&ident, now).cloned() {
-            let o = Opening {
-                identity: ident,
-                id,
-                proto: Proto::Hls,
-                user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
-                referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
-                query: req.query.as_deref().map(Arc::from),
-                grant: Some(grant),
-                period: policy.on_play.as_ref().map(|_| policy.default_cache()),
-                number: 1,
-            };
+            let period = policy.on_play.map(|_| policy.default_cache());
+            let o = opening(req, ident, id, Proto::Hls, Some(grant), period);
             if let Ok((id, closed)) = t.open(o, now, unix_ms()) {
                 drop(t);
                 self.closed(closed);
@@ -710,7 +678,7 @@ impl Access {
             return;
         };
         let policy = Policy::of(stream.cfg(), &node.config);
-        let Some(backend) = &policy.on_play else {
+        let Some(backend) = policy.on_play else {
             return;
         };
         let sid = table::format_id(d.id);
@@ -851,6 +819,29 @@ impl Access {
                 }
             })
             .collect()
+    }
+}
+
+/// A new session of `req`, granted `grant`, asked about again every
+/// `period` (with a backend).
+fn opening(
+    req: &PlayRequest,
+    identity: Identity,
+    id: SessionId,
+    proto: Proto,
+    grant: Option<Grant>,
+    period: Option<Duration>,
+) -> Opening {
+    Opening {
+        identity,
+        id,
+        proto,
+        user_agent: req.user_agent.as_deref().map(|s| Arc::from(backend::bounded(s))),
+        referer: req.referer.as_deref().map(|s| Arc::from(backend::bounded(s))),
+        query: req.query.as_deref().map(|q| Arc::from(backend::bounded(q))),
+        grant,
+        period,
+        number: 1,
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         }
         Admission::Serve(None)
     } else {
-        node.access.admit(&stream, &policy, &r).await
+        node.access.admit(&stream, policy, &r).await
     };
     match admission {
         Admission::Serve(ticket) => r.ticket = ticket,
