@@ -322,8 +322,17 @@ impl Access {
             return self.admit_segment(policy, req, ident, now);
         }
         if proto == Proto::Hls {
-            if let Some(id) = self.table().hls_session(&ident) {
-                self.table().note(id, 0, false, now);
+            // (The lock is taken once: a guard in an `if let` scrutinee
+            // lives through the block.)
+            let known = {
+                let mut t = self.table();
+                let id = t.hls_session(&ident);
+                if let Some(id) = id {
+                    t.note(id, 0, false, now);
+                }
+                id
+            };
+            if let Some(id) = known {
                 return Admission::Serve(Some(self.ticket(id, proto, policy.active())));
             }
         }
@@ -437,7 +446,8 @@ impl Access {
         ident: Identity,
         now: Instant,
     ) -> Admission {
-        if let Some(id) = self.table().hls_session(&ident) {
+        let known = self.table().hls_session(&ident);
+        if let Some(id) = known {
             // The session id must be the identity's own: a segment URL taken
             // to another address or stream, or with another token, is refused.
             if policy.active() && req.sid.as_deref().and_then(table::parse_id) != Some(id) {
