@@ -437,7 +437,7 @@ fn check_reports_errors_with_positions() {
 fn example_configs_check() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
     let mut n = 0;
-    for sub in ["cluster", "peering", "balancer"] {
+    for sub in ["cluster", "peering", "balancer", "auth"] {
         for e in std::fs::read_dir(root.join(sub)).expect("examples") {
             let path = e.expect("entry").path();
             let out = Command::new(env!("CARGO_BIN_EXE_strom"))
@@ -454,5 +454,5 @@ fn example_configs_check() {
             n += 1;
         }
     }
-    assert_eq!(n, 10);
+    assert_eq!(n, 11);
 }
