@@ -33,9 +33,11 @@
 # warm-up and at the end. Exits 0 whatever the verdict (a measurement, not a
 # test); non-zero only when the setup fails.
 #
-# A binary that does not implement on_play yet (it refuses to start with it
-# unless --allow-unimplemented) is run with that flag: the script then says
-# that authorization is NOT active and the two nodes are the same.
+# Authorization counts as active when the auth node's segment URI carries a
+# sid, the backend was called, and the same segment without its sid is
+# refused (403); otherwise the report says that it is NOT active and the two
+# nodes are the same. A binary that does not implement on_play yet (it
+# refuses to start with it unless --allow-unimplemented) is run with that flag.
 #
 # Modes (MODE): pinned (default): both nodes on CPU 0 (each with one tokio
 # worker), wrk on CPU 1. auto: nothing pinned, wrk shares the CPUs.
@@ -45,9 +47,12 @@
 # repeated, at most RETRIES times per phase (the segment window is sized for
 # those repeats).
 #
+# Ports are below the ephemeral range (32768-60999 on Linux), so no client
+# socket of another program can be holding one when the nodes start.
+#
 # Usage: bench/auth_wrk.sh [SECONDS_PER_RUN]   (default 10)
 # Env: DURATION (same as the argument), REPEAT (3), MODE (pinned|auto),
-#      CONNS (100), NOAUTH_PORT (38180), AUTH_PORT (38181), BACKEND_PORT (38182),
+#      CONNS (100), NOAUTH_PORT (18380), AUTH_PORT (18381), BACKEND_PORT (18382),
 #      FOREIGN_MAX (10), RETRIES (2), RETRY_WAIT (10 s), SEGMENT_COUNT (computed),
 #      STROM_BIN (skip the build and use this binary), OUT (dir for raw output).
 # The build is `cargo build --release -p strom` into $CARGO_TARGET_DIR when set,
@@ -59,9 +64,9 @@ DURATION=${1:-${DURATION:-10}}
 REPEAT=${REPEAT:-3}
 MODE=${MODE:-pinned}
 CONNS=${CONNS:-100}
-NOAUTH_PORT=${NOAUTH_PORT:-38180}
-AUTH_PORT=${AUTH_PORT:-38181}
-BACKEND_PORT=${BACKEND_PORT:-38182}
+NOAUTH_PORT=${NOAUTH_PORT:-18380}
+AUTH_PORT=${AUTH_PORT:-18381}
+BACKEND_PORT=${BACKEND_PORT:-18382}
 FOREIGN_MAX=${FOREIGN_MAX:-10}
 RETRIES=${RETRIES:-2}
 RETRY_WAIT=${RETRY_WAIT:-10}
@@ -130,9 +135,15 @@ fi
 
 # --- process management ----------------------------------------------------------
 PIDS=()
-cleanup() {
-    local p
+cleanup() { # TERM, then KILL whatever is still there after 5 s (a stuck node)
+    local p i
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for ((i = 0; i < 50; i++)); do
+        for p in "${PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; done
+        kill -0 "$p" 2>/dev/null || break
+        sleep 0.1
+    done
+    for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
     for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
     PIDS=()
 }
@@ -181,12 +192,12 @@ alive() { # alive PID NAME LOG
 # window_len PORT STREAM: segments listed now, from the API (no playlist
 # request, so no session and no backend call).
 window_len() {
-    curl -sf "http://127.0.0.1:$1/api/v1/streams/$2" 2>/dev/null |
+    curl -sf -m 5 "http://127.0.0.1:$1/api/v1/streams/$2" 2>/dev/null |
         sed -n 's/.*"first_seq":\([0-9]*\),"last_seq":\([0-9]*\).*/\1 \2/p' |
         awk '{ print $2 - $1 + 1 }'
 }
 
-backend_count() { curl -sf "http://127.0.0.1:$BACKEND_PORT/count" || echo "backend unreachable"; }
+backend_count() { curl -sf -m 5 "http://127.0.0.1:$BACKEND_PORT/count" || echo "backend unreachable"; }
 
 log "mode $MODE: starting the backend and two nodes (seg window: $SEGMENT_COUNT segments)"
 for ((i = 0; ; i++)); do
@@ -201,14 +212,15 @@ for ((i = 0; ; i++)); do
             ((${n:-0} >= 6)) || ready=0
         done
     done
-    curl -sf -o /dev/null "http://127.0.0.1:$BACKEND_PORT/count" || ready=0
+    curl -sf -m 5 -o /dev/null "http://127.0.0.1:$BACKEND_PORT/count" || ready=0
     ((ready)) && break
     ((i < 120)) || die "the nodes did not list 6 segments per stream within 60 s"
 done
 
 # --- warm-up ---------------------------------------------------------------------------
+status_of() { curl -s -m 10 -o /dev/null -w '%{http_code}' "$1" || true; }
 fetch() { # fetch URL FILE -> HTTP status; body in FILE
-    curl -s -o "$2" -w '%{http_code}' "$1" || echo 000
+    curl -s -m 10 -o "$2" -w '%{http_code}' "$1" || true
 }
 BASE_NOAUTH=http://127.0.0.1:$NOAUTH_PORT
 BASE_AUTH=http://127.0.0.1:$AUTH_PORT
@@ -222,10 +234,10 @@ done
 # The auth node's newest segment, and the one of the same size on the no-auth node.
 AUTH_SEG_URI=$(grep -v '^#' "$WORK/warm-auth-seg-mono.m3u8" | grep . | tail -1) || die "warm-up: the auth node's seg playlist lists no segment"
 AUTH_SEG_URL=$BASE_AUTH/seg/$AUTH_SEG_URI
-AUTH_SEG_SIZE=$(curl -sf -o /dev/null -w '%{size_download}' "$AUTH_SEG_URL") || die "warm-up: $AUTH_SEG_URL failed"
+AUTH_SEG_SIZE=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$AUTH_SEG_URL") || die "warm-up: $AUTH_SEG_URL failed"
 best=-1
 while read -r uri; do
-    sz=$(curl -sf -o /dev/null -w '%{size_download}' "$BASE_NOAUTH/seg/$uri") || continue
+    sz=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$BASE_NOAUTH/seg/$uri") || continue
     d=$((sz > AUTH_SEG_SIZE ? sz - AUTH_SEG_SIZE : AUTH_SEG_SIZE - sz))
     if ((best < 0 || d < best)); then best=$d; NOAUTH_SEG_URI=$uri; NOAUTH_SEG_SIZE=$sz; fi
 done < <(grep -v '^#' "$WORK/warm-noauth-seg-mono.m3u8" | grep . | tail -5 | tac)
@@ -235,13 +247,17 @@ PL_PATH="ch/mono.m3u8?token=$TOKEN"
 NOAUTH_PL_SIZE=$(stat -c %s "$WORK/warm-noauth-ch-mono.m3u8")
 AUTH_PL_SIZE=$(stat -c %s "$WORK/warm-auth-ch-mono.m3u8")
 WARM_COUNT=$(backend_count)
+# Authorization is in force when the segment URI carries a sid, the backend
+# was asked, and the same segment without its sid is refused.
 if [[ $AUTH_SEG_URI == *"sid="* ]]; then SID=yes; else SID=no; fi
-if [[ ${#UNIMPLEMENTED[@]} -eq 0 && $SID == yes && $WARM_COUNT != "total 0 "* ]]; then
+NOSID_STATUS=$(status_of "$BASE_AUTH/seg/${AUTH_SEG_URI%%\?*}?token=$TOKEN")
+if [[ ${#UNIMPLEMENTED[@]} -eq 0 && $SID == yes && $WARM_COUNT != "total 0 "* && $NOSID_STATUS == 403 ]]; then
     AUTH_ACTIVE=yes
 else
     AUTH_ACTIVE=no
-    log "authorization is NOT active on the auth node (segment URI with sid: $SID; backend: $WARM_COUNT): both nodes are the same"
+    log "authorization is NOT active on the auth node (segment URI with sid: $SID; the segment without sid: $NOSID_STATUS; backend: $WARM_COUNT): both nodes are the same"
 fi
+log "the auth node answers the segment without its sid with $NOSID_STATUS"
 log "segments: no-auth $NOAUTH_SEG_URL ($NOAUTH_SEG_SIZE B), auth $AUTH_SEG_URL ($AUTH_SEG_SIZE B)"
 log "playlists ($PL_PATH): no-auth $NOAUTH_PL_SIZE B, auth $AUTH_PL_SIZE B"
 log "backend after warm-up: $WARM_COUNT"
@@ -279,8 +295,6 @@ parse_wrk() {
         /Socket errors:/ { gsub(/,/, ""); err = $4 + $6 + $8 + $10 }
         END { printf "%s %d %d %d %s\n", rps + 0, n, bad, err, p99 + 0 }' "$1"
 }
-
-status_of() { curl -s -o /dev/null -w '%{http_code}' "$1" || echo 000; }
 
 SUMMARY=$WORK/summary.txt
 : >"$SUMMARY"
@@ -332,7 +346,7 @@ END_COUNT=$(backend_count)
 # --- report ---------------------------------------------------------------------------
 echo
 echo "HLS with authorization (cached decisions) vs without; wrk -t2 -c$CONNS -d${DURATION}s, median of $REPEAT, nodes interleaved; mode $MODE; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); $(date -u +%F)"
-echo "strom $REV (binary from $(date -r "$WORK/server-under-test" '+%F %T')); authorization active on the auth node: $AUTH_ACTIVE"
+echo "strom $REV (binary from $(date -r "$WORK/server-under-test" '+%F %T')); authorization active on the auth node: $AUTH_ACTIVE (its segment without sid: $NOSID_STATUS)"
 echo "segment: no-auth $NOAUTH_SEG_URI ($NOAUTH_SEG_SIZE B), auth $AUTH_SEG_URI ($AUTH_SEG_SIZE B)"
 echo "playlist: $PL_PATH, no-auth $NOAUTH_PL_SIZE B, auth $AUTH_PL_SIZE B"
 echo "runs marked ! are invalid (non-2xx > 1% or no requests) and left out of the median; noise = worst CPU % of one core used by other processes in a run"
