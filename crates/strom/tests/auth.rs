@@ -872,6 +872,24 @@ fn denied_token_403() {
         "segments never call the backend: {:#?}",
         b.calls()
     );
+
+    // A denial is cached for its X-AuthDuration, on every protocol; then
+    // the backend decides again.
+    b.set("later", Rule::Deny(Some(2)));
+    assert_eq!(code(&s.url("/demo/mono.m3u8?token=later")), 403);
+    let denied = Instant::now();
+    b.set("later", Rule::Allow(Grant::secs(30)));
+    assert_eq!(code(&s.url("/demo/mono.m3u8?token=later")), 403, "denial cached");
+    assert_eq!(
+        code(&s.url("/demo/mpegts?token=later")),
+        403,
+        "denial cached for HTTP-TS"
+    );
+    assert_eq!(b.calls_for("later").len(), 1, "{:#?}", b.calls_for("later"));
+    wait_for("the denial expires", 6 * SEC, || {
+        (code(&s.url("/demo/mono.m3u8?token=later")) == 200).then_some(())
+    });
+    assert!(denied.elapsed() >= Duration::from_millis(1800), "denial expired early");
 }
 
 /// `X-Max-Sessions: 1` over two peers: the second viewer of the user ends
@@ -923,8 +941,16 @@ fn unique_user_on_one_node() {
 #[test]
 fn backend_killed_mid_play() {
     let mut b = AuthBackend::start(Rule::Allow(Grant::secs(2)));
-    let s = auth_node("killed", &b);
+    let u = b.url();
+    let s = Strom::start(
+        "killed",
+        &format!(
+            "stream demo {{ input builtin://demo; segment_duration 1; on_play {u}; }}\n\
+             stream open {{ input builtin://demo; segment_duration 1; on_play {u} {{ fail_open; }} }}"
+        ),
+    );
     wait_live(&s, "demo");
+    wait_live(&s, "open");
     let ts = TsViewer::open(s.port, "/demo/mpegts?token=k1", LO1);
     assert_eq!(ts.status(), 200, "{}", ts.head);
     let hls = HlsViewer::start(&s, "demo", "k2", LO1);
@@ -943,7 +969,14 @@ fn backend_killed_mid_play() {
         let r = status_from(&s.url(&format!("/demo/{p}?token=k3")), LO1);
         assert_eq!(r.status, 503, "new session on {p} with the backend down");
         assert!(r.took < 3 * SEC, "{p} answered after {:?}", r.took);
+        // `fail_open`: new sessions are let in instead.
+        let r = status_from(&s.url(&format!("/open/{p}?token=k4")), LO1);
+        assert_eq!(r.status, 200, "fail_open: new session on {p} with the backend down");
     }
+    assert!(
+        m(&s, "strom_auth_backend_down_total{action=\"allowed\"}") >= 1.0,
+        "fail_open admissions counted"
+    );
     assert!(
         m(&s, "strom_auth_backend_down_total{action=\"kept\"}") >= 1.0,
         "kept counted"
@@ -1300,7 +1333,15 @@ fn restreamer_source_on_play() {
     let b = AuthBackend::start(Rule::Deny(None));
     b.set("eok", Rule::Allow(Grant::secs(30)));
     b.set("eok2", Rule::Allow(Grant::secs(30)));
-    let o = node("rs-origin", "cluster_key k;", "");
+    let o = Strom::start(
+        "rs-origin",
+        &format!(
+            "cluster_key k;\n\
+             stream demo {{ input builtin://demo; segment_duration 1; }}\n\
+             stream locked {{ input builtin://demo; segment_duration 1; on_play {}; }}",
+            b.url()
+        ),
+    );
     wait_live(&o, "demo");
     let e = Strom::start(
         "rs-edge",
@@ -1335,14 +1376,40 @@ fn restreamer_source_on_play() {
     assert_eq!(code(&o.url("/demo/mono.m3u8")), 200);
     assert_eq!(code(&o.url("/demo/mono.m3u8?token=bad")), 200);
     assert_eq!(b.calls().len(), before);
+
+    // An origin stream with its own on_play still feeds the edge (signed
+    // node-to-node requests pass), and each node asks for its own viewers.
+    wait_live(&e, "locked");
+    assert_eq!(code(&o.url("/locked/mono.m3u8?token=bad")), 403, "origin viewer");
+    assert_eq!(code(&e.url("/locked/mono.m3u8?token=eok")), 200, "edge viewer");
+    let locked: Vec<_> = b.calls().into_iter().filter(|c| c.param("name") == "locked").collect();
+    assert_eq!(
+        tokens(&locked),
+        set(&["bad", "eok"]),
+        "only viewers were asked about: {locked:#?}"
+    );
+}
+
+fn tokens(calls: &[auth_backend::Call]) -> BTreeSet<String> {
+    calls.iter().map(|c| c.token().to_string()).collect()
 }
 
 /// `token_secret` alone: documented signed links play, expired and
 /// foreign-address links get 403.
 #[test]
 fn signed_links() {
-    let s = node("signed", "", "token_secret k3y;");
+    let b = AuthBackend::start(Rule::Deny(None));
+    b.set("plain", Rule::Allow(Grant::secs(30)));
+    let s = Strom::start(
+        "signed",
+        &format!(
+            "stream demo {{ input builtin://demo; segment_duration 1; token_secret k3y; }}\n\
+             stream both {{ input builtin://demo; segment_duration 1; token_secret k3y; on_play {}; }}",
+            b.url()
+        ),
+    );
     wait_live(&s, "demo");
+    wait_live(&s, "both");
     let now = unix_now();
     let any = signed_token("k3y", "demo", now + 300, "");
     let mine = signed_token("k3y", "demo", now + 300, "127.0.0.1");
@@ -1382,6 +1449,22 @@ fn signed_links() {
     assert!(m(&s, "strom_auth_signed_total{result=\"valid\"}") >= 1.0);
     assert!(m(&s, "strom_auth_signed_total{result=\"expired\"}") >= 1.0);
     assert!(m(&s, "strom_auth_signed_total{result=\"invalid\"}") >= 1.0);
+
+    // With on_play too: a valid signed link plays without a backend call;
+    // anything else is the backend's decision.
+    let signed_both = signed_token("k3y", "both", now + 300, "");
+    assert_eq!(code(&s.url(&format!("/both/mono.m3u8?token={signed_both}"))), 200);
+    assert!(
+        b.calls().is_empty(),
+        "a signed link asked the backend: {:#?}",
+        b.calls()
+    );
+    assert_eq!(code(&s.url("/both/mono.m3u8?token=plain")), 200);
+    let expired_both = signed_token("k3y", "both", now - 10, "");
+    assert_eq!(code(&s.url(&format!("/both/mono.m3u8?token={expired_both}"))), 403);
+    assert_eq!(b.calls_for("plain").len(), 1);
+    assert_eq!(b.calls_for(&expired_both).len(), 1, "{:#?}", b.calls());
+    assert_eq!(b.calls().len(), 2, "{:#?}", b.calls());
 }
 
 /// A slow, garbage-speaking, header-less or self-redirecting backend never
@@ -1603,4 +1686,65 @@ fn scripted_backend_answers_by_its_rules() {
     assert_eq!(auth_backend::decode("%zz%4"), "%zz%4");
     assert_eq!(base64(b"admin:secret"), "YWRtaW46c2VjcmV0");
     assert_eq!(base64(b"a"), "YQ==");
+}
+
+/// An HLS session ends after `session_timeout` without requests; an
+/// HTTP-TS session ends with its connection; both counted.
+#[test]
+fn sessions_end_when_idle_or_disconnected() {
+    let b = AuthBackend::start(Rule::Allow(Grant::secs(30)));
+    let s = node("idle", "session_timeout 5s;", &format!("on_play {};", b.url()));
+    wait_live(&s, "demo");
+    let listed = |t: &str| tokens_of(&session_list(&sessions(&s, "?name=demo", None))).contains(t);
+    let url = s.url("/demo/mono.m3u8?token=i1");
+    let pl = get_from(&url, LO1);
+    assert_eq!(pl.status, 200);
+    let seg = resolve(&url, child_uris(&pl.text()).last().expect("segment"));
+    assert_eq!(get_from(&seg, LO1).status, 200);
+    let last = Instant::now();
+    assert!(listed("i1"));
+    std::thread::sleep(3 * SEC);
+    assert!(listed("i1"), "ended before session_timeout");
+    wait_for("the idle HLS session ends", 12 * SEC, || (!listed("i1")).then_some(()));
+    let gone = last.elapsed();
+    assert!(gone <= 8 * SEC, "idle session ended {gone:?} after its last request");
+    assert!(m(&s, "strom_sessions_closed_total{reason=\"idle\"}") >= 1.0);
+
+    let v = TsViewer::open(s.port, "/demo/mpegts?token=i2", LO1);
+    assert_eq!(v.status(), 200, "{}", v.head);
+    v.wait_bytes(50_000, 10 * SEC);
+    assert!(listed("i2"));
+    drop(v);
+    wait_for("the HTTP-TS session ends with its connection", 3 * SEC, || {
+        (!listed("i2")).then_some(())
+    });
+    assert!(m(&s, "strom_sessions_closed_total{reason=\"ended\"}") >= 1.0);
+}
+
+/// `max_sessions_per_ip`: past it, one address gets 429 while others play;
+/// a freed slot is usable again.
+#[test]
+fn max_sessions_per_ip_429() {
+    let b = AuthBackend::start(Rule::Allow(Grant::secs(30)));
+    let s = node("per-ip", "max_sessions_per_ip 2;", &format!("on_play {};", b.url()));
+    wait_live(&s, "demo");
+    let first = TsViewer::open(s.port, "/demo/mpegts?token=m1", LO2);
+    let second = TsViewer::open(s.port, "/demo/mpegts?token=m2", LO2);
+    assert_eq!(
+        (first.status(), second.status()),
+        (200, 200),
+        "{} {}",
+        first.head,
+        second.head
+    );
+    let third = TsViewer::open(s.port, "/demo/mpegts?token=m3", LO2);
+    assert_eq!(third.status(), 429, "{}", third.head);
+    assert_eq!(status_from(&s.url("/demo/mono.m3u8?token=m4"), LO2).status, 429);
+    assert_eq!(status_from(&s.url("/demo/mono.m3u8?token=m5"), LO1).status, 200);
+    second.wait_bytes(10_000, 10 * SEC);
+    drop(first);
+    wait_for("a slot for 127.0.0.2 again", 5 * SEC, || {
+        (status_from(&s.url("/demo/mono.m3u8?token=m6"), LO2).status == 200).then_some(())
+    });
+    assert!(second.ended().is_none(), "the session within the limit was closed");
 }
