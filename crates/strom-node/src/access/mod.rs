@@ -356,8 +356,7 @@ impl Access {
             );
             let label = match &r {
                 Ok(_) => "valid",
-                Err(signed::SignedError::Expired { .. }) => "expired",
-                Err(_) => "invalid",
+                Err(e) => e.metric_result(),
             };
             self.metrics
                 .auth_signed
@@ -664,15 +663,13 @@ impl Access {
         };
         self.closed(closed);
         {
-            let conns = self.conns();
+            let mut conns = self.conns();
             let mut t = self.table();
-            for (id, c) in conns.iter() {
+            for (id, c) in conns.iter_mut() {
                 let b = c.bytes.load(Ordering::Relaxed);
                 t.note(*id, b.saturating_sub(c.synced), true, now);
+                c.synced = b;
             }
-        }
-        for c in self.conns().values_mut() {
-            c.synced = c.bytes.load(Ordering::Relaxed);
         }
         for d in due {
             let access = self.clone();
