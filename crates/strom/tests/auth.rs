@@ -1748,3 +1748,50 @@ fn max_sessions_per_ip_429() {
     });
     assert!(second.ended().is_none(), "the session within the limit was closed");
 }
+
+/// A peer redirect keeps the token, and the node it sends the viewer to
+/// authorizes the viewer itself: the node without the stream asks nobody.
+#[test]
+fn redirected_viewers_are_authorized_by_the_target() {
+    let b = AuthBackend::start(Rule::Deny(None));
+    b.set("good", Rule::Allow(Grant::secs(30)));
+    let (pa, pb) = (free_tcp_port(), free_tcp_port());
+    let a = Strom::start_in(
+        scratch("redir-a"),
+        pa,
+        &format!("cluster_key k;\npeer 127.0.0.1:{pb};\nstream other {{ input builtin://demo; }}"),
+    );
+    let target = Strom::start_in(
+        scratch("redir-b"),
+        pb,
+        &format!(
+            "cluster_key k;\npeer 127.0.0.1:{pa};\nstream demo {{ input builtin://demo; segment_duration 1; on_play {}; }}",
+            b.url()
+        ),
+    );
+    wait_live(&target, "demo");
+    wait_for("node a sees the peer's stream", 20 * SEC, || {
+        let r = status_from(&a.url("/demo/index.m3u8?token=good"), LO1);
+        (r.status == 302).then_some(())
+    });
+    for (token, want) in [("good", 200), ("bad", 403)] {
+        let r = status_from(&a.url(&format!("/demo/index.m3u8?token={token}")), LO1);
+        assert_eq!(r.status, 302, "node a redirects");
+        let location = r.header("location").expect("Location").to_string();
+        assert!(
+            location.starts_with(&format!("http://127.0.0.1:{pb}/demo/index.m3u8?"))
+                && query_values(&location, "token") == vec![token.to_string()],
+            "the token travels with the viewer: {location}"
+        );
+        assert_eq!(status_from(&location, LO1).status, want, "{token} at the target");
+        let asked = b.calls_for(token);
+        assert_eq!(asked.len(), 1, "the target asked once about {token}: {asked:?}");
+        assert_eq!(asked[0].params.get("name").map(String::as_str), Some("demo"));
+        assert_eq!(asked[0].params.get("ip").map(String::as_str), Some("127.0.0.1"));
+    }
+    assert_eq!(
+        m(&a, "strom_auth_requests_total{result=\"allow\"}"),
+        0.0,
+        "node a never asks"
+    );
+}
