@@ -4,7 +4,8 @@
 Allows every request: `GET /auth?...` answers 200 with `X-AuthDuration: 3600`
 (the decision is cached for an hour) and an empty body. Every call is counted
 by its `request_type` query value (`new_session`, `update_session`, or `other`
-when absent) and its query string is appended to the log file, if one is given.
+when absent) and appended to the log file, if one is given, as a line
+`UNIX_SECONDS QUERY_STRING`.
 
 `GET /count` reports the calls so far as one line:
 `total N new_session A update_session B other C`.
@@ -15,6 +16,7 @@ Usage: auth_backend.py PORT [LOG_FILE]
 
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
@@ -44,7 +46,7 @@ class Handler(BaseHTTPRequestHandler):
                 COUNTS[kind] += 1
                 if LOG_PATH:
                     with open(LOG_PATH, "a", encoding="utf-8") as log:
-                        log.write(url.query + "\n")
+                        log.write("%.3f %s\n" % (time.time(), url.query))
             self._reply(200, headers=[("X-AuthDuration", "3600")])
         elif url.path == "/count":
             with LOCK:

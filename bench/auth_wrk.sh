@@ -12,25 +12,27 @@
 # `X-AuthDuration: 3600` and counts its calls. The "no-auth" node has no
 # on_play.
 #
-# Warm-up (both nodes alike): GET ch/index.m3u8?token=t, ch/mono.m3u8?token=t,
-# seg/index.m3u8?token=t and seg/mono.m3u8?token=t. On the auth node this
-# opens one session per stream (one backend call each); its segment URIs then
-# carry `token=t&sid=...`. The segment measured is the newest one of the auth
-# node's seg playlist; on the no-auth node it is the one of the newest 5 with
-# the closest size (the same position in the demo loop).
-#
-# Then wrk -t2 -c100 -dDUR on one segment URL per node and on
-# ch/mono.m3u8?token=t, REPEAT times each, nodes interleaved (no-auth, auth,
-# no-auth, auth, ...). Every wrk connection comes from 127.0.0.1 with token t,
-# so on the auth node all of them are the warm-up's session: every request
-# takes the cached path and none should call the backend.
+# Two phases, each after its own warm-up on both nodes alike: GET
+# STREAM/index.m3u8?token=t, then STREAM/mono.m3u8?token=t. On the auth node
+# this opens the session of (STREAM, t, 127.0.0.1), one backend call; its
+# child URIs then carry `token=t&sid=...`.
+#   segment:  stream seg. The segment measured is the newest one of the auth
+#             node's playlist; on the no-auth node it is the one of its newest
+#             5 with the closest size (the same position in the demo loop).
+#   playlist: ch/mono.m3u8?token=t on both.
+# Each phase runs wrk -t2 -c100 -dDUR REPEAT times per node, nodes
+# interleaved (no-auth, auth, no-auth, auth, ...). Every wrk connection comes
+# from 127.0.0.1 with token t, so on the auth node all of them belong to the
+# warm-up's session: every request takes the cached path, and none should
+# call the backend. (With DUR above ~25 s the session may idle out between
+# two auth runs, session_timeout being 30 s, and be re-opened: a few calls.)
 #
 # Prints per URL the median req/s of each node, every run, the ratio
 # auth/no-auth, and PASS (ratio >= 0.90: the cached path costs at most 10% of
 # throughput) or FAIL. A run with more than 1% non-2xx responses, or none at
 # all, is invalid: it is listed with a '!' and left out of the median, and the
-# verdict of its URL is INVALID. The backend's call count is printed after the
-# warm-up and at the end. Exits 0 whatever the verdict (a measurement, not a
+# verdict of its URL is INVALID. The backend's calls are printed per warm-up
+# and per phase's runs. Exits 0 whatever the verdict (a measurement, not a
 # test); non-zero only when the setup fails.
 #
 # Authorization counts as active when the auth node's segment URI carries a
@@ -45,7 +47,8 @@
 # process group used during every run is measured (/proc/stat minus the
 # group's own time), and a run where it exceeded FOREIGN_MAX % of one core is
 # repeated, at most RETRIES times per phase (the segment window is sized for
-# those repeats).
+# those repeats). Before each phase the script waits, at most QUIET_WAIT s,
+# for 5 s in which the others stay below FOREIGN_MAX.
 #
 # Ports are below the ephemeral range (32768-60999 on Linux), so no client
 # socket of another program can be holding one when the nodes start.
@@ -53,7 +56,8 @@
 # Usage: bench/auth_wrk.sh [SECONDS_PER_RUN]   (default 10)
 # Env: DURATION (same as the argument), REPEAT (3), MODE (pinned|auto),
 #      CONNS (100), NOAUTH_PORT (18380), AUTH_PORT (18381), BACKEND_PORT (18382),
-#      FOREIGN_MAX (10), RETRIES (2), RETRY_WAIT (10 s), SEGMENT_COUNT (computed),
+#      FOREIGN_MAX (10), RETRIES (2), RETRY_WAIT (10 s), QUIET_WAIT (300 s),
+#      SEGMENT_COUNT (computed),
 #      STROM_BIN (skip the build and use this binary), OUT (dir for raw output).
 # The build is `cargo build --release -p strom` into $CARGO_TARGET_DIR when set,
 # else target/.
@@ -70,6 +74,7 @@ BACKEND_PORT=${BACKEND_PORT:-18382}
 FOREIGN_MAX=${FOREIGN_MAX:-10}
 RETRIES=${RETRIES:-2}
 RETRY_WAIT=${RETRY_WAIT:-10}
+QUIET_WAIT=${QUIET_WAIT:-300}
 TOKEN=t
 WORK=$(mktemp -d /tmp/bench-auth.XXXXXX)
 OUT=${OUT:-$WORK/raw}
@@ -217,51 +222,6 @@ for ((i = 0; ; i++)); do
     ((i < 120)) || die "the nodes did not list 6 segments per stream within 60 s"
 done
 
-# --- warm-up ---------------------------------------------------------------------------
-status_of() { curl -s -m 10 -o /dev/null -w '%{http_code}' "$1" || true; }
-fetch() { # fetch URL FILE -> HTTP status; body in FILE
-    curl -s -m 10 -o "$2" -w '%{http_code}' "$1" || true
-}
-BASE_NOAUTH=http://127.0.0.1:$NOAUTH_PORT
-BASE_AUTH=http://127.0.0.1:$AUTH_PORT
-for node in noauth auth; do
-    base=BASE_${node^^}
-    for path in ch/index.m3u8 ch/mono.m3u8 seg/index.m3u8 seg/mono.m3u8; do
-        st=$(fetch "${!base}/$path?token=$TOKEN" "$WORK/warm-$node-${path//\//-}")
-        [[ $st == 200 ]] || die "warm-up: $node $path?token=$TOKEN answered $st"
-    done
-done
-# The auth node's newest segment, and the one of the same size on the no-auth node.
-AUTH_SEG_URI=$(grep -v '^#' "$WORK/warm-auth-seg-mono.m3u8" | grep . | tail -1) || die "warm-up: the auth node's seg playlist lists no segment"
-AUTH_SEG_URL=$BASE_AUTH/seg/$AUTH_SEG_URI
-AUTH_SEG_SIZE=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$AUTH_SEG_URL") || die "warm-up: $AUTH_SEG_URL failed"
-best=-1
-while read -r uri; do
-    sz=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$BASE_NOAUTH/seg/$uri") || continue
-    d=$((sz > AUTH_SEG_SIZE ? sz - AUTH_SEG_SIZE : AUTH_SEG_SIZE - sz))
-    if ((best < 0 || d < best)); then best=$d; NOAUTH_SEG_URI=$uri; NOAUTH_SEG_SIZE=$sz; fi
-done < <(grep -v '^#' "$WORK/warm-noauth-seg-mono.m3u8" | grep . | tail -5 | tac)
-((best >= 0)) || die "warm-up: no segment of the no-auth node could be fetched"
-NOAUTH_SEG_URL=$BASE_NOAUTH/seg/$NOAUTH_SEG_URI
-PL_PATH="ch/mono.m3u8?token=$TOKEN"
-NOAUTH_PL_SIZE=$(stat -c %s "$WORK/warm-noauth-ch-mono.m3u8")
-AUTH_PL_SIZE=$(stat -c %s "$WORK/warm-auth-ch-mono.m3u8")
-WARM_COUNT=$(backend_count)
-# Authorization is in force when the segment URI carries a sid, the backend
-# was asked, and the same segment without its sid is refused.
-if [[ $AUTH_SEG_URI == *"sid="* ]]; then SID=yes; else SID=no; fi
-NOSID_STATUS=$(status_of "$BASE_AUTH/seg/${AUTH_SEG_URI%%\?*}?token=$TOKEN")
-if [[ ${#UNIMPLEMENTED[@]} -eq 0 && $SID == yes && $WARM_COUNT != "total 0 "* && $NOSID_STATUS == 403 ]]; then
-    AUTH_ACTIVE=yes
-else
-    AUTH_ACTIVE=no
-    log "authorization is NOT active on the auth node (segment URI with sid: $SID; the segment without sid: $NOSID_STATUS; backend: $WARM_COUNT): both nodes are the same"
-fi
-log "the auth node answers the segment without its sid with $NOSID_STATUS"
-log "segments: no-auth $NOAUTH_SEG_URL ($NOAUTH_SEG_SIZE B), auth $AUTH_SEG_URL ($AUTH_SEG_SIZE B)"
-log "playlists ($PL_PATH): no-auth $NOAUTH_PL_SIZE B, auth $AUTH_PL_SIZE B"
-log "backend after warm-up: $WARM_COUNT"
-
 # --- noise from other processes -----------------------------------------------------
 # CPU time of the whole machine (user, nice, system from /proc/stat; not
 # irq/softirq, which loopback traffic of the run itself fills) minus that of
@@ -329,6 +289,23 @@ run_one() {
     echo "$what $node $rep $r $f $valid $before $after" >>"$SUMMARY"
 }
 
+# quiet_wait: before a phase, wait (at most QUIET_WAIT s) for 5 s in which
+# other processes use at most FOREIGN_MAX % of a core.
+quiet_wait() {
+    local start=$SECONDS f
+    while :; do
+        cpu_snap "$WORK/quiet"
+        sleep 5
+        f=$(foreign_pct "$WORK/quiet" 5)
+        awk -v f="$f" -v m="$FOREIGN_MAX" 'BEGIN { exit !(f <= m) }' && return 0
+        if ((SECONDS - start >= QUIET_WAIT)); then
+            log "other processes still use $f% of a core after ${QUIET_WAIT}s: measuring anyway"
+            return 0
+        fi
+        log "other processes use $f% of a core: waiting for a quieter moment"
+    done
+}
+
 # phase WHAT NOAUTH_URL AUTH_URL
 phase() {
     local rep
@@ -339,8 +316,74 @@ phase() {
     done
 }
 
+# --- requests outside wrk ----------------------------------------------------------------
+status_of() { curl -s -m 10 -o /dev/null -w '%{http_code}' "$1" || true; }
+fetch() { # fetch URL FILE -> HTTP status; body in FILE
+    curl -s -m 10 -o "$2" -w '%{http_code}' "$1" || true
+}
+BASE_NOAUTH=http://127.0.0.1:$NOAUTH_PORT
+BASE_AUTH=http://127.0.0.1:$AUTH_PORT
+# warm_up STREAM: what a player does first, on both nodes: the master
+# playlist, then the media playlist (into $WORK/warm-NODE-STREAM.m3u8). On the
+# auth node this opens the session of (STREAM, token, 127.0.0.1): one backend call.
+warm_up() {
+    local node base path st
+    for node in noauth auth; do
+        base=BASE_${node^^}
+        for path in index.m3u8 mono.m3u8; do
+            st=$(fetch "${!base}/$1/$path?token=$TOKEN" "$WORK/warm-$node-$1-$path")
+            [[ $st == 200 ]] || die "warm-up: $node $1/$path?token=$TOKEN answered $st"
+        done
+    done
+}
+calls() { backend_count | awk '{ print $2 + 0 }'; }
+
+# --- segment phase ------------------------------------------------------------------------
+quiet_wait
+warm_up seg
+# The auth node's newest segment, and the one of the same size on the no-auth node.
+AUTH_SEG_URI=$(grep -v '^#' "$WORK/warm-auth-seg-mono.m3u8" | grep . | tail -1) || die "warm-up: the auth node's seg playlist lists no segment"
+AUTH_SEG_URL=$BASE_AUTH/seg/$AUTH_SEG_URI
+AUTH_SEG_SIZE=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$AUTH_SEG_URL") || die "warm-up: $AUTH_SEG_URL failed"
+best=-1
+while read -r uri; do
+    sz=$(curl -sf -m 10 -o /dev/null -w '%{size_download}' "$BASE_NOAUTH/seg/$uri") || continue
+    d=$((sz > AUTH_SEG_SIZE ? sz - AUTH_SEG_SIZE : AUTH_SEG_SIZE - sz))
+    if ((best < 0 || d < best)); then best=$d; NOAUTH_SEG_URI=$uri; NOAUTH_SEG_SIZE=$sz; fi
+done < <(grep -v '^#' "$WORK/warm-noauth-seg-mono.m3u8" | grep . | tail -5 | tac)
+((best >= 0)) || die "warm-up: no segment of the no-auth node could be fetched"
+NOAUTH_SEG_URL=$BASE_NOAUTH/seg/$NOAUTH_SEG_URI
+# Authorization is in force when the segment URI carries a sid, the backend
+# was asked, and the same segment without its sid is refused.
+if [[ $AUTH_SEG_URI == *"sid="* ]]; then SID=yes; else SID=no; fi
+NOSID_STATUS=$(status_of "$BASE_AUTH/seg/${AUTH_SEG_URI%%\?*}?token=$TOKEN")
+SEG_WARM=$(backend_count)
+if [[ ${#UNIMPLEMENTED[@]} -eq 0 && $SID == yes && $SEG_WARM != "total 0 "* && $NOSID_STATUS == 403 ]]; then
+    AUTH_ACTIVE=yes
+else
+    AUTH_ACTIVE=no
+    log "authorization is NOT active on the auth node (segment URI with sid: $SID; the segment without sid: $NOSID_STATUS; backend: $SEG_WARM): both nodes are the same"
+fi
+log "the auth node answers the segment without its sid with $NOSID_STATUS"
+log "segments: no-auth $NOAUTH_SEG_URL ($NOAUTH_SEG_SIZE B), auth $AUTH_SEG_URL ($AUTH_SEG_SIZE B)"
+log "backend after the seg warm-up: $SEG_WARM"
+C0=$(calls)
 phase segment "$NOAUTH_SEG_URL" "$AUTH_SEG_URL"
+C1=$(calls)
+
+# --- playlist phase -------------------------------------------------------------------------
+# Its own warm-up right before it: the ch session is fresh (not idled out
+# during the segment phase), as for a player that keeps polling.
+quiet_wait
+warm_up ch
+PL_PATH="ch/mono.m3u8?token=$TOKEN"
+NOAUTH_PL_SIZE=$(stat -c %s "$WORK/warm-noauth-ch-mono.m3u8")
+AUTH_PL_SIZE=$(stat -c %s "$WORK/warm-auth-ch-mono.m3u8")
+log "playlists ($PL_PATH): no-auth $NOAUTH_PL_SIZE B, auth $AUTH_PL_SIZE B"
+log "backend after the ch warm-up: $(backend_count)"
+C2=$(calls)
 phase playlist "$BASE_NOAUTH/$PL_PATH" "$BASE_AUTH/$PL_PATH"
+C3=$(calls)
 END_COUNT=$(backend_count)
 
 # --- report ---------------------------------------------------------------------------
@@ -349,11 +392,11 @@ echo "HLS with authorization (cached decisions) vs without; wrk -t2 -c$CONNS -d$
 echo "strom $REV (binary from $(date -r "$WORK/server-under-test" '+%F %T')); authorization active on the auth node: $AUTH_ACTIVE (its segment without sid: $NOSID_STATUS)"
 echo "segment: no-auth $NOAUTH_SEG_URI ($NOAUTH_SEG_SIZE B), auth $AUTH_SEG_URI ($AUTH_SEG_SIZE B)"
 echo "playlist: $PL_PATH, no-auth $NOAUTH_PL_SIZE B, auth $AUTH_PL_SIZE B"
-echo "runs marked ! are invalid (non-2xx > 1% or no requests) and left out of the median; noise = worst CPU % of one core used by other processes in a run"
+echo "runs marked ! are invalid (non-2xx > 1% or no requests) and left out of the median; noise = worst CPU % of one core used by other processes in a run; (noisy): above FOREIGN_MAX=$FOREIGN_MAX%, measure again"
 printf '%-8s | %13s %13s %6s | %-26s | %-26s | %15s | %13s | %5s | %s\n' \
     what "no-auth req/s" "auth req/s" ratio "runs no-auth" "runs auth" "p99 no-auth/auth" "non-2xx n/a" noise verdict
 for what in segment playlist; do
-    awk -v w="$what" '
+    awk -v w="$what" -v max="$FOREIGN_MAX" '
         function med(a, n,   i, j, t) {
             for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
             return n == 0 ? 0 : (n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2)
@@ -373,12 +416,14 @@ for what in segment playlist; do
             }
             ratio = R["noauth"] > 0 ? R["auth"] / R["noauth"] : 0
             verdict = invalid || !n["auth"] || !n["noauth"] ? "INVALID" : (ratio >= 0.90 ? "PASS" : "FAIL")
+            if (noise > max) verdict = verdict " (noisy)"
             printf "%-8s | %13.0f %13.0f %6.3f | %-26s | %-26s | %6.2f/%6.2f ms | %6d/%6d | %4.0f%% | %s\n",
                 w, R["noauth"], R["auth"], ratio, runs["noauth"], runs["auth"], P["noauth"], P["auth"], bad["noauth"], bad["auth"], noise, verdict
         }' "$SUMMARY"
 done
 echo "goal: auth/no-auth >= 0.90 for both (the cached path costs at most 10% of throughput)"
-echo "backend calls: after warm-up: $WARM_COUNT; at the end: $END_COUNT (expected: one new_session per stream, ch and seg; no more during the runs)"
+echo "backend calls: seg warm-up $((C0)), during the segment runs $((C1 - C0)), ch warm-up $((C2 - C1)), during the playlist runs $((C3 - C2)); in all: $END_COUNT"
+echo "(expected: 1 per warm-up on the auth node, 0 during the runs)"
 if [[ $AUTH_ACTIVE == no ]]; then
     echo "NOTE: authorization was not active on the auth node, so this compares two identical nodes."
 fi
