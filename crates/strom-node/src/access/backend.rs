@@ -190,11 +190,8 @@ pub fn parse_response<'h>(status: u16, header: impl Fn(&str) -> Option<&'h [u8]>
                 duration,
             }
         }
-        302 => match text("location").filter(|l| usable_location(l)) {
-            Some(l) => Outcome::Redirect {
-                location: l.to_string(),
-                duration,
-            },
+        302 => match text("location").and_then(usable_location) {
+            Some(location) => Outcome::Redirect { location, duration },
             None => Outcome::Error(ErrorKind::Error),
         },
         400..=499 => Outcome::Deny { duration },
@@ -202,12 +199,19 @@ pub fn parse_response<'h>(status: u16, header: impl Fn(&str) -> Option<&'h [u8]>
     }
 }
 
-/// An absolute `http(s)` URL of sane length with no control characters,
-/// safe to hand to a viewer in a `Location` header.
-fn usable_location(l: &str) -> bool {
-    l.len() <= MAX_LOCATION
-        && l.bytes().all(|b| b.is_ascii_graphic())
-        && Url::parse(l).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+/// `l` as a normalized absolute `http(s)` URL of sane length with no
+/// control characters, safe to hand to a viewer in a `Location` header
+/// (`https:x//h` becomes `https://x//h`, as a browser would read it).
+fn usable_location(l: &str) -> Option<String> {
+    if l.len() > MAX_LOCATION || !l.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    let u = Url::parse(l).ok()?;
+    if !matches!(u.scheme(), "http" | "https") || u.host().is_none() {
+        return None;
+    }
+    let s = u.to_string();
+    (s.len() <= MAX_LOCATION).then_some(s)
 }
 
 #[cfg(test)]
@@ -350,6 +354,14 @@ mod tests {
                 location: "https://other.example/x?y=1".into(),
                 duration: None
             }
+        );
+        assert_eq!(
+            respond(302, &[("Location", "https:ex://other.example/x")]),
+            Outcome::Redirect {
+                location: "https://ex//other.example/x".into(),
+                duration: None
+            },
+            "handed on normalized, as a browser would read it"
         );
         for loc in ["/relative", "javascript:alert(1)", "http://a/\r\nSet-Cookie: x", ""] {
             assert_eq!(
