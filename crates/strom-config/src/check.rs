@@ -760,7 +760,10 @@ impl Checker<'_> {
             other => {
                 self.d.error(
                     a.pos,
-                    format!("bad value `{other}` for `{}`: expected true or false", d.name.text),
+                    format!(
+                        "bad value `{other}` for `{}`: expected on or off (or true/false, yes/no)",
+                        d.name.text
+                    ),
                 );
                 None
             }

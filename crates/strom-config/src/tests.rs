@@ -616,7 +616,7 @@ fn bad_numbers_durations_sizes() {
     );
     err1(
         &wrap("ondemand maybe"),
-        "t.conf:1:39: bad value `maybe` for `ondemand`: expected true or false",
+        "t.conf:1:39: bad value `maybe` for `ondemand`: expected on or off (or true/false, yes/no)",
     );
     err1(
         &wrap("dvr /s 101%"),
@@ -1162,7 +1162,7 @@ fn fail_open_is_a_flag() {
     assert!(!fail_open(""));
     err1(
         "on_play http://a/ { fail_open maybe; }",
-        "t.conf:1:31: bad value `maybe` for `fail_open`: expected true or false",
+        "t.conf:1:31: bad value `maybe` for `fail_open`: expected on or off (or true/false, yes/no)",
     );
     err1(
         "on_play http://a/ { fail_open on off; }",
@@ -1499,7 +1499,7 @@ fn auth_errors_are_all_collected() {
             "t.conf:1:9: bad URL `ftp://a/`: expected http:// or https://",
             "t.conf:2:11: `timeout` must be between 100ms and 1m, got 0",
             "t.conf:3:9: `cache` must be between 1s and 1d, got 2d",
-            "t.conf:4:13: bad value `maybe` for `fail_open`: expected true or false",
+            "t.conf:4:13: bad value `maybe` for `fail_open`: expected on or off (or true/false, yes/no)",
             "t.conf:5:3: unknown directive `retry` in on_play block",
             "t.conf:7:17: `session_timeout` must be between 5s and 1h, got 1s",
         ]

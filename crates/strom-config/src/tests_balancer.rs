@@ -624,7 +624,7 @@ fn bad_values() {
     );
     err1_in_server(
         "monitoring maybe;",
-        "b.conf:2:12: bad value `maybe` for `monitoring`: expected true or false",
+        "b.conf:2:12: bad value `maybe` for `monitoring`: expected on or off (or true/false, yes/no)",
     );
     err1_with_server(
         "refresh 50ms;",

@@ -383,6 +383,9 @@ pub async fn reauth(
     let Some(name) = q.name.filter(|n| !n.is_empty()) else {
         return reply::error(StatusCode::BAD_REQUEST, "name is required");
     };
+    if node.stream(&name).is_none() {
+        return reply::error(StatusCode::NOT_FOUND, "no such stream");
+    }
     let n = node.access.reauth(&node, &name);
     Json(serde_json::json!({ "sessions": n })).into_response()
 }

@@ -1795,3 +1795,57 @@ fn redirected_viewers_are_authorized_by_the_target() {
         "node a never asks"
     );
 }
+
+/// `X-Max-Sessions: 1` between two HLS players of one user: the older one
+/// gets 403 from the moment the newer one starts and stays refused for its
+/// decision's life (it does not come back and push the newer one out), the
+/// newer one plays on, and the backend is not flooded with new sessions.
+#[test]
+fn user_cap_holds_between_hls_players() {
+    let b = AuthBackend::start(Rule::Deny(None));
+    for t in ["ha", "hb"] {
+        b.set(t, Rule::Allow(Grant::secs(20).user("u9").max(1)));
+    }
+    let s = auth_node("hlscap", &b);
+    wait_live(&s, "demo");
+    let first = HlsViewer::start(&s, "demo", "ha", LO1);
+    first.wait_segments(2, 20 * SEC);
+    let second = HlsViewer::start(&s, "demo", "hb", LO1);
+    second.wait_segments(1, 20 * SEC);
+    let started = Instant::now();
+    std::thread::sleep(8 * SEC);
+    let after = first.since(started + 2 * SEC);
+    assert!(!after.is_empty(), "the first player kept asking");
+    assert!(
+        after.iter().all(|h| h.status == 403),
+        "the older player is refused: {:?}",
+        after.iter().map(|h| (h.status, &h.url)).collect::<Vec<_>>()
+    );
+    let newer = second.since(started + 2 * SEC);
+    assert!(
+        newer.iter().filter(|h| h.url.contains(".ts")).count() >= 4 && newer.iter().all(|h| h.status == 200),
+        "the newer player plays on: {:?}",
+        newer.iter().map(|h| (h.status, &h.url)).collect::<Vec<_>>()
+    );
+    let new_sessions = b
+        .calls()
+        .iter()
+        .filter(|c| c.params.get("request_type").map(String::as_str) == Some("new_session"))
+        .count();
+    assert_eq!(new_sessions, 2, "one new_session per player, no flood: {:?}", b.calls());
+    assert_eq!(m(&s, "strom_sessions_closed_total{reason=\"max_sessions\"}"), 1.0);
+    // The newer player's session counts the segment bytes it was sent.
+    let list = session_list(&sessions(&s, "?name=demo", None));
+    let hb = list
+        .iter()
+        .find(|x| x["token"] == "hb")
+        .expect("the newer session is listed");
+    assert!(
+        hb["bytes"].as_u64().unwrap_or(0) > 50_000,
+        "HLS bytes are counted: {hb}"
+    );
+    assert!(
+        list.iter().all(|x| x["token"] != "ha"),
+        "the older session is gone: {list:?}"
+    );
+}

@@ -112,6 +112,15 @@ pub enum PublishVerdict {
     Unavailable,
 }
 
+/// `query` without its `key=…` parameters (raw, order kept).
+fn without_param(query: Option<&str>, key: &str) -> Option<String> {
+    let kept: Vec<&str> = query?
+        .split('&')
+        .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != key)
+        .collect();
+    Some(kept.join("&"))
+}
+
 /// The `password` query value, form-decoded (first occurrence).
 fn query_password(query: Option<&str>) -> Option<String> {
     let url = reqwest::Url::parse(&format!("http://x/?{}", query?)).ok()?;
@@ -237,8 +246,34 @@ impl Access {
             client,
             secret,
             salt: AtomicU64::new(1),
-            metrics,
+            metrics: Self::series(metrics),
         })
+    }
+
+    /// Creates every labelled series at zero, so alerts on a rate see a
+    /// series before the first event.
+    fn series(metrics: Arc<Metrics>) -> Arc<Metrics> {
+        for result in ["allow", "deny", "redirect", "timeout", "error", "rate_limited"] {
+            let _ = metrics.auth_requests.get_or_create(&ResultLabel { result });
+        }
+        for action in ["kept", "refused", "allowed"] {
+            let _ = metrics.auth_backend_down.get_or_create(&ActionLabel { action });
+        }
+        for result in ["valid", "invalid", "expired"] {
+            let _ = metrics.auth_signed.get_or_create(&ResultLabel { result });
+        }
+        for r in [
+            table::CloseReason::Ended,
+            table::CloseReason::Idle,
+            table::CloseReason::Denied,
+            table::CloseReason::Kicked,
+            table::CloseReason::MaxSessions,
+        ] {
+            let _ = metrics
+                .sessions_closed
+                .get_or_create(&ReasonLabel { reason: r.as_str() });
+        }
+        metrics
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, Table> {
@@ -649,7 +684,7 @@ impl Access {
             let mut t = self.table();
             let mut closed = t.expire(now);
             t.set_remote(remote);
-            closed.extend(t.enforce_caps());
+            closed.extend(t.enforce_caps(now));
             let room = self.calls.available_permits();
             let mut due = t.due(now);
             if due.len() > room {
@@ -744,6 +779,8 @@ impl Access {
             return PublishVerdict::Deny;
         }
         let sid = table::format_id(self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)));
+        // The publish password is strom's to check; it never goes to the backend.
+        let qs = without_param(req.query.as_deref(), "password");
         let q = Query {
             name: &req.name,
             proto: "publish",
@@ -756,7 +793,7 @@ impl Access {
             total_clients: self.total_clients(),
             user_agent: req.user_agent.as_deref(),
             referer: req.referer.as_deref(),
-            qs: req.query.as_deref(),
+            qs: qs.as_deref(),
         };
         match self.ask(&backend, &q).await {
             Outcome::Allow { .. } => PublishVerdict::Allow,
@@ -779,8 +816,8 @@ impl Access {
     /// its decision would have expired. False if there is no such session.
     pub fn kick(&self, id: SessionId, default: Duration) -> bool {
         let c = self.table().kick(id, default, Instant::now());
-        let found = c.is_some();
-        self.closed(c.into_iter().collect());
+        let found = !c.is_empty();
+        self.closed(c);
         found
     }
 

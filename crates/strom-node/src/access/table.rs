@@ -338,7 +338,7 @@ impl Table {
                         });
                     }
                 }
-                let closed = self.enforce_user_of(id);
+                let closed = self.enforce_user_of(id, now);
                 return Ok((id, closed));
             }
         }
@@ -385,7 +385,7 @@ impl Table {
         if let (true, Some(u)) = (capped, user) {
             self.per_user.entry(u).or_default().push(o.id);
         }
-        let closed = self.enforce_user_of(o.id);
+        let closed = self.enforce_user_of(o.id, now);
         Ok((o.id, closed))
     }
 
@@ -534,7 +534,7 @@ impl Table {
                     self.per_user.entry(u).or_default().push(id);
                 }
                 self.remember(identity, Verdict::Allow(grant.clone()), period, now);
-                (self.enforce_user_of(id), false)
+                (self.enforce_user_of(id, now), false)
             }
             Outcome::Deny { duration } | Outcome::Redirect { duration, .. } => {
                 let verdict = match outcome {
@@ -554,14 +554,26 @@ impl Table {
         }
     }
 
-    /// Kicks session `id`: it ends, and its identity is refused until its
-    /// decision would have expired (then the backend decides again).
-    pub fn kick(&mut self, id: SessionId, default: Duration, now: Instant) -> Option<Closed> {
-        let s = self.sessions.get(&id)?;
+    /// Kicks session `id` and every other session of its identity (the
+    /// viewer's HLS session and its HTTP-TS connections): they end, and the
+    /// identity is refused until its decision would have expired (then the
+    /// backend decides again). Empty if there is no such session.
+    pub fn kick(&mut self, id: SessionId, default: Duration, now: Instant) -> Vec<Closed> {
+        let Some(s) = self.sessions.get(&id) else {
+            return Vec::new();
+        };
         let identity = s.identity.clone();
         let hold = s.recheck.map_or(default, |r| r.period);
-        self.remember(identity, Verdict::Deny, hold, now);
-        self.close(id, CloseReason::Kicked)
+        self.remember(identity.clone(), Verdict::Deny, hold, now);
+        let same: Vec<SessionId> = self
+            .sessions
+            .values()
+            .filter(|s| s.identity == identity)
+            .map(|s| s.id)
+            .collect();
+        same.into_iter()
+            .filter_map(|id| self.close(id, CloseReason::Kicked))
+            .collect()
     }
 
     /// Makes every session of `stream` due for a repeat now and forgets the
@@ -601,22 +613,24 @@ impl Table {
     }
 
     /// Applies every capped user's cap over this node and the peers.
-    pub fn enforce_caps(&mut self) -> Vec<Closed> {
+    pub fn enforce_caps(&mut self, now: Instant) -> Vec<Closed> {
         let users: Vec<Arc<str>> = self.per_user.keys().cloned().collect();
-        users.iter().flat_map(|u| self.enforce_user(u)).collect()
+        users.iter().flat_map(|u| self.enforce_user(u, now)).collect()
     }
 
-    fn enforce_user_of(&mut self, id: SessionId) -> Vec<Closed> {
+    fn enforce_user_of(&mut self, id: SessionId, now: Instant) -> Vec<Closed> {
         let Some(user) = self.sessions.get(&id).and_then(|s| s.user()).map(Arc::<str>::from) else {
             return Vec::new();
         };
-        self.enforce_user(&user)
+        self.enforce_user(&user, now)
     }
 
     /// Keeps `user`'s newest sessions up to the cap of its newest local
-    /// session; closes the older local ones. Ties go by id, so every node
-    /// picks the same survivors.
-    fn enforce_user(&mut self, user: &str) -> Vec<Closed> {
+    /// session; closes the older local ones, whose identities are then
+    /// refused until their decisions would have expired (so a player that
+    /// was closed cannot come straight back and close the newer one). Ties
+    /// go by id, so every node picks the same survivors.
+    fn enforce_user(&mut self, user: &str, now: Instant) -> Vec<Closed> {
         let Some(ids) = self.per_user.get(user) else {
             return Vec::new();
         };
@@ -649,9 +663,16 @@ impl Table {
             .filter(|(_, _, local)| *local)
             .map(|(_, id, _)| *id)
             .collect();
-        drop.into_iter()
-            .filter_map(|id| self.close(id, CloseReason::MaxSessions))
-            .collect()
+        let mut closed = Vec::new();
+        for id in drop {
+            if let Some(s) = self.sessions.get(&id) {
+                let hold = s.recheck.map_or(Duration::from_secs(30), |r| r.period);
+                let identity = s.identity.clone();
+                self.remember(identity, Verdict::Deny, hold, now);
+            }
+            closed.extend(self.close(id, CloseReason::MaxSessions));
+        }
+        closed
     }
 
     /// Sessions in id order after `after`, matching `keep`, at most `limit`.
@@ -888,10 +909,20 @@ mod tests {
             0,
         )
         .expect("opens");
-        assert_eq!(t.kick(3, 30 * S, t0).map(|c| c.reason), Some(CloseReason::Kicked));
+        t.open(
+            opening(a.clone(), 4, Proto::MpegTs, Some(Grant::default()), Some(15)),
+            t0,
+            0,
+        )
+        .expect("opens");
+        t.open(opening(ident("other", "10.0.0.1"), 5, Proto::MpegTs, None, None), t0, 0)
+            .expect("opens");
+        let kicked: Vec<SessionId> = t.kick(3, 30 * S, t0).iter().map(|c| c.id).collect();
+        assert_eq!(kicked, vec![3, 4], "every session of the viewer, and no other");
         assert_eq!(t.decision(&a, t0 + 14 * S), Some(&Verdict::Deny));
         assert_eq!(t.decision(&a, t0 + 15 * S), None, "then the backend decides again");
-        assert!(t.kick(3, 30 * S, t0).is_none());
+        assert!(t.kick(3, 30 * S, t0).is_empty());
+        assert!(t.get(5).is_some());
     }
 
     #[test]
@@ -988,16 +1019,16 @@ mod tests {
         assert_eq!(t.capped_users(), vec![("u1".to_string(), vec![(1000, 1)])]);
         // A peer reports an older session of u1: ours is the newest, it stays.
         t.set_remote(HashMap::from([("u1".to_string(), vec![(500, 77)])]));
-        assert!(t.enforce_caps().is_empty());
+        assert!(t.enforce_caps(t0).is_empty());
         // A newer one elsewhere: ours is closed (the peer keeps its own).
         t.set_remote(HashMap::from([("u1".to_string(), vec![(2000, 78)])]));
-        assert_eq!(t.enforce_caps().iter().map(|c| c.id).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(t.enforce_caps(t0).iter().map(|c| c.id).collect::<Vec<_>>(), vec![1]);
         // The same id reported by a peer is the same viewer, not a second one.
         let g = Some(grant(Some("u3"), Some(1)));
         t.open(opening(ident("z", "10.0.0.9"), 5, Proto::Hls, g, Some(60)), t0, 3000)
             .expect("5");
         t.set_remote(HashMap::from([("u3".to_string(), vec![(3000, 5)])]));
-        assert!(t.enforce_caps().is_empty());
+        assert!(t.enforce_caps(t0).is_empty());
     }
 
     #[test]

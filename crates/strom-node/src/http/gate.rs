@@ -121,11 +121,9 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
             {
                 let media = matches!(r.resource, Resource::Segment(_) | Resource::TrackSegment(..));
                 if resp.status().is_success() {
+                    // Segment bodies are whole buffers: their exact size is known.
                     let bytes = if media {
-                        resp.headers()
-                            .get(header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-                            .unwrap_or(0)
+                        axum::body::HttpBody::size_hint(resp.body()).exact().unwrap_or(0)
                     } else {
                         0
                     };
