@@ -423,20 +423,8 @@ impl Access {
                 .inc();
             return Admission::TooMany;
         }
-        let query = Query {
-            name: &req.name,
-            proto: proto.as_str(),
-            ip: req.ip,
-            token: &ident.token,
-            session_id: &table::format_id(id),
-            request_type: RequestType::NewSession,
-            request_number: 1,
-            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
-            total_clients: self.total_clients(),
-            user_agent: req.user_agent.as_deref(),
-            referer: req.referer.as_deref(),
-            qs: req.query.as_deref(),
-        };
+        let sid = table::format_id(id);
+        let query = self.new_session(stream, req, &ident.token, proto.as_str(), &sid, req.query.as_deref());
         let outcome = self.ask_once(backend, &ident, &query).await;
         let now = Instant::now();
         let default = backend.cache;
@@ -603,6 +591,32 @@ impl Access {
             .auth_backend_down
             .get_or_create(&ActionLabel { action })
             .inc();
+    }
+
+    /// The backend question about a new session of `req` on `stream`.
+    fn new_session<'a>(
+        &self,
+        stream: &Stream,
+        req: &'a PlayRequest,
+        token: &'a str,
+        proto: &'a str,
+        sid: &'a str,
+        qs: Option<&'a str>,
+    ) -> Query<'a> {
+        Query {
+            name: &req.name,
+            proto,
+            ip: req.ip,
+            token,
+            session_id: sid,
+            request_type: RequestType::NewSession,
+            request_number: 1,
+            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
+            total_clients: self.total_clients(),
+            user_agent: req.user_agent.as_deref(),
+            referer: req.referer.as_deref(),
+            qs,
+        }
     }
 
     /// Asks the backend about a new session, sharing one call among the
@@ -781,20 +795,7 @@ impl Access {
         let sid = table::format_id(self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)));
         // The publish password is strom's to check; it never goes to the backend.
         let qs = without_param(req.query.as_deref(), "password");
-        let q = Query {
-            name: &req.name,
-            proto: "publish",
-            ip: req.ip,
-            token: &ident.token,
-            session_id: &sid,
-            request_type: RequestType::NewSession,
-            request_number: 1,
-            stream_clients: self.clients(&stream.name).iter().map(|(_, n)| n).sum(),
-            total_clients: self.total_clients(),
-            user_agent: req.user_agent.as_deref(),
-            referer: req.referer.as_deref(),
-            qs: qs.as_deref(),
-        };
+        let q = self.new_session(stream, req, &ident.token, "publish", &sid, qs.as_deref());
         match self.ask(&backend, &q).await {
             Outcome::Allow { .. } => PublishVerdict::Allow,
             Outcome::Deny { .. } | Outcome::Redirect { .. } => {
