@@ -79,11 +79,6 @@ impl<'a> Policy<'a> {
     pub fn active(&self) -> bool {
         self.on_play.is_some() || self.token_secret.is_some()
     }
-
-    /// Decision lifetime when the backend names none.
-    fn default_cache(&self) -> Duration {
-        self.on_play.as_ref().map_or(DEFAULT_CACHE, |b| b.cache)
-    }
 }
 
 /// What the gate does with a request.
@@ -407,10 +402,14 @@ impl Access {
         let Some(backend) = policy.on_play else {
             return Admission::Deny;
         };
-        let cached = self.table().decision(&ident, now).cloned();
+        let (cached, left) = {
+            let t = self.table();
+            (t.decision(&ident, now).cloned(), t.decision_left(&ident, now))
+        };
         match cached {
             Some(Verdict::Allow(grant)) => {
-                return self.open(opening(Some(grant), Some(policy.default_cache())), stream, true);
+                let first = left.max(Duration::from_secs(1));
+                return self.open(opening(Some(grant), Some(first)), stream, true);
             }
             Some(Verdict::Deny) => return Admission::Deny,
             Some(Verdict::Redirect(url)) => return Admission::Redirect(url),
@@ -495,7 +494,8 @@ impl Access {
         }
         // The session idled out but its grant is still cached: reopen it.
         if let Some(Verdict::Allow(grant)) = t.decision(&ident, now).cloned() {
-            let period = policy.on_play.map(|_| policy.default_cache());
+            let left = t.decision_left(&ident, now).max(Duration::from_secs(1));
+            let period = policy.on_play.map(|_| left);
             let o = opening(req, ident, id, Proto::Hls, Some(grant), period);
             if let Ok((id, closed)) = t.open(o, now, unix_ms()) {
                 drop(t);

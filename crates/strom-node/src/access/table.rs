@@ -261,6 +261,15 @@ impl Table {
         self.decisions.get(id).filter(|c| c.until > now).map(|c| &c.verdict)
     }
 
+    /// How long the cached decision for `id` still holds (zero if none):
+    /// a session opened from a cached grant is asked about again when the
+    /// grant expires, not a whole default period later.
+    pub fn decision_left(&self, id: &Identity, now: Instant) -> Duration {
+        self.decisions
+            .get(id)
+            .map_or(Duration::ZERO, |c| c.until.saturating_duration_since(now))
+    }
+
     /// Caches `verdict` for `duration` (skipped when the cache is full of
     /// live decisions).
     pub fn remember(&mut self, id: Identity, verdict: Verdict, duration: Duration, now: Instant) {
@@ -731,7 +740,9 @@ mod tests {
         let a = ident("good", "10.0.0.1");
         t.remember(a.clone(), Verdict::Allow(Grant::default()), 10 * S, t0);
         assert_eq!(t.decision(&a, t0 + 9 * S), Some(&Verdict::Allow(Grant::default())));
+        assert_eq!(t.decision_left(&a, t0 + 4 * S), 6 * S);
         assert_eq!(t.decision(&a, t0 + 10 * S), None, "expired at its duration");
+        assert_eq!(t.decision_left(&a, t0 + 11 * S), Duration::ZERO);
         let b = ident("bad", "10.0.0.1");
         t.remember(b.clone(), Verdict::Deny, 30 * S, t0);
         assert_eq!(
