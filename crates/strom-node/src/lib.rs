@@ -178,6 +178,22 @@ fn display_base(addr: SocketAddr) -> String {
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), NodeError> {
     net::raise_fd_limit(config.max_connections);
     let node = Node::new(&config, shutdown.clone());
+    let authorized = config.on_play.is_some()
+        || config.token_secret.is_some()
+        || config
+            .streams
+            .iter()
+            .any(|s| s.on_play.is_some() || s.token_secret.is_some())
+        || config
+            .sources
+            .iter()
+            .any(|s| s.on_play.is_some() || s.token_secret.is_some());
+    if authorized && config.view_auth.is_none() && config.edit_auth.is_none() {
+        tracing::warn!(
+            "play authorization is on but the JSON API is open: anyone can list viewers' tokens and kick them \
+             (/api/v1/sessions); set view_auth and edit_auth"
+        );
+    }
     let mut listeners = Vec::new();
     for addr in &config.http {
         let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;

@@ -1849,3 +1849,45 @@ fn user_cap_holds_between_hls_players() {
         "the older session is gone: {list:?}"
     );
 }
+
+/// A viewer that gives up while the backend is still thinking neither
+/// poisons its identity nor slips through: the call finishes on its own,
+/// its answer is cached, and the next request gets it without a second
+/// call (an allow plays, a deny stays 403 even with `fail_open`).
+#[test]
+fn an_abandoned_backend_call_still_settles_the_decision() {
+    let b = AuthBackend::start(Rule::Deny(None));
+    b.set(
+        "patient",
+        Rule::Slow(Duration::from_millis(1500), Box::new(Rule::Allow(Grant::secs(30)))),
+    );
+    b.set(
+        "sneaky",
+        Rule::Slow(Duration::from_millis(500), Box::new(Rule::Deny(None))),
+    );
+    let s = node(
+        "abandon",
+        "",
+        &format!("on_play {} {{ timeout 3s; fail_open; }}", b.url()),
+    );
+    wait_live(&s, "demo");
+    for token in ["patient", "sneaky"] {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+        let req =
+            format!("GET /demo/index.m3u8?token={token} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).expect("send");
+        std::thread::sleep(Duration::from_millis(200));
+        drop(c); // the player gives up before the backend answers
+    }
+    std::thread::sleep(2 * SEC);
+    assert_eq!(status_from(&s.url("/demo/index.m3u8?token=patient"), LO1).status, 200);
+    assert_eq!(status_from(&s.url("/demo/index.m3u8?token=sneaky"), LO1).status, 403);
+    for token in ["patient", "sneaky"] {
+        assert_eq!(b.calls_for(token).len(), 1, "{token}: the first call's answer was kept");
+    }
+    assert_eq!(
+        m(&s, "strom_auth_backend_down_total{action=\"allowed\"}"),
+        0.0,
+        "nobody got in by fail_open"
+    );
+}

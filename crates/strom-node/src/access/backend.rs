@@ -150,6 +150,9 @@ pub enum ErrorKind {
     /// Connection failure, a 5xx, another 3xx, a 302 without a usable
     /// `Location`, or anything that is not HTTP.
     Error,
+    /// Not asked: this node's calls to the backend were all in flight
+    /// (a local limit, not the backend's failure).
+    Busy,
 }
 
 impl Outcome {
@@ -161,6 +164,7 @@ impl Outcome {
             Outcome::Redirect { .. } => "redirect",
             Outcome::Error(ErrorKind::Timeout) => "timeout",
             Outcome::Error(ErrorKind::Error) => "error",
+            Outcome::Error(ErrorKind::Busy) => "busy",
         }
     }
 }

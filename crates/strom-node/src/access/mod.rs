@@ -40,8 +40,27 @@ use tokio_util::sync::CancellationToken;
 /// Decision lifetime without a backend (signed links, kicks), as the
 /// `cache` default of `on_play`.
 pub const DEFAULT_CACHE: Duration = Duration::from_secs(30);
-/// Backend calls in flight at once, over the node.
-pub const MAX_BACKEND_CALLS: usize = 256;
+/// New-session calls in flight at once, per backend URL.
+pub const MAX_NEW_CALLS: usize = 192;
+/// `update_session` calls in flight at once, per backend URL: repeats
+/// never take the room new viewers need.
+pub const MAX_UPDATE_CALLS: usize = 64;
+/// A repeat that found no room is tried again this soon.
+const POSTPONE: Duration = Duration::from_secs(1);
+
+/// The call budget of one backend URL.
+#[derive(Debug)]
+struct Budget {
+    new: Semaphore,
+    updates: Semaphore,
+}
+
+/// Which budget a call takes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallKind {
+    New,
+    Update,
+}
 /// The query parameter that carries the session id in child URIs.
 pub const SID_PARAM: &str = "sid";
 /// The longest token carried into child URIs; on an authorized stream a
@@ -93,8 +112,9 @@ pub enum Admission {
     Redirect(String),
     /// 503: the backend failed and the viewer has no session.
     Unavailable,
-    /// 429: the address is over its rate or session limit.
-    TooMany,
+    /// 429: the address is over its rate or session limit, or the node
+    /// holds its maximum of sessions ([`table::Refused::Full`]).
+    TooMany(table::Refused),
 }
 
 /// Whether a publisher may publish.
@@ -105,6 +125,8 @@ pub enum PublishVerdict {
     Deny,
     /// 503: `on_publish` failed and is not `fail_open`.
     Unavailable,
+    /// 429: the address tries too often.
+    TooMany,
 }
 
 /// `query` without its `key=…` parameters (raw, order kept).
@@ -194,7 +216,8 @@ pub struct Access {
     /// New-session calls under way, by identity: later requests of the same
     /// identity wait for the same answer.
     pending: Mutex<HashMap<Identity, watch::Receiver<Option<Outcome>>>>,
-    calls: Semaphore,
+    /// Per backend URL (bounded by the config's URLs).
+    budgets: Mutex<HashMap<String, Arc<Budget>>>,
     client: reqwest::Client,
     /// Key of session ids (the cluster key when there is one, so a viewer
     /// keeps its id on every node; else random per process).
@@ -237,7 +260,7 @@ impl Access {
             })),
             conns: Mutex::new(HashMap::new()),
             pending: Mutex::new(HashMap::new()),
-            calls: Semaphore::new(MAX_BACKEND_CALLS),
+            budgets: Mutex::new(HashMap::new()),
             client,
             secret,
             salt: AtomicU64::new(1),
@@ -248,7 +271,7 @@ impl Access {
     /// Creates every labelled series at zero, so alerts on a rate see a
     /// series before the first event.
     fn series(metrics: Arc<Metrics>) -> Arc<Metrics> {
-        for result in ["allow", "deny", "redirect", "timeout", "error", "rate_limited"] {
+        for result in ["allow", "deny", "redirect", "timeout", "error", "busy", "rate_limited"] {
             let _ = metrics.auth_requests.get_or_create(&ResultLabel { result });
         }
         for action in ["kept", "refused", "allowed"] {
@@ -415,12 +438,22 @@ impl Access {
             Some(Verdict::Redirect(url)) => return Admission::Redirect(url),
             None => {}
         }
-        if !self.table().rate_ok(ident.ip, now) {
-            self.metrics
-                .auth_requests
-                .get_or_create(&ResultLabel { result: "rate_limited" })
-                .inc();
-            return Admission::TooMany;
+        {
+            let mut t = self.table();
+            // A session that could not open anyway costs the backend nothing.
+            if let Err(why) = t.can_open(ident.ip) {
+                drop(t);
+                stream.metrics.sessions_refused.inc();
+                return Admission::TooMany(why);
+            }
+            if !t.rate_ok(ident.ip, now) {
+                drop(t);
+                self.metrics
+                    .auth_requests
+                    .get_or_create(&ResultLabel { result: "rate_limited" })
+                    .inc();
+                return Admission::TooMany(table::Refused::PerIp);
+            }
         }
         let sid = table::format_id(id);
         let query = self.new_session(stream, req, &ident.token, proto.as_str(), &sid, req.query.as_deref());
@@ -448,6 +481,9 @@ impl Access {
                 );
                 Admission::Redirect(location)
             }
+            // This node's own call budget is full: never a reason to let
+            // a viewer in unchecked, and not the backend's failure.
+            Outcome::Error(ErrorKind::Busy) => Admission::Unavailable,
             Outcome::Error(_) if backend.fail_open => {
                 self.down("allowed");
                 self.open(opening(Some(Grant::default()), Some(default)), stream, true)
@@ -511,6 +547,12 @@ impl Access {
         let proto = o.proto;
         let r = self.table().open(o, Instant::now(), unix_ms());
         match r {
+            // The user's cap kept newer sessions than this one (a tie, or a
+            // peer's clock ahead): it must not play unaccounted.
+            Ok((id, closed)) if closed.iter().any(|c| c.id == id) => {
+                self.closed(closed);
+                Admission::Deny
+            }
             Ok((id, closed)) => {
                 self.closed(closed);
                 let ticket = self.ticket(id, proto, carry);
@@ -531,7 +573,7 @@ impl Access {
             Err(why) => {
                 stream.metrics.sessions_refused.inc();
                 tracing::debug!(stream = %stream.name, ?why, "new session refused");
-                Admission::TooMany
+                Admission::TooMany(why)
             }
         }
     }
@@ -620,26 +662,33 @@ impl Access {
     }
 
     /// Asks the backend about a new session, sharing one call among the
-    /// concurrent requests of the same identity.
-    async fn ask_once(&self, backend: &AuthBackend, ident: &Identity, q: &Query<'_>) -> Outcome {
-        let (mut rx, leader) = {
+    /// concurrent requests of the same identity. The call runs in its own
+    /// task: a viewer that gives up does not cancel it, and its answer is
+    /// cached for whoever asks next.
+    async fn ask_once(self: &Arc<Self>, backend: &AuthBackend, ident: &Identity, q: &Query<'_>) -> Outcome {
+        let Some(url) = backend::request_url(&backend.url, q) else {
+            return Outcome::Error(ErrorKind::Error);
+        };
+        let mut rx = {
             let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             match p.get(ident) {
-                Some(rx) => (rx.clone(), None),
+                Some(rx) => rx.clone(),
                 None => {
                     let (tx, rx) = watch::channel(None);
                     p.insert(ident.clone(), rx.clone());
-                    (rx, Some(tx))
+                    let (access, backend, ident) = (self.clone(), backend.clone(), ident.clone());
+                    tokio::spawn(async move {
+                        let o = access.ask(&backend, url, CallKind::New).await;
+                        access.settle(&backend, &ident, &o);
+                        let _ = tx.send(Some(o));
+                        access.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&ident);
+                    });
+                    rx
                 }
             }
         };
-        if let Some(tx) = leader {
-            let o = self.ask(backend, q).await;
-            let _ = tx.send(Some(o.clone()));
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(ident);
-            return o;
-        }
-        let wait = backend.timeout + Duration::from_secs(1);
+        // The call is bounded by the slot wait and the backend timeout.
+        let wait = backend.timeout * 2 + Duration::from_secs(1);
         let got = match tokio::time::timeout(wait, rx.wait_for(Option::is_some)).await {
             Ok(Ok(v)) => v.clone(),
             _ => None,
@@ -647,11 +696,55 @@ impl Access {
         got.unwrap_or(Outcome::Error(ErrorKind::Timeout))
     }
 
-    /// One backend call, bounded by the backend's timeout and by
-    /// [`MAX_BACKEND_CALLS`]; counted and timed.
-    async fn ask(&self, backend: &AuthBackend, q: &Query<'_>) -> Outcome {
+    /// Caches the answer to a new-session call, so that a viewer who gave
+    /// up before it came finds it on the next request.
+    fn settle(&self, backend: &AuthBackend, ident: &Identity, o: &Outcome) {
+        let now = Instant::now();
+        let (verdict, duration) = match o {
+            Outcome::Allow { grant, duration } => (Verdict::Allow(grant.clone()), duration),
+            Outcome::Deny { duration } => (Verdict::Deny, duration),
+            Outcome::Redirect { location, duration } => (Verdict::Redirect(location.clone()), duration),
+            Outcome::Error(_) => return,
+        };
+        self.table()
+            .remember(ident.clone(), verdict, duration.unwrap_or(backend.cache), now);
+    }
+
+    fn budget(&self, url: &str) -> Arc<Budget> {
+        let mut b = self.budgets.lock().unwrap_or_else(|e| e.into_inner());
+        b.entry(url.to_string())
+            .or_insert_with(|| {
+                Arc::new(Budget {
+                    new: Semaphore::new(MAX_NEW_CALLS),
+                    updates: Semaphore::new(MAX_UPDATE_CALLS),
+                })
+            })
+            .clone()
+    }
+
+    /// One backend call, counted and timed. It first takes a slot of the
+    /// backend's budget (a new session waits up to the backend's timeout, a
+    /// repeat does not wait); without one the answer is
+    /// [`ErrorKind::Busy`], which is this node's limit, not the backend's
+    /// failure. The timeout runs from when the call is sent.
+    async fn ask(&self, backend: &AuthBackend, url: reqwest::Url, kind: CallKind) -> Outcome {
+        let budget = self.budget(&backend.url);
+        let permit = match kind {
+            CallKind::New => tokio::time::timeout(backend.timeout, budget.new.acquire())
+                .await
+                .ok()
+                .and_then(Result::ok),
+            CallKind::Update => budget.updates.try_acquire().ok(),
+        };
+        let Some(_permit) = permit else {
+            self.metrics
+                .auth_requests
+                .get_or_create(&ResultLabel { result: "busy" })
+                .inc();
+            return Outcome::Error(ErrorKind::Busy);
+        };
         let started = Instant::now();
-        let outcome = match tokio::time::timeout(backend.timeout, self.call(&backend.url, q)).await {
+        let outcome = match tokio::time::timeout(backend.timeout, self.call(url)).await {
             Ok(o) => o,
             Err(_) => Outcome::Error(ErrorKind::Timeout),
         };
@@ -673,13 +766,7 @@ impl Access {
         outcome
     }
 
-    async fn call(&self, base: &str, q: &Query<'_>) -> Outcome {
-        let Ok(_permit) = self.calls.acquire().await else {
-            return Outcome::Error(ErrorKind::Error);
-        };
-        let Some(url) = backend::request_url(base, q) else {
-            return Outcome::Error(ErrorKind::Error);
-        };
+    async fn call(&self, url: reqwest::Url) -> Outcome {
         let resp = match self.client.get(url).send().await {
             Ok(r) => r,
             Err(e) if e.is_timeout() => return Outcome::Error(ErrorKind::Timeout),
@@ -699,14 +786,7 @@ impl Access {
             let mut closed = t.expire(now);
             t.set_remote(remote);
             closed.extend(t.enforce_caps(now));
-            let room = self.calls.available_permits();
-            let mut due = t.due(now);
-            if due.len() > room {
-                // Over the call budget: the rest wait for the next tick.
-                for d in due.drain(room..) {
-                    t.updated(d.id, &Outcome::Error(ErrorKind::Error), Duration::from_secs(1), now);
-                }
-            }
+            let due = t.due(now);
             self.metrics.sessions_open.set(t.len() as i64);
             (closed, due)
         };
@@ -752,7 +832,15 @@ impl Access {
             referer: d.referer.as_deref(),
             qs: d.query.as_deref(),
         };
-        let outcome = self.ask(backend, &q).await;
+        let Some(url) = backend::request_url(&backend.url, &q) else {
+            return;
+        };
+        let outcome = self.ask(backend, url, CallKind::Update).await;
+        if outcome == Outcome::Error(ErrorKind::Busy) {
+            // This node's repeat budget is used up: try again soon.
+            self.table().postpone(d.id, Instant::now() + POSTPONE);
+            return;
+        }
         let (closed, kept) = self.table().updated(d.id, &outcome, backend.cache, Instant::now());
         if kept {
             self.down("kept");
@@ -773,11 +861,24 @@ impl Access {
         authorization: Option<&str>,
     ) -> PublishVerdict {
         let cfg = stream.cfg();
+        if (cfg.publish_password.is_some() || cfg.on_publish.is_some() || global.on_publish.is_some())
+            && !self.table().rate_ok(req.ip, Instant::now())
+        {
+            // Password guessing and backend floods stop here.
+            self.metrics
+                .auth_requests
+                .get_or_create(&ResultLabel { result: "rate_limited" })
+                .inc();
+            return PublishVerdict::TooMany;
+        }
         if let Some(want) = &cfg.publish_password {
             let by_query = query_password(req.query.as_deref()).is_some_and(|p| same(p.as_bytes(), want.as_bytes()));
             let by_basic = basic_password(authorization).is_some_and(|p| same(&p, want.as_bytes()));
             if !(by_query || by_basic) {
-                tracing::info!(stream = %stream.name, "publisher refused: wrong or missing password");
+                static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(10));
+                if let Some(held_back) = LOG.allow(Instant::now()) {
+                    tracing::info!(stream = %stream.name, held_back, "publisher refused: wrong or missing password");
+                }
                 return PublishVerdict::Deny;
             }
         }
@@ -785,23 +886,20 @@ impl Access {
             return PublishVerdict::Allow;
         };
         let ident = identity(req);
-        if !self.table().rate_ok(ident.ip, Instant::now()) {
-            self.metrics
-                .auth_requests
-                .get_or_create(&ResultLabel { result: "rate_limited" })
-                .inc();
-            return PublishVerdict::Deny;
-        }
         let sid = table::format_id(self.session_id(&ident, self.salt.fetch_add(1, Ordering::Relaxed)));
         // The publish password is strom's to check; it never goes to the backend.
         let qs = without_param(req.query.as_deref(), "password");
         let q = self.new_session(stream, req, &ident.token, "publish", &sid, qs.as_deref());
-        match self.ask(&backend, &q).await {
+        let Some(url) = backend::request_url(&backend.url, &q) else {
+            return PublishVerdict::Unavailable;
+        };
+        match self.ask(&backend, url, CallKind::New).await {
             Outcome::Allow { .. } => PublishVerdict::Allow,
             Outcome::Deny { .. } | Outcome::Redirect { .. } => {
                 tracing::info!(stream = %stream.name, "publisher refused by on_publish");
                 PublishVerdict::Deny
             }
+            Outcome::Error(ErrorKind::Busy) => PublishVerdict::Unavailable,
             Outcome::Error(_) if backend.fail_open => {
                 self.down("allowed");
                 PublishVerdict::Allow

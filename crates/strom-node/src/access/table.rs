@@ -23,6 +23,27 @@ use std::time::{Duration, Instant};
 
 /// Distinct client addresses whose backend-call rate is tracked.
 pub const MAX_BUCKETS: usize = 65_536;
+/// Sessions without authorization (open streams) one address may hold per
+/// stream: anyone can invent tokens there, and each would be a viewer in
+/// the load peers and the balancer read. A CGNAT hides many households
+/// behind one address, so this is generous.
+pub const MAX_OPEN_PER_IP_STREAM: u32 = 256;
+/// A full map is swept for expired entries at most this often (a sweep
+/// walks the whole map under the lock).
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// The key of per-address limits: an IPv6 address counts by its /64 (one
+/// subscriber's prefix), an IPv4 address by itself.
+pub fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
 /// After a backend error a session's repeat is retried this soon (or at
 /// its own period, if shorter).
 pub const RETRY_AFTER_ERROR: Duration = Duration::from_secs(5);
@@ -166,7 +187,8 @@ pub struct Closed {
 /// Why a new session was not opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refused {
-    /// The address holds [`Limits::max_per_ip`] sessions.
+    /// The address holds [`Limits::max_per_ip`] sessions (or, on an open
+    /// stream, [`MAX_OPEN_PER_IP_STREAM`]).
     PerIp,
     /// The node holds [`Limits::max_sessions`] sessions.
     Full,
@@ -238,7 +260,11 @@ pub struct Table {
     decisions: HashMap<Identity, Cached>,
     sessions: BTreeMap<SessionId, Session>,
     hls: HashMap<Identity, SessionId>,
+    /// By [`limit_key`].
     per_ip: HashMap<IpAddr, u64>,
+    /// Sessions without a grant per ([`limit_key`], stream).
+    open_per_ip: HashMap<(IpAddr, Arc<str>), u32>,
+    last_sweep: Option<Instant>,
     /// Sessions of users with a cap.
     per_user: HashMap<Arc<str>, Vec<SessionId>>,
     /// Viewer sessions per (stream, proto).
@@ -274,7 +300,9 @@ impl Table {
     /// live decisions).
     pub fn remember(&mut self, id: Identity, verdict: Verdict, duration: Duration, now: Instant) {
         if self.decisions.len() >= self.limits.max_decisions && !self.decisions.contains_key(&id) {
-            self.decisions.retain(|_, c| c.until > now);
+            if self.sweep_due(now) {
+                self.decisions.retain(|_, c| c.until > now);
+            }
             if self.decisions.len() >= self.limits.max_decisions {
                 return;
             }
@@ -286,6 +314,32 @@ impl Table {
                 until: now + duration,
             },
         );
+    }
+
+    /// Whether a full map may be swept now (at most every [`SWEEP_EVERY`]).
+    fn sweep_due(&mut self, now: Instant) -> bool {
+        if self
+            .last_sweep
+            .is_some_and(|t| now.saturating_duration_since(t) < SWEEP_EVERY)
+        {
+            return false;
+        }
+        self.last_sweep = Some(now);
+        true
+    }
+
+    /// Whether a new session from `ip` could open now (checked before a
+    /// backend call, so a refusal costs the backend nothing).
+    pub fn can_open(&self, ip: Option<IpAddr>) -> Result<(), Refused> {
+        if self.sessions.len() >= self.limits.max_sessions {
+            return Err(Refused::Full);
+        }
+        match ip {
+            Some(ip) if self.per_ip.get(&limit_key(ip)).copied().unwrap_or(0) >= self.limits.max_per_ip => {
+                Err(Refused::PerIp)
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The HLS session of `id`, if one is open.
@@ -308,13 +362,16 @@ impl Table {
     /// Takes one new-session backend call from `ip`'s budget; false when
     /// the address is over [`Limits::rate`] (burst [`Limits::burst`]).
     pub fn rate_ok(&mut self, ip: Option<IpAddr>, now: Instant) -> bool {
-        let Some(ip) = ip else { return true };
+        let Some(ip) = ip.map(limit_key) else { return true };
         let (rate, burst) = (self.limits.rate, self.limits.burst);
         if !self.buckets.contains_key(&ip) && self.buckets.len() >= MAX_BUCKETS {
             // Forget addresses whose budget has refilled; an untracked
             // address is not limited rather than refused.
-            self.buckets
-                .retain(|_, (tokens, at)| *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst);
+            if self.sweep_due(now) {
+                self.buckets.retain(|_, (tokens, at)| {
+                    *tokens + now.saturating_duration_since(*at).as_secs_f64() * rate < burst
+                });
+            }
             if self.buckets.len() >= MAX_BUCKETS {
                 return true;
             }
@@ -356,12 +413,14 @@ impl Table {
                 return Err(Refused::Collision);
             }
         }
-        if self.sessions.len() >= self.limits.max_sessions {
-            return Err(Refused::Full);
-        }
-        if let Some(ip) = o.identity.ip {
-            if self.per_ip.get(&ip).copied().unwrap_or(0) >= self.limits.max_per_ip {
-                return Err(Refused::PerIp);
+        self.can_open(o.identity.ip)?;
+        if let Some(ip) = o.identity.ip.map(limit_key) {
+            if o.grant.is_none() {
+                let n = self.open_per_ip.entry((ip, o.identity.stream.clone())).or_default();
+                if *n >= MAX_OPEN_PER_IP_STREAM {
+                    return Err(Refused::PerIp);
+                }
+                *n += 1;
             }
             *self.per_ip.entry(ip).or_default() += 1;
         }
@@ -430,11 +489,20 @@ impl Table {
         if s.proto == Proto::Hls && self.hls.get(&s.identity) == Some(&id) {
             self.hls.remove(&s.identity);
         }
-        if let Some(ip) = s.identity.ip {
+        if let Some(ip) = s.identity.ip.map(limit_key) {
             if let Some(n) = self.per_ip.get_mut(&ip) {
                 *n = n.saturating_sub(1);
                 if *n == 0 {
                     self.per_ip.remove(&ip);
+                }
+            }
+            if s.grant.is_none() {
+                let key = (ip, s.identity.stream.clone());
+                if let Some(n) = self.open_per_ip.get_mut(&key) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        self.open_per_ip.remove(&key);
+                    }
                 }
             }
         }
@@ -560,6 +628,15 @@ impl Table {
                 }
                 (Vec::new(), true)
             }
+        }
+    }
+
+    /// Moves a due repeat of session `id` that could not be sent to `at`.
+    pub fn postpone(&mut self, id: SessionId, at: Instant) {
+        if let Some(r) = self.sessions.get_mut(&id).and_then(|s| s.recheck.as_mut()) {
+            r.in_flight = false;
+            r.number = r.number.saturating_sub(1);
+            r.at = at;
         }
     }
 
@@ -842,6 +919,78 @@ mod tests {
         assert_eq!(t.open(o("d", "10.0.0.3", 4), t0, 0), Err(Refused::Full));
         t.close(1, CloseReason::Kicked);
         t.open(o("c", "10.0.0.1", 5), t0, 0).expect("room again");
+    }
+
+    #[test]
+    fn open_streams_cap_sessions_per_address_and_stream() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Limits::default());
+        for i in 0..MAX_OPEN_PER_IP_STREAM {
+            t.open(
+                opening(
+                    ident(&format!("t{i}"), "10.0.0.1"),
+                    u64::from(i),
+                    Proto::Hls,
+                    None,
+                    None,
+                ),
+                t0,
+                0,
+            )
+            .expect("within the cap");
+        }
+        let over = opening(ident("more", "10.0.0.1"), 9_999, Proto::Hls, None, None);
+        assert_eq!(
+            t.open(over, t0, 0),
+            Err(Refused::PerIp),
+            "invented tokens stop at the cap"
+        );
+        let mut other = ident("more", "10.0.0.1");
+        other.stream = Arc::from("other");
+        t.open(opening(other, 10_000, Proto::Hls, None, None), t0, 0)
+            .expect("another stream has its own cap");
+        t.open(
+            opening(
+                ident("granted", "10.0.0.1"),
+                10_001,
+                Proto::Hls,
+                Some(Grant::default()),
+                None,
+            ),
+            t0,
+            0,
+        )
+        .expect("authorized sessions only count against max_per_ip");
+        t.close(0, CloseReason::Idle);
+        t.open(
+            opening(ident("again", "10.0.0.1"), 10_002, Proto::Hls, None, None),
+            t0,
+            0,
+        )
+        .expect("room again");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_limited_by_their_64() {
+        let t0 = Instant::now();
+        let mut t = Table::new(Limits {
+            max_per_ip: 2,
+            rate: 1.0,
+            burst: 2.0,
+            ..Limits::default()
+        });
+        let a = |tok: &str, ip: &str, id| opening(ident(tok, ip), id, Proto::Hls, Some(Grant::default()), None);
+        t.open(a("x", "2001:db8:1:2::1", 1), t0, 0).expect("1");
+        t.open(a("y", "2001:db8:1:2::ffff", 2), t0, 0).expect("2");
+        assert_eq!(t.open(a("z", "2001:db8:1:2:abcd::9", 3), t0, 0), Err(Refused::PerIp));
+        t.open(a("z", "2001:db8:1:3::1", 3), t0, 0).expect("another /64");
+        let ip = |s: &str| Some(s.parse::<IpAddr>().expect("ip"));
+        assert!(t.rate_ok(ip("2001:db8::1"), t0) && t.rate_ok(ip("2001:db8::2"), t0));
+        assert!(!t.rate_ok(ip("2001:db8::3"), t0), "one bucket per /64");
+        assert_eq!(
+            limit_key("192.0.2.7".parse().expect("ip")),
+            "192.0.2.7".parse::<IpAddr>().expect("ip")
+        );
     }
 
     #[test]

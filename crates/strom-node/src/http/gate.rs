@@ -99,8 +99,12 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             return resp;
         }
-        Admission::TooMany => {
-            let mut resp = reply::error(StatusCode::TOO_MANY_REQUESTS, "too many sessions from this address");
+        Admission::TooMany(why) => {
+            let msg = match why {
+                crate::access::table::Refused::Full => "this node holds its maximum of sessions",
+                _ => "too many sessions or requests from this address",
+            };
+            let mut resp = reply::error(StatusCode::TOO_MANY_REQUESTS, msg);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             return resp;
@@ -174,6 +178,9 @@ async fn publish(node: &Node, stream: Arc<Stream>, r: &PlayRequest, req: Request
         }
         crate::access::PublishVerdict::Unavailable => {
             return reply::error(StatusCode::SERVICE_UNAVAILABLE, "authorization backend unavailable");
+        }
+        crate::access::PublishVerdict::TooMany => {
+            return reply::error(StatusCode::TOO_MANY_REQUESTS, "too many attempts from this address");
         }
     }
     let _demand = stream.hold();

@@ -84,6 +84,8 @@ pub enum Rule {
     Hang(Duration),
     /// `HTTP/1.1 200 OK` with no header at all (not even Content-Length), then close.
     Bare200,
+    /// Say nothing for this long, then answer by the inner rule.
+    Slow(Duration, Box<Rule>),
 }
 
 /// One request the backend received.
@@ -294,6 +296,16 @@ fn serve(mut sock: TcpStream, shared: &Shared) {
             .unwrap_or_else(|| rules.default.clone())
     };
     lock(&shared.calls).push(call);
+    let rule = match rule {
+        Rule::Slow(d, inner) => {
+            let end = Instant::now() + d;
+            while Instant::now() < end && !shared.stop.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            *inner
+        }
+        r => r,
+    };
     let reply = match rule {
         Rule::Allow(g) => {
             let mut h = String::from("HTTP/1.1 200 OK\r\n");
@@ -328,6 +340,7 @@ fn serve(mut sock: TcpStream, shared: &Shared) {
             return;
         }
         Rule::Bare200 => "HTTP/1.1 200 OK\r\n\r\n".into(),
+        Rule::Slow(..) => "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".into(),
     };
     let _ = sock.write_all(reply.as_bytes());
     let _ = sock.flush();
