@@ -166,19 +166,26 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// A request's session: its id (written into child URIs) and, for
-/// HTTP-TS, the connection's close signal and byte counter. Dropping the
-/// last clone of an HTTP-TS ticket ends its session.
+/// HTTP-TS, the connection's handle. Dropping the last clone of an HTTP-TS
+/// ticket ends its session. An HLS ticket allocates nothing.
 #[derive(Clone, Debug)]
 pub struct Ticket {
     pub id: SessionId,
     pub proto: Proto,
     /// Write `sid` into child URIs (the stream is authorized).
     pub carry: bool,
-    /// Cancelled when the session ends (HTTP-TS).
+    /// HTTP-TS only.
+    pub conn: Option<Arc<ConnHandle>>,
+}
+
+/// What an HTTP-TS connection shares with its session.
+#[derive(Debug)]
+pub struct ConnHandle {
+    /// Cancelled when the session ends (denied, kicked, over a user cap).
     pub closed: CancellationToken,
-    /// Media bytes sent on an HTTP-TS connection.
+    /// Media bytes sent.
     pub bytes: Arc<AtomicU64>,
-    _end: Option<Arc<EndOnDrop>>,
+    _end: EndOnDrop,
 }
 
 impl Ticket {
@@ -556,12 +563,12 @@ impl Access {
             Ok((id, closed)) => {
                 self.closed(closed);
                 let ticket = self.ticket(id, proto, carry);
-                if proto == Proto::MpegTs {
+                if let Some(c) = &ticket.conn {
                     self.conns().insert(
                         id,
                         Conn {
-                            closed: ticket.closed.clone(),
-                            bytes: ticket.bytes.clone(),
+                            closed: c.closed.clone(),
+                            bytes: c.bytes.clone(),
                             synced: 0,
                         },
                     );
@@ -587,12 +594,14 @@ impl Access {
             id,
             proto,
             carry,
-            closed: CancellationToken::new(),
-            bytes: Arc::new(AtomicU64::new(0)),
-            _end: (proto == Proto::MpegTs).then(|| {
-                Arc::new(EndOnDrop {
-                    access: self.clone(),
-                    id,
+            conn: (proto == Proto::MpegTs).then(|| {
+                Arc::new(ConnHandle {
+                    closed: CancellationToken::new(),
+                    bytes: Arc::new(AtomicU64::new(0)),
+                    _end: EndOnDrop {
+                        access: self.clone(),
+                        id,
+                    },
                 })
             }),
         }

@@ -153,8 +153,8 @@ impl HttpTs {
         let body = futures_util::stream::unfold(state, |mut s| async move {
             let data = s.next().await?;
             s.stream.metrics.bytes_out.inc_by(data.len() as u64);
-            if let Some(t) = &s.ticket {
-                t.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+            if let Some(c) = s.ticket.as_ref().and_then(|t| t.conn.as_ref()) {
+                c.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
             }
             Some((Ok::<_, std::convert::Infallible>(data), s))
         });
@@ -184,7 +184,12 @@ impl Viewer {
             self.last_idx = Some(c.idx);
             return Some(c.data);
         }
-        let closed = self.ticket.as_ref().map(|t| t.closed.clone()).unwrap_or_default();
+        let closed = self
+            .ticket
+            .as_ref()
+            .and_then(|t| t.conn.as_ref())
+            .map(|c| c.closed.clone())
+            .unwrap_or_default();
         if closed.is_cancelled() {
             return None;
         }
