@@ -403,7 +403,17 @@ impl Access {
         let opening =
             |grant: Option<Grant>, period: Option<Duration>| opening(req, ident.clone(), id, proto, grant, period);
         if !policy.active() {
-            return self.open(opening(None, None), stream, false);
+            // On an open stream an HLS session starts with its first segment
+            // (playlists alone are no viewers and hold no room), and no
+            // viewer is turned away for a session limit: over one, it is
+            // served but not counted (and the refusal is).
+            if proto == Proto::Hls {
+                return Admission::Serve(None);
+            }
+            return match self.open(opening(None, None), stream, false) {
+                Admission::TooMany(_) => Admission::Serve(None),
+                a => a,
+            };
         }
         // A valid signed link needs no backend.
         if let Some(key) = policy.token_secret {
@@ -519,19 +529,13 @@ impl Access {
             }
             return Admission::Serve(Some(self.ticket(id, Proto::Hls, policy.active())));
         }
+        if !policy.active() {
+            // An open stream's session starts once a segment was actually
+            // served ([`Access::media_served`]): misses and errors count nothing.
+            return Admission::Serve(None);
+        }
         let id = self.session_id(&ident, 0);
         let mut t = self.table();
-        if !policy.active() {
-            // Count the viewer: its session starts here if no playlist came first.
-            return match t.open(opening(req, ident, id, Proto::Hls, None, None), now, unix_ms()) {
-                Ok((id, _)) => {
-                    drop(t);
-                    Admission::Serve(Some(self.ticket(id, Proto::Hls, false)))
-                }
-                // Over a limit: served but not counted.
-                Err(_) => Admission::Serve(None),
-            };
-        }
         if req.sid.as_deref().and_then(table::parse_id) != Some(id) {
             return Admission::Deny;
         }
@@ -604,6 +608,22 @@ impl Access {
                     },
                 })
             }),
+        }
+    }
+
+    /// A segment of an open stream was served to `req`, which had no
+    /// session yet: its HLS session starts now, as a viewer (unless a limit
+    /// is reached: then it is served but not counted).
+    pub fn media_served(&self, req: &PlayRequest, stream: &Stream, bytes: u64) {
+        let ident = identity(req);
+        let id = self.session_id(&ident, 0);
+        let now = Instant::now();
+        let mut t = self.table();
+        match t.open(opening(req, ident, id, Proto::Hls, None, None), now, unix_ms()) {
+            Ok((id, _)) => t.note(id, bytes, true, now),
+            Err(_) => {
+                stream.metrics.sessions_refused.inc();
+            }
         }
     }
 

@@ -118,20 +118,18 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     for output in stream.outputs.iter() {
         if let Some(fut) = output.clone().serve(&stream, &r) {
             let resp = fut.await;
-            if let Some(t) = r
-                .ticket
-                .as_ref()
-                .filter(|t| t.proto == crate::access::table::Proto::Hls)
-            {
-                let media = matches!(r.resource, Resource::Segment(_) | Resource::TrackSegment(..));
-                if resp.status().is_success() {
-                    // Segment bodies are whole buffers: their exact size is known.
-                    let bytes = if media {
-                        axum::body::HttpBody::size_hint(resp.body()).exact().unwrap_or(0)
-                    } else {
-                        0
-                    };
-                    node.access.served(t, bytes, media);
+            let media = matches!(r.resource, Resource::Segment(_) | Resource::TrackSegment(..));
+            if resp.status().is_success() && !r.is_head() {
+                // Segment bodies are whole buffers: their exact size is known.
+                let bytes = if media {
+                    axum::body::HttpBody::size_hint(resp.body()).exact().unwrap_or(0)
+                } else {
+                    0
+                };
+                match r.ticket.as_ref() {
+                    Some(t) if t.proto == crate::access::table::Proto::Hls => node.access.served(t, bytes, media),
+                    None if media && !policy.active() => node.access.media_served(&r, &stream, bytes),
+                    _ => {}
                 }
             }
             return resp;
