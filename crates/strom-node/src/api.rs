@@ -296,10 +296,7 @@ pub async fn sessions(
                 if !resp.status().is_success() {
                     return Err(format!("http status {}", resp.status()));
                 }
-                let body = resp.bytes().await.map_err(|e| format!("read failed: {e}"))?;
-                if body.len() > crate::cluster::manager::MAX_LIST_BYTES {
-                    return Err("answer too large".to_string());
-                }
+                let body = crate::util::read_capped(resp, crate::cluster::manager::MAX_LIST_BYTES).await?;
                 serde_json::from_slice::<strom_api::SessionsResponse>(&body).map_err(|e| format!("bad answer: {e}"))
             })
             .await

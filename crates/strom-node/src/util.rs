@@ -28,6 +28,19 @@ pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest
         .build()
 }
 
+/// Reads a response body of at most `max` bytes, chunk by chunk, so a peer
+/// cannot make the node buffer more (the caller bounds the time).
+pub async fn read_capped(mut resp: reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| format!("read failed: {e}"))? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("answer larger than {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Query parameter names whose values are secrets (matched case-insensitively
 /// as substrings): masked wherever the node prints or serves a URL.
 const SECRET_PARAMS: &[&str] = &["pass", "secret", "key", "token", "auth", "sig", "pwd"];

@@ -474,30 +474,15 @@ impl Access {
         }
         let sid = table::format_id(id);
         let query = self.new_session(stream, req, &ident.token, proto.as_str(), &sid, req.query.as_deref());
+        // The call's own task has cached a decision by now ([`Access::settle`]).
         let outcome = self.ask_once(backend, &ident, &query).await;
-        let now = Instant::now();
         let default = backend.cache;
         match outcome {
             Outcome::Allow { grant, duration } => {
-                let period = duration.unwrap_or(default);
-                self.table()
-                    .remember(ident.clone(), Verdict::Allow(grant.clone()), period, now);
-                self.open(opening(Some(grant), Some(period)), stream, true)
+                self.open(opening(Some(grant), Some(duration.unwrap_or(default))), stream, true)
             }
-            Outcome::Deny { duration } => {
-                self.table()
-                    .remember(ident.clone(), Verdict::Deny, duration.unwrap_or(default), now);
-                Admission::Deny
-            }
-            Outcome::Redirect { location, duration } => {
-                self.table().remember(
-                    ident.clone(),
-                    Verdict::Redirect(location.clone()),
-                    duration.unwrap_or(default),
-                    now,
-                );
-                Admission::Redirect(location)
-            }
+            Outcome::Deny { .. } => Admission::Deny,
+            Outcome::Redirect { location, .. } => Admission::Redirect(location),
             // This node's own call budget is full: never a reason to let
             // a viewer in unchecked, and not the backend's failure.
             Outcome::Error(ErrorKind::Busy) => Admission::Unavailable,

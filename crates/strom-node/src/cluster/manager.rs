@@ -110,7 +110,7 @@ pub const LIST_DEADLINE: Duration = Duration::from_secs(5);
 /// is bounded by [`LIST_DEADLINE`].
 pub async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>) -> Result<StreamList, ListError> {
     let exchange = async {
-        let mut resp = signed_get(client, addr, key, &format!("{PREFIX}/streams"))
+        let resp = signed_get(client, addr, key, &format!("{PREFIX}/streams"))
             .await
             .map_err(|e| ListError::Other(format!("request failed: {e}")))?;
         let status = resp.status();
@@ -120,19 +120,9 @@ pub async fn fetch_list(client: &reqwest::Client, addr: &str, key: Option<&str>)
         if !status.is_success() {
             return Err(ListError::Other(format!("http status {status}")));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
+        let body = crate::util::read_capped(resp, MAX_LIST_BYTES)
             .await
-            .map_err(|e| ListError::Other(format!("read failed: {e}")))?
-        {
-            if body.len() + chunk.len() > MAX_LIST_BYTES {
-                return Err(ListError::Other(format!(
-                    "stream list larger than {MAX_LIST_BYTES} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .map_err(|e| ListError::Other(format!("stream list: {e}")))?;
         serde_json::from_slice::<StreamList>(&body).map_err(|e| ListError::Other(format!("bad stream list: {e}")))
     };
     tokio::time::timeout(LIST_DEADLINE, exchange).await.unwrap_or_else(|_| {
