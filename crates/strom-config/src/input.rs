@@ -91,17 +91,16 @@ impl Input {
     }
 
     /// Parses a `backup` value: like [`Input::from_str`], but a value without
-    /// `://` is a file path, and `publish://` is refused (a backup must play
+    /// `://` is a file path (`PATH[?program=N]`, as `file://` takes), and `publish://` is refused (a backup must play
     /// without anyone pushing).
     pub fn parse_backup(s: &str) -> Result<Input, InputError> {
         if !s.contains("://") {
             if s.is_empty() {
                 return Err(InputError("empty backup path".into()));
             }
-            return Ok(Input::File {
-                path: s.into(),
-                program: None,
-            });
+            // A bare path reads as `file://PATH`, `?program=N` included, so
+            // that it prints back to the same input.
+            return format!("file://{s}").parse();
         }
         match s.parse()? {
             Input::Publish { .. } => Err(InputError(
@@ -567,5 +566,20 @@ mod tests {
         );
         assert!(Input::parse_backup("publish://").is_err());
         assert!(Input::parse_backup("").is_err());
+        // A bare path takes a program selector like `file://` does, so every
+        // backup prints back to itself.
+        let mpts = Input::parse_backup("/srv/mpts.ts?program=202");
+        assert_eq!(
+            mpts,
+            Ok(Input::File {
+                path: "/srv/mpts.ts".into(),
+                program: Some(202)
+            })
+        );
+        for text in ["/srv/mpts.ts?program=202", "file:/x/:y?program=7", "a b"] {
+            let once = Input::parse_backup(text).expect("valid backup");
+            assert_eq!(Input::parse_backup(&once.to_string()), Ok(once));
+        }
+        assert!(Input::parse_backup("/srv/mpts.ts?program=0").is_err());
     }
 }
