@@ -396,6 +396,85 @@ pub fn render_media_playlist(
     out
 }
 
+/// What kind of DVR playlist [`render_archive_playlist`] writes (RFC 8216
+/// §4.3.3.5, EXT-X-PLAYLIST-TYPE).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PlaylistType {
+    /// A finished range (`archive-FROM-DURATION.m3u8`): never changes.
+    /// `#EXT-X-PLAYLIST-TYPE:VOD` and `#EXT-X-ENDLIST` (§4.3.3.4).
+    Vod,
+    /// A range that grows at its end only (`archive-FROM-now.m3u8`):
+    /// `#EXT-X-PLAYLIST-TYPE:EVENT`, no `EXT-X-ENDLIST`. The caller keeps
+    /// the first entry fixed and only appends (§6.2.1).
+    Event,
+    /// A sliding window (timeshift, `rewind-SECONDS.m3u8`): no
+    /// `EXT-X-PLAYLIST-TYPE` and no `EXT-X-ENDLIST`, like a live playlist.
+    Live,
+}
+
+/// A DVR playlist (RFC 8216 §4.3.3.5 EXT-X-PLAYLIST-TYPE): what
+/// [`render_media_playlist`] writes for `entries`, with
+/// `#EXT-X-PLAYLIST-TYPE:VOD` after `EXT-X-VERSION` and `#EXT-X-ENDLIST`
+/// at the end ([`PlaylistType::Vod`]), `#EXT-X-PLAYLIST-TYPE:EVENT`
+/// ([`PlaylistType::Event`]) or nothing extra ([`PlaylistType::Live`]).
+///
+/// A gap between two entries ([`crate::dvr::ranges::is_gap`]: the next one
+/// starts more than 1 s after the previous one's end, or more than 1 s
+/// before it) gets `EXT-X-DISCONTINUITY` (§4.3.2.3) even when the entry's
+/// flag is not set, so players do not play across the hole. A caller that
+/// slides a window counts such entries into `discontinuity_sequence` like
+/// flagged ones. The target duration is [`target_duration_for`] the
+/// entries; `query` and `base` are as for [`render_media_playlist`].
+pub fn render_archive_playlist(
+    entries: &[PlaylistEntry],
+    kind: PlaylistType,
+    discontinuity_sequence: u64,
+    query: Option<&str>,
+    base: &str,
+) -> String {
+    let gap_at = |i: usize| {
+        i > 0 && !entries[i].discontinuity && {
+            let p = &entries[i - 1];
+            crate::dvr::ranges::is_gap(p.start.saturating_add(p.duration), entries[i].start)
+        }
+    };
+    let marked: Option<Vec<PlaylistEntry>> = (0..entries.len()).any(gap_at).then(|| {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| PlaylistEntry {
+                discontinuity: e.discontinuity || gap_at(i),
+                ..e.clone()
+            })
+            .collect()
+    });
+    let entries = marked.as_deref().unwrap_or(entries);
+    let mut out = render_media_playlist(
+        entries,
+        target_duration_for(entries),
+        discontinuity_sequence,
+        query,
+        base,
+    );
+    let tag = match kind {
+        PlaylistType::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
+        PlaylistType::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
+        PlaylistType::Live => return out,
+    };
+    // render_media_playlist always begins with these two lines.
+    const HEAD: &str = "#EXTM3U\n#EXT-X-VERSION:3\n";
+    let at = if out.starts_with(HEAD) {
+        HEAD.len()
+    } else {
+        out.find('\n').map_or(out.len(), |i| i + 1)
+    };
+    out.insert_str(at, tag);
+    if kind == PlaylistType::Vod {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
 /// The target duration, whole seconds, that `entries` need (RFC 8216
 /// §4.3.3.1): the largest of each segment's declared
 /// [`PlaylistEntry::target_duration`] (for a segment that declares none,
@@ -582,7 +661,7 @@ pub fn format_utc_millis(ms: i64) -> String {
 }
 
 /// Proleptic Gregorian date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -5,12 +5,14 @@
 //! [`timeline::Timeline`] (unwrapped, UTC 90 kHz) → [`segmenter::Segmenter`] →
 //! [`Segment`] → [`ts::mux`] (HLS segment / HTTP-TS bytes) and [`hls`] playlists.
 //! A file played forever enters the same path through [`looper::Looper`].
+//! The archive ([`dvr`]) stores segments as [`wire`] messages with an index.
 //!
 //! Invariants: timestamps after the timeline are UTC in 90 kHz units and never
 //! wrap; a segment muxes to the same bytes every time; parsers never panic on
 //! input, they count errors instead.
 
 pub mod codec;
+pub mod dvr;
 pub mod frame;
 pub mod hls;
 pub mod looper;
