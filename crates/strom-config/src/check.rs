@@ -6,6 +6,11 @@
 //! the offending token: the directive name for unknown or duplicate
 //! directives, the argument for bad values, the `{` or `;` for a wrong body.
 //!
+//! The archive directives of a block (`dvr`, `storage_limit`,
+//! `dvr_offline`) are gathered while the block is read and combined at its
+//! end ([`Checker::dvr_block`]), so their order in the block does not
+//! matter.
+//!
 //! Invariant: when no error was reported, the returned `Config` satisfies
 //! every invariant documented in [`crate::model`].
 
@@ -39,6 +44,28 @@ fn auth_shape(name: &str) -> Shape {
         "on_play" | "on_publish" => Shape::Either,
         _ => Shape::Simple,
     }
+}
+
+/// Argument counts (least, most) of a simple directive of a stream or
+/// source block, and of the archive directives at top level.
+fn arity(name: &str) -> (usize, usize) {
+    match name {
+        "ondemand" | "dvr_offline" => (0, 1),
+        "dvr" => (1, 4),
+        "cache" => (2, 2),
+        _ => (1, 1),
+    }
+}
+
+/// The archive directives of one block, gathered in any order and combined
+/// by [`Checker::dvr_block`] once the whole block is read. Each keeps its
+/// directive (for positions) and its value, `None` when the value was bad
+/// (and reported).
+#[derive(Default)]
+struct DvrParts<'a> {
+    dvr: Option<(&'a Directive, Option<DvrConfig>)>,
+    storage_limit: Option<(&'a Directive, Option<u64>)>,
+    offline: Option<(&'a Directive, Option<bool>)>,
 }
 
 /// Checks the top-level directives and builds the config.
@@ -172,6 +199,7 @@ impl Checker<'_> {
         let mut stream_at: HashMap<String, Pos> = HashMap::new();
         let mut source_at: HashMap<String, Pos> = HashMap::new();
         let mut peer_at: HashMap<String, Pos> = HashMap::new();
+        let mut dvr_parts = DvrParts::default();
         for d in items {
             let a0 = d.args.first();
             match d.name.text.as_str() {
@@ -287,6 +315,12 @@ impl Checker<'_> {
                         }
                     }
                 }
+                n @ ("dvr" | "storage_limit" | "dvr_offline") => {
+                    let (min, max) = arity(n);
+                    if self.header(d, ctx, Shape::Simple, min, Some(max)) && self.once(&mut seen, d, ctx) {
+                        self.dvr_part(d, &mut dvr_parts);
+                    }
+                }
                 "cors" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) && self.once(&mut seen, d, ctx) {
                         if let Some(c) = self.cors(d) {
@@ -354,6 +388,7 @@ impl Checker<'_> {
         if cfg.http.is_empty() {
             cfg.http = Config::default().http;
         }
+        cfg.dvr = self.dvr_block(dvr_parts);
         cfg
     }
 
@@ -393,15 +428,6 @@ impl Checker<'_> {
             }
         }
         ok.then_some(Cors::Origins(origins))
-    }
-
-    /// Records that `dvr` at `d` is accepted but ignored.
-    fn warn_dvr(&mut self, d: &Directive) {
-        self.d.warn(
-            d.name.pos,
-            WarningKind::DvrIgnored,
-            "`dvr` is not implemented yet and is ignored; nothing is recorded",
-        );
     }
 
     /// `http ADDRESS;`, the same in node and balancer files: appends the
@@ -445,6 +471,7 @@ impl Checker<'_> {
         let mut s = StreamConfig::new(name.text.clone(), Vec::new());
         s.pos = name.pos;
         let mut seen = Seen::new();
+        let mut dvr_parts = DvrParts::default();
         let mut input_at: Vec<Pos> = Vec::new();
         let mut any_input = false;
         for d in items {
@@ -478,11 +505,7 @@ impl Checker<'_> {
                 self.d.error(d.name.pos, unknown_directive(ctx, n));
                 continue;
             }
-            let (min, max) = match n {
-                "ondemand" => (0, 1),
-                "dvr" => (1, 4),
-                _ => (1, 1),
-            };
+            let (min, max) = arity(n);
             if !self.header(d, ctx, auth_shape(n), min, Some(max))
                 || !self.not_alias_of_seen(&seen, d, ctx)
                 || !self.once(&mut seen, d, ctx)
@@ -522,14 +545,21 @@ impl Checker<'_> {
                 "publish_password" | "password" => {
                     s.publish_password = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
-                "dvr" => {
-                    s.dvr = self.dvr(d);
-                    if s.dvr.is_some() {
-                        self.warn_dvr(d);
-                    }
-                }
+                "dvr" | "storage_limit" | "dvr_offline" => self.dvr_part(d, &mut dvr_parts),
                 _ => {}
             }
+        }
+        let offline_at = dvr_parts.offline.map(|(d, _)| d.name.pos);
+        s.dvr = self.dvr_block(dvr_parts);
+        if let (Some(at), Some(true), false) = (offline_at, s.dvr.as_ref().map(|d| d.offline), s.ondemand) {
+            self.d.warn(
+                at,
+                WarningKind::DvrOfflineWithoutOndemand,
+                format!(
+                    "`dvr_offline` changes nothing: stream `{}` is not `ondemand`, so it runs and records without viewers anyway",
+                    name.text
+                ),
+            );
         }
         if !any_input && closed {
             self.d.error(name.pos, format!("stream `{}` has no input", name.text));
@@ -542,6 +572,7 @@ impl Checker<'_> {
         let ctx = Ctx::Source;
         let mut s = SourceConfig::new(String::new());
         let mut seen = Seen::new();
+        let mut dvr_parts = DvrParts::default();
         for d in items {
             let n = d.name.text.as_str();
             if !ctx.knows(n) {
@@ -561,8 +592,8 @@ impl Checker<'_> {
                 }
                 continue;
             }
-            let max = if n == "dvr" { 4 } else { 1 };
-            if !self.header(d, ctx, auth_shape(n), 1, Some(max)) || !self.once(&mut seen, d, ctx) {
+            let (min, max) = arity(n);
+            if !self.header(d, ctx, auth_shape(n), min, Some(max)) || !self.once(&mut seen, d, ctx) {
                 continue;
             }
             match n {
@@ -574,12 +605,8 @@ impl Checker<'_> {
                     s.token_secret = d.args.first().and_then(|a| self.non_empty(d, a));
                 }
                 "backup" => s.backup = self.backup(d),
-                "dvr" => {
-                    s.dvr = self.dvr(d);
-                    if s.dvr.is_some() {
-                        self.warn_dvr(d);
-                    }
-                }
+                "dvr" | "storage_limit" | "dvr_offline" => self.dvr_part(d, &mut dvr_parts),
+                "cache" => s.cache = self.cache(d),
                 "max_streams" => {
                     if let Some(v) = self.count(d, crate::model::SOURCE_MAX_STREAMS_RANGE) {
                         s.max_streams = v;
@@ -588,6 +615,7 @@ impl Checker<'_> {
                 _ => {}
             }
         }
+        s.dvr = self.dvr_block(dvr_parts);
         s
     }
 
@@ -792,6 +820,90 @@ impl Checker<'_> {
         }
     }
 
+    /// Records an archive directive of a block (`dvr`, `storage_limit` or
+    /// `dvr_offline`, header and duplicates already checked) with its value.
+    fn dvr_part<'a>(&mut self, d: &'a Directive, parts: &mut DvrParts<'a>) {
+        match d.name.text.as_str() {
+            "dvr" => parts.dvr = Some((d, self.dvr(d))),
+            "storage_limit" => parts.storage_limit = Some((d, d.args.first().and_then(|a| self.size(d, a)))),
+            "dvr_offline" => parts.offline = Some((d, self.flag(d))),
+            _ => {}
+        }
+    }
+
+    /// Combines the archive directives of one block. `storage_limit` and
+    /// `dvr_offline` need a `dvr` in the same block (an error at each
+    /// otherwise), and `storage_limit` beside a `dvr` line that already
+    /// gives a size is an error at `storage_limit`. `None` when the block
+    /// has no valid `dvr`.
+    fn dvr_block(&mut self, parts: DvrParts<'_>) -> Option<DvrConfig> {
+        let Some((dvr_at, dvr)) = parts.dvr else {
+            let lone = [parts.storage_limit.map(|p| p.0), parts.offline.map(|p| p.0)];
+            for d in lone.into_iter().flatten() {
+                self.d
+                    .error(d.name.pos, format!("`{}` needs `dvr` in the same block", d.name.text));
+            }
+            return None;
+        };
+        // A bad `dvr` is reported already; the rest is not checked against it.
+        let mut dvr = dvr?;
+        if let Some((d, size)) = parts.storage_limit {
+            if dvr.max_size.is_some() {
+                self.d.error(
+                    d.name.pos,
+                    format!(
+                        "`dvr` has two sizes: `storage_limit` and the size on the `dvr` line (line {}); keep one",
+                        dvr_at.name.pos.line
+                    ),
+                );
+                return None;
+            }
+            dvr.max_size = size;
+        }
+        if let Some((_, Some(offline))) = parts.offline {
+            dvr.offline = offline;
+        }
+        Some(dvr)
+    }
+
+    /// Argument `a` of `d` as a non-zero size in bytes (see [`parse_size`]).
+    fn size(&mut self, d: &Directive, a: &Token) -> Option<u64> {
+        let name = &d.name.text;
+        match parse_size(&a.text) {
+            Some(0) => {
+                self.d.error(a.pos, format!("`{name}` size must be greater than 0"));
+                None
+            }
+            Some(v) => Some(v),
+            None => {
+                self.d.error(
+                    a.pos,
+                    format!(
+                        "bad size `{}` for `{name}`: expected a whole number of bytes with an optional binary unit K, M, G or T (or KB, MB, GB, TB), like 500G",
+                        a.text
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// `cache PATH SIZE;` of a source block; the caller has checked the
+    /// header. Both values are checked, so both errors are reported at once.
+    fn cache(&mut self, d: &Directive) -> Option<CacheConfig> {
+        let [path, size] = d.args.as_slice() else {
+            return None;
+        };
+        if path.text.is_empty() {
+            self.d.error(path.pos, "`cache` needs a cache directory");
+        }
+        let size = self.size(d, size)?;
+        (!path.text.is_empty()).then(|| CacheConfig {
+            path: path.text.clone().into(),
+            size,
+        })
+    }
+
     /// `dvr ROOT [DEPTH] [PERCENT%] [SIZE]`, optional values in any order.
     fn dvr(&mut self, d: &Directive) -> Option<DvrConfig> {
         let (root, rest) = d.args.split_first()?;
@@ -800,12 +912,7 @@ impl Checker<'_> {
             self.d.error(root.pos, "`dvr` needs an archive directory");
             ok = false;
         }
-        let mut dvr = DvrConfig {
-            root: root.text.clone().into(),
-            depth: None,
-            disk_limit_percent: None,
-            max_size: None,
-        };
+        let mut dvr = DvrConfig::new(root.text.clone());
         for a in rest {
             let t = a.text.as_str();
             let err = if let Some(p) = parse_percent(t) {

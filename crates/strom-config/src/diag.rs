@@ -58,9 +58,10 @@ impl Diagnostic {
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WarningKind {
-    /// A `dvr` directive, which is accepted but not acted on yet: nothing is
-    /// recorded.
-    DvrIgnored,
+    /// `dvr_offline` in a `stream` block whose stream is not `ondemand`:
+    /// such a stream runs, and records, without viewers anyway, so the
+    /// directive changes nothing.
+    DvrOfflineWithoutOndemand,
 }
 
 /// Something in a valid config file that does not do what it says,

@@ -13,7 +13,7 @@
 //!
 //! A valid node config can still carry warnings ([`Config::warnings`],
 //! displayed as `FILE:LINE:COL: warning: message`): directives that are
-//! accepted for compatibility but not acted on yet.
+//! valid but will not do what they say ([`WarningKind`]).
 //!
 //! Invariants: the parsers never panic on any input; every diagnostic
 //! and warning points inside the text; an `Ok` config satisfies the
@@ -58,8 +58,8 @@ pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError};
 pub use ipnet::IpNet;
 pub use model::{
-    AuthBackend, BalancerConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig, PrometheusSource,
-    ServerConfig, SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
+    AuthBackend, BalancerConfig, CacheConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig,
+    PrometheusSource, ServerConfig, SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{
@@ -71,15 +71,20 @@ pub use value::{
 ///
 /// Returns every error found (sorted by line and column), or the config
 /// when there is none. A config may still carry warnings in
-/// [`Config::warnings`] (directives that are accepted but ignored); a
+/// [`Config::warnings`] (directives that will not do what they say); a
 /// caller must show them, as `strom check` and `strom run` do.
 ///
 /// ```
-/// let cfg = strom_config::parse("a.conf", "stream s {\n  input publish://;\n  dvr /storage 7d;\n}").unwrap();
-/// assert_eq!(cfg.warnings[0].kind, strom_config::WarningKind::DvrIgnored);
+/// let text = "dvr /storage 7d;\nstream s {\n  input publish://;\n  dvr /fast 1d;\n  storage_limit 500G;\n  dvr_offline;\n}";
+/// let cfg = strom_config::parse("a.conf", text).unwrap();
+/// let s = cfg.stream("s").unwrap();
+/// let dvr = cfg.dvr_for(s, None).unwrap();
+/// assert_eq!((dvr.root.to_str(), dvr.max_size, dvr.offline), (Some("/fast"), Some(500 << 30), true));
+/// // `s` is not `ondemand`: it records without viewers anyway.
+/// assert_eq!(cfg.warnings[0].kind, strom_config::WarningKind::DvrOfflineWithoutOndemand);
 /// assert_eq!(
 ///     cfg.warnings[0].to_string(),
-///     "a.conf:3:3: warning: `dvr` is not implemented yet and is ignored; nothing is recorded"
+///     "a.conf:6:3: warning: `dvr_offline` changes nothing: stream `s` is not `ondemand`, so it runs and records without viewers anyway"
 /// );
 /// ```
 pub fn parse(file_name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {

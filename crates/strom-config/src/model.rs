@@ -6,8 +6,13 @@
 //! each field; `cors` origins are valid, unique and never an empty list;
 //! authorization backend URLs are `http://` or `https://` URLs with a host;
 //! keys, secrets and passwords are never empty; durations are whole
-//! milliseconds. [`Config::to_text`] relies on
-//! these to render text that parses back to an equal `Config`.
+//! milliseconds; a [`DvrConfig`] or [`CacheConfig`] has a non-empty path
+//! and non-zero limits. [`Config::to_text`] relies on these to render text
+//! that parses back to an equal `Config`.
+//!
+//! Archive (DVR) settings can be written in three places: at top level, in
+//! a `source` block and in a `stream` block; [`Config::dvr_for`] says which
+//! one applies to a stream.
 //!
 //! `pos` fields record where an item was written, for later messages, and
 //! [`Config::warnings`] what in the file will not do what it says. Both are
@@ -181,9 +186,14 @@ pub struct Config {
     /// `max_sessions_per_ip`: viewer sessions one client address may hold
     /// on this node; within [`MAX_SESSIONS_PER_IP_RANGE`].
     pub max_sessions_per_ip: u64,
-    /// Directives the file sets that strom accepts but does not act on yet
-    /// (`dvr`), sorted by position. A caller that runs the config must show
-    /// every one of them. Empty for a config built in code.
+    /// Global archive settings (top-level `dvr`, `storage_limit`,
+    /// `dvr_offline`): the default for every stream that has none of its
+    /// own and whose source block (if restreamed) has none; see
+    /// [`Config::dvr_for`].
+    pub dvr: Option<DvrConfig>,
+    /// Directives the file sets that will not do what they say (see
+    /// [`crate::WarningKind`]), sorted by position. A caller that runs the
+    /// config must show every one of them. Empty for a config built in code.
     pub warnings: Vec<Warning>,
 }
 
@@ -214,6 +224,7 @@ impl Default for Config {
             token_secret: None,
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
+            dvr: None,
             warnings: Vec::new(),
         }
     }
@@ -242,6 +253,7 @@ impl PartialEq for Config {
             && self.token_secret == o.token_secret
             && self.session_timeout == o.session_timeout
             && self.max_sessions_per_ip == o.max_sessions_per_ip
+            && self.dvr == o.dvr
     }
 }
 
@@ -249,6 +261,24 @@ impl Config {
     /// The local stream called `name`.
     pub fn stream(&self, name: &str) -> Option<&StreamConfig> {
         self.streams.iter().find(|s| s.name == name)
+    }
+
+    /// The archive settings that apply to `stream`: its own `dvr`, else
+    /// those of `source` (the source block it is restreamed from, `None`
+    /// for a local stream), else the global ones; `None` when none of the
+    /// three records.
+    ///
+    /// The first block that has `dvr` applies whole: its `storage_limit`,
+    /// `dvr_offline` and the rest are never merged field by field with a
+    /// wider block's (a stream's `dvr /a 1d;` under a global
+    /// `dvr /b; dvr_offline;` does not record offline).
+    pub fn dvr_for(&self, stream: &StreamConfig, source: Option<&SourceConfig>) -> Option<DvrConfig> {
+        stream
+            .dvr
+            .as_ref()
+            .or_else(|| source.and_then(|s| s.dvr.as_ref()))
+            .or(self.dvr.as_ref())
+            .cloned()
     }
 }
 
@@ -333,7 +363,9 @@ pub struct StreamConfig {
     /// Password a publisher must give (`publish_password`, or its older
     /// name `password`), as `?password=` or HTTP Basic; never empty.
     pub publish_password: Option<String>,
-    /// Archive settings.
+    /// Archive settings of this stream (`dvr`, `storage_limit`,
+    /// `dvr_offline` in its block); over the source block's and the global
+    /// ones, see [`Config::dvr_for`].
     pub dvr: Option<DvrConfig>,
 }
 
@@ -400,8 +432,14 @@ pub struct SourceConfig {
     pub token_secret: Option<String>,
     /// Backup for every stream from this source.
     pub backup: Option<Input>,
-    /// Archive settings for every stream from this source.
+    /// Archive settings for every stream from this source (`dvr`,
+    /// `storage_limit`, `dvr_offline` in its block); over the global ones,
+    /// under a stream's own, see [`Config::dvr_for`].
     pub dvr: Option<DvrConfig>,
+    /// `cache PATH SIZE;`: an edge cache of archive segments this node
+    /// fetched from the source's DVR (for a restreamer without a `dvr` of
+    /// its own).
+    pub cache: Option<CacheConfig>,
     /// Streams this source may create here (`max_streams`); the rest of its
     /// list is refused and counted.
     pub max_streams: usize,
@@ -420,6 +458,7 @@ impl SourceConfig {
             token_secret: None,
             backup: None,
             dvr: None,
+            cache: None,
             max_streams: DEFAULT_SOURCE_MAX_STREAMS,
         }
     }
@@ -436,6 +475,7 @@ impl PartialEq for SourceConfig {
             && self.token_secret == o.token_secret
             && self.backup == o.backup
             && self.dvr == o.dvr
+            && self.cache == o.cache
             && self.max_streams == o.max_streams
     }
 }
@@ -458,20 +498,58 @@ impl PartialEq for PeerConfig {
     }
 }
 
-/// `dvr ROOT [DEPTH] [PERCENT%] [SIZE];` — the optional values may come in
+/// The archive (DVR) settings of one block: top level, `source` or
+/// `stream`.
+///
+/// `dvr ROOT [DEPTH] [PERCENT%] [SIZE];`: the optional values may come in
 /// any order and are told apart by form: `97%` is a disk limit, a duration
-/// (`7d`, `3600`) is the depth, and a size with an upper-case unit (`500G`)
-/// or a `B` suffix is the maximum archive size.
+/// (`7d`, `3600`) is the depth, and a size with an upper-case unit (`500G`,
+/// `10GB`) or a `B` suffix is the maximum archive size. Two more
+/// directives of the same block, in any order and only beside a `dvr`:
+/// `storage_limit SIZE;` (the maximum archive size, when the `dvr` line
+/// gives none) and `dvr_offline;` (or `dvr_offline on|off;`).
+///
+/// Retention deletes whole hours, oldest first, while any of the three
+/// limits is exceeded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DvrConfig {
-    /// Archive directory; never empty.
+    /// Archive directory (the storage root); never empty.
     pub root: PathBuf,
     /// How long to keep; non-zero.
     pub depth: Option<Duration>,
-    /// Stop writing above this disk usage; 1..=100.
+    /// Highest use of the whole filesystem under `root`, in percent of its
+    /// size, shared by every stream stored there; 1..=100.
     pub disk_limit_percent: Option<u8>,
-    /// Largest archive size in bytes; non-zero.
+    /// Largest archive of one stream, in bytes (the size on the `dvr` line
+    /// or `storage_limit`); non-zero.
     pub max_size: Option<u64>,
+    /// `dvr_offline`: an `ondemand` stream keeps running, and recording,
+    /// without viewers. Off by default; no effect on a stream that is not
+    /// `ondemand`.
+    pub offline: bool,
+}
+
+impl DvrConfig {
+    /// Recording under `root` with no limits, not offline.
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        DvrConfig {
+            root: root.into(),
+            depth: None,
+            disk_limit_percent: None,
+            max_size: None,
+            offline: false,
+        }
+    }
+}
+
+/// `cache PATH SIZE;` in a `source` block: a restreamer's edge cache of the
+/// archive segments it fetched from the source's DVR.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheConfig {
+    /// Cache directory; never empty.
+    pub path: PathBuf,
+    /// Most bytes the cache holds; non-zero.
+    pub size: u64,
 }
 
 // ---- balancer ----

@@ -7,9 +7,13 @@
 //! [`crate::parse_balancer`]. Every setting is written out, defaults
 //! included, so the text shows exactly what the node or balancer will run
 //! with.
+//!
+//! Archive settings come out as `dvr ROOT [DEPTH] [PERCENT%];`, then
+//! `storage_limit SIZE;` for the size (never on the `dvr` line) and
+//! `dvr_offline;` when on.
 
 use crate::lex::is_delimiter;
-use crate::model::{AuthBackend, BalancerConfig, Config, Cors, DvrConfig};
+use crate::model::{AuthBackend, BalancerConfig, CacheConfig, Config, Cors, DvrConfig};
 use crate::value::{format_duration, format_size};
 use std::fmt::Write;
 use std::path::Path;
@@ -38,7 +42,8 @@ fn path(p: &Path) -> String {
     word(&p.to_string_lossy())
 }
 
-fn dvr(d: &DvrConfig) -> String {
+/// The archive directives of a block, as lines.
+fn dvr(d: &DvrConfig) -> Vec<String> {
     let mut s = format!("dvr {}", path(&d.root));
     if let Some(v) = d.depth {
         s += &format!(" {}", format_duration(v));
@@ -46,10 +51,19 @@ fn dvr(d: &DvrConfig) -> String {
     if let Some(v) = d.disk_limit_percent {
         s += &format!(" {v}%");
     }
+    s.push(';');
+    let mut lines = vec![s];
     if let Some(v) = d.max_size {
-        s += &format!(" {}", format_size(v));
+        lines.push(format!("storage_limit {};", format_size(v)));
     }
-    s
+    if d.offline {
+        lines.push("dvr_offline;".to_string());
+    }
+    lines
+}
+
+fn cache(c: &CacheConfig) -> String {
+    format!("cache {} {};", path(&c.path), format_size(c.size))
 }
 
 /// `on_play URL { ... }` / `on_publish URL { ... }` as lines, the block
@@ -134,6 +148,9 @@ impl Config {
                 line(&mut out, false, &l);
             }
         }
+        for l in self.dvr.iter().flat_map(dvr) {
+            line(&mut out, false, &l);
+        }
         for p in &self.peers {
             out.push('\n');
             match &p.public {
@@ -166,9 +183,8 @@ impl Config {
             if let Some(b) = &s.backup {
                 body.push(format!("backup {};", word(&b.to_string())));
             }
-            if let Some(d) = &s.dvr {
-                body.push(format!("{};", dvr(d)));
-            }
+            body.extend(s.dvr.iter().flat_map(dvr));
+            body.extend(s.cache.iter().map(cache));
             if s.max_streams != crate::model::DEFAULT_SOURCE_MAX_STREAMS {
                 body.push(format!("max_streams {};", s.max_streams));
             }
@@ -221,8 +237,8 @@ impl Config {
                     line(&mut out, true, &format!("{name} {};", word(v)));
                 }
             }
-            if let Some(d) = &s.dvr {
-                line(&mut out, true, &format!("{};", dvr(d)));
+            for l in s.dvr.iter().flat_map(dvr) {
+                line(&mut out, true, &l);
             }
             line(&mut out, false, "}");
         }

@@ -117,6 +117,9 @@ impl Ctx {
                 "token_secret",
                 "session_timeout",
                 "max_sessions_per_ip",
+                "dvr",
+                "storage_limit",
+                "dvr_offline",
                 "stream",
                 "source",
                 "peer",
@@ -135,6 +138,8 @@ impl Ctx {
                 "publish_password",
                 "password",
                 "dvr",
+                "storage_limit",
+                "dvr_offline",
             ],
             Ctx::Source => &[
                 "cluster_key",
@@ -144,6 +149,9 @@ impl Ctx {
                 "token_secret",
                 "backup",
                 "dvr",
+                "storage_limit",
+                "dvr_offline",
+                "cache",
                 "max_streams",
             ],
             Ctx::Peer => &["public"],
@@ -404,6 +412,33 @@ mod tests {
         assert_eq!(
             unknown_directive(Ctx::BalancerTop, "token_secret"),
             "`token_secret` is not allowed in a balancer config; it belongs in a node config"
+        );
+    }
+
+    #[test]
+    fn archive_directives_and_their_places() {
+        for ctx in [Ctx::Top, Ctx::Stream, Ctx::Source] {
+            for n in ["dvr", "storage_limit", "dvr_offline"] {
+                assert!(ctx.knows(n), "{ctx:?} {n}");
+            }
+            assert_eq!(suggest("storage_limt", ctx.directives()), Some("storage_limit"));
+            assert_eq!(suggest("dvr_ofline", ctx.directives()), Some("dvr_offline"));
+            assert_eq!(suggest("dvr_offlien", ctx.directives()), Some("dvr_offline"));
+            assert_eq!(suggest("drv", ctx.directives()), Some("dvr"));
+        }
+        assert!(Ctx::Source.knows("cache"));
+        assert_eq!(suggest("cahce", Ctx::Source.directives()), Some("cache"));
+        for ctx in [Ctx::Top, Ctx::Stream, Ctx::Peer] {
+            assert!(!ctx.knows("cache"), "{ctx:?}");
+        }
+        assert_eq!(
+            unknown_directive(Ctx::Peer, "storage_limit"),
+            "`storage_limit` is not allowed in peer block; use it at top level or inside a `stream` block or inside a \
+             `source` block"
+        );
+        assert_eq!(
+            unknown_directive(Ctx::BalancerTop, "dvr_offline"),
+            "`dvr_offline` is not allowed in a balancer config; it belongs in a node config"
         );
     }
 

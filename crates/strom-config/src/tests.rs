@@ -129,6 +129,7 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
         depth: Some(Duration::from_secs(depth * 86_400)),
         disk_limit_percent: pct,
         max_size: None,
+        offline: false,
     };
     let source = SourceConfig {
         addr: "streamer:8081".into(),
@@ -143,6 +144,7 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
             program: None,
         }),
         dvr: Some(dvr(2, Some(97))),
+        cache: None,
         max_streams: crate::model::DEFAULT_SOURCE_MAX_STREAMS,
     };
     assert_eq!(c.sources, [source]);
@@ -165,15 +167,8 @@ stream NAME { input udp://239.1.1.1:5000; input tshttp://origin/x.ts; backup FIL
     s.dvr = Some(dvr(7, None));
     s.on_play = Some(AuthBackend::new("http://auth.example/check"));
     assert_eq!(c.streams, [s]);
-    let dvr = "is not implemented yet and is ignored; nothing is recorded";
-    let warnings: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
-    assert_eq!(
-        warnings,
-        [
-            format!("t.conf:11:3: warning: `dvr` {dvr}"),
-            format!("t.conf:13:133: warning: `dvr` {dvr}"),
-        ]
-    );
+    // `dvr` is implemented: no warnings.
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
 }
 
@@ -220,6 +215,7 @@ fn listeners_state_dir_and_values() {
             depth: Some(Duration::from_secs(1000)),
             disk_limit_percent: Some(50),
             max_size: Some(64 * 1024),
+            offline: false,
         })
     );
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
@@ -909,32 +905,38 @@ fn cors_errors() {
 // ---- warnings ----
 
 #[test]
-fn ignored_directives_warn_with_positions() {
+fn offline_recording_of_a_stream_that_is_not_ondemand_warns() {
     let c = ok("\
 http 8080;
+dvr /g;
+dvr_offline;
 source origin:8081 {
-  on_play http://auth/check;
+  dvr_offline;
   dvr /s 1d;
 }
 stream a {
   input publish://;
-    dvr /d;
-  on_play https://auth/a;
+    dvr_offline on;
+  dvr /d;
 }
-stream b { input publish://; }
+stream b { input publish://; dvr /d; dvr_offline; ondemand; }
+stream c { input publish://; dvr /d; dvr_offline off; }
+stream d { ondemand off; dvr_offline; input publish://; dvr /d; }
 ");
+    // Offline recording matters only for `ondemand` streams: the global and
+    // source blocks may hold some, stream `b` is one, `c` does not ask.
     let got: Vec<(WarningKind, Pos)> = c.warnings.iter().map(|w| (w.kind, w.pos())).collect();
-    // `on_play` is implemented: only `dvr` warns.
     assert_eq!(
         got,
         [
-            (WarningKind::DvrIgnored, Pos::new(4, 3)),
-            (WarningKind::DvrIgnored, Pos::new(8, 5)),
+            (WarningKind::DvrOfflineWithoutOndemand, Pos::new(10, 5)),
+            (WarningKind::DvrOfflineWithoutOndemand, Pos::new(15, 26)),
         ]
     );
     assert_eq!(
-        c.warnings[1].to_string(),
-        "t.conf:8:5: warning: `dvr` is not implemented yet and is ignored; nothing is recorded"
+        c.warnings[0].to_string(),
+        "t.conf:10:5: warning: `dvr_offline` changes nothing: stream `a` is not `ondemand`, so it runs and records \
+         without viewers anyway"
     );
     assert!(c.warnings.iter().all(|w| w.file == "t.conf"));
     // Warnings are metadata: the round trip has its own, and `==` ignores them.
@@ -943,22 +945,28 @@ stream b { input publish://; }
     assert_ne!(again.warnings, c.warnings);
     assert_eq!(again, c);
     // The same from `parse_any`.
-    let Ok(AnyConfig::Node(n)) = parse_any("t.conf", "stream a { input publish://; dvr /x; on_play http://x; }") else {
+    let text = "stream a { input publish://; dvr /x; dvr_offline; on_play http://x; }";
+    let Ok(AnyConfig::Node(n)) = parse_any("t.conf", text) else {
         panic!("node config")
     };
     assert_eq!(n.warnings.len(), 1);
-    assert_eq!(n.warnings[0].pos(), Pos::new(1, 30));
+    assert_eq!(n.warnings[0].pos(), Pos::new(1, 38));
 }
 
 #[test]
-fn no_warnings_without_ignored_directives() {
+fn no_warnings_without_ineffective_directives() {
     assert!(ok(EXAMPLE).warnings.is_empty());
     let auth = "on_play http://a/; on_publish http://b/ { fail_open; } token_secret k; session_timeout 1m;\n\
                 source s { on_play http://c/ { timeout 1s; } token_secret k2; }\n\
                 stream a { input publish://; on_play http://x/; on_publish http://y/; publish_password p; }";
     assert!(ok(auth).warnings.is_empty());
+    // `dvr` is implemented, wherever it is written.
+    let dvr = "dvr /g 1d; storage_limit 1T; dvr_offline;\n\
+               source s { dvr /s 2d 90%; dvr_offline; cache /c 10G; }\n\
+               stream a { input publish://; dvr /d 7d 500G; }";
+    assert!(ok(dvr).warnings.is_empty());
     // An invalid `on_play` or `dvr` is an error, and not also a warning.
-    let text = "stream a { input publish://; on_play ftp://x; dvr /s 0; }";
+    let text = "stream a { input publish://; on_play ftp://x; dvr /s 0; dvr_offline; }";
     let mut diags = crate::diag::Diags::new("t.conf");
     let lexed = crate::lex::lex(text, &mut diags);
     let tree = crate::syntax::parse_tree(&lexed, crate::schema::FileKind::Node.contexts(), &mut diags);
@@ -972,6 +980,296 @@ fn no_warnings_without_ignored_directives() {
             "t.conf:1:54: `dvr` depth must be greater than 0",
         ]
     );
+}
+
+// ---- archive (DVR) ----
+
+#[test]
+fn dvr_in_all_three_places() {
+    let c = ok("\
+dvr /storage 7d 95%;
+storage_limit 2T;
+source origin:8081 {
+  dvr_offline;
+  dvr /src 2d;
+  cache /var/cache/strom 10GB;
+}
+stream a { input publish://; storage_limit 500G; dvr /a 1h; }
+stream b { input publish://; }
+");
+    let mut global = DvrConfig::new("/storage");
+    global.depth = Some(Duration::from_secs(7 * 86_400));
+    global.disk_limit_percent = Some(95);
+    global.max_size = Some(2 << 40);
+    assert_eq!(c.dvr, Some(global.clone()));
+    let mut src = DvrConfig::new("/src");
+    src.depth = Some(Duration::from_secs(2 * 86_400));
+    src.offline = true;
+    let source = &c.sources[0];
+    assert_eq!(source.dvr, Some(src.clone()));
+    assert_eq!(
+        source.cache,
+        Some(CacheConfig {
+            path: "/var/cache/strom".into(),
+            size: 10 << 30,
+        })
+    );
+    let mut own = DvrConfig::new("/a");
+    own.depth = Some(Duration::from_secs(3600));
+    own.max_size = Some(500 << 30);
+    let (a, b) = (&c.streams[0], &c.streams[1]);
+    assert_eq!(a.dvr, Some(own.clone()));
+    assert_eq!(b.dvr, None);
+    // Which applies: the stream's own, else its source block's, else the global.
+    assert_eq!(c.dvr_for(a, None), Some(own.clone()));
+    assert_eq!(c.dvr_for(a, Some(source)), Some(own));
+    assert_eq!(c.dvr_for(b, Some(source)), Some(src));
+    assert_eq!(c.dvr_for(b, None), Some(global.clone()));
+    let plain = SourceConfig::new("plain:8080");
+    assert_eq!(c.dvr_for(b, Some(&plain)), Some(global));
+    // Nothing anywhere: no archive.
+    let none = ok("source o:1 { } stream b { input publish://; }");
+    assert_eq!(none.dvr_for(&none.streams[0], Some(&none.sources[0])), None);
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn dvr_for_takes_the_first_block_whole() {
+    // A stream's own `dvr` does not inherit the global `dvr_offline` or
+    // `storage_limit`.
+    let c = ok("dvr /g; storage_limit 1T; dvr_offline;\nstream a { input publish://; ondemand; dvr /a; }");
+    let d = c.dvr_for(&c.streams[0], None).expect("own dvr");
+    assert_eq!(d, DvrConfig::new("/a"));
+}
+
+#[test]
+fn dvr_directive_order_does_not_matter() {
+    let want = {
+        let mut d = DvrConfig::new("/d");
+        d.depth = Some(Duration::from_secs(86_400));
+        d.max_size = Some(10 << 30);
+        d.offline = true;
+        d
+    };
+    let orders = [
+        "dvr /d 1d; storage_limit 10G; dvr_offline;",
+        "storage_limit 10G; dvr_offline; dvr /d 1d;",
+        "dvr_offline on; dvr /d 1d; storage_limit 10GB;",
+        "dvr_offline yes; dvr /d 10G 1d;",
+        "dvr /d 10240M 1d; dvr_offline true;",
+    ];
+    for body in orders {
+        let c = ok(&format!(
+            "{body}\nsource o:1 {{ {body} }}\nstream s {{ input publish://; {body} ondemand; }}"
+        ));
+        assert_eq!(c.dvr.as_ref(), Some(&want), "{body}");
+        assert_eq!(c.sources[0].dvr.as_ref(), Some(&want), "{body}");
+        assert_eq!(c.streams[0].dvr.as_ref(), Some(&want), "{body}");
+        assert!(c.warnings.is_empty(), "{body}");
+    }
+    // `dvr_offline off` is the default, written out.
+    let c = ok("dvr /d; dvr_offline off;");
+    assert_eq!(c.dvr, Some(DvrConfig::new("/d")));
+}
+
+#[test]
+fn dvr_options_need_dvr_in_the_same_block() {
+    err1(
+        "stream a {\n  input publish://;\n  storage_limit 500G;\n}",
+        "t.conf:3:3: `storage_limit` needs `dvr` in the same block",
+    );
+    err1(
+        "source o:1 { dvr_offline; }",
+        "t.conf:1:14: `dvr_offline` needs `dvr` in the same block",
+    );
+    // A global `dvr` does not count for a block, nor a block's for the top.
+    assert_eq!(
+        errs("dvr /g;\nstream a { input publish://; dvr_offline; storage_limit 1G; }\nsource o:1 { dvr /s; }\nstorage_limit 5G;"),
+        [
+            "t.conf:2:30: `dvr_offline` needs `dvr` in the same block",
+            "t.conf:2:43: `storage_limit` needs `dvr` in the same block",
+        ]
+    );
+    assert_eq!(
+        errs("stream a { input publish://; dvr /a; }\nstorage_limit 5G;\ndvr_offline;"),
+        [
+            "t.conf:2:1: `storage_limit` needs `dvr` in the same block",
+            "t.conf:3:1: `dvr_offline` needs `dvr` in the same block",
+        ]
+    );
+}
+
+#[test]
+fn dvr_two_sizes() {
+    // Whatever the order, the error is at `storage_limit`.
+    err1(
+        "dvr /d 1d 500G;\nstorage_limit 1T;",
+        "t.conf:2:1: `dvr` has two sizes: `storage_limit` and the size on the `dvr` line (line 1); keep one",
+    );
+    err1(
+        "stream a {\n  input publish://;\n  storage_limit 1T;\n  dvr /d 500G;\n}",
+        "t.conf:3:3: `dvr` has two sizes: `storage_limit` and the size on the `dvr` line (line 4); keep one",
+    );
+    err1(
+        "source o:1 { dvr /d 1G; storage_limit 1G; }",
+        "t.conf:1:25: `dvr` has two sizes: `storage_limit` and the size on the `dvr` line (line 1); keep one",
+    );
+}
+
+#[test]
+fn dvr_option_values_and_counts() {
+    let wrap = |body: &str| format!("stream a {{ input publish://; dvr /d; {body}; }}");
+    err1(
+        &wrap("storage_limit 0"),
+        "t.conf:1:52: `storage_limit` size must be greater than 0",
+    );
+    err1(
+        &wrap("storage_limit 0G"),
+        "t.conf:1:52: `storage_limit` size must be greater than 0",
+    );
+    err1(
+        &wrap("storage_limit 5g"),
+        "t.conf:1:52: bad size `5g` for `storage_limit`: expected a whole number of bytes with an optional binary unit \
+         K, M, G or T (or KB, MB, GB, TB), like 500G",
+    );
+    err1(
+        &wrap("storage_limit"),
+        "t.conf:1:38: `storage_limit` takes 1 argument, got 0",
+    );
+    err1(
+        &wrap("storage_limit 1G 2G"),
+        "t.conf:1:55: `storage_limit` takes 1 argument, got 2",
+    );
+    err1(
+        &wrap("dvr_offline maybe"),
+        "t.conf:1:50: bad value `maybe` for `dvr_offline`: expected on or off (or true/false, yes/no)",
+    );
+    err1(
+        &wrap("dvr_offline on off"),
+        "t.conf:1:53: `dvr_offline` takes at most 1 argument, got 2",
+    );
+    err1(
+        "dvr_offline { }\ndvr /d;",
+        "t.conf:1:13: `dvr_offline` does not take a block",
+    );
+    // A bare number of bytes is a size for `storage_limit`.
+    let c = ok("dvr /d; storage_limit 1000;");
+    assert_eq!(c.dvr.and_then(|d| d.max_size), Some(1000));
+    // The top-level `dvr` has the stream's checks.
+    err1("dvr /s 1d 2d;", "t.conf:1:11: `dvr` has two depths");
+    err1("dvr;", "t.conf:1:1: `dvr` takes 1 to 4 arguments, got 0");
+    // A bad `dvr` is reported once, not again by its options.
+    err1(
+        "dvr /s 0; storage_limit 1G; dvr_offline;",
+        "t.conf:1:8: `dvr` depth must be greater than 0",
+    );
+}
+
+#[test]
+fn dvr_option_duplicates() {
+    err1(
+        "dvr /a;\ndvr /b;",
+        "t.conf:2:1: duplicate `dvr` at top level; first set at line 1",
+    );
+    err1(
+        "dvr /a; storage_limit 1G;\nstorage_limit 2G;",
+        "t.conf:2:1: duplicate `storage_limit` at top level; first set at line 1",
+    );
+    err1(
+        "stream a { input publish://; dvr /a; dvr_offline;\ndvr_offline off; }",
+        "t.conf:2:1: duplicate `dvr_offline` in stream block; first set at line 1",
+    );
+    err1(
+        "source o:1 { cache /c 1G;\ncache /d 1G; }",
+        "t.conf:2:1: duplicate `cache` in source block; first set at line 1",
+    );
+}
+
+#[test]
+fn cache_errors() {
+    err1(
+        "source o:1 { cache /c 0; }",
+        "t.conf:1:23: `cache` size must be greater than 0",
+    );
+    err1(
+        "source o:1 { cache /c 10x; }",
+        "t.conf:1:23: bad size `10x` for `cache`: expected a whole number of bytes with an optional binary unit \
+         K, M, G or T (or KB, MB, GB, TB), like 500G",
+    );
+    assert_eq!(
+        errs("source o:1 { cache \"\" 0; }"),
+        [
+            "t.conf:1:20: `cache` needs a cache directory",
+            "t.conf:1:23: `cache` size must be greater than 0",
+        ]
+    );
+    err1(
+        "source o:1 { cache /c; }",
+        "t.conf:1:14: `cache` takes 2 arguments, got 1",
+    );
+    err1(
+        "source o:1 { cache /c 1G 2G; }",
+        "t.conf:1:26: `cache` takes 2 arguments, got 3",
+    );
+    // Only in source blocks; `cache` inside `on_play` is the decision cache.
+    err1(
+        "cache /c 1G;",
+        "t.conf:1:1: `cache` is not allowed at top level; use it inside a `source` block or inside an `on_play` \
+         block or inside an `on_publish` block",
+    );
+    err1(
+        "stream a { input publish://; cache /c 1G; }",
+        "t.conf:1:30: `cache` is not allowed in stream block; use it inside a `source` block or inside an \
+         `on_play` block or inside an `on_publish` block",
+    );
+    let c = ok("source o:1 { on_play http://a/ { cache 5s; } cache \"/c c\" 1000; }");
+    assert_eq!(
+        c.sources[0].on_play.as_ref().map(|b| b.cache),
+        Some(Duration::from_secs(5))
+    );
+    assert_eq!(
+        c.sources[0].cache,
+        Some(CacheConfig {
+            path: "/c c".into(),
+            size: 1000,
+        })
+    );
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn dvr_did_you_mean() {
+    err1(
+        "dvr /d; storage_limt 1G;",
+        "t.conf:1:9: unknown directive `storage_limt` at top level; did you mean `storage_limit`?",
+    );
+    err1(
+        "stream a { input publish://; dvr /d; dvr_ofline; }",
+        "t.conf:1:38: unknown directive `dvr_ofline` in stream block; did you mean `dvr_offline`?",
+    );
+    err1(
+        "source o:1 { cahce /c 1G; }",
+        "t.conf:1:14: unknown directive `cahce` in source block; did you mean `cache`?",
+    );
+    // A missing `;` before an archive directive is caught as such.
+    err1(
+        "dvr /d 1d\nstorage_limit 1G;",
+        "t.conf:1:10: missing `;` after `dvr` directive",
+    );
+}
+
+#[test]
+fn dvr_text_form() {
+    let c = ok("source o:1 { cache /c 1536M; dvr /s 2d 90% 64K; dvr_offline; }\n\
+                stream a { input publish://; dvr \"/my dvr\" 3600; }\ndvr /g; dvr_offline off;");
+    let text = c.to_text();
+    assert!(text.contains("\ndvr /g;\n"), "{text}");
+    assert!(
+        text.contains("    dvr /s 2d 90%;\n    storage_limit 64K;\n    dvr_offline;\n    cache /c 1536M;\n"),
+        "{text}"
+    );
+    assert!(text.contains("    dvr \"/my dvr\" 1h;\n}"), "{text}");
+    assert_eq!(parse("t.conf", &text), Ok(c));
 }
 
 #[test]

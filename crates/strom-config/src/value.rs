@@ -84,25 +84,25 @@ pub fn format_duration(d: Duration) -> String {
     format!("{s}s")
 }
 
-/// Parses a size in bytes: `1000`, `1000B`, `64K`, `500M`, `2G`, `1T`.
+/// Parses a size in bytes: `1000`, `1000B`, `64K`, `500M`, `2G`, `1T`, and
+/// the same with a `B` after the unit (`64KB`, `10GB`).
 ///
-/// Units are binary (K = 1024) and upper case, so that in `dvr` a lower-case
-/// `m` always means minutes. Returns `None` on anything else or overflow.
+/// Units are binary (K = 1024, so `1GB` is 2^30 bytes) and upper case, so
+/// that in `dvr` a lower-case `m` always means minutes. Returns `None` on
+/// anything else or overflow.
 pub fn parse_size(s: &str) -> Option<u64> {
     let (n, unit) = split_number(s)?;
     let k: u64 = match unit {
         "" | "B" => 1,
-        "K" => 1 << 10,
-        "M" => 1 << 20,
-        "G" => 1 << 30,
-        "T" => 1 << 40,
+        "K" | "KB" => 1 << 10,
+        "M" | "MB" => 1 << 20,
+        "G" | "GB" => 1 << 30,
+        "T" | "TB" => 1 << 40,
         _ => return None,
     };
     n.checked_mul(k)
 }
 
-/// Renders a size with the largest exact unit; plain bytes get a `B` suffix
-/// so they never read as a duration.
 /// Parses a bitrate in bits per second with decimal suffixes:
 /// `800000`, `500K`, `800M`, `8G` (k/m/g in either case). Returns bits per second.
 pub fn parse_bitrate(s: &str) -> Option<u64> {
@@ -128,6 +128,8 @@ pub fn format_bitrate(n: u64) -> String {
     n.to_string()
 }
 
+/// Renders a size with the largest exact unit; plain bytes get a `B` suffix
+/// so they never read as a duration.
 pub fn format_size(n: u64) -> String {
     for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
         let k = 1u64 << shift;
@@ -541,12 +543,28 @@ mod tests {
             ("500M", 500 << 20),
             ("2G", 2 << 30),
             ("1T", 1 << 40),
+            ("64KB", 64 << 10),
+            ("500MB", 500 << 20),
+            ("10GB", 10 << 30),
+            ("2TB", 2 << 40),
         ];
         for (s, n) in ok {
             assert_eq!(parse_size(s), Some(n), "{s}");
             assert_eq!(parse_size(&format_size(n)), Some(n), "{s}");
         }
-        for s in ["", "M", "500m", "500MB", "1.5G", "-1G", "20000000T", "1 G"] {
+        for s in [
+            "",
+            "M",
+            "500m",
+            "500mb",
+            "500Mb",
+            "500MiB",
+            "5BB",
+            "1.5G",
+            "-1G",
+            "20000000T",
+            "1 G",
+        ] {
             assert_eq!(parse_size(s), None, "{s}");
         }
         assert_eq!(format_size(1000), "1000B");

@@ -1,5 +1,8 @@
 //! Property tests of the public API: generated node and balancer configs
-//! survive `to_text` → `parse` / `parse_balancer` / `parse_any` unchanged;
+//! (archive settings at top level, in sources and streams, and source
+//! caches included) survive `to_text` → `parse` / `parse_balancer` /
+//! `parse_any` unchanged; archive directives mean the same in any order and
+//! spelling;
 //! arbitrary or corrupted text never panics in any parser, every diagnostic
 //! points inside the text, and `parse_any` agrees with the parser of the
 //! kind it picks.
@@ -170,13 +173,25 @@ fn dvr() -> impl Strategy<Value = DvrConfig> {
         proptest::option::of(ms(1..=u64::MAX / 4)),
         proptest::option::of(1u8..=100),
         proptest::option::of(1u64..),
+        any::<bool>(),
     )
-        .prop_map(|(root, depth, disk_limit_percent, max_size)| DvrConfig {
+        .prop_map(|(root, depth, disk_limit_percent, max_size, offline)| DvrConfig {
             root,
             depth,
             disk_limit_percent,
             max_size,
+            offline,
         })
+}
+
+fn cache() -> impl Strategy<Value = CacheConfig> {
+    (file_path(), 1u64..).prop_map(|(path, size)| CacheConfig { path, size })
+}
+
+/// Archive settings whose root needs no quoting, for text written by hand
+/// in a test.
+fn dvr_simple_root() -> impl Strategy<Value = DvrConfig> {
+    ("/[A-Za-z0-9_./-]{0,20}", dvr()).prop_map(|(root, d)| DvrConfig { root: root.into(), ..d })
 }
 
 fn stream_name() -> impl Strategy<Value = String> {
@@ -267,9 +282,10 @@ fn source() -> BoxedStrategy<SourceConfig> {
         proptest::option::of(non_empty_string()),
         proptest::option::of(backup()),
         proptest::option::of(dvr()),
+        proptest::option::of(cache()),
     )
         .prop_map(
-            |(addr, cluster_key, only, except, on_play, token_secret, backup, dvr)| {
+            |(addr, cluster_key, only, except, on_play, token_secret, backup, dvr, cache)| {
                 let mut s = SourceConfig::new(addr);
                 s.cluster_key = cluster_key;
                 s.only = only;
@@ -278,6 +294,7 @@ fn source() -> BoxedStrategy<SourceConfig> {
                 s.token_secret = token_secret;
                 s.backup = backup;
                 s.dvr = dvr;
+                s.cache = cache;
                 s
             },
         )
@@ -348,9 +365,23 @@ fn config() -> impl Strategy<Value = Config> {
             ms(5_000..=3_600_000),
             1u64..=1_000_000,
         ),
+        proptest::option::of(dvr()),
     )
         .prop_map(
-            |(http, cluster_key, state_dir, streams, sources, peers, max_clients, max_bitrate, cors, conns, auth)| {
+            |(
+                http,
+                cluster_key,
+                state_dir,
+                streams,
+                sources,
+                peers,
+                max_clients,
+                max_bitrate,
+                cors,
+                conns,
+                auth,
+                dvr,
+            )| {
                 Config {
                     http: dedup(http, |a| *a),
                     // Credentials come from the same text as cluster_key.
@@ -376,6 +407,7 @@ fn config() -> impl Strategy<Value = Config> {
                     token_secret: auth.2,
                     session_timeout: auth.3,
                     max_sessions_per_ip: auth.4,
+                    dvr,
                     warnings: Vec::new(),
                 }
             },
@@ -508,7 +540,9 @@ source streamer:8081 {
   }
   token_secret src-key;
   backup vod/bunny.mp4;
+  dvr_offline;
   dvr /storage 2d 97%;
+  cache /var/cache/strom 10GB;
 }
 stream news {
   input udp://239.0.0.1:1234?iface=10.0.0.1;   # multicast
@@ -517,7 +551,9 @@ stream news {
   source_timeout 5;
   segment_duration 2;
 }
-stream studio { input publish://; ondemand; clients_timeout 30; dvr /d 7d 500G; password pw; on_publish https://a/p { fail_open off; } }
+stream studio { input publish://; ondemand; clients_timeout 30; dvr /d 7d 500G; dvr_offline on; password pw; on_publish https://a/p { fail_open off; } }
+dvr /archive 30d 95%;
+storage_limit 2T;
 ";
 
 proptest! {
@@ -528,15 +564,67 @@ proptest! {
         let text = c.to_text();
         let parsed = parse("p.conf", &text);
         prop_assert_eq!(&parsed, &Ok(c.clone()), "text:\n{}", text);
-        // One warning per ignored directive (`dvr`), wherever it is set, and
-        // none for anything else (`on_play` and the other authorization
-        // directives are implemented).
+        // One warning per stream that records offline without being
+        // `ondemand` (it would anyway), and none for anything else.
         let warnings = parsed.map(|p| p.warnings).unwrap_or_default();
         let count = |kind| warnings.iter().filter(|w| w.kind == kind).count();
-        let dvr = c.streams.iter().map(|s| &s.dvr).chain(c.sources.iter().map(|s| &s.dvr));
-        prop_assert_eq!(count(WarningKind::DvrIgnored), dvr.flatten().count());
-        prop_assert_eq!(count(WarningKind::DvrIgnored), warnings.len());
+        let pointless = c.streams.iter().filter(|s| !s.ondemand && s.dvr.as_ref().is_some_and(|d| d.offline));
+        prop_assert_eq!(count(WarningKind::DvrOfflineWithoutOndemand), pointless.count());
+        prop_assert_eq!(count(WarningKind::DvrOfflineWithoutOndemand), warnings.len());
         prop_assert!(warnings.windows(2).all(|w| w[0].pos() <= w[1].pos()), "sorted: {:?}", warnings);
+    }
+
+    #[test]
+    fn archive_directives_mean_the_same_in_any_order(
+        d in dvr_simple_root(),
+        size_on_line in any::<bool>(),
+        offline_spelling in 0usize..4,
+        line_order in Just(vec![0usize, 1, 2]).prop_shuffle(),
+        order in Just(vec![0usize, 1, 2, 3]).prop_shuffle(),
+    ) {
+        let mut values = [
+            d.depth.map(format_duration),
+            d.disk_limit_percent.map(|p| format!("{p}%")),
+            d.max_size.filter(|_| size_on_line).map(format_size),
+        ];
+        let mut line = format!("dvr {}", d.root.display());
+        for i in &line_order {
+            if let Some(v) = values[*i].take() {
+                line += &format!(" {v}");
+            }
+        }
+        let offline = match (d.offline, offline_spelling) {
+            (true, 0) => Some("dvr_offline;"),
+            (true, 1) => Some("dvr_offline on;"),
+            (true, _) => Some("dvr_offline yes;"),
+            (false, 0) => None,
+            (false, _) => Some("dvr_offline off;"),
+        };
+        let statements = [
+            Some(format!("{line};")),
+            d.max_size.filter(|_| !size_on_line).map(|v| format!("storage_limit {};", format_size(v))),
+            offline.map(String::from),
+            Some("ondemand;".to_string()),
+        ];
+        let mut body = String::new();
+        for i in &order {
+            if let Some(st) = &statements[*i] {
+                body += st;
+                body.push('\n');
+            }
+        }
+        // `ondemand` is a stream directive: at top level and in a source
+        // block it is left out.
+        let plain = body.replace("ondemand;\n", "");
+        let text = format!("{plain}source o:1 {{\n{plain}}}\nstream s {{\ninput publish://;\n{body}}}\n");
+        let c = parse("p.conf", &text);
+        prop_assert!(c.is_ok(), "{:?}\n{}", c, text);
+        let c = c.unwrap_or_default();
+        prop_assert_eq!(c.dvr.as_ref(), Some(&d), "{}", text);
+        prop_assert_eq!(c.sources[0].dvr.as_ref(), Some(&d), "{}", text);
+        prop_assert_eq!(c.streams[0].dvr.as_ref(), Some(&d), "{}", text);
+        prop_assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        prop_assert_eq!(c.dvr_for(&c.streams[0], None), Some(d));
     }
 
     #[test]
@@ -650,6 +738,12 @@ fn sample_parses() {
         c.streams[1].dvr.as_ref().expect("valid test input").max_size,
         Some(500 << 30)
     );
+    assert!(c.streams[1].dvr.as_ref().is_some_and(|d| d.offline));
+    let global = c.dvr.as_ref().expect("valid test input");
+    assert_eq!((global.max_size, global.disk_limit_percent), (Some(2 << 40), Some(95)));
+    assert!(c.sources[0].dvr.as_ref().is_some_and(|d| d.offline));
+    assert_eq!(c.sources[0].cache.as_ref().map(|c| c.size), Some(10 << 30));
+    assert!(c.warnings.is_empty());
 }
 
 #[test]
