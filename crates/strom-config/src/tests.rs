@@ -1813,3 +1813,23 @@ fn parse_any_reads_auth_directives_as_a_node_config() {
     assert_eq!(c, ok(text));
     assert_eq!(c.streams[0].publish_password.as_deref(), Some("p"));
 }
+
+#[test]
+fn dvr_example_parses() {
+    let c = ok(include_str!("../../../examples/dvr/node.conf"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let source = &c.sources[0];
+    let (news, studio, demo) = (&c.streams[0], &c.streams[1], &c.streams[2]);
+    let at = |s: &StreamConfig, src| c.dvr_for(s, src).map(|d| (d.root, d.max_size, d.offline));
+    assert_eq!(at(news, None), Some(("/mnt/big".into(), Some(2 << 40), false)));
+    assert_eq!(at(studio, None), Some(("/var/lib/strom/dvr".into(), None, true)));
+    assert_eq!(at(demo, None), Some(("/var/lib/strom/dvr".into(), None, false)));
+    // A stream restreamed from the source, as the node makes it.
+    let sport = StreamConfig::new("sport", vec![Input::PUBLISH]);
+    assert_eq!(
+        at(&sport, Some(source)),
+        Some(("/mnt/archive".into(), Some(500 << 30), true))
+    );
+    assert_eq!(source.cache.as_ref().map(|c| c.size), Some(50 << 30));
+    assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
