@@ -1084,6 +1084,68 @@ mod tests {
         }
     }
 
+    #[test]
+    fn archive_playlists_by_kind() {
+        let e = [
+            entry(1_763_769_600, 1_763_769_600, 2000, false),
+            entry(1_763_769_601, 1_763_769_602, 2000, false),
+        ];
+        let body = "#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-TARGETDURATION:2\n\
+             #EXT-X-MEDIA-SEQUENCE:1763769600\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n\
+             #EXT-X-PROGRAM-DATE-TIME:2025-11-22T00:00:00.000Z\n#EXTINF:2.000,\n1763769600.ts?token=t\n\
+             #EXT-X-PROGRAM-DATE-TIME:2025-11-22T00:00:02.000Z\n#EXTINF:2.000,\n1763769601.ts?token=t\n";
+        assert_eq!(
+            render_archive_playlist(&e, PlaylistType::Vod, 0, Some("token=t"), ""),
+            format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n{body}#EXT-X-ENDLIST\n")
+        );
+        assert_eq!(
+            render_archive_playlist(&e, PlaylistType::Event, 0, Some("token=t"), ""),
+            format!("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:EVENT\n{body}")
+        );
+        assert_eq!(
+            render_archive_playlist(&e, PlaylistType::Live, 3, None, "http://h/x/"),
+            render_media_playlist(&e, 2, 3, None, "http://h/x/")
+        );
+        let empty = render_archive_playlist(&[], PlaylistType::Vod, 0, None, "");
+        assert!(
+            empty.starts_with("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-PLAYLIST-TYPE:VOD\n"),
+            "{empty}"
+        );
+        assert!(empty.ends_with("\n#EXT-X-ENDLIST\n"), "{empty}");
+    }
+
+    #[test]
+    fn archive_gaps_become_discontinuities() {
+        let mut e = vec![
+            entry(1, 100, 2000, false),
+            entry(2, 103, 2000, false), // 1 s after the end: continuous
+            entry(3, 200, 2000, false), // a hole: the stream was down
+            entry(4, 202, 2000, true),  // flagged: kept
+            entry(5, 190, 2000, false), // time went back
+        ];
+        e[1].start -= 1; // ...just within the tolerance
+        let text = render_archive_playlist(&e, PlaylistType::Vod, 0, None, "");
+        let before = |seq: &str| {
+            let at = text.find(&format!("\n{seq}.ts\n")).unwrap_or(0);
+            let prev = text[..at].rfind(".ts\n").map_or(0, |i| i + 4);
+            text[prev..at].contains("#EXT-X-DISCONTINUITY\n")
+        };
+        assert_eq!(
+            ["1", "2", "3", "4", "5"].map(before),
+            [false, false, true, true, true],
+            "{text}"
+        );
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 3);
+        // The entries themselves are not changed, and without a gap nothing is copied.
+        assert!(!e[2].discontinuity);
+        e[1].start += 2;
+        let text = render_archive_playlist(&e[..2], PlaylistType::Event, 0, None, "");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "one tick over 1 s: {text}");
+        // The target covers the longest segment.
+        let long = [entry(1, 0, 2000, false), entry(2, 2, 6500, false)];
+        assert!(render_archive_playlist(&long, PlaylistType::Vod, 0, None, "").contains("#EXT-X-TARGETDURATION:7\n"));
+    }
+
     proptest! {
         #[test]
         fn extinf_never_exceeds_target(

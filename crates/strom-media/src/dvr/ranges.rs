@@ -101,3 +101,135 @@ pub fn merge(ranges: impl IntoIterator<Item = Range>) -> Vec<Range> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const S: i64 = 90_000;
+
+    fn entry(seq: u64, start: i64, duration: i64, discontinuity: bool) -> IndexEntry {
+        IndexEntry {
+            seq,
+            start,
+            duration,
+            offset: 0,
+            len: 0,
+            target_duration: 2,
+            discontinuity,
+            independent: true,
+        }
+    }
+
+    fn r(from: i64, duration: i64) -> Range {
+        Range { from, duration }
+    }
+
+    #[test]
+    fn contiguous_segments_are_one_range() {
+        let e: Vec<IndexEntry> = (0..5)
+            .map(|i| entry(i, 100 * S + i as i64 * 2 * S, 2 * S, i == 2))
+            .collect();
+        assert_eq!(
+            ranges(&e),
+            vec![r(100 * S, 10 * S)],
+            "a discontinuity flag alone is no gap"
+        );
+        assert_eq!(ranges(&[]), Vec::new());
+    }
+
+    #[test]
+    fn a_hole_over_one_second_splits() {
+        let e = [
+            entry(1, 0, 2 * S, false),
+            entry(2, 2 * S + GAP_TOLERANCE, 2 * S, false), // exactly the tolerance: continuous
+            entry(3, 4 * S + GAP_TOLERANCE + GAP_TOLERANCE + 1, 2 * S, false), // one tick more: a gap
+            entry(4, 100 * S, 2 * S, true),
+        ];
+        let end2 = 4 * S + GAP_TOLERANCE;
+        assert_eq!(
+            ranges(&e),
+            vec![r(0, end2), r(end2 + GAP_TOLERANCE + 1, 2 * S), r(100 * S, 2 * S)]
+        );
+    }
+
+    #[test]
+    fn time_going_back_still_gives_sorted_disjoint_ranges() {
+        let e = [
+            entry(1, 100 * S, 2 * S, false),
+            entry(2, 102 * S, 2 * S, false),
+            entry(3, 50 * S, 2 * S, true), // clock stepped back 54 s
+            entry(4, 52 * S, 2 * S, false),
+            entry(5, 103 * S, 4 * S, false), // and forward into the first range
+        ];
+        assert_eq!(ranges(&e), vec![r(50 * S, 4 * S), r(100 * S, 7 * S)]);
+    }
+
+    #[test]
+    fn gaps_are_holes_either_way() {
+        assert!(!is_gap(10 * S, 10 * S));
+        assert!(!is_gap(10 * S, 11 * S));
+        assert!(is_gap(10 * S, 11 * S + 1));
+        assert!(!is_gap(10 * S, 9 * S));
+        assert!(is_gap(10 * S, 9 * S - 1));
+        assert!(!is_gap(i64::MAX, i64::MAX));
+        assert!(!is_gap(i64::MIN, i64::MIN));
+    }
+
+    #[test]
+    fn merging_ranges_of_files() {
+        assert_eq!(
+            merge([r(10 * S, 5 * S), r(0, 10 * S), r(16 * S, S), r(30 * S, 0), r(12 * S, S)]),
+            vec![r(0, 17 * S), r(30 * S, 0)]
+        );
+        assert_eq!(merge([r(0, S), r(2 * S + 1, S)]), vec![r(0, S), r(2 * S + 1, S)]);
+        assert_eq!(merge([r(0, -5)]), vec![r(0, 0)], "negative durations count as empty");
+        assert_eq!(merge([r(i64::MAX - 1, 10), r(i64::MAX, 10)]), vec![r(i64::MAX - 1, 1)]);
+        assert_eq!(merge(Vec::new()), Vec::new());
+    }
+
+    proptest! {
+        #[test]
+        fn ranges_split_exactly_at_gaps(
+            segs in proptest::collection::vec((1i64..10 * S, 0i64..3 * GAP_TOLERANCE, any::<bool>()), 1..40),
+            origin in -(1i64 << 50)..(1i64 << 50),
+        ) {
+            // Each segment starts `hole` ticks after the previous one's end.
+            let mut entries = Vec::new();
+            let mut expected: Vec<Range> = Vec::new();
+            let mut at = origin;
+            for (i, &(duration, hole, disc)) in segs.iter().enumerate() {
+                if i > 0 {
+                    at += hole;
+                }
+                entries.push(entry(i as u64, at, duration, disc));
+                match expected.last_mut() {
+                    Some(last) if hole <= GAP_TOLERANCE => last.duration = at + duration - last.from,
+                    _ => expected.push(r(at, duration)),
+                }
+                at += duration;
+            }
+            let got = ranges(&entries);
+            prop_assert_eq!(&got, &expected);
+            // Ranges of parts, merged, are the ranges of the whole.
+            let (a, b) = entries.split_at(entries.len() / 2);
+            prop_assert_eq!(merge(ranges(a).into_iter().chain(ranges(b))), got);
+        }
+
+        #[test]
+        fn ranges_are_sorted_and_apart_whatever_the_input(
+            segs in proptest::collection::vec((-(1i64 << 40)..(1i64 << 40), 0i64..1_000_000), 0..30),
+        ) {
+            let entries: Vec<IndexEntry> = segs.iter().enumerate().map(|(i, &(s, d))| entry(i as u64, s, d, false)).collect();
+            let got = ranges(&entries);
+            for w in got.windows(2) {
+                prop_assert!(w[1].from > w[0].end() + GAP_TOLERANCE, "{got:?}");
+            }
+            for e in &entries {
+                prop_assert!(got.iter().any(|r| r.from <= e.start && e.end() <= r.end()), "{e:?} not covered by {got:?}");
+            }
+            prop_assert_eq!(merge(got.clone()), got);
+        }
+    }
+}

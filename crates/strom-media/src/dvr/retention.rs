@@ -154,3 +154,243 @@ pub fn plan_disk<'a, K: Copy + 'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    const H: i64 = HOUR_TICKS;
+
+    fn f(key: u32, hour: i64, bytes: u64, writing: bool) -> StoredFile<u32> {
+        StoredFile {
+            key,
+            hour,
+            bytes,
+            writing,
+        }
+    }
+
+    fn hours_dur(n: u64) -> Option<Duration> {
+        Some(Duration::from_secs(n * 3600))
+    }
+
+    #[test]
+    fn depth_deletes_the_hours_that_ended_before_it() {
+        // Hours 100..=104; hour 100 has two files (a restart); 104 is being written.
+        let files = [
+            f(1, 100, 10, false),
+            f(2, 100, 10, false),
+            f(3, 101, 10, false),
+            f(4, 102, 10, false),
+            f(5, 103, 10, false),
+            f(6, 104, 10, true),
+        ];
+        // now - 2 h = exactly the end of hour 102: 100..=102 ended at or before it.
+        assert_eq!(plan_stream(&files, 104 * H + H, hours_dur(2), None), vec![1, 2, 3, 4]);
+        // One tick earlier hour 102 has not ended yet.
+        assert_eq!(plan_stream(&files, 104 * H + H - 1, hours_dur(2), None), vec![1, 2, 3]);
+        assert_eq!(plan_stream(&files, 104 * H, None, None), Vec::<u32>::new());
+        // Everything is out of depth but the writing hour stays.
+        assert_eq!(plan_stream(&files, 1000 * H, hours_dur(1), None), vec![1, 2, 3, 4, 5]);
+        // Sub-second depths are counted in ticks.
+        assert_eq!(
+            plan_stream(&files, 101 * H + 1, Some(Duration::from_nanos(11_111)), None),
+            vec![1, 2]
+        );
+        assert_eq!(
+            plan_stream(&files, 101 * H, Some(Duration::from_nanos(11_112)), None),
+            Vec::<u32>::new()
+        );
+        assert_eq!(
+            plan_stream(&files, i64::MIN, Some(Duration::MAX), None),
+            Vec::<u32>::new()
+        );
+    }
+
+    #[test]
+    fn size_deletes_the_oldest_hours_until_under() {
+        let files = [
+            f(1, 100, 30, false),
+            f(2, 101, 20, false),
+            f(3, 101, 5, false),
+            f(4, 102, 40, false),
+            f(5, 103, 7, true),
+        ];
+        // Total 102.
+        assert_eq!(plan_stream(&files, 0, None, Some(102)), Vec::<u32>::new());
+        assert_eq!(plan_stream(&files, 0, None, Some(101)), vec![1]);
+        assert_eq!(plan_stream(&files, 0, None, Some(72)), vec![1]);
+        assert_eq!(plan_stream(&files, 0, None, Some(71)), vec![1, 2, 3]);
+        assert_eq!(plan_stream(&files, 0, None, Some(8)), vec![1, 2, 3, 4]);
+        // The writing hour alone is over the cap: it stays.
+        assert_eq!(plan_stream(&files, 0, None, Some(0)), vec![1, 2, 3, 4]);
+        // Depth first, then size on what is left.
+        assert_eq!(plan_stream(&files, 102 * H, hours_dur(1), Some(50)), vec![1, 2, 3]);
+        assert_eq!(plan_stream(&files, 102 * H, hours_dur(1), Some(40)), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn a_writing_hour_is_skipped_not_a_wall() {
+        // A clock step back left the writer in an older hour than closed ones.
+        let files = [
+            f(1, 50, 10, true),
+            f(2, 60, 10, false),
+            f(3, 60, 1, true),
+            f(4, 70, 10, false),
+        ];
+        assert_eq!(plan_stream(&files, 0, None, Some(11)), vec![4]);
+        assert_eq!(plan_stream(&files, 100 * H, hours_dur(1), None), vec![4]);
+    }
+
+    #[test]
+    fn disk_plans_delete_oldest_hours_across_streams() {
+        let a = [f(1, 10, 100, false), f(2, 11, 100, false), f(3, 12, 100, true)];
+        let b = [
+            f(4, 10, 300, false),
+            f(5, 10, 50, false),
+            f(6, 11, 10, false),
+            f(7, 12, 5, false),
+        ];
+        let both = || [&a[..], &b[..]];
+        // 1000 of 1000 used, limit 90%: 100 to free; hour 10 of b (350) is the larger of the oldest.
+        assert_eq!(plan_disk(both(), 1000, 1000, 90), vec![4, 5]);
+        // 400 to free: then hour 10 of a.
+        assert_eq!(plan_disk(both(), 1000, 1000, 60), vec![4, 5, 1]);
+        assert_eq!(plan_disk(both(), 1000, 1000, 55), vec![4, 5, 1]);
+        // 460: then hour 11, the larger (a's) first.
+        assert_eq!(plan_disk(both(), 1000, 1000, 54), vec![4, 5, 1, 2]);
+        // Never the writing hour 12 of a; hour 12 of b goes.
+        assert_eq!(plan_disk(both(), 1000, 1000, 0), vec![4, 5, 1, 2, 6, 7]);
+        assert_eq!(
+            plan_disk(both(), 900, 1000, 90),
+            Vec::<u32>::new(),
+            "exactly at the limit"
+        );
+        assert_eq!(plan_disk(both(), 901, 1000, 90), vec![4, 5]);
+        assert_eq!(
+            plan_disk(both(), 1000, 1000, 200),
+            Vec::<u32>::new(),
+            "over 100% is 100%"
+        );
+        assert_eq!(plan_disk(both(), 1001, 1000, 100), vec![4, 5]);
+        assert_eq!(plan_disk(both(), u64::MAX, u64::MAX, 99).len(), 6);
+        // Equal hours and sizes: the earlier stream first.
+        let c = [f(8, 10, 350, false)];
+        assert_eq!(plan_disk([&c[..], &b[..]], 1000, 1000, 90), vec![8]);
+        assert_eq!(plan_disk(Vec::<&[StoredFile<u32>]>::new(), 10, 1, 1), Vec::<u32>::new());
+    }
+
+    fn any_files() -> impl Strategy<Value = Vec<StoredFile<u32>>> {
+        proptest::collection::vec((0i64..12, 0u64..1000, proptest::bool::weighted(0.15)), 0..30).prop_map(|v| {
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (hour, bytes, writing))| f(i as u32, hour, bytes, writing))
+                .collect()
+        })
+    }
+
+    /// Checks what every plan promises: whole hours, none writing, no key twice.
+    fn check_whole_hours(files: &[StoredFile<u32>], plan: &[u32]) -> Result<BTreeSet<i64>, TestCaseError> {
+        let keys: BTreeSet<u32> = plan.iter().copied().collect();
+        prop_assert_eq!(keys.len(), plan.len(), "a key twice");
+        let deleted: BTreeSet<i64> = files.iter().filter(|f| keys.contains(&f.key)).map(|f| f.hour).collect();
+        for f in files {
+            if deleted.contains(&f.hour) {
+                prop_assert!(keys.contains(&f.key), "hour {} only partly deleted", f.hour);
+                prop_assert!(!f.writing, "writing hour {} deleted", f.hour);
+            }
+        }
+        // Oldest first.
+        let order: Vec<i64> = plan
+            .iter()
+            .filter_map(|k| files.iter().find(|f| f.key == *k).map(|f| f.hour))
+            .collect();
+        prop_assert!(order.windows(2).all(|w| w[0] <= w[1]), "not oldest first: {order:?}");
+        Ok(deleted)
+    }
+
+    proptest! {
+        #[test]
+        fn size_plans_delete_just_enough_oldest_hours(files in any_files(), max in 0u64..15_000) {
+            let plan = plan_stream(&files, 0, None, Some(max));
+            let deleted = check_whole_hours(&files, &plan)?;
+            let total: u64 = files.iter().map(|f| f.bytes).sum();
+            let freed: u64 = files.iter().filter(|f| deleted.contains(&f.hour)).map(|f| f.bytes).sum();
+            let writing: BTreeSet<i64> = files.iter().filter(|f| f.writing).map(|f| f.hour).collect();
+            let deletable: BTreeSet<i64> = files.iter().map(|f| f.hour).filter(|h| !writing.contains(h)).collect();
+            if total - freed > max {
+                prop_assert_eq!(&deleted, &deletable, "over the cap with hours left");
+            }
+            if let Some(&last) = deleted.last() {
+                let last_bytes: u64 = files.iter().filter(|f| f.hour == last).map(|f| f.bytes).sum();
+                prop_assert!(total - freed + last_bytes > max, "deleting one hour fewer was enough");
+            }
+            // A prefix of the deletable hours.
+            prop_assert!(deletable.iter().take(deleted.len()).eq(deleted.iter()));
+        }
+
+        #[test]
+        fn depth_plans_delete_every_ended_hour_and_no_other(files in any_files(), now_h in 0i64..14, depth_h in 0u64..5) {
+            let now = now_h * H;
+            let plan = plan_stream(&files, now, hours_dur(depth_h), None);
+            let deleted = check_whole_hours(&files, &plan)?;
+            for f in &files {
+                let writing_hour = files.iter().any(|g| g.hour == f.hour && g.writing);
+                let ended = (f.hour + 1) * H <= now - depth_h as i64 * H;
+                prop_assert_eq!(deleted.contains(&f.hour), ended && !writing_hour, "{:?}", f);
+            }
+        }
+
+        #[test]
+        fn disk_plans_free_just_enough(
+            streams in proptest::collection::vec(any_files(), 0..4),
+            used in 0u64..40_000,
+            total in 1u64..40_000,
+            percent in 0u8..=100,
+        ) {
+            // Keys unique across streams: stream * 1000 + index.
+            let streams: Vec<Vec<StoredFile<u32>>> = streams
+                .into_iter()
+                .enumerate()
+                .map(|(s, fs)| fs.into_iter().map(|f| StoredFile { key: s as u32 * 1000 + f.key, ..f }).collect())
+                .collect();
+            let plan = plan_disk(streams.iter().map(Vec::as_slice), used, total, percent);
+            let mut freed = 0u64;
+            // (hour, bytes) of each deleted stream hour, in plan order.
+            let mut units: Vec<(i64, u64)> = Vec::new();
+            for (s, fs) in streams.iter().enumerate() {
+                let mine: Vec<u32> = plan.iter().copied().filter(|k| *k / 1000 == s as u32).collect();
+                check_whole_hours(fs, &mine)?;
+            }
+            let mut seen: BTreeSet<(u32, i64)> = BTreeSet::new();
+            for k in &plan {
+                let s = *k / 1000;
+                let fs = &streams[s as usize];
+                let file = fs.iter().find(|f| f.key == *k).ok_or_else(|| TestCaseError::fail("unknown key"))?;
+                if seen.insert((s, file.hour)) {
+                    let bytes: u64 = fs.iter().filter(|f| f.hour == file.hour).map(|f| f.bytes).sum();
+                    units.push((file.hour, bytes));
+                    freed += bytes;
+                }
+            }
+            prop_assert!(units.windows(2).all(|w| (w[0].0, std::cmp::Reverse(w[0].1)) <= (w[1].0, std::cmp::Reverse(w[1].1))), "order {units:?}");
+            let under = |u: u64| u128::from(u) * 100 <= u128::from(total) * u128::from(percent);
+            let after = used.saturating_sub(freed);
+            if !under(after) {
+                let deletable: usize = streams
+                    .iter()
+                    .map(|fs| {
+                        let hs: BTreeSet<i64> = fs.iter().map(|f| f.hour).collect();
+                        hs.into_iter().filter(|h| !fs.iter().any(|f| f.hour == *h && f.writing)).count()
+                    })
+                    .sum();
+                prop_assert_eq!(units.len(), deletable, "over the limit with hours left");
+            }
+            if let Some(&(_, last)) = units.last() {
+                prop_assert!(!under(used.saturating_sub(freed - last)), "one hour fewer was enough");
+            }
+        }
+    }
+}
