@@ -132,6 +132,40 @@ pub struct StreamInfo {
     /// The last MPEG-TS error an input of this stream met.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ts_last_error: Option<TsErrorInfo>,
+    /// The stream's archive, when it records (`dvr`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dvr: Option<DvrInfo>,
+}
+
+/// What a stream's archive holds.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DvrInfo {
+    /// The `dvr` directory.
+    pub path: String,
+    /// Seconds from the oldest archived segment to now.
+    pub depth_secs: u64,
+    /// Bytes on disk (data and indexes).
+    pub bytes: u64,
+    /// The newest write or read error, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// One recorded span of an archive, UTC Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DvrRange {
+    pub from: i64,
+    pub duration: i64,
+}
+
+/// `GET /api/v1/streams/NAME/dvr/ranges`: the recorded spans, oldest
+/// first; the time between two of them is a gap.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DvrRangesResponse {
+    pub stream: String,
+    pub ranges: Vec<DvrRange>,
+    pub depth_secs: u64,
+    pub bytes: u64,
 }
 
 /// Where an MPEG-TS input went wrong last (ISO/IEC 13818-1 terms).

@@ -96,6 +96,15 @@ pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
             offset: e.offset,
             age_secs: now.saturating_duration_since(e.at).as_secs_f64(),
         }),
+        dvr: s.spec.archive.as_ref().map(|a| {
+            let (bytes, depth_secs) = a.update_gauges(Some(crate::util::utc90_now()));
+            strom_api::DvrInfo {
+                path: a.cfg.root.display().to_string(),
+                depth_secs,
+                bytes,
+                last_error: a.last_error(),
+            }
+        }),
     }
 }
 
@@ -107,8 +116,14 @@ pub async fn streams(State(node): State<Arc<Node>>) -> Json<StreamsResponse> {
     })
 }
 
-/// `GET /api/v1/streams/NAME`.
+/// Suffix of the archive ranges resource under `/api/v1/streams/NAME`.
+const DVR_RANGES: &str = "/dvr/ranges";
+
+/// `GET /api/v1/streams/NAME` and `GET /api/v1/streams/NAME/dvr/ranges`.
 pub async fn stream(State(node): State<Arc<Node>>, Path(name): Path<String>) -> Response {
+    if let Some(name) = name.strip_suffix(DVR_RANGES) {
+        return dvr_ranges(&node, name).await;
+    }
     match node.stream(&name) {
         Some(s) => Json(stream_info(&node, &s, Instant::now())).into_response(),
         None => reply::error(StatusCode::NOT_FOUND, "no such stream"),
@@ -385,4 +400,92 @@ pub async fn reauth(
     }
     let n = node.access.reauth(&node, &name);
     Json(serde_json::json!({ "sessions": n })).into_response()
+}
+
+/// The archive of stream `name`, or the reply that says why there is none.
+fn archive_of(node: &Node, name: &str) -> Result<Arc<crate::dvr::archive::Archive>, Response> {
+    let Some(s) = node.stream(name) else {
+        return Err(reply::error(StatusCode::NOT_FOUND, "no such stream"));
+    };
+    s.spec
+        .archive
+        .clone()
+        .ok_or_else(|| reply::error(StatusCode::NOT_FOUND, "this stream has no archive"))
+}
+
+/// `GET /api/v1/streams/NAME/dvr/ranges`: the recorded spans (UTC Unix
+/// seconds), oldest first; a damaged file shows as a gap.
+async fn dvr_ranges(node: &Node, name: &str) -> Response {
+    let archive = match archive_of(node, name) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let a = archive.clone();
+    let ranges = match tokio::task::spawn_blocking(move || a.ranges()).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            tracing::warn!(stream = %archive.name, error = %e, "archive ranges unreadable");
+            return reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive unreadable");
+        }
+        Err(_) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive unreadable"),
+    };
+    let (bytes, depth_secs) = archive.update_gauges(Some(crate::util::utc90_now()));
+    let hz = strom_media::CLOCK_HZ;
+    Json(strom_api::DvrRangesResponse {
+        stream: name.to_string(),
+        ranges: ranges
+            .iter()
+            .map(|r| strom_api::DvrRange {
+                from: r.from.div_euclid(hz),
+                duration: (r.duration + hz - 1) / hz,
+            })
+            .collect(),
+        depth_secs,
+        bytes,
+    })
+    .into_response()
+}
+
+/// `DELETE /api/v1/streams/NAME/dvr/ranges?from=UNIX&duration=SECONDS`:
+/// deletes every archive file that lies wholly inside the range (files are
+/// hours or less; one being written is kept).
+pub async fn delete_dvr_range(
+    State(node): State<Arc<Node>>,
+    Path(name): Path<String>,
+    axum::extract::RawQuery(q): axum::extract::RawQuery,
+) -> Response {
+    let Some(name) = name.strip_suffix(DVR_RANGES) else {
+        return reply::error(StatusCode::NOT_FOUND, "not found");
+    };
+    let num = |k: &str| -> Option<u64> {
+        let v = strom_api::query_param(q.as_deref(), k)?;
+        (!v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| v.parse().ok())
+            .flatten()
+    };
+    let (Some(from), Some(duration)) = (num("from"), num("duration")) else {
+        node.metrics.dvr.bad_request("not_a_number");
+        return reply::error(
+            StatusCode::BAD_REQUEST,
+            "give from=UNIX_SECONDS&duration=SECONDS (whole seconds in decimal)",
+        );
+    };
+    if duration == 0 {
+        node.metrics.dvr.bad_request("zero_duration");
+        return reply::error(StatusCode::BAD_REQUEST, "duration must be at least 1 second");
+    }
+    let archive = match archive_of(&node, name) {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let hz = strom_media::CLOCK_HZ;
+    let ticks = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / hz).saturating_mul(hz);
+    let (a, f, t) = (archive.clone(), ticks(from), ticks(from.saturating_add(duration)));
+    match tokio::task::spawn_blocking(move || a.delete_range(f, t)).await {
+        Ok(Ok((files, bytes))) => {
+            tracing::info!(stream = %archive.name, from, duration, files, bytes, "archive range deleted through the API");
+            Json(serde_json::json!({"stream": name, "deleted_files": files, "deleted_bytes": bytes})).into_response()
+        }
+        _ => reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive unreadable"),
+    }
 }

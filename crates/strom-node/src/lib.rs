@@ -21,6 +21,7 @@
 pub mod access;
 pub mod api;
 pub mod cluster;
+pub mod dvr;
 pub mod http;
 pub mod input;
 pub mod metrics;
@@ -60,6 +61,8 @@ pub struct Node {
     pub public_base: http::request::PublicBase,
     /// Play authorization and viewer sessions.
     pub access: Arc<access::Access>,
+    /// Stream archives (DVR).
+    pub dvr: Arc<dvr::Dvr>,
 }
 
 /// Why a node could not start.
@@ -75,21 +78,28 @@ impl Node {
     /// Builds the node's state from a validated config.
     pub fn new(config: &Config, shutdown: CancellationToken) -> Arc<Node> {
         let metrics = Arc::new(Metrics::new());
+        let dvr = Arc::new(dvr::Dvr::new(metrics.dvr.clone()));
         let streams = config
             .streams
             .iter()
             .map(|s| {
-                let stream = Stream::new(
-                    StreamSpec::configured(s.clone()),
-                    metrics.stream(&s.name),
-                    output::REGISTRY,
-                );
+                let mut cfg = s.clone();
+                cfg.dvr = cfg.dvr.or_else(|| config.dvr.clone());
+                // `dvr_offline`: an on-demand stream keeps running (and
+                // recording) without viewers.
+                if cfg.dvr.as_ref().is_some_and(|d| d.offline) {
+                    cfg.ondemand = false;
+                }
+                let mut spec = StreamSpec::configured(cfg);
+                spec.archive = spec.cfg.dvr.as_ref().map(|d| dvr.archive(&s.name, d));
+                let stream = Stream::new(spec, metrics.stream(&s.name), output::REGISTRY);
                 (s.name.clone(), stream)
             })
             .collect();
         Arc::new(Node {
             streams: RwLock::new(streams),
             access: access::Access::new(config, metrics.clone()),
+            dvr,
             metrics,
             shutdown,
             config: config.clone(),
@@ -219,6 +229,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     tasks.spawn(cluster::manager::run(node.clone(), streams_stop.clone()));
     tasks.spawn(cluster::peers::run(node.clone(), streams_stop.clone()));
     tasks.spawn(ticker(node.clone(), streams_stop.clone()));
+    tasks.spawn(dvr::run_retention(node.dvr.clone(), streams_stop.clone()));
 
     let app = http::router(node.clone());
     let kind = |kind| {

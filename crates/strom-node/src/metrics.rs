@@ -65,6 +65,8 @@ type F64Counter = Counter<f64, AtomicU64>;
 /// Every metric family of the node.
 pub struct Metrics {
     pub registry: Registry,
+    /// The DVR families (`strom_dvr_*`).
+    pub dvr: crate::dvr::DvrFamilies,
     alive: Family<StreamLabel, Gauge>,
     clients: Family<StreamProto, Gauge>,
     input_bitrate: Family<StreamLabel, Gauge>,
@@ -206,6 +208,7 @@ impl Metrics {
             hls_selections: Family::default(),
             task_panics: Family::default(),
             sessions_refused: Family::default(),
+            dvr: crate::dvr::DvrFamilies::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
             server_output_bitrate: Gauge::default(),
@@ -390,6 +393,7 @@ impl Metrics {
             "Resident memory of the process",
             m.process_resident_memory.clone(),
         );
+        m.dvr.register(r);
         Metrics { registry, ..m }
     }
 

@@ -354,6 +354,11 @@ fn reconcile(
         cfg.on_play = first.on_play.clone();
         cfg.token_secret = first.token_secret.clone();
         cfg.backup = first.backup.clone();
+        cfg.dvr = first.dvr.clone().or_else(|| node.config.dvr.clone());
+        // `dvr_offline`: recorded without viewers, so never stopped for lack of them.
+        if cfg.dvr.as_ref().is_some_and(|d| d.offline) {
+            cfg.ondemand = false;
+        }
         let (stx, srx) = watch::channel(source_refs(node, sources));
         let feed = ClusterSpec {
             name: name.clone(),
@@ -364,6 +369,7 @@ fn reconcile(
         let spec = StreamSpec {
             inputs: vec![InputSpec::Cluster(Arc::new(feed))],
             backup: cfg.backup.clone().map(InputSpec::Config),
+            archive: cfg.dvr.as_ref().map(|d| node.dvr.archive(name, d)),
             cfg,
         };
         let stream = Stream::new(spec, node.metrics.stream(name), crate::output::REGISTRY);

@@ -46,6 +46,10 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         Err(Reject::TooLong) => {
             return reply::error(StatusCode::URI_TOO_LONG, "request URI too long");
         }
+        Err(Reject::BadArchive(bad)) => {
+            node.metrics.dvr.bad_request(bad.reason());
+            return reply::error(StatusCode::BAD_REQUEST, bad.message());
+        }
     };
     let ingest = matches!(r.method, Method::PUT | Method::POST);
     if ingest {
@@ -111,8 +115,19 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
         }
     }
     r.uri_base = r.base(&node.public_base);
-    // A HEAD is a probe, not a viewer: it never wakes an on-demand stream.
-    if !r.is_head() {
+    if let Resource::Archive(a) = &r.resource {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Err(bad) = a.check(now) {
+            node.metrics.dvr.bad_request(bad.reason());
+            return reply::error(StatusCode::BAD_REQUEST, bad.message());
+        }
+    }
+    // A HEAD is a probe, not a viewer: it never wakes an on-demand stream,
+    // and neither does a request for the archive alone.
+    let archive_only = matches!(&r.resource, Resource::Archive(a) if !a.follows_live());
+    if !r.is_head() && !archive_only {
         stream.touch();
     }
     for output in stream.outputs.iter() {

@@ -38,6 +38,7 @@ pub fn router(node: Arc<Node>) -> Router {
     let edit = Router::new()
         .route("/api/v1/sessions/reauth", post(crate::api::reauth))
         .route("/api/v1/sessions/{id}", delete(crate::api::kick_session))
+        .route("/api/v1/streams/{*name}", delete(crate::api::delete_dvr_range))
         .route_layer(axum::middleware::from_fn_with_state(node.clone(), auth::require_edit));
     Router::new()
         .merge(api)

@@ -39,6 +39,9 @@ pub enum Resource {
     MpegTs,
     /// `publish`: HTTP push ingest (PUT/POST).
     Publish,
+    /// A DVR URL (`archive-FROM-DURATION.m3u8`, `timeshift_rel-N.ts`, …;
+    /// see [`crate::dvr::request`]).
+    Archive(crate::dvr::request::ArchiveRequest),
     /// Anything else; an output may still claim it.
     Other(String),
 }
@@ -57,9 +60,17 @@ impl Resource {
         }
     }
 
+    /// An archive resource, or a refusal of a malformed one.
+    fn parse_archive(s: &str, sel: Option<TrackSelection>) -> Option<Result<Resource, Reject>> {
+        crate::dvr::request::parse(s, sel).map(|r| r.map(Resource::Archive).map_err(Reject::BadArchive))
+    }
+
     /// The resource `last` inside the track-selection directory `dir`.
     fn parse_in_tracks(dir: &str, last: &str) -> Option<Resource> {
         let sel = TrackSelection::parse(dir)?;
+        if let Some(Ok(r)) = Self::parse_archive(last, Some(sel)) {
+            return Some(r);
+        }
         if last == hls::MEDIA_PLAYLIST {
             return Some(Resource::TrackPlaylist(sel));
         }
@@ -70,6 +81,7 @@ impl Resource {
     pub fn selection(&self) -> Option<TrackSelection> {
         match self {
             Resource::TrackPlaylist(s) | Resource::TrackSegment(s, _) => Some(*s),
+            Resource::Archive(a) => a.selection,
             _ => None,
         }
     }
@@ -144,6 +156,8 @@ pub enum Reject {
     NotFound,
     /// Longer than [`MAX_PATH`] or [`MAX_QUERY`]: 414.
     TooLong,
+    /// An archive URL with malformed or out-of-range values: 400.
+    BadArchive(crate::dvr::request::Bad),
 }
 
 /// A parsed playback request.
@@ -241,16 +255,24 @@ impl PlayRequest {
         if path.len() > MAX_PATH || query.is_some_and(|q| q.len() > MAX_QUERY) {
             return Err(Reject::TooLong);
         }
-        let (name, last) = path
-            .strip_prefix('/')
-            .unwrap_or(path)
-            .rsplit_once('/')
-            .ok_or(Reject::NotFound)?;
-        let (name, resource) = match name.rsplit_once('/').unwrap_or(("", name)) {
-            (stream, dir) if is_tracks_dir(dir) => {
-                (stream, Resource::parse_in_tracks(dir, last).ok_or(Reject::NotFound)?)
+        let bare = path.strip_prefix('/').unwrap_or(path);
+        let (name, last) = bare.rsplit_once('/').ok_or(Reject::NotFound)?;
+        let (name, resource) = if let Some((stream, legacy)) = crate::dvr::request::parse_legacy(bare) {
+            (stream, Resource::Archive(legacy.map_err(Reject::BadArchive)?))
+        } else {
+            match name.rsplit_once('/').unwrap_or(("", name)) {
+                (stream, dir) if is_tracks_dir(dir) => {
+                    let r = match crate::dvr::request::parse(last, TrackSelection::parse(dir)) {
+                        Some(Err(bad)) => return Err(Reject::BadArchive(bad)),
+                        _ => Resource::parse_in_tracks(dir, last).ok_or(Reject::NotFound)?,
+                    };
+                    (stream, r)
+                }
+                _ => match Self::archive_resource(last) {
+                    Some(r) => (name, r?),
+                    None => (name, Resource::parse(last)),
+                },
             }
-            _ => (name, Resource::parse(last)),
         };
         let name_ends_in_tracks = name.rsplit('/').next().is_some_and(is_tracks_dir);
         if last.is_empty() || name_ends_in_tracks || strom_config::check_stream_name(name).is_err() {
@@ -277,6 +299,11 @@ impl PlayRequest {
                 .map(str::to_string),
             uri_base: String::new(),
         })
+    }
+
+    /// The archive resource `last` names, if any.
+    fn archive_resource(last: &str) -> Option<Result<Resource, Reject>> {
+        Resource::parse_archive(last, None)
     }
 
     /// The viewer session this request belongs to: one per (token, ip,

@@ -2,8 +2,8 @@
 //! (`GET /api/v1/cluster/segments/NAME?from=SEQ`, signed).
 //!
 //! Each segment is encoded once as a wire message (`strom_media::wire`),
-//! lazily, into this output's rendition slot, and shared by every
-//! restreamer. The feed sends every segment still in the window from `from`
+//! lazily, and shared by every restreamer and the DVR writer
+//! ([`StoredSegment::wire`]). The feed sends every segment still in the window from `from`
 //! on, then each new segment the moment the pipeline finishes it (it waits
 //! on the stream's newest-segment watch, not a timer), and a heartbeat after
 //! [`HEARTBEAT`] of quiet so the puller can tell a hung connection from a
@@ -46,7 +46,7 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
 impl ClusterFeed {
     /// The segment as one wire message; encoded once, shared by every restreamer.
     pub fn wire(&self, seg: &StoredSegment) -> Bytes {
-        seg.rendition(self.slot, strom_media::wire::encode_segment)
+        seg.wire()
     }
 }
 

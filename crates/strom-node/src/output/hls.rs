@@ -605,6 +605,7 @@ mod tests {
             cfg,
             metrics: crate::metrics::Metrics::new().stream("t"),
             slot: 0,
+            archive: None,
         }))
     }
 

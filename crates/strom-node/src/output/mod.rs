@@ -19,6 +19,7 @@
 //! here plus one line in [`REGISTRY`].
 
 pub mod cluster_feed;
+pub mod dvr;
 pub mod hls;
 pub mod http_ts;
 
@@ -41,13 +42,17 @@ pub struct OutputCtx {
     pub metrics: StreamMetrics,
     /// The output's rendition slot in every [`StoredSegment`] of the stream.
     pub slot: usize,
+    /// The stream's archive, when it records (`dvr`).
+    pub archive: Option<Arc<crate::dvr::archive::Archive>>,
 }
 
 /// Builds an output for one stream.
 pub type Factory = fn(&OutputCtx) -> Arc<dyn Output>;
 
 /// Every output a stream gets, in the order the gate offers requests to them.
-pub const REGISTRY: &[Factory] = &[hls::build, http_ts::build, cluster_feed::build];
+/// The DVR output comes first: it claims archive URLs and the segments that
+/// have left the live window, and nothing else.
+pub const REGISTRY: &[Factory] = &[dvr::build, hls::build, http_ts::build, cluster_feed::build];
 
 /// A finished segment, as outputs see it.
 pub struct SegmentEvent<'a> {
@@ -95,7 +100,13 @@ pub struct Outputs {
 
 impl Outputs {
     /// Builds each factory's output; output `i` gets rendition slot `i`.
-    pub fn build(factories: &[Factory], stream: &Arc<str>, cfg: &StreamConfig, metrics: &StreamMetrics) -> Self {
+    pub fn build(
+        factories: &[Factory],
+        stream: &Arc<str>,
+        cfg: &StreamConfig,
+        metrics: &StreamMetrics,
+        archive: Option<&Arc<crate::dvr::archive::Archive>>,
+    ) -> Self {
         let list = factories
             .iter()
             .enumerate()
@@ -105,6 +116,7 @@ impl Outputs {
                     cfg: cfg.clone(),
                     metrics: metrics.clone(),
                     slot,
+                    archive: archive.cloned(),
                 })
             })
             .collect();

@@ -49,6 +49,8 @@ pub struct StreamSpec {
     pub inputs: Vec<InputSpec>,
     /// Played while every input is down.
     pub backup: Option<InputSpec>,
+    /// Where the stream records, when it has `dvr`.
+    pub archive: Option<Arc<crate::dvr::archive::Archive>>,
 }
 
 impl StreamSpec {
@@ -57,6 +59,7 @@ impl StreamSpec {
         StreamSpec {
             inputs: cfg.inputs.iter().cloned().map(InputSpec::Config).collect(),
             backup: cfg.backup.clone().map(InputSpec::Config),
+            archive: None,
             cfg,
         }
     }
@@ -145,7 +148,7 @@ impl Stream {
     /// Builds a stream with the outputs of `factories` (normally [`crate::output::REGISTRY`]).
     pub fn new(spec: StreamSpec, metrics: StreamMetrics, factories: &[Factory]) -> Arc<Stream> {
         let name: Arc<str> = Arc::from(spec.cfg.name.as_str());
-        let outputs = Outputs::build(factories, &name, &spec.cfg, &metrics);
+        let outputs = Outputs::build(factories, &name, &spec.cfg, &metrics, spec.archive.as_ref());
         let publish = spec
             .inputs
             .iter()

@@ -31,6 +31,9 @@ pub struct StoredSegment {
     renditions: Box<[OnceLock<Bytes>]>,
     /// One slot per registered output for [`StoredSegment::derived`].
     derived: Box<[OnceLock<Derived>]>,
+    /// The segment's wire message (`strom_media::wire`), shared by the
+    /// cluster feed and the DVR writer.
+    wire: OnceLock<Bytes>,
 }
 
 impl std::fmt::Debug for StoredSegment {
@@ -56,7 +59,16 @@ impl StoredSegment {
             segment,
             renditions: (0..slots).map(|_| OnceLock::new()).collect(),
             derived: (0..slots).map(|_| OnceLock::new()).collect(),
+            wire: OnceLock::new(),
         }
+    }
+
+    /// The segment as one wire message, encoded once and shared (the
+    /// cluster feed sends it, the DVR writer stores it: the same bytes).
+    pub fn wire(&self) -> Bytes {
+        self.wire
+            .get_or_init(|| strom_media::wire::encode_segment(&self.segment))
+            .clone()
     }
 
     /// The value output `slot` derived from this segment, built by `build`

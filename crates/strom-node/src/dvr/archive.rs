@@ -1,0 +1,663 @@
+//! The archive of one stream: a catalogue of its files in a [`Store`], the
+//! writer that appends to it, and the reads every archive URL needs.
+//!
+//! The catalogue is the store's file list (names only: (UTC hour, first
+//! sequence number) and sizes), read once at start or on first use. An
+//! index is read only when a request needs its hour, checked against its
+//! data file (a torn tail is cut and counted, a missing or damaged index is
+//! rebuilt from the data), and kept in a small cache; what ranges and
+//! playlists need from a file that left the cache (its ranges, its sequence
+//! span, its discontinuities) is kept as a summary of a few words.
+//!
+//! Invariants:
+//! - Files in key order hold strictly increasing sequence numbers, so a
+//!   sequence number is found by one walk down the keys and one binary
+//!   search in an index.
+//! - At most [`MAX_LOADED`] indexes are held in memory besides the file
+//!   being written; every index and data read is bounded.
+//! - Blocking: every method does file I/O. Async callers use
+//!   `spawn_blocking`. Methods take the catalogue lock only around memory
+//!   updates, never across a store call.
+
+use super::store::{Appender, Listed, Store};
+use super::DvrMetrics;
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex};
+use strom_config::DvrConfig;
+use strom_media::dvr::index::{self, IndexEntry};
+use strom_media::dvr::layout::{self, FileKey, FileKind, HOUR_TICKS};
+use strom_media::dvr::ranges::{self, Range};
+use strom_media::Segment;
+
+/// Indexes kept in memory per stream (besides the one being written).
+pub const MAX_LOADED: usize = 48;
+/// Largest index file read, bytes (an hour of 40 ms segments is 4.3 MB).
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// Largest data file rebuilt in one read, bytes.
+pub const MAX_REBUILD_BYTES: u64 = 8 << 30;
+/// Largest single segment message read, bytes (the wire decoder's limit).
+pub const MAX_MESSAGE: u64 = strom_media::wire::DEFAULT_MAX_MESSAGE as u64;
+
+/// What is known of one file without holding its index.
+#[derive(Clone, Debug, Default)]
+struct Summary {
+    start: i64,
+    end: i64,
+    ranges: Vec<Range>,
+    /// Discontinuities inside the file: flagged segments plus gaps.
+    discontinuities: u64,
+}
+
+#[derive(Default)]
+struct FileState {
+    data_bytes: u64,
+    index_bytes: u64,
+    entries: Option<Arc<Vec<IndexEntry>>>,
+    summary: Option<Summary>,
+    writing: bool,
+}
+
+#[derive(Default)]
+struct Catalogue {
+    files: BTreeMap<FileKey, FileState>,
+    scanned: bool,
+    /// Discontinuities of files deleted since start, so that a sliding
+    /// playlist's EXT-X-DISCONTINUITY-SEQUENCE never goes back.
+    deleted_discontinuities: u64,
+    /// Loaded indexes, least recently used first.
+    lru: VecDeque<FileKey>,
+}
+
+/// The file being written.
+struct Open {
+    key: FileKey,
+    appender: Box<dyn Appender>,
+    offset: u64,
+    last_seq: u64,
+}
+
+/// One stream's archive.
+pub struct Archive {
+    pub name: Arc<str>,
+    pub cfg: DvrConfig,
+    dir: String,
+    store: Arc<dyn Store>,
+    metrics: DvrMetrics,
+    cat: Mutex<Catalogue>,
+    open: Mutex<Option<Open>>,
+    last_error: Mutex<Option<String>>,
+    log: crate::util::LogLimiter,
+}
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("not in the archive")]
+    NotFound,
+    #[error("archive read failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("archive data damaged: {0}")]
+    Damaged(String),
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive")
+            .field("name", &self.name)
+            .field("root", &self.cfg.root)
+            .finish()
+    }
+}
+
+fn summarize(entries: &[IndexEntry]) -> Option<Summary> {
+    let (first, last) = (entries.first()?, entries.last()?);
+    let mut disc = 0u64;
+    let mut prev_end: Option<i64> = None;
+    for e in entries {
+        let gap = prev_end.is_some_and(|p| e.start > p + ranges::GAP_TOLERANCE);
+        if e.discontinuity || gap {
+            disc += 1;
+        }
+        prev_end = Some(e.end());
+    }
+    Some(Summary {
+        start: first.start,
+        end: last.end(),
+        ranges: ranges::ranges(entries),
+        discontinuities: disc,
+    })
+}
+
+impl Archive {
+    /// The archive of stream `name` in `store`. Reads nothing yet.
+    pub fn new(name: &str, cfg: DvrConfig, store: Arc<dyn Store>, metrics: DvrMetrics) -> Archive {
+        Archive {
+            name: Arc::from(name),
+            dir: layout::stream_dir(name),
+            cfg,
+            store,
+            metrics,
+            cat: Mutex::new(Catalogue::default()),
+            open: Mutex::new(None),
+            last_error: Mutex::new(None),
+            log: crate::util::LogLimiter::new(std::time::Duration::from_secs(60)),
+        }
+    }
+
+    fn cat(&self) -> std::sync::MutexGuard<'_, Catalogue> {
+        self.cat.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn metrics(&self) -> &DvrMetrics {
+        &self.metrics
+    }
+
+    /// Records a failed segment write: counted as an error and a dropped
+    /// segment, kept as the last error, logged at most once a minute.
+    pub fn write_failed(&self, e: &io::Error) {
+        self.metrics.write_errors.inc();
+        self.metrics.dropped.inc();
+        self.note_error("writing the archive", e);
+        if let Some(held) = self.log.allow(std::time::Instant::now()) {
+            tracing::warn!(stream = %self.name, error = %e, held_back = held, "archive write failed: segment not recorded");
+        }
+    }
+
+    /// The newest write or read error, for the stream status.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn note_error(&self, what: &str, e: &dyn std::fmt::Display) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{what}: {e}"));
+    }
+
+    /// Reads the store's file list once (names and sizes only).
+    pub fn scan(&self) -> io::Result<()> {
+        if self.cat().scanned {
+            return Ok(());
+        }
+        self.rescan()
+    }
+
+    /// Reads the store's file list again, keeping what is loaded.
+    pub fn rescan(&self) -> io::Result<()> {
+        let listed = self.store.list(&self.dir)?;
+        let mut cat = self.cat();
+        let mut seen: BTreeMap<FileKey, (u64, u64)> = BTreeMap::new();
+        for Listed { key, kind, bytes } in listed {
+            let e = seen.entry(key).or_default();
+            match kind {
+                FileKind::Data => e.0 = bytes,
+                FileKind::Index => e.1 = bytes,
+            }
+        }
+        cat.files.retain(|k, f| f.writing || seen.contains_key(k));
+        for (key, (data, idx)) in seen {
+            let f = cat.files.entry(key).or_default();
+            if !f.writing {
+                f.data_bytes = data;
+                f.index_bytes = idx;
+            }
+        }
+        cat.scanned = true;
+        drop(cat);
+        self.update_gauges(None);
+        Ok(())
+    }
+
+    /// Bytes on disk and recorded depth (seconds from the oldest start to
+    /// `now_ticks`), refreshed into the stream's gauges.
+    pub fn update_gauges(&self, now_ticks: Option<i64>) -> (u64, u64) {
+        let cat = self.cat();
+        let bytes: u64 = cat.files.values().map(|f| f.data_bytes + f.index_bytes).sum();
+        // The oldest file's first segment; its hour's start until its index is read.
+        let oldest = cat
+            .files
+            .iter()
+            .next()
+            .map(|(k, f)| f.summary.as_ref().map_or(k.hour * HOUR_TICKS, |s| s.start));
+        drop(cat);
+        let depth = match (now_ticks, oldest) {
+            (Some(now), Some(o)) => u64::try_from((now - o) / strom_media::CLOCK_HZ).unwrap_or(0),
+            _ => 0,
+        };
+        self.metrics.bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        if now_ticks.is_some() {
+            self.metrics.depth.set(i64::try_from(depth).unwrap_or(i64::MAX));
+        }
+        (bytes, depth)
+    }
+
+    /// Every file as retention sees it: key, hour, bytes, being written.
+    pub fn files(&self) -> Vec<strom_media::dvr::retention::StoredFile<FileKey>> {
+        self.cat()
+            .files
+            .iter()
+            .map(|(k, f)| strom_media::dvr::retention::StoredFile {
+                key: *k,
+                hour: k.hour,
+                bytes: f.data_bytes + f.index_bytes,
+                writing: f.writing,
+            })
+            .collect()
+    }
+
+    // ---- reading ----
+
+    /// The index entries of `key`, loaded (and checked) on first use.
+    fn entries(&self, key: FileKey) -> Result<Arc<Vec<IndexEntry>>, ReadError> {
+        {
+            let mut cat = self.cat();
+            let Some(f) = cat.files.get(&key) else {
+                return Err(ReadError::NotFound);
+            };
+            if let Some(e) = f.entries.clone() {
+                cat.lru.retain(|k| *k != key);
+                cat.lru.push_back(key);
+                return Ok(e);
+            }
+        }
+        let (entries, data_bytes, index_bytes) = self.load(key)?;
+        let entries = Arc::new(entries);
+        let mut cat = self.cat();
+        let summary = summarize(&entries);
+        let Some(f) = cat.files.get_mut(&key) else {
+            return Err(ReadError::NotFound);
+        };
+        f.data_bytes = data_bytes;
+        f.index_bytes = index_bytes;
+        f.summary = summary;
+        f.entries = Some(entries.clone());
+        cat.lru.retain(|k| *k != key);
+        cat.lru.push_back(key);
+        while cat.lru.len() > MAX_LOADED {
+            let Some(old) = cat.lru.pop_front() else { break };
+            if let Some(f) = cat.files.get_mut(&old) {
+                if !f.writing {
+                    f.entries = None;
+                }
+            }
+        }
+        Ok(entries)
+    }
+
+    /// Reads and checks the index of a finished file against its data:
+    /// returns the entries and the file sizes after repair.
+    fn load(&self, key: FileKey) -> Result<(Vec<IndexEntry>, u64, u64), ReadError> {
+        let data_bytes = {
+            let cat = self.cat();
+            match cat.files.get(&key) {
+                Some(f) if f.writing => {
+                    // Being written: the writer keeps its entries in memory.
+                    return Ok((
+                        f.entries.as_deref().cloned().unwrap_or_default(),
+                        f.data_bytes,
+                        f.index_bytes,
+                    ));
+                }
+                Some(f) => f.data_bytes,
+                None => return Err(ReadError::NotFound),
+            }
+        };
+        let raw = self.store.read_all(&self.dir, key, FileKind::Index, MAX_INDEX_BYTES);
+        let (mut entries, index_ok, mut rewrite) = match raw.as_deref().map(index::parse_index) {
+            Ok(Ok(p)) if p.first_seq == key.first_seq => {
+                let torn = p.torn_bytes > 0;
+                (p.entries, true, torn)
+            }
+            _ => (Vec::new(), false, true),
+        };
+        if !index_ok {
+            self.metrics.index_rebuilds.inc();
+        }
+        // Entries that point past the data (data lost) are dropped.
+        while entries.last().is_some_and(|e| e.offset + u64::from(e.len) > data_bytes) {
+            entries.pop();
+            rewrite = true;
+        }
+        let indexed_end = entries.last().map_or(0, |e| e.offset + u64::from(e.len));
+        let mut data_len = data_bytes;
+        if indexed_end < data_bytes {
+            // Data the index does not cover: rebuild that tail from the data.
+            let tail_len = (data_bytes - indexed_end).min(MAX_REBUILD_BYTES);
+            let tail = self
+                .store
+                .read(&self.dir, key, FileKind::Data, indexed_end, tail_len)
+                .map_err(ReadError::Io)?;
+            let rebuilt = index::rebuild(&tail, indexed_end, entries.last().map(|e| e.seq));
+            if !rebuilt.entries.is_empty() {
+                rewrite = true;
+            }
+            entries.extend(rebuilt.entries);
+            let valid = rebuilt.valid_len;
+            if valid < data_bytes {
+                self.metrics.torn_tails.inc();
+                tracing::warn!(
+                    stream = %self.name,
+                    file = %layout::relative_path(key, FileKind::Data),
+                    cut = data_bytes - valid,
+                    "archive file has a torn or damaged tail: cut back to its last whole segment"
+                );
+                if let Err(e) = self.store.truncate(&self.dir, key, FileKind::Data, valid) {
+                    self.note_error("truncating a torn archive file", &e);
+                }
+                data_len = valid;
+            }
+        }
+        let mut index_len = (index::HEADER_LEN + entries.len() * index::ENTRY_LEN) as u64;
+        if rewrite {
+            let mut content = Vec::with_capacity(index_len as usize);
+            content.extend_from_slice(&index::encode_header(key.first_seq));
+            for e in &entries {
+                content.extend_from_slice(&e.encode());
+            }
+            if let Err(e) = self.store.replace(&self.dir, key, FileKind::Index, &content) {
+                self.note_error("rewriting an archive index", &e);
+                index_len = 0;
+            }
+        }
+        Ok((entries, data_len, index_len))
+    }
+
+    /// Entries whose span meets `[from, to)` (UTC ticks), in order, at most `max`.
+    pub fn entries_between(&self, from: i64, to: i64, max: usize) -> Result<Vec<IndexEntry>, ReadError> {
+        self.scan()?;
+        // A segment may start in the hour before `from` and run into it.
+        let (lo, hi) = (layout::hour_of(from) - 1, layout::hour_of(to.saturating_sub(1)));
+        let keys: Vec<FileKey> = self
+            .cat()
+            .files
+            .keys()
+            .filter(|k| k.hour >= lo && k.hour <= hi)
+            .copied()
+            .collect();
+        let mut out = Vec::new();
+        for key in keys {
+            let entries = match self.entries(key) {
+                Ok(e) => e,
+                Err(ReadError::NotFound) => continue,
+                Err(e) => {
+                    self.note_error("reading an archive index", &e);
+                    continue;
+                }
+            };
+            for e in entries.iter().filter(|e| e.end() > from && e.start < to) {
+                if out.len() >= max {
+                    return Ok(out);
+                }
+                out.push(*e);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The newest `count` entries that start at or before `at` (UTC ticks).
+    pub fn entries_before(&self, at: i64, count: usize) -> Result<Vec<IndexEntry>, ReadError> {
+        self.scan()?;
+        let keys: Vec<FileKey> = self
+            .cat()
+            .files
+            .keys()
+            .rev()
+            .filter(|k| k.hour <= layout::hour_of(at))
+            .copied()
+            .collect();
+        let mut out: Vec<IndexEntry> = Vec::new();
+        for key in keys {
+            let entries = match self.entries(key) {
+                Ok(e) => e,
+                Err(ReadError::NotFound) => continue,
+                Err(e) => return Err(e),
+            };
+            for e in entries.iter().rev().filter(|e| e.start <= at) {
+                out.push(*e);
+                if out.len() >= count {
+                    out.reverse();
+                    return Ok(out);
+                }
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The file and entry of segment `seq`.
+    pub fn find(&self, seq: u64) -> Result<(FileKey, IndexEntry), ReadError> {
+        self.scan()?;
+        let candidates: Vec<FileKey> = self
+            .cat()
+            .files
+            .keys()
+            .rev()
+            .filter(|k| k.first_seq <= seq)
+            .take(2)
+            .copied()
+            .collect();
+        for key in candidates {
+            let entries = self.entries(key)?;
+            if let Ok(i) = entries.binary_search_by_key(&seq, |e| e.seq) {
+                return Ok((key, entries[i]));
+            }
+        }
+        Err(ReadError::NotFound)
+    }
+
+    /// The wire message of `entry` in `key`, exactly as stored.
+    pub fn message(&self, key: FileKey, entry: &IndexEntry) -> Result<Bytes, ReadError> {
+        if u64::from(entry.len) > MAX_MESSAGE {
+            return Err(ReadError::Damaged("segment over the message limit".into()));
+        }
+        let b = self
+            .store
+            .read(&self.dir, key, FileKind::Data, entry.offset, u64::from(entry.len))?;
+        if b.len() != entry.len as usize {
+            return Err(ReadError::Damaged("segment cut short".into()));
+        }
+        Ok(b)
+    }
+
+    /// Segment `seq` decoded from its stored message.
+    pub fn segment(&self, seq: u64) -> Result<Segment, ReadError> {
+        let (key, entry) = self.find(seq)?;
+        let msg = self.message(key, &entry)?;
+        decode_one(&msg)
+    }
+
+    /// The recorded ranges, oldest first (every file's summary, loading the
+    /// indexes not summarized yet).
+    pub fn ranges(&self) -> Result<Vec<Range>, ReadError> {
+        self.scan()?;
+        let keys: Vec<FileKey> = self.cat().files.keys().copied().collect();
+        let mut all = Vec::new();
+        for key in keys {
+            let known = self.cat().files.get(&key).and_then(|f| f.summary.clone());
+            let summary = match known {
+                Some(s) => Some(s),
+                None => match self.entries(key) {
+                    Ok(e) => summarize(&e),
+                    Err(ReadError::NotFound) => None,
+                    Err(e) => {
+                        self.note_error("reading an archive index", &e);
+                        None
+                    }
+                },
+            };
+            if let Some(s) = summary {
+                all.extend(s.ranges);
+            }
+        }
+        Ok(ranges::merge(all))
+    }
+
+    /// Discontinuities recorded before segment `seq` (flags and gaps), for
+    /// EXT-X-DISCONTINUITY-SEQUENCE.
+    pub fn discontinuities_before(&self, seq: u64) -> u64 {
+        let keys: Vec<FileKey> = {
+            let cat = self.cat();
+            cat.files.keys().filter(|k| k.first_seq <= seq).copied().collect()
+        };
+        let mut n = self.cat().deleted_discontinuities;
+        for key in keys {
+            let Ok(entries) = self.entries(key) else { continue };
+            if entries.last().is_some_and(|l| l.seq < seq) {
+                n += summarize(&entries).map_or(0, |s| s.discontinuities);
+            } else {
+                let inside: Vec<IndexEntry> = entries.iter().filter(|e| e.seq < seq).copied().collect();
+                n += summarize(&inside).map_or(0, |s| s.discontinuities);
+            }
+        }
+        n
+    }
+
+    // ---- writing ----
+
+    /// Appends a finished segment (its wire message `msg`). Opens a new file
+    /// at the first segment and at every UTC hour; finishing a file syncs it.
+    pub fn write(&self, seg: &Segment, msg: &[u8]) -> io::Result<()> {
+        self.scan()?;
+        let hour = layout::hour_of(seg.start);
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open
+            .as_ref()
+            .is_some_and(|o| o.key.hour != hour || seg.seq <= o.last_seq)
+        {
+            self.finish(&mut open);
+        }
+        if open.is_none() {
+            let key = FileKey {
+                hour,
+                first_seq: seg.seq,
+            };
+            let appender = self.store.create(&self.dir, key, &index::encode_header(seg.seq))?;
+            let mut cat = self.cat();
+            let f = cat.files.entry(key).or_default();
+            f.writing = true;
+            f.data_bytes = 0;
+            f.index_bytes = index::HEADER_LEN as u64;
+            f.entries = Some(Arc::new(Vec::new()));
+            drop(cat);
+            *open = Some(Open {
+                key,
+                appender,
+                offset: 0,
+                last_seq: 0,
+            });
+        }
+        let Some(o) = open.as_mut() else {
+            return Ok(());
+        };
+        let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("segment over 4 GiB"))?;
+        let entry = IndexEntry::of(seg, o.offset, len);
+        if let Err(e) = o.appender.append(msg, &entry.encode()) {
+            // Start a fresh file at the next segment; this one ends here.
+            self.finish(&mut open);
+            return Err(e);
+        }
+        o.offset += msg.len() as u64;
+        o.last_seq = seg.seq;
+        let key = o.key;
+        let mut cat = self.cat();
+        if let Some(f) = cat.files.get_mut(&key) {
+            f.data_bytes += msg.len() as u64;
+            f.index_bytes += index::ENTRY_LEN as u64;
+            // Copies only while a reader still holds the previous list.
+            let v = Arc::make_mut(f.entries.get_or_insert_with(Default::default));
+            v.push(entry);
+            f.summary = summarize(v);
+        }
+        Ok(())
+    }
+
+    /// Syncs and closes the file being written, if any.
+    fn finish(&self, open: &mut Option<Open>) {
+        let Some(mut o) = open.take() else { return };
+        if let Err(e) = o.appender.sync() {
+            self.metrics.write_errors.inc();
+            self.note_error("syncing an archive file", &e);
+            tracing::warn!(stream = %self.name, error = %e, "archive file could not be synced");
+        }
+        let mut cat = self.cat();
+        if let Some(f) = cat.files.get_mut(&o.key) {
+            f.writing = false;
+            let key = o.key;
+            cat.lru.retain(|k| *k != key);
+            cat.lru.push_back(key);
+        }
+    }
+
+    /// Closes the file being written (stream stop, shutdown).
+    pub fn close(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        self.finish(&mut open);
+    }
+
+    // ---- deleting ----
+
+    /// Deletes whole files; returns the bytes freed. Files being written are kept.
+    pub fn delete(&self, keys: &[FileKey], reason: &'static str) -> u64 {
+        let mut freed = 0;
+        for key in keys {
+            let summary = {
+                let cat = self.cat();
+                match cat.files.get(key) {
+                    Some(f) if !f.writing => f.summary.clone(),
+                    _ => continue,
+                }
+            };
+            match self.store.delete(&self.dir, *key) {
+                Ok(n) => {
+                    freed += n;
+                    let mut cat = self.cat();
+                    cat.files.remove(key);
+                    cat.lru.retain(|k| k != key);
+                    cat.deleted_discontinuities += summary.map_or(0, |s| s.discontinuities + 1);
+                }
+                Err(e) => {
+                    self.note_error("deleting an archive file", &e);
+                    tracing::warn!(stream = %self.name, error = %e, "archive file could not be deleted");
+                }
+            }
+        }
+        if freed > 0 {
+            self.metrics.deleted(reason, freed);
+            tracing::info!(stream = %self.name, files = keys.len(), bytes = freed, reason, "archive files deleted");
+        }
+        self.update_gauges(None);
+        freed
+    }
+
+    /// Deletes every finished file that lies wholly inside `[from, to)`
+    /// (UTC ticks); returns (files, bytes).
+    pub fn delete_range(&self, from: i64, to: i64) -> Result<(usize, u64), ReadError> {
+        self.scan()?;
+        let keys: Vec<FileKey> = self.cat().files.keys().copied().collect();
+        let mut doomed = Vec::new();
+        for key in keys {
+            let Ok(entries) = self.entries(key) else { continue };
+            let Some(s) = summarize(&entries) else { continue };
+            if s.start >= from && s.end <= to {
+                doomed.push(key);
+            }
+        }
+        let freed = self.delete(&doomed, "api");
+        Ok((doomed.len(), freed))
+    }
+}
+
+/// Decodes one stored wire message into its segment.
+pub fn decode_one(msg: &[u8]) -> Result<Segment, ReadError> {
+    let mut d = strom_media::wire::Decoder::with_max_message(msg.len().max(16));
+    d.push(msg);
+    match d.pull() {
+        Ok(Some(strom_media::wire::Message::Segment(s))) => Ok(s),
+        Ok(_) => Err(ReadError::Damaged("not a segment message".into())),
+        Err(e) => Err(ReadError::Damaged(e.to_string())),
+    }
+}

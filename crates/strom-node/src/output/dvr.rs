@@ -1,0 +1,559 @@
+//! DVR output: records the stream's segments into its archive and serves
+//! the archive URLs (see [`crate::dvr::request`] for the forms).
+//!
+//! - Recording: each finished segment is offered to the archive's writer
+//!   queue ([`crate::dvr::WriterHandle`]); the stream task never waits.
+//! - Segments: an archived segment is served at the same URL as a live one,
+//!   `SEQ.ts` (and `tracks-SEL/SEQ.ts`), once it has left the live window.
+//!   Sequence numbers are unique per stream forever, so these URLs are
+//!   stable and cacheable (`immutable`). The TS bytes are muxed from the
+//!   stored wire message, the same function of the same segment as live, so
+//!   they equal the live bytes; recently muxed ones are kept in a cache
+//!   bounded by [`MUX_CACHE_BYTES`].
+//! - Playlists: VOD for a closed range (`EXT-X-ENDLIST`), EVENT for
+//!   `…-now`, sliding for timeshift and rewind. Gaps get
+//!   EXT-X-DISCONTINUITY; every segment has EXT-X-PROGRAM-DATE-TIME, so the
+//!   first one says where the playlist really starts (a FROM inside a
+//!   segment starts at that segment).
+//! - `timeshift_abs` plays from FROM at the pace of the clock: its position
+//!   is FROM plus the time since the viewer's first request with that FROM
+//!   (a new FROM is a new position). Positions are kept per viewer for
+//!   [`POSITION_IDLE`] and at most [`MAX_POSITIONS`] of them.
+//! - Downloads (`archive-FROM-DURATION.ts`, `archive/FROM/DURATION/mpegts`,
+//!   `timeshift_*.ts`) are streamed segment by segment, never built in
+//!   memory; a timeshift download goes on into the live segments.
+
+use super::{Output, OutputCtx, SegmentEvent};
+use crate::dvr::archive::{Archive, ReadError};
+use crate::dvr::request::{ArchiveRequest, Format, Span};
+use crate::dvr::WriterHandle;
+use crate::http::reply::{self, M3U8, MP2T};
+use crate::http::request::{PlayRequest, Resource};
+use crate::stream::Stream;
+use axum::body::Body;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use strom_media::dvr::index::IndexEntry;
+use strom_media::hls::{self, PlaylistEntry, PlaylistType, TrackSelection};
+use strom_media::{Segment, CLOCK_HZ};
+
+const SEGMENT_CACHE: &str = "public, max-age=86400, immutable";
+const VOD_CACHE: &str = "max-age=10";
+const LIVE_CACHE: &str = "max-age=1";
+/// Muxed archive segments kept per stream, bytes.
+pub const MUX_CACHE_BYTES: usize = 32 << 20;
+/// Most entries one playlist lists (48 h of 2-second segments).
+pub const MAX_ENTRIES: usize = 86_400;
+/// A `timeshift_abs` position is forgotten after this long without a request.
+pub const POSITION_IDLE: Duration = Duration::from_secs(120);
+/// Most `timeshift_abs` positions kept per stream.
+pub const MAX_POSITIONS: usize = 100_000;
+/// Segments a sliding (timeshift) playlist lists.
+const SLIDING: usize = 6;
+
+/// The DVR output of one stream.
+pub struct Dvr {
+    archive: Option<Arc<Archive>>,
+    writer: OnceLock<WriterHandle>,
+    cache: Mutex<MuxCache>,
+    positions: Mutex<HashMap<(u64, u64), (Instant, Instant)>>,
+}
+
+#[derive(Default)]
+struct MuxCache {
+    entries: VecDeque<((u64, u64), Bytes)>,
+    bytes: usize,
+}
+
+impl MuxCache {
+    fn get(&mut self, key: (u64, u64)) -> Option<Bytes> {
+        let i = self.entries.iter().position(|(k, _)| *k == key)?;
+        let e = self.entries.remove(i)?;
+        let b = e.1.clone();
+        self.entries.push_back(e);
+        Some(b)
+    }
+
+    fn put(&mut self, key: (u64, u64), b: Bytes) {
+        if b.len() > MUX_CACHE_BYTES / 4 || self.entries.iter().any(|(k, _)| *k == key) {
+            return;
+        }
+        self.bytes += b.len();
+        self.entries.push_back((key, b));
+        while self.bytes > MUX_CACHE_BYTES {
+            let Some((_, old)) = self.entries.pop_front() else {
+                break;
+            };
+            self.bytes -= old.len();
+        }
+    }
+}
+
+/// Registers the DVR output.
+pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
+    Arc::new(Dvr {
+        archive: ctx.archive.clone(),
+        writer: OnceLock::new(),
+        cache: Mutex::new(MuxCache::default()),
+        positions: Mutex::new(HashMap::new()),
+    })
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One segment of an archive timeline: archived, or still only live.
+#[derive(Clone, Copy, Debug)]
+struct Item {
+    seq: u64,
+    start: i64,
+    duration: i64,
+    discontinuity: bool,
+    independent: bool,
+    target_duration: u32,
+}
+
+impl From<&IndexEntry> for Item {
+    fn from(e: &IndexEntry) -> Self {
+        Item {
+            seq: e.seq,
+            start: e.start,
+            duration: e.duration,
+            discontinuity: e.discontinuity,
+            independent: e.independent,
+            target_duration: e.target_duration,
+        }
+    }
+}
+
+impl Item {
+    fn end(&self) -> i64 {
+        self.start + self.duration
+    }
+
+    fn playlist_entry(&self) -> PlaylistEntry {
+        PlaylistEntry {
+            seq: self.seq,
+            start: self.start,
+            duration: self.duration,
+            discontinuity: self.discontinuity,
+            target_duration: self.target_duration,
+            independent: self.independent,
+            cues: Arc::from(Vec::new()),
+        }
+    }
+}
+
+fn read_error(e: ReadError) -> Response {
+    match e {
+        ReadError::NotFound => reply::error(StatusCode::NOT_FOUND, "not in the archive"),
+        e => {
+            tracing::warn!(error = %e, "archive read failed");
+            reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
+        }
+    }
+}
+
+impl Dvr {
+    /// The archive this output records to, if the stream has `dvr`.
+    pub fn archive(&self) -> Option<&Arc<Archive>> {
+        self.archive.as_ref()
+    }
+
+    /// Live segments newer than `after` (or all), as items.
+    fn live_items(stream: &Stream, after: Option<u64>) -> Vec<Item> {
+        let w = stream.window();
+        w.iter()
+            .filter(|s| after.is_none_or(|a| s.segment.seq > a))
+            .map(|s| {
+                let seg = &s.segment;
+                Item {
+                    seq: seg.seq,
+                    start: seg.start,
+                    duration: seg.duration,
+                    discontinuity: seg.discontinuity,
+                    independent: IndexEntry::of(seg, 0, 0).independent,
+                    target_duration: seg.target_duration,
+                }
+            })
+            .collect()
+    }
+
+    /// Items meeting `[from, to)` (UTC ticks): archived ones, then live
+    /// ones the archive does not have yet.
+    fn items(archive: &Archive, stream: &Stream, from: i64, to: i64) -> Result<Vec<Item>, ReadError> {
+        let mut items: Vec<Item> = archive
+            .entries_between(from, to, MAX_ENTRIES)?
+            .iter()
+            .map(Item::from)
+            .collect();
+        let last = items.last().map(|i| i.seq);
+        if items.len() < MAX_ENTRIES {
+            items.extend(
+                Self::live_items(stream, last)
+                    .into_iter()
+                    .filter(|i| i.end() > from && i.start < to),
+            );
+        }
+        items.truncate(MAX_ENTRIES);
+        Ok(items)
+    }
+
+    /// The `count` newest items starting at or before `at`.
+    fn items_before(archive: &Archive, stream: &Stream, at: i64, count: usize) -> Result<Vec<Item>, ReadError> {
+        let mut items: Vec<Item> = archive.entries_before(at, count)?.iter().map(Item::from).collect();
+        let last = items.last().map(|i| i.seq);
+        items.extend(Self::live_items(stream, last).into_iter().filter(|i| i.start <= at));
+        let skip = items.len().saturating_sub(count);
+        Ok(items.split_off(skip))
+    }
+
+    /// `timeshift_abs` position of this viewer: FROM plus the time since
+    /// its first request with that FROM.
+    fn position(&self, req: &PlayRequest, from: u64, now: Instant) -> u64 {
+        let key = (req.session_key(), from);
+        let mut p = self.positions.lock().unwrap_or_else(|e| e.into_inner());
+        if p.len() >= MAX_POSITIONS {
+            p.retain(|_, (_, seen)| now.duration_since(*seen) < POSITION_IDLE);
+        }
+        let room = p.len() < MAX_POSITIONS;
+        let first = match p.get_mut(&key) {
+            Some((first, seen)) => {
+                *seen = now;
+                *first
+            }
+            None => {
+                if room {
+                    p.insert(key, (now, now));
+                }
+                now
+            }
+        };
+        from + now.duration_since(first).as_secs()
+    }
+
+    fn playlist(&self, archive: &Archive, stream: &Stream, a: &ArchiveRequest, req: &PlayRequest) -> Response {
+        let now = now_unix();
+        let hz = CLOCK_HZ;
+        let ticks = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / hz).saturating_mul(hz);
+        let (items, kind) = match a.span {
+            Span::Range { from, duration } => (
+                Self::items(archive, stream, ticks(from), ticks(from + duration)),
+                PlaylistType::Vod,
+            ),
+            Span::Since { from } => (
+                Self::items(archive, stream, ticks(from), ticks(now + 3600)),
+                PlaylistType::Event,
+            ),
+            Span::Rewind { seconds } => (
+                Self::items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600)),
+                PlaylistType::Live,
+            ),
+            Span::TimeshiftRel { ago } => (
+                Self::items_before(archive, stream, ticks(now.saturating_sub(ago)), SLIDING),
+                PlaylistType::Live,
+            ),
+            Span::TimeshiftAbs { from } => {
+                let at = self.position(req, from, Instant::now()).min(now);
+                (
+                    Self::items_before(archive, stream, ticks(at), SLIDING).map(|v| {
+                        // Never list what lies before FROM's segment.
+                        v.into_iter().filter(|i| i.end() > ticks(from)).collect()
+                    }),
+                    PlaylistType::Live,
+                )
+            }
+        };
+        let items = match items {
+            Ok(i) => i,
+            Err(e) => return read_error(e),
+        };
+        if items.is_empty() {
+            return reply::error(StatusCode::NOT_FOUND, "nothing recorded in this range");
+        }
+        let entries: Vec<PlaylistEntry> = items.iter().map(Item::playlist_entry).collect();
+        let disc = match kind {
+            PlaylistType::Live => archive.discontinuities_before(entries[0].seq),
+            _ => 0,
+        };
+        let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
+        let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
+        let carried = match (token, sid) {
+            (Some(t), Some(sid)) => Some(format!("token={t}&{}={sid}", crate::access::SID_PARAM)),
+            (Some(t), None) => Some(format!("token={t}")),
+            (None, Some(sid)) => Some(format!("{}={sid}", crate::access::SID_PARAM)),
+            (None, None) => None,
+        };
+        // Segment URIs are the stream's own `SEQ.ts` (or `tracks-SEL/SEQ.ts`):
+        // relative to `/NAME/`, so a playlist inside `tracks-SEL/` stays there.
+        let base = match a.selection {
+            Some(s) if !req.uri_base.is_empty() => format!("{}{s}/", req.uri_base),
+            _ => req.uri_base.clone(),
+        };
+        let text = hls::render_archive_playlist(&entries, kind, disc, carried.as_deref(), &base);
+        stream.metrics.bytes_out.inc_by(text.len() as u64);
+        let cache = if kind == PlaylistType::Vod {
+            VOD_CACHE
+        } else {
+            LIVE_CACHE
+        };
+        ([(header::CONTENT_TYPE, M3U8), (header::CACHE_CONTROL, cache)], text).into_response()
+    }
+
+    /// The TS bytes of archived segment `seq` (a selection's tracks only).
+    fn segment_ts(&self, archive: &Archive, seq: u64, sel: Option<TrackSelection>) -> Result<Option<Bytes>, ReadError> {
+        let key = (seq, sel.map_or(0, |s| s.key().wrapping_add(1)));
+        if let Some(b) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return Ok(Some(b));
+        }
+        let seg = archive.segment(seq)?;
+        let Some(b) = mux(&seg, sel) else {
+            return Ok(None);
+        };
+        self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(key, b.clone());
+        Ok(Some(b))
+    }
+
+    async fn serve_segment(
+        self: Arc<Self>,
+        archive: Arc<Archive>,
+        stream: Arc<Stream>,
+        seq: u64,
+        sel: Option<TrackSelection>,
+        req: PlayRequest,
+    ) -> Response {
+        let me = self.clone();
+        let a = archive.clone();
+        let r = tokio::task::spawn_blocking(move || me.segment_ts(&a, seq, sel)).await;
+        let ts = match r {
+            Ok(Ok(Some(ts))) => ts,
+            Ok(Ok(None)) => return reply::error(StatusCode::NOT_FOUND, "no such track"),
+            Ok(Err(ReadError::NotFound)) => {
+                return reply::error(StatusCode::NOT_FOUND, "segment is neither live nor archived")
+            }
+            Ok(Err(e)) => return read_error(e),
+            Err(_) => return reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed"),
+        };
+        if !req.is_head() {
+            stream.metrics.bytes_out.inc_by(ts.len() as u64);
+        }
+        reply::ranged(ts, req.range, MP2T, SEGMENT_CACHE)
+    }
+
+    fn download(&self, archive: Arc<Archive>, stream: Arc<Stream>, a: ArchiveRequest, req: &PlayRequest) -> Response {
+        let now = now_unix();
+        let start = match a.span {
+            Span::TimeshiftAbs { from } => from,
+            _ => a.start(now),
+        };
+        let hz = CLOCK_HZ;
+        let from = i64::try_from(start).unwrap_or(i64::MAX / hz).saturating_mul(hz);
+        let to = match a.span {
+            Span::Range { from, duration } => Some(
+                i64::try_from(from + duration)
+                    .unwrap_or(i64::MAX / hz)
+                    .saturating_mul(hz),
+            ),
+            _ => None,
+        };
+        let body = Download {
+            archive,
+            stream: stream.clone(),
+            selection: a.selection,
+            from,
+            to,
+            after: None,
+            pending: VecDeque::new(),
+            live: a.follows_live(),
+            _demand: a.follows_live().then(|| stream.hold()),
+        };
+        if req.is_head() {
+            return ([(header::CONTENT_TYPE, MP2T)], Body::empty()).into_response();
+        }
+        let s = futures_util::stream::unfold(body, |mut d| async move {
+            match d.next().await {
+                Some(Ok(b)) => Some((Ok::<Bytes, std::io::Error>(b), d)),
+                Some(Err(e)) => Some((Err(e), d)),
+                None => None,
+            }
+        });
+        (
+            [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")],
+            Body::from_stream(s),
+        )
+            .into_response()
+    }
+}
+
+/// The TS of `seg`, whole or a selection's tracks; `None` when the
+/// selection names a track the segment does not have.
+fn mux(seg: &Segment, sel: Option<TrackSelection>) -> Option<Bytes> {
+    match sel {
+        None => Some(strom_media::ts::mux::mux_segment(seg)),
+        Some(sel) => {
+            let ids = sel.track_ids(&seg.tracks)?;
+            Some(strom_media::ts::mux::mux_segment_tracks(seg, &ids))
+        }
+    }
+}
+
+/// A streamed download: archived segments from `from`, then (for
+/// timeshift) live ones as they come.
+struct Download {
+    archive: Arc<Archive>,
+    stream: Arc<Stream>,
+    selection: Option<TrackSelection>,
+    from: i64,
+    to: Option<i64>,
+    /// The last segment sent.
+    after: Option<u64>,
+    pending: VecDeque<IndexEntry>,
+    live: bool,
+    _demand: Option<crate::stream::DemandGuard>,
+}
+
+impl Download {
+    async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        loop {
+            if let Some(e) = self.pending.pop_front() {
+                self.after = Some(e.seq);
+                let a = self.archive.clone();
+                let sel = self.selection;
+                let r = tokio::task::spawn_blocking(move || a.segment(e.seq).map(|s| mux(&s, sel))).await;
+                match r {
+                    Ok(Ok(Some(b))) => {
+                        self.stream.metrics.bytes_out.inc_by(b.len() as u64);
+                        return Some(Ok(b));
+                    }
+                    Ok(Ok(None)) => return None,
+                    // A damaged segment is skipped; the next one follows.
+                    Ok(Err(ReadError::NotFound)) | Ok(Err(ReadError::Damaged(_))) => continue,
+                    Ok(Err(e)) => return Some(Err(std::io::Error::other(e.to_string()))),
+                    Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+                }
+            }
+            // Refill from the archive, a few segments at a time.
+            let cursor = self.from;
+            let to = self.to.unwrap_or(i64::MAX);
+            let a = self.archive.clone();
+            let after = self.after;
+            let batch = tokio::task::spawn_blocking(move || {
+                a.entries_between(cursor, to, 64).map(|v| {
+                    v.into_iter()
+                        .filter(|e| after.is_none_or(|s| e.seq > s))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .await;
+            match batch {
+                Ok(Ok(v)) if !v.is_empty() => {
+                    if let Some(last) = v.last() {
+                        self.from = last.end().max(self.from);
+                    }
+                    self.pending.extend(v);
+                    continue;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => return Some(Err(std::io::Error::other(e.to_string()))),
+                Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+            }
+            if !self.live {
+                return None;
+            }
+            // Caught up with the archive: go on with the live window.
+            let mut rx = self.stream.subscribe_segments();
+            let found = {
+                let w = self.stream.window();
+                let next = self.after.map_or(0, |s| s + 1);
+                w.first_from(next).cloned()
+            };
+            if let Some(seg) = found {
+                self.after = Some(seg.segment.seq);
+                self.from = seg.segment.start + seg.segment.duration;
+                let Some(b) = mux(&seg.segment, self.selection) else {
+                    return None;
+                };
+                self.stream.metrics.bytes_out.inc_by(b.len() as u64);
+                return Some(Ok(b));
+            }
+            tokio::select! {
+                _ = self.stream.closing.cancelled() => return None,
+                r = tokio::time::timeout(Duration::from_secs(30), rx.changed()) => match r {
+                    Ok(Ok(())) => {}
+                    // The stream is gone, or nothing came for 30 s.
+                    _ => return None,
+                },
+            }
+        }
+    }
+}
+
+impl Output for Dvr {
+    fn name(&self) -> &'static str {
+        "dvr"
+    }
+
+    fn on_segment(&self, ev: &SegmentEvent<'_>) {
+        let Some(a) = &self.archive else { return };
+        if tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        let w = self.writer.get_or_init(|| crate::dvr::spawn_writer(a.clone()));
+        w.offer(a, ev.segment.clone());
+    }
+
+    fn serve(self: Arc<Self>, stream: &Arc<Stream>, req: &PlayRequest) -> Option<BoxFuture<'static, Response>> {
+        match &req.resource {
+            Resource::Archive(a) => {
+                let Some(archive) = self.archive.clone() else {
+                    let r = reply::error(StatusCode::NOT_FOUND, "this stream has no archive");
+                    return Some(async move { r }.boxed());
+                };
+                let (stream, a, req) = (stream.clone(), *a, req.clone());
+                Some(
+                    async move {
+                        match a.format {
+                            Format::Playlist => {
+                                let me = self.clone();
+                                let r =
+                                    tokio::task::spawn_blocking(move || me.playlist(&archive, &stream, &a, &req)).await;
+                                r.unwrap_or_else(|_| {
+                                    reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
+                                })
+                            }
+                            Format::Ts => self.download(archive, stream, a, &req),
+                        }
+                    }
+                    .boxed(),
+                )
+            }
+            Resource::Segment(seq) | Resource::TrackSegment(_, seq) => {
+                let archive = self.archive.clone()?;
+                // Live segments are the HLS output's; this one only serves
+                // what has left the window (or never was in it).
+                if stream.window().get(*seq).is_some() {
+                    return None;
+                }
+                let sel = req.resource.selection();
+                Some(
+                    self.serve_segment(archive, stream.clone(), *seq, sel, req.clone())
+                        .boxed(),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
