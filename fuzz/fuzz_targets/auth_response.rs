@@ -69,6 +69,7 @@ fuzz_target!(|data: &[u8]| {
         user_agent: Some(part(2)),
         referer: None,
         qs: Some(part(3)),
+        dvr: None,
     };
     let url = request_url("http://auth.example/check?k=1", &q).expect("a valid base URL");
     let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();

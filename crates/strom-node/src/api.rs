@@ -403,14 +403,11 @@ pub async fn reauth(
 }
 
 /// The archive of stream `name`, or the reply that says why there is none.
-fn archive_of(node: &Node, name: &str) -> Result<Arc<crate::dvr::archive::Archive>, Response> {
+fn archive_of(node: &Node, name: &str) -> Result<Arc<crate::dvr::archive::Archive>, &'static str> {
     let Some(s) = node.stream(name) else {
-        return Err(reply::error(StatusCode::NOT_FOUND, "no such stream"));
+        return Err("no such stream");
     };
-    s.spec
-        .archive
-        .clone()
-        .ok_or_else(|| reply::error(StatusCode::NOT_FOUND, "this stream has no archive"))
+    s.spec.archive.clone().ok_or("this stream has no archive")
 }
 
 /// `GET /api/v1/streams/NAME/dvr/ranges`: the recorded spans (UTC Unix
@@ -418,7 +415,7 @@ fn archive_of(node: &Node, name: &str) -> Result<Arc<crate::dvr::archive::Archiv
 async fn dvr_ranges(node: &Node, name: &str) -> Response {
     let archive = match archive_of(node, name) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(why) => return reply::error(StatusCode::NOT_FOUND, why),
     };
     let a = archive.clone();
     let ranges = match tokio::task::spawn_blocking(move || a.ranges()).await {
@@ -476,7 +473,7 @@ pub async fn delete_dvr_range(
     }
     let archive = match archive_of(&node, name) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(why) => return reply::error(StatusCode::NOT_FOUND, why),
     };
     let hz = strom_media::CLOCK_HZ;
     let ticks = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / hz).saturating_mul(hz);

@@ -71,6 +71,10 @@ pub struct Query<'a> {
     pub referer: Option<&'a str>,
     /// The viewer's original query string.
     pub qs: Option<&'a str>,
+    /// An archive request: `Some(range)` sends `dvr=1` and, when the range
+    /// is known, `dvr_range=FROM-DURATION` (Unix seconds; `FROM-now` for a
+    /// range that grows with live).
+    pub dvr: Option<String>,
 }
 
 /// The URL of a backend call, or `None` when `base` does not parse (the
@@ -92,6 +96,12 @@ pub fn request_url(base: &str, q: &Query<'_>) -> Option<Url> {
             .append_pair("user_agent", bounded(q.user_agent.unwrap_or("")))
             .append_pair("referer", bounded(q.referer.unwrap_or("")))
             .append_pair("qs", q.qs.unwrap_or(""));
+        if let Some(range) = &q.dvr {
+            p.append_pair("dvr", "1");
+            if !range.is_empty() {
+                p.append_pair("dvr_range", range);
+            }
+        }
     }
     Some(url)
 }
@@ -246,6 +256,7 @@ mod tests {
             user_agent: Some("VLC/3.0"),
             referer: None,
             qs: Some("token=a%20b&x=1"),
+            dvr: None,
         }
     }
 
@@ -270,6 +281,23 @@ mod tests {
             .as_str()
             .starts_with("http://auth.example/check?key=1&name=mylive%2Fcam+1&"));
         assert!(request_url("not a url", &query()).is_none());
+        assert!(!pairs.contains_key("dvr"), "live requests carry no dvr");
+        let archive = Query {
+            dvr: Some("1700000000-3600".into()),
+            ..query()
+        };
+        let url = request_url("http://a/", &archive).expect("url");
+        let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(pairs["dvr"], "1");
+        assert_eq!(pairs["dvr_range"], "1700000000-3600");
+        let segment = Query {
+            dvr: Some(String::new()),
+            ..query()
+        };
+        let url = request_url("http://a/", &segment).expect("url");
+        let pairs: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(pairs["dvr"], "1");
+        assert!(!pairs.contains_key("dvr_range"));
         let long = "é".repeat(300);
         let q = Query {
             user_agent: Some(&long),

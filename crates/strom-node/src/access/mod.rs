@@ -672,6 +672,11 @@ impl Access {
             user_agent: req.user_agent.as_deref(),
             referer: req.referer.as_deref(),
             qs,
+            dvr: match &req.resource {
+                crate::http::request::Resource::Archive(a) => Some(a.auth_value(unix_ms() / 1000)),
+                _ if is_archive(req) => Some(String::new()),
+                _ => None,
+            },
         }
     }
 
@@ -845,6 +850,7 @@ impl Access {
             user_agent: d.user_agent.as_deref(),
             referer: d.referer.as_deref(),
             qs: d.query.as_deref(),
+            dvr: d.identity.dvr.then(String::new),
         };
         let Some(url) = backend::request_url(&backend.url, &q) else {
             return;
@@ -1008,5 +1014,17 @@ pub fn identity(req: &PlayRequest) -> Identity {
         stream: Arc::from(req.name.as_str()),
         token: Arc::from(req.token.as_deref().unwrap_or("")),
         ip: req.ip.map(backend::canonical_ip),
+        dvr: is_archive(req),
     }
+}
+
+/// Query parameter an archive playlist adds to its segment URIs, so those
+/// segments belong to the viewer's archive session.
+pub const DVR_PARAM: &str = "dvr";
+
+/// An archive request: an archive URL, or a segment listed by an archive
+/// playlist (marked with `dvr=1`).
+pub fn is_archive(req: &PlayRequest) -> bool {
+    matches!(req.resource, crate::http::request::Resource::Archive(_))
+        || strom_api::query_param(req.query.as_deref(), DVR_PARAM) == Some("1")
 }

@@ -55,6 +55,9 @@ pub struct Identity {
     /// The raw `token` query value; empty when absent.
     pub token: Arc<str>,
     pub ip: Option<IpAddr>,
+    /// An archive (DVR) viewer: authorized and counted apart from the same
+    /// viewer's live session, so a backend can allow one and not the other.
+    pub dvr: bool,
 }
 
 /// A session id: 16 hex digits in URLs and the API.
@@ -784,6 +787,7 @@ mod tests {
             stream: Arc::from("ch"),
             token: Arc::from(token),
             ip: Some(ip.parse().expect("ip")),
+            dvr: false,
         }
     }
 

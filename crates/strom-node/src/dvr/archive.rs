@@ -43,6 +43,7 @@ pub const MAX_MESSAGE: u64 = strom_media::wire::DEFAULT_MAX_MESSAGE as u64;
 /// What is known of one file without holding its index.
 #[derive(Clone, Debug, Default)]
 struct Summary {
+    last_seq: u64,
     start: i64,
     end: i64,
     ranges: Vec<Range>,
@@ -123,6 +124,7 @@ fn summarize(entries: &[IndexEntry]) -> Option<Summary> {
         prev_end = Some(e.end());
     }
     Some(Summary {
+        last_seq: last.seq,
         start: first.start,
         end: last.end(),
         ranges: ranges::ranges(entries),
@@ -336,7 +338,8 @@ impl Archive {
                 rewrite = true;
             }
             entries.extend(rebuilt.entries);
-            let valid = rebuilt.valid_len;
+            // `valid_len` counts from the start of the tail read.
+            let valid = indexed_end + rebuilt.valid_len;
             if valid < data_bytes {
                 self.metrics.torn_tails.inc();
                 tracing::warn!(
@@ -498,19 +501,35 @@ impl Archive {
 
     /// Discontinuities recorded before segment `seq` (flags and gaps), for
     /// EXT-X-DISCONTINUITY-SEQUENCE.
+    /// Files before the one holding `seq` are counted from their summaries
+    /// (an index is read once to summarize it, not kept); a gap between two
+    /// files counts like a gap inside one.
     pub fn discontinuities_before(&self, seq: u64) -> u64 {
         let keys: Vec<FileKey> = {
             let cat = self.cat();
             cat.files.keys().filter(|k| k.first_seq <= seq).copied().collect()
         };
+        let gap = |prev: Option<i64>, start: i64| prev.is_some_and(|p| start > p + ranges::GAP_TOLERANCE);
         let mut n = self.cat().deleted_discontinuities;
+        let mut prev_end: Option<i64> = None;
         for key in keys {
+            let known = self.cat().files.get(&key).and_then(|f| f.summary.clone());
+            let summary = match known {
+                Some(s) => Some(s),
+                None => self.entries(key).ok().and_then(|e| summarize(&e)),
+            };
+            let Some(s) = summary else { continue };
+            if s.last_seq < seq {
+                // The first entry's own flag is in `discontinuities`; a gap
+                // before it is not.
+                n += s.discontinuities + u64::from(gap(prev_end, s.start));
+                prev_end = Some(s.end);
+                continue;
+            }
             let Ok(entries) = self.entries(key) else { continue };
-            if entries.last().is_some_and(|l| l.seq < seq) {
-                n += summarize(&entries).map_or(0, |s| s.discontinuities);
-            } else {
-                let inside: Vec<IndexEntry> = entries.iter().filter(|e| e.seq < seq).copied().collect();
-                n += summarize(&inside).map_or(0, |s| s.discontinuities);
+            for e in entries.iter().filter(|e| e.seq < seq) {
+                n += u64::from(e.discontinuity || gap(prev_end, e.start));
+                prev_end = Some(e.end());
             }
         }
         n
@@ -659,5 +678,234 @@ pub fn decode_one(msg: &[u8]) -> Result<Segment, ReadError> {
         Ok(Some(strom_media::wire::Message::Segment(s))) => Ok(s),
         Ok(_) => Err(ReadError::Damaged("not a segment message".into())),
         Err(e) => Err(ReadError::Damaged(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dvr::store::LocalStore;
+    use crate::dvr::DvrFamilies;
+    use strom_media::{Codec, Frame, Track, TrackParams, CLOCK_HZ};
+
+    /// A fresh directory under the system's temp dir.
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("strom-archive-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn cfg(root: &std::path::Path) -> DvrConfig {
+        DvrConfig {
+            root: root.to_path_buf(),
+            depth: None,
+            disk_limit_percent: None,
+            max_size: None,
+            offline: false,
+        }
+    }
+
+    fn archive(root: &std::path::Path) -> (Archive, DvrFamilies) {
+        let f = DvrFamilies::default();
+        let a = Archive::new("tv/one", cfg(root), Arc::new(LocalStore::new(root)), f.stream("tv/one"));
+        (a, f)
+    }
+
+    /// Segment `seq`, 2 s of AAC frames starting at `start` (UTC ticks).
+    fn segment(seq: u64, start: i64) -> Segment {
+        let track = Track {
+            id: 0,
+            codec: Codec::Aac,
+            params: TrackParams {
+                sample_rate: 48_000,
+                channels: 2,
+                aac_object_type: 2,
+                ..TrackParams::default()
+            },
+        };
+        let frames = (0..4)
+            .map(|i| Frame {
+                track: 0,
+                dts: start + i * CLOCK_HZ / 2,
+                pts: start + i * CLOCK_HZ / 2,
+                keyframe: true,
+                data: Bytes::from(vec![seq as u8; 100 + i as usize]),
+            })
+            .collect();
+        Segment {
+            seq,
+            start,
+            duration: 2 * CLOCK_HZ,
+            discontinuity: false,
+            target_duration: 2,
+            tracks: Arc::from(vec![track]),
+            frames,
+        }
+    }
+
+    const HOUR: i64 = 3600 * CLOCK_HZ;
+    /// 10 s before a UTC hour boundary.
+    const T0: i64 = 490_000 * HOUR - 10 * CLOCK_HZ;
+
+    fn record(a: &Archive, seqs: std::ops::Range<u64>) {
+        for seq in seqs.clone() {
+            let s = segment(seq, T0 + (seq - seqs.start) as i64 * 2 * CLOCK_HZ);
+            a.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+        }
+    }
+
+    #[test]
+    fn records_across_an_hour_and_reads_back_the_same_bytes() {
+        let root = tmpdir("rw");
+        let (a, _) = archive(&root);
+        record(&a, 100..110);
+        a.close();
+        let files = a.files();
+        assert_eq!(files.len(), 2, "the hour boundary starts a new file: {files:?}");
+        assert!(root.join("tv%2Fone").is_dir(), "the name is one escaped directory");
+        // A fresh catalogue (a restart) finds everything through the files.
+        let (b, _) = archive(&root);
+        for seq in 100..110 {
+            let (key, e) = b.find(seq).expect("found");
+            let s = segment(seq, T0 + (seq - 100) as i64 * 2 * CLOCK_HZ);
+            assert_eq!(e.start, s.start);
+            assert_eq!(b.message(key, &e).expect("read"), strom_media::wire::encode_segment(&s));
+            assert_eq!(b.segment(seq).expect("decoded"), s);
+        }
+        assert!(matches!(b.find(99), Err(ReadError::NotFound)));
+        assert!(matches!(b.find(110), Err(ReadError::NotFound)));
+        let r = b.ranges().expect("ranges");
+        assert_eq!(r.len(), 1);
+        assert_eq!((r[0].from, r[0].duration), (T0, 20 * CLOCK_HZ));
+        let mid = b
+            .entries_between(T0 + 5 * CLOCK_HZ, T0 + 11 * CLOCK_HZ, 100)
+            .expect("between");
+        assert_eq!(mid.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![102, 103, 104, 105]);
+        let before = b.entries_before(T0 + 13 * CLOCK_HZ, 3).expect("before");
+        assert_eq!(before.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![104, 105, 106]);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_and_a_missing_index_rebuilt() {
+        let root = tmpdir("torn");
+        let (a, _) = archive(&root);
+        record(&a, 1..5); // all in the hour before the boundary
+        a.close();
+        let key = a.files()[0].key;
+        let dir = root.join("tv%2Fone");
+        let data = dir.join(layout::relative_path(key, FileKind::Data));
+        let idx = dir.join(layout::relative_path(key, FileKind::Index));
+        let good = std::fs::metadata(&data).expect("data").len();
+        // kill -9 mid-write: half a message after the last whole one, and
+        // the index cut inside its last entry.
+        let half = strom_media::wire::encode_segment(&segment(5, T0 + 8 * CLOCK_HZ));
+        let mut bytes = std::fs::read(&data).expect("read");
+        bytes.extend_from_slice(&half[..half.len() / 2]);
+        std::fs::write(&data, &bytes).expect("write");
+        let ilen = std::fs::metadata(&idx).expect("idx").len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&idx)
+            .and_then(|f| f.set_len(ilen - 10))
+            .expect("truncate");
+        let (b, fam) = archive(&root);
+        for seq in 1..5 {
+            assert!(b.find(seq).is_ok(), "segment {seq} survives");
+        }
+        assert!(b.find(5).is_err());
+        assert_eq!(
+            std::fs::metadata(&data).expect("data").len(),
+            good,
+            "the torn tail is cut"
+        );
+        assert_eq!(fam.torn_tails.get(), 1);
+        assert_eq!(
+            std::fs::metadata(&idx).expect("idx").len(),
+            ilen,
+            "the index is rewritten whole"
+        );
+        // A lost index is rebuilt from the data.
+        std::fs::remove_file(&idx).expect("rm");
+        let (c, fam) = archive(&root);
+        c.scan().expect("scan");
+        // The catalogue only lists files with data; the index comes back on read.
+        assert!(c.find(4).is_ok());
+        assert_eq!(fam.index_rebuilds.get(), 1);
+        assert!(idx.exists());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_restart_mid_hour_opens_a_new_file_and_numbers_go_on() {
+        let root = tmpdir("restart");
+        let (a, _) = archive(&root);
+        record(&a, 10..12);
+        a.close();
+        let (b, _) = archive(&root);
+        for (seq, at) in [(20, 6), (21, 8)] {
+            let s = segment(seq, T0 + at * CLOCK_HZ);
+            b.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+        }
+        b.close();
+        let files = b.files();
+        assert_eq!(files.len(), 2);
+        assert_eq!(files[0].hour, files[1].hour);
+        let (c, _) = archive(&root);
+        assert!(c.find(11).is_ok() && c.find(20).is_ok());
+        // 10..12 cover T0..T0+4 s, 20 starts at T0+6 s: a gap.
+        assert_eq!(c.ranges().expect("ranges").len(), 2);
+        // EXT-X-DISCONTINUITY-SEQUENCE counts the tags before a segment: the
+        // gap's tag sits on 20 itself.
+        assert_eq!(c.discontinuities_before(20), 0);
+        assert_eq!(c.discontinuities_before(21), 1, "the gap counts as a discontinuity");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn deleting_a_range_removes_whole_files_only() {
+        let root = tmpdir("delete");
+        let (a, _) = archive(&root);
+        record(&a, 1..10); // 5 before the hour, 4 after
+        a.close();
+        // A range over only part of the second file deletes nothing there.
+        let (n, _) = a.delete_range(T0 + 12 * CLOCK_HZ, T0 + 14 * CLOCK_HZ).expect("delete");
+        assert_eq!(n, 0);
+        let (n, bytes) = a.delete_range(T0 - CLOCK_HZ, T0 + 10 * CLOCK_HZ).expect("delete");
+        assert_eq!(n, 1);
+        assert!(bytes > 0);
+        assert!(a.find(3).is_err());
+        assert!(a.find(7).is_ok());
+        let (b, _) = archive(&root);
+        assert_eq!(b.files().len(), 0, "nothing listed before a scan");
+        b.scan().expect("scan");
+        assert_eq!(b.files().len(), 1);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn retention_by_depth_and_size_deletes_old_hours() {
+        let root = tmpdir("retain");
+        let fam = DvrFamilies::default();
+        let dvr = crate::dvr::Dvr::new(fam.clone());
+        let mut c = cfg(&root);
+        c.depth = Some(std::time::Duration::from_secs(3600));
+        let a = dvr.archive("ch", &c);
+        for h in 0..3 {
+            let s = segment(h as u64 + 1, T0 + h * HOUR);
+            a.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+        }
+        a.close();
+        assert_eq!(a.files().len(), 3);
+        // At the end of the third segment's hour + 30 min: the first hour
+        // ended more than an hour ago, the second did not.
+        let now = (layout::hour_of(T0) + 2) * HOUR + HOUR / 2;
+        dvr.retain(now);
+        let left: Vec<i64> = a.files().iter().map(|f| f.hour).collect();
+        assert_eq!(left, vec![layout::hour_of(T0) + 1, layout::hour_of(T0) + 2]);
+        assert!(a.find(1).is_err() && a.find(2).is_ok());
+        let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -287,10 +287,20 @@ impl Dvr {
         };
         let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
         let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
+        // Segments of an authorized archive playlist belong to the viewer's
+        // archive session: `dvr=1` marks them (see `access::is_archive`).
         let carried = match (token, sid) {
-            (Some(t), Some(sid)) => Some(format!("token={t}&{}={sid}", crate::access::SID_PARAM)),
+            (Some(t), Some(sid)) => Some(format!(
+                "token={t}&{}={sid}&{}=1",
+                crate::access::SID_PARAM,
+                crate::access::DVR_PARAM
+            )),
             (Some(t), None) => Some(format!("token={t}")),
-            (None, Some(sid)) => Some(format!("{}={sid}", crate::access::SID_PARAM)),
+            (None, Some(sid)) => Some(format!(
+                "{}={sid}&{}=1",
+                crate::access::SID_PARAM,
+                crate::access::DVR_PARAM
+            )),
             (None, None) => None,
         };
         // Segment URIs are the stream's own `SEQ.ts` (or `tracks-SEL/SEQ.ts`):
@@ -479,9 +489,7 @@ impl Download {
             if let Some(seg) = found {
                 self.after = Some(seg.segment.seq);
                 self.from = seg.segment.start + seg.segment.duration;
-                let Some(b) = mux(&seg.segment, self.selection) else {
-                    return None;
-                };
+                let b = mux(&seg.segment, self.selection)?;
                 self.stream.metrics.bytes_out.inc_by(b.len() as u64);
                 return Some(Ok(b));
             }
