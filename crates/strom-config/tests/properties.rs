@@ -556,8 +556,16 @@ dvr /archive 30d 95%;
 storage_limit 2T;
 ";
 
+/// Cases per property: 512, or `PROPTEST_CASES` when set (a longer run).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn generated_configs_round_trip(c in config()) {
