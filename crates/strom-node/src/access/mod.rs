@@ -347,9 +347,10 @@ impl Access {
     /// Whether `req` would start a new viewer (for the overload redirect):
     /// a playlist of an identity without a session, or an HTTP-TS request.
     pub fn is_new_viewer(&self, req: &PlayRequest) -> bool {
-        match req.resource {
+        match &req.resource {
             Resource::MpegTs => true,
-            Resource::MasterPlaylist | Resource::MediaPlaylist | Resource::TrackPlaylist(_) => {
+            Resource::Archive(a) if a.format == crate::dvr::request::Format::Ts => true,
+            Resource::MasterPlaylist | Resource::MediaPlaylist | Resource::TrackPlaylist(_) | Resource::Archive(_) => {
                 self.table().hls_session(&identity(req)).is_none()
             }
             _ => false,
@@ -362,8 +363,14 @@ impl Access {
         if req.is_head() {
             return Admission::Serve(None);
         }
-        let proto = match req.resource {
+        let proto = match &req.resource {
+            // An archive download is one connection, like HTTP-TS; an
+            // archive playlist and its segments are an HLS session.
             Resource::MpegTs => Proto::MpegTs,
+            Resource::Archive(a) => match a.format {
+                crate::dvr::request::Format::Ts => Proto::MpegTs,
+                crate::dvr::request::Format::Playlist => Proto::Hls,
+            },
             Resource::MasterPlaylist
             | Resource::MediaPlaylist
             | Resource::TrackPlaylist(_)

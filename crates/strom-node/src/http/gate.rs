@@ -126,7 +126,11 @@ pub async fn media(State(node): State<Arc<Node>>, req: Request) -> Response {
     }
     // A HEAD is a probe, not a viewer: it never wakes an on-demand stream,
     // and neither does a request for the archive alone.
-    let archive_only = matches!(&r.resource, Resource::Archive(a) if !a.follows_live());
+    let archive_only = match &r.resource {
+        Resource::Archive(a) => !a.follows_live(),
+        Resource::Segment(_) | Resource::TrackSegment(..) => crate::access::is_archive(&r),
+        _ => false,
+    };
     if !r.is_head() && !archive_only {
         stream.touch();
     }

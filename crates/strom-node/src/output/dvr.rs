@@ -287,21 +287,22 @@ impl Dvr {
         };
         let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
         let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
-        // Segments of an authorized archive playlist belong to the viewer's
-        // archive session: `dvr=1` marks them (see `access::is_archive`).
+        // Segments of an archive playlist belong to the viewer's archive
+        // session, not to its live one: `dvr=1` marks them (see
+        // `access::is_archive`).
         let carried = match (token, sid) {
             (Some(t), Some(sid)) => Some(format!(
                 "token={t}&{}={sid}&{}=1",
                 crate::access::SID_PARAM,
                 crate::access::DVR_PARAM
             )),
-            (Some(t), None) => Some(format!("token={t}")),
+            (Some(t), None) => Some(format!("token={t}&{}=1", crate::access::DVR_PARAM)),
             (None, Some(sid)) => Some(format!(
                 "{}={sid}&{}=1",
                 crate::access::SID_PARAM,
                 crate::access::DVR_PARAM
             )),
-            (None, None) => None,
+            (None, None) => Some(format!("{}=1", crate::access::DVR_PARAM)),
         };
         // Segment URIs are the stream's own `SEQ.ts` (or `tracks-SEL/SEQ.ts`):
         // relative to `/NAME/`, so a playlist inside `tracks-SEL/` stays there.
@@ -376,6 +377,7 @@ impl Dvr {
             _ => None,
         };
         let body = Download {
+            ticket: req.ticket.clone(),
             archive,
             stream: stream.clone(),
             selection: a.selection,
@@ -419,6 +421,9 @@ fn mux(seg: &Segment, sel: Option<TrackSelection>) -> Option<Bytes> {
 /// A streamed download: archived segments from `from`, then (for
 /// timeshift) live ones as they come.
 struct Download {
+    /// The viewer's session: ends with the download, and closes it when the
+    /// session ends first (denied, kicked, over a user cap).
+    ticket: Option<crate::access::Ticket>,
     archive: Arc<Archive>,
     stream: Arc<Stream>,
     selection: Option<TrackSelection>,
@@ -433,7 +438,27 @@ struct Download {
 
 impl Download {
     async fn next(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        let b = self.produce().await;
+        if let (Some(Ok(b)), Some(c)) = (&b, self.ticket.as_ref().and_then(|t| t.conn.as_ref())) {
+            c.bytes.fetch_add(b.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        b
+    }
+
+    fn closed(&self) -> tokio_util::sync::CancellationToken {
+        self.ticket
+            .as_ref()
+            .and_then(|t| t.conn.as_ref())
+            .map(|c| c.closed.clone())
+            .unwrap_or_default()
+    }
+
+    async fn produce(&mut self) -> Option<Result<Bytes, std::io::Error>> {
+        let closed = self.closed();
         loop {
+            if closed.is_cancelled() {
+                return None;
+            }
             if let Some(e) = self.pending.pop_front() {
                 self.after = Some(e.seq);
                 let a = self.archive.clone();
@@ -495,6 +520,7 @@ impl Download {
             }
             tokio::select! {
                 _ = self.stream.closing.cancelled() => return None,
+                _ = closed.cancelled() => return None,
                 r = tokio::time::timeout(Duration::from_secs(30), rx.changed()) => match r {
                     Ok(Ok(())) => {}
                     // The stream is gone, or nothing came for 30 s.
