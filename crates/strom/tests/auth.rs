@@ -1891,3 +1891,62 @@ fn an_abandoned_backend_call_still_settles_the_decision() {
         "nobody got in by fail_open"
     );
 }
+
+/// Archive URLs pass the playback gate as sessions of their own: `on_play`
+/// gets `dvr=1` and the range, a token allowed live can be refused in the
+/// archive, and an archive playlist's segments carry `dvr=1` and its `sid`.
+#[test]
+fn archive_requests_are_authorized_apart_from_live() {
+    let b = AuthBackend::start(Rule::Allow(Grant::secs(30)));
+    b.set_archive("liveonly", Rule::Deny(None));
+    let dir = std::env::temp_dir().join(format!("strom-auth-dvr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = node(
+        "auth-dvr",
+        "",
+        &format!("on_play {}; dvr {} 1d;", b.url(), dir.display()),
+    );
+    wait_live(&s, "demo");
+    // A few archived seconds.
+    let ranges_url = s.url("/api/v1/streams/demo/dvr/ranges");
+    let from = wait_for("3 s archived", 30 * SEC, || {
+        let r = get_from(&ranges_url, LO1);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).ok()?;
+        let first = &v["ranges"][0];
+        (first["duration"].as_u64()? >= 3).then(|| first["from"].as_u64())?
+    });
+    let archive = |token: &str| s.url(&format!("/demo/archive-{from}-3.m3u8?token={token}"));
+    // Live is allowed, the archive refused, for the same token.
+    assert_eq!(get_from(&s.url("/demo/mono.m3u8?token=liveonly"), LO1).status, 200);
+    let denied = get_from(&archive("liveonly"), LO1);
+    assert_eq!(denied.status, 403, "{}", denied.text());
+    let asked: Vec<_> = b
+        .calls_for("liveonly")
+        .into_iter()
+        .filter(|c| c.param("dvr") == "1")
+        .collect();
+    assert_eq!(asked.len(), 1, "one archive call: {:#?}", b.calls());
+    assert_eq!(asked[0].param("dvr_range"), format!("{from}-3"));
+    assert_eq!(asked[0].kind(), "new_session");
+    // Another token may watch the archive: its segments carry the archive
+    // session's sid and dvr=1, and are refused without them.
+    let url = archive("both");
+    let playlist = get_from(&url, LO1);
+    assert_eq!(playlist.status, 200, "{}", playlist.text());
+    let text = playlist.text();
+    assert!(text.contains("#EXT-X-ENDLIST"), "{text}");
+    let segs = child_uris(&text);
+    assert!(!segs.is_empty(), "{text}");
+    for u in &segs {
+        assert_eq!(query_values(u, "dvr"), ["1"], "{u}");
+        assert_eq!(query_values(u, "token"), ["both"], "{u}");
+        assert_eq!(query_values(u, "sid").len(), 1, "{u}");
+    }
+    let seg = get_from(&resolve(&url, &segs[0]), LO1);
+    assert_eq!(seg.status, 200, "archived segment {}", segs[0]);
+    let bare = segs[0].split('?').next().unwrap_or("");
+    let refused = get_from(&s.url(&format!("/demo/{bare}?token=both&dvr=1")), LO1);
+    assert_eq!(refused.status, 403, "an archive segment without its sid");
+    drop(s);
+    let _ = std::fs::remove_dir_all(&dir);
+}

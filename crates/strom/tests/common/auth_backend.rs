@@ -120,6 +120,8 @@ impl Call {
 
 struct Rules {
     by_token: HashMap<String, Rule>,
+    /// Rules for archive requests (`dvr=1`) by token, over `by_token`.
+    archive_by_token: HashMap<String, Rule>,
     default: Rule,
 }
 
@@ -147,6 +149,7 @@ impl AuthBackend {
         let shared = Arc::new(Shared {
             rules: Mutex::new(Rules {
                 by_token: HashMap::new(),
+                archive_by_token: HashMap::new(),
                 default,
             }),
             calls: Mutex::new(Vec::new()),
@@ -170,6 +173,11 @@ impl AuthBackend {
     /// Answers requests carrying `token` by `rule` from now on.
     pub fn set(&self, token: &str, rule: Rule) {
         lock(&self.shared.rules).by_token.insert(token.to_string(), rule);
+    }
+
+    /// Answers archive requests (`dvr=1`) carrying `token` by `rule`.
+    pub fn set_archive(&self, token: &str, rule: Rule) {
+        lock(&self.shared.rules).archive_by_token.insert(token.to_string(), rule);
     }
 
     /// Answers requests for tokens without their own rule by `rule`.
@@ -289,9 +297,11 @@ fn serve(mut sock: TcpStream, shared: &Shared) {
     };
     let rule = {
         let rules = lock(&shared.rules);
-        rules
-            .by_token
-            .get(call.token())
+        let archive = call.param("dvr") == "1";
+        archive
+            .then(|| rules.archive_by_token.get(call.token()))
+            .flatten()
+            .or_else(|| rules.by_token.get(call.token()))
             .cloned()
             .unwrap_or_else(|| rules.default.clone())
     };
