@@ -35,8 +35,9 @@ use strom_media::Segment;
 pub const MAX_LOADED: usize = 48;
 /// Largest index file read, bytes (an hour of 40 ms segments is 4.3 MB).
 pub const MAX_INDEX_BYTES: u64 = 16 << 20;
-/// Largest data file rebuilt in one read, bytes.
-pub const MAX_REBUILD_BYTES: u64 = 8 << 30;
+/// Data read at a time while rebuilding an index, bytes (at least one
+/// whole message of the wire decoder's limit).
+pub const REBUILD_CHUNK: u64 = 64 << 20;
 /// Largest single segment message read, bytes (the wire decoder's limit).
 pub const MAX_MESSAGE: u64 = strom_media::wire::DEFAULT_MAX_MESSAGE as u64;
 
@@ -69,6 +70,16 @@ struct Catalogue {
     deleted_discontinuities: u64,
     /// Loaded indexes, least recently used first.
     lru: VecDeque<FileKey>,
+}
+
+/// What [`Archive::recover`] found.
+#[derive(Default)]
+struct Recovered {
+    entries: Vec<IndexEntry>,
+    /// End of the last whole valid message (`from` when there is none).
+    end: u64,
+    /// Damaged bytes between valid messages (holes, not the tail).
+    skipped: u64,
 }
 
 /// The file being written.
@@ -326,34 +337,43 @@ impl Archive {
         }
         let indexed_end = entries.last().map_or(0, |e| e.offset + u64::from(e.len));
         let mut data_len = data_bytes;
+        let mut persist = true;
         if indexed_end < data_bytes {
-            // Data the index does not cover: rebuild that tail from the data.
-            let tail_len = (data_bytes - indexed_end).min(MAX_REBUILD_BYTES);
-            let tail = self
-                .store
-                .read(&self.dir, key, FileKind::Data, indexed_end, tail_len)
-                .map_err(ReadError::Io)?;
-            let rebuilt = index::rebuild(&tail, indexed_end, entries.last().map(|e| e.seq));
-            if !rebuilt.entries.is_empty() {
+            // Data the index does not cover: rebuild those entries from the data.
+            let r = self.recover(key, indexed_end, data_bytes, entries.last().map(|e| e.seq))?;
+            if !r.entries.is_empty() {
                 rewrite = true;
             }
-            entries.extend(rebuilt.entries);
-            // `valid_len` counts from the start of the tail read.
-            let valid = indexed_end + rebuilt.valid_len;
-            if valid < data_bytes {
+            entries.extend(r.entries);
+            if r.skipped > 0 {
+                // Damage in the middle: the segments after it stay, the hole
+                // shows in the ranges. The index on disk keeps its valid
+                // prefix (a rebuilt index must tile the data), so the next
+                // load finds the hole again.
+                persist = false;
+                self.metrics.damaged.inc_by(r.skipped);
+                tracing::warn!(
+                    stream = %self.name,
+                    file = %layout::relative_path(key, FileKind::Data),
+                    damaged_bytes = r.skipped,
+                    "archive file is damaged inside: the damaged segments are skipped"
+                );
+            }
+            if r.end < data_bytes {
                 self.metrics.torn_tails.inc();
                 tracing::warn!(
                     stream = %self.name,
                     file = %layout::relative_path(key, FileKind::Data),
-                    cut = data_bytes - valid,
+                    cut = data_bytes - r.end,
                     "archive file has a torn or damaged tail: cut back to its last whole segment"
                 );
-                if let Err(e) = self.store.truncate(&self.dir, key, FileKind::Data, valid) {
+                if let Err(e) = self.store.truncate(&self.dir, key, FileKind::Data, r.end) {
                     self.note_error("truncating a torn archive file", &e);
                 }
-                data_len = valid;
+                data_len = r.end;
             }
         }
+        let rewrite = rewrite && persist;
         let mut index_len = (index::HEADER_LEN + entries.len() * index::ENTRY_LEN) as u64;
         if rewrite {
             let mut content = Vec::with_capacity(index_len as usize);
@@ -367,6 +387,57 @@ impl Archive {
             }
         }
         Ok((entries, data_len, index_len))
+    }
+
+    /// Re-derives the entries of `key`'s data from `from` to `len` in chunks
+    /// of [`REBUILD_CHUNK`]. A damaged message followed by valid ones is
+    /// skipped (the decoder resynchronizes on the next message magic); a
+    /// damaged or short tail with nothing valid after it ends the data.
+    fn recover(&self, key: FileKey, from: u64, len: u64, after: Option<u64>) -> Result<Recovered, ReadError> {
+        let mut out = Recovered::default();
+        let mut pos = from;
+        let mut last = after;
+        out.end = from;
+        while pos < len {
+            let want = (len - pos).min(REBUILD_CHUNK);
+            let chunk = self.store.read(&self.dir, key, FileKind::Data, pos, want)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let r = index::rebuild(&chunk, pos, last);
+            if let Some(e) = r.entries.last() {
+                last = Some(e.seq);
+            }
+            out.entries.extend(r.entries);
+            pos += r.valid_len;
+            if r.torn_bytes == 0 {
+                continue;
+            }
+            let at_eof = pos + r.torn_bytes >= len;
+            let whole_chunk = chunk.len() as u64 == REBUILD_CHUNK;
+            if r.valid_len > 0 && whole_chunk && !at_eof {
+                // Cut by the chunk's end: read on from the last whole message.
+                continue;
+            }
+            // Damage at `pos`: look for the next message magic after it.
+            let rest = &chunk[usize::try_from(r.valid_len).unwrap_or(chunk.len())..];
+            match rest
+                .windows(strom_media::wire::MAGIC.len())
+                .skip(1)
+                .position(|w| w == strom_media::wire::MAGIC)
+            {
+                Some(i) => pos += i as u64 + 1,
+                // No magic in this chunk's rest: skip all of it.
+                None if !at_eof => pos += rest.len() as u64,
+                None => break,
+            }
+        }
+        // The data ends after the last whole message; damaged bytes before
+        // that are holes, after it a torn tail.
+        out.end = out.entries.last().map_or(from, |e| e.offset + u64::from(e.len));
+        let held: u64 = out.entries.iter().map(|e| u64::from(e.len)).sum();
+        out.skipped = (out.end - from).saturating_sub(held);
+        Ok(out)
     }
 
     /// Entries whose span meets `[from, to)` (UTC ticks), in order, at most `max`.
@@ -467,10 +538,34 @@ impl Archive {
     }
 
     /// Segment `seq` decoded from its stored message.
+    /// A segment whose bytes turn out damaged is dropped from the
+    /// catalogue (the ranges then show the hole) and counted.
     pub fn segment(&self, seq: u64) -> Result<Segment, ReadError> {
         let (key, entry) = self.find(seq)?;
-        let msg = self.message(key, &entry)?;
-        decode_one(&msg)
+        let decoded = self.message(key, &entry).and_then(|m| decode_one(&m));
+        if let Err(ReadError::Damaged(why)) = &decoded {
+            self.metrics.damaged.inc_by(u64::from(entry.len));
+            tracing::warn!(
+                stream = %self.name,
+                file = %layout::relative_path(key, FileKind::Data),
+                seq,
+                why = %why,
+                "archived segment is damaged: skipped"
+            );
+            self.forget(key, seq);
+        }
+        decoded
+    }
+
+    /// Drops segment `seq` of `key` from the loaded catalogue.
+    fn forget(&self, key: FileKey, seq: u64) {
+        let mut cat = self.cat();
+        if let Some(f) = cat.files.get_mut(&key) {
+            if let Some(entries) = f.entries.as_mut() {
+                Arc::make_mut(entries).retain(|e| e.seq != seq);
+                f.summary = summarize(entries);
+            }
+        }
     }
 
     /// The recorded ranges, oldest first (every file's summary, loading the
@@ -906,6 +1001,47 @@ mod tests {
         let left: Vec<i64> = a.files().iter().map(|f| f.hour).collect();
         assert_eq!(left, vec![layout::hour_of(T0) + 1, layout::hour_of(T0) + 2]);
         assert!(a.find(1).is_err() && a.find(2).is_ok());
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn damage_inside_a_file_is_skipped_and_shows_as_a_hole() {
+        let root = tmpdir("damage");
+        let (a, _) = archive(&root);
+        record(&a, 1..6); // one file, 5 segments of 2 s
+        a.close();
+        let key = a.files()[0].key;
+        let dir = root.join("tv%2Fone");
+        let data = dir.join(layout::relative_path(key, FileKind::Data));
+        let idx = dir.join(layout::relative_path(key, FileKind::Index));
+        let len = std::fs::metadata(&data).expect("data").len();
+        let msg = len / 5;
+        // A flipped byte inside the third message's payload.
+        let mut bytes = std::fs::read(&data).expect("read");
+        bytes[(2 * msg + msg / 2) as usize] ^= 0xFF;
+        std::fs::write(&data, &bytes).expect("write");
+
+        // With its index intact: the damage is found on reading the segment.
+        let (b, fam) = archive(&root);
+        assert!(matches!(b.segment(3), Err(ReadError::Damaged(_))));
+        assert!(fam.damaged.get() > 0);
+        assert_eq!(b.ranges().expect("ranges").len(), 2, "the hole shows");
+        assert!(b.segment(4).is_ok());
+
+        // Without an index: the rebuild skips the damaged message, keeps the
+        // ones after it, and cuts nothing.
+        std::fs::remove_file(&idx).expect("rm");
+        let (c, fam) = archive(&root);
+        for seq in [1, 2, 4, 5] {
+            assert!(c.segment(seq).is_ok(), "segment {seq} survives the damage");
+        }
+        assert!(c.find(3).is_err());
+        assert_eq!(std::fs::metadata(&data).expect("data").len(), len, "nothing cut");
+        assert_eq!(fam.torn_tails.get(), 0);
+        assert!(fam.damaged.get() >= msg / 2);
+        let r = c.ranges().expect("ranges");
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!((r[0].from, r[0].duration), (T0, 4 * CLOCK_HZ));
         let _ = std::fs::remove_dir_all(&root);
     }
 }

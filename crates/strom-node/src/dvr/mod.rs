@@ -5,6 +5,7 @@
 //! - [`store`]: the storage backend trait and the local filesystem;
 //! - [`archive`]: one stream's catalogue, writer and reads;
 //! - [`request`]: the archive URLs (pure);
+//! - [`cluster`]: a source's archive over the cluster (endpoints, remote store, edge cache, replication);
 //! - `crate::output::dvr`: the output that feeds the writer and serves the
 //!   archive URLs;
 //!
@@ -25,6 +26,7 @@
 //!   stream, by disk usage per storage root across its streams.
 
 pub mod archive;
+pub mod cluster;
 pub mod request;
 pub mod store;
 
@@ -65,6 +67,7 @@ pub struct DvrFamilies {
     written: Family<StreamLabel, Counter>,
     torn_tails: Counter,
     index_rebuilds: Counter,
+    damaged: Counter,
     deleted_bytes: Family<ReasonLabel, Counter>,
     disk_percent: Family<PathLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     bad_requests: Family<ReasonLabel, Counter>,
@@ -94,6 +97,11 @@ impl DvrFamilies {
             "dvr_torn_tails",
             "Archive files found with a torn or damaged tail and cut back",
             self.torn_tails.clone(),
+        );
+        r.register(
+            "dvr_damaged_bytes",
+            "Archive bytes found damaged (CRC, framing) between good segments and skipped",
+            self.damaged.clone(),
         );
         r.register(
             "dvr_index_rebuilds",
@@ -128,6 +136,7 @@ impl DvrFamilies {
             written: self.written.get_or_create_owned(&l),
             torn_tails: self.torn_tails.clone(),
             index_rebuilds: self.index_rebuilds.clone(),
+            damaged: self.damaged.clone(),
             deleted_bytes: self.deleted_bytes.clone(),
         }
     }
@@ -148,6 +157,7 @@ pub struct DvrMetrics {
     pub written: Counter,
     pub torn_tails: Counter,
     pub index_rebuilds: Counter,
+    pub damaged: Counter,
     deleted_bytes: Family<ReasonLabel, Counter>,
 }
 
