@@ -645,6 +645,11 @@ impl Archive {
             self.finish(&mut open);
         }
         if open.is_none() {
+            // A segment the archive already holds (a restreamer resuming
+            // from its source's window after a restart) is not written twice.
+            if self.newest_seq().is_some_and(|n| seg.seq <= n) {
+                return Ok(());
+            }
             let key = FileKey {
                 hour,
                 first_seq: seg.seq,
@@ -687,6 +692,15 @@ impl Archive {
             f.summary = summarize(v);
         }
         Ok(())
+    }
+
+    /// The newest segment number recorded, reading the newest file's index.
+    fn newest_seq(&self) -> Option<u64> {
+        let key = *self.cat().files.keys().next_back()?;
+        match self.entries(key) {
+            Ok(e) => Some(e.last().map_or(key.first_seq, |l| l.seq)),
+            Err(_) => Some(key.first_seq),
+        }
     }
 
     /// Syncs and closes the file being written, if any.
@@ -1042,6 +1056,28 @@ mod tests {
         let r = c.ranges().expect("ranges");
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!((r[0].from, r[0].duration), (T0, 4 * CLOCK_HZ));
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn segments_already_recorded_are_not_written_twice() {
+        let root = tmpdir("twice");
+        let (a, _) = archive(&root);
+        record(&a, 1..4);
+        a.close();
+        let (b, bf) = archive(&root);
+        let errors = bf.stream("tv/one").write_errors;
+        // A restreamer resuming: 2 and 3 come again, then 4.
+        for seq in 2..5 {
+            let s = segment(seq, T0 + (seq - 1) as i64 * 2 * CLOCK_HZ);
+            b.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+        }
+        b.close();
+        assert_eq!(errors.get(), 0);
+        let (c, _) = archive(&root);
+        assert!((1..5).all(|s| c.find(s).is_ok()));
+        assert_eq!(c.ranges().expect("ranges").len(), 1);
+        assert_eq!(c.files().len(), 2, "4 went to a new file of the same hour");
         let _ = std::fs::remove_dir_all(&root);
     }
 }
