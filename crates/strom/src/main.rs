@@ -322,22 +322,19 @@ mod tests {
     }
 
     #[test]
-    fn on_play_no_longer_warns_and_dvr_still_does() {
-        let text = "source o { dvr /s; on_play http://auth/; }\nstream a {\n  input publish://;\n  on_play http://auth/ { timeout 1s; }\n}\n\
-                    stream b { input publish://; dvr /d; on_play http://auth/; }\n";
+    fn dvr_and_on_play_do_not_warn_but_offline_recording_of_a_static_stream_does() {
+        let text = "source o { dvr /s; dvr_offline; on_play http://auth/; }\nstream a {\n  input publish://;\n  on_play http://auth/ { timeout 1s; }\n}\n\
+                    stream b { input publish://; dvr /d; dvr_offline; on_play http://auth/; }\n";
         let cfg = strom_config::parse("n.conf", text).expect("valid");
         let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             warnings,
-            [
-                "n.conf:1:12: warning: `dvr` is not implemented yet and is ignored; nothing is recorded",
-                "n.conf:6:30: warning: `dvr` is not implemented yet and is ignored; nothing is recorded",
-            ]
+            ["n.conf:6:38: warning: `dvr_offline` changes nothing: stream `b` is not `ondemand`, so it runs and records without viewers anyway"]
         );
         assert!(cfg
             .warnings
             .iter()
-            .all(|w| w.kind == strom_config::WarningKind::DvrIgnored));
+            .all(|w| w.kind == strom_config::WarningKind::DvrOfflineWithoutOndemand));
     }
 
     #[test]
