@@ -4,7 +4,8 @@
 //! - `/api/v1/streams[/NAME]`: [`StreamsResponse`], [`StreamInfo`];
 //! - `/readyz`: [`Readiness`];
 //! - `/api/v1/cluster/streams` (signed, node to node): [`StreamList`],
-//!   [`RemoteStream`], [`NodeLoad`];
+//!   [`RemoteStream`] (with `dvr`: the stream's archive can be read over
+//!   the cluster), [`NodeLoad`];
 //! - query-string helpers and [`HOP_PARAM`], the marker of a redirected
 //!   request that the node and the balancer both add and read.
 //!
@@ -264,6 +265,10 @@ pub struct RemoteStream {
     /// Delivering fresh segments now (peering sends viewers only to live or on-demand streams).
     #[serde(default)]
     pub alive: Option<bool>,
+    /// The stream has an archive on this node, readable through
+    /// `/api/v1/cluster/dvr/…` (absent from older nodes: false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dvr: bool,
 }
 
 /// `GET /api/v1/cluster/streams` (signed).
@@ -387,6 +392,21 @@ mod tests {
             serde_json::from_str::<StreamInfo>(r#"{"name":"c"}"#).is_err(),
             "status is required"
         );
+    }
+
+    #[test]
+    fn stream_lists_of_older_nodes_have_no_archive() {
+        let old: StreamList =
+            serde_json::from_str(r#"{"streams":[{"name":"a","mode":"static"}]}"#).expect("an older list parses");
+        assert!(!old.streams[0].dvr);
+        let mut s = old.streams[0].clone();
+        assert!(
+            !serde_json::to_string(&s).expect("json").contains("dvr"),
+            "false is left out"
+        );
+        s.dvr = true;
+        let back: RemoteStream = serde_json::from_str(&serde_json::to_string(&s).expect("json")).expect("parses");
+        assert!(back.dvr);
     }
 
     #[test]

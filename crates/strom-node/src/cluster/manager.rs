@@ -10,16 +10,26 @@
 //!   in config order.
 //! - A list that could not be refreshed for `LIST_STALE` no longer counts, and a
 //!   stream no source lists is removed `GRACE` later, so no pull outlives its source.
+//!
+//! Archives (see [`crate::dvr::cluster`]): a restreamed stream with a `dvr`
+//! of its own (the source block's or the global one) records locally, and
+//! when a source lists the stream with an archive, its holes are filled
+//! from that archive (replication). Without a `dvr` of its own, a stream
+//! whose source lists an archive reads that archive over the cluster (via
+//! the block's `cache` when set), so every archive URL works here too. The
+//! choice is made when the stream is created, from the first source in
+//! config order that lists an archive.
 
 use super::server::{RemoteStream, StreamList};
 use super::{auth, source_key, PREFIX};
+use crate::dvr::cluster::SourceArchives;
 use crate::input::cluster::{ClusterSpec, SourceRef};
 use crate::input::InputSpec;
 use crate::metrics::{KindLabel, SourceLabel};
 use crate::stream::{Stream, StreamSpec};
 use crate::Node;
 use globset::{Glob, GlobSet, GlobSetBuilder};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_config::{SourceConfig, StreamConfig};
@@ -255,6 +265,38 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
     }
 }
 
+/// Each source's archive access, made on first need (one remote store and
+/// cache per source, shared by its streams).
+#[derive(Default)]
+struct Archives {
+    sources: HashMap<usize, Arc<SourceArchives>>,
+}
+
+impl Archives {
+    fn source(&mut self, node: &Node, i: usize) -> Option<Arc<SourceArchives>> {
+        if let Some(s) = self.sources.get(&i) {
+            return Some(s.clone());
+        }
+        let src = node.config.sources.get(i)?;
+        match SourceArchives::new(
+            &src.addr,
+            source_key(&node.config, src),
+            src.cache.as_ref(),
+            node.metrics.clone(),
+        ) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                self.sources.insert(i, s.clone());
+                Some(s)
+            }
+            Err(e) => {
+                tracing::warn!(source = %src.addr, error = %e, "cannot read the source's archives");
+                None
+            }
+        }
+    }
+}
+
 struct Restreamed {
     sources: watch::Sender<Vec<SourceRef>>,
     indexes: Vec<usize>,
@@ -278,6 +320,7 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
     drop(tx);
     let mut lists: Vec<Option<(Instant, Vec<RemoteStream>)>> = vec![None; n];
     let mut running: BTreeMap<String, Restreamed> = BTreeMap::new();
+    let mut archives = Archives::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let started = Instant::now();
     loop {
@@ -292,7 +335,7 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
         if lists.iter().any(|l| l.is_none()) && started.elapsed() < SETTLE {
             continue;
         }
-        reconcile(&node, &client, &filters, &lists, &mut running, &stop);
+        reconcile(&node, &client, &filters, &lists, &mut running, &mut archives, &stop);
     }
     for (_, r) in running {
         r.cancel.cancel();
@@ -318,10 +361,11 @@ fn reconcile(
     filters: &[Filter],
     lists: &[Option<(Instant, Vec<RemoteStream>)>],
     running: &mut BTreeMap<String, Restreamed>,
+    archives: &mut Archives,
     stop: &CancellationToken,
 ) {
-    // name -> (static anywhere, sources in config order)
-    let mut desired: BTreeMap<String, (bool, Vec<usize>)> = BTreeMap::new();
+    // name -> (static anywhere, sources in config order, sources with an archive)
+    let mut desired: BTreeMap<String, (bool, Vec<usize>, Vec<usize>)> = BTreeMap::new();
     for (i, entry) in lists.iter().enumerate() {
         let Some((at, list)) = entry else { continue };
         if at.elapsed() > LIST_STALE {
@@ -331,12 +375,15 @@ fn reconcile(
             let Some(is_static) = filters[i].classify(&r.name, r.mode == "static") else {
                 continue;
             };
-            let e = desired.entry(r.name.clone()).or_insert((false, Vec::new()));
+            let e = desired.entry(r.name.clone()).or_insert((false, Vec::new(), Vec::new()));
             e.0 |= is_static;
             e.1.push(i);
+            if r.dvr {
+                e.2.push(i);
+            }
         }
     }
-    for (name, (is_static, sources)) in &desired {
+    for (name, (is_static, sources, archived)) in &desired {
         if let Some(r) = running.get_mut(name) {
             r.missing_since = None;
             if r.indexes != *sources {
@@ -366,10 +413,17 @@ fn reconcile(
             client: client.clone(),
             metrics: node.metrics.clone(),
         };
+        let local = cfg.dvr.as_ref().map(|d| node.dvr.archive(name, d));
+        let remote = archived.first().and_then(|&i| archives.source(node, i));
+        let archive = match (&local, &remote) {
+            (Some(a), _) => Some(a.clone()),
+            (None, Some(r)) => Some(r.archive(&node.dvr, name)),
+            (None, None) => None,
+        };
         let spec = StreamSpec {
             inputs: vec![InputSpec::Cluster(Arc::new(feed))],
             backup: cfg.backup.clone().map(InputSpec::Config),
-            archive: cfg.dvr.as_ref().map(|d| node.dvr.archive(name, d)),
+            archive,
             cfg,
         };
         let stream = Stream::new(spec, node.metrics.stream(name), crate::output::REGISTRY);
@@ -383,6 +437,14 @@ fn reconcile(
             Arc::new(crate::input::Inputs),
             cancel.clone(),
         ));
+        if let (Some(local), Some(remote)) = (local, remote) {
+            tokio::spawn(crate::dvr::cluster::replicate(
+                local,
+                remote.remote.clone(),
+                replicated_counter(node, name),
+                cancel.clone(),
+            ));
+        }
         running.insert(
             name.clone(),
             Restreamed {
@@ -411,6 +473,11 @@ fn reconcile(
     });
 }
 
+/// The counter of segments replicated into `name`'s archive.
+fn replicated_counter(_node: &Node, _name: &str) -> prometheus_client::metrics::counter::Counter {
+    prometheus_client::metrics::counter::Counter::default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,6 +497,7 @@ mod tests {
             codecs: Vec::new(),
             last_seq: None,
             alive: None,
+            dvr: false,
         };
         let list = vec![
             entry("a"),

@@ -1,7 +1,9 @@
 //! Source side of the cluster protocol: `GET {PREFIX}/streams` lists the
-//! streams this node can give (signed), and the request check every
-//! node-to-node endpoint shares. The segment feed itself is an output:
-//! [`crate::output::cluster_feed`].
+//! streams this node can give (signed; `dvr` marks the ones with an
+//! archive here, local or itself read from a source), and the request check
+//! every node-to-node endpoint shares. The segment feed itself is an output:
+//! [`crate::output::cluster_feed`]; the archive endpoints are in
+//! [`crate::dvr::cluster`].
 
 use super::auth;
 use crate::Node;
@@ -58,6 +60,7 @@ pub async fn list(State(node): State<Arc<Node>>, req: Request) -> Response {
                 codecs: p.tracks.iter().filter_map(|t| t.params.codec_string.clone()).collect(),
                 last_seq: s.window().newest_seq(),
                 alive: Some(p.status.is_alive() && s.fresh(now)),
+                dvr: s.spec.archive.is_some(),
             }
         })
         .collect();

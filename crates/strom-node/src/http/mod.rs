@@ -52,6 +52,8 @@ pub fn router(node: Arc<Node>) -> Router {
             "/api/v1/cluster/segments/{*name}",
             get(crate::output::cluster_feed::serve),
         )
+        .route("/api/v1/cluster/dvr/files/{*name}", get(crate::dvr::cluster::files))
+        .route("/api/v1/cluster/dvr/read/{*name}", get(crate::dvr::cluster::read))
         .fallback(gate::media)
         .layer(axum::middleware::from_fn_with_state(node.clone(), count_errors))
         .with_state(node)
