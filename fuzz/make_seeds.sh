@@ -120,4 +120,18 @@ cat >"$corpus/cluster_list/empty" <<'JSON'
 {"streams":[],"load":null}
 JSON
 
+# --- dvr_index: archive index and data files (real writer bytes) -------------
+mkdir -p "$corpus/dvr_index"
+(cd "$root" && cargo run -q -p strom-media --example dvr_seeds -- "$demo" "$corpus/dvr_index")
+
+# --- dvr_request: archive URLs (hand-written) ---------------------------------
+mkdir -p "$corpus/dvr_request"
+i=0
+for s in archive-1700000000-3600.m3u8 index-1700000000-now.m3u8 archive-1700000000-30.ts \
+    timeshift_abs-1700000000.ts timeshift_rel_mono-20.m3u8 rewind-7200.m3u8 mono-1700000000-60.m3u8 \
+    ch/archive/1700000000/3600/mpegts archive-99999999999999999999-0.m3u8 video-1-now.m3u8; do
+    i=$((i + 1))
+    printf '%s' "$s" >"$corpus/dvr_request/seed$i"
+done
+
 du -sh "$corpus"/*

@@ -355,7 +355,7 @@ pub fn render_media_playlist(
     query: Option<&str>,
     base: &str,
 ) -> String {
-    let mut out = String::with_capacity(160 + entries.len() * 96);
+    let mut out = String::with_capacity(160 + entries.len() * (112 + base.len() + query.map_or(0, str::len)));
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
     if entries.iter().all(|e| e.independent) {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
@@ -373,20 +373,22 @@ pub fn render_media_playlist(
         }
         // On every segment: DATERANGE needs a PROGRAM-DATE-TIME (§4.3.2.7),
         // and after a discontinuity the dates restart from it.
-        let _ = writeln!(
-            out,
-            "#EXT-X-PROGRAM-DATE-TIME:{}",
-            format_utc_millis(ticks_to_millis(e.start))
-        );
+        out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+        push_utc_millis(&mut out, ticks_to_millis(e.start));
+        out.push('\n');
         for d in e.cues.iter() {
             if !written.iter().any(|w| w.id == d.id || w.section == d.section) {
                 written.push(d);
                 write_daterange(&mut out, d);
             }
         }
-        let _ = writeln!(out, "#EXTINF:{},", format_seconds(e.duration));
+        out.push_str("#EXTINF:");
+        let millis = (i128::from(e.duration) * 1000 + i128::from(CLOCK_HZ / 2)).div_euclid(i128::from(CLOCK_HZ));
+        let _ = write!(out, "{}.", millis.div_euclid(1000));
+        push_digits(&mut out, millis.rem_euclid(1000) as u64, 3);
+        out.push_str(",\n");
         out.push_str(base);
-        out.push_str(&segment_uri(e.seq));
+        let _ = write!(out, "{}.ts", e.seq);
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             out.push('?');
             out.push_str(q);
@@ -643,6 +645,44 @@ fn ticks_to_millis(ticks: i64) -> i64 {
 fn format_seconds(ticks: i64) -> String {
     let millis = (i128::from(ticks) * 1000 + i128::from(CLOCK_HZ / 2)).div_euclid(i128::from(CLOCK_HZ));
     format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
+}
+
+fn push_digits(out: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut n = n;
+    let mut i = buf.len();
+    while n > 0 || buf.len() - i < width {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or(""));
+}
+
+fn push_utc_millis(out: &mut String, ms: i64) {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    if !(0..=9999).contains(&y) {
+        out.push_str(&format_utc_millis(ms));
+        return;
+    }
+    push_digits(out, y as u64, 4);
+    out.push('-');
+    push_digits(out, u64::from(m), 2);
+    out.push('-');
+    push_digits(out, u64::from(d), 2);
+    out.push('T');
+    push_digits(out, (sod / 3600) as u64, 2);
+    out.push(':');
+    push_digits(out, (sod / 60 % 60) as u64, 2);
+    out.push(':');
+    push_digits(out, (sod % 60) as u64, 2);
+    out.push('.');
+    push_digits(out, millis as u64, 3);
+    out.push('Z');
 }
 
 /// Formats Unix milliseconds as ISO 8601 UTC (`2026-11-22T01:02:03.456Z`).

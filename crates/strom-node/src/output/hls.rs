@@ -122,7 +122,7 @@ impl HlsSegment {
     /// selection's video track; a selection without video always can.
     fn independent(&self, sel: Option<TrackSelection>) -> bool {
         match sel {
-            None => self.video_raps.first().copied().unwrap_or(true),
+            None => strom_media::dvr::index::starts_independent(&self.video_raps),
             Some(TrackSelection { video: None, .. }) => true,
             Some(TrackSelection { video: Some(v), .. }) => self
                 .video_raps
