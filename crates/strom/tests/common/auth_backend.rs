@@ -177,7 +177,9 @@ impl AuthBackend {
 
     /// Answers archive requests (`dvr=1`) carrying `token` by `rule`.
     pub fn set_archive(&self, token: &str, rule: Rule) {
-        lock(&self.shared.rules).archive_by_token.insert(token.to_string(), rule);
+        lock(&self.shared.rules)
+            .archive_by_token
+            .insert(token.to_string(), rule);
     }
 
     /// Answers requests for tokens without their own rule by `rule`.
