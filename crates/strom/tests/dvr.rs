@@ -508,6 +508,49 @@ fn write_old_pair(root: &Path, stream: &str, hour: i64, first_seq: u64, count: u
     (data.len() + idx.len()) as u64
 }
 
+/// Writes `segs` (one UTC hour's, in order) as an archive file pair the way
+/// the node writes them; returns the pair's paths.
+fn write_segments(root: &Path, stream: &str, segs: &[Segment]) -> DiskFile {
+    let first = segs.first().expect("segments");
+    let hour = first.start.div_euclid(HOUR_TICKS);
+    let dir = root.join(stream).join(day_name(hour));
+    std::fs::create_dir_all(&dir).expect("day dir");
+    let stem = format!("{:02}-{}", hour.rem_euclid(24), first.seq);
+    let mut data = Vec::new();
+    let mut idx = index::encode_header(first.seq).to_vec();
+    for seg in segs {
+        assert_eq!(seg.start.div_euclid(HOUR_TICKS), hour, "one hour per file");
+        let msg = strom_media::wire::encode_segment(seg);
+        let e = IndexEntry::of(seg, data.len() as u64, msg.len() as u32);
+        data.extend_from_slice(&msg);
+        idx.extend_from_slice(&e.encode());
+    }
+    let f = DiskFile {
+        hour,
+        first_seq: first.seq,
+        wire: dir.join(format!("{stem}.wire")),
+        idx: dir.join(format!("{stem}.idx")),
+    };
+    std::fs::write(&f.wire, &data).expect("write data");
+    std::fs::write(&f.idx, &idx).expect("write index");
+    f
+}
+
+/// The segments stored in an archive data file.
+fn read_segments(f: &DiskFile) -> Vec<Segment> {
+    let data = std::fs::read(&f.wire).expect("data");
+    let mut d = strom_media::wire::Decoder::new();
+    d.push(&data);
+    let mut out = Vec::new();
+    while let Some(m) = d.pull().expect("wire message") {
+        match m {
+            strom_media::wire::Message::Segment(s) => out.push(s),
+            other => panic!("{}: not a segment: {other:?}", f.wire.display()),
+        }
+    }
+    out
+}
+
 fn pair_exists(root: &Path, stream: &str, hour: i64, first_seq: u64) -> bool {
     let p = root
         .join(stream)
@@ -1225,6 +1268,17 @@ fn retention_by_depth_size_and_disk_and_a_full_disk_never_stops_live() {
         !disk_files(&capped_root, "capped").is_empty(),
         "the hour being written is never deleted"
     );
+    let said = dvr_ranges(&s, "capped").bytes as f64;
+    let on_disk = disk_bytes(&capped_root, "capped") as f64;
+    assert!(
+        (said - on_disk).abs() <= 0.1 * on_disk,
+        "after deletions the archive says {said} bytes, the disk holds {on_disk}"
+    );
+    let gauge = metric_or_zero(&s, "strom_dvr_bytes{stream=\"capped\"}");
+    assert!(
+        (gauge - on_disk).abs() <= 0.1 * on_disk,
+        "strom_dvr_bytes {gauge}, disk {on_disk}"
+    );
 
     // An unwritable DVR path: counted, shown, live unaffected.
     wait_for("write errors on an unwritable path", 20 * SEC, || {
@@ -1621,6 +1675,151 @@ fn damaged_archive_files_are_skipped_and_show_as_holes() {
     decodes_cleanly(&s.url(&format!("/tv/archive-{a_from}-{a_dur}.m3u8")), &[], &[]);
     eprintln!(
         "damaged_archive_files_are_skipped_and_show_as_holes: {:?}",
+        started.elapsed()
+    );
+}
+
+/// A recording that crosses a UTC hour (and, at midnight, a day) is one
+/// range and one playlist: real recorded segments moved so that the hour
+/// starts between two of them, in two files of two hours. The ranges API,
+/// the VOD playlist, a FROM exactly on and just before the hour, the
+/// download and ffmpeg all see one continuous recording.
+#[test]
+fn an_archive_across_an_hour_boundary_plays_as_one() {
+    require_ffmpeg();
+    let started = Instant::now();
+    // Real segments first: a few seconds of the demo channel.
+    let rec_root = scratch("dvr-hour-rec");
+    let mut s = Strom::start(
+        "dvr-hour-rec",
+        &format!(
+            "stream tv {{ input builtin://demo; segment_duration 1; dvr {}; }}",
+            rec_root.display()
+        ),
+    );
+    wait_for("6 segments archived", 40 * SEC, || {
+        let n: usize = disk_files(&rec_root, "tv").iter().map(|f| read_index(f).len()).sum();
+        if n < 7 {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        (n >= 7).then_some(())
+    });
+    assert!(s.stop().success());
+    let mut segs: Vec<Segment> = disk_files(&rec_root, "tv").iter().flat_map(read_segments).collect();
+    // The first segment may be cut short at the start; keep whole ones.
+    segs.remove(0);
+    segs.truncate(6);
+    assert_eq!(segs.len(), 6);
+
+    // Moved to the last hour boundary but one, numbered below live.
+    let boundary = ((unix_now() as i64) / 3600 - 1) * 3600;
+    let shift = boundary * CLOCK_HZ - segs[3].start;
+    for (i, seg) in segs.iter_mut().enumerate() {
+        seg.seq = (boundary - 1000) as u64 + i as u64;
+        seg.start += shift;
+        seg.discontinuity = false;
+        for f in &mut seg.frames {
+            f.dts += shift;
+            f.pts += shift;
+        }
+    }
+    let root = scratch("dvr-hour-root");
+    let before = write_segments(&root, "tv", &segs[..3]);
+    let after = write_segments(&root, "tv", &segs[3..]);
+    assert_eq!(after.hour, before.hour + 1);
+    let from_s = segs[0].start as f64 / CLOCK_HZ as f64;
+    let to_s = segs[5].start as f64 / CLOCK_HZ as f64 + segs[5].duration as f64 / CLOCK_HZ as f64;
+
+    let s = Strom::start(
+        "dvr-hour",
+        &format!("stream tv {{ input builtin://demo; dvr {}; }}", root.display()),
+    );
+    let ranges = dvr_ranges(&s, "tv");
+    let r = ranges.ranges[0];
+    assert!(
+        (r.from as f64 - from_s).abs() <= 1.0 && (r.end() as f64 - to_s).abs() <= 1.0,
+        "one range over both hours ({from_s:.1}..{to_s:.1}): {ranges:?}"
+    );
+    let from = from_s.floor() as i64;
+    let dur = (to_s - from as f64).floor() as i64;
+    let path = format!("/tv/archive-{from}-{dur}");
+    let pl = archive_playlist(&s, &format!("{path}.m3u8"));
+    let seqs: Vec<u64> = pl.segments.iter().map(|x| x.seq).collect();
+    let want: Vec<u64> = segs.iter().map(|x| x.seq).collect();
+    assert_eq!(seqs, want, "{}", pl.text);
+    assert!(pl.segments.iter().all(|x| !x.discontinuity), "{}", pl.text);
+    for w in pl.segments.windows(2) {
+        assert!((w[0].pdt + w[0].duration - w[1].pdt).abs() < 0.01, "{w:?}");
+    }
+    assert!((pl.segments[3].pdt - boundary as f64).abs() < 0.001, "{}", pl.text);
+    // FROM on the hour starts there; a second before starts at the segment holding it.
+    let on = archive_playlist(&s, &format!("/tv/archive-{boundary}-1.m3u8"));
+    assert_eq!(on.segments.iter().map(|x| x.seq).collect::<Vec<_>>(), vec![segs[3].seq]);
+    let just_before = archive_playlist(&s, &format!("/tv/archive-{}-2.m3u8", boundary - 1));
+    assert_eq!(just_before.segments[0].seq, segs[2].seq, "{}", just_before.text);
+    assert_eq!(just_before.segments.last().expect("segment").seq, segs[3].seq);
+    decodes_cleanly(&s.url(&format!("{path}.m3u8")), &[], &[]);
+    decodes_cleanly(&s.url(&format!("{path}.ts")), &[], &[]);
+    let (code, body) = get(&s.url(&format!("{path}.ts")));
+    assert_eq!(code, 200);
+    let joined: Vec<u8> = segs
+        .iter()
+        .flat_map(|x| get(&s.url(&format!("/tv/{}.ts", x.seq))).1)
+        .collect();
+    assert!(body == joined, "the download is the six segments back to back");
+    let file = scratch("dvr-hour-dl").join("across.ts");
+    std::fs::write(&file, &body).expect("save");
+    let d = probe_duration(&file.display().to_string());
+    assert!(
+        (d - (to_s - from_s)).abs() <= 0.2,
+        "ffprobe {d:.3} s, recorded {:.3} s",
+        to_s - from_s
+    );
+    eprintln!(
+        "an_archive_across_an_hour_boundary_plays_as_one: {:?}",
+        started.elapsed()
+    );
+}
+
+/// Kodi's catch-up asks for `timeshift_abs-START` with the programme's
+/// start, which may lie before the archive's first segment (recording began
+/// mid-programme, or retention took the start). The TS form then plays from
+/// the first recorded segment; the HLS form must do the same rather than
+/// answer 404 until the clock reaches the archive.
+#[test]
+fn timeshift_abs_from_before_the_archive_plays_from_its_start() {
+    require_ffmpeg();
+    let started = Instant::now();
+    let root = scratch("dvr-tsabs-root");
+    let s = Strom::start(
+        "dvr-tsabs",
+        &format!("stream tv {{ input builtin://demo; dvr {}; }}", root.display()),
+    );
+    let rec = wait_recorded(&s, "tv", 6, 30 * SEC);
+    let r = rec.ranges[0];
+    let early = r.from - 300;
+    let first_seq = disk_files(&root, "tv")[0].first_seq;
+    let first_seg = get(&s.url(&format!("/tv/{first_seq}.ts"))).1;
+    let (code, head) = get_prefix(
+        &s.url(&format!("/tv/timeshift_abs-{early}.ts")),
+        first_seg.len(),
+        20 * SEC,
+    );
+    assert_eq!(code, 200);
+    assert!(
+        head == first_seg,
+        "timeshift_abs-{early}.ts starts with the first recorded segment"
+    );
+    let (code, text) = get_text(&s.url(&format!("/tv/timeshift_abs-{early}.m3u8")));
+    assert_eq!(
+        code, 200,
+        "timeshift_abs-{early}.m3u8 (5 min before the archive starts at {}) answered: {text}",
+        r.from
+    );
+    let pl = archive_playlist(&s, &format!("/tv/timeshift_abs-{early}.m3u8"));
+    assert_eq!(pl.segments[0].seq, first_seq, "{}", pl.text);
+    eprintln!(
+        "timeshift_abs_from_before_the_archive_plays_from_its_start: {:?}",
         started.elapsed()
     );
 }
