@@ -1653,7 +1653,9 @@ fn damaged_archive_files_are_skipped_and_show_as_holes() {
     assert!(!body_a.is_empty() && (body_a.len() as u64) < whole * 2);
     decodes_cleanly(&s.url(&dl), &[], &[]);
 
-    // The hole: the ranges API and the playlist over the first file.
+    // The hole: the ranges API and the playlist over the first file (asked
+    // after the reads above, so finding the damage when reading is enough).
+    let ranges = dvr_ranges(&s, "tv");
     let hole_from = secs(ea[k].start);
     let hole_to = secs(ea[k].end());
     assert!(
