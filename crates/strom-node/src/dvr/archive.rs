@@ -70,7 +70,13 @@ struct Catalogue {
     deleted_discontinuities: u64,
     /// Loaded indexes, least recently used first.
     lru: VecDeque<FileKey>,
+    /// Segments found damaged on reading (at most [`MAX_DAMAGED`]): left out
+    /// whenever their index is loaded again.
+    damaged: std::collections::HashSet<u64>,
 }
+
+/// Damaged segments remembered per stream.
+pub const MAX_DAMAGED: usize = 10_000;
 
 /// What [`Archive::recover`] found.
 #[derive(Default)]
@@ -101,6 +107,8 @@ pub struct Archive {
     open: Mutex<Option<Open>>,
     last_error: Mutex<Option<String>>,
     log: crate::util::LogLimiter,
+    /// A segment was written since this archive was opened.
+    run_started: std::sync::atomic::AtomicBool,
 }
 
 /// Why a read failed.
@@ -128,7 +136,7 @@ fn summarize(entries: &[IndexEntry]) -> Option<Summary> {
     let mut disc = 0u64;
     let mut prev_end: Option<i64> = None;
     for e in entries {
-        let gap = prev_end.is_some_and(|p| e.start > p + ranges::GAP_TOLERANCE);
+        let gap = prev_end.is_some_and(|p| ranges::is_gap(p, e.start));
         if e.discontinuity || gap {
             disc += 1;
         }
@@ -156,6 +164,7 @@ impl Archive {
             open: Mutex::new(None),
             last_error: Mutex::new(None),
             log: crate::util::LogLimiter::new(std::time::Duration::from_secs(60)),
+            run_started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -277,9 +286,12 @@ impl Archive {
                 return Ok(e);
             }
         }
-        let (entries, data_bytes, index_bytes) = self.load(key)?;
-        let entries = Arc::new(entries);
+        let (mut entries, data_bytes, index_bytes) = self.load(key)?;
         let mut cat = self.cat();
+        if !cat.damaged.is_empty() {
+            entries.retain(|e| !cat.damaged.contains(&e.seq));
+        }
+        let entries = Arc::new(entries);
         let summary = summarize(&entries);
         let Some(f) = cat.files.get_mut(&key) else {
             return Err(ReadError::NotFound);
@@ -560,6 +572,9 @@ impl Archive {
     /// Drops segment `seq` of `key` from the loaded catalogue.
     fn forget(&self, key: FileKey, seq: u64) {
         let mut cat = self.cat();
+        if cat.damaged.len() < MAX_DAMAGED {
+            cat.damaged.insert(seq);
+        }
         if let Some(f) = cat.files.get_mut(&key) {
             if let Some(entries) = f.entries.as_mut() {
                 Arc::make_mut(entries).retain(|e| e.seq != seq);
@@ -604,7 +619,7 @@ impl Archive {
             let cat = self.cat();
             cat.files.keys().filter(|k| k.first_seq <= seq).copied().collect()
         };
-        let gap = |prev: Option<i64>, start: i64| prev.is_some_and(|p| start > p + ranges::GAP_TOLERANCE);
+        let gap = |prev: Option<i64>, start: i64| prev.is_some_and(|p| ranges::is_gap(p, start));
         let mut n = self.cat().deleted_discontinuities;
         let mut prev_end: Option<i64> = None;
         for key in keys {
@@ -673,12 +688,18 @@ impl Archive {
             return Ok(());
         };
         let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("segment over 4 GiB"))?;
-        let entry = IndexEntry::of(seg, o.offset, len);
-        if let Err(e) = o.appender.append(msg, &entry.encode()) {
-            // Start a fresh file at the next segment; this one ends here.
-            self.finish(&mut open);
-            return Err(e);
+        let mut entry = IndexEntry::of(seg, o.offset, len);
+        // The first segment of a run (a start, a restart) does not continue
+        // what the archive holds: its timestamps may even overlap the last
+        // run's. The index marks it, so playlists write EXT-X-DISCONTINUITY
+        // (the stored message stays the segment's exact bytes).
+        if !self.run_started.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            entry.discontinuity = true;
         }
+        // On error the appender cut the partial write back: the next
+        // segment is tried on the same file (a full disk must not leave a
+        // new empty file per segment).
+        o.appender.append(msg, &entry.encode())?;
         o.offset += msg.len() as u64;
         o.last_seq = seg.seq;
         let key = o.key;
@@ -706,6 +727,15 @@ impl Archive {
     /// Syncs and closes the file being written, if any.
     fn finish(&self, open: &mut Option<Open>) {
         let Some(mut o) = open.take() else { return };
+        if o.offset == 0 {
+            // Not one segment made it: no empty file pair stays behind.
+            drop(o.appender);
+            let _ = self.store.delete(&self.dir, o.key);
+            let mut cat = self.cat();
+            cat.files.remove(&o.key);
+            cat.lru.retain(|k| *k != o.key);
+            return;
+        }
         if let Err(e) = o.appender.sync() {
             self.metrics.write_errors.inc();
             self.note_error("syncing an archive file", &e);
@@ -720,17 +750,31 @@ impl Archive {
         }
     }
 
-    /// Closes the file being written (stream stop, shutdown).
+    /// Closes the file being written (tests; a stream that is removed).
     pub fn close(&self) {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         self.finish(&mut open);
     }
 
+    /// Makes what was written durable and keeps the file open, so a segment
+    /// flushed after this (a stream stopping at shutdown) still lands in
+    /// the same file.
+    pub fn sync(&self) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(o) = open.as_mut() {
+            if let Err(e) = o.appender.sync() {
+                self.metrics.write_errors.inc();
+                self.note_error("syncing an archive file", &e);
+            }
+        }
+    }
+
     // ---- deleting ----
 
     /// Deletes whole files; returns the bytes freed. Files being written are kept.
-    pub fn delete(&self, keys: &[FileKey], reason: &'static str) -> u64 {
+    pub fn delete(&self, keys: &[FileKey], reason: &'static str) -> (usize, u64) {
         let mut freed = 0;
+        let mut files = 0;
         for key in keys {
             let summary = {
                 let cat = self.cat();
@@ -742,10 +786,21 @@ impl Archive {
             match self.store.delete(&self.dir, *key) {
                 Ok(n) => {
                     freed += n;
+                    files += 1;
                     let mut cat = self.cat();
                     cat.files.remove(key);
                     cat.lru.retain(|k| k != key);
-                    cat.deleted_discontinuities += summary.map_or(0, |s| s.discontinuities + 1);
+                    // What `discontinuities_before` counted for this file:
+                    // its own, and the gap after it if the next file is known.
+                    let next_start = cat
+                        .files
+                        .range(*key..)
+                        .next()
+                        .and_then(|(_, f)| f.summary.as_ref().map(|s| s.start));
+                    if let Some(s) = summary {
+                        let gap = next_start.is_some_and(|n| ranges::is_gap(s.end, n));
+                        cat.deleted_discontinuities += s.discontinuities + u64::from(gap);
+                    }
                 }
                 Err(e) => {
                     self.note_error("deleting an archive file", &e);
@@ -753,12 +808,12 @@ impl Archive {
                 }
             }
         }
-        if freed > 0 {
+        if files > 0 {
             self.metrics.deleted(reason, freed);
-            tracing::info!(stream = %self.name, files = keys.len(), bytes = freed, reason, "archive files deleted");
+            tracing::info!(stream = %self.name, files, bytes = freed, reason, "archive files deleted");
         }
         self.update_gauges(None);
-        freed
+        (files, freed)
     }
 
     /// Deletes every finished file that lies wholly inside `[from, to)`
@@ -774,8 +829,7 @@ impl Archive {
                 doomed.push(key);
             }
         }
-        let freed = self.delete(&doomed, "api");
-        Ok((doomed.len(), freed))
+        Ok(self.delete(&doomed, "api"))
     }
 }
 
@@ -966,10 +1020,18 @@ mod tests {
         assert!(c.find(11).is_ok() && c.find(20).is_ok());
         // 10..12 cover T0..T0+4 s, 20 starts at T0+6 s: a gap.
         assert_eq!(c.ranges().expect("ranges").len(), 2);
-        // EXT-X-DISCONTINUITY-SEQUENCE counts the tags before a segment: the
-        // gap's tag sits on 20 itself.
-        assert_eq!(c.discontinuities_before(20), 0);
-        assert_eq!(c.discontinuities_before(21), 1, "the gap counts as a discontinuity");
+        // EXT-X-DISCONTINUITY-SEQUENCE counts the tags before a segment. The
+        // first segment of each writer run is one (10, and 20 after the
+        // restart); the gap's tag sits on 20 as well.
+        assert_eq!(c.discontinuities_before(11), 1);
+        assert_eq!(c.discontinuities_before(20), 1);
+        assert_eq!(c.discontinuities_before(21), 2, "the restart counts once");
+        let e20 = c.find(20).expect("20").1;
+        let e21 = c.find(21).expect("21").1;
+        assert!(
+            e20.discontinuity && !e21.discontinuity,
+            "a run's first segment is marked"
+        );
         let _ = std::fs::remove_dir_all(&root);
     }
 

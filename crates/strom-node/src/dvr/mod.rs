@@ -138,6 +138,7 @@ impl DvrFamilies {
             index_rebuilds: self.index_rebuilds.clone(),
             damaged: self.damaged.clone(),
             deleted_bytes: self.deleted_bytes.clone(),
+            bad_requests: self.bad_requests.clone(),
         }
     }
 
@@ -159,9 +160,15 @@ pub struct DvrMetrics {
     pub index_rebuilds: Counter,
     pub damaged: Counter,
     deleted_bytes: Family<ReasonLabel, Counter>,
+    bad_requests: Family<ReasonLabel, Counter>,
 }
 
 impl DvrMetrics {
+    /// Counts a refused archive request.
+    pub fn bad_request(&self, reason: &'static str) {
+        self.bad_requests.get_or_create(&ReasonLabel { reason }).inc();
+    }
+
     fn deleted(&self, reason: &'static str, bytes: u64) {
         self.deleted_bytes.get_or_create(&ReasonLabel { reason }).inc_by(bytes);
     }
@@ -386,7 +393,7 @@ pub async fn run_retention(dvr: Arc<Dvr>, stop: tokio_util::sync::CancellationTo
     let d = dvr.clone();
     let _ = tokio::task::spawn_blocking(move || {
         for a in d.all() {
-            a.close();
+            a.sync();
         }
     })
     .await;

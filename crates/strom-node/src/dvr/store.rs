@@ -211,13 +211,22 @@ impl Store for LocalStore {
         if let Some(dir) = data_path.parent() {
             std::fs::create_dir_all(dir)?;
         }
+        let index_path = self.path(stream_dir, key, FileKind::Index);
         let data = OpenOptions::new().write(true).create_new(true).open(&data_path)?;
-        let mut index =
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(self.path(stream_dir, key, FileKind::Index))?;
-        index.write_all(header)?;
+        let index = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&index_path)
+            .and_then(|mut f| f.write_all(header).map(|()| f));
+        let index = match index {
+            Ok(f) => f,
+            Err(e) => {
+                // No half-made pair stays behind (a full disk).
+                let _ = std::fs::remove_file(&index_path);
+                let _ = std::fs::remove_file(&data_path);
+                return Err(e);
+            }
+        };
         Ok(Box::new(LocalAppender {
             data,
             index,

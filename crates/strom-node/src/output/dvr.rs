@@ -56,6 +56,9 @@ pub const POSITION_IDLE: Duration = Duration::from_secs(120);
 pub const MAX_POSITIONS: usize = 100_000;
 /// Segments a sliding (timeshift) playlist lists.
 const SLIDING: usize = 6;
+/// How far after a timeshift start the first recorded segment is looked
+/// for (90 kHz ticks: 2 days).
+const MAX_SEEK_AHEAD: i64 = 2 * 86_400 * CLOCK_HZ;
 
 /// The DVR output of one stream.
 pub struct Dvr {
@@ -153,6 +156,21 @@ impl Item {
     }
 }
 
+/// Refuses (400, counted) a range longer than the archive keeps.
+fn check_depth(archive: &Archive, a: &ArchiveRequest) -> Result<(), Box<Response>> {
+    let (Span::Range { duration, .. }, Some(depth)) = (a.span, archive.cfg.depth) else {
+        return Ok(());
+    };
+    if duration > depth.as_secs() {
+        archive.metrics().bad_request("longer_than_archive");
+        return Err(Box::new(reply::error(
+            StatusCode::BAD_REQUEST,
+            "archive range is longer than the archive keeps",
+        )));
+    }
+    Ok(())
+}
+
 fn read_error(e: ReadError) -> Response {
     match e {
         ReadError::NotFound => reply::error(StatusCode::NOT_FOUND, "not in the archive"),
@@ -217,6 +235,22 @@ impl Dvr {
         Ok(items.split_off(skip))
     }
 
+    /// `at` (UTC ticks), or the start of the first segment after it when
+    /// nothing recorded covers `at` (before the archive, in a gap).
+    fn first_start(archive: &Archive, stream: &Stream, at: i64) -> i64 {
+        let archived = archive
+            .entries_between(at, at.saturating_add(MAX_SEEK_AHEAD), 1)
+            .ok()
+            .and_then(|v| v.first().map(|e| e.start));
+        let first = archived.or_else(|| {
+            Self::live_items(stream, None)
+                .into_iter()
+                .find(|i| i.end() > at)
+                .map(|i| i.start)
+        });
+        first.map_or(at, |s| s.max(at))
+    }
+
     /// `timeshift_abs` position of this viewer: FROM plus the time since
     /// its first request with that FROM.
     fn position(&self, req: &PlayRequest, from: u64, now: Instant) -> u64 {
@@ -245,10 +279,18 @@ impl Dvr {
         let now = now_unix();
         let hz = CLOCK_HZ;
         let ticks = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / hz).saturating_mul(hz);
+        if let Err(bad) = check_depth(archive, a) {
+            return *bad;
+        }
         let (items, kind) = match a.span {
+            // A range that reaches past now still grows: EVENT, not VOD.
             Span::Range { from, duration } => (
                 Self::items(archive, stream, ticks(from), ticks(from + duration)),
-                PlaylistType::Vod,
+                if from + duration > now {
+                    PlaylistType::Event
+                } else {
+                    PlaylistType::Vod
+                },
             ),
             Span::Since { from } => (
                 Self::items(archive, stream, ticks(from), ticks(now + 3600)),
@@ -258,16 +300,23 @@ impl Dvr {
                 Self::items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600)),
                 PlaylistType::Live,
             ),
-            Span::TimeshiftRel { ago } => (
-                Self::items_before(archive, stream, ticks(now.saturating_sub(ago)), SLIDING),
-                PlaylistType::Live,
-            ),
+            Span::TimeshiftRel { ago } => {
+                // Before the archive's start: from its first segment.
+                let at = Self::first_start(archive, stream, ticks(now.saturating_sub(ago)));
+                (Self::items_before(archive, stream, at, SLIDING), PlaylistType::Live)
+            }
             Span::TimeshiftAbs { from } => {
-                let at = self.position(req, from, Instant::now()).min(now);
+                // A FROM before the archive (or in a gap) plays from the next
+                // recorded segment, at the pace of the clock from there.
+                let start = Self::first_start(archive, stream, ticks(from));
+                let elapsed = self.position(req, from, Instant::now()) - from;
+                let at = start
+                    .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX / hz).saturating_mul(hz))
+                    .min(ticks(now));
                 (
-                    Self::items_before(archive, stream, ticks(at), SLIDING).map(|v| {
+                    Self::items_before(archive, stream, at, SLIDING).map(|v| {
                         // Never list what lies before FROM's segment.
-                        v.into_iter().filter(|i| i.end() > ticks(from)).collect()
+                        v.into_iter().filter(|i| i.end() > start).collect()
                     }),
                     PlaylistType::Live,
                 )
@@ -361,6 +410,9 @@ impl Dvr {
     }
 
     fn download(&self, archive: Arc<Archive>, stream: Arc<Stream>, a: ArchiveRequest, req: &PlayRequest) -> Response {
+        if let Err(bad) = check_depth(&archive, &a) {
+            return *bad;
+        }
         let now = now_unix();
         let start = match a.span {
             Span::TimeshiftAbs { from } => from,
