@@ -45,6 +45,8 @@ pub const MAX_MESSAGE: u64 = strom_media::wire::DEFAULT_MAX_MESSAGE as u64;
 #[derive(Clone, Debug, Default)]
 struct Summary {
     last_seq: u64,
+    /// The first segment carries its own discontinuity flag.
+    first_flagged: bool,
     start: i64,
     end: i64,
     ranges: Vec<Range>,
@@ -107,8 +109,6 @@ pub struct Archive {
     open: Mutex<Option<Open>>,
     last_error: Mutex<Option<String>>,
     log: crate::util::LogLimiter,
-    /// A segment was written since this archive was opened.
-    run_started: std::sync::atomic::AtomicBool,
 }
 
 /// Why a read failed.
@@ -131,19 +131,27 @@ impl std::fmt::Debug for Archive {
     }
 }
 
+/// Whether `e` does not continue `prev` in the archive: its own
+/// discontinuity flag, a gap in time, or a jump in sequence numbers (a
+/// restart, or segments the writer dropped): playlists write
+/// EXT-X-DISCONTINUITY there.
+pub fn breaks(prev: Option<&IndexEntry>, e: &IndexEntry) -> bool {
+    e.discontinuity || prev.is_some_and(|p| ranges::is_gap(p.end(), e.start) || p.seq.checked_add(1) != Some(e.seq))
+}
+
 fn summarize(entries: &[IndexEntry]) -> Option<Summary> {
     let (first, last) = (entries.first()?, entries.last()?);
     let mut disc = 0u64;
-    let mut prev_end: Option<i64> = None;
+    let mut prev: Option<&IndexEntry> = None;
     for e in entries {
-        let gap = prev_end.is_some_and(|p| ranges::is_gap(p, e.start));
-        if e.discontinuity || gap {
+        if breaks(prev, e) {
             disc += 1;
         }
-        prev_end = Some(e.end());
+        prev = Some(e);
     }
     Some(Summary {
         last_seq: last.seq,
+        first_flagged: first.discontinuity,
         start: first.start,
         end: last.end(),
         ranges: ranges::ranges(entries),
@@ -164,7 +172,6 @@ impl Archive {
             open: Mutex::new(None),
             last_error: Mutex::new(None),
             log: crate::util::LogLimiter::new(std::time::Duration::from_secs(60)),
-            run_started: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -619,9 +626,12 @@ impl Archive {
             let cat = self.cat();
             cat.files.keys().filter(|k| k.first_seq <= seq).copied().collect()
         };
-        let gap = |prev: Option<i64>, start: i64| prev.is_some_and(|p| ranges::is_gap(p, start));
+        // (end, seq) of the last segment counted.
+        let joins = |prev: Option<(i64, u64)>, start: i64, seq: u64| {
+            prev.is_none_or(|(end, last)| !ranges::is_gap(end, start) && last.checked_add(1) == Some(seq))
+        };
         let mut n = self.cat().deleted_discontinuities;
-        let mut prev_end: Option<i64> = None;
+        let mut prev: Option<(i64, u64)> = None;
         for key in keys {
             let known = self.cat().files.get(&key).and_then(|f| f.summary.clone());
             let summary = match known {
@@ -630,16 +640,17 @@ impl Archive {
             };
             let Some(s) = summary else { continue };
             if s.last_seq < seq {
-                // The first entry's own flag is in `discontinuities`; a gap
-                // before it is not.
-                n += s.discontinuities + u64::from(gap(prev_end, s.start));
-                prev_end = Some(s.end);
+                // The file's own breaks, and one where it meets the file
+                // before (unless its first segment is flagged already).
+                let boundary = !joins(prev, s.start, key.first_seq);
+                n += s.discontinuities + u64::from(boundary && !s.first_flagged);
+                prev = Some((s.end, s.last_seq));
                 continue;
             }
             let Ok(entries) = self.entries(key) else { continue };
             for e in entries.iter().filter(|e| e.seq < seq) {
-                n += u64::from(e.discontinuity || gap(prev_end, e.start));
-                prev_end = Some(e.end());
+                n += u64::from(e.discontinuity || !joins(prev, e.start, e.seq));
+                prev = Some((e.end(), e.seq));
             }
         }
         n
@@ -688,14 +699,7 @@ impl Archive {
             return Ok(());
         };
         let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("segment over 4 GiB"))?;
-        let mut entry = IndexEntry::of(seg, o.offset, len);
-        // The first segment of a run (a start, a restart) does not continue
-        // what the archive holds: its timestamps may even overlap the last
-        // run's. The index marks it, so playlists write EXT-X-DISCONTINUITY
-        // (the stored message stays the segment's exact bytes).
-        if !self.run_started.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            entry.discontinuity = true;
-        }
+        let entry = IndexEntry::of(seg, o.offset, len);
         // On error the appender cut the partial write back: the next
         // segment is tried on the same file (a full disk must not leave a
         // new empty file per segment).
@@ -790,16 +794,18 @@ impl Archive {
                     let mut cat = self.cat();
                     cat.files.remove(key);
                     cat.lru.retain(|k| k != key);
-                    // What `discontinuities_before` counted for this file:
-                    // its own, and the gap after it if the next file is known.
-                    let next_start = cat
+                    // What `discontinuities_before` counted for this (oldest)
+                    // file: its own, and the break where the next one meets it.
+                    let next = cat
                         .files
                         .range(*key..)
                         .next()
-                        .and_then(|(_, f)| f.summary.as_ref().map(|s| s.start));
+                        .and_then(|(k, f)| f.summary.as_ref().map(|s| (k.first_seq, s.start, s.first_flagged)));
                     if let Some(s) = summary {
-                        let gap = next_start.is_some_and(|n| ranges::is_gap(s.end, n));
-                        cat.deleted_discontinuities += s.discontinuities + u64::from(gap);
+                        let boundary = next.is_some_and(|(first_seq, start, flagged)| {
+                            !flagged && (ranges::is_gap(s.end, start) || s.last_seq.checked_add(1) != Some(first_seq))
+                        });
+                        cat.deleted_discontinuities += s.discontinuities + u64::from(boundary);
                     }
                 }
                 Err(e) => {
@@ -1021,17 +1027,11 @@ mod tests {
         // 10..12 cover T0..T0+4 s, 20 starts at T0+6 s: a gap.
         assert_eq!(c.ranges().expect("ranges").len(), 2);
         // EXT-X-DISCONTINUITY-SEQUENCE counts the tags before a segment. The
-        // first segment of each writer run is one (10, and 20 after the
-        // restart); the gap's tag sits on 20 as well.
-        assert_eq!(c.discontinuities_before(11), 1);
-        assert_eq!(c.discontinuities_before(20), 1);
-        assert_eq!(c.discontinuities_before(21), 2, "the restart counts once");
-        let e20 = c.find(20).expect("20").1;
-        let e21 = c.find(21).expect("21").1;
-        assert!(
-            e20.discontinuity && !e21.discontinuity,
-            "a run's first segment is marked"
-        );
+        // restart is a jump in numbers (11 → 20) and a gap in time: one
+        // discontinuity, on 20.
+        assert_eq!(c.discontinuities_before(11), 0);
+        assert_eq!(c.discontinuities_before(20), 0);
+        assert_eq!(c.discontinuities_before(21), 1, "the restart counts once");
         let _ = std::fs::remove_dir_all(&root);
     }
 
@@ -1140,6 +1140,33 @@ mod tests {
         assert!((1..5).all(|s| c.find(s).is_ok()));
         assert_eq!(c.ranges().expect("ranges").len(), 1);
         assert_eq!(c.files().len(), 2, "4 went to a new file of the same hour");
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn a_jump_in_numbers_is_a_discontinuity_even_without_a_gap() {
+        let root = tmpdir("jump");
+        let (a, _) = archive(&root);
+        record(&a, 1..3); // T0, T0+2 s
+        a.close();
+        let (b, _) = archive(&root);
+        // A restart 0.4 s later numbers from the clock: 1000, 1001.
+        for (seq, at) in [(1000, 4 * CLOCK_HZ), (1001, 6 * CLOCK_HZ)] {
+            let s = segment(seq, T0 + at);
+            b.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+        }
+        b.close();
+        let (c, _) = archive(&root);
+        assert_eq!(c.ranges().expect("ranges").len(), 1, "no gap in time");
+        assert_eq!(c.discontinuities_before(1000), 0);
+        assert_eq!(c.discontinuities_before(1001), 1);
+        let e = c.entries_between(T0, T0 + 8 * CLOCK_HZ, 10).expect("entries");
+        let marks: Vec<bool> = e
+            .iter()
+            .enumerate()
+            .map(|(i, x)| breaks(i.checked_sub(1).map(|p| &e[p]), x))
+            .collect();
+        assert_eq!(marks, vec![false, false, true, false]);
         let _ = std::fs::remove_dir_all(&root);
     }
 }

@@ -329,7 +329,19 @@ impl Dvr {
         if items.is_empty() {
             return reply::error(StatusCode::NOT_FOUND, "nothing recorded in this range");
         }
-        let entries: Vec<PlaylistEntry> = items.iter().map(Item::playlist_entry).collect();
+        // A jump in sequence numbers (a restart, dropped segments) is a
+        // discontinuity as much as a gap in time (`archive::breaks`).
+        let entries: Vec<PlaylistEntry> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| {
+                let mut e = it.playlist_entry();
+                if i > 0 && items[i - 1].seq.checked_add(1) != Some(it.seq) {
+                    e.discontinuity = true;
+                }
+                e
+            })
+            .collect();
         let disc = match kind {
             PlaylistType::Live => archive.discontinuities_before(entries[0].seq),
             _ => 0,
