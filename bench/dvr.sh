@@ -46,10 +46,16 @@
 #             nginx worker_processes auto. Goal (issue): ratio ≥ 1.0.
 #   writer    CPU of strom with W_CHANNELS (8) `builtin://demo` channels for
 #             W_MEASURE (60) s after W_WARMUP (10) s, without `dvr`, then with
-#             `dvr`, W_REPEAT (2) times alternating; utime+stime from
+#             `dvr`, W_REPEAT (3) times alternating; utime+stime from
 #             /proc/PID/stat. Prints CPU % of one core per channel with and
 #             without, the writer's extra per channel, and per segment
 #             written. W_PLACE: pinned (strom on CPU 0, default) or unpinned.
+#             The writer's share is small against the clock tick (10 ms) and
+#             the noise of a shared machine, so the same write path is also
+#             timed in isolation: dvr_synth writes 15 minutes of one channel
+#             with segments of the size the node recorded (Archive::write of
+#             encode_segment's message, as the node's writer task does), and
+#             its user+sys CPU per segment is printed.
 #
 # The machine may be shared: where a figure is CPU time, the CPU that
 # processes outside this script's process group used meanwhile is printed
@@ -59,7 +65,7 @@
 #      INPUT (builtin://demo), STARTUP_MODES ("warm cold"), PL_REQUESTS (200),
 #      DL_SECONDS (3600), DL_BYTES (500000), DL_MODES ("pinned auto"),
 #      WRK_SECS (10), W_CHANNELS (8), W_MEASURE (60), W_WARMUP (10),
-#      W_REPEAT (2), W_PLACE (pinned), HTTP_PORT (38480), NGINX_PORT (38481),
+#      W_REPEAT (3), W_PLACE (pinned), HTTP_PORT (38480), NGINX_PORT (38481),
 #      WAIT (60: longest wait for one answer, s),
 #      ARCHIVE (reuse an archive dvr_synth wrote with the same CHANNELS and
 #      prefix "ch"; it is not deleted), KEEP=1 (keep the temp dir),
@@ -86,7 +92,7 @@ WRK_SECS=${WRK_SECS:-10}
 W_CHANNELS=${W_CHANNELS:-8}
 W_MEASURE=${W_MEASURE:-60}
 W_WARMUP=${W_WARMUP:-10}
-W_REPEAT=${W_REPEAT:-2}
+W_REPEAT=${W_REPEAT:-3}
 W_PLACE=${W_PLACE:-pinned}
 HTTP_PORT=${HTTP_PORT:-38480}
 NGINX_PORT=${NGINX_PORT:-38481}
@@ -187,7 +193,8 @@ ms_since() { echo $((($(now_ns) - $1) / 1000000)); }
 rss_mib() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status"; }
 # pct P: the P-th percentile (nearest rank) of the numbers on stdin.
 pct() { sort -g | awk -v p="$1" '{ a[NR] = $1 } END { if (!NR) { print "-"; exit } i = int(p / 100 * NR + 0.999999); if (i < 1) i = 1; if (i > NR) i = NR; print a[i] }'; }
-median() { pct 50; }
+# median: of the numbers on stdin (the mean of the middle two for an even count).
+median() { sort -g | awk '{ a[NR] = $1 } END { if (!NR) print "-"; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 # start_strom CONF LOG [PIN...]: starts strom, sets STROM_PID and T_LAUNCH (ns).
 start_strom() {
@@ -353,7 +360,7 @@ bench_startup() {
             stop_strom
         done
     done
-    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); rs=r.get("ranges",[]); print("ranges of %s: %d range(s), first from=%s duration=%s s, depth=%s s, bytes=%s" % (r.get("stream"), len(rs), rs[0]["from"] if rs else "-", rs[0]["duration"] if rs else "-", r.get("depth_secs", r.get("depth")), r.get("bytes")))' "$WORK/ranges.json" 2>/dev/null >&2 || head -c 300 "$WORK/ranges.json" >&2
+    python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); rs=r.get("ranges",[]); print("ranges of %s: %d range(s), first from=%s duration=%s s, depth=%s s, bytes=%s" % (r.get("stream"), len(rs), rs[0]["from"] if rs else "-", rs[0]["duration"] if rs else "-", r.get("depth_secs", r.get("depth")), r.get("bytes")))' "$WORK/ranges.json" >&2 2>/dev/null || head -c 300 "$WORK/ranges.json" >&2
     {
         echo
         echo "== startup: $CHANNELS channels × $DAYS days of ${SEG_SECS}s segments ($(du -sh "$ARCH" | cut -f1) on disk), input $INPUT; median of $REPEAT; ms since launching strom"
@@ -434,7 +441,7 @@ bench_playlist() {
 wrk_summary() {
     awk '/Requests\/sec:/ { r = $2 } /Transfer\/sec:/ { t = $2 } /^ +50%/ { p50 = $2 } /^ +99%/ { p99 = $2 }
          /Non-2xx/ { bad = $NF }
-         END { printf "%s req/s, %s/s, p50 %s, p99 %s%s", r, t, p50, p99, bad ? ", non-2xx " bad : "" }' "$1"
+         END { printf "%s req/s, %s/s%s%s", r, t, p50 != "" ? ", p50 " p50 ", p99 " p99 : "", bad ? ", non-2xx " bad : "" }' "$1"
 }
 # wrk_bytes FILE: Transfer/sec in bytes/s.
 wrk_bytes() {
@@ -610,9 +617,9 @@ bench_writer() {
             bytes=$([[ -d $wroot ]] && du -sb "$wroot" | cut -f1 || echo 0)
             rss=$(rss_mib "$STROM_PID")
             awk -v d="$dvr" -v t="$((t1 - t0))" -v hz="$HZ" -v ns="$((st1 - st0))" -v n="$W_CHANNELS" -v w="$((w1 - w0))" -v dr="$((d1 - d0))" \
-                -v noise="$noise" -v a="$alive_n" -v b="$bytes" -v rss="$rss" 'BEGIN {
+                -v noise="$noise" -v a="$alive_n" -v b="$bytes" -v rss="$rss" -v wt="$w1" 'BEGIN {
                 secs = ns / 1e9; cpu = t / hz / secs * 100
-                printf "%s %.3f %.4f %d %d %s %d %s %d %s\n", d, cpu, cpu / n, w, dr, noise, a, rss, b, secs }' >>"$res"
+                printf "%s %.3f %.4f %d %d %s %d %s %d %s %d\n", d, cpu, cpu / n, w, dr, noise, a, rss, b, secs, wt }' >>"$res"
             log "writer dvr=$dvr #$rep: $(tail -1 "$res" | awk '{ printf "CPU %.2f%% of a core (%.3f%%/channel), segments written %d, dropped %d, noise %s%%, alive %d, RSS %s MiB, archive %d B", $2, $3, $4, $5, $6, $7, $8, $9 }')"
             stop_strom
             rm -rf "$wroot"
@@ -635,8 +642,28 @@ bench_writer() {
             x = (b - a) / n
             printf "writer extra: %.3f%% of a core per channel (%+.0f%% over live ingest alone); %.2f ms CPU per segment written (%d segments in %d s)\n",
                 x, (a > 0 ? (b - a) / a * 100 : 0), (w > 0 ? (b - a) / 100 * m * 1000 / w : 0), w, m }'
-        echo "dropped segments (dvr on): $(awk '$1 == "on" { s += $5 } END { print s + 0 }' "$res"); worst noise: $(awk '{ if ($6 > m) m = $6 } END { print m + 0 }' "$res")% of a core"
+        echo "dropped segments (dvr on): $(awk '$1 == "on" { s += $5 } END { print s + 0 }' "$res"); worst noise: $(awk '{ if ($6 > m) m = $6 } END { print m + 0 }' "$res")% of a core; one clock tick over the window is $(awk -v n="$W_CHANNELS" -v m="$W_MEASURE" -v hz="$HZ" 'BEGIN { printf "%.4f", 100 / hz / m / n }')% per channel"
     } | tee -a "$WORK/report.txt" >&2
+    # The same write path alone: segments of the size the node recorded.
+    local seg_bytes
+    seg_bytes=$(awk '$1 == "on" && $11 > 0 { b += $9 / $11 - 48; n++ } END { if (n) printf "%d", b / n }' "$res")
+    if [[ -x $SYNTH && -n $seg_bytes ]]; then
+        # Archive bytes per segment written, less the index entry (48) and headers.
+        local end=$(($(date +%s) / 3600 * 3600 - 3600 + 900)) cpu
+        local TIMEFORMAT='%U %S'
+        log "writer alone: dvr_synth $WORK/writer-synth 1 1h $SEG_SECS $seg_bytes --end $end --threads 1 (15 min of one channel)"
+        cpu=$({ time "$SYNTH" "$WORK/writer-synth" 1 1h "$SEG_SECS" "$seg_bytes" --end "$end" --threads 1 >"$WORK/wsynth.out" 2>"$WORK/wsynth.err"; } 2>&1) ||
+            { cat "$WORK/wsynth.err" >&2; cpu=""; }
+        local segs
+        segs=$(tr ' ' '\n' <"$WORK/wsynth.out" | awk -F= '$1 == "segments_per_channel" { print $2 }')
+        rm -rf "$WORK/writer-synth"
+        if [[ -n $cpu && -n $segs ]]; then
+            awk -v c="$cpu" -v n="$segs" -v b="$seg_bytes" -v s="$SEG_SECS" 'BEGIN {
+                split(c, t, " "); ms = (t[1] + t[2]) * 1000 / n
+                printf "writer alone (dvr_synth, Archive::write): %.3f ms CPU (user %.2f s + sys %.2f s) per %d-byte segment over %d segments = %.4f%% of a core per channel at one segment per %d s\n",
+                    ms, t[1], t[2], b, n, ms / 1000 / s * 100, s }' | tee -a "$WORK/report.txt" >&2
+        fi
+    fi
 }
 
 for b in $BENCHES; do "bench_$b"; done
