@@ -421,8 +421,8 @@ pub enum PlaylistType {
 /// ([`PlaylistType::Event`]) or nothing extra ([`PlaylistType::Live`]).
 ///
 /// A gap between two entries ([`crate::dvr::ranges::is_gap`]: the next one
-/// starts more than 1 s after the previous one's end, or more than 1 s
-/// before it) gets `EXT-X-DISCONTINUITY` (§4.3.2.3) even when the entry's
+/// starts more than [`crate::dvr::ranges::GAP_TOLERANCE`] after the
+/// previous one's end, or that much before it) gets `EXT-X-DISCONTINUITY` (§4.3.2.3) even when the entry's
 /// flag is not set, so players do not play across the hole. A caller that
 /// slides a window counts such entries into `discontinuity_sequence` like
 /// flagged ones. The target duration is [`target_duration_for`] the
@@ -1158,12 +1158,12 @@ mod tests {
     fn archive_gaps_become_discontinuities() {
         let mut e = vec![
             entry(1, 100, 2000, false),
-            entry(2, 103, 2000, false), // 1 s after the end: continuous
+            entry(2, 102, 2000, false), // the tolerance after the end: continuous
             entry(3, 200, 2000, false), // a hole: the stream was down
             entry(4, 202, 2000, true),  // flagged: kept
             entry(5, 190, 2000, false), // time went back
         ];
-        e[1].start -= 1; // ...just within the tolerance
+        e[1].start += crate::dvr::ranges::GAP_TOLERANCE; // ...just within the tolerance
         let text = render_archive_playlist(&e, PlaylistType::Vod, 0, None, "");
         let before = |seq: &str| {
             let at = text.find(&format!("\n{seq}.ts\n")).unwrap_or(0);
@@ -1178,9 +1178,12 @@ mod tests {
         assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 3);
         // The entries themselves are not changed, and without a gap nothing is copied.
         assert!(!e[2].discontinuity);
-        e[1].start += 2;
+        e[1].start += 1;
         let text = render_archive_playlist(&e[..2], PlaylistType::Event, 0, None, "");
-        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "one tick over 1 s: {text}");
+        assert!(
+            text.contains("#EXT-X-DISCONTINUITY\n"),
+            "one tick over the tolerance: {text}"
+        );
         // The target covers the longest segment.
         let long = [entry(1, 0, 2000, false), entry(2, 2, 6500, false)];
         assert!(render_archive_playlist(&long, PlaylistType::Vod, 0, None, "").contains("#EXT-X-TARGETDURATION:7\n"));

@@ -32,9 +32,11 @@ impl Range {
 }
 
 /// Largest hole between one segment's end and the next one's start that
-/// still counts as continuous: 1 s, in 90 kHz ticks. Timestamps of
-/// consecutive segments rarely meet exactly (rounding, a dropped frame).
-pub const GAP_TOLERANCE: i64 = 90_000;
+/// still counts as continuous: 250 ms, in 90 kHz ticks. Consecutive
+/// segments of one run meet exactly (a segment lasts until the next one
+/// starts), so this only absorbs rounding and a timeline's re-anchoring; a
+/// missing segment (at least the 1 s a segment target can be) is a hole.
+pub const GAP_TOLERANCE: i64 = 22_500;
 
 /// Whether a segment starting at `next_start` leaves a gap after what ended
 /// at `prev_end` (UTC 90 kHz ticks): it starts more than [`GAP_TOLERANCE`]
@@ -168,11 +170,13 @@ mod tests {
 
     #[test]
     fn gaps_are_holes_either_way() {
+        const T: i64 = GAP_TOLERANCE;
         assert!(!is_gap(10 * S, 10 * S));
-        assert!(!is_gap(10 * S, 11 * S));
-        assert!(is_gap(10 * S, 11 * S + 1));
-        assert!(!is_gap(10 * S, 9 * S));
-        assert!(is_gap(10 * S, 9 * S - 1));
+        assert!(!is_gap(10 * S, 10 * S + T));
+        assert!(is_gap(10 * S, 10 * S + T + 1));
+        assert!(is_gap(10 * S, 11 * S), "a missing 1 s segment is a hole");
+        assert!(!is_gap(10 * S, 10 * S - T));
+        assert!(is_gap(10 * S, 10 * S - T - 1));
         assert!(!is_gap(i64::MAX, i64::MAX));
         assert!(!is_gap(i64::MIN, i64::MIN));
     }
@@ -180,8 +184,14 @@ mod tests {
     #[test]
     fn merging_ranges_of_files() {
         assert_eq!(
-            merge([r(10 * S, 5 * S), r(0, 10 * S), r(16 * S, S), r(30 * S, 0), r(12 * S, S)]),
-            vec![r(0, 17 * S), r(30 * S, 0)]
+            merge([
+                r(10 * S, 5 * S),
+                r(0, 10 * S),
+                r(15 * S + GAP_TOLERANCE, S),
+                r(30 * S, 0),
+                r(12 * S, S)
+            ]),
+            vec![r(0, 16 * S + GAP_TOLERANCE), r(30 * S, 0)]
         );
         assert_eq!(merge([r(0, S), r(2 * S + 1, S)]), vec![r(0, S), r(2 * S + 1, S)]);
         assert_eq!(merge([r(0, -5)]), vec![r(0, 0)], "negative durations count as empty");
