@@ -474,8 +474,8 @@ fn reconcile(
 }
 
 /// The counter of segments replicated into `name`'s archive.
-fn replicated_counter(_node: &Node, _name: &str) -> prometheus_client::metrics::counter::Counter {
-    prometheus_client::metrics::counter::Counter::default()
+fn replicated_counter(node: &Node, name: &str) -> prometheus_client::metrics::counter::Counter {
+    node.metrics.dvr.replicated(name)
 }
 
 #[cfg(test)]

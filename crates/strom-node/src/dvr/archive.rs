@@ -66,7 +66,8 @@ struct FileState {
 #[derive(Default)]
 struct Catalogue {
     files: BTreeMap<FileKey, FileState>,
-    scanned: bool,
+    /// When the store's file list was last read.
+    scanned: Option<std::time::Instant>,
     /// Discontinuities of files deleted since start, so that a sliding
     /// playlist's EXT-X-DISCONTINUITY-SEQUENCE never goes back.
     deleted_discontinuities: u64,
@@ -207,15 +208,23 @@ impl Archive {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{what}: {e}"));
     }
 
-    /// Reads the store's file list once (names and sizes only).
+    /// Reads the store's file list once (names and sizes only), or again
+    /// when it is older than the store's `listing_ttl`.
     pub fn scan(&self) -> io::Result<()> {
-        if self.cat().scanned {
+        let fresh = match (self.cat().scanned, self.store.listing_ttl()) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(at), Some(ttl)) => at.elapsed() < ttl,
+        };
+        if fresh {
             return Ok(());
         }
         self.rescan()
     }
 
-    /// Reads the store's file list again, keeping what is loaded.
+    /// Reads the store's file list again, keeping what is loaded unless the
+    /// file changed size (another node appended to it, or replication
+    /// wrote it): such a file's index is read again on next use.
     pub fn rescan(&self) -> io::Result<()> {
         let listed = self.store.list(&self.dir)?;
         let mut cat = self.cat();
@@ -228,14 +237,21 @@ impl Archive {
             }
         }
         cat.files.retain(|k, f| f.writing || seen.contains_key(k));
+        let mut changed = Vec::new();
         for (key, (data, idx)) in seen {
             let f = cat.files.entry(key).or_default();
             if !f.writing {
+                if (f.entries.is_some() || f.summary.is_some()) && (f.data_bytes, f.index_bytes) != (data, idx) {
+                    f.entries = None;
+                    f.summary = None;
+                    changed.push(key);
+                }
                 f.data_bytes = data;
                 f.index_bytes = idx;
             }
         }
-        cat.scanned = true;
+        cat.lru.retain(|k| !changed.contains(k));
+        cat.scanned = Some(std::time::Instant::now());
         drop(cat);
         self.update_gauges(None);
         Ok(())

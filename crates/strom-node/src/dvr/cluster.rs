@@ -614,6 +614,10 @@ impl Store for RemoteStore {
         format!("cluster://{}", self.addr)
     }
 
+    fn listing_ttl(&self) -> Option<Duration> {
+        Some(LISTING_TTL)
+    }
+
     fn streams(&self) -> io::Result<Vec<String>> {
         Err(unsupported("listing every stream"))
     }
@@ -1027,6 +1031,10 @@ impl CachingStore {
 impl Store for CachingStore {
     fn location(&self) -> String {
         self.remote.location()
+    }
+
+    fn listing_ttl(&self) -> Option<Duration> {
+        self.remote.listing_ttl()
     }
 
     fn streams(&self) -> io::Result<Vec<String>> {
@@ -2086,6 +2094,19 @@ mod tests {
                     view.message(vk, &ve).expect("remote msg")
                 );
             }
+            assert_eq!(view.ranges().expect("ranges"), src.ranges().expect("ranges"));
+            // The source records on: once the listing is older than its
+            // ttl, the view sees the new segments (the growing file's index
+            // is read again).
+            let newer = |seq: u64| segment(seq, crate::util::utc90_now() + (seq as i64 - 106) * 2 * CLOCK_HZ);
+            for seq in 106..108 {
+                let s = newer(seq);
+                src.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
+            }
+            assert!(view.find(107).is_err(), "not listed yet");
+            std::thread::sleep(LISTING_TTL + Duration::from_millis(100));
+            let (k, e) = view.find(107).expect("listed again");
+            assert_eq!(view.message(k, &e).expect("msg"), src.message(k, &e).expect("msg"));
             assert_eq!(view.ranges().expect("ranges"), src.ranges().expect("ranges"));
             assert_eq!(
                 view.last_error(),

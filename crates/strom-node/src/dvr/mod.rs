@@ -65,6 +65,7 @@ pub struct DvrFamilies {
     write_errors: Family<StreamLabel, Counter>,
     dropped: Family<StreamLabel, Counter>,
     written: Family<StreamLabel, Counter>,
+    replicated: Family<StreamLabel, Counter>,
     torn_tails: Counter,
     index_rebuilds: Counter,
     damaged: Counter,
@@ -93,6 +94,11 @@ impl DvrFamilies {
             self.dropped.clone(),
         );
         r.register("dvr_segments_written", "Segments archived", self.written.clone());
+        r.register(
+            "dvr_replicated_segments",
+            "Segments copied from a source's archive into this node's (replication after downtime)",
+            self.replicated.clone(),
+        );
         r.register(
             "dvr_torn_tails",
             "Archive files found with a torn or damaged tail and cut back",
@@ -140,6 +146,12 @@ impl DvrFamilies {
             deleted_bytes: self.deleted_bytes.clone(),
             bad_requests: self.bad_requests.clone(),
         }
+    }
+
+    /// The counter of segments replicated into stream `name`'s archive.
+    pub fn replicated(&self, name: &str) -> Counter {
+        self.replicated
+            .get_or_create_owned(&StreamLabel { stream: name.into() })
     }
 
     /// Counts a refused archive request.

@@ -80,6 +80,13 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, stream_dir: &str, key: FileKey) -> io::Result<u64>;
     /// The filesystem's usage, if the backend has one.
     fn usage(&self) -> io::Result<Option<Usage>>;
+    /// How long an archive may keep using this store's file list before
+    /// reading it again: `None` (the default) when only the archive itself
+    /// changes the files (a local directory); a few seconds for a view of
+    /// files another node writes (a source's archive over the cluster).
+    fn listing_ttl(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// A store in a local directory (the `dvr PATH`).

@@ -63,6 +63,9 @@ const MAX_SEEK_AHEAD: i64 = 2 * 86_400 * CLOCK_HZ;
 /// The DVR output of one stream.
 pub struct Dvr {
     archive: Option<Arc<Archive>>,
+    /// The stream has `dvr`: it records. A restreamed stream without one
+    /// may still read its source's archive (`crate::dvr::cluster`).
+    records: bool,
     writer: OnceLock<WriterHandle>,
     cache: Mutex<MuxCache>,
     positions: Mutex<HashMap<(u64, u64), (Instant, Instant)>>,
@@ -102,6 +105,7 @@ impl MuxCache {
 pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
     Arc::new(Dvr {
         archive: ctx.archive.clone(),
+        records: ctx.cfg.dvr.is_some(),
         writer: OnceLock::new(),
         cache: Mutex::new(MuxCache::default()),
         positions: Mutex::new(HashMap::new()),
@@ -601,7 +605,9 @@ impl Output for Dvr {
     }
 
     fn on_segment(&self, ev: &SegmentEvent<'_>) {
-        let Some(a) = &self.archive else { return };
+        let Some(a) = self.archive.as_ref().filter(|_| self.records) else {
+            return;
+        };
         if tokio::runtime::Handle::try_current().is_err() {
             return;
         }
