@@ -895,7 +895,7 @@ fn restart_keeps_the_archive_and_delete_removes_it() {
         root.display()
     );
     let mut s = Strom::start("dvr-restart", &body);
-    let _enc = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}"));
+    let _enc = encode_small(udp);
     let before = wait_recorded(&s, "tv", 8, 60 * SEC);
     assert_eq!(before.ranges.len(), 1, "{before:?}");
     let old = before.ranges[0];
@@ -1074,7 +1074,7 @@ fn kill_9_and_a_torn_tail_lose_at_most_the_unfinished_segment() {
         root.display()
     );
     let mut s = Strom::start("dvr-kill", &body);
-    let mut enc = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}"));
+    let mut enc = encode_small(udp);
     wait_recorded(&s, "tv", 8, 60 * SEC);
     let before = dvr_ranges(&s, "tv");
     kill_9(&mut s);
@@ -1578,7 +1578,7 @@ fn damaged_archive_files_are_skipped_and_show_as_holes() {
         root.display()
     );
     let mut s = Strom::start("dvr-damage", &body);
-    let mut enc = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}"));
+    let mut enc = encode_small(udp);
     let first = wait_recorded(&s, "tv", 8, 60 * SEC);
     assert!(s.stop().success());
     let (dir, port) = (s.dir.clone(), s.port);
