@@ -66,7 +66,10 @@
 #      DL_SECONDS (3600), DL_BYTES (500000), DL_MODES ("pinned auto"),
 #      WRK_SECS (10), W_CHANNELS (8), W_MEASURE (60), W_WARMUP (10),
 #      W_REPEAT (3), W_PLACE (pinned), HTTP_PORT (38480), NGINX_PORT (38481),
-#      WAIT (60: longest wait for one answer, s),
+#      WAIT (60: longest wait for one answer, s), FOREIGN_MAX (20) and
+#      QUIET_WAIT (120): before each measured phase the script waits at most
+#      QUIET_WAIT s for 5 s in which other processes use at most FOREIGN_MAX %
+#      of one core,
 #      ARCHIVE (reuse an archive dvr_synth wrote with the same CHANNELS and
 #      prefix "ch"; it is not deleted), KEEP=1 (keep the temp dir),
 #      STROM_BIN / SYNTH_BIN (skip the builds and use these binaries).
@@ -97,6 +100,8 @@ W_PLACE=${W_PLACE:-pinned}
 HTTP_PORT=${HTTP_PORT:-38480}
 NGINX_PORT=${NGINX_PORT:-38481}
 WAIT=${WAIT:-60}
+FOREIGN_MAX=${FOREIGN_MAX:-20}
+QUIET_WAIT=${QUIET_WAIT:-120}
 HZ=$(getconf CLK_TCK)
 BENCHES=${*:-"startup playlist download writer"}
 
@@ -226,23 +231,43 @@ poll_200() {
 }
 stop_strom() { stop_all; }
 
-# Processes of this script's process group are under test; everything else is
-# noise. Children's times that their parents reaped count too.
+# Noise: CPU time of the whole machine (user, nice, system from /proc/stat;
+# not irq/softirq, which the run's own loopback traffic fills) minus that of
+# this script's process group (strom, nginx, curl, wrk; through the shell's
+# cutime/cstime the clients that just exited).
 PGRP=$(awk '{ s = substr($0, index($0, ") ") + 2); split(s, f, " "); print f[3] }' /proc/$$/stat)
-foreign_snap() { # foreign_snap FILE
-    awk -v pg="$PGRP" '{
-        a = index($0, "("); b = index($0, ") "); comm = substr($0, a + 1, b - a - 1)
-        split(substr($0, b + 2), f, " ")
-        if (f[3] == pg || comm ~ /^ksoftirqd\/[0-9]+$/) next
-        print $1, f[12] + f[13] + f[14] + f[15]
-    }' /proc/[0-9]*/stat 2>/dev/null >"$1"
+foreign_snap() { # foreign_snap FILE: "machine_ticks group_ticks"
+    {
+        awk '$1 == "cpu" { print $2 + $3 + $4; exit }' /proc/stat
+        awk -v pg="$PGRP" '{
+            split(substr($0, index($0, ") ") + 2), f, " ")
+            if (f[3] == pg) s += f[12] + f[13] + f[14] + f[15]
+        } END { print s + 0 }' /proc/[0-9]*/stat 2>/dev/null
+    } | paste -sd' ' >"$1"
 }
 foreign_pct() { # foreign_pct FILE SECONDS: % of one core the others used since the snapshot
     foreign_snap "$1.end"
-    awk -v hz="$HZ" -v secs="$2" 'NR == FNR { t0[$1] = $2; next }
-        { d = ($1 in t0) ? $2 - t0[$1] : $2; if (d > 0) s += d } END { printf "%.1f\n", s / hz / secs * 100 }' "$1" "$1.end"
+    awk -v hz="$HZ" -v secs="$2" 'NR == 1 { m = $1; g = $2; next }
+        { d = ($1 - m) - ($2 - g); if (d < 0) d = 0; printf "%.1f\n", d / hz / secs * 100 }' "$1" "$1.end"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# wait_quiet: waits, at most QUIET_WAIT s, for 5 s in which the others use at
+# most FOREIGN_MAX % of one core; measures anyway after that.
+wait_quiet() {
+    local t0 n
+    t0=$(now_ns)
+    while :; do
+        foreign_snap "$WORK/quiet"
+        sleep 5
+        n=$(foreign_pct "$WORK/quiet" 5)
+        awk -v n="$n" -v m="$FOREIGN_MAX" 'BEGIN { exit !(n <= m) }' && return 0
+        if (($(ms_since "$t0") >= QUIET_WAIT * 1000)); then
+            log "the machine is still busy (others used $n% of a core): measuring anyway"
+            return 0
+        fi
+        log "waiting for a quiet machine (others used $n% of a core over 5 s)"
+    done
+}
 
 # --- synthetic archives ------------------------------------------------------------
 # oldest_from DIR NAME: Unix start of the oldest hour file of stream NAME.
@@ -333,6 +358,7 @@ bench_startup() {
     local res=$WORK/startup.txt mode rep
     : >"$res"
     for mode in $STARTUP_MODES; do
+        wait_quiet
         for ((rep = 1; rep <= REPEAT; rep++)); do
             if [[ $mode == cold ]]; then
                 evict "$ARCH"
@@ -386,6 +412,7 @@ bench_playlist() {
     start_strom "$conf" "$logf"
     poll_200 "$BASE/healthz" >/dev/null || die "playlist: strom did not start"
     log "playlist: strom run -c $conf"
+    wait_quiet
     # Cold: one new day per channel, each channel touched once.
     local c d url cold=$WORK/pl-cold.txt
     : >"$cold"
@@ -403,6 +430,7 @@ bench_playlist() {
     local cfg=$WORK/curl-warm.cfg i warm=$WORK/pl-warm.txt
     : >"$cfg"
     for ((i = 0; i < PL_REQUESTS + 5; i++)); do printf 'url = "%s"\noutput = "/dev/null"\n' "$url" >>"$cfg"; done
+    wait_quiet
     log "playlist warm: curl -K (${PL_REQUESTS} + 5 warm-up requests of $url on one connection) -w %{time_total}"
     foreign_snap "$WORK/foreign"
     local tw0
@@ -523,6 +551,7 @@ bench_download() {
         log "download $mode: curl -o /dev/null -w %{speed_download} $s_url  vs  $n_url ($sz bytes), interleaved ×$REPEAT after one warm-up each"
         curl -s -o /dev/null "$s_url"
         curl -s -o /dev/null "$n_url"
+        wait_quiet
         local rep srv u r cpu0 cpu1
         for ((rep = 1; rep <= REPEAT; rep++)); do
             for srv in strom nginx; do
@@ -599,6 +628,7 @@ bench_writer() {
             poll_200 "$BASE/healthz" >/dev/null || die "writer: strom did not start"
             [[ $rep == 1 ]] && log "writer dvr=$dvr: ${pin[*]} strom run -c $conf ($W_CHANNELS × input $INPUT$([[ $dvr == on ]] && echo ", dvr $wroot 8d"))"
             sleep "$W_WARMUP"
+            wait_quiet
             local w0 d0 t0 t1 st0 st1 w1 d1 noise
             w0=$(metric_sum strom_dvr_segments_written_total)
             d0=$(metric_sum strom_dvr_dropped_segments_total)
