@@ -150,6 +150,14 @@ pub struct DvrInfo {
     /// The newest write or read error, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    /// The configured retention: depth in seconds, disk limit in percent,
+    /// size cap in bytes (each absent when not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_limit_percent: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
 }
 
 /// One recorded span of an archive, UTC Unix seconds.

@@ -863,6 +863,14 @@ impl Checker<'_> {
         if let Some((_, Some(offline))) = parts.offline {
             dvr.offline = offline;
         }
+        if dvr.depth.is_none() && dvr.disk_limit_percent.is_none() && dvr.max_size.is_none() {
+            self.d.warn(
+                dvr_at.name.pos,
+                WarningKind::DvrUnbounded,
+                "`dvr` without a depth, a disk limit or a size keeps every hour until the disk is full; \
+                 give one, like `dvr PATH 7d 95%`",
+            );
+        }
         Some(dvr)
     }
 

@@ -62,6 +62,8 @@ pub enum WarningKind {
     /// such a stream runs, and records, without viewers anyway, so the
     /// directive changes nothing.
     DvrOfflineWithoutOndemand,
+    /// A `dvr` with no depth, disk limit or size: nothing is ever deleted.
+    DvrUnbounded,
 }
 
 /// Something in a valid config file that does not do what it says,

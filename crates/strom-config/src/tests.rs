@@ -905,6 +905,33 @@ fn cors_errors() {
 // ---- warnings ----
 
 #[test]
+fn a_dvr_that_never_deletes_warns() {
+    let c = ok("\
+dvr /g;
+source origin:8081 { dvr /s 1d; }
+stream a { input publish://; dvr /d 95%; }
+stream b { input publish://; dvr /d; storage_limit 1G; }
+stream c { input publish://; dvr /d; }
+");
+    let got: Vec<(WarningKind, Pos)> = c
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::DvrUnbounded)
+        .map(|w| (w.kind, w.pos()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (WarningKind::DvrUnbounded, Pos::new(1, 1)),
+            (WarningKind::DvrUnbounded, Pos::new(5, 30)),
+        ]
+    );
+    assert!(c.warnings[0]
+        .to_string()
+        .contains("keeps every hour until the disk is full"));
+}
+
+#[test]
 fn offline_recording_of_a_stream_that_is_not_ondemand_warns() {
     let c = ok("\
 http 8080;
@@ -925,7 +952,12 @@ stream d { ondemand off; dvr_offline; input publish://; dvr /d; }
 ");
     // Offline recording matters only for `ondemand` streams: the global and
     // source blocks may hold some, stream `b` is one, `c` does not ask.
-    let got: Vec<(WarningKind, Pos)> = c.warnings.iter().map(|w| (w.kind, w.pos())).collect();
+    let got: Vec<(WarningKind, Pos)> = c
+        .warnings
+        .iter()
+        .filter(|w| w.kind == WarningKind::DvrOfflineWithoutOndemand)
+        .map(|w| (w.kind, w.pos()))
+        .collect();
     assert_eq!(
         got,
         [
@@ -934,23 +966,28 @@ stream d { ondemand off; dvr_offline; input publish://; dvr /d; }
         ]
     );
     assert_eq!(
-        c.warnings[0].to_string(),
+        c.warnings
+            .iter()
+            .find(|w| w.kind == WarningKind::DvrOfflineWithoutOndemand)
+            .map(ToString::to_string)
+            .unwrap_or_default(),
         "t.conf:10:5: warning: `dvr_offline` changes nothing: stream `a` is not `ondemand`, so it runs and records \
          without viewers anyway"
     );
     assert!(c.warnings.iter().all(|w| w.file == "t.conf"));
     // Warnings are metadata: the round trip has its own, and `==` ignores them.
     let again = parse("t.conf", &c.to_text()).expect("round trip");
-    assert_eq!(again.warnings.len(), 2);
+    let offline = |w: &&crate::Warning| w.kind == WarningKind::DvrOfflineWithoutOndemand;
+    assert_eq!(again.warnings.iter().filter(offline).count(), 2);
     assert_ne!(again.warnings, c.warnings);
     assert_eq!(again, c);
     // The same from `parse_any`.
-    let text = "stream a { input publish://; dvr /x; dvr_offline; on_play http://x; }";
+    let text = "stream a { input publish://; dvr /x 1d; dvr_offline; on_play http://x; }";
     let Ok(AnyConfig::Node(n)) = parse_any("t.conf", text) else {
         panic!("node config")
     };
     assert_eq!(n.warnings.len(), 1);
-    assert_eq!(n.warnings[0].pos(), Pos::new(1, 38));
+    assert_eq!(n.warnings[0].pos(), Pos::new(1, 41));
 }
 
 #[test]

@@ -573,12 +573,21 @@ proptest! {
         let parsed = parse("p.conf", &text);
         prop_assert_eq!(&parsed, &Ok(c.clone()), "text:\n{}", text);
         // One warning per stream that records offline without being
-        // `ondemand` (it would anyway), and none for anything else.
+        // `ondemand` (it would anyway), one per `dvr` that never deletes
+        // anything, and none for anything else.
         let warnings = parsed.map(|p| p.warnings).unwrap_or_default();
         let count = |kind| warnings.iter().filter(|w| w.kind == kind).count();
         let pointless = c.streams.iter().filter(|s| !s.ondemand && s.dvr.as_ref().is_some_and(|d| d.offline));
         prop_assert_eq!(count(WarningKind::DvrOfflineWithoutOndemand), pointless.count());
-        prop_assert_eq!(count(WarningKind::DvrOfflineWithoutOndemand), warnings.len());
+        let unbounded = |d: &Option<strom_config::DvrConfig>| {
+            d.as_ref()
+                .is_some_and(|d| d.depth.is_none() && d.disk_limit_percent.is_none() && d.max_size.is_none())
+        };
+        let forever = usize::from(unbounded(&c.dvr))
+            + c.sources.iter().filter(|s| unbounded(&s.dvr)).count()
+            + c.streams.iter().filter(|s| unbounded(&s.dvr)).count();
+        prop_assert_eq!(count(WarningKind::DvrUnbounded), forever);
+        prop_assert_eq!(count(WarningKind::DvrOfflineWithoutOndemand) + forever, warnings.len());
         prop_assert!(warnings.windows(2).all(|w| w[0].pos() <= w[1].pos()), "sorted: {:?}", warnings);
     }
 
@@ -631,7 +640,12 @@ proptest! {
         prop_assert_eq!(c.dvr.as_ref(), Some(&d), "{}", text);
         prop_assert_eq!(c.sources[0].dvr.as_ref(), Some(&d), "{}", text);
         prop_assert_eq!(c.streams[0].dvr.as_ref(), Some(&d), "{}", text);
-        prop_assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let bounded = d.depth.is_some() || d.disk_limit_percent.is_some() || d.max_size.is_some();
+        prop_assert!(
+            c.warnings.iter().all(|w| w.kind == WarningKind::DvrUnbounded && !bounded),
+            "{:?}",
+            c.warnings
+        );
         prop_assert_eq!(c.dvr_for(&c.streams[0], None), Some(d));
     }
 

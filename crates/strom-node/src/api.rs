@@ -103,6 +103,9 @@ pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
                 depth_secs,
                 bytes,
                 last_error: a.last_error(),
+                keep_secs: a.cfg.depth.map(|d| d.as_secs()),
+                disk_limit_percent: a.cfg.disk_limit_percent,
+                max_bytes: a.cfg.max_size,
             }
         }),
     }

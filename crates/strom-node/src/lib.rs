@@ -204,6 +204,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
              (/api/v1/sessions); set view_auth and edit_auth"
         );
     }
+    let records = config.dvr.is_some()
+        || config.streams.iter().any(|s| s.dvr.is_some())
+        || config.sources.iter().any(|s| s.dvr.is_some());
+    if records && config.edit_auth.is_none() {
+        tracing::warn!(
+            "DVR is on but the JSON API has no edit_auth: anyone who reaches it can delete archive ranges \
+             (DELETE /api/v1/streams/NAME/dvr/ranges); set edit_auth"
+        );
+    }
     let mut listeners = Vec::new();
     for addr in &config.http {
         let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;

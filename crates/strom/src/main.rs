@@ -323,13 +323,13 @@ mod tests {
 
     #[test]
     fn dvr_and_on_play_do_not_warn_but_offline_recording_of_a_static_stream_does() {
-        let text = "source o { dvr /s; dvr_offline; on_play http://auth/; }\nstream a {\n  input publish://;\n  on_play http://auth/ { timeout 1s; }\n}\n\
-                    stream b { input publish://; dvr /d; dvr_offline; on_play http://auth/; }\n";
+        let text = "source o { dvr /s 1d; dvr_offline; on_play http://auth/; }\nstream a {\n  input publish://;\n  on_play http://auth/ { timeout 1s; }\n}\n\
+                    stream b { input publish://; dvr /d 1d; dvr_offline; on_play http://auth/; }\n";
         let cfg = strom_config::parse("n.conf", text).expect("valid");
         let warnings: Vec<String> = cfg.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(
             warnings,
-            ["n.conf:6:38: warning: `dvr_offline` changes nothing: stream `b` is not `ondemand`, so it runs and records without viewers anyway"]
+            ["n.conf:6:41: warning: `dvr_offline` changes nothing: stream `b` is not `ondemand`, so it runs and records without viewers anyway"]
         );
         assert!(cfg
             .warnings

@@ -193,7 +193,8 @@ impl Archive {
     pub fn write_failed(&self, e: &io::Error) {
         self.metrics.write_errors.inc();
         self.metrics.dropped.inc();
-        self.note_error("writing the archive", e);
+        let place = format!("writing the archive under {}", self.cfg.root.join(&self.dir).display());
+        self.note_error(&place, e);
         if let Some(held) = self.log.allow(std::time::Instant::now()) {
             tracing::warn!(stream = %self.name, error = %e, held_back = held, "archive write failed: segment not recorded");
         }

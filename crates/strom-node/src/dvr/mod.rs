@@ -364,6 +364,12 @@ impl Dvr {
 /// Starts the writer task of `archive`; returns the queue end.
 pub fn spawn_writer(archive: Arc<Archive>) -> WriterHandle {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Arc<StoredSegment>>(WRITE_QUEUE);
+    tracing::info!(
+        stream = %archive.name,
+        path = %archive.cfg.root.display(),
+        depth = ?archive.cfg.depth,
+        "recording"
+    );
     tokio::spawn(async move {
         while let Some(seg) = rx.recv().await {
             let a = archive.clone();

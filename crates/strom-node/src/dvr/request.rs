@@ -153,8 +153,13 @@ pub fn parse(resource: &str, selection: Option<TrackSelection>) -> Option<Result
         .iter()
         .find_map(|p| stem.strip_prefix(p).map(|r| (*p, r)));
     let (prefix, rest) = rest?;
-    // `index-N.m3u8`-like names without a second number are not archive URLs.
+    // `index-N.m3u8`-like names without a second number are not archive
+    // URLs, nor are `mono-…`/`video-…`/`index-…` names that do not go on
+    // with a digit (`mono-timeshift_rel-30.m3u8` is no form of ours: 404).
     let (a, b) = rest.split_once('-')?;
+    if prefix != "archive-" && !a.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
     if format == Format::Ts && prefix != "archive-" {
         return None;
     }
@@ -295,6 +300,9 @@ mod tests {
             "index-5.m3u8",
             "mono-x.ts",
             "foo-1-2.m3u8",
+            "mono-timeshift_rel-30.m3u8",
+            "index-timeshift_rel-30.m3u8",
+            "mono-rewind-30.m3u8",
         ] {
             assert_eq!(p(s), None, "{s}");
         }

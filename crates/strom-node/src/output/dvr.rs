@@ -160,12 +160,13 @@ impl Item {
     }
 }
 
-/// Refuses (400, counted) a range longer than the archive keeps.
+/// Refuses (400, counted) a range longer than the archive can hold: its
+/// depth plus the hour retention keeps beyond it (whole hours are deleted).
 fn check_depth(archive: &Archive, a: &ArchiveRequest) -> Result<(), Box<Response>> {
     let (Span::Range { duration, .. }, Some(depth)) = (a.span, archive.cfg.depth) else {
         return Ok(());
     };
-    if duration > depth.as_secs() {
+    if duration > depth.as_secs().saturating_add(3600) {
         archive.metrics().bad_request("longer_than_archive");
         return Err(Box::new(reply::error(
             StatusCode::BAD_REQUEST,
@@ -425,7 +426,13 @@ impl Dvr {
         reply::ranged(ts, req.range, MP2T, SEGMENT_CACHE)
     }
 
-    fn download(&self, archive: Arc<Archive>, stream: Arc<Stream>, a: ArchiveRequest, req: &PlayRequest) -> Response {
+    async fn download(
+        &self,
+        archive: Arc<Archive>,
+        stream: Arc<Stream>,
+        a: ArchiveRequest,
+        req: &PlayRequest,
+    ) -> Response {
         if let Err(bad) = check_depth(&archive, &a) {
             return *bad;
         }
@@ -444,8 +451,25 @@ impl Dvr {
             ),
             _ => None,
         };
+        // Nothing recorded from `from` on (nor live, for timeshift): 404, as
+        // for the playlist, before any byte is promised.
+        let (a2, until) = (archive.clone(), to.unwrap_or(i64::MAX));
+        let recorded = tokio::task::spawn_blocking(move || a2.entries_between(from, until, 1).map(|v| !v.is_empty()))
+            .await
+            .unwrap_or(Ok(false));
+        let live = a.follows_live() && !stream.window().is_empty();
+        match recorded {
+            Ok(true) => {}
+            Ok(false) if live => {}
+            Ok(false) => return reply::error(StatusCode::NOT_FOUND, "nothing recorded in this range"),
+            Err(e) => return read_error(e),
+        }
         let body = Download {
             ticket: req.ticket.clone(),
+            pace: matches!(a.span, Span::TimeshiftAbs { .. } | Span::TimeshiftRel { .. }).then_some(Pace {
+                t0: tokio::time::Instant::now(),
+                s0: None,
+            }),
             archive,
             stream: stream.clone(),
             selection: a.selection,
@@ -457,7 +481,9 @@ impl Dvr {
             _demand: a.follows_live().then(|| stream.hold()),
         };
         if req.is_head() {
-            return ([(header::CONTENT_TYPE, MP2T)], Body::empty()).into_response();
+            // The length is not known before the bytes are made.
+            let none = futures_util::stream::empty::<Result<Bytes, std::io::Error>>();
+            return ([(header::CONTENT_TYPE, MP2T)], Body::from_stream(none)).into_response();
         }
         let s = futures_util::stream::unfold(body, |mut d| async move {
             match d.next().await {
@@ -488,7 +514,21 @@ fn mux(seg: &Segment, sel: Option<TrackSelection>) -> Option<Bytes> {
 
 /// A streamed download: archived segments from `from`, then (for
 /// timeshift) live ones as they come.
+/// Timeshift downloads play at the pace of the clock: an archived segment
+/// is sent when its time comes, at most [`PACE_LEAD`] early.
+struct Pace {
+    /// When the download started.
+    t0: tokio::time::Instant,
+    /// UTC start of its first segment (90 kHz ticks), once known.
+    s0: Option<i64>,
+}
+
+/// How far ahead of the clock a timeshift download may send.
+pub const PACE_LEAD: Duration = Duration::from_secs(3);
+
 struct Download {
+    /// Set for timeshift: segments are sent at the pace of the clock.
+    pace: Option<Pace>,
     /// The viewer's session: ends with the download, and closes it when the
     /// session ends first (denied, kicked, over a user cap).
     ticket: Option<crate::access::Ticket>,
@@ -528,6 +568,17 @@ impl Download {
                 return None;
             }
             if let Some(e) = self.pending.pop_front() {
+                if let Some(p) = self.pace.as_mut() {
+                    let s0 = *p.s0.get_or_insert(e.start);
+                    let ahead =
+                        Duration::from_micros(u64::try_from((e.start - s0).max(0) / 9 * 100).unwrap_or(u64::MAX));
+                    let due = p.t0 + ahead.saturating_sub(PACE_LEAD);
+                    tokio::select! {
+                        _ = self.stream.closing.cancelled() => return None,
+                        _ = closed.cancelled() => return None,
+                        _ = tokio::time::sleep_until(due) => {}
+                    }
+                }
                 self.after = Some(e.seq);
                 let a = self.archive.clone();
                 let sel = self.selection;
@@ -634,7 +685,7 @@ impl Output for Dvr {
                                     reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
                                 })
                             }
-                            Format::Ts => self.download(archive, stream, a, &req),
+                            Format::Ts => self.download(archive, stream, a, &req).await,
                         }
                     }
                     .boxed(),
