@@ -65,7 +65,7 @@
 #      INPUT (builtin://demo), STARTUP_MODES ("warm cold"), PL_REQUESTS (200),
 #      DL_SECONDS (3600), DL_BYTES (500000), DL_MODES ("pinned auto"),
 #      WRK_SECS (10), W_CHANNELS (8), W_MEASURE (60), W_WARMUP (10),
-#      W_REPEAT (3), W_PLACE (pinned), HTTP_PORT (38480), NGINX_PORT (38481),
+#      W_REPEAT (3), W_PLACE (pinned), HTTP_PORT (28480), NGINX_PORT (28481),
 #      WAIT (60: longest wait for one answer, s), FOREIGN_MAX (20) and
 #      QUIET_WAIT (120): before each measured phase the script waits at most
 #      QUIET_WAIT s for 5 s in which other processes use at most FOREIGN_MAX %
@@ -97,8 +97,8 @@ W_MEASURE=${W_MEASURE:-60}
 W_WARMUP=${W_WARMUP:-10}
 W_REPEAT=${W_REPEAT:-3}
 W_PLACE=${W_PLACE:-pinned}
-HTTP_PORT=${HTTP_PORT:-38480}
-NGINX_PORT=${NGINX_PORT:-38481}
+HTTP_PORT=${HTTP_PORT:-28480}
+NGINX_PORT=${NGINX_PORT:-28481}
 WAIT=${WAIT:-60}
 FOREIGN_MAX=${FOREIGN_MAX:-20}
 QUIET_WAIT=${QUIET_WAIT:-120}
