@@ -459,6 +459,7 @@ bench_playlist() {
             "$(ms "$cold" | pct 50)" "$(ms "$cold" | pct 90)" "$(ms "$cold" | pct 99)" "$(ms "$cold" | pct 100)"
         printf '%-28s | %5s | %6s ms %6s ms %6s ms %6s ms   (noise %s%%)\n' "warm (keep-alive, serial)" "$(wc -l <"$warm")" \
             "$(ms "$warm" | pct 50)" "$(ms "$warm" | pct 90)" "$(ms "$warm" | pct 99)" "$(ms "$warm" | pct 100)" "$noise"
+        echo "cold, per channel in order (ms; the first one also lists the channel's files): $(ms "$cold" | awk '{ printf "%.1f ", $1 }')"
         [[ -n $wrk1 ]] && echo "wrk -t1 -c1: $wrk1"
         [[ -n $wrk4 ]] && echo "wrk -t2 -c4: $wrk4"
         echo "goal: p99 under 20 ms"
