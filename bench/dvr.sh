@@ -248,7 +248,7 @@ foreign_snap() { # foreign_snap FILE: "machine_ticks group_ticks"
 foreign_pct() { # foreign_pct FILE SECONDS: % of one core the others used since the snapshot
     foreign_snap "$1.end"
     awk -v hz="$HZ" -v secs="$2" 'NR == 1 { m = $1; g = $2; next }
-        { d = ($1 - m) - ($2 - g); if (d < 0) d = 0; printf "%.1f\n", d / hz / secs * 100 }' "$1" "$1.end"
+        { g = $2 - g; if (g < 0) g = 0; d = ($1 - m) - g; if (d < 0) d = 0; printf "%.1f\n", d / hz / secs * 100 }' "$1" "$1.end"
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 # wait_quiet: waits, at most QUIET_WAIT s, for 5 s in which the others use at
