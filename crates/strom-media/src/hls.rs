@@ -355,8 +355,22 @@ pub fn render_media_playlist(
     query: Option<&str>,
     base: &str,
 ) -> String {
-    let mut out = String::with_capacity(160 + entries.len() * (112 + base.len() + query.map_or(0, str::len)));
+    render_playlist(entries, target_duration, discontinuity_sequence, query, base, "")
+}
+
+/// [`render_media_playlist`] with `type_tag` (a whole `#EXT-X-PLAYLIST-TYPE`
+/// line, or empty) after the version line.
+fn render_playlist(
+    entries: &[PlaylistEntry],
+    target_duration: u64,
+    discontinuity_sequence: u64,
+    query: Option<&str>,
+    base: &str,
+    type_tag: &str,
+) -> String {
+    let mut out = String::with_capacity(192 + entries.len() * (112 + base.len() + query.map_or(0, str::len)));
     out.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+    out.push_str(type_tag);
     if entries.iter().all(|e| e.independent) {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
@@ -451,26 +465,19 @@ pub fn render_archive_playlist(
             .collect()
     });
     let entries = marked.as_deref().unwrap_or(entries);
-    let mut out = render_media_playlist(
+    let tag = match kind {
+        PlaylistType::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
+        PlaylistType::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
+        PlaylistType::Live => "",
+    };
+    let mut out = render_playlist(
         entries,
         target_duration_for(entries),
         discontinuity_sequence,
         query,
         base,
+        tag,
     );
-    let tag = match kind {
-        PlaylistType::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
-        PlaylistType::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
-        PlaylistType::Live => return out,
-    };
-    // render_media_playlist always begins with these two lines.
-    const HEAD: &str = "#EXTM3U\n#EXT-X-VERSION:3\n";
-    let at = if out.starts_with(HEAD) {
-        HEAD.len()
-    } else {
-        out.find('\n').map_or(out.len(), |i| i + 1)
-    };
-    out.insert_str(at, tag);
     if kind == PlaylistType::Vod {
         out.push_str("#EXT-X-ENDLIST\n");
     }

@@ -31,8 +31,10 @@ use strom_media::dvr::layout::{self, FileKey, FileKind, HOUR_TICKS};
 use strom_media::dvr::ranges::{self, Range};
 use strom_media::Segment;
 
-/// Indexes kept in memory per stream (besides the one being written).
-pub const MAX_LOADED: usize = 48;
+/// Indexes kept in memory per stream (besides the one being written): a
+/// day and a bit, what a 24-hour archive playlist reads (about 86 kB per
+/// hour of 2-second segments).
+pub const MAX_LOADED: usize = 26;
 /// Largest index file read, bytes (an hour of 40 ms segments is 4.3 MB).
 pub const MAX_INDEX_BYTES: u64 = 16 << 20;
 /// Data read at a time while rebuilding an index, bytes (at least one
@@ -337,6 +339,26 @@ impl Archive {
         Ok(entries)
     }
 
+    /// The summary of `key`, reading its index once without keeping the
+    /// entries (listing every range must not fill the index cache).
+    fn summary(&self, key: FileKey) -> Result<Option<Summary>, ReadError> {
+        if let Some(s) = self.cat().files.get(&key).and_then(|f| f.summary.clone()) {
+            return Ok(Some(s));
+        }
+        let (mut entries, data_bytes, index_bytes) = self.load(key)?;
+        let mut cat = self.cat();
+        if !cat.damaged.is_empty() {
+            entries.retain(|e| !cat.damaged.contains(&e.seq));
+        }
+        let s = summarize(&entries);
+        if let Some(f) = cat.files.get_mut(&key) {
+            f.data_bytes = data_bytes;
+            f.index_bytes = index_bytes;
+            f.summary = s.clone();
+        }
+        Ok(s)
+    }
+
     /// Reads and checks the index of a finished file against its data:
     /// returns the entries and the file sizes after repair.
     fn load(&self, key: FileKey) -> Result<(Vec<IndexEntry>, u64, u64), ReadError> {
@@ -617,8 +639,8 @@ impl Archive {
             let known = self.cat().files.get(&key).and_then(|f| f.summary.clone());
             let summary = match known {
                 Some(s) => Some(s),
-                None => match self.entries(key) {
-                    Ok(e) => summarize(&e),
+                None => match self.summary(key) {
+                    Ok(s) => s,
                     Err(ReadError::NotFound) => None,
                     Err(e) => {
                         self.note_error("reading an archive index", &e);
@@ -650,12 +672,9 @@ impl Archive {
         let mut n = self.cat().deleted_discontinuities;
         let mut prev: Option<(i64, u64)> = None;
         for key in keys {
-            let known = self.cat().files.get(&key).and_then(|f| f.summary.clone());
-            let summary = match known {
-                Some(s) => Some(s),
-                None => self.entries(key).ok().and_then(|e| summarize(&e)),
+            let Some(s) = self.summary(key).ok().flatten() else {
+                continue;
             };
-            let Some(s) = summary else { continue };
             if s.last_seq < seq {
                 // The file's own breaks, and one where it meets the file
                 // before (unless its first segment is flagged already).

@@ -374,7 +374,7 @@ pub fn spawn_writer(archive: Arc<Archive>) -> WriterHandle {
         while let Some(seg) = rx.recv().await {
             let a = archive.clone();
             let r = tokio::task::spawn_blocking(move || {
-                let msg = seg.wire();
+                let msg = seg.wire_once();
                 a.write(&seg.segment, &msg)
             })
             .await;

@@ -54,6 +54,9 @@ pub const MAX_ENTRIES: usize = 86_400;
 pub const POSITION_IDLE: Duration = Duration::from_secs(120);
 /// Most `timeshift_abs` positions kept per stream.
 pub const MAX_POSITIONS: usize = 100_000;
+/// The cues of every archived entry (SCTE-35 is not kept in the index).
+static NO_CUES: std::sync::LazyLock<Arc<[hls::DateRange]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+
 /// Segments a sliding (timeshift) playlist lists.
 const SLIDING: usize = 6;
 /// How far after a timeshift start the first recorded segment is looked
@@ -155,7 +158,7 @@ impl Item {
             discontinuity: self.discontinuity,
             target_duration: self.target_duration,
             independent: self.independent,
-            cues: Arc::from(Vec::new()),
+            cues: NO_CUES.clone(),
         }
     }
 }

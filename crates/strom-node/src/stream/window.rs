@@ -71,6 +71,16 @@ impl StoredSegment {
             .clone()
     }
 
+    /// The wire message if a reader already built it, else encoded for this
+    /// caller alone: a node without restreamers does not keep a second copy
+    /// of every segment in its window for the DVR writer's sake.
+    pub fn wire_once(&self) -> Bytes {
+        match self.wire.get() {
+            Some(b) => b.clone(),
+            None => strom_media::wire::encode_segment(&self.segment),
+        }
+    }
+
     /// The value output `slot` derived from this segment, built by `build`
     /// on first use and shared after. An output uses one type `T` for its
     /// slot; `build` must be deterministic, since a call racing the first
