@@ -301,7 +301,7 @@ pub async fn sessions(
     for s in &mut out.sessions {
         s.node = Some("self".to_string());
     }
-    let client = crate::util::http_client(std::time::Duration::from_secs(2)).unwrap_or_default();
+    let client = crate::util::cluster_client(std::time::Duration::from_secs(2)).unwrap_or_default();
     let path = format!("{}/sessions?{}", crate::cluster::PREFIX, q.for_peer());
     let key = node.config.cluster_key.clone();
     let asks = node.config.peers.iter().map(|p| {
@@ -478,6 +478,12 @@ pub async fn delete_dvr_range(
         Ok(a) => a,
         Err(why) => return reply::error(StatusCode::NOT_FOUND, why),
     };
+    if !archive.store().writable() {
+        return reply::error(
+            StatusCode::CONFLICT,
+            "this archive is the source's, read through the cluster: delete there",
+        );
+    }
     let hz = strom_media::CLOCK_HZ;
     let ticks = |s: u64| i64::try_from(s).unwrap_or(i64::MAX / hz).saturating_mul(hz);
     let (a, f, t) = (archive.clone(), ticks(from), ticks(from.saturating_add(duration)));

@@ -19,10 +19,21 @@ pub async fn sleep_or_cancel(cancel: &CancellationToken, d: Duration) -> bool {
     }
 }
 
-/// The HTTP client for pulling inputs and node-to-node calls: a connect
-/// timeout and strom's user agent. Response deadlines are per request.
+/// The HTTP client for pulling inputs: a connect timeout and strom's user
+/// agent. Response deadlines are per request.
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        .user_agent(concat!("strom/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// The HTTP client for node-to-node calls: as [`http_client`], but it never
+/// follows a redirect, so a signed request is never re-sent to a host the
+/// peer names.
+pub fn cluster_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .user_agent(concat!("strom/", env!("CARGO_PKG_VERSION")))
         .build()

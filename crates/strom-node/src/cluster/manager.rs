@@ -212,7 +212,7 @@ async fn poll(node: Arc<Node>, idx: usize, tx: mpsc::Sender<(usize, Vec<RemoteSt
     };
     let up = node.metrics.source_up.get_or_create_owned(&label);
     let reconnects = node.metrics.source_reconnects.get_or_create_owned(&label);
-    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
+    let client = crate::util::cluster_client(Duration::from_secs(3)).unwrap_or_default();
     let mut backoff = crate::input::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
     let mut was_up = false;
     let mut failed_once = false;
@@ -312,7 +312,7 @@ pub async fn run(node: Arc<Node>, stop: CancellationToken) {
         return;
     }
     let filters: Vec<Filter> = node.config.sources.iter().map(Filter::new).collect();
-    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
+    let client = crate::util::cluster_client(Duration::from_secs(3)).unwrap_or_default();
     let (tx, mut rx) = mpsc::channel(64);
     for i in 0..n {
         tokio::spawn(poll(node.clone(), i, tx.clone(), stop.clone()));

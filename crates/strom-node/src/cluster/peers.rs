@@ -147,7 +147,7 @@ async fn poll(node: Arc<Node>, i: usize, stop: CancellationToken) {
     let label = PeerLabel { peer: addr.clone() };
     let up_g = node.metrics.peer_up.get_or_create_owned(&label);
     let clients_g = node.metrics.peer_clients.get_or_create_owned(&label);
-    let client = crate::util::http_client(Duration::from_secs(3)).unwrap_or_default();
+    let client = crate::util::cluster_client(Duration::from_secs(3)).unwrap_or_default();
     let mut was_up = false;
     loop {
         let r = super::manager::fetch_list(&client, &addr, key.as_deref()).await;

@@ -134,6 +134,15 @@ impl std::fmt::Debug for Archive {
     }
 }
 
+/// An entry whose values can be true: a start between 1970 and 9999, a
+/// duration from 0 to 10 minutes, a target of at most an hour.
+fn sane(e: &IndexEntry) -> bool {
+    const YEAR_9999: i64 = 253_402_300_799 * strom_media::CLOCK_HZ;
+    (0..=YEAR_9999).contains(&e.start)
+        && (0..=600 * strom_media::CLOCK_HZ).contains(&e.duration)
+        && e.target_duration <= 3600
+}
+
 /// Whether `e` does not continue `prev` in the archive: its own
 /// discontinuity flag, a gap in time, or a jump in sequence numbers (a
 /// restart, or segments the writer dropped): playlists write
@@ -385,6 +394,18 @@ impl Archive {
             }
             _ => (Vec::new(), false, true),
         };
+        // Entries with impossible times (a hostile or broken index) end it.
+        if let Some(bad) = entries.iter().position(|e| !sane(e)) {
+            entries.truncate(bad);
+            rewrite = true;
+        }
+        if !self.store.writable() {
+            // Another node's archive: its index is what it serves; this node
+            // never scans, cuts or rewrites its files.
+            let end = entries.last().map_or(0, |e| e.offset + u64::from(e.len));
+            let index_len = (index::HEADER_LEN + entries.len() * index::ENTRY_LEN) as u64;
+            return Ok((entries, end.min(data_bytes), index_len));
+        }
         if !index_ok {
             self.metrics.index_rebuilds.inc();
         }
@@ -402,7 +423,7 @@ impl Archive {
             if !r.entries.is_empty() {
                 rewrite = true;
             }
-            entries.extend(r.entries);
+            entries.extend(r.entries.into_iter().take_while(sane));
             if r.skipped > 0 {
                 // Damage in the middle: the segments after it stay, the hole
                 // shows in the ranges. The index on disk keeps its valid
@@ -410,6 +431,7 @@ impl Archive {
                 // load finds the hole again.
                 persist = false;
                 self.metrics.damaged.inc_by(r.skipped);
+                }
                 tracing::warn!(
                     stream = %self.name,
                     file = %layout::relative_path(key, FileKind::Data),
@@ -419,6 +441,7 @@ impl Archive {
             }
             if r.end < data_bytes {
                 self.metrics.torn_tails.inc();
+                }
                 tracing::warn!(
                     stream = %self.name,
                     file = %layout::relative_path(key, FileKind::Data),
@@ -696,7 +719,8 @@ impl Archive {
 
     /// Appends a finished segment (its wire message `msg`). Opens a new file
     /// at the first segment and at every UTC hour; finishing a file syncs it.
-    pub fn write(&self, seg: &Segment, msg: &[u8]) -> io::Result<()> {
+    /// `Ok(false)`: the archive holds the segment already; nothing written.
+    pub fn write(&self, seg: &Segment, msg: &[u8]) -> io::Result<bool> {
         self.scan()?;
         let hour = layout::hour_of(seg.start);
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -709,8 +733,8 @@ impl Archive {
         if open.is_none() {
             // A segment the archive already holds (a restreamer resuming
             // from its source's window after a restart) is not written twice.
-            if self.newest_seq().is_some_and(|n| seg.seq <= n) {
-                return Ok(());
+            if self.newest_seq(hour).is_some_and(|n| seg.seq <= n) {
+                return Ok(false);
             }
             let key = FileKey {
                 hour,
@@ -732,7 +756,7 @@ impl Archive {
             });
         }
         let Some(o) = open.as_mut() else {
-            return Ok(());
+            return Ok(false);
         };
         let len = u32::try_from(msg.len()).map_err(|_| io::Error::other("segment over 4 GiB"))?;
         let entry = IndexEntry::of(seg, o.offset, len);
@@ -752,16 +776,18 @@ impl Archive {
             v.push(entry);
             f.summary = summarize(v);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// The newest segment number recorded, reading the newest file's index.
-    fn newest_seq(&self) -> Option<u64> {
-        let key = *self.cat().files.keys().next_back()?;
-        match self.entries(key) {
-            Ok(e) => Some(e.last().map_or(key.first_seq, |l| l.seq)),
-            Err(_) => Some(key.first_seq),
-        }
+    /// Files of hours after `hour` + 1 (a clock that stepped back, a stray
+    /// name) and files without a readable segment do not count: they must
+    /// not stop recording.
+    fn newest_seq(&self, hour: i64) -> Option<u64> {
+        let keys: Vec<FileKey> = self.cat().files.keys().rev().copied().collect();
+        keys.into_iter()
+            .filter(|k| k.hour <= hour.saturating_add(1))
+            .find_map(|k| self.entries(k).ok().and_then(|e| e.last().map(|l| l.seq)))
     }
 
     /// Syncs and closes the file being written, if any.

@@ -610,6 +610,10 @@ fn name_of(dir: &str) -> io::Result<String> {
 }
 
 impl Store for RemoteStore {
+    fn writable(&self) -> bool {
+        false
+    }
+
     fn location(&self) -> String {
         format!("cluster://{}", self.addr)
     }
@@ -1029,6 +1033,10 @@ impl CachingStore {
 }
 
 impl Store for CachingStore {
+    fn writable(&self) -> bool {
+        false
+    }
+
     fn location(&self) -> String {
         self.remote.location()
     }
@@ -1114,7 +1122,7 @@ impl SourceArchives {
         cache: Option<&strom_config::CacheConfig>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Self> {
-        let client = crate::util::http_client(Duration::from_secs(3)).map_err(io::Error::other)?;
+        let client = crate::util::cluster_client(Duration::from_secs(3)).map_err(io::Error::other)?;
         let remote = Arc::new(RemoteStore::new(addr, key, client, metrics)?);
         let store: Arc<dyn Store> = match cache {
             Some(c) => {
@@ -2037,7 +2045,7 @@ mod tests {
             let s = segment(seq, crate::util::utc90_now() - (106 - seq as i64) * 2 * CLOCK_HZ);
             src.write(&s, &strom_media::wire::encode_segment(&s)).expect("write");
         }
-        let client = crate::util::http_client(Duration::from_secs(3)).expect("client");
+        let client = crate::util::cluster_client(Duration::from_secs(3)).expect("client");
         let remote =
             Arc::new(RemoteStore::new(&addr, Some("k"), client.clone(), node.metrics.clone()).expect("remote"));
         let wrong = RemoteStore::new(&addr, Some("nope"), client, node.metrics.clone()).expect("remote");

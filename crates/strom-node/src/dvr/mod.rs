@@ -379,9 +379,10 @@ pub fn spawn_writer(archive: Arc<Archive>) -> WriterHandle {
             })
             .await;
             match r {
-                Ok(Ok(())) => {
+                Ok(Ok(true)) => {
                     archive.metrics().written.inc();
                 }
+                Ok(Ok(false)) => {}
                 Ok(Err(e)) => archive.write_failed(&e),
                 Err(e) => archive.write_failed(&std::io::Error::other(e.to_string())),
             }

@@ -218,6 +218,11 @@ impl ArchiveRequest {
         if from > now {
             return Err(Bad::Future);
         }
+        // A growing (EVENT) playlist never drops its first segments, so it
+        // may not start further back than the longest range.
+        if matches!(self.span, Span::Since { .. }) && now - from > MAX_DURATION {
+            return Err(Bad::TooLong);
+        }
         Ok(())
     }
 
@@ -319,6 +324,9 @@ mod tests {
         assert_eq!(p("timeshift_rel-999999999.m3u8"), Some(Err(Bad::TooLong)));
         assert_eq!(p("rewind-60.ts"), Some(Err(Bad::NoSuchForm)));
         assert_eq!(p("archive-1700000000-now.ts"), Some(Err(Bad::NoSuchForm)));
+        let since = p("archive-1700000000-now.m3u8").and_then(Result::ok).expect("parses");
+        assert_eq!(since.check(1_700_000_000 + MAX_DURATION), Ok(()));
+        assert_eq!(since.check(1_700_000_001 + MAX_DURATION), Err(Bad::TooLong));
         let r = p("archive-1800000000-60.m3u8").and_then(Result::ok).expect("parses");
         assert_eq!(r.check(1_700_000_000), Err(Bad::Future));
         assert_eq!(r.check(1_800_000_000), Ok(()));

@@ -80,6 +80,11 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, stream_dir: &str, key: FileKey) -> io::Result<u64>;
     /// The filesystem's usage, if the backend has one.
     fn usage(&self) -> io::Result<Option<Usage>>;
+    /// Whether this node may change the files (a restreamer's view of its
+    /// source's archive may not: no repair, no delete).
+    fn writable(&self) -> bool {
+        true
+    }
     /// How long an archive may keep using this store's file list before
     /// reading it again: `None` (the default) when only the archive itself
     /// changes the files (a local directory); a few seconds for a view of

@@ -48,12 +48,24 @@ const VOD_CACHE: &str = "max-age=10";
 const LIVE_CACHE: &str = "max-age=1";
 /// Muxed archive segments kept per stream, bytes.
 pub const MUX_CACHE_BYTES: usize = 32 << 20;
-/// Most entries one playlist lists (48 h of 2-second segments).
-pub const MAX_ENTRIES: usize = 86_400;
+/// Most entries one playlist lists (48 h of 1-second segments). A playlist
+/// that follows live keeps the newest ones past that.
+pub const MAX_ENTRIES: usize = 172_800;
+/// Archive playlists rendered at once per node; more wait up to
+/// [`RENDER_WAIT`], then get 503 (a 48-hour playlist is about 15 MB while
+/// it is built).
+pub const MAX_RENDERS: usize = 4;
+/// How long an archive request may take before it is answered 503 (a slow
+/// disk, a source that does not answer).
+pub const RENDER_WAIT: Duration = Duration::from_secs(15);
+
+/// The node's archive playlist builds in progress (see [`MAX_RENDERS`]).
+static RENDERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_RENDERS);
 /// A `timeshift_abs` position is forgotten after this long without a request.
 pub const POSITION_IDLE: Duration = Duration::from_secs(120);
-/// Most `timeshift_abs` positions kept per stream.
-pub const MAX_POSITIONS: usize = 100_000;
+/// Most `timeshift_abs` positions kept per stream; past it the least
+/// recently seen one is forgotten (its viewer restarts from its FROM).
+pub const MAX_POSITIONS: usize = 10_000;
 /// The cues of every archived entry (SCTE-35 is not kept in the index).
 static NO_CUES: std::sync::LazyLock<Arc<[hls::DateRange]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
 
@@ -179,11 +191,25 @@ fn check_depth(archive: &Archive, a: &ArchiveRequest) -> Result<(), Box<Response
     Ok(())
 }
 
+/// 404 for a track selection the stream's tracks do not have (as live).
+fn no_such_track(stream: &Stream, a: &ArchiveRequest) -> Option<Response> {
+    let sel = a.selection?;
+    let tracks = stream.published().tracks;
+    (!tracks.is_empty() && sel.track_ids(&tracks).is_none())
+        .then(|| reply::error(StatusCode::NOT_FOUND, "no such track"))
+}
+
+/// Archive read failures logged, at most one a minute per node.
+static READ_LOG: std::sync::LazyLock<crate::util::LogLimiter> =
+    std::sync::LazyLock::new(|| crate::util::LogLimiter::new(Duration::from_secs(60)));
+
 fn read_error(e: ReadError) -> Response {
     match e {
         ReadError::NotFound => reply::error(StatusCode::NOT_FOUND, "not in the archive"),
         e => {
-            tracing::warn!(error = %e, "archive read failed");
+            if let Some(held) = READ_LOG.allow(Instant::now()) {
+                tracing::warn!(error = %e, held_back = held, "archive read failed");
+            }
             reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
         }
     }
@@ -216,21 +242,26 @@ impl Dvr {
 
     /// Items meeting `[from, to)` (UTC ticks): archived ones, then live
     /// ones the archive does not have yet.
-    fn items(archive: &Archive, stream: &Stream, from: i64, to: i64) -> Result<Vec<Item>, ReadError> {
+    /// At most [`MAX_ENTRIES`]: the oldest for a closed range, the newest
+    /// (`newest`) for one that follows live.
+    fn items(archive: &Archive, stream: &Stream, from: i64, to: i64, newest: bool) -> Result<Vec<Item>, ReadError> {
         let mut items: Vec<Item> = archive
-            .entries_between(from, to, MAX_ENTRIES)?
+            .entries_between(from, to, if newest { usize::MAX } else { MAX_ENTRIES })?
             .iter()
             .map(Item::from)
             .collect();
         let last = items.last().map(|i| i.seq);
-        if items.len() < MAX_ENTRIES {
-            items.extend(
-                Self::live_items(stream, last)
-                    .into_iter()
-                    .filter(|i| i.end() > from && i.start < to),
-            );
+        items.extend(
+            Self::live_items(stream, last)
+                .into_iter()
+                .filter(|i| i.end() > from && i.start < to),
+        );
+        if newest {
+            let skip = items.len().saturating_sub(MAX_ENTRIES);
+            items.drain(..skip);
+        } else {
+            items.truncate(MAX_ENTRIES);
         }
-        items.truncate(MAX_ENTRIES);
         Ok(items)
     }
 
@@ -267,16 +298,20 @@ impl Dvr {
         if p.len() >= MAX_POSITIONS {
             p.retain(|_, (_, seen)| now.duration_since(*seen) < POSITION_IDLE);
         }
-        let room = p.len() < MAX_POSITIONS;
+        if p.len() >= MAX_POSITIONS && !p.contains_key(&key) {
+            // Full of live positions: the least recently seen one goes, so a
+            // flood of FROMs cannot freeze new viewers.
+            if let Some(oldest) = p.iter().min_by_key(|(_, (_, seen))| *seen).map(|(k, _)| *k) {
+                p.remove(&oldest);
+            }
+        }
         let first = match p.get_mut(&key) {
             Some((first, seen)) => {
                 *seen = now;
                 *first
             }
             None => {
-                if room {
-                    p.insert(key, (now, now));
-                }
+                p.insert(key, (now, now));
                 now
             }
         };
@@ -290,10 +325,13 @@ impl Dvr {
         if let Err(bad) = check_depth(archive, a) {
             return *bad;
         }
+        if let Some(missing) = no_such_track(stream, a) {
+            return missing;
+        }
         let (items, kind) = match a.span {
             // A range that reaches past now still grows: EVENT, not VOD.
             Span::Range { from, duration } => (
-                Self::items(archive, stream, ticks(from), ticks(from + duration)),
+                Self::items(archive, stream, ticks(from), ticks(from + duration), false),
                 if from + duration > now {
                     PlaylistType::Event
                 } else {
@@ -301,11 +339,11 @@ impl Dvr {
                 },
             ),
             Span::Since { from } => (
-                Self::items(archive, stream, ticks(from), ticks(now + 3600)),
+                Self::items(archive, stream, ticks(from), ticks(now + 3600), true),
                 PlaylistType::Event,
             ),
             Span::Rewind { seconds } => (
-                Self::items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600)),
+                Self::items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600), true),
                 PlaylistType::Live,
             ),
             Span::TimeshiftRel { ago } => {
@@ -413,7 +451,11 @@ impl Dvr {
     ) -> Response {
         let me = self.clone();
         let a = archive.clone();
-        let r = tokio::task::spawn_blocking(move || me.segment_ts(&a, seq, sel)).await;
+        let job = tokio::task::spawn_blocking(move || me.segment_ts(&a, seq, sel));
+        let Ok(r) = tokio::time::timeout(RENDER_WAIT, job).await else {
+            archive.metrics().bad_request("busy");
+            return reply::not_ready();
+        };
         let ts = match r {
             Ok(Ok(Some(ts))) => ts,
             Ok(Ok(None)) => return reply::error(StatusCode::NOT_FOUND, "no such track"),
@@ -438,6 +480,9 @@ impl Dvr {
     ) -> Response {
         if let Err(bad) = check_depth(&archive, &a) {
             return *bad;
+        }
+        if let Some(missing) = no_such_track(&stream, &a) {
+            return missing;
         }
         let now = now_unix();
         let start = match a.span {
@@ -681,12 +726,29 @@ impl Output for Dvr {
                     async move {
                         match a.format {
                             Format::Playlist => {
+                                let busy = |archive: &Archive| {
+                                    archive.metrics().bad_request("busy");
+                                    reply::not_ready()
+                                };
+                                let Ok(Ok(permit)) = tokio::time::timeout(RENDER_WAIT, RENDERS.acquire()).await
+                                else {
+                                    return busy(&archive);
+                                };
                                 let me = self.clone();
-                                let r =
-                                    tokio::task::spawn_blocking(move || me.playlist(&archive, &stream, &a, &req)).await;
-                                r.unwrap_or_else(|_| {
-                                    reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
-                                })
+                                let a2 = archive.clone();
+                                // The permit lives as long as the build, even
+                                // past a request that gave up on it.
+                                let job = tokio::task::spawn_blocking(move || {
+                                    let _permit = permit;
+                                    me.playlist(&a2, &stream, &a, &req)
+                                });
+                                match tokio::time::timeout(RENDER_WAIT, job).await {
+                                    Ok(Ok(r)) => r,
+                                    Ok(Err(_)) => {
+                                        reply::error(StatusCode::INTERNAL_SERVER_ERROR, "archive read failed")
+                                    }
+                                    Err(_) => busy(&archive),
+                                }
                             }
                             Format::Ts => self.download(archive, stream, a, &req).await,
                         }
