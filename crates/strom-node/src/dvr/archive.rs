@@ -431,23 +431,27 @@ impl Archive {
                 // load finds the hole again.
                 persist = false;
                 self.metrics.damaged.inc_by(r.skipped);
+                if let Some(held) = self.log.allow(std::time::Instant::now()) {
+                    tracing::warn!(
+                        stream = %self.name,
+                        file = %layout::relative_path(key, FileKind::Data),
+                        damaged_bytes = r.skipped,
+                        held_back = held,
+                        "archive file is damaged inside: the damaged segments are skipped"
+                    );
                 }
-                tracing::warn!(
-                    stream = %self.name,
-                    file = %layout::relative_path(key, FileKind::Data),
-                    damaged_bytes = r.skipped,
-                    "archive file is damaged inside: the damaged segments are skipped"
-                );
             }
             if r.end < data_bytes {
                 self.metrics.torn_tails.inc();
+                if let Some(held) = self.log.allow(std::time::Instant::now()) {
+                    tracing::warn!(
+                        stream = %self.name,
+                        file = %layout::relative_path(key, FileKind::Data),
+                        cut = data_bytes - r.end,
+                        held_back = held,
+                        "archive file has a torn or damaged tail: cut back to its last whole segment"
+                    );
                 }
-                tracing::warn!(
-                    stream = %self.name,
-                    file = %layout::relative_path(key, FileKind::Data),
-                    cut = data_bytes - r.end,
-                    "archive file has a torn or damaged tail: cut back to its last whole segment"
-                );
                 if let Err(e) = self.store.truncate(&self.dir, key, FileKind::Data, r.end) {
                     self.note_error("truncating a torn archive file", &e);
                 }

@@ -730,8 +730,7 @@ impl Output for Dvr {
                                     archive.metrics().bad_request("busy");
                                     reply::not_ready()
                                 };
-                                let Ok(Ok(permit)) = tokio::time::timeout(RENDER_WAIT, RENDERS.acquire()).await
-                                else {
+                                let Ok(Ok(permit)) = tokio::time::timeout(RENDER_WAIT, RENDERS.acquire()).await else {
                                     return busy(&archive);
                                 };
                                 let me = self.clone();
