@@ -1235,4 +1235,29 @@ mod tests {
         assert_eq!(marks, vec![false, false, true, false]);
         let _ = std::fs::remove_dir_all(&root);
     }
+
+    #[test]
+    fn a_stray_file_from_the_future_does_not_stop_recording() {
+        let root = tmpdir("future");
+        let dir = root.join("tv%2Fone").join("2099-01-01");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::write(dir.join("00-99999999999999.wire"), b"").expect("touch");
+        let (a, fam) = archive(&root);
+        let written = fam.stream("tv/one").written;
+        for seq in 1..3 {
+            let s = segment(seq, T0 + (seq as i64 - 1) * 2 * CLOCK_HZ);
+            assert!(
+                a.write(&s, &strom_media::wire::encode_segment(&s)).expect("write"),
+                "{seq} written"
+            );
+        }
+        a.close();
+        assert!(a.find(1).is_ok() && a.find(2).is_ok());
+        // A segment it holds already is not written again, and says so.
+        let s = segment(2, T0 + 2 * CLOCK_HZ);
+        let (b, _) = archive(&root);
+        assert!(!b.write(&s, &strom_media::wire::encode_segment(&s)).expect("write"));
+        assert_eq!(written.get(), 0, "counting is the writer task's");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }
