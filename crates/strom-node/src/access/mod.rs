@@ -1029,6 +1029,24 @@ pub fn identity(req: &PlayRequest) -> Identity {
 /// segments belong to the viewer's archive session.
 pub const DVR_PARAM: &str = "dvr";
 
+/// The query a playlist carries onto its child URIs: the viewer's `token`
+/// (only a sane one: a long query must not be copied into every line), the
+/// session id for an authorized stream, and `dvr=1` for an archive
+/// playlist (see [`is_archive`]). `None` when there is nothing to carry.
+pub fn carried_query(req: &PlayRequest, dvr: bool) -> Option<String> {
+    let mut parts: Vec<String> = Vec::with_capacity(3);
+    if let Some(t) = req.token.as_deref().filter(|t| carriable(t)) {
+        parts.push(format!("token={t}"));
+    }
+    if let Some(t) = req.ticket.as_ref().filter(|t| t.carry) {
+        parts.push(format!("{SID_PARAM}={}", t.sid()));
+    }
+    if dvr {
+        parts.push(format!("{DVR_PARAM}=1"));
+    }
+    (!parts.is_empty()).then(|| parts.join("&"))
+}
+
 /// An archive request: an archive URL, or a segment listed by an archive
 /// playlist (marked with `dvr=1`).
 pub fn is_archive(req: &PlayRequest) -> bool {

@@ -66,9 +66,6 @@ pub const POSITION_IDLE: Duration = Duration::from_secs(120);
 /// Most `timeshift_abs` positions kept per stream; past it the least
 /// recently seen one is forgotten (its viewer restarts from its FROM).
 pub const MAX_POSITIONS: usize = 10_000;
-/// The cues of every archived entry (SCTE-35 is not kept in the index).
-static NO_CUES: std::sync::LazyLock<Arc<[hls::DateRange]>> = std::sync::LazyLock::new(|| Arc::from(Vec::new()));
-
 /// Segments a sliding (timeshift) playlist lists.
 const SLIDING: usize = 6;
 /// How far after a timeshift start the first recorded segment is looked
@@ -81,6 +78,9 @@ pub struct Dvr {
     /// The stream has `dvr`: it records. A restreamed stream without one
     /// may still read its source's archive (`crate::dvr::cluster`).
     records: bool,
+    /// This output's slot: the index entry of each live segment is read
+    /// from its frames once, there.
+    slot: usize,
     writer: OnceLock<WriterHandle>,
     cache: Mutex<MuxCache>,
     positions: Mutex<HashMap<(u64, u64), (Instant, Instant)>>,
@@ -121,6 +121,7 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
     Arc::new(Dvr {
         archive: ctx.archive.clone(),
         records: ctx.cfg.dvr.is_some(),
+        slot: ctx.slot,
         writer: OnceLock::new(),
         cache: Mutex::new(MuxCache::default()),
         positions: Mutex::new(HashMap::new()),
@@ -131,48 +132,6 @@ fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// One segment of an archive timeline: archived, or still only live.
-#[derive(Clone, Copy, Debug)]
-struct Item {
-    seq: u64,
-    start: i64,
-    duration: i64,
-    discontinuity: bool,
-    independent: bool,
-    target_duration: u32,
-}
-
-impl From<&IndexEntry> for Item {
-    fn from(e: &IndexEntry) -> Self {
-        Item {
-            seq: e.seq,
-            start: e.start,
-            duration: e.duration,
-            discontinuity: e.discontinuity,
-            independent: e.independent,
-            target_duration: e.target_duration,
-        }
-    }
-}
-
-impl Item {
-    fn end(&self) -> i64 {
-        self.start + self.duration
-    }
-
-    fn playlist_entry(&self) -> PlaylistEntry {
-        PlaylistEntry {
-            seq: self.seq,
-            start: self.start,
-            duration: self.duration,
-            discontinuity: self.discontinuity,
-            target_duration: self.target_duration,
-            independent: self.independent,
-            cues: NO_CUES.clone(),
-        }
-    }
 }
 
 /// Refuses (400, counted) a range longer than the archive can hold: its
@@ -221,22 +180,14 @@ impl Dvr {
         self.archive.as_ref()
     }
 
-    /// Live segments newer than `after` (or all), as items.
-    fn live_items(stream: &Stream, after: Option<u64>) -> Vec<Item> {
+    /// Live segments newer than `after` (or all), as the index entries
+    /// they will have (offset and length aside): read from the frames once
+    /// per segment, in this output's slot.
+    fn live_items(&self, stream: &Stream, after: Option<u64>) -> Vec<IndexEntry> {
         let w = stream.window();
         w.iter()
             .filter(|s| after.is_none_or(|a| s.segment.seq > a))
-            .map(|s| {
-                let seg = &s.segment;
-                Item {
-                    seq: seg.seq,
-                    start: seg.start,
-                    duration: seg.duration,
-                    discontinuity: seg.discontinuity,
-                    independent: IndexEntry::of(seg, 0, 0).independent,
-                    target_duration: seg.target_duration,
-                }
-            })
+            .map(|s| *s.derived(self.slot, |seg| IndexEntry::of(seg, 0, 0)))
             .collect()
     }
 
@@ -244,15 +195,18 @@ impl Dvr {
     /// ones the archive does not have yet.
     /// At most [`MAX_ENTRIES`]: the oldest for a closed range, the newest
     /// (`newest`) for one that follows live.
-    fn items(archive: &Archive, stream: &Stream, from: i64, to: i64, newest: bool) -> Result<Vec<Item>, ReadError> {
-        let mut items: Vec<Item> = archive
-            .entries_between(from, to, if newest { usize::MAX } else { MAX_ENTRIES })?
-            .iter()
-            .map(Item::from)
-            .collect();
+    fn items(
+        &self,
+        archive: &Archive,
+        stream: &Stream,
+        from: i64,
+        to: i64,
+        newest: bool,
+    ) -> Result<Vec<IndexEntry>, ReadError> {
+        let mut items = archive.entries_between(from, to, if newest { usize::MAX } else { MAX_ENTRIES })?;
         let last = items.last().map(|i| i.seq);
         items.extend(
-            Self::live_items(stream, last)
+            self.live_items(stream, last)
                 .into_iter()
                 .filter(|i| i.end() > from && i.start < to),
         );
@@ -266,23 +220,29 @@ impl Dvr {
     }
 
     /// The `count` newest items starting at or before `at`.
-    fn items_before(archive: &Archive, stream: &Stream, at: i64, count: usize) -> Result<Vec<Item>, ReadError> {
-        let mut items: Vec<Item> = archive.entries_before(at, count)?.iter().map(Item::from).collect();
+    fn items_before(
+        &self,
+        archive: &Archive,
+        stream: &Stream,
+        at: i64,
+        count: usize,
+    ) -> Result<Vec<IndexEntry>, ReadError> {
+        let mut items: Vec<IndexEntry> = archive.entries_before(at, count)?;
         let last = items.last().map(|i| i.seq);
-        items.extend(Self::live_items(stream, last).into_iter().filter(|i| i.start <= at));
+        items.extend(self.live_items(stream, last).into_iter().filter(|i| i.start <= at));
         let skip = items.len().saturating_sub(count);
         Ok(items.split_off(skip))
     }
 
     /// `at` (UTC ticks), or the start of the first segment after it when
     /// nothing recorded covers `at` (before the archive, in a gap).
-    fn first_start(archive: &Archive, stream: &Stream, at: i64) -> i64 {
+    fn first_start(&self, archive: &Archive, stream: &Stream, at: i64) -> i64 {
         let archived = archive
             .entries_between(at, at.saturating_add(MAX_SEEK_AHEAD), 1)
             .ok()
             .and_then(|v| v.first().map(|e| e.start));
         let first = archived.or_else(|| {
-            Self::live_items(stream, None)
+            self.live_items(stream, None)
                 .into_iter()
                 .find(|i| i.end() > at)
                 .map(|i| i.start)
@@ -331,7 +291,7 @@ impl Dvr {
         let (items, kind) = match a.span {
             // A range that reaches past now still grows: EVENT, not VOD.
             Span::Range { from, duration } => (
-                Self::items(archive, stream, ticks(from), ticks(from + duration), false),
+                self.items(archive, stream, ticks(from), ticks(from + duration), false),
                 if from + duration > now {
                     PlaylistType::Event
                 } else {
@@ -339,28 +299,28 @@ impl Dvr {
                 },
             ),
             Span::Since { from } => (
-                Self::items(archive, stream, ticks(from), ticks(now + 3600), true),
+                self.items(archive, stream, ticks(from), ticks(now + 3600), true),
                 PlaylistType::Event,
             ),
             Span::Rewind { seconds } => (
-                Self::items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600), true),
+                self.items(archive, stream, ticks(now - seconds.min(now)), ticks(now + 3600), true),
                 PlaylistType::Live,
             ),
             Span::TimeshiftRel { ago } => {
                 // Before the archive's start: from its first segment.
-                let at = Self::first_start(archive, stream, ticks(now.saturating_sub(ago)));
-                (Self::items_before(archive, stream, at, SLIDING), PlaylistType::Live)
+                let at = self.first_start(archive, stream, ticks(now.saturating_sub(ago)));
+                (self.items_before(archive, stream, at, SLIDING), PlaylistType::Live)
             }
             Span::TimeshiftAbs { from } => {
                 // A FROM before the archive (or in a gap) plays from the next
                 // recorded segment, at the pace of the clock from there.
-                let start = Self::first_start(archive, stream, ticks(from));
+                let start = self.first_start(archive, stream, ticks(from));
                 let elapsed = self.position(req, from, Instant::now()) - from;
                 let at = start
                     .saturating_add(i64::try_from(elapsed).unwrap_or(i64::MAX / hz).saturating_mul(hz))
                     .min(ticks(now));
                 (
-                    Self::items_before(archive, stream, at, SLIDING).map(|v| {
+                    self.items_before(archive, stream, at, SLIDING).map(|v| {
                         // Never list what lies before FROM's segment.
                         v.into_iter().filter(|i| i.end() > start).collect()
                     }),
@@ -392,25 +352,9 @@ impl Dvr {
             PlaylistType::Live => archive.discontinuities_before(entries[0].seq),
             _ => 0,
         };
-        let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
-        let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
         // Segments of an archive playlist belong to the viewer's archive
-        // session, not to its live one: `dvr=1` marks them (see
-        // `access::is_archive`).
-        let carried = match (token, sid) {
-            (Some(t), Some(sid)) => Some(format!(
-                "token={t}&{}={sid}&{}=1",
-                crate::access::SID_PARAM,
-                crate::access::DVR_PARAM
-            )),
-            (Some(t), None) => Some(format!("token={t}&{}=1", crate::access::DVR_PARAM)),
-            (None, Some(sid)) => Some(format!(
-                "{}={sid}&{}=1",
-                crate::access::SID_PARAM,
-                crate::access::DVR_PARAM
-            )),
-            (None, None) => Some(format!("{}=1", crate::access::DVR_PARAM)),
-        };
+        // session, not to its live one: `dvr=1` marks them.
+        let carried = crate::access::carried_query(req, true);
         // Segment URIs are the stream's own `SEQ.ts` (or `tracks-SEL/SEQ.ts`):
         // relative to `/NAME/`, so a playlist inside `tracks-SEL/` stays there.
         let base = match a.selection {

@@ -426,14 +426,7 @@ impl Hls {
         // Only the token (and, for an authorized stream, the session id) is
         // carried into child URIs, and only a sane token: a long query must
         // not be copied into every line of a playlist.
-        let token = req.token.as_deref().filter(|t| crate::access::carriable(t));
-        let sid = req.ticket.as_ref().filter(|t| t.carry).map(|t| t.sid());
-        let carried = match (token, sid) {
-            (Some(t), Some(sid)) => Some(format!("token={t}&{}={sid}", crate::access::SID_PARAM)),
-            (Some(t), None) => Some(format!("token={t}")),
-            (None, Some(sid)) => Some(format!("{}={sid}", crate::access::SID_PARAM)),
-            (None, None) => None,
-        };
+        let carried = crate::access::carried_query(req, false);
         let query = carried.as_deref();
         let target = {
             let r = self.rendered.read().unwrap_or_else(|e| e.into_inner());
