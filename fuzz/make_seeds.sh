@@ -134,4 +134,12 @@ for s in archive-1700000000-3600.m3u8 index-1700000000-now.m3u8 archive-17000000
     printf '%s' "$s" >"$corpus/dvr_request/seed$i"
 done
 
+# --- dvr_cluster: a peer's DVR read queries and file listings ------------------
+mkdir -p "$corpus/dvr_cluster"
+printf '\000hour=498900&first_seq=1796042874&kind=data&offset=0&len=1480212' >"$corpus/dvr_cluster/read-data"
+printf '\000hour=498900&first_seq=1&kind=index&offset=16&len=48' >"$corpus/dvr_cluster/read-index"
+printf '\000hour=1&hour=2&first_seq=1&kind=data&offset=0&len=1' >"$corpus/dvr_cluster/read-dup"
+printf '\001{"files":[{"hour":498900,"first_seq":1796042874,"kind":"data","bytes":1480212},{"hour":498900,"first_seq":1796042874,"kind":"index","bytes":256}],"truncated":false}' >"$corpus/dvr_cluster/list"
+printf '\001{"files":[{"hour":-1,"first_seq":0,"kind":"x","bytes":99999999999999}]}' >"$corpus/dvr_cluster/list-bad"
+
 du -sh "$corpus"/*
