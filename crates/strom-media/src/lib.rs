@@ -4,7 +4,8 @@
 //! bytes → [`ts::demux::Demuxer`] → raw [`Frame`]s (33-bit timestamps) →
 //! [`timeline::Timeline`] (unwrapped, UTC 90 kHz) → [`segmenter::Segmenter`] →
 //! [`Segment`] → [`ts::mux`] (HLS segment / HTTP-TS bytes) and [`hls`] playlists.
-//! A file played forever enters the same path through [`looper::Looper`].
+//! A file played forever enters the same path through [`looper::Looper`];
+//! RTMP publishers through [`rtmp`] (the session) and [`flv`] (tags to frames).
 //! The archive ([`dvr`]) stores segments as [`wire`] messages with an index.
 //!
 //! Invariants: timestamps after the timeline are UTC in 90 kHz units and never
@@ -13,9 +14,11 @@
 
 pub mod codec;
 pub mod dvr;
+pub mod flv;
 pub mod frame;
 pub mod hls;
 pub mod looper;
+pub mod rtmp;
 pub mod scte35;
 pub mod segmenter;
 pub mod timeline;
