@@ -200,6 +200,8 @@ impl Checker<'_> {
         let mut source_at: HashMap<String, Pos> = HashMap::new();
         let mut peer_at: HashMap<String, Pos> = HashMap::new();
         let mut dvr_parts = DvrParts::default();
+        let mut tcp_at: HashMap<SocketAddr, Pos> = HashMap::new();
+        let mut srt_at: HashMap<SocketAddr, Pos> = HashMap::new();
         for d in items {
             let a0 = d.args.first();
             match d.name.text.as_str() {
@@ -321,6 +323,36 @@ impl Checker<'_> {
                         self.dvr_part(d, &mut dvr_parts);
                     }
                 }
+                "rtmp" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) {
+                        if let Some(a) = a0 {
+                            match parse_listen(&a.text, IpAddr::V6(NODE_LISTEN_IP)) {
+                                Err(e) => self.d.error(a.pos, e),
+                                Ok(addr) => {
+                                    if let Some(first) = tcp_at.get(&addr) {
+                                        self.d.error(
+                                            a.pos,
+                                            format!(
+                                                "address {addr} is already a listener; first at line {}",
+                                                first.line
+                                            ),
+                                        );
+                                    } else {
+                                        tcp_at.insert(addr, a.pos);
+                                        cfg.rtmp.push(addr);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                "srt" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(3)) {
+                        if let Some(l) = self.srt_listen(d, &mut srt_at) {
+                            cfg.srt.push(l);
+                        }
+                    }
+                }
                 "cors" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) && self.once(&mut seen, d, ctx) {
                         if let Some(c) = self.cors(d) {
@@ -388,6 +420,15 @@ impl Checker<'_> {
         if cfg.http.is_empty() {
             cfg.http = Config::default().http;
         }
+        for (addr, pos) in &tcp_at {
+            if cfg.http.iter().any(|h| {
+                h.port() == addr.port()
+                    && (h.ip() == addr.ip() || h.ip().is_unspecified() || addr.ip().is_unspecified())
+            }) {
+                self.d
+                    .error(*pos, format!("`rtmp` address {addr} is also an `http` listener"));
+            }
+        }
         cfg.dvr = self.dvr_block(dvr_parts);
         cfg
     }
@@ -433,6 +474,82 @@ impl Checker<'_> {
     /// `http ADDRESS;`, the same in node and balancer files: appends the
     /// address to `out` unless it is bad or a duplicate. A bare port means
     /// `[::]` in a node file and `0.0.0.0` in a balancer file.
+    /// `srt [ADDR:]PORT [latency=MS] [passphrase=P];`
+    fn srt_listen(&mut self, d: &Directive, at: &mut HashMap<SocketAddr, Pos>) -> Option<SrtListen> {
+        let a = d.args.first()?;
+        let addr = match parse_listen(&a.text, IpAddr::V6(NODE_LISTEN_IP)) {
+            Ok(addr) => addr,
+            Err(e) => {
+                self.d.error(a.pos, e);
+                return None;
+            }
+        };
+        if let Some(first) = at.get(&addr) {
+            self.d.error(
+                a.pos,
+                format!("duplicate `srt` address {addr}; first at line {}", first.line),
+            );
+            return None;
+        }
+        at.insert(addr, a.pos);
+        let mut l = SrtListen {
+            addr,
+            latency: crate::SRT_DEFAULT_LATENCY,
+            passphrase: None,
+        };
+        let mut ok = true;
+        let mut seen_opt: Vec<&str> = Vec::new();
+        for o in &d.args[1..] {
+            let Some((k, v)) = o.text.split_once('=') else {
+                self.d.error(
+                    o.pos,
+                    format!("bad `srt` option `{}`: expected latency=MS or passphrase=P", o.text),
+                );
+                ok = false;
+                continue;
+            };
+            if seen_opt.contains(&k) {
+                self.d.error(o.pos, format!("`{k}` given twice"));
+                ok = false;
+                continue;
+            }
+            match k {
+                "latency" => match parse_number(v) {
+                    Some(ms) if crate::SRT_LATENCY_MS.contains(&ms) => l.latency = Duration::from_millis(ms),
+                    _ => {
+                        self.d.error(
+                            o.pos,
+                            format!(
+                                "bad latency `{v}`: expected milliseconds {}..={}",
+                                crate::SRT_LATENCY_MS.start(),
+                                crate::SRT_LATENCY_MS.end()
+                            ),
+                        );
+                        ok = false;
+                    }
+                },
+                "passphrase" => {
+                    if (10..=79).contains(&v.chars().count()) {
+                        l.passphrase = Some(v.to_owned());
+                    } else {
+                        self.d.error(o.pos, "`passphrase` must be 10 to 79 characters");
+                        ok = false;
+                    }
+                }
+                _ => {
+                    self.d.error(
+                        o.pos,
+                        format!("unknown `srt` option `{k}`; expected `latency` or `passphrase`"),
+                    );
+                    ok = false;
+                    continue;
+                }
+            }
+            seen_opt.push(k);
+        }
+        ok.then_some(l)
+    }
+
     pub(crate) fn http(
         &mut self,
         d: &Directive,

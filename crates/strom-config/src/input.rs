@@ -8,9 +8,12 @@
 //!   `http://` / `https://`), and `http://` / `https://` as written;
 //! - `publish://` (pushed by an encoder);
 //! - `file:///abs/path` or `file://rel/path`, and for `backup` a bare path;
-//! - `builtin://NAME`, the embedded test channels.
+//! - `builtin://NAME`, the embedded test channels;
+//! - `rtmp://HOST[:PORT]/APP/NAME` (pulled from an RTMP server);
+//! - `srt://HOST:PORT[?streamid=…&passphrase=…&latency=MS]` (MPEG-TS from a
+//!   remote SRT listener, strom calling; values may be percent-encoded).
 //!
-//! Every MPEG-TS input (udp, http, publish, file) takes a program selector
+//! Every MPEG-TS input (udp, http, srt, publish, file) takes a program selector
 //! `program=N` in its query (`udp://239.0.0.1:1234?program=202`,
 //! `tshttp://h/mpts.ts?program=202`, `publish://?program=202`,
 //! `file:///srv/mpts.ts?program=202`): the `program_number` of a
@@ -66,14 +69,51 @@ pub enum Input {
         /// Letters, digits, `_` and `-`.
         name: String,
     },
+    /// A stream pulled from an RTMP server: `rtmp://HOST[:PORT]/APP/NAME`.
+    /// The first path component is the application, the rest (query
+    /// included) the stream name it is asked to play, as ffmpeg and
+    /// Flussonic split them.
+    Rtmp {
+        /// DNS name, IPv4 address or bracketed IPv6 address.
+        host: String,
+        /// `None`: the default 1935.
+        port: Option<u16>,
+        /// The application (`connect`'s `app`); never empty.
+        app: String,
+        /// The stream name (`play`'s argument), `?query` included; never empty.
+        name: String,
+    },
+    /// MPEG-TS over SRT, calling a remote SRT listener:
+    /// `srt://HOST:PORT?streamid=…&passphrase=…&latency=MS&program=N`.
+    Srt {
+        /// DNS name, IPv4 address or bracketed IPv6 address.
+        host: String,
+        port: u16,
+        /// The SRT streamid sent to the listener (percent-decoded).
+        streamid: Option<String>,
+        /// Encryption passphrase, 10–79 characters (percent-decoded).
+        passphrase: Option<String>,
+        /// Receiver latency; [`SRT_DEFAULT_LATENCY`] when not given.
+        latency: std::time::Duration,
+        /// MPTS `program_number` to follow.
+        program: Option<u16>,
+    },
 }
+
+/// SRT's default receiver latency (120 ms, as libsrt's).
+pub const SRT_DEFAULT_LATENCY: std::time::Duration = std::time::Duration::from_millis(120);
+/// SRT latencies strom accepts, in milliseconds.
+pub const SRT_LATENCY_MS: std::ops::RangeInclusive<u64> = 20..=10_000;
+/// The default RTMP port.
+pub const RTMP_DEFAULT_PORT: u16 = 1935;
 
 /// Why an input URL was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct InputError(pub String);
 
-const SCHEMES: &str = "udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://";
+const SCHEMES: &str =
+    "udp://, tshttp://, tshttps://, http://, https://, rtmp://, srt://, publish://, file://, builtin://";
 
 impl Input {
     /// `publish://` without a program selector.
@@ -85,8 +125,9 @@ impl Input {
             Input::Udp { program, .. }
             | Input::Http { program, .. }
             | Input::Publish { program }
-            | Input::File { program, .. } => *program,
-            Input::Builtin { .. } => None,
+            | Input::File { program, .. }
+            | Input::Srt { program, .. } => *program,
+            Input::Builtin { .. } | Input::Rtmp { .. } => None,
         }
     }
 
@@ -155,6 +196,8 @@ impl FromStr for Input {
                     program,
                 })
             }
+            "rtmp" => parse_rtmp(s, rest),
+            "srt" => parse_srt(s, rest),
             "builtin" => {
                 if rest.is_empty()
                     || !rest
@@ -208,6 +251,162 @@ fn take_program(url: &str) -> Result<(String, Option<u16>), String> {
         format!("{base}?{}", kept.join("&"))
     };
     Ok((url, program))
+}
+
+fn parse_rtmp(s: &str, rest: &str) -> Result<Input, InputError> {
+    let bad = |m: &str| Err(InputError(format!("bad rtmp URL `{s}`: {m}")));
+    let Some((hostport, path)) = rest.split_once('/') else {
+        return bad("expected rtmp://HOST[:PORT]/APP/NAME");
+    };
+    let hp = match crate::value::parse_host_port(hostport) {
+        Ok(hp) => hp,
+        Err(m) => return bad(&m),
+    };
+    if hp.host.is_empty() {
+        return bad("no host");
+    }
+    let Some((app, name)) = path.split_once('/') else {
+        return bad("expected an application and a stream name: rtmp://HOST[:PORT]/APP/NAME");
+    };
+    if app.is_empty() || app.contains('?') {
+        return bad("empty or malformed application name");
+    }
+    if name.is_empty() || name.starts_with('?') {
+        return bad("no stream name after the application");
+    }
+    if !name.bytes().chain(app.bytes()).all(|b| b.is_ascii_graphic()) {
+        return bad("spaces and control characters are not allowed");
+    }
+    Ok(Input::Rtmp {
+        host: hp.host.to_owned(),
+        port: hp.port,
+        app: app.to_owned(),
+        name: name.to_owned(),
+    })
+}
+
+fn parse_srt(s: &str, rest: &str) -> Result<Input, InputError> {
+    let bad = |m: &str| Err(InputError(format!("bad srt URL `{s}`: {m}")));
+    let (hostport, query) = match rest.split_once('?') {
+        Some((h, q)) => (h, Some(q)),
+        None => (rest, None),
+    };
+    let hostport = hostport.strip_suffix('/').unwrap_or(hostport);
+    let hp = match crate::value::parse_host_port(hostport) {
+        Ok(hp) => hp,
+        Err(m) => return bad(&m),
+    };
+    if hp.host.is_empty() {
+        return bad("no host; strom calls a remote SRT listener (for publishers, use a top-level `srt PORT;`)");
+    }
+    let Some(port) = hp.port else {
+        return bad("missing port, e.g. srt://192.0.2.1:9000");
+    };
+    let mut streamid = None;
+    let mut passphrase = None;
+    let mut latency = None;
+    let mut program = None;
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let twice = |k: &str| format!("`{k}` given twice");
+        match key {
+            "streamid" => {
+                if streamid.is_some() {
+                    return bad(&twice(key));
+                }
+                let Some(v) = percent_decode(value) else {
+                    return bad("bad percent-encoding in `streamid`");
+                };
+                if v.is_empty() || v.len() > 512 {
+                    return bad("`streamid` must be 1 to 512 bytes");
+                }
+                streamid = Some(v);
+            }
+            "passphrase" => {
+                if passphrase.is_some() {
+                    return bad(&twice(key));
+                }
+                let Some(v) = percent_decode(value) else {
+                    return bad("bad percent-encoding in `passphrase`");
+                };
+                if !(10..=79).contains(&v.chars().count()) {
+                    return bad("`passphrase` must be 10 to 79 characters");
+                }
+                passphrase = Some(v);
+            }
+            "latency" => {
+                if latency.is_some() {
+                    return bad(&twice(key));
+                }
+                match crate::value::parse_number(value) {
+                    Some(ms) if SRT_LATENCY_MS.contains(&ms) => latency = Some(std::time::Duration::from_millis(ms)),
+                    _ => {
+                        return bad(&format!(
+                            "bad latency `{value}`: expected milliseconds {}..={}",
+                            SRT_LATENCY_MS.start(),
+                            SRT_LATENCY_MS.end()
+                        ))
+                    }
+                }
+            }
+            "program" => {
+                if program.is_some() {
+                    return bad(&twice(key));
+                }
+                match parse_program(pair) {
+                    Ok(p) => program = Some(p),
+                    Err(m) => return bad(&m),
+                }
+            }
+            "mode" if value == "caller" => {}
+            "mode" => return bad("only `mode=caller` is supported; for publishers use a top-level `srt PORT;`"),
+            _ => {
+                return bad(&format!(
+                    "unknown option `{key}`; expected `streamid`, `passphrase`, `latency`, `program` or `mode`"
+                ))
+            }
+        }
+    }
+    Ok(Input::Srt {
+        host: hp.host.to_owned(),
+        port,
+        streamid,
+        passphrase,
+        latency: latency.unwrap_or(SRT_DEFAULT_LATENCY),
+        program,
+    })
+}
+
+/// Decodes `%XX` escapes into UTF-8 text; `None` on a bad escape or invalid UTF-8.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Escapes what cannot stand in a config word or a query value as `%XX`.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b'&' | b'#' | b';' | b'{' | b'}' | b'"' | b'\'' | b'\\') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn parse_udp(s: &str, rest: &str) -> Result<Input, InputError> {
@@ -353,6 +552,42 @@ impl fmt::Display for Input {
                     Some(p) => write!(f, "?program={p}"),
                     None => Ok(()),
                 }
+            }
+            Input::Rtmp { host, port, app, name } => {
+                write!(f, "rtmp://{host}")?;
+                if let Some(p) = port {
+                    write!(f, ":{p}")?;
+                }
+                write!(f, "/{app}/{name}")
+            }
+            Input::Srt {
+                host,
+                port,
+                streamid,
+                passphrase,
+                latency,
+                program,
+            } => {
+                write!(f, "srt://{host}:{port}")?;
+                let mut sep = '?';
+                let mut put = |f: &mut fmt::Formatter<'_>, k: &str, v: &str| {
+                    let r = write!(f, "{sep}{k}={v}");
+                    sep = '&';
+                    r
+                };
+                if let Some(s) = streamid {
+                    put(f, "streamid", &percent_encode(s))?;
+                }
+                if let Some(p) = passphrase {
+                    put(f, "passphrase", &percent_encode(p))?;
+                }
+                if *latency != SRT_DEFAULT_LATENCY {
+                    put(f, "latency", &latency.as_millis().to_string())?;
+                }
+                if let Some(p) = program {
+                    put(f, "program", &p.to_string())?;
+                }
+                Ok(())
             }
             Input::Publish { program: None } => f.write_str("publish://"),
             Input::Publish { program: Some(p) } => write!(f, "publish://?program={p}"),
@@ -526,7 +761,7 @@ mod tests {
     #[test]
     fn other_errors() {
         let table = [
-            ("rtmp://a/b", "unsupported input scheme `rtmp://` in `rtmp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://"),
+            ("rtsp://a/b", "unsupported input scheme `rtsp://` in `rtsp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, rtmp://, srt://, publish://, file://, builtin://"),
             ("tshttp:///x.ts", "bad URL `http:///x.ts`: no host"),
             ("http://", "bad URL `http://`: no host"),
             ("publish://x", "bad input `publish://x`: `publish://` takes nothing after `://` but `?program=N`"),

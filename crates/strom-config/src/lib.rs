@@ -55,11 +55,11 @@ mod tests;
 mod tests_balancer;
 
 pub use diag::{Diagnostic, Pos, Warning, WarningKind};
-pub use input::{Input, InputError};
+pub use input::{Input, InputError, RTMP_DEFAULT_PORT, SRT_DEFAULT_LATENCY, SRT_LATENCY_MS};
 pub use ipnet::IpNet;
 pub use model::{
     AuthBackend, BalancerConfig, CacheConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig,
-    PrometheusSource, ServerConfig, SourceConfig, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
+    PrometheusSource, ServerConfig, SourceConfig, SrtListen, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{

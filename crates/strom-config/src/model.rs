@@ -191,10 +191,31 @@ pub struct Config {
     /// own and whose source block (if restreamed) has none; see
     /// [`Config::dvr_for`].
     pub dvr: Option<DvrConfig>,
+    /// RTMP listen addresses for publishers (`rtmp [ADDR:]PORT;`), in file
+    /// order; a bare port means every address, as for `http`.
+    pub rtmp: Vec<SocketAddr>,
+    /// SRT listeners for publishers (`srt [ADDR:]PORT [latency=MS]
+    /// [passphrase=P];`), in file order.
+    pub srt: Vec<SrtListen>,
     /// Directives the file sets that will not do what they say (see
     /// [`crate::WarningKind`]), sorted by position. A caller that runs the
     /// config must show every one of them. Empty for a config built in code.
     pub warnings: Vec<Warning>,
+}
+
+/// One SRT listener (`srt [ADDR:]PORT [latency=MS] [passphrase=P];`):
+/// callers publish MPEG-TS to the stream their streamid names
+/// (`#!::r=NAME,m=publish`, or a plain `NAME`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtListen {
+    /// UDP address; a bare port means every address.
+    pub addr: SocketAddr,
+    /// Receiver latency offered to callers (the larger of both sides'
+    /// applies); [`crate::SRT_DEFAULT_LATENCY`] unless set.
+    pub latency: Duration,
+    /// When set (10–79 characters), callers must encrypt with it (AES);
+    /// unencrypted or wrongly keyed callers are refused.
+    pub passphrase: Option<String>,
 }
 
 /// What a bare port in a node's `http` means: `[::]`, every IPv6 and IPv4
@@ -225,6 +246,8 @@ impl Default for Config {
             session_timeout: DEFAULT_SESSION_TIMEOUT,
             max_sessions_per_ip: DEFAULT_MAX_SESSIONS_PER_IP,
             dvr: None,
+            rtmp: Vec::new(),
+            srt: Vec::new(),
             warnings: Vec::new(),
         }
     }
@@ -254,6 +277,8 @@ impl PartialEq for Config {
             && self.session_timeout == o.session_timeout
             && self.max_sessions_per_ip == o.max_sessions_per_ip
             && self.dvr == o.dvr
+            && self.rtmp == o.rtmp
+            && self.srt == o.srt
     }
 }
 

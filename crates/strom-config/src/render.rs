@@ -94,6 +94,20 @@ impl Config {
         for a in &self.http {
             line(&mut out, false, &format!("http {a};"));
         }
+        for a in &self.rtmp {
+            line(&mut out, false, &format!("rtmp {a};"));
+        }
+        for l in &self.srt {
+            let mut t = format!("srt {}", l.addr);
+            if l.latency != crate::SRT_DEFAULT_LATENCY {
+                t.push_str(&format!(" latency={}", l.latency.as_millis()));
+            }
+            if let Some(p) = &l.passphrase {
+                t.push_str(&format!(" {}", word(&format!("passphrase={p}"))));
+            }
+            t.push(';');
+            line(&mut out, false, &t);
+        }
         if let Some(p) = &self.public {
             line(&mut out, false, &format!("public {};", word(p)));
         }

@@ -120,6 +120,8 @@ impl Ctx {
                 "dvr",
                 "storage_limit",
                 "dvr_offline",
+                "rtmp",
+                "srt",
                 "stream",
                 "source",
                 "peer",

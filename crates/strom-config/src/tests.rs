@@ -545,8 +545,8 @@ fn nesting_is_capped() {
 fn bad_inputs() {
     let wrap = |i: &str| format!("stream a {{\n  input {i};\n}}");
     err1(
-        &wrap("rtmp://a/b"),
-        "t.conf:2:9: unsupported input scheme `rtmp://` in `rtmp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://",
+        &wrap("rtsp://a/b"),
+        "t.conf:2:9: unsupported input scheme `rtsp://` in `rtsp://a/b`; supported: udp://, tshttp://, tshttps://, http://, https://, rtmp://, srt://, publish://, file://, builtin://",
     );
     err1(
         &wrap("udp://239.0.0.1"),
@@ -698,8 +698,8 @@ fn stream_without_input() {
     );
     // An invalid input is reported as itself, not as a missing one.
     err1(
-        "stream a { input rtmp://x; }",
-        "t.conf:1:18: unsupported input scheme `rtmp://` in `rtmp://x`; supported: udp://, tshttp://, tshttps://, http://, https://, publish://, file://, builtin://",
+        "stream a { input rtsp://x; }",
+        "t.conf:1:18: unsupported input scheme `rtsp://` in `rtsp://x`; supported: udp://, tshttp://, tshttps://, http://, https://, rtmp://, srt://, publish://, file://, builtin://",
     );
 }
 
@@ -1869,4 +1869,112 @@ fn dvr_example_parses() {
     );
     assert_eq!(source.cache.as_ref().map(|c| c.size), Some(50 << 30));
     assert_eq!(parse("t.conf", &c.to_text()), Ok(c));
+}
+
+#[test]
+fn rtmp_and_srt_listeners_parse_and_print_back() {
+    let c = ok("http 8080;\nrtmp 1935;\nrtmp 127.0.0.1:1936;\nsrt 9998;\nsrt 127.0.0.1:9999 latency=250 passphrase=0123456789ab;\nstream a { input publish://; }\n");
+    assert_eq!(c.rtmp, vec![addr("[::]:1935"), addr("127.0.0.1:1936")]);
+    assert_eq!(c.srt.len(), 2);
+    assert_eq!(c.srt[0].latency, crate::SRT_DEFAULT_LATENCY);
+    assert_eq!(c.srt[0].passphrase, None);
+    assert_eq!(c.srt[1].addr, addr("127.0.0.1:9999"));
+    assert_eq!(c.srt[1].latency, Duration::from_millis(250));
+    assert_eq!(c.srt[1].passphrase.as_deref(), Some("0123456789ab"));
+    let back = ok(&c.to_text());
+    assert_eq!(back, c);
+}
+
+/// Asserts that a snippet's single error contains `want`.
+fn err_has(text: &str, want: &str) {
+    let e = errs(text);
+    assert!(e.len() == 1 && e[0].contains(want), "for config:\n{text}\ngot {e:?}");
+}
+
+#[test]
+fn rtmp_and_srt_listener_mistakes_are_errors() {
+    err_has(
+        "rtmp 1935;\nrtmp 1935;\nstream a { input publish://; }\n",
+        "already a listener",
+    );
+    err_has(
+        "http 8080;\nrtmp 8080;\nstream a { input publish://; }\n",
+        "also an `http` listener",
+    );
+    err_has("srt 9998 latency=5;\nstream a { input publish://; }\n", "bad latency");
+    err_has(
+        "srt 9998 passphrase=short;\nstream a { input publish://; }\n",
+        "10 to 79 characters",
+    );
+    err_has(
+        "srt 9998 pbkeylen=16;\nstream a { input publish://; }\n",
+        "unknown `srt` option",
+    );
+    err_has(
+        "srt 9998;\nsrt 9998;\nstream a { input publish://; }\n",
+        "duplicate `srt` address",
+    );
+}
+
+#[test]
+fn rtmp_and_srt_inputs_parse_and_print_back() {
+    let cases = [
+        ("rtmp://origin.example/live/news", "rtmp://origin.example/live/news"),
+        (
+            "rtmp://10.0.0.1:1936/live/a/b?token=x",
+            "rtmp://10.0.0.1:1936/live/a/b?token=x",
+        ),
+        (
+            "srt://10.0.0.2:9000?streamid=#!::r=news,m=request&passphrase=0123456789&latency=200",
+            "srt://10.0.0.2:9000?streamid=%23!::r=news,m=request&passphrase=0123456789&latency=200",
+        ),
+        (
+            "srt://[::1]:9000?latency=120&program=3&mode=caller",
+            "srt://[::1]:9000?program=3",
+        ),
+        (
+            "srt://h.example:9000?streamid=a%26b",
+            "srt://h.example:9000?streamid=a%26b",
+        ),
+    ];
+    for (text, canonical) in cases {
+        let i: Input = text.parse().unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(i.to_string(), canonical, "{text}");
+        assert_eq!(canonical.parse::<Input>().expect("canonical parses"), i, "{text}");
+    }
+    let srt: Input = "srt://h:1?streamid=%23!::r=x,m=request".parse().expect("valid");
+    match srt {
+        Input::Srt { streamid, latency, .. } => {
+            assert_eq!(streamid.as_deref(), Some("#!::r=x,m=request"));
+            assert_eq!(latency, crate::SRT_DEFAULT_LATENCY);
+        }
+        other => panic!("{other:?}"),
+    }
+    let rtmp: Input = "rtmp://h/live/news".parse().expect("valid");
+    assert_eq!(
+        rtmp,
+        Input::Rtmp {
+            host: "h".into(),
+            port: None,
+            app: "live".into(),
+            name: "news".into()
+        }
+    );
+    for bad in [
+        "rtmp://h",
+        "rtmp://h/live",
+        "rtmp://h/live/",
+        "rtmp:///live/x",
+        "rtmp://h:0/live/x",
+        "srt://h",
+        "srt://:9000",
+        "srt://h:9000?passphrase=short",
+        "srt://h:9000?latency=1",
+        "srt://h:9000?mode=listener",
+        "srt://h:9000?foo=1",
+        "srt://h:9000?streamid=%zz",
+        "srt://h:9000?program=1&program=2",
+    ] {
+        assert!(bad.parse::<Input>().is_err(), "{bad} should be refused");
+    }
 }

@@ -159,8 +159,46 @@ fn backup() -> BoxedStrategy<Input> {
         (http_url(), program()).prop_map(|(url, program)| Input::Http { url, program }),
         (file_path(), program()).prop_map(|(path, program)| Input::File { path, program }),
         "[A-Za-z0-9_-]{1,10}".prop_map(|name| Input::Builtin { name }),
+        (
+            host(),
+            proptest::option::of(1u16..),
+            "[A-Za-z0-9_.-]{1,8}",
+            "[A-Za-z0-9_./?=&%-]{0,12}"
+        )
+            .prop_map(|(host, port, app, name)| Input::Rtmp {
+                host,
+                port,
+                app,
+                name: format!("n{name}")
+            }),
+        (
+            host(),
+            1u16..,
+            proptest::option::of("[ -~]{1,40}"),
+            proptest::option::of("[ -~]{10,79}"),
+            20u64..=10_000,
+            program()
+        )
+            .prop_map(|(host, port, streamid, passphrase, latency, program)| Input::Srt {
+                host,
+                port,
+                streamid,
+                passphrase,
+                latency: Duration::from_millis(latency),
+                program,
+            }),
     ]
     .boxed()
+}
+
+fn srt_listen() -> impl Strategy<Value = strom_config::SrtListen> {
+    (listen(), 20u64..=10_000, proptest::option::of("[ -~]{10,79}")).prop_map(|(addr, latency, passphrase)| {
+        strom_config::SrtListen {
+            addr,
+            latency: Duration::from_millis(latency),
+            passphrase,
+        }
+    })
 }
 
 fn input() -> impl Strategy<Value = Input> {
@@ -365,7 +403,11 @@ fn config() -> impl Strategy<Value = Config> {
             ms(5_000..=3_600_000),
             1u64..=1_000_000,
         ),
-        proptest::option::of(dvr()),
+        (
+            proptest::option::of(dvr()),
+            prop::collection::vec(listen(), 0..3),
+            prop::collection::vec(srt_listen(), 0..3),
+        ),
     )
         .prop_map(
             |(
@@ -380,10 +422,17 @@ fn config() -> impl Strategy<Value = Config> {
                 cors,
                 conns,
                 auth,
-                dvr,
+                (dvr, rtmp, srt),
             )| {
+                let http = dedup(http, |a| *a);
+                let clashes = |a: &SocketAddr| {
+                    http.iter().any(|h| {
+                        h.port() == a.port() && (h.ip() == a.ip() || h.ip().is_unspecified() || a.ip().is_unspecified())
+                    })
+                };
+                let rtmp = dedup(rtmp, |a| *a).into_iter().filter(|a| !clashes(a)).collect();
                 Config {
-                    http: dedup(http, |a| *a),
+                    http,
                     // Credentials come from the same text as cluster_key.
                     view_auth: cluster_key.clone().map(|k| strom_config::Credentials {
                         user: "viewer".to_string(),
@@ -408,6 +457,8 @@ fn config() -> impl Strategy<Value = Config> {
                     session_timeout: auth.3,
                     max_sessions_per_ip: auth.4,
                     dvr,
+                    rtmp,
+                    srt: dedup(srt, |l| l.addr),
                     warnings: Vec::new(),
                 }
             },
@@ -490,7 +541,7 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
                     g => g,
                 };
                 BalancerConfig {
-                    http: dedup(http, |a| *a),
+                    http,
                     refresh,
                     prometheus: prometheus.map(|(url, query)| PrometheusSource {
                         url,

@@ -307,6 +307,10 @@ pub async fn run(spec: InputSpec, ctx: InputCtx) {
         InputSpec::Config(Input::Publish { program }) => publish::run(program, ctx).await,
         InputSpec::Config(Input::File { path, program }) => file::run(file::Origin::Path(path), program, ctx).await,
         InputSpec::Config(Input::Builtin { name }) => file::run(file::Origin::Builtin(name), None, ctx).await,
+        InputSpec::Config(input @ (Input::Rtmp { .. } | Input::Srt { .. })) => {
+            tracing::error!(stream = %ctx.stream, input = %crate::util::redact_url(&input.to_string()), "input kind not available in this build");
+            ctx.cancel.cancelled().await;
+        }
         InputSpec::Cluster(spec) => cluster::run(spec, ctx).await,
     }
 }
