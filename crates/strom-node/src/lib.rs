@@ -23,6 +23,7 @@ pub mod api;
 pub mod cluster;
 pub mod dvr;
 pub mod http;
+pub mod ingest;
 pub mod input;
 pub mod metrics;
 pub mod net;

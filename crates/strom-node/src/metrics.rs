@@ -61,6 +61,8 @@ pub struct KindLabel {
 }
 
 type F64Counter = Counter<f64, AtomicU64>;
+/// A gauge of seconds and other fractional values.
+pub type F64Gauge = Gauge<f64, AtomicU64>;
 
 /// Every metric family of the node.
 pub struct Metrics {
@@ -89,6 +91,20 @@ pub struct Metrics {
     hls_selections: Family<StreamKind, Counter>,
     task_panics: Family<StreamLabel, Counter>,
     sessions_refused: Family<StreamLabel, Counter>,
+    srt_rtt: Family<StreamLabel, F64Gauge>,
+    srt_receive_buffer: Family<StreamLabel, F64Gauge>,
+    srt_packets: Family<StreamKind, Counter>,
+    /// RTMP connections by how they ended up: `published`, `unknown_stream`,
+    /// `not_publishable`, `unauthorized`, `busy`, `unavailable`,
+    /// `rate_limited`, `play_refused`, `limit`, `error`.
+    pub rtmp_connections: Family<ResultLabel, Counter>,
+    /// RTMP protocol errors by kind (`handshake`, `chunk_size`, `too_large`,
+    /// `amf`, `protocol`, `timeout`, ...).
+    pub rtmp_errors: Family<KindLabel, Counter>,
+    /// SRT connections by result (`accepted`, `unknown_stream`,
+    /// `not_publishable`, `unauthorized`, `busy`, `bad_streamid`, `limit`,
+    /// `encryption`, `error`).
+    pub srt_connections: Family<ResultLabel, Counter>,
     pub server_clients: Gauge,
     pub server_online_streams: Gauge,
     pub server_output_bitrate: Gauge,
@@ -174,6 +190,14 @@ pub struct StreamMetrics {
     /// per request because the per-segment cache was full.
     pub hls_selection_muxes: Counter,
     pub hls_selection_uncached: Counter,
+    /// The SRT connection feeding the stream (listener or caller): round
+    /// trip time and receive buffer in seconds (0 while none), and data
+    /// packets lost, retransmitted and dropped as too late.
+    pub srt_rtt_seconds: F64Gauge,
+    pub srt_receive_buffer_seconds: F64Gauge,
+    pub srt_packets_lost: Counter,
+    pub srt_packets_retransmitted: Counter,
+    pub srt_packets_dropped: Counter,
 }
 
 impl Default for Metrics {
@@ -208,6 +232,12 @@ impl Metrics {
             hls_selections: Family::default(),
             task_panics: Family::default(),
             sessions_refused: Family::default(),
+            srt_rtt: Family::default(),
+            srt_receive_buffer: Family::default(),
+            srt_packets: Family::default(),
+            rtmp_connections: Family::default(),
+            rtmp_errors: Family::default(),
+            srt_connections: Family::default(),
             dvr: crate::dvr::DvrFamilies::default(),
             server_clients: Gauge::default(),
             server_online_streams: Gauge::default(),
@@ -306,6 +336,36 @@ impl Metrics {
             "stream_timestamp_jumps",
             "Jumps in the source's timestamps that re-anchored the timeline (each a discontinuity)",
             m.timestamp_jumps.clone(),
+        );
+        r.register(
+            "stream_srt_rtt_seconds",
+            "Round-trip time of the stream's SRT connection (0 when none)",
+            m.srt_rtt.clone(),
+        );
+        r.register(
+            "stream_srt_receive_buffer_seconds",
+            "Media held in the SRT receive buffer of the stream's connection",
+            m.srt_receive_buffer.clone(),
+        );
+        r.register(
+            "stream_srt_packets",
+            "SRT data packets of the stream by kind (lost, retransmitted, dropped: too late to play)",
+            m.srt_packets.clone(),
+        );
+        r.register(
+            "rtmp_connections",
+            "RTMP connections by result (published, unknown_stream, not_publishable, unauthorized, busy, unavailable, rate_limited, play_refused, limit, error)",
+            m.rtmp_connections.clone(),
+        );
+        r.register(
+            "rtmp_errors",
+            "RTMP protocol errors by kind (handshake, chunk_size, too_large, amf, protocol, timeout, ...)",
+            m.rtmp_errors.clone(),
+        );
+        r.register(
+            "srt_connections",
+            "SRT connections by result (accepted, unknown_stream, not_publishable, unauthorized, busy, bad_streamid, limit, encryption, error)",
+            m.srt_connections.clone(),
         );
         r.register(
             "stream_task_panics",
@@ -447,6 +507,11 @@ impl Metrics {
             timestamp_jumps: self.timestamp_jumps.get_or_create_owned(&l),
             task_panics: self.task_panics.get_or_create_owned(&l),
             sessions_refused: self.sessions_refused.get_or_create_owned(&l),
+            srt_rtt_seconds: self.srt_rtt.get_or_create_owned(&l),
+            srt_receive_buffer_seconds: self.srt_receive_buffer.get_or_create_owned(&l),
+            srt_packets_lost: self.srt_packets.get_or_create_owned(&kind("lost")),
+            srt_packets_retransmitted: self.srt_packets.get_or_create_owned(&kind("retransmitted")),
+            srt_packets_dropped: self.srt_packets.get_or_create_owned(&kind("dropped")),
         }
     }
 

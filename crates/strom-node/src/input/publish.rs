@@ -1,16 +1,20 @@
-//! `publish://` input: a client pushes MPEG-TS by HTTP PUT/POST to
-//! `/NAME/publish`.
+//! `publish://` input: an encoder pushes the stream to strom, by HTTP
+//! PUT/POST of MPEG-TS to `/NAME/publish`, by RTMP or by SRT.
 //!
 //! The input task owns a channel whose sender sits in the stream's
-//! [`PublishSlot`]; the HTTP handler ([`accept`]) takes it, so there is one
-//! publisher at a time, and feeds the request body into it. When the
-//! publisher goes away the task puts a fresh sender back for the next one.
+//! [`PublishSlot`]; a publisher's handler ([`accept`] for HTTP,
+//! [`accept_source`] for any protocol) takes it, so there is one publisher
+//! at a time, and feeds [`PublishChunk`]s into it: MPEG-TS bytes (HTTP,
+//! SRT) that this task demuxes, or frames a protocol already demuxed
+//! (RTMP). When the publisher goes away the task puts a fresh sender back
+//! for the next one.
 //!
 //! Takeover: a new (authorized) publisher that finds the slot held by one
 //! that has sent nothing for [`TAKEOVER_STALL`] cuts the stalled one off
-//! and takes its place, so an encoder that reconnects after a network
-//! failure is not told "already publishing" until the dead connection
-//! times out.
+//! and takes its place at once, so an encoder that reconnects after a
+//! network failure is not told "already publishing" until the dead
+//! connection times out. A publisher that finds the slot held by one that
+//! is still sending is refused ([`PublishError::Busy`]).
 
 use super::{Feeder, InputCtx};
 use axum::body::Body;
@@ -20,20 +24,35 @@ use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use strom_media::ts::demux::DemuxEvent;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Chunks buffered between the HTTP handler and the demuxer.
+/// Chunks buffered between a publisher's handler and the demuxer.
 const PUBLISH_QUEUE: usize = 64;
 /// A publisher that sent no bytes for this long may be replaced.
-pub const TAKEOVER_STALL: Duration = Duration::from_secs(2);
+pub const TAKEOVER_STALL: Duration = Duration::from_secs(1);
 /// How long a publisher that took over waits for the slot to free up.
 const TAKEOVER_WAIT: Duration = Duration::from_secs(3);
+/// How long a publisher waits for the input to hand out the slot again
+/// when no one holds it (the previous publisher has just left).
+const SLOT_GRACE: Duration = Duration::from_secs(1);
+
+/// What a publisher hands the `publish://` input.
+#[derive(Debug)]
+pub enum PublishChunk {
+    /// MPEG-TS bytes, demuxed by the input (HTTP and SRT publishers).
+    Ts(Bytes),
+    /// Tracks and frames with raw 33-bit timestamps, demuxed by the
+    /// protocol (RTMP), and the protocol bytes they came from (counted as
+    /// input bytes).
+    Events(Vec<DemuxEvent>, usize),
+}
 
 /// Where a running `publish://` input waits for its publisher.
 #[derive(Debug)]
 pub struct PublishSlot {
-    tx: Mutex<Option<mpsc::Sender<Bytes>>>,
+    tx: Mutex<Option<mpsc::Sender<PublishChunk>>>,
     /// When the input last demuxed a frame, ms since `epoch`: a publisher
     /// that trickles bytes but no media is silent.
     last_frame_ms: AtomicU64,
@@ -59,12 +78,12 @@ impl Default for PublishSlot {
 }
 
 impl PublishSlot {
-    fn put(&self, tx: Option<mpsc::Sender<Bytes>>) {
+    fn put(&self, tx: Option<mpsc::Sender<PublishChunk>>) {
         *self.tx.lock().unwrap_or_else(|e| e.into_inner()) = tx;
     }
 
     /// Takes the sender, if no publisher holds it.
-    pub fn take(&self) -> Option<mpsc::Sender<Bytes>> {
+    pub fn take(&self) -> Option<mpsc::Sender<PublishChunk>> {
         self.tx.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
@@ -94,6 +113,11 @@ impl PublishSlot {
         }
     }
 
+    /// True while a publisher holds the slot.
+    fn held(&self) -> bool {
+        self.holder.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
     /// Time since the input last demuxed a frame (None: never).
     fn since_frame(&self) -> Option<Duration> {
         match self.last_frame_ms.load(Ordering::Relaxed) {
@@ -110,7 +134,7 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
         return;
     };
     loop {
-        let (tx, mut rx) = mpsc::channel::<Bytes>(PUBLISH_QUEUE);
+        let (tx, mut rx) = mpsc::channel::<PublishChunk>(PUBLISH_QUEUE);
         slot.put(Some(tx));
         let mut feeder = Feeder::new(program);
         let mut connected = false;
@@ -128,15 +152,23 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
                 tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher connected");
                 ctx.state(true, "publisher connected").await;
             }
-            let fed = feeder.feed(&ctx, &chunk);
-            if fed
-                .events
-                .iter()
-                .any(|e| matches!(e, strom_media::ts::demux::DemuxEvent::Frame(_)))
-            {
-                slot.saw_frame();
-            }
-            if !ctx.send_fed(fed).await {
+            let sent = match chunk {
+                PublishChunk::Ts(bytes) => {
+                    let fed = feeder.feed(&ctx, &bytes);
+                    if fed.events.iter().any(|e| matches!(e, DemuxEvent::Frame(_))) {
+                        slot.saw_frame();
+                    }
+                    ctx.send_fed(fed).await
+                }
+                PublishChunk::Events(events, bytes) => {
+                    ctx.metrics.input_bytes.inc_by(bytes as u64);
+                    if events.iter().any(|e| matches!(e, DemuxEvent::Frame(_))) {
+                        slot.saw_frame();
+                    }
+                    ctx.send_events(events).await
+                }
+            };
+            if !sent {
                 return;
             }
         }
@@ -177,28 +209,52 @@ impl PublishError {
     }
 }
 
-/// Feeds one publisher's request body into the slot's input. `wait` is how
-/// long to wait for the input to put its sender in the slot (an on-demand
-/// stream woken by this very request). A publisher is silent, and cut, when
-/// it sends no bytes for `idle`, or, after a grace of `idle`, no media
-/// frame for `idle` (so dripping bytes cannot hold the slot). A publisher
-/// holding the slot without sending for [`TAKEOVER_STALL`] is cut off and
-/// replaced. Returns the bytes received.
+/// Feeds one HTTP publisher's request body into the slot's input; see
+/// [`accept_source`]. A body that is broken before its first byte is
+/// [`PublishError::BadBody`].
 pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Duration) -> Result<usize, PublishError> {
-    let mut deadline = tokio::time::Instant::now() + wait;
+    let chunks = body.into_data_stream().map(|r| r.map(PublishChunk::Ts));
+    accept_source(slot, chunks, idle, wait).await
+}
+
+/// Feeds one publisher's chunks into the slot's input. `wait` is how long
+/// to wait for the input to put its sender in the slot (an on-demand
+/// stream woken by this very publisher); at least [`SLOT_GRACE`] is waited
+/// when no publisher holds the slot (the previous one has just left). A
+/// publisher is silent, and cut, when it sends nothing for `idle`, or,
+/// after a grace of `idle`, no media frame for `idle` (so dripping bytes
+/// cannot hold the slot). A publisher holding the slot without sending for
+/// [`TAKEOVER_STALL`] is cut off and replaced; one that is still sending
+/// makes this one [`PublishError::Busy`] at once. Returns the bytes
+/// received; the source's first error ends the session (before any byte:
+/// [`PublishError::BadBody`]).
+pub async fn accept_source<S, E>(
+    slot: &PublishSlot,
+    source: S,
+    idle: Duration,
+    wait: Duration,
+) -> Result<usize, PublishError>
+where
+    S: futures_util::Stream<Item = Result<PublishChunk, E>> + Unpin,
+{
+    let mut deadline = tokio::time::Instant::now() + wait.max(SLOT_GRACE);
     let mut took_over = false;
     let tx = loop {
         if let Some(tx) = slot.take() {
             break tx;
         }
-        if !took_over && slot.cut_stalled(TAKEOVER_STALL) {
-            took_over = true;
-            deadline = deadline.max(tokio::time::Instant::now() + TAKEOVER_WAIT);
+        if !took_over {
+            if slot.cut_stalled(TAKEOVER_STALL) {
+                took_over = true;
+                deadline = deadline.max(tokio::time::Instant::now() + TAKEOVER_WAIT);
+            } else if slot.held() {
+                return Err(PublishError::Busy);
+            }
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(PublishError::Busy);
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     };
     if took_over {
         tracing::info!("publisher took over from a stalled one");
@@ -207,7 +263,7 @@ pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Durati
     let cut = CancellationToken::new();
     *slot.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some((me, cut.clone()));
     slot.saw_data();
-    let r = feed(slot, tx, body, idle, &cut).await;
+    let r = feed(slot, tx, source, idle, &cut).await;
     let mut h = slot.holder.lock().unwrap_or_else(|e| e.into_inner());
     if h.as_ref().is_some_and(|(id, _)| *id == me) {
         *h = None;
@@ -215,14 +271,16 @@ pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Durati
     r
 }
 
-async fn feed(
+async fn feed<S, E>(
     slot: &PublishSlot,
-    tx: mpsc::Sender<Bytes>,
-    body: Body,
+    tx: mpsc::Sender<PublishChunk>,
+    mut source: S,
     idle: Duration,
     cut: &CancellationToken,
-) -> Result<usize, PublishError> {
-    let mut body = body.into_data_stream();
+) -> Result<usize, PublishError>
+where
+    S: futures_util::Stream<Item = Result<PublishChunk, E>> + Unpin,
+{
     let mut total = 0usize;
     let started = Instant::now();
     loop {
@@ -232,18 +290,21 @@ async fn feed(
         }
         let next = tokio::select! {
             _ = cut.cancelled() => return Err(PublishError::Replaced),
-            n = tokio::time::timeout(idle, body.next()) => n,
+            n = tokio::time::timeout(idle, source.next()) => n,
         };
         match next {
             Err(_) => return Err(PublishError::Silent),
             Ok(None) => return Ok(total),
-            // A publisher that goes away mid-body ends its session; a body
+            // A publisher that goes away mid-stream ends its session; one
             // that is broken from the start is a bad request.
             Ok(Some(Err(_))) if total == 0 => return Err(PublishError::BadBody),
             Ok(Some(Err(_))) => return Ok(total),
             Ok(Some(Ok(chunk))) => {
                 slot.saw_data();
-                total += chunk.len();
+                total += match &chunk {
+                    PublishChunk::Ts(b) => b.len(),
+                    PublishChunk::Events(_, n) => *n,
+                };
                 if tx.send(chunk).await.is_err() {
                     return Err(PublishError::InputStopped);
                 }
