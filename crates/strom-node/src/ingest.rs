@@ -127,18 +127,51 @@ impl Publisher {
         &self.stream
     }
 
-    /// Takes the stream's publisher slot (see [`crate::input::publish::accept_source`])
-    /// and feeds `source` into it until the source ends (`None`), goes
-    /// silent, or a newer publisher takes over. Returns the bytes fed.
+    /// Takes the stream's one publisher slot (see
+    /// [`crate::input::publish::claim`]): [`Refusal::Busy`] while another
+    /// publisher is sending.
+    pub async fn claim(self) -> Result<Claimed, Refusal> {
+        match crate::input::publish::claim(&self.slot, self.wait).await {
+            Ok(claim) => Ok(Claimed { publisher: self, claim }),
+            Err(_) => Err(Refusal::Busy),
+        }
+    }
+
+    /// [`Publisher::claim`], then [`Claimed::run`].
+    pub async fn run<S>(self, source: S) -> Result<usize, PublishError>
+    where
+        S: futures_util::Stream<Item = PublishChunk> + Send + Unpin,
+    {
+        match self.claim().await {
+            Ok(c) => c.run(source).await,
+            Err(_) => Err(PublishError::Busy),
+        }
+    }
+}
+
+/// A publisher that holds its stream's publisher slot.
+pub struct Claimed {
+    publisher: Publisher,
+    claim: crate::input::publish::Claim,
+}
+
+impl Claimed {
+    /// The stream being published.
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.publisher.stream
+    }
+
+    /// Feeds `source` into the stream until it ends (`None`), goes silent,
+    /// or a newer publisher takes over. Returns the bytes fed.
     pub async fn run<S>(self, source: S) -> Result<usize, PublishError>
     where
         S: futures_util::Stream<Item = PublishChunk> + Send + Unpin,
     {
         use futures_util::StreamExt;
         let source = source.map(Ok::<_, std::convert::Infallible>);
-        let r = crate::input::publish::accept_source(&self.slot, source, self.idle, self.wait).await;
+        let r = self.claim.feed(source, self.publisher.idle).await;
         if r == Err(PublishError::Silent) {
-            self.stream.metrics.input_timeouts.inc();
+            self.publisher.stream.metrics.input_timeouts.inc();
         }
         r
     }

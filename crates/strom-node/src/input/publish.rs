@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use strom_media::ts::demux::DemuxEvent;
 use tokio::sync::mpsc;
@@ -212,24 +212,20 @@ impl PublishError {
 /// Feeds one HTTP publisher's request body into the slot's input; see
 /// [`accept_source`]. A body that is broken before its first byte is
 /// [`PublishError::BadBody`].
-pub async fn accept(slot: &PublishSlot, body: Body, idle: Duration, wait: Duration) -> Result<usize, PublishError> {
+pub async fn accept(
+    slot: &Arc<PublishSlot>,
+    body: Body,
+    idle: Duration,
+    wait: Duration,
+) -> Result<usize, PublishError> {
     let chunks = body.into_data_stream().map(|r| r.map(PublishChunk::Ts));
     accept_source(slot, chunks, idle, wait).await
 }
 
-/// Feeds one publisher's chunks into the slot's input. `wait` is how long
-/// to wait for the input to put its sender in the slot (an on-demand
-/// stream woken by this very publisher); at least [`SLOT_GRACE`] is waited
-/// when no publisher holds the slot (the previous one has just left). A
-/// publisher is silent, and cut, when it sends nothing for `idle`, or,
-/// after a grace of `idle`, no media frame for `idle` (so dripping bytes
-/// cannot hold the slot). A publisher holding the slot without sending for
-/// [`TAKEOVER_STALL`] is cut off and replaced; one that is still sending
-/// makes this one [`PublishError::Busy`] at once. Returns the bytes
-/// received; the source's first error ends the session (before any byte:
-/// [`PublishError::BadBody`]).
+/// Feeds one publisher's chunks into the slot's input: [`claim`], then
+/// [`Claim::feed`]. Returns the bytes received.
 pub async fn accept_source<S, E>(
-    slot: &PublishSlot,
+    slot: &Arc<PublishSlot>,
     source: S,
     idle: Duration,
     wait: Duration,
@@ -237,6 +233,34 @@ pub async fn accept_source<S, E>(
 where
     S: futures_util::Stream<Item = Result<PublishChunk, E>> + Unpin,
 {
+    claim(slot, wait).await?.feed(source, idle).await
+}
+
+/// The right to feed a stream's `publish://` input, held by one publisher;
+/// given back when dropped.
+pub struct Claim {
+    slot: Arc<PublishSlot>,
+    tx: mpsc::Sender<PublishChunk>,
+    me: u64,
+    cut: CancellationToken,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut h = self.slot.holder.lock().unwrap_or_else(|e| e.into_inner());
+        if h.as_ref().is_some_and(|(id, _)| *id == self.me) {
+            *h = None;
+        }
+    }
+}
+
+/// Takes the slot for a new publisher. `wait` is how long to wait for the
+/// input to put its sender in the slot (an on-demand stream woken by this
+/// very publisher); at least [`SLOT_GRACE`] is waited when no publisher
+/// holds the slot (the previous one has just left). A publisher holding
+/// the slot without sending for [`TAKEOVER_STALL`] is cut off and replaced;
+/// one that is still sending makes this one [`PublishError::Busy`] at once.
+pub async fn claim(slot: &Arc<PublishSlot>, wait: Duration) -> Result<Claim, PublishError> {
     let mut deadline = tokio::time::Instant::now() + wait.max(SLOT_GRACE);
     let mut took_over = false;
     let tx = loop {
@@ -263,12 +287,26 @@ where
     let cut = CancellationToken::new();
     *slot.holder.lock().unwrap_or_else(|e| e.into_inner()) = Some((me, cut.clone()));
     slot.saw_data();
-    let r = feed(slot, tx, source, idle, &cut).await;
-    let mut h = slot.holder.lock().unwrap_or_else(|e| e.into_inner());
-    if h.as_ref().is_some_and(|(id, _)| *id == me) {
-        *h = None;
+    Ok(Claim {
+        slot: slot.clone(),
+        tx,
+        me,
+        cut,
+    })
+}
+
+impl Claim {
+    /// Feeds `source` until it ends (`Ok` with the bytes received), goes
+    /// silent: no chunk for `idle`, or, after a grace of `idle`, no media
+    /// frame for `idle` (so dripping bytes cannot hold the slot), or a newer
+    /// publisher takes over. The source's first error ends the session
+    /// (before any byte: [`PublishError::BadBody`]).
+    pub async fn feed<S, E>(self, source: S, idle: Duration) -> Result<usize, PublishError>
+    where
+        S: futures_util::Stream<Item = Result<PublishChunk, E>> + Unpin,
+    {
+        feed(&self.slot, self.tx.clone(), source, idle, &self.cut).await
     }
-    r
 }
 
 async fn feed<S, E>(
