@@ -136,6 +136,24 @@ pub struct StreamInfo {
     /// The stream's archive, when it records (`dvr`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dvr: Option<DvrInfo>,
+    /// The SRT connection feeding the stream now (a publisher on an `srt`
+    /// listener, or an `srt://` input), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub srt: Option<SrtInfo>,
+}
+
+/// Statistics of the SRT connection feeding a stream.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SrtInfo {
+    /// Smoothed round-trip time, milliseconds.
+    pub rtt_ms: f64,
+    /// Media held in the receive buffer, milliseconds.
+    pub receive_buffer_ms: f64,
+    /// Data packets lost, retransmitted and dropped as too late since the
+    /// stream started (over every connection).
+    pub packets_lost: u64,
+    pub packets_retransmitted: u64,
+    pub packets_dropped: u64,
 }
 
 /// What a stream's archive holds.

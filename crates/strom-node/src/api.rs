@@ -31,6 +31,19 @@ pub struct SourcesResponse {
 }
 
 /// The API view of one stream at `now`.
+/// The stream's SRT statistics while an SRT connection feeds it (its
+/// round-trip time gauge is set).
+fn srt_info(m: &crate::metrics::StreamMetrics) -> Option<strom_api::SrtInfo> {
+    let rtt = m.srt_rtt_seconds.get();
+    (rtt > 0.0).then(|| strom_api::SrtInfo {
+        rtt_ms: rtt * 1000.0,
+        receive_buffer_ms: m.srt_receive_buffer_seconds.get() * 1000.0,
+        packets_lost: m.srt_packets_lost.get(),
+        packets_retransmitted: m.srt_packets_retransmitted.get(),
+        packets_dropped: m.srt_packets_dropped.get(),
+    })
+}
+
 pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
     let p = s.published();
     let (first_seq, last_seq, track_bytes, window_secs) = {
@@ -108,6 +121,7 @@ pub fn stream_info(node: &Node, s: &Stream, now: Instant) -> StreamInfo {
                 max_bytes: a.cfg.max_size,
             }
         }),
+        srt: srt_info(&s.metrics),
     }
 }
 
