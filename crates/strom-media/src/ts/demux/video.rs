@@ -33,7 +33,8 @@ use super::{Demuxer, Frame, TsErrorKind, MAX_PES_SIZE, TS_MASK};
 use crate::codec::h264::{self, SliceContext, SLICE_HEADER_PREFIX};
 use crate::codec::h265;
 use crate::codec::nal::{next_nal, NalRole};
-use crate::frame::{Codec, TrackParams};
+use crate::codec::params::{has_params, param_kind, update_video_params};
+use crate::frame::Codec;
 use crate::ts::wrap_delta;
 
 /// Parameter sets of each kind (VPS, SPS, PPS) remembered per access unit.
@@ -901,85 +902,6 @@ fn trim_zeros(mut s: &[u8]) -> &[u8] {
         s = rest;
     }
     s
-}
-
-/// Parameter-set kind: 0 VPS, 1 SPS, 2 PPS.
-fn param_kind(codec: Codec, nal: &[u8]) -> Option<usize> {
-    match codec {
-        Codec::H265 => match h265::nal_type(nal)? {
-            h265::NAL_VPS => Some(0),
-            h265::NAL_SPS => Some(1),
-            h265::NAL_PPS => Some(2),
-            _ => None,
-        },
-        _ => match h264::nal_type(nal)? {
-            h264::NAL_SPS => Some(1),
-            h264::NAL_PPS => Some(2),
-            _ => None,
-        },
-    }
-}
-
-fn has_params(codec: Codec, params: &TrackParams) -> bool {
-    let mut seen = [false; 3];
-    for ps in &params.parameter_sets {
-        if let Some(k) = param_kind(codec, ps) {
-            seen[k] = true;
-        }
-    }
-    seen[1] && seen[2] && (codec != Codec::H265 || seen[0])
-}
-
-/// Replaces each kind of parameter set the access unit carries; returns
-/// true (and re-derives dimensions, frame rate, codec string) on a change.
-fn update_video_params(codec: Codec, p: &mut TrackParams, in_au: &[Vec<&[u8]>; 3]) -> bool {
-    let cur = &p.parameter_sets;
-    let mut new: Vec<&[u8]> = Vec::with_capacity(cur.len() + 3);
-    for (kind, sets) in in_au.iter().enumerate() {
-        if sets.is_empty() {
-            new.extend(
-                cur.iter()
-                    .filter(|b| param_kind(codec, b) == Some(kind))
-                    .map(|b| &b[..]),
-            );
-        } else {
-            for s in sets {
-                if !new.contains(s) {
-                    new.push(s);
-                }
-            }
-        }
-    }
-    if new.len() == cur.len() && new.iter().zip(cur).all(|(a, b)| *a == &b[..]) {
-        return false;
-    }
-    let sets: Vec<Bytes> = new.iter().map(|b| Bytes::copy_from_slice(b)).collect();
-    p.width = 0;
-    p.height = 0;
-    p.frame_rate = None;
-    p.codec_string = None;
-    if let Some(sps) = sets.iter().find(|b| param_kind(codec, b) == Some(1)) {
-        let dims = |w: u32, h: u32| (u16::try_from(w).unwrap_or(0), u16::try_from(h).unwrap_or(0));
-        match codec {
-            Codec::H265 => {
-                if let Ok(s) = h265::parse_sps(sps) {
-                    (p.width, p.height) = dims(s.width, s.height);
-                    p.frame_rate = s.frame_rate;
-                    p.codec_string = Some(s.codec_string());
-                }
-            }
-            _ => match h264::parse_sps(sps) {
-                Ok(s) => {
-                    (p.width, p.height) = dims(s.width, s.height);
-                    p.frame_rate = s.frame_rate;
-                    p.codec_string = Some(s.codec_string());
-                }
-                Err(_) => p.codec_string = h264::codec_string_from_sps(sps),
-            },
-        }
-    }
-    p.parameter_sets = sets;
-    true
 }
 
 #[cfg(test)]
