@@ -124,8 +124,9 @@ pub struct FlvConfig {
     pub max_held_frames: usize,
     /// Most frame bytes held before the first `Tracks` event.
     pub max_held_bytes: usize,
-    /// Largest frame (video access unit, audio frame) in bytes; larger tags
-    /// are refused as invalid.
+    /// Largest frame in bytes (a video access unit with the parameter sets
+    /// put in front of it, an audio frame); larger tags are refused as
+    /// invalid.
     pub max_frame_bytes: usize,
 }
 
@@ -478,6 +479,9 @@ impl FlvIngest {
         } else {
             au
         };
+        if data.len() > self.cfg.max_frame_bytes {
+            return Err(FlvError::Invalid("video frame size"));
+        }
         let dts = ms.wrapping_mul(TICKS_PER_MS) & TS_MASK;
         let pts = ms.wrapping_add(i64::from(cts.max(0))).wrapping_mul(TICKS_PER_MS) & TS_MASK;
         let frame = Frame {
