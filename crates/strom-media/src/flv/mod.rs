@@ -31,7 +31,8 @@
 //!   H.265 IRAP), whatever the FLV frame type says. Video is emitted from
 //!   its first keyframe after each configuration change; earlier frames are
 //!   dropped and counted ([`FlvStats::waiting_keyframe`]).
-//! - AAC data is one raw AAC frame (no ADTS); MPEG audio, AC-3 and E-AC-3
+//! - AAC data is one raw AAC frame (an ADTS header some encoders leave on
+//!   a whole frame is taken off); MPEG audio, AC-3 and E-AC-3
 //!   data are the tag's elementary bytes. Audio frames are keyframes.
 //! - Frames of a track whose configuration is not known are dropped and
 //!   counted ([`FlvStats::no_config`]).
@@ -65,6 +66,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::codec::aac::AdtsHeader;
 use crate::codec::latm::{AudioSpecificConfig, LatmError};
 use crate::codec::nal::BitReader;
 use crate::codec::params::{has_params, param_kind, update_video_params};
@@ -533,10 +535,16 @@ impl FlvIngest {
                 if data.len() > self.cfg.max_frame_bytes {
                     return Err(FlvError::Invalid("audio frame size"));
                 }
-                if codec == Codec::Aac {
+                let data = if codec == Codec::Aac {
                     if self.audio.codec != Some(Codec::Aac) {
                         self.stats.no_config += 1;
                         return Ok(());
+                    }
+                    // Some encoders leave the ADTS header on: one whole
+                    // ADTS frame is taken without it.
+                    match AdtsHeader::parse(&data) {
+                        Some(h) if h.frame_len == data.len() => data.slice(h.header_len..),
+                        _ => data,
                     }
                 } else {
                     // Self-describing formats: the frame header is the
@@ -557,7 +565,8 @@ impl FlvIngest {
                         None if known => {}
                         None => self.set_audio(codec, TrackParams::default()),
                     }
-                }
+                    data
+                };
                 if !self.in_order(TagKind::Audio, ms) {
                     return Ok(());
                 }

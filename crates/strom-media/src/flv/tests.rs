@@ -379,6 +379,27 @@ fn frames_before_their_configuration_are_dropped_and_counted() {
 }
 
 #[test]
+fn an_adts_header_left_on_an_aac_frame_is_taken_off() {
+    let (_, asc, _, _) = fixture_configs();
+    let mut f = FlvIngest::default();
+    f.expect(false, true);
+    f.push(TagKind::Audio, 0, asc);
+    let mut b = vec![0xAF, 1];
+    b.extend_from_slice(&crate::codec::aac::write_adts_header(2, 44_100, 1, AAC_RAW.len()));
+    b.extend_from_slice(AAC_RAW);
+    f.push(TagKind::Audio, 0, Bytes::from(b));
+    // A raw frame that only looks like a header (wrong length) stays whole.
+    let mut b = vec![0xAF, 1];
+    b.extend_from_slice(&crate::codec::aac::write_adts_header(2, 44_100, 1, 100));
+    b.extend_from_slice(AAC_RAW);
+    f.push(TagKind::Audio, 23, Bytes::from(b.clone()));
+    let events = drain(&mut f);
+    let fr = frames(&events);
+    assert_eq!(&fr[0].data[..], AAC_RAW);
+    assert_eq!(&fr[1].data[..], &b[2..]);
+}
+
+#[test]
 fn keyframes_get_parameter_sets_and_the_bitstream_decides() {
     let (avc, _, sps, pps) = fixture_configs();
     let mut f = FlvIngest::default();
