@@ -28,6 +28,7 @@ pub mod input;
 pub mod metrics;
 pub mod net;
 pub mod output;
+pub mod rtmp;
 pub mod stream;
 pub mod util;
 
@@ -221,6 +222,12 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
         tracing::info!(addr = %bound, "listening");
         listeners.push(l);
     }
+    let mut rtmp_listeners = Vec::new();
+    for addr in &config.rtmp {
+        let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;
+        tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "rtmp listening");
+        rtmp_listeners.push(l);
+    }
     if let Some(first) = listeners.first().and_then(|l| l.local_addr().ok()) {
         let base = display_base(first);
         for s in node.all_streams() {
@@ -240,6 +247,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     tasks.spawn(cluster::peers::run(node.clone(), streams_stop.clone()));
     tasks.spawn(ticker(node.clone(), streams_stop.clone()));
     tasks.spawn(dvr::run_retention(node.dvr.clone(), streams_stop.clone()));
+    for l in rtmp_listeners {
+        tasks.spawn(rtmp::serve(node.clone(), l, shutdown.clone()));
+    }
 
     let app = http::router(node.clone());
     let kind = |kind| {

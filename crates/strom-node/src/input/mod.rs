@@ -8,12 +8,13 @@
 //! backoff) until cancelled; the stream task restarts one that ends or
 //! panics, and decides whose media reaches the pipeline.
 //!
-//! Adding an input kind (RTMP, SRT) is a module here plus an arm in [`run`].
+//! Adding an input kind is a module here plus an arm in [`run`].
 
 pub mod cluster;
 pub mod file;
 pub mod http;
 pub mod publish;
+pub mod rtmp;
 pub mod udp;
 
 use crate::metrics::StreamMetrics;
@@ -307,7 +308,16 @@ pub async fn run(spec: InputSpec, ctx: InputCtx) {
         InputSpec::Config(Input::Publish { program }) => publish::run(program, ctx).await,
         InputSpec::Config(Input::File { path, program }) => file::run(file::Origin::Path(path), program, ctx).await,
         InputSpec::Config(Input::Builtin { name }) => file::run(file::Origin::Builtin(name), None, ctx).await,
-        InputSpec::Config(input @ (Input::Rtmp { .. } | Input::Srt { .. })) => {
+        InputSpec::Config(Input::Rtmp { host, port, app, name }) => {
+            let src = rtmp::RtmpSource {
+                host,
+                port: port.unwrap_or(strom_config::RTMP_DEFAULT_PORT),
+                app,
+                name,
+            };
+            rtmp::run(src, ctx).await
+        }
+        InputSpec::Config(input @ Input::Srt { .. }) => {
             tracing::error!(stream = %ctx.stream, input = %crate::util::redact_url(&input.to_string()), "input kind not available in this build");
             ctx.cancel.cancelled().await;
         }
