@@ -1,0 +1,725 @@
+//! libsrt (Haivision SRT 1.5, Debian `libsrt-openssl-dev`) through its C
+//! API: the one place in strom with `unsafe` code.
+//!
+//! Why not a Rust SRT crate: `srt-tokio` 0.4.4 (the newest, unchanged since
+//! May 2024) panics its listener task on a caller whose encryption does not
+//! match (`unimplemented!` in its handshake), which a stranger can trigger,
+//! and it reports no round-trip time, loss or receive buffer.
+//!
+//! # Soundness
+//!
+//! - An SRT socket is an integer id, not a pointer. libsrt looks every id up
+//!   in its own table and answers `SRT_EINVSOCK` for one it does not know
+//!   (closed, never opened), so calling it with any id, from any thread, at
+//!   any time, is memory-safe; libsrt's API is thread-safe (one thread may
+//!   close a socket another is blocked on, which wakes it).
+//! - Every buffer handed to libsrt is a live Rust buffer with its true
+//!   length (`recv`, options, addresses); libsrt writes at most that many
+//!   bytes. Address buffers are `socket2`'s `sockaddr_storage`.
+//! - Statistics: libsrt fills a `SRT_TRACEBSTATS`. Ours is transcribed from
+//!   `srt.h` 1.5.1 and sits in front of 1 KiB of slack, so a header of a
+//!   later libsrt with more fields writes into the slack, never past the
+//!   buffer. Every field is a plain integer or float, valid for any bits.
+//! - Strings from libsrt (`srt_getlasterror_str`, the streamid given to the
+//!   listen hook, log lines) are NUL-terminated and copied at once; the
+//!   hook's streamid lives in a 513-byte zeroed buffer of libsrt's for the
+//!   call.
+//! - The listen hook's opaque pointer is a leaked `&'static HookSlot` (one
+//!   small allocation per listener ever bound), so libsrt may call the hook
+//!   from its own thread at any time, even during or after `srt_close`,
+//!   without a dangling pointer. Closing the listener empties the slot (the
+//!   hook then rejects), which releases what the callback held.
+//! - The hook and the log handler never unwind into C: their Rust code runs
+//!   under `catch_unwind`. The log handler is a plain function with no
+//!   state (null opaque pointer).
+
+#![allow(unsafe_code)]
+
+use socket2::{SockAddr, SockAddrStorage};
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::net::SocketAddr;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+type RawSocket = c_int;
+const INVALID_SOCK: RawSocket = -1;
+const SRT_ERROR: c_int = -1;
+
+// SRT_SOCKOPT values (srt.h).
+const SRTO_RCVSYN: c_int = 2;
+const SRTO_RCVTIMEO: c_int = 14;
+const SRTO_LATENCY: c_int = 23;
+const SRTO_PASSPHRASE: c_int = 26;
+const SRTO_STREAMID: c_int = 46;
+const SRTO_TRANSTYPE: c_int = 50;
+const SRTO_CONNTIMEO: c_int = 36;
+const SRTO_ENFORCEDENCRYPTION: c_int = 53;
+const SRTO_IPV6ONLY: c_int = 54;
+/// `SRTT_LIVE` of `SRT_TRANSTYPE`.
+const SRTT_LIVE: c_int = 0;
+
+// SRT_SOCKSTATUS values.
+const SRTS_CONNECTED: c_int = 5;
+
+// Error codes (SRT_ERRNO): MJ_AGAIN * 1000 + MN_XMTIMEOUT, and the
+// connection-setup ones.
+const SRT_ETIMEOUT: c_int = 6003;
+const SRT_ECONNREJ: c_int = 1002;
+const SRT_ENOSERVER: c_int = 1001;
+
+/// How long `recv` blocks before a reader may look whether its consumer
+/// is gone.
+const RECV_WAIT: Duration = Duration::from_millis(500);
+
+/// Longest streamid libsrt carries (`CSrtConfig::MAX_SID_LENGTH`), bytes.
+pub const MAX_STREAMID: usize = 512;
+
+/// `SRT_TRACEBSTATS` (`struct CBytePerfMon`), srt.h of libsrt 1.5.1.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct PerfMon {
+    ms_time_stamp: i64,
+    pkt_sent_total: i64,
+    pkt_recv_total: i64,
+    pkt_snd_loss_total: c_int,
+    pkt_rcv_loss_total: c_int,
+    pkt_retrans_total: c_int,
+    pkt_sent_ack_total: c_int,
+    pkt_recv_ack_total: c_int,
+    pkt_sent_nak_total: c_int,
+    pkt_recv_nak_total: c_int,
+    us_snd_duration_total: i64,
+    pkt_snd_drop_total: c_int,
+    pkt_rcv_drop_total: c_int,
+    pkt_rcv_undecrypt_total: c_int,
+    byte_sent_total: u64,
+    byte_recv_total: u64,
+    byte_rcv_loss_total: u64,
+    byte_retrans_total: u64,
+    byte_snd_drop_total: u64,
+    byte_rcv_drop_total: u64,
+    byte_rcv_undecrypt_total: u64,
+    // local measurements (since the last clear)
+    pkt_sent: i64,
+    pkt_recv: i64,
+    pkt_snd_loss: c_int,
+    pkt_rcv_loss: c_int,
+    pkt_retrans: c_int,
+    pkt_rcv_retrans: c_int,
+    pkt_sent_ack: c_int,
+    pkt_recv_ack: c_int,
+    pkt_sent_nak: c_int,
+    pkt_recv_nak: c_int,
+    mbps_send_rate: f64,
+    mbps_recv_rate: f64,
+    us_snd_duration: i64,
+    pkt_reorder_distance: c_int,
+    pkt_rcv_avg_belated_time: f64,
+    pkt_rcv_belated: i64,
+    pkt_snd_drop: c_int,
+    pkt_rcv_drop: c_int,
+    pkt_rcv_undecrypt: c_int,
+    byte_sent: u64,
+    byte_recv: u64,
+    byte_rcv_loss: u64,
+    byte_retrans: u64,
+    byte_snd_drop: u64,
+    byte_rcv_drop: u64,
+    byte_rcv_undecrypt: u64,
+    // instant measurements
+    us_pkt_snd_period: f64,
+    pkt_flow_window: c_int,
+    pkt_congestion_window: c_int,
+    pkt_flight_size: c_int,
+    ms_rtt: f64,
+    mbps_bandwidth: f64,
+    byte_avail_snd_buf: c_int,
+    byte_avail_rcv_buf: c_int,
+    mbps_max_bw: f64,
+    byte_mss: c_int,
+    pkt_snd_buf: c_int,
+    byte_snd_buf: c_int,
+    ms_snd_buf: c_int,
+    ms_snd_tsb_pd_delay: c_int,
+    pkt_rcv_buf: c_int,
+    byte_rcv_buf: c_int,
+    ms_rcv_buf: c_int,
+    ms_rcv_tsb_pd_delay: c_int,
+    pkt_snd_filter_extra_total: c_int,
+    pkt_rcv_filter_extra_total: c_int,
+    pkt_rcv_filter_supply_total: c_int,
+    pkt_rcv_filter_loss_total: c_int,
+    pkt_snd_filter_extra: c_int,
+    pkt_rcv_filter_extra: c_int,
+    pkt_rcv_filter_supply: c_int,
+    pkt_rcv_filter_loss: c_int,
+    pkt_reorder_tolerance: c_int,
+    // 1.5.0
+    pkt_sent_unique_total: i64,
+    pkt_recv_unique_total: i64,
+    byte_sent_unique_total: u64,
+    byte_recv_unique_total: u64,
+    pkt_sent_unique: i64,
+    pkt_recv_unique: i64,
+    byte_sent_unique: u64,
+    byte_recv_unique: u64,
+}
+
+/// [`PerfMon`] and room for fields a newer libsrt may append.
+#[repr(C)]
+struct PerfMonBuf {
+    perf: PerfMon,
+    _slack: [u8; 1024],
+}
+
+/// `srt_listen_callback_fn`.
+type ListenHookFn = unsafe extern "C" fn(
+    opaque: *mut c_void,
+    ns: RawSocket,
+    hs_version: c_int,
+    peer: *const c_void,
+    streamid: *const c_char,
+) -> c_int;
+
+#[link(name = "srt")]
+extern "C" {
+    fn srt_startup() -> c_int;
+    fn srt_getversion() -> u32;
+    fn srt_create_socket() -> RawSocket;
+    fn srt_bind(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int;
+    fn srt_listen(u: RawSocket, backlog: c_int) -> c_int;
+    fn srt_accept(u: RawSocket, addr: *mut c_void, addrlen: *mut c_int) -> RawSocket;
+    fn srt_listen_callback(lsn: RawSocket, hook: Option<ListenHookFn>, opaque: *mut c_void) -> c_int;
+    fn srt_connect(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int;
+    fn srt_close(u: RawSocket) -> c_int;
+    fn srt_getpeername(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int;
+    fn srt_getsockflag(u: RawSocket, opt: c_int, optval: *mut c_void, optlen: *mut c_int) -> c_int;
+    fn srt_setsockflag(u: RawSocket, opt: c_int, optval: *const c_void, optlen: c_int) -> c_int;
+    fn srt_recvmsg(u: RawSocket, buf: *mut c_char, len: c_int) -> c_int;
+    fn srt_getlasterror(errno_loc: *mut c_int) -> c_int;
+    fn srt_getlasterror_str() -> *const c_char;
+    fn srt_bstats(u: RawSocket, perf: *mut PerfMonBuf, clear: c_int) -> c_int;
+    fn srt_getsockstate(u: RawSocket) -> c_int;
+    fn srt_setrejectreason(u: RawSocket, value: c_int) -> c_int;
+    fn srt_getrejectreason(u: RawSocket) -> c_int;
+    fn srt_setloglevel(level: c_int);
+    fn srt_setlogflags(flags: c_int);
+    fn srt_setloghandler(opaque: *mut c_void, handler: Option<LogHandlerFn>);
+}
+
+/// `SRT_LOG_HANDLER_FN`.
+type LogHandlerFn = unsafe extern "C" fn(
+    opaque: *mut c_void,
+    level: c_int,
+    file: *const c_char,
+    line: c_int,
+    area: *const c_char,
+    message: *const c_char,
+);
+
+// syslog levels libsrt uses.
+const LOG_ERR: c_int = 3;
+const LOG_WARNING: c_int = 4;
+// SRT_LOGF_*: no time, thread name or end of line (tracing adds its own).
+const LOGF_PLAIN: c_int = 1 | 2 | 8;
+
+/// libsrt's log lines (warnings and worse) into `tracing`, target
+/// `libsrt`: errors as warnings, at most one per 10 s; warnings (each
+/// refused handshake gives some, which strom counts itself) at debug. Its
+/// text may quote a peer's streamid, so it is escaped and bounded.
+unsafe extern "C" fn log_handler(
+    _opaque: *mut c_void,
+    level: c_int,
+    _file: *const c_char,
+    _line: c_int,
+    _area: *const c_char,
+    message: *const c_char,
+) {
+    static ERRORS: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(10));
+    if message.is_null() {
+        return;
+    }
+    // SAFETY: libsrt passes a NUL-terminated message valid for this call.
+    let text = unsafe { CStr::from_ptr(message) }.to_string_lossy();
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if level <= LOG_ERR {
+            if let Some(held) = ERRORS.allow(std::time::Instant::now()) {
+                tracing::warn!(target: "libsrt", similar_held_back = held, "{}", crate::util::peer_text(&text));
+            }
+        } else {
+            tracing::debug!(target: "libsrt", "{}", crate::util::peer_text(&text));
+        }
+    }));
+}
+
+/// Starts libsrt once per process (its threads start with the first socket).
+fn startup() -> Result<(), Error> {
+    static STARTED: OnceLock<Result<(), Error>> = OnceLock::new();
+    STARTED
+        .get_or_init(|| {
+            // SAFETY: numbers, and a handler of libsrt's log handler type
+            // that needs no opaque state.
+            unsafe {
+                srt_setloghandler(std::ptr::null_mut(), Some(log_handler));
+                srt_setlogflags(LOGF_PLAIN);
+                srt_setloglevel(LOG_WARNING);
+            }
+            // SAFETY: no arguments; may be called from any thread.
+            let r = unsafe { srt_startup() };
+            if r < 0 {
+                Err(Error::last("srt_startup"))
+            } else {
+                Ok(())
+            }
+        })
+        .clone()
+}
+
+/// libsrt's version as `major.minor.patch`.
+pub fn version() -> String {
+    // SAFETY: no arguments, returns a number.
+    let v = unsafe { srt_getversion() };
+    format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// A failed libsrt call: what was called, libsrt's error code
+/// (`SRT_ERRNO`) and message, and for a refused connection the peer's
+/// rejection reason (`SRT_REJECT_REASON`, or ≥ 1000 an access-control code).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Error {
+    pub call: &'static str,
+    pub code: i32,
+    pub message: String,
+    pub reject: Option<i32>,
+}
+
+impl Error {
+    /// The calling thread's last libsrt error.
+    fn last(call: &'static str) -> Error {
+        // SAFETY: a null errno pointer is allowed; the string is libsrt's
+        // thread-local, NUL-terminated, and copied before any other call.
+        let (code, message) = unsafe {
+            let code = srt_getlasterror(std::ptr::null_mut());
+            let p = srt_getlasterror_str();
+            let message = if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            };
+            (code, message)
+        };
+        Error {
+            call,
+            code,
+            message,
+            reject: None,
+        }
+    }
+
+    fn invalid(call: &'static str, message: &str) -> Error {
+        Error {
+            call,
+            code: -1,
+            message: message.to_owned(),
+            reject: None,
+        }
+    }
+
+    /// A receive that timed out (`SRTO_RCVTIMEO`), not a broken connection.
+    pub fn is_timeout(&self) -> bool {
+        self.code == SRT_ETIMEOUT
+    }
+
+    /// The listener refused the connection (see [`Error::reject`]).
+    pub fn is_rejected(&self) -> bool {
+        self.code == SRT_ECONNREJ
+    }
+
+    /// The listener did not answer in time.
+    pub fn is_no_server(&self) -> bool {
+        self.code == SRT_ENOSERVER
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {} ({})", self.call, self.message, self.code)?;
+        if let Some(r) = self.reject {
+            write!(f, ", reject reason {r}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// One receiver-side statistics sample of a connection: instant values and
+/// counts since the previous sample (`srt_bstats` with clear).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// Media held in the receive buffer, not yet delivered (`msRcvBuf`).
+    pub receive_buffer: Duration,
+    /// The latency agreed for the receiver (`msRcvTsbPdDelay`).
+    pub latency: Duration,
+    /// Data packets found missing (`pktRcvLoss`).
+    pub lost: u64,
+    /// Retransmitted data packets received (`pktRcvRetrans`).
+    pub retransmitted: u64,
+    /// Packets dropped as too late to play (`pktRcvDrop`).
+    pub dropped: u64,
+    /// Packets that could not be decrypted (`pktRcvUndecrypt`).
+    pub undecrypted: u64,
+    /// Bytes received since the previous sample (`byteRecv`).
+    pub bytes: u64,
+}
+
+fn ms(v: f64) -> Duration {
+    if v.is_finite() && v > 0.0 {
+        Duration::from_secs_f64((v / 1000.0).min(86_400.0))
+    } else {
+        Duration::ZERO
+    }
+}
+
+fn count(v: c_int) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// An SRT socket; closed on drop.
+#[derive(Debug)]
+pub struct Socket {
+    id: RawSocket,
+}
+
+impl Socket {
+    fn new() -> Result<Socket, Error> {
+        startup()?;
+        // SAFETY: no arguments; returns an id or SRT_INVALID_SOCK.
+        let id = unsafe { srt_create_socket() };
+        if id == INVALID_SOCK {
+            return Err(Error::last("srt_create_socket"));
+        }
+        Ok(Socket { id })
+    }
+
+    fn set_int(&self, opt: c_int, v: c_int, call: &'static str) -> Result<(), Error> {
+        // SAFETY: `v` lives for the call and its size is passed.
+        let r = unsafe {
+            srt_setsockflag(
+                self.id,
+                opt,
+                (&v as *const c_int).cast(),
+                std::mem::size_of::<c_int>() as c_int,
+            )
+        };
+        if r == SRT_ERROR {
+            Err(Error::last(call))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn set_bytes(&self, opt: c_int, v: &[u8], call: &'static str) -> Result<(), Error> {
+        let len = c_int::try_from(v.len()).map_err(|_| Error::invalid(call, "value too long"))?;
+        // SAFETY: `v` is a live slice of `len` bytes; libsrt copies it.
+        let r = unsafe { srt_setsockflag(self.id, opt, v.as_ptr().cast(), len) };
+        if r == SRT_ERROR {
+            Err(Error::last(call))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Live mode, latency and, if given, the passphrase (10–79 characters,
+    /// AES with the caller's key length).
+    fn configure(&self, latency: Duration, passphrase: Option<&str>) -> Result<(), Error> {
+        self.set_int(SRTO_TRANSTYPE, SRTT_LIVE, "SRTO_TRANSTYPE")?;
+        let latency_ms = c_int::try_from(latency.as_millis()).unwrap_or(c_int::MAX);
+        self.set_int(SRTO_LATENCY, latency_ms, "SRTO_LATENCY")?;
+        if let Some(p) = passphrase {
+            self.set_bytes(SRTO_PASSPHRASE, p.as_bytes(), "SRTO_PASSPHRASE")?;
+            self.set_int(SRTO_ENFORCEDENCRYPTION, 1, "SRTO_ENFORCEDENCRYPTION")?;
+        }
+        Ok(())
+    }
+
+    /// Blocks in `recv` at most `timeout` (then [`Error::is_timeout`]).
+    fn set_receive_timeout(&self, timeout: Duration) -> Result<(), Error> {
+        self.set_int(SRTO_RCVSYN, 1, "SRTO_RCVSYN")?;
+        let t = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+        self.set_int(SRTO_RCVTIMEO, t, "SRTO_RCVTIMEO")
+    }
+
+    /// Connects to a listener as a caller (blocking up to `connect_timeout`).
+    /// A refused connection carries the listener's reason.
+    pub fn connect(
+        addr: SocketAddr,
+        streamid: Option<&str>,
+        latency: Duration,
+        passphrase: Option<&str>,
+        connect_timeout: Duration,
+    ) -> Result<Socket, Error> {
+        let s = Socket::new()?;
+        s.configure(latency, passphrase)?;
+        if let Some(id) = streamid {
+            if id.len() > MAX_STREAMID {
+                return Err(Error::invalid("SRTO_STREAMID", "streamid longer than 512 bytes"));
+            }
+            s.set_bytes(SRTO_STREAMID, id.as_bytes(), "SRTO_STREAMID")?;
+        }
+        let t = c_int::try_from(connect_timeout.as_millis()).unwrap_or(c_int::MAX);
+        s.set_int(SRTO_CONNTIMEO, t, "SRTO_CONNTIMEO")?;
+        let sa = SockAddr::from(addr);
+        // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes, alive for the call.
+        let r = unsafe { srt_connect(s.id, sa.as_ptr().cast(), sa.len() as c_int) };
+        if r == SRT_ERROR {
+            let mut e = Error::last("srt_connect");
+            if e.is_rejected() {
+                // SAFETY: an id; libsrt answers for any.
+                e.reject = Some(unsafe { srt_getrejectreason(s.id) });
+            }
+            return Err(e);
+        }
+        s.set_receive_timeout(RECV_WAIT)?;
+        Ok(s)
+    }
+
+    /// Receives one message (a live-mode payload, up to 1456 bytes) into
+    /// `buf`; waits at most the receive timeout.
+    pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
+        let len = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
+        // SAFETY: `buf` is a live, writable buffer of at least `len` bytes.
+        let r = unsafe { srt_recvmsg(self.id, buf.as_mut_ptr().cast(), len) };
+        if r == SRT_ERROR {
+            Err(Error::last("srt_recvmsg"))
+        } else {
+            Ok(usize::try_from(r).unwrap_or(0).min(buf.len()))
+        }
+    }
+
+    /// The streamid the caller sent (empty when none).
+    pub fn stream_id(&self) -> Result<Vec<u8>, Error> {
+        let mut buf = [0u8; MAX_STREAMID + 1];
+        let mut len = buf.len() as c_int;
+        // SAFETY: `buf` is writable for `len` bytes; libsrt stores the length written.
+        let r = unsafe { srt_getsockflag(self.id, SRTO_STREAMID, buf.as_mut_ptr().cast(), &mut len) };
+        if r == SRT_ERROR {
+            return Err(Error::last("SRTO_STREAMID"));
+        }
+        let n = usize::try_from(len).unwrap_or(0).min(MAX_STREAMID);
+        let end = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
+        Ok(buf[..end].to_vec())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Result<SocketAddr, Error> {
+        let mut storage = SockAddrStorage::zeroed();
+        let mut len = storage.size_of() as c_int;
+        // SAFETY: `storage` is a sockaddr_storage of `len` bytes.
+        let r = unsafe { srt_getpeername(self.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len) };
+        if r == SRT_ERROR {
+            return Err(Error::last("srt_getpeername"));
+        }
+        sock_addr(storage, len).ok_or_else(|| Error::invalid("srt_getpeername", "not an IP address"))
+    }
+
+    /// A statistics sample; resets the per-sample counts (one sampler per
+    /// socket).
+    pub fn sample(&self) -> Result<Sample, Error> {
+        let mut buf = PerfMonBuf {
+            // SAFETY: all fields are integers and floats: zero is valid.
+            perf: unsafe { std::mem::zeroed() },
+            _slack: [0; 1024],
+        };
+        // SAFETY: `buf` is writable and at least as large as libsrt's struct.
+        let r = unsafe { srt_bstats(self.id, &mut buf, 1) };
+        if r == SRT_ERROR {
+            return Err(Error::last("srt_bstats"));
+        }
+        let p = buf.perf;
+        Ok(Sample {
+            rtt: ms(p.ms_rtt),
+            receive_buffer: ms(f64::from(p.ms_rcv_buf)),
+            latency: ms(f64::from(p.ms_rcv_tsb_pd_delay)),
+            lost: count(p.pkt_rcv_loss),
+            retransmitted: count(p.pkt_rcv_retrans),
+            dropped: count(p.pkt_rcv_drop),
+            undecrypted: count(p.pkt_rcv_undecrypt),
+            bytes: p.byte_recv,
+        })
+    }
+
+    /// Closes the socket now (also wakes a thread blocked in `recv`);
+    /// closing again is harmless.
+    pub fn close(&self) {
+        // SAFETY: an id; closing an unknown or closed id only returns an error.
+        unsafe {
+            srt_close(self.id);
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Converts what libsrt wrote into a sockaddr_storage.
+fn sock_addr(storage: SockAddrStorage, len: c_int) -> Option<SocketAddr> {
+    let len = u32::try_from(len)
+        .ok()?
+        .min(std::mem::size_of::<SockAddrStorage>() as u32);
+    // SAFETY: the storage was initialized (zeroed, then written by libsrt) and
+    // `len` is within its size.
+    let sa = unsafe { SockAddr::new(storage, len as socket2::socklen_t) };
+    sa.as_socket()
+}
+
+/// What the listen hook decides for a caller.
+pub type HookVerdict = Result<(), i32>;
+
+/// The listen hook: called on libsrt's thread with a new connection's id
+/// and streamid (raw bytes, at most 512) before it is accepted; `Err(code)`
+/// rejects it with that reason (≥ 1000: access-control codes). Must be quick.
+pub type Hook = Box<dyn Fn(ConnId, &[u8]) -> HookVerdict + Send + Sync>;
+
+/// A connection id seen by the hook (to follow its fate with
+/// [`Listener::state_of`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConnId(RawSocket);
+
+/// Where a listener's hook lives; leaked, see the module's soundness notes.
+struct HookSlot {
+    hook: Mutex<Option<Hook>>,
+}
+
+unsafe extern "C" fn listen_hook(
+    opaque: *mut c_void,
+    ns: RawSocket,
+    _hs_version: c_int,
+    _peer: *const c_void,
+    streamid: *const c_char,
+) -> c_int {
+    if opaque.is_null() {
+        return -1;
+    }
+    // SAFETY: `opaque` is the `&'static HookSlot` given in `Listener::bind`.
+    let slot: &HookSlot = unsafe { &*(opaque as *const HookSlot) };
+    let sid: &[u8] = if streamid.is_null() {
+        &[]
+    } else {
+        // SAFETY: libsrt passes a NUL-terminated buffer valid for this call.
+        unsafe { CStr::from_ptr(streamid) }.to_bytes()
+    };
+    let sid = &sid[..sid.len().min(MAX_STREAMID)];
+    let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let hook = slot.hook.lock().unwrap_or_else(|e| e.into_inner());
+        match hook.as_ref() {
+            Some(h) => h(ConnId(ns), sid),
+            None => Err(REJECT_UNAVAILABLE),
+        }
+    }))
+    .unwrap_or(Err(REJECT_UNAVAILABLE));
+    match verdict {
+        Ok(()) => 0,
+        Err(code) => {
+            // SAFETY: an id; libsrt answers for any.
+            unsafe {
+                srt_setrejectreason(ns, code);
+            }
+            -1
+        }
+    }
+}
+
+/// `SRT_REJX_UNAVAILABLE` (1503).
+const REJECT_UNAVAILABLE: i32 = 1503;
+
+/// A listening SRT socket.
+#[derive(Debug)]
+pub struct Listener {
+    socket: Socket,
+    slot: &'static HookSlot,
+}
+
+impl std::fmt::Debug for HookSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HookSlot")
+    }
+}
+
+impl Listener {
+    /// Binds `addr` (UDP) for live-mode callers with `latency` and, if
+    /// given, a required passphrase. Not listening until [`Listener::listen`].
+    pub fn bind(addr: SocketAddr, latency: Duration, passphrase: Option<&str>) -> Result<Listener, Error> {
+        let socket = Socket::new()?;
+        socket.configure(latency, passphrase)?;
+        if addr.is_ipv6() {
+            // `[::]` takes IPv4 callers too; libsrt wants it said.
+            socket.set_int(SRTO_IPV6ONLY, 0, "SRTO_IPV6ONLY")?;
+        }
+        let sa = SockAddr::from(addr);
+        // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes, alive for the call.
+        let r = unsafe { srt_bind(socket.id, sa.as_ptr().cast(), sa.len() as c_int) };
+        if r == SRT_ERROR {
+            return Err(Error::last("srt_bind"));
+        }
+        let slot: &'static HookSlot = Box::leak(Box::new(HookSlot { hook: Mutex::new(None) }));
+        Ok(Listener { socket, slot })
+    }
+
+    /// Installs `hook` and starts listening (`backlog` handshakes queued).
+    pub fn listen(&self, hook: Hook, backlog: u16) -> Result<(), Error> {
+        *self.slot.hook.lock().unwrap_or_else(|e| e.into_inner()) = Some(hook);
+        let opaque = (self.slot as *const HookSlot).cast_mut().cast::<c_void>();
+        // SAFETY: `listen_hook` matches `srt_listen_callback_fn`; `opaque`
+        // points to a leaked, 'static HookSlot (shared access only).
+        let r = unsafe { srt_listen_callback(self.socket.id, Some(listen_hook), opaque) };
+        if r == SRT_ERROR {
+            return Err(Error::last("srt_listen_callback"));
+        }
+        // SAFETY: an id and a number.
+        let r = unsafe { srt_listen(self.socket.id, c_int::from(backlog)) };
+        if r == SRT_ERROR {
+            return Err(Error::last("srt_listen"));
+        }
+        Ok(())
+    }
+
+    /// Waits for the next connection the hook let in; an error once the
+    /// listener is closed.
+    pub fn accept(&self) -> Result<(Socket, ConnId, Option<SocketAddr>), Error> {
+        let mut storage = SockAddrStorage::zeroed();
+        let mut len = storage.size_of() as c_int;
+        // SAFETY: `storage` is a sockaddr_storage of `len` bytes.
+        let id = unsafe { srt_accept(self.socket.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len) };
+        if id == INVALID_SOCK {
+            return Err(Error::last("srt_accept"));
+        }
+        let s = Socket { id };
+        s.set_receive_timeout(RECV_WAIT)?;
+        Ok((s, ConnId(id), sock_addr(storage, len)))
+    }
+
+    /// Whether the connection the hook let in as `id` got through the rest
+    /// of the handshake (false once libsrt refused it, e.g. its key).
+    pub fn is_connected(id: ConnId) -> bool {
+        // SAFETY: an id; libsrt answers for any.
+        unsafe { srt_getsockstate(id.0) == SRTS_CONNECTED }
+    }
+
+    /// Stops listening: wakes `accept`, and the hook rejects from now on.
+    pub fn close(&self) {
+        *self.slot.hook.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.socket.close();
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
