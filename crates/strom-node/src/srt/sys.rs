@@ -203,6 +203,10 @@ extern "C" {
     fn srt_setrejectreason(u: RawSocket, value: c_int) -> c_int;
     fn srt_getrejectreason(u: RawSocket) -> c_int;
     fn srt_setloglevel(level: c_int);
+    #[cfg(test)]
+    fn srt_getsockname(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int;
+    #[cfg(test)]
+    fn srt_sendmsg(u: RawSocket, buf: *const c_char, len: c_int, ttl: c_int, inorder: c_int) -> c_int;
     fn srt_setlogflags(flags: c_int);
     fn srt_setloghandler(opaque: *mut c_void, handler: Option<LogHandlerFn>);
 }
@@ -721,5 +725,116 @@ impl Listener {
 impl Drop for Listener {
     fn drop(&mut self) {
         self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// The fields strom reads sit where `srt.h` 1.5.1 puts them on x86-64
+    /// and aarch64 Linux (offsets printed by a C program with
+    /// `offsetof(SRT_TRACEBSTATS, …)`).
+    #[test]
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    fn statistics_layout_matches_the_c_header() {
+        assert_eq!(size_of::<PerfMon>(), 496);
+        assert_eq!(offset_of!(PerfMon, pkt_rcv_loss), 156);
+        assert_eq!(offset_of!(PerfMon, pkt_rcv_retrans), 164);
+        assert_eq!(offset_of!(PerfMon, pkt_rcv_drop), 236);
+        assert_eq!(offset_of!(PerfMon, pkt_rcv_undecrypt), 240);
+        assert_eq!(offset_of!(PerfMon, byte_recv), 256);
+        assert_eq!(offset_of!(PerfMon, ms_rtt), 328);
+        assert_eq!(offset_of!(PerfMon, ms_rcv_buf), 388);
+        assert_eq!(offset_of!(PerfMon, ms_rcv_tsb_pd_delay), 392);
+        assert_eq!(offset_of!(PerfMon, byte_recv_unique), 488);
+    }
+
+    #[test]
+    fn a_caller_with_no_listener_times_out_and_long_streamids_are_refused() {
+        // A port nobody listens on: libsrt gives up after the connect timeout.
+        let port = std::net::UdpSocket::bind("127.0.0.1:0")
+            .and_then(|s| s.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let t = std::time::Instant::now();
+        let e = Socket::connect(
+            addr,
+            Some("x"),
+            Duration::from_millis(120),
+            None,
+            Duration::from_millis(300),
+        )
+        .expect_err("nobody listens");
+        assert!(e.is_no_server(), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(3));
+        // Oversized streamids are refused before libsrt sees them.
+        let long = "x".repeat(MAX_STREAMID + 1);
+        let e = Socket::connect(
+            addr,
+            Some(&long),
+            Duration::from_millis(120),
+            None,
+            Duration::from_millis(300),
+        )
+        .expect_err("too long");
+        assert_eq!(e.call, "SRTO_STREAMID");
+    }
+
+    #[test]
+    fn listener_and_caller_exchange_reject_codes_and_data() {
+        let listener =
+            Listener::bind("127.0.0.1:0".parse().expect("addr"), Duration::from_millis(120), None).expect("bind");
+        // The bound port: libsrt picked one; ask through a caller-less path.
+        let mut storage = SockAddrStorage::zeroed();
+        let mut len = storage.size_of() as c_int;
+        // SAFETY: as in `Socket::peer_addr`.
+        let r = unsafe {
+            srt_getsockname(
+                listener.socket.id,
+                (&mut storage as *mut SockAddrStorage).cast(),
+                &mut len,
+            )
+        };
+        assert_ne!(r, SRT_ERROR);
+        let addr = sock_addr(storage, len).expect("bound address");
+        listener
+            .listen(Box::new(|_, sid| if sid == b"ok" { Ok(()) } else { Err(1404) }), 4)
+            .expect("listen");
+        let e = Socket::connect(
+            addr,
+            Some("nope"),
+            Duration::from_millis(120),
+            None,
+            Duration::from_secs(2),
+        )
+        .expect_err("refused");
+        assert!(e.is_rejected(), "{e}");
+        assert_eq!(e.reject, Some(1404));
+        let caller = Socket::connect(
+            addr,
+            Some("ok"),
+            Duration::from_millis(120),
+            None,
+            Duration::from_secs(2),
+        )
+        .expect("connects");
+        let (accepted, _, peer) = listener.accept().expect("accept");
+        assert_eq!(accepted.stream_id().expect("streamid"), b"ok");
+        assert_eq!(peer.map(|p| p.ip()), Some(std::net::IpAddr::from([127, 0, 0, 1])));
+        let msg = [0x47u8; 1316];
+        // SAFETY: `msg` is a live buffer of its length.
+        let sent = unsafe { srt_sendmsg(caller.id, msg.as_ptr().cast(), msg.len() as c_int, -1, 0) };
+        assert_eq!(sent, 1316);
+        let mut buf = [0u8; 1500];
+        let n = accepted.recv(&mut buf).expect("data");
+        assert_eq!(&buf[..n], &msg[..]);
+        let s = accepted.sample().expect("stats");
+        assert_eq!(s.latency, Duration::from_millis(120));
+        caller.close();
+        listener.close();
+        assert!(listener.accept().is_err(), "a closed listener accepts nothing");
     }
 }
