@@ -525,6 +525,11 @@ async fn session(
             count(&node, "busy");
             tracing::info!(stream = %sid.name, peer = ?peer, "srt publisher refused: stream is already being published");
         }
+        Some(Err(e)) if !started.load(Ordering::Relaxed) => {
+            // Never fed the stream (its input stopped meanwhile).
+            count(&node, "error");
+            tracing::info!(stream = %sid.name, peer = ?peer, error = ?e, "srt publisher could not start");
+        }
         Some(r) => tracing::info!(stream = %sid.name, peer = ?peer, result = ?r, "srt publisher gone"),
         None => {}
     }

@@ -185,6 +185,36 @@ fn a_second_publisher_of_a_live_stream_is_refused() {
 }
 
 #[test]
+fn an_encoder_that_dies_and_reconnects_is_taken_back() {
+    require_ffmpeg();
+    let port = free_udp_port();
+    let s = Strom::start(
+        "srt-reconnect",
+        &format!("srt 127.0.0.1:{port};\nstream cam {{ input publish://; }}\n"),
+    );
+    let url = format!("srt://127.0.0.1:{port}?streamid=#!::r=cam,m=publish");
+    let mut first = encode_to(&url);
+    let before = wait_playlist(&s, "cam", 1, Duration::from_secs(25));
+    // SIGKILL: no SRT shutdown, strom's side of the connection stays open
+    // (until libsrt's 5 s peer-idle timeout).
+    first.kill();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _second = encode_to(&url);
+    let last = before.segments.last().map(|x| x.0).unwrap_or(0);
+    wait_for("segments from the reconnected encoder", Duration::from_secs(20), || {
+        media_playlist(&s, "cam")
+            .filter(|p| p.segments.last().is_some_and(|x| x.0 >= last + 3))
+            .map(|_| ())
+    });
+    assert_eq!(srt_count(&s, "accepted"), 2.0);
+    assert_eq!(
+        srt_count(&s, "busy"),
+        0.0,
+        "no \"already publishing\" for the encoder's new connection"
+    );
+}
+
+#[test]
 fn srt_input_pulls_from_srt_live_transmit_with_encryption() {
     require_ffmpeg();
     require_srt_live_transmit();
