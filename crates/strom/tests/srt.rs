@@ -271,6 +271,37 @@ fn srt_input_reports_a_wrong_passphrase() {
     assert!(media_playlist(&s, "pull").is_none());
 }
 
+#[test]
+fn a_silent_srt_source_is_dropped_and_called_again() {
+    require_srt_live_transmit();
+    let srt_port = free_udp_port();
+    // A listener that connects but has nothing to send.
+    let _slt = Proc(Some(
+        Command::new("srt-live-transmit")
+            .args(["-q", "-a:yes"])
+            .arg(format!("udp://127.0.0.1:{}", free_udp_port()))
+            .arg(format!("srt://127.0.0.1:{srt_port}?mode=listener"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("srt-live-transmit"),
+    ));
+    let s = Strom::start(
+        "srt-silent",
+        &format!("stream pull {{ input srt://127.0.0.1:{srt_port}; source_timeout 2; }}\n"),
+    );
+    wait_for("two silence timeouts", Duration::from_secs(20), || {
+        (metric(&s, "strom_stream_input_timeouts_total{stream=\"pull\"}").unwrap_or(0.0) >= 2.0).then_some(())
+    });
+    let log = s.log();
+    assert!(
+        log.matches("srt input connected").count() >= 2,
+        "it called again after the silence"
+    );
+    assert!(log.contains("no data for 2s"));
+}
+
 /// A UDP relay between a caller and a listener that drops `loss_percent`
 /// of the datagrams each way (a fixed pseudo-random sequence).
 struct LossyRelay {
