@@ -26,7 +26,9 @@
 //! Invariants: a message's payload is copied as its chunks arrive, so the
 //! decoder keeps at most one partial header (≤ 18 bytes) besides partial
 //! messages; those are bounded by [`Limits`] (message length, chunk streams
-//! with state, bytes in partial messages). Input may be split anywhere.
+//! with state, bytes in partial messages), and a partial message's buffer
+//! is at most twice what arrived of it (or 64 KiB), never its announced
+//! length. Input may be split anywhere.
 
 use std::collections::HashMap;
 
@@ -171,9 +173,18 @@ impl ChunkDecoder {
                             *input = &input[k..];
                             return Ok(None);
                         }
-                        Some((header, len)) => {
+                        Some((header, len)) if len >= have => {
                             *input = &input[len - have..];
                             self.hdr_len = 0;
+                            if let Some(msg) = self.start_chunk(header)? {
+                                return Ok(Some(msg));
+                            }
+                        }
+                        Some((header, len)) => {
+                            // Bytes peeked for an extended timestamp that
+                            // was not there: they are payload, kept first.
+                            self.hdr.copy_within(len..have, 0);
+                            self.hdr_len = have - len;
                             if let Some(msg) = self.start_chunk(header)? {
                                 return Ok(Some(msg));
                             }
@@ -181,22 +192,25 @@ impl ChunkDecoder {
                     }
                 }
                 Read::Payload { csid, left } => {
-                    if input.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = left.min(input.len());
-                    self.partial_bytes += n;
-                    if self.partial_bytes > self.limits.max_partial_bytes {
-                        return Err(RtmpError::Limit("bytes in partial messages"));
-                    }
-                    let Some(partial) = self.streams.get_mut(&csid).and_then(|s| s.partial.as_mut()) else {
-                        return Err(RtmpError::Protocol("chunk payload without a message"));
+                    let n = if self.hdr_len > 0 {
+                        let n = left.min(self.hdr_len);
+                        let stash = self.hdr;
+                        self.append(csid, &stash[..n])?;
+                        self.hdr.copy_within(n..self.hdr_len, 0);
+                        self.hdr_len -= n;
+                        n
+                    } else {
+                        if input.is_empty() {
+                            return Ok(None);
+                        }
+                        let n = left.min(input.len());
+                        self.append(csid, &input[..n])?;
+                        *input = &input[n..];
+                        n
                     };
-                    partial.extend_from_slice(&input[..n]);
-                    *input = &input[n..];
                     if left > n {
                         self.read = Read::Payload { csid, left: left - n };
-                        return Ok(None);
+                        continue;
                     }
                     self.read = Read::Header;
                     if let Some(msg) = self.finish(csid)? {
@@ -205,6 +219,29 @@ impl ChunkDecoder {
                 }
             }
         }
+    }
+
+    /// Adds chunk payload to the message in progress on `csid`.
+    fn append(&mut self, csid: u32, bytes: &[u8]) -> Result<(), RtmpError> {
+        self.partial_bytes += bytes.len();
+        if self.partial_bytes > self.limits.max_partial_bytes {
+            return Err(RtmpError::Limit("bytes in partial messages"));
+        }
+        let Some(s) = self.streams.get_mut(&csid) else {
+            return Err(RtmpError::Protocol("chunk payload without a message"));
+        };
+        let Some(p) = s.partial.as_mut() else {
+            return Err(RtmpError::Protocol("chunk payload without a message"));
+        };
+        // Grow by doubling what arrived, but never past the message length,
+        // so a whole message ends with no spare capacity.
+        let need = p.len() + bytes.len();
+        if need > p.capacity() {
+            let target = (2 * need).min(s.length).max(need);
+            p.reserve_exact(target - p.len());
+        }
+        p.extend_from_slice(bytes);
+        Ok(())
     }
 
     /// Reads a chunk header from `b`; `None` if `b` is too short yet.
@@ -629,13 +666,21 @@ mod tests {
     #[test]
     fn extended_timestamp_on_type_3_chunks_present_or_not() {
         for repeat in [true, false] {
-            let mut dec = ChunkDecoder::new(Limits::default());
-            let got = decode_all(&mut dec, &extended_message(repeat)).expect("decodes");
-            assert_eq!(got.len(), 1);
-            assert_eq!(got[0].timestamp, 0x1234_5678);
-            assert_eq!(got[0].payload.len(), 300);
-            assert_eq!(got[0].payload[299], 3);
-            assert_eq!(dec.ext_timestamp_missing(), if repeat { 0 } else { 2 });
+            for piece in [1, 2, 3, 5, 1000] {
+                let mut dec = ChunkDecoder::new(Limits::default());
+                let mut got = Vec::new();
+                for p in extended_message(repeat).chunks(piece) {
+                    got.extend(decode_all(&mut dec, p).expect("decodes"));
+                }
+                assert_eq!(got.len(), 1);
+                assert_eq!(got[0].timestamp, 0x1234_5678);
+                let want: Vec<u8> = [(1u8, 128usize), (2, 128), (3, 44)]
+                    .iter()
+                    .flat_map(|&(b, n)| std::iter::repeat_n(b, n))
+                    .collect();
+                assert_eq!(&got[0].payload[..], &want[..], "pieces of {piece}");
+                assert_eq!(dec.ext_timestamp_missing(), if repeat { 0 } else { 2 });
+            }
         }
     }
 

@@ -730,3 +730,125 @@ proptest! {
         let _ = p.s.take_output();
     }
 }
+
+/// Writes the seed corpora of the `rtmp_chunk` and `amf0` fuzz targets
+/// (`cargo test -p strom-media --lib write_fuzz_seeds -- --ignored`).
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        let dir = root.join(target);
+        std::fs::create_dir_all(&dir).expect("corpus dir");
+        std::fs::write(dir.join(name), bytes).expect("seed written");
+    };
+
+    // A publish as OBS does it, with metadata, audio, and a video message
+    // over the 4096-byte chunk size; mode 0 (server), pieces of 64 bytes.
+    let (mut c, mut s) = (publish_client(), ServerSession::new(Limits::default()));
+    let (mut sev, mut cev, mut sent) = (Vec::new(), Vec::new(), Vec::new());
+    pump(&mut c, &mut s, &mut sev, &mut cev, &mut sent);
+    c.send_metadata(&metadata()).expect("metadata");
+    c.send_media(MediaKind::Video, 0, Bytes::from(vec![0x17; 4500]))
+        .expect("video");
+    c.send_media(MediaKind::Audio, 0xFF_FFFF, Bytes::from_static(&[0xAF, 1, 2]))
+        .expect("audio");
+    c.close().expect("close");
+    pump(&mut c, &mut s, &mut sev, &mut cev, &mut sent);
+    let mut seed = vec![63 << 2];
+    seed.extend_from_slice(&sent[1 + 2 * PACKET_LEN..]);
+    write("rtmp_chunk", "server_publish", &seed);
+
+    // An AMF3 (type 17) connect, fed byte by byte.
+    let mut body = vec![0u8];
+    body.extend(amf::encode_all(&["connect".into(), 1.0.into()]));
+    body.extend_from_slice(&[0x11, 0x0A, 0x0B, 0x01, 0x07, b'a', b'p', b'p', 0x06, 0x09]);
+    body.extend_from_slice(b"live\x01");
+    let m = Message {
+        csid: 3,
+        timestamp: 0,
+        type_id: msg::TYPE_COMMAND_AMF3,
+        stream_id: 0,
+        payload: Bytes::from(body.clone()),
+    };
+    let mut seed = vec![0u8];
+    seed.extend(client_bytes(&[m]));
+    write("rtmp_chunk", "server_amf3_connect", &seed);
+
+    // A server's answers to a play client, then media; mode 1.
+    let mut enc = ChunkEncoder::new();
+    let mut b = BytesMut::new();
+    let amf = |sid: u32, v: &[Value]| msg::amf_message(3, sid, msg::TYPE_COMMAND_AMF0, v);
+    let ok = msg::status_info("status", "NetConnection.Connect.Success", "ok");
+    let start = msg::status_info("status", "NetStream.Play.Start", "go");
+    for m in [
+        msg::window_ack_size(5000),
+        msg::set_peer_bandwidth(5000, msg::LIMIT_DYNAMIC),
+        amf(0, &["_result".into(), 1.0.into(), Value::Null, ok]),
+        amf(0, &["_result".into(), 2.0.into(), Value::Null, 1.0.into()]),
+        amf(1, &["onStatus".into(), 0.0.into(), Value::Null, start]),
+        msg::amf_message(5, 1, msg::TYPE_DATA_AMF0, &metadata()),
+        Message {
+            csid: 6,
+            timestamp: 40,
+            type_id: msg::TYPE_VIDEO,
+            stream_id: 1,
+            payload: Bytes::from(vec![0x27; 300]),
+        },
+    ] {
+        enc.write(&mut b, &m).expect("write");
+    }
+    let mut seed = vec![1 | 15 << 2];
+    seed.extend_from_slice(&b);
+    write("rtmp_chunk", "client_play", &seed);
+
+    // Bare chunk decoder: extended timestamps on type-3 chunks, types 1–3.
+    let mut seed = vec![2 | 7 << 2];
+    seed.extend_from_slice(&[0x06, 0xFF, 0xFF, 0xFF, 0x00, 0x01, 0x2C, 0x09, 1, 0, 0, 0]);
+    seed.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    for (i, n) in [128usize, 128, 44].into_iter().enumerate() {
+        if i > 0 {
+            seed.push(0xC6);
+            seed.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+        }
+        seed.extend(std::iter::repeat_n(i as u8, n));
+    }
+    seed.extend_from_slice(&[
+        0x46, 0, 0, 40, 0, 0, 2, 8, 0xAF, 1, 0x86, 0, 0, 20, 0xAF, 2, 0xC6, 0xAF, 3,
+    ]);
+    write("rtmp_chunk", "decoder_chunks", &seed);
+
+    // AMF bodies.
+    let obs = amf::encode_all(&[
+        "connect".into(),
+        1.0.into(),
+        Value::Object(vec![
+            ("app".into(), "static".into()),
+            ("type".into(), "nonprivate".into()),
+            ("flashVer".into(), "FMLE/3.0 (compatible; FMSc/1.0)".into()),
+            ("swfUrl".into(), "rtmp://h/static".into()),
+            ("tcUrl".into(), "rtmp://h/static".into()),
+        ]),
+    ]);
+    write("amf0", "connect_obs", &obs);
+    let mut meta = amf::encode_all(&["@setDataFrame".into()]);
+    meta.extend(amf::encode_all(&[
+        "onMetaData".into(),
+        Value::EcmaArray(vec![
+            ("duration".into(), 0.0.into()),
+            ("width".into(), 1920.0.into()),
+            ("height".into(), 1080.0.into()),
+            ("videocodecid".into(), 7.0.into()),
+            ("audiocodecid".into(), 10.0.into()),
+            ("encoder".into(), "obs-output module (libobs version 30.0.0)".into()),
+            ("stereo".into(), true.into()),
+        ]),
+    ]));
+    write("amf0", "onmetadata", &meta);
+    write("amf0", "amf3_connect", &body[1..]);
+    let mut odd = amf::encode_all(&["play".into(), 0.0.into(), Value::Null]);
+    odd.extend_from_slice(&[0x0A, 0, 0, 0, 2, 0x02, 0, 1, b'x', 0x09, 0x09, 0x07, 0, 1]);
+    odd.extend_from_slice(&[0x10, 0, 1, b'C', 0, 1, b'k', 0x0B, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x09]);
+    odd.extend_from_slice(&[0x0C, 0, 0, 0, 2, b'h', b'i', 0, 0, 0x09]);
+    write("amf0", "odd_markers", &odd);
+}
