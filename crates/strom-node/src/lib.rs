@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod net;
 pub mod output;
 pub mod rtmp;
+pub mod srt;
 pub mod stream;
 pub mod util;
 
@@ -228,6 +229,14 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
         tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "rtmp listening");
         rtmp_listeners.push(l);
     }
+    let mut srt_listeners = Vec::new();
+    for l in &config.srt {
+        let b = srt::bind(l).map_err(|e| NodeError::Bind {
+            addr: l.addr,
+            source: std::io::Error::other(e),
+        })?;
+        srt_listeners.push(b);
+    }
     if let Some(first) = listeners.first().and_then(|l| l.local_addr().ok()) {
         let base = display_base(first);
         for s in node.all_streams() {
@@ -249,6 +258,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     tasks.spawn(dvr::run_retention(node.dvr.clone(), streams_stop.clone()));
     for l in rtmp_listeners {
         tasks.spawn(rtmp::serve(node.clone(), l, shutdown.clone()));
+    }
+    for b in srt_listeners {
+        tasks.spawn(srt::serve_on(node.clone(), b, shutdown.clone()));
     }
 
     let app = http::router(node.clone());

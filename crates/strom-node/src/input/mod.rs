@@ -15,6 +15,7 @@ pub mod file;
 pub mod http;
 pub mod publish;
 pub mod rtmp;
+pub mod srt;
 pub mod udp;
 
 use crate::metrics::StreamMetrics;
@@ -317,9 +318,22 @@ pub async fn run(spec: InputSpec, ctx: InputCtx) {
             };
             rtmp::run(src, ctx).await
         }
-        InputSpec::Config(input @ Input::Srt { .. }) => {
-            tracing::error!(stream = %ctx.stream, input = %crate::util::redact_url(&input.to_string()), "input kind not available in this build");
-            ctx.cancel.cancelled().await;
+        InputSpec::Config(Input::Srt {
+            host,
+            port,
+            streamid,
+            passphrase,
+            latency,
+            program,
+        }) => {
+            let input = srt::SrtInput {
+                host,
+                port,
+                streamid,
+                passphrase,
+                latency,
+            };
+            srt::run(input, program, ctx).await
         }
         InputSpec::Cluster(spec) => cluster::run(spec, ctx).await,
     }
