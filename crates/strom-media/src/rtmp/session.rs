@@ -400,13 +400,15 @@ impl ServerSession {
 
     fn on_create_stream(&mut self, cmd: &Command) -> Result<(), RtmpError> {
         let tx = cmd.transaction_id;
-        if self.streams.len() >= self.limits.max_streams as usize || self.next_stream_id == u32::MAX {
+        // The next id no client took without asking (publish on a stream it
+        // never created).
+        let free = (self.next_stream_id..u32::MAX).find(|id| !self.streams.contains_key(id));
+        let Some(id) = free.filter(|_| self.streams.len() < self.limits.max_streams as usize) else {
             self.conn.stats.dropped += 1;
             let info = msg::status_info("error", "NetConnection.Call.Failed", "too many streams");
             return self.send_command(0, &["_error".into(), tx.into(), Value::Null, info]);
-        }
-        let id = self.next_stream_id;
-        self.next_stream_id += 1;
+        };
+        self.next_stream_id = id + 1;
         self.streams.insert(id, Stream::Idle);
         self.send_command(0, &["_result".into(), tx.into(), Value::Null, (id as f64).into()])
     }

@@ -852,3 +852,18 @@ fn write_fuzz_seeds() {
     odd.extend_from_slice(&[0x0C, 0, 0, 0, 2, b'h', b'i', 0, 0, 0x09]);
     write("amf0", "odd_markers", &odd);
 }
+
+#[test]
+fn create_stream_skips_ids_taken_without_asking() {
+    let mut p = connected_server();
+    let publish = msg::amf_message(5, 1, 20, &["publish".into(), 0.0.into(), Value::Null, "a".into()]);
+    let create = msg::amf_message(3, 0, 20, &["createStream".into(), 4.0.into(), Value::Null]);
+    p.send(&[publish, create]).expect("feed");
+    assert!(matches!(
+        p.events()[..],
+        [ServerEvent::PublishRequested { stream_id: 1, .. }]
+    ));
+    let created = p.replies().iter().map(command).find(|c| c.name == "_result");
+    assert_eq!(created.map(|c| c.args[0].clone()), Some(Value::Number(2.0)));
+    p.s.accept_publish(1).expect("stream 1 still waits");
+}
