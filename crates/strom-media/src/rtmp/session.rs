@@ -71,7 +71,8 @@ pub enum ServerEvent {
     },
     /// `publish(name, kind)` on `stream_id`; answer with
     /// [`ServerSession::accept_publish`] or [`ServerSession::reject_publish`].
-    /// `name` is as sent (it may carry `?query`).
+    /// `name` is as sent: it may carry `?query`, and may be empty (ffmpeg
+    /// publishing to `rtmp://HOST/NAME` names the stream by the app alone).
     PublishRequested {
         stream_id: u32,
         name: String,
@@ -437,7 +438,9 @@ impl ServerSession {
         if !self.idle_stream(stream_id, BAD_NAME)? {
             return Ok(());
         }
-        let Some(name) = cmd.arg_str(0).filter(|n| !n.is_empty()) else {
+        // An empty name is passed on: `rtmp://HOST/NAME` publishers (ffmpeg)
+        // name the stream by the app alone, which the node resolves.
+        let Some(name) = cmd.arg_str(0) else {
             return self.send_status(stream_id, "error", BAD_NAME, "no stream name");
         };
         let name = name.to_owned();
