@@ -286,16 +286,22 @@ async fn media(
 ) -> End {
     let mut seen_in = c.session.stats().bytes_in;
     let mut seen = strom_media::flv::FlvStats::default();
+    // The session held what came between `publish` and the answer: the
+    // first round passes that on before reading more.
+    let mut held = true;
     loop {
-        let r = tokio::select! {
-            _ = stop.cancelled() => return End::Done,
-            r = c.read(node) => r,
-        };
-        let mut done = match r {
-            Err(kind) => return End::Error(kind),
-            Ok(false) => true,
-            Ok(true) => false,
-        };
+        let mut done = false;
+        if !std::mem::take(&mut held) {
+            let r = tokio::select! {
+                _ = stop.cancelled() => return End::Done,
+                r = c.read(node) => r,
+            };
+            done = match r {
+                Err(kind) => return End::Error(kind),
+                Ok(false) => true,
+                Ok(true) => false,
+            };
+        }
         while let Some(ev) = c.session.poll_event() {
             match ev {
                 ServerEvent::Media {
