@@ -2,8 +2,10 @@
 //! over SRT (live mode) to the stream their streamid names, and what the
 //! caller input (`input srt://…`, [`crate::input::srt`]) shares with it.
 //!
-//! SRT is libsrt's ([`sys`], the crate's one FFI module): its threads run
-//! the protocol (handshake cookies, ARQ, TSBPD latency, AES). Here:
+//! SRT is libsrt's ([`sys`], the crate's one FFI module, which opens the
+//! library at run time: a node without it runs, and only its SRT listeners
+//! and inputs fail, naming the package to install): its threads run the
+//! protocol (handshake cookies, ARQ, TSBPD latency, AES). Here:
 //! - **Streamid** ([`parse_streamid`], pure): the access-control syntax
 //!   `#!::r=NAME,m=publish,…` (SRT Access Control guidelines) or a plain
 //!   `NAME`, either with `?query` (the publish query: `password=…`).
@@ -233,7 +235,8 @@ pub struct Bound {
 }
 
 /// Binds `listen.addr` (UDP) with the listener's latency and passphrase,
-/// so a node can report a port in use at start-up.
+/// so a node can report a port in use, or libsrt missing
+/// ([`sys::Error::is_unavailable`]), at start-up.
 pub fn bind(listen: &SrtListen) -> Result<Bound, sys::Error> {
     let listener = sys::Listener::bind(listen.addr, listen.latency, listen.passphrase.as_deref())?;
     Ok(Bound {

@@ -1,7 +1,9 @@
 //! SRT ingest against real peers: ffmpeg (libsrt) publishing to strom's
 //! `srt` listener, strom's `srt://` input calling `srt-live-transmit`
 //! (Debian `srt-tools`), encryption, refusals with their reasons, 200 ms
-//! latency through a lossy relay, and a UDP flood beside a publisher.
+//! latency through a lossy relay, and a UDP flood beside a publisher; and a
+//! node without libsrt (`STROM_LIBSRT` naming a library that is not there):
+//! a listener stops the start, an input retries, the rest runs.
 //! Loopback only; every wait is bounded.
 
 mod common;
@@ -468,4 +470,93 @@ fn a_udp_flood_does_not_stop_a_publisher() {
     assert_eq!(srt_count(&s, "accepted"), 1.0, "the publisher kept its connection");
     assert_decodes_clean(&s.url("/cam/mpegts"), 2);
     assert!(s.log().len() < 200_000, "the flood did not flood the log");
+}
+
+/// What libsrt's absence must name.
+const INSTALL: &str = "apt-get install libsrt1.5-openssl";
+
+/// Starts strom with `body` as if libsrt were not installed; the process
+/// and the path of its log (stderr).
+fn spawn_without_libsrt(
+    tag: &str,
+    port: u16,
+    body: &str,
+) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let dir = scratch(tag);
+    let config = dir.join("strom.conf");
+    std::fs::write(&config, format!("http 127.0.0.1:{port};\n{body}")).expect("config");
+    let log_path = dir.join("strom.log");
+    let log = std::fs::File::create(&log_path).expect("log");
+    let child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["run", "-c"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .env("STROM_LIBSRT", dir.join("libsrt-absent.so.1.5"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn strom");
+    (child, dir, config)
+}
+
+#[test]
+fn without_libsrt_an_srt_listener_stops_the_start_naming_the_package() {
+    let port = free_tcp_port();
+    let udp = free_udp_port();
+    let (child, dir, _) = spawn_without_libsrt(
+        "srt-nolib-listener",
+        port,
+        &format!("srt 127.0.0.1:{udp};\nstream cam {{ input publish://; }}\n"),
+    );
+    let mut p = Proc(Some(child));
+    let status = wait_for("strom to exit", Duration::from_secs(20), || {
+        p.0.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    });
+    assert!(!status.success(), "strom started without libsrt for an srt listener");
+    let log = std::fs::read_to_string(dir.join("strom.log")).unwrap_or_default();
+    assert!(
+        log.contains(INSTALL) && log.contains(&format!("127.0.0.1:{udp}")),
+        "the error names the listener and the package: {log}"
+    );
+}
+
+#[test]
+fn without_libsrt_an_srt_input_retries_and_the_rest_runs() {
+    let port = free_tcp_port();
+    let udp = free_udp_port();
+    let (child, dir, config_path) = spawn_without_libsrt(
+        "srt-nolib-input",
+        port,
+        &format!(
+            "stream remote {{ input srt://127.0.0.1:{udp}?streamid=news; }}\nstream demo {{ input file://{}; }}\n",
+            demo_ts().canonicalize().expect("demo.ts").display()
+        ),
+    );
+    let mut s = Strom {
+        child: Some(child),
+        port,
+        base: format!("http://127.0.0.1:{port}"),
+        dir,
+        config_path,
+    };
+    wait_for("strom's HTTP port", Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok().map(|_| ())
+    });
+    // The file stream plays while the SRT input fails.
+    wait_playlist(&s, "demo", 2, Duration::from_secs(25));
+    assert!(s.alive(), "strom runs without libsrt");
+    // The SRT input reports the package each time it tries again.
+    let tries = wait_for("two failed srt attempts", Duration::from_secs(15), || {
+        let log = s.log();
+        let n = log
+            .lines()
+            .filter(|l| l.contains("srt input down") && l.contains(INSTALL))
+            .count();
+        (n >= 2).then_some(n)
+    });
+    assert!(tries >= 2);
+    assert_ne!(status(&s, "remote"), "running");
+    assert_eq!(get(&s.url("/healthz")).0, 200);
+    assert!(s.alive());
 }

@@ -5,7 +5,9 @@
 //! streamid, passphrase and receiver latency of the input, and feeds what
 //! arrives through a [`Feeder`]. A connection that is refused, breaks, or
 //! delivers nothing for the stream's `source_timeout` is retried with capped
-//! exponential backoff until the input is cancelled. While connected, the
+//! exponential backoff until the input is cancelled. So is a node without
+//! libsrt (loaded at run time, [`sys`]): each attempt reports the package
+//! to install, and the rest of the node runs. While connected, the
 //! connection's statistics go into the stream's SRT metrics every second;
 //! its gauges read 0 between connections.
 
@@ -108,6 +110,7 @@ async fn session(
     .await;
     let socket = match connected {
         Err(e) => return Some(format!("connect task failed: {e}")),
+        Ok(Err(e)) if e.is_unavailable() => return Some(format!("SRT unavailable: {e}")),
         Ok(Err(e)) if e.is_rejected() => {
             let code = e.reject.unwrap_or(0);
             return Some(format!("listener refused: {} ({code})", reject_text(code)));

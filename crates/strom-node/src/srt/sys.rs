@@ -1,13 +1,47 @@
-//! libsrt (Haivision SRT 1.5, Debian `libsrt-openssl-dev`) through its C
-//! API: the one place in strom with `unsafe` code.
+//! libsrt (Haivision SRT 1.5) through its C API, opened at run time: the
+//! one place in strom with `unsafe` code.
 //!
 //! Why not a Rust SRT crate: `srt-tokio` 0.4.4 (the newest, unchanged since
 //! May 2024) panics its listener task on a caller whose encryption does not
 //! match (`unimplemented!` in its handshake), which a stranger can trigger,
 //! and it reports no round-trip time, loss or receive buffer.
 //!
+//! # Loading
+//!
+//! strom does not link libsrt, so it builds without libsrt's headers and
+//! runs on a machine without libsrt; only SRT needs it. The first SRT use
+//! (a listener bound, an `srt://` input calling) opens the library with
+//! `dlopen` (the `libloading` crate), checks its version and resolves every
+//! function this module calls into an [`Api`] of typed function pointers,
+//! once per process. Names tried, in order ([`SONAMES`]): Debian 12 ships
+//! the OpenSSL flavour as `libsrt.so.1.5` (package `libsrt1.5-openssl`) and
+//! the GnuTLS one as `libsrt-gnutls.so.1.5` (`libsrt1.5-gnutls`); other
+//! builds may name the OpenSSL flavour `libsrt-openssl.so.1.5`; `libsrt.so`
+//! is the development symlink, whatever version it points to. When the
+//! environment variable `STROM_LIBSRT` is set, that name or path is the
+//! only one tried. A library older than 1.5, or of another major version,
+//! is refused. When no library loads, every SRT call fails at once with an
+//! error ([`Error::is_unavailable`]) that names the package to install
+//! (`apt-get install libsrt1.5-openssl`); the outcome is kept for the
+//! process, so strom must be restarted after installing it.
+//!
 //! # Soundness
 //!
+//! - Opening the library runs its initializers; only libsrt's own names
+//!   (or the operator's `STROM_LIBSRT`) are opened, the same trust as
+//!   linking it.
+//! - Every function pointer's type is transcribed from `srt.h` of libsrt
+//!   1.5.1 (`SRTSOCKET` is `int32_t`; the enums `SRT_SOCKOPT` and
+//!   `SRT_SOCKSTATUS` are `int`; callbacks as `srt_listen_callback_fn` and
+//!   `SRT_LOG_HANDLER_FN`). These signatures are those of every 1.x release
+//!   from 1.5 on; the version check (`srt_getversion()`, `uint32_t (void)`)
+//!   refuses any other library before another of its functions is called,
+//!   and a library without that symbol is no libsrt at all.
+//! - The `Library` is leaked once it passed the checks (`&'static`, never
+//!   `dlclose`d), so the copied function pointers, the log handler and the
+//!   listen hooks installed in it stay valid for the process lifetime, as
+//!   libsrt's own threads do. A library refused by the checks is closed
+//!   again; of it only `srt_getversion` ran, which starts nothing.
 //! - An SRT socket is an integer id, not a pointer. libsrt looks every id up
 //!   in its own table and answers `SRT_EINVSOCK` for one it does not know
 //!   (closed, never opened), so calling it with any id, from any thread, at
@@ -41,7 +75,8 @@ use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-type RawSocket = c_int;
+/// `SRTSOCKET` (`int32_t`).
+type RawSocket = i32;
 const INVALID_SOCK: RawSocket = -1;
 const SRT_ERROR: c_int = -1;
 
@@ -181,34 +216,179 @@ type ListenHookFn = unsafe extern "C" fn(
     streamid: *const c_char,
 ) -> c_int;
 
-#[link(name = "srt")]
-extern "C" {
-    fn srt_startup() -> c_int;
-    fn srt_getversion() -> u32;
-    fn srt_create_socket() -> RawSocket;
-    fn srt_bind(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int;
-    fn srt_listen(u: RawSocket, backlog: c_int) -> c_int;
-    fn srt_accept(u: RawSocket, addr: *mut c_void, addrlen: *mut c_int) -> RawSocket;
-    fn srt_listen_callback(lsn: RawSocket, hook: Option<ListenHookFn>, opaque: *mut c_void) -> c_int;
-    fn srt_connect(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int;
-    fn srt_close(u: RawSocket) -> c_int;
-    fn srt_getpeername(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int;
-    fn srt_getsockflag(u: RawSocket, opt: c_int, optval: *mut c_void, optlen: *mut c_int) -> c_int;
-    fn srt_setsockflag(u: RawSocket, opt: c_int, optval: *const c_void, optlen: c_int) -> c_int;
-    fn srt_recvmsg(u: RawSocket, buf: *mut c_char, len: c_int) -> c_int;
-    fn srt_getlasterror(errno_loc: *mut c_int) -> c_int;
-    fn srt_getlasterror_str() -> *const c_char;
-    fn srt_bstats(u: RawSocket, perf: *mut PerfMonBuf, clear: c_int) -> c_int;
-    fn srt_getsockstate(u: RawSocket) -> c_int;
-    fn srt_setrejectreason(u: RawSocket, value: c_int) -> c_int;
-    fn srt_getrejectreason(u: RawSocket) -> c_int;
-    fn srt_setloglevel(level: c_int);
+/// libsrt's functions strom calls, resolved from the loaded library; each
+/// type is transcribed from `srt.h` 1.5.1 (see the module's soundness notes).
+struct Api {
+    /// The name the library was opened by.
+    soname: String,
+    startup: unsafe extern "C" fn() -> c_int,
+    getversion: unsafe extern "C" fn() -> u32,
+    create_socket: unsafe extern "C" fn() -> RawSocket,
+    bind: unsafe extern "C" fn(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int,
+    listen: unsafe extern "C" fn(u: RawSocket, backlog: c_int) -> c_int,
+    accept: unsafe extern "C" fn(u: RawSocket, addr: *mut c_void, addrlen: *mut c_int) -> RawSocket,
+    listen_callback: unsafe extern "C" fn(lsn: RawSocket, hook: Option<ListenHookFn>, opaque: *mut c_void) -> c_int,
+    connect: unsafe extern "C" fn(u: RawSocket, name: *const c_void, namelen: c_int) -> c_int,
+    close: unsafe extern "C" fn(u: RawSocket) -> c_int,
+    getpeername: unsafe extern "C" fn(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int,
+    getsockflag: unsafe extern "C" fn(u: RawSocket, opt: c_int, optval: *mut c_void, optlen: *mut c_int) -> c_int,
+    setsockflag: unsafe extern "C" fn(u: RawSocket, opt: c_int, optval: *const c_void, optlen: c_int) -> c_int,
+    recvmsg: unsafe extern "C" fn(u: RawSocket, buf: *mut c_char, len: c_int) -> c_int,
+    getlasterror: unsafe extern "C" fn(errno_loc: *mut c_int) -> c_int,
+    getlasterror_str: unsafe extern "C" fn() -> *const c_char,
+    bstats: unsafe extern "C" fn(u: RawSocket, perf: *mut PerfMonBuf, clear: c_int) -> c_int,
+    getsockstate: unsafe extern "C" fn(u: RawSocket) -> c_int,
+    setrejectreason: unsafe extern "C" fn(u: RawSocket, value: c_int) -> c_int,
+    getrejectreason: unsafe extern "C" fn(u: RawSocket) -> c_int,
+    setloglevel: unsafe extern "C" fn(level: c_int),
+    setlogflags: unsafe extern "C" fn(flags: c_int),
+    setloghandler: unsafe extern "C" fn(opaque: *mut c_void, handler: Option<LogHandlerFn>),
     #[cfg(test)]
-    fn srt_getsockname(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int;
+    getsockname: unsafe extern "C" fn(u: RawSocket, name: *mut c_void, namelen: *mut c_int) -> c_int,
     #[cfg(test)]
-    fn srt_sendmsg(u: RawSocket, buf: *const c_char, len: c_int, ttl: c_int, inorder: c_int) -> c_int;
-    fn srt_setlogflags(flags: c_int);
-    fn srt_setloghandler(opaque: *mut c_void, handler: Option<LogHandlerFn>);
+    sendmsg: unsafe extern "C" fn(u: RawSocket, buf: *const c_char, len: c_int, ttl: c_int, inorder: c_int) -> c_int,
+}
+
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "libsrt ({})", self.soname)
+    }
+}
+
+/// The names libsrt is looked for under, in order (see the module docs).
+pub const SONAMES: [&str; 4] = [
+    "libsrt-openssl.so.1.5",
+    "libsrt.so.1.5",
+    "libsrt-gnutls.so.1.5",
+    "libsrt.so",
+];
+
+/// An environment variable naming the one library (name or path) to open
+/// instead of [`SONAMES`].
+pub const LIBRARY_ENV: &str = "STROM_LIBSRT";
+
+/// What to install when libsrt is missing (Debian 12 and later).
+pub const INSTALL_HINT: &str = "install libsrt 1.5 (Debian: apt-get install libsrt1.5-openssl) and restart strom";
+
+/// Oldest libsrt accepted (`srt_getversion()`: major << 16 | minor << 8 | patch).
+const MIN_VERSION: u32 = 0x01_05_00;
+/// First version refused again (another major may change the ABI).
+const NEXT_MAJOR: u32 = 0x02_00_00;
+
+/// `Error::code` of "libsrt could not be loaded" (libsrt's own codes are
+/// never below -1).
+const UNAVAILABLE: i32 = -2;
+
+fn version_text(v: u32) -> String {
+    format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}
+
+/// Accepts libsrt versions from 1.5 up to, not including, 2.0.
+fn check_version(v: u32) -> Result<(), String> {
+    if (MIN_VERSION..NEXT_MAJOR).contains(&v) {
+        Ok(())
+    } else {
+        Err(format!("version {} (1.5 or a later 1.x needed)", version_text(v)))
+    }
+}
+
+/// A libloading error with the loader's own reason (`dlerror`).
+fn loader_text(e: &libloading::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(why) => why.to_string(),
+        None => e.to_string(),
+    }
+}
+
+/// Copies the function `name` (NUL-terminated) out of `lib`.
+///
+/// # Safety
+///
+/// `T` must be the function pointer type of `name` in the C header, and
+/// `lib` must stay loaded as long as the result is used.
+unsafe fn symbol<T: Copy>(lib: &libloading::Library, name: &'static [u8]) -> Result<T, String> {
+    // SAFETY: the caller's contract.
+    match unsafe { lib.get::<T>(name) } {
+        Ok(f) => Ok(*f),
+        Err(e) => Err(format!(
+            "{} missing: {}",
+            String::from_utf8_lossy(name.strip_suffix(b"\0").unwrap_or(name)),
+            loader_text(&e)
+        )),
+    }
+}
+
+/// Opens `soname`, checks its version and resolves [`Api`]; the library is
+/// leaked only when all that succeeded.
+fn open(soname: &str) -> Result<&'static Api, String> {
+    // SAFETY: runs the initializers of a library named as libsrt (see the
+    // module's soundness notes).
+    let lib = unsafe { libloading::Library::new(soname) }.map_err(|e| loader_text(&e))?;
+    // SAFETY: `srt_getversion` is `uint32_t srt_getversion(void)` in
+    // srt.h; `lib` outlives every call of it here.
+    let getversion: unsafe extern "C" fn() -> u32 = unsafe { symbol(&lib, b"srt_getversion\0") }?;
+    // SAFETY: no arguments, returns a number, starts nothing.
+    check_version(unsafe { getversion() })?;
+    macro_rules! sym {
+        ($name:literal) => {
+            // SAFETY: each field's type is transcribed from srt.h 1.5.1 and
+            // the version was checked; `lib` is leaked below, never unloaded,
+            // once every function was found (else it is closed unused).
+            unsafe { symbol(&lib, concat!($name, "\0").as_bytes()) }?
+        };
+    }
+    let api = Api {
+        soname: soname.to_owned(),
+        startup: sym!("srt_startup"),
+        getversion,
+        create_socket: sym!("srt_create_socket"),
+        bind: sym!("srt_bind"),
+        listen: sym!("srt_listen"),
+        accept: sym!("srt_accept"),
+        listen_callback: sym!("srt_listen_callback"),
+        connect: sym!("srt_connect"),
+        close: sym!("srt_close"),
+        getpeername: sym!("srt_getpeername"),
+        getsockflag: sym!("srt_getsockflag"),
+        setsockflag: sym!("srt_setsockflag"),
+        recvmsg: sym!("srt_recvmsg"),
+        getlasterror: sym!("srt_getlasterror"),
+        getlasterror_str: sym!("srt_getlasterror_str"),
+        bstats: sym!("srt_bstats"),
+        getsockstate: sym!("srt_getsockstate"),
+        setrejectreason: sym!("srt_setrejectreason"),
+        getrejectreason: sym!("srt_getrejectreason"),
+        setloglevel: sym!("srt_setloglevel"),
+        setlogflags: sym!("srt_setlogflags"),
+        setloghandler: sym!("srt_setloghandler"),
+        #[cfg(test)]
+        getsockname: sym!("srt_getsockname"),
+        #[cfg(test)]
+        sendmsg: sym!("srt_sendmsg"),
+    };
+    // Never closed: the pointers in `api` stay valid for the process.
+    Box::leak(Box::new(lib));
+    Ok(&*Box::leak(Box::new(api)))
+}
+
+/// Opens the first of `sonames` that is a usable libsrt; the error names
+/// each name tried with why it failed, and what to install.
+fn load_from(sonames: &[&str]) -> Result<&'static Api, Error> {
+    let mut tried = Vec::with_capacity(sonames.len());
+    for name in sonames {
+        match open(name) {
+            Ok(api) => return Ok(api),
+            // dlerror's text usually starts with the name already.
+            Err(why) if why.starts_with(name) => tried.push(why),
+            Err(why) => tried.push(format!("{name}: {why}")),
+        }
+    }
+    Err(Error {
+        call: "load libsrt",
+        code: UNAVAILABLE,
+        message: format!("no usable libsrt ({}); {INSTALL_HINT}", tried.join("; ")),
+        reject: None,
+    })
 }
 
 /// `SRT_LOG_HANDLER_FN`.
@@ -256,39 +436,55 @@ unsafe extern "C" fn log_handler(
     }));
 }
 
-/// Starts libsrt once per process (its threads start with the first socket).
-fn startup() -> Result<(), Error> {
-    static STARTED: OnceLock<Result<(), Error>> = OnceLock::new();
-    STARTED
+/// libsrt, loaded ([`load_from`] with [`SONAMES`] or `STROM_LIBSRT`) and
+/// started once per process (its threads start with the first socket);
+/// a failure is kept too.
+fn libsrt() -> Result<&'static Api, Error> {
+    static LIBSRT: OnceLock<Result<&'static Api, Error>> = OnceLock::new();
+    LIBSRT
         .get_or_init(|| {
+            let chosen = std::env::var(LIBRARY_ENV).ok().filter(|v| !v.is_empty());
+            let api = match &chosen {
+                Some(name) => load_from(&[name.as_str()])?,
+                None => load_from(&SONAMES)?,
+            };
             // SAFETY: numbers, and a handler of libsrt's log handler type
             // that needs no opaque state.
             unsafe {
-                srt_setloghandler(std::ptr::null_mut(), Some(log_handler));
-                srt_setlogflags(LOGF_PLAIN);
-                srt_setloglevel(LOG_WARNING);
+                (api.setloghandler)(std::ptr::null_mut(), Some(log_handler));
+                (api.setlogflags)(LOGF_PLAIN);
+                (api.setloglevel)(LOG_WARNING);
             }
             // SAFETY: no arguments; may be called from any thread.
-            let r = unsafe { srt_startup() };
+            let r = unsafe { (api.startup)() };
             if r < 0 {
-                Err(Error::last("srt_startup"))
-            } else {
-                Ok(())
+                return Err(Error::last(api, "srt_startup"));
             }
+            tracing::info!(library = %api.soname, version = %version_of(api), "libsrt loaded");
+            Ok(api)
         })
         .clone()
 }
 
-/// libsrt's version as `major.minor.patch`.
-pub fn version() -> String {
+fn version_of(api: &Api) -> String {
     // SAFETY: no arguments, returns a number.
-    let v = unsafe { srt_getversion() };
-    format!("{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+    version_text(unsafe { (api.getversion)() })
+}
+
+/// libsrt's version as `major.minor.patch` and the library's name, once
+/// loaded; why it is not otherwise.
+pub fn version() -> String {
+    match libsrt() {
+        Ok(api) => format!("{} ({})", version_of(api), api.soname),
+        Err(e) => format!("unavailable: {e}"),
+    }
 }
 
 /// A failed libsrt call: what was called, libsrt's error code
 /// (`SRT_ERRNO`) and message, and for a refused connection the peer's
 /// rejection reason (`SRT_REJECT_REASON`, or ≥ 1000 an access-control code).
+/// When libsrt itself could not be loaded, [`Error::is_unavailable`] and
+/// the message names the libraries tried and the package to install.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error {
     pub call: &'static str,
@@ -299,12 +495,12 @@ pub struct Error {
 
 impl Error {
     /// The calling thread's last libsrt error.
-    fn last(call: &'static str) -> Error {
+    fn last(api: &Api, call: &'static str) -> Error {
         // SAFETY: a null errno pointer is allowed; the string is libsrt's
         // thread-local, NUL-terminated, and copied before any other call.
         let (code, message) = unsafe {
-            let code = srt_getlasterror(std::ptr::null_mut());
-            let p = srt_getlasterror_str();
+            let code = (api.getlasterror)(std::ptr::null_mut());
+            let p = (api.getlasterror_str)();
             let message = if p.is_null() {
                 String::new()
             } else {
@@ -343,11 +539,20 @@ impl Error {
     pub fn is_no_server(&self) -> bool {
         self.code == SRT_ENOSERVER
     }
+
+    /// libsrt could not be loaded (missing, too old, or incomplete); the
+    /// message says which names were tried and what to install.
+    pub fn is_unavailable(&self) -> bool {
+        self.code == UNAVAILABLE
+    }
 }
 
 impl std::fmt::Display for Error {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} ({})", self.call, self.message, self.code)?;
+        write!(f, "{}: {}", self.call, self.message)?;
+        if self.code != UNAVAILABLE {
+            write!(f, " ({})", self.code)?;
+        }
         if let Some(r) = self.reject {
             write!(f, ", reject reason {r}")?;
         }
@@ -395,23 +600,25 @@ fn count(v: c_int) -> u64 {
 #[derive(Debug)]
 pub struct Socket {
     id: RawSocket,
+    api: &'static Api,
 }
 
 impl Socket {
+    /// A new socket; fails with [`Error::is_unavailable`] without libsrt.
     fn new() -> Result<Socket, Error> {
-        startup()?;
+        let api = libsrt()?;
         // SAFETY: no arguments; returns an id or SRT_INVALID_SOCK.
-        let id = unsafe { srt_create_socket() };
+        let id = unsafe { (api.create_socket)() };
         if id == INVALID_SOCK {
-            return Err(Error::last("srt_create_socket"));
+            return Err(Error::last(api, "srt_create_socket"));
         }
-        Ok(Socket { id })
+        Ok(Socket { id, api })
     }
 
     fn set_int(&self, opt: c_int, v: c_int, call: &'static str) -> Result<(), Error> {
         // SAFETY: `v` lives for the call and its size is passed.
         let r = unsafe {
-            srt_setsockflag(
+            (self.api.setsockflag)(
                 self.id,
                 opt,
                 (&v as *const c_int).cast(),
@@ -419,7 +626,7 @@ impl Socket {
             )
         };
         if r == SRT_ERROR {
-            Err(Error::last(call))
+            Err(Error::last(self.api, call))
         } else {
             Ok(())
         }
@@ -428,9 +635,9 @@ impl Socket {
     fn set_bytes(&self, opt: c_int, v: &[u8], call: &'static str) -> Result<(), Error> {
         let len = c_int::try_from(v.len()).map_err(|_| Error::invalid(call, "value too long"))?;
         // SAFETY: `v` is a live slice of `len` bytes; libsrt copies it.
-        let r = unsafe { srt_setsockflag(self.id, opt, v.as_ptr().cast(), len) };
+        let r = unsafe { (self.api.setsockflag)(self.id, opt, v.as_ptr().cast(), len) };
         if r == SRT_ERROR {
-            Err(Error::last(call))
+            Err(Error::last(self.api, call))
         } else {
             Ok(())
         }
@@ -477,12 +684,12 @@ impl Socket {
         s.set_int(SRTO_CONNTIMEO, t, "SRTO_CONNTIMEO")?;
         let sa = SockAddr::from(addr);
         // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes, alive for the call.
-        let r = unsafe { srt_connect(s.id, sa.as_ptr().cast(), sa.len() as c_int) };
+        let r = unsafe { (s.api.connect)(s.id, sa.as_ptr().cast(), sa.len() as c_int) };
         if r == SRT_ERROR {
-            let mut e = Error::last("srt_connect");
+            let mut e = Error::last(s.api, "srt_connect");
             if e.is_rejected() {
                 // SAFETY: an id; libsrt answers for any.
-                e.reject = Some(unsafe { srt_getrejectreason(s.id) });
+                e.reject = Some(unsafe { (s.api.getrejectreason)(s.id) });
             }
             return Err(e);
         }
@@ -495,9 +702,9 @@ impl Socket {
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize, Error> {
         let len = c_int::try_from(buf.len()).unwrap_or(c_int::MAX);
         // SAFETY: `buf` is a live, writable buffer of at least `len` bytes.
-        let r = unsafe { srt_recvmsg(self.id, buf.as_mut_ptr().cast(), len) };
+        let r = unsafe { (self.api.recvmsg)(self.id, buf.as_mut_ptr().cast(), len) };
         if r == SRT_ERROR {
-            Err(Error::last("srt_recvmsg"))
+            Err(Error::last(self.api, "srt_recvmsg"))
         } else {
             Ok(usize::try_from(r).unwrap_or(0).min(buf.len()))
         }
@@ -508,9 +715,9 @@ impl Socket {
         let mut buf = [0u8; MAX_STREAMID + 1];
         let mut len = buf.len() as c_int;
         // SAFETY: `buf` is writable for `len` bytes; libsrt stores the length written.
-        let r = unsafe { srt_getsockflag(self.id, SRTO_STREAMID, buf.as_mut_ptr().cast(), &mut len) };
+        let r = unsafe { (self.api.getsockflag)(self.id, SRTO_STREAMID, buf.as_mut_ptr().cast(), &mut len) };
         if r == SRT_ERROR {
-            return Err(Error::last("SRTO_STREAMID"));
+            return Err(Error::last(self.api, "SRTO_STREAMID"));
         }
         let n = usize::try_from(len).unwrap_or(0).min(MAX_STREAMID);
         let end = buf[..n].iter().position(|&b| b == 0).unwrap_or(n);
@@ -522,9 +729,9 @@ impl Socket {
         let mut storage = SockAddrStorage::zeroed();
         let mut len = storage.size_of() as c_int;
         // SAFETY: `storage` is a sockaddr_storage of `len` bytes.
-        let r = unsafe { srt_getpeername(self.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len) };
+        let r = unsafe { (self.api.getpeername)(self.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len) };
         if r == SRT_ERROR {
-            return Err(Error::last("srt_getpeername"));
+            return Err(Error::last(self.api, "srt_getpeername"));
         }
         sock_addr(storage, len).ok_or_else(|| Error::invalid("srt_getpeername", "not an IP address"))
     }
@@ -538,9 +745,9 @@ impl Socket {
             _slack: [0; 1024],
         };
         // SAFETY: `buf` is writable and at least as large as libsrt's struct.
-        let r = unsafe { srt_bstats(self.id, &mut buf, 1) };
+        let r = unsafe { (self.api.bstats)(self.id, &mut buf, 1) };
         if r == SRT_ERROR {
-            return Err(Error::last("srt_bstats"));
+            return Err(Error::last(self.api, "srt_bstats"));
         }
         let p = buf.perf;
         Ok(Sample {
@@ -560,7 +767,7 @@ impl Socket {
     pub fn close(&self) {
         // SAFETY: an id; closing an unknown or closed id only returns an error.
         unsafe {
-            srt_close(self.id);
+            (self.api.close)(self.id);
         }
     }
 }
@@ -598,6 +805,8 @@ pub struct ConnId(RawSocket);
 /// Where a listener's hook lives; leaked, see the module's soundness notes.
 struct HookSlot {
     hook: Mutex<Option<Hook>>,
+    /// The library whose thread calls the hook.
+    api: &'static Api,
 }
 
 unsafe extern "C" fn listen_hook(
@@ -632,7 +841,7 @@ unsafe extern "C" fn listen_hook(
         Err(code) => {
             // SAFETY: an id; libsrt answers for any.
             unsafe {
-                srt_setrejectreason(ns, code);
+                (slot.api.setrejectreason)(ns, code);
             }
             -1
         }
@@ -667,11 +876,14 @@ impl Listener {
         }
         let sa = SockAddr::from(addr);
         // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes, alive for the call.
-        let r = unsafe { srt_bind(socket.id, sa.as_ptr().cast(), sa.len() as c_int) };
+        let r = unsafe { (socket.api.bind)(socket.id, sa.as_ptr().cast(), sa.len() as c_int) };
         if r == SRT_ERROR {
-            return Err(Error::last("srt_bind"));
+            return Err(Error::last(socket.api, "srt_bind"));
         }
-        let slot: &'static HookSlot = Box::leak(Box::new(HookSlot { hook: Mutex::new(None) }));
+        let slot: &'static HookSlot = Box::leak(Box::new(HookSlot {
+            hook: Mutex::new(None),
+            api: socket.api,
+        }));
         Ok(Listener { socket, slot })
     }
 
@@ -681,14 +893,14 @@ impl Listener {
         let opaque = (self.slot as *const HookSlot).cast_mut().cast::<c_void>();
         // SAFETY: `listen_hook` matches `srt_listen_callback_fn`; `opaque`
         // points to a leaked, 'static HookSlot (shared access only).
-        let r = unsafe { srt_listen_callback(self.socket.id, Some(listen_hook), opaque) };
+        let r = unsafe { (self.socket.api.listen_callback)(self.socket.id, Some(listen_hook), opaque) };
         if r == SRT_ERROR {
-            return Err(Error::last("srt_listen_callback"));
+            return Err(Error::last(self.socket.api, "srt_listen_callback"));
         }
         // SAFETY: an id and a number.
-        let r = unsafe { srt_listen(self.socket.id, c_int::from(backlog)) };
+        let r = unsafe { (self.socket.api.listen)(self.socket.id, c_int::from(backlog)) };
         if r == SRT_ERROR {
-            return Err(Error::last("srt_listen"));
+            return Err(Error::last(self.socket.api, "srt_listen"));
         }
         Ok(())
     }
@@ -699,11 +911,16 @@ impl Listener {
         let mut storage = SockAddrStorage::zeroed();
         let mut len = storage.size_of() as c_int;
         // SAFETY: `storage` is a sockaddr_storage of `len` bytes.
-        let id = unsafe { srt_accept(self.socket.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len) };
+        let id = unsafe {
+            (self.socket.api.accept)(self.socket.id, (&mut storage as *mut SockAddrStorage).cast(), &mut len)
+        };
         if id == INVALID_SOCK {
-            return Err(Error::last("srt_accept"));
+            return Err(Error::last(self.socket.api, "srt_accept"));
         }
-        let s = Socket { id };
+        let s = Socket {
+            id,
+            api: self.socket.api,
+        };
         s.set_receive_timeout(RECV_WAIT)?;
         Ok((s, ConnId(id), sock_addr(storage, len)))
     }
@@ -711,8 +928,10 @@ impl Listener {
     /// Whether the connection the hook let in as `id` got through the rest
     /// of the handshake (false once libsrt refused it, e.g. its key).
     pub fn is_connected(id: ConnId) -> bool {
+        // A `ConnId` comes from a hook, so libsrt is loaded.
+        let Ok(api) = libsrt() else { return false };
         // SAFETY: an id; libsrt answers for any.
-        unsafe { srt_getsockstate(id.0) == SRTS_CONNECTED }
+        unsafe { (api.getsockstate)(id.0) == SRTS_CONNECTED }
     }
 
     /// Stops listening: wakes `accept`, and the hook rejects from now on.
@@ -749,6 +968,49 @@ mod tests {
         assert_eq!(offset_of!(PerfMon, ms_rcv_buf), 388);
         assert_eq!(offset_of!(PerfMon, ms_rcv_tsb_pd_delay), 392);
         assert_eq!(offset_of!(PerfMon, byte_recv_unique), 488);
+    }
+
+    #[test]
+    fn a_missing_library_gives_an_error_naming_the_package() {
+        let e = load_from(&["libsrt-strom-test-missing.so.9"]).expect_err("no such library");
+        assert!(e.is_unavailable(), "{e}");
+        assert!(!e.is_timeout() && !e.is_rejected() && !e.is_no_server());
+        let text = e.to_string();
+        assert!(text.contains("libsrt-strom-test-missing.so.9"), "{text}");
+        assert!(text.contains("apt-get install libsrt1.5-openssl"), "{text}");
+        assert!(text.starts_with("load libsrt: "), "{text}");
+        assert!(!text.contains("(-2)"), "our own code is not shown: {text}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_library_that_is_not_libsrt_is_refused() {
+        // libc loads but has no srt_getversion.
+        let e = load_from(&["libc.so.6"]).expect_err("not libsrt");
+        assert!(e.is_unavailable(), "{e}");
+        assert!(e.message.contains("libc.so.6: srt_getversion missing"), "{e}");
+    }
+
+    #[test]
+    fn only_libsrt_1_5_and_later_1_x_are_accepted() {
+        assert!(check_version(0x01_04_04).is_err());
+        assert!(check_version(0x01_05_00).is_ok());
+        assert!(check_version(0x01_05_01).is_ok());
+        assert!(check_version(0x01_06_00).is_ok());
+        assert!(check_version(0x02_00_00).is_err());
+        assert!(check_version(0).is_err());
+        let why = check_version(0x01_04_04).expect_err("old");
+        assert!(why.contains("1.4.4"), "{why}");
+    }
+
+    #[test]
+    fn the_system_libsrt_loads_once_with_a_1_5_version() {
+        let api = libsrt().expect("libsrt 1.5 installed (apt-get install libsrt1.5-openssl)");
+        // SAFETY: no arguments, returns a number.
+        let v = unsafe { (api.getversion)() };
+        assert!(check_version(v).is_ok(), "{}", version_text(v));
+        assert!(std::ptr::eq(api, libsrt().expect("loaded")), "loaded once");
+        assert!(version().starts_with(&version_text(v)), "{}", version());
     }
 
     #[test]
@@ -792,7 +1054,7 @@ mod tests {
         let mut len = storage.size_of() as c_int;
         // SAFETY: as in `Socket::peer_addr`.
         let r = unsafe {
-            srt_getsockname(
+            (listener.socket.api.getsockname)(
                 listener.socket.id,
                 (&mut storage as *mut SockAddrStorage).cast(),
                 &mut len,
@@ -826,7 +1088,7 @@ mod tests {
         assert_eq!(peer.map(|p| p.ip()), Some(std::net::IpAddr::from([127, 0, 0, 1])));
         let msg = [0x47u8; 1316];
         // SAFETY: `msg` is a live buffer of its length.
-        let sent = unsafe { srt_sendmsg(caller.id, msg.as_ptr().cast(), msg.len() as c_int, -1, 0) };
+        let sent = unsafe { (caller.api.sendmsg)(caller.id, msg.as_ptr().cast(), msg.len() as c_int, -1, 0) };
         assert_eq!(sent, 1316);
         let mut buf = [0u8; 1500];
         let n = accepted.recv(&mut buf).expect("data");
