@@ -142,4 +142,18 @@ printf '\000hour=1&hour=2&first_seq=1&kind=data&offset=0&len=1' >"$corpus/dvr_cl
 printf '\001{"files":[{"hour":498900,"first_seq":1796042874,"kind":"data","bytes":1480212},{"hour":498900,"first_seq":1796042874,"kind":"index","bytes":256}],"truncated":false}' >"$corpus/dvr_cluster/list"
 printf '\001{"files":[{"hour":-1,"first_seq":0,"kind":"x","bytes":99999999999999}]}' >"$corpus/dvr_cluster/list-bad"
 
+# --- rtmp_chunk, amf0: RTMP sessions and AMF values (written by a test) -------
+(cd "$root" && cargo test -q -p strom-media --lib write_fuzz_seeds -- --ignored)
+
+# --- flv_tag: tag sequences from the FLV fixtures -----------------------------
+(cd "$root/crates/strom-media/tests/fixtures/flv" && python3 fuzz_seeds.py)
+
+# --- srt_streamid: SRT streamids (hand-written) -------------------------------
+mkdir -p "$corpus/srt_streamid"
+printf '#!::r=news,m=publish' >"$corpus/srt_streamid/access_control"
+printf 'studio?password=s3cret&token=abc' >"$corpus/srt_streamid/plain_query"
+printf '#!::u=admin,r=live/cam?token=x,m=publish,s=123,t=stream,x=y' >"$corpus/srt_streamid/all_keys"
+printf '#!::m=request,r=a' >"$corpus/srt_streamid/request"
+printf 'news' >"$corpus/srt_streamid/plain"
+
 du -sh "$corpus"/*
