@@ -161,6 +161,17 @@ fn basic_password(authorization: Option<&str>) -> Option<Vec<u8>> {
 }
 
 /// Compares two secrets in time that depends only on their lengths.
+/// Whether `query` carries the `publish_password` of a stream that has one
+/// (`password=…`, compared in constant time); true when it has none. The
+/// synchronous half of [`Access::authorize_publish`], for a listener that
+/// must answer before it may wait (SRT's listen callback).
+pub fn publish_password_ok(cfg: &strom_config::StreamConfig, query: Option<&str>) -> bool {
+    match &cfg.publish_password {
+        None => true,
+        Some(want) => query_password(query).is_some_and(|p| same(p.as_bytes(), want.as_bytes())),
+    }
+}
+
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -113,6 +113,13 @@ impl PublishSlot {
         }
     }
 
+    /// True while a publisher holds the slot and has sent within
+    /// [`TAKEOVER_STALL`]: a new publisher would be refused as busy.
+    pub fn busy(&self) -> bool {
+        let last = Duration::from_millis(self.last_data_ms.load(Ordering::Relaxed));
+        self.held() && self.epoch.elapsed().saturating_sub(last) < TAKEOVER_STALL
+    }
+
     /// True while a publisher holds the slot.
     fn held(&self) -> bool {
         self.holder.lock().unwrap_or_else(|e| e.into_inner()).is_some()
