@@ -26,7 +26,7 @@ use crate::ingest::{PublishRequest, Refusal};
 use crate::input::publish::PublishChunk;
 use crate::metrics::{KindLabel, ResultLabel};
 use crate::Node;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use strom_media::flv::{FlvIngest, TagKind};
@@ -38,6 +38,12 @@ use tokio_util::sync::CancellationToken;
 
 /// RTMP connections a node holds at once; more are closed at accept.
 pub const MAX_CONNECTIONS: usize = 1024;
+/// Connections not admitted yet (before their publish is accepted) a node
+/// holds at once, and per client address; more are closed at accept.
+pub const MAX_UNADMITTED: usize = 128;
+pub const MAX_UNADMITTED_PER_IP: usize = 8;
+/// Time from accept to the end of the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time from accept to `publish`: handshake, `connect`, `createStream`.
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most bytes read from a socket at once.
@@ -50,6 +56,7 @@ const QUEUE: usize = 32;
 /// Accepts RTMP connections on `listener` until `cancel`.
 pub async fn serve(node: Arc<Node>, listener: TcpListener, cancel: CancellationToken) {
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let gate = Arc::new(Unadmitted::default());
     loop {
         let accepted = tokio::select! {
             _ = cancel.cancelled() => return,
@@ -63,11 +70,24 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, cancel: CancellationT
                 continue;
             }
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
+        let pass = permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .zip(Unadmitted::enter(&gate, peer.ip()));
+        let Some((permit, pending)) = pass else {
             node.metrics
                 .rtmp_connections
                 .get_or_create(&ResultLabel { result: "limit" })
                 .inc();
+            static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(10));
+            if let Some(held_back) = LOG.allow(Instant::now()) {
+                tracing::warn!(
+                    %peer,
+                    also_refused = held_back,
+                    "rtmp connection refused: connection limit reached (per address before publishing, or in all)"
+                );
+            }
             continue;
         };
         let node = node.clone();
@@ -77,9 +97,50 @@ pub async fn serve(node: Arc<Node>, listener: TcpListener, cancel: CancellationT
             let _ = socket.set_nodelay(true);
             tokio::select! {
                 _ = cancel.cancelled() => {}
-                _ = connection(&node, socket, peer) => {}
+                _ = connection(&node, socket, peer, pending) => {}
             }
         });
+    }
+}
+
+/// Connections not admitted yet (before their publish is accepted): at
+/// most [`MAX_UNADMITTED`] in all and [`MAX_UNADMITTED_PER_IP`] per
+/// address, so strangers cannot take the slots reconnecting encoders need.
+#[derive(Default)]
+struct Unadmitted {
+    /// Connections per address; an address leaves when its count is 0.
+    by_ip: std::sync::Mutex<std::collections::HashMap<IpAddr, usize>>,
+}
+
+/// One unadmitted connection's place; given back when dropped (on
+/// admission or when the connection ends).
+struct Pending {
+    gate: Arc<Unadmitted>,
+    ip: IpAddr,
+}
+
+impl Unadmitted {
+    fn enter(gate: &Arc<Unadmitted>, ip: IpAddr) -> Option<Pending> {
+        let mut m = gate.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let total: usize = m.values().sum();
+        let here = m.get(&ip).copied().unwrap_or(0);
+        if total >= MAX_UNADMITTED || here >= MAX_UNADMITTED_PER_IP {
+            return None;
+        }
+        *m.entry(ip).or_default() += 1;
+        Some(Pending { gate: gate.clone(), ip })
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let mut m = self.gate.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -131,13 +192,14 @@ impl Conn {
     }
 }
 
-async fn connection(node: &Arc<Node>, socket: TcpStream, peer: SocketAddr) {
+async fn connection(node: &Arc<Node>, socket: TcpStream, peer: SocketAddr, pending: Pending) {
     let mut c = Conn {
         socket,
-        session: ServerSession::new(Limits::default()),
+        // Tight caps until the publisher is admitted.
+        session: ServerSession::new(Limits::UNADMITTED),
         buf: vec![0; READ_CHUNK],
     };
-    let end = run(node, &mut c, peer).await;
+    let end = run(node, &mut c, peer, pending).await;
     let _ = c.flush().await;
     let result = match end {
         End::Done => None,
@@ -166,11 +228,17 @@ struct Setup {
     expect: Option<(bool, bool)>,
 }
 
-async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr) -> End {
+async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr, pending: Pending) -> End {
     let mut setup = Setup::default();
-    let deadline = tokio::time::Instant::now() + SETUP_TIMEOUT;
+    let started = tokio::time::Instant::now();
     // Handshake, connect, createStream … until a publish.
     let (stream_id, name) = loop {
+        let deadline = started
+            + if c.session.handshake_done() {
+                SETUP_TIMEOUT
+            } else {
+                HANDSHAKE_TIMEOUT
+            };
         match tokio::time::timeout_at(deadline, c.read(node)).await {
             Err(_) => {
                 node.metrics
@@ -180,7 +248,7 @@ async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr) -> End {
                 return End::Error("timeout");
             }
             Ok(Err(kind)) => return End::Error(kind),
-            Ok(Ok(false)) => return End::Done,
+            Ok(Ok(false)) => return End::Refused("closed_before_publish"),
             Ok(Ok(true)) => {}
         }
         let mut publish = None;
@@ -189,6 +257,13 @@ async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr) -> End {
                 ServerEvent::Connected { app, .. } => setup.app = app,
                 ServerEvent::PublishRequested { stream_id, name, .. } if publish.is_none() => {
                     publish = Some((stream_id, name));
+                }
+                ServerEvent::PublishRequested { stream_id, .. } => {
+                    let _ = c.session.reject_publish(
+                        stream_id,
+                        "NetStream.Publish.BadName",
+                        "one published stream per connection",
+                    );
                 }
                 ServerEvent::PlayRequested { stream_id, .. } => {
                     let _ = c.session.reject_play(
@@ -230,10 +305,24 @@ async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr) -> End {
                 Refusal::UnknownStream | Refusal::NotPublishable => "NetStream.Publish.BadName",
             };
             let _ = c.session.reject_publish(stream_id, code, r.describe());
-            tracing::info!(%peer, stream = %crate::util::peer_text(&stream_name), reason = r.result(), "rtmp publisher refused");
+            static LOG: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(10));
+            if let Some(held_back) = LOG.allow(Instant::now()) {
+                tracing::info!(
+                    %peer,
+                    app = %crate::util::peer_text(split_query(&setup.app).0),
+                    stream = %crate::util::peer_text(&stream_name),
+                    reason = r.result(),
+                    also_refused = held_back,
+                    "rtmp publisher refused"
+                );
+            }
             return End::Refused(r.result());
         }
     };
+    // Admitted: the connection leaves the unadmitted pool and gets the
+    // caps of a publisher.
+    drop(pending);
+    c.session.set_limits(Limits::default());
     if c.session.accept_publish(stream_id).is_err() {
         return End::Error("state");
     }
@@ -268,7 +357,7 @@ async fn run(node: &Arc<Node>, c: &mut Conn, peer: SocketAddr) -> End {
     let fed = feeding.await;
     match fed {
         Ok(Ok(bytes)) => tracing::info!(%peer, stream = %stream.name, bytes, "rtmp publisher ended"),
-        Ok(Err(e)) => tracing::info!(%peer, stream = %stream.name, reason = ?e, "rtmp publisher cut off"),
+        Ok(Err(e)) => tracing::info!(%peer, stream = %stream.name, reason = e.describe(), "rtmp publisher cut off"),
         Err(_) => tracing::warn!(%peer, stream = %stream.name, "rtmp publisher task failed"),
     }
     end

@@ -120,6 +120,12 @@ pub struct ChunkDecoder {
 }
 
 impl ChunkDecoder {
+    /// Replaces the caps; what is already held stays (caps only apply to
+    /// what comes next).
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
     pub fn new(limits: Limits) -> Self {
         ChunkDecoder {
             limits,

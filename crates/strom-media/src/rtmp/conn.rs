@@ -52,6 +52,10 @@ impl Conn {
         c
     }
 
+    pub(super) fn set_limits(&mut self, limits: Limits) {
+        self.decoder.set_limits(limits);
+    }
+
     fn new(handshake: Handshake, limits: Limits) -> Self {
         Conn {
             handshake,

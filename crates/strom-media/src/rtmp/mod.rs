@@ -58,6 +58,20 @@ pub struct Limits {
     pub max_held_bytes: usize,
 }
 
+impl Limits {
+    /// Tight caps for a connection that has not been admitted yet (before
+    /// its publish is accepted): commands and the first media tags fit,
+    /// but a stranger cannot make strom hold more than about 3 MiB.
+    /// Widen them with [`ServerSession::set_limits`] once the peer is known.
+    pub const UNADMITTED: Limits = Limits {
+        max_message_len: 1 << 20,
+        max_chunk_streams: 16,
+        max_partial_bytes: 1 << 20,
+        max_streams: 4,
+        max_held_bytes: 1 << 20,
+    };
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {

@@ -141,6 +141,14 @@ impl ServerSession {
         }
     }
 
+    /// Replaces the connection's caps, typically to widen
+    /// [`Limits::UNADMITTED`] to the defaults once the publisher is
+    /// admitted. What is already held stays.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+        self.conn.set_limits(limits);
+    }
+
     /// Consumes received bytes (any split), queuing events and output.
     pub fn feed(&mut self, data: &[u8]) -> Result<(), RtmpError> {
         if let Some(e) = &self.failed {

@@ -602,6 +602,17 @@ fn chunk_size_and_length_limits_close_the_connection() {
 }
 
 #[test]
+fn unadmitted_limits_are_tight_until_widened() {
+    // A video message header announcing 2 MiB.
+    let header = [0x06, 0, 0, 0, 0x20, 0, 0, 9, 1, 0, 0, 0];
+    let mut p = Peer::new(Limits::UNADMITTED);
+    assert_eq!(p.s.feed(&header).expect_err("refused").kind(), "too_large");
+    let mut p = Peer::new(Limits::UNADMITTED);
+    p.s.set_limits(Limits::default());
+    p.s.feed(&header).expect("accepted once widened");
+}
+
+#[test]
 fn media_for_a_stream_not_publishing_is_dropped_and_counted() {
     let mut p = connected_server();
     let video = Message {

@@ -144,6 +144,7 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
         let (tx, mut rx) = mpsc::channel::<PublishChunk>(PUBLISH_QUEUE);
         slot.put(Some(tx));
         let mut feeder = Feeder::new(program);
+        let mut pacer = Pacer::default();
         let mut connected = false;
         loop {
             let chunk = tokio::select! {
@@ -159,22 +160,34 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
                 tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher connected");
                 ctx.state(true, "publisher connected").await;
             }
-            let sent = match chunk {
+            let (events, error) = match chunk {
                 PublishChunk::Ts(bytes) => {
                     let fed = feeder.feed(&ctx, &bytes);
-                    if fed.events.iter().any(|e| matches!(e, DemuxEvent::Frame(_))) {
-                        slot.saw_frame();
-                    }
-                    ctx.send_fed(fed).await
+                    (fed.events, fed.error)
                 }
                 PublishChunk::Events(events, bytes) => {
                     ctx.metrics.input_bytes.inc_by(bytes as u64);
-                    if events.iter().any(|e| matches!(e, DemuxEvent::Frame(_))) {
-                        slot.saw_frame();
-                    }
-                    ctx.send_events(events).await
+                    (events, None)
                 }
             };
+            let newest = events
+                .iter()
+                .filter_map(|e| match e {
+                    DemuxEvent::Frame(f) => Some(f.dts),
+                    DemuxEvent::Tracks(_) => None,
+                })
+                .next_back();
+            if let Some(dts) = newest {
+                slot.saw_frame();
+                // A publisher ahead of real time waits here; the queue
+                // behind fills and its connection stops being read.
+                let wait = pacer.delay(dts, Instant::now());
+                if !wait.is_zero() && !ctx.sleep(wait).await {
+                    slot.put(None);
+                    return;
+                }
+            }
+            let sent = ctx.send_fed(super::Fed { events, error }).await;
             if !sent {
                 return;
             }
@@ -187,6 +200,63 @@ pub async fn run(program: Option<u16>, ctx: InputCtx) {
             tracing::info!(stream = %ctx.stream, input = ctx.index(), "publisher disconnected");
             ctx.state(false, "publisher disconnected").await;
         }
+    }
+}
+
+/// How far ahead of real time a publisher may send media before it is
+/// held back.
+pub const PACE_LEAD: Duration = Duration::from_secs(3);
+/// A timestamp step larger than this (either way) starts pacing afresh.
+const PACE_JUMP: i64 = 10 * strom_media::CLOCK_HZ;
+
+/// Holds a publisher to real time: media timestamps may run at most
+/// [`PACE_LEAD`] ahead of the wall-clock time since the publisher started
+/// (or since its timestamps last jumped). A publisher that sends faster (an
+/// encoder without `-re`, a backlog burst, a flood) is slowed to real time
+/// instead of pushing the stream's timeline into the future. Pure: takes
+/// `now`; timestamps are raw 33-bit 90 kHz values, unwrapped here.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    /// Newest raw DTS seen.
+    newest: Option<i64>,
+    /// Media time since the origin, 90 kHz ticks.
+    media: i64,
+    /// When media time 0 was (or is taken to have been) sent.
+    origin: Option<Instant>,
+}
+
+impl Pacer {
+    /// How long to wait before passing on a frame with raw DTS `dts`.
+    pub fn delay(&mut self, dts: i64, now: Instant) -> Duration {
+        let (Some(newest), Some(origin)) = (self.newest, self.origin) else {
+            return self.restart(dts, now);
+        };
+        let step = strom_media::ts::wrap_delta(newest, dts);
+        if step.abs() > PACE_JUMP {
+            return self.restart(dts, now);
+        }
+        if step > 0 {
+            self.media += step;
+            self.newest = Some(dts);
+        }
+        let media = Duration::from_micros((self.media.max(0) as u64).saturating_mul(100) / 9);
+        let wall = now.saturating_duration_since(origin);
+        if media > wall + PACE_LEAD {
+            return media - wall - PACE_LEAD;
+        }
+        // A publisher that fell more than the lead behind (a stall) is
+        // taken as in step again: it earns no credit for a later burst.
+        if wall > media + PACE_LEAD {
+            self.origin = Some(now.checked_sub(media).unwrap_or(origin));
+        }
+        Duration::ZERO
+    }
+
+    fn restart(&mut self, dts: i64, now: Instant) -> Duration {
+        self.newest = Some(dts);
+        self.media = 0;
+        self.origin = Some(now);
+        Duration::ZERO
     }
 }
 
@@ -206,6 +276,18 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// Words for logs: `busy`, `silent`, `input stopped`, `replaced by a
+    /// new publisher`, `unreadable body`.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            PublishError::Busy => "busy",
+            PublishError::Silent => "silent",
+            PublishError::InputStopped => "input stopped",
+            PublishError::Replaced => "replaced by a new publisher",
+            PublishError::BadBody => "unreadable body",
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             PublishError::Busy | PublishError::Replaced => StatusCode::CONFLICT,
@@ -355,5 +437,54 @@ where
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 90;
+
+    #[test]
+    fn real_time_passes_and_a_burst_waits_past_the_lead() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        // Real time: 40 ms frames sent every 40 ms never wait.
+        for i in 0..100 {
+            let at = t0 + Duration::from_millis(40 * i as u64);
+            assert_eq!(p.delay(i * 40 * MS, at), Duration::ZERO);
+        }
+        // Everything at once: free up to the lead, then held to real time.
+        let mut p = Pacer::default();
+        assert_eq!(p.delay(0, t0), Duration::ZERO);
+        assert_eq!(p.delay(3000 * MS, t0), Duration::ZERO);
+        assert_eq!(p.delay(5000 * MS, t0), Duration::from_secs(2));
+        assert_eq!(p.delay(5000 * MS, t0 + Duration::from_secs(2)), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_stall_earns_no_credit_and_jumps_restart() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        assert_eq!(p.delay(0, t0), Duration::ZERO);
+        // 20 s of silence, then a burst of 9 s of media in no time.
+        let later = t0 + Duration::from_secs(20);
+        assert_eq!(p.delay(1000 * MS, later), Duration::ZERO);
+        assert_eq!(p.delay(9000 * MS, later), Duration::from_secs(5));
+        // A jump of a minute starts afresh.
+        let mut p = Pacer::default();
+        assert_eq!(p.delay(0, t0), Duration::ZERO);
+        assert_eq!(p.delay(60_000 * MS, t0), Duration::ZERO);
+        assert_eq!(p.delay(65_000 * MS, t0), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_33_bit_wrap_is_a_small_step() {
+        let t0 = Instant::now();
+        let mut p = Pacer::default();
+        let wrap = strom_media::ts::TS_WRAP;
+        assert_eq!(p.delay(wrap - 1000 * MS, t0), Duration::ZERO);
+        assert_eq!(p.delay(4000 * MS, t0), Duration::from_secs(2));
     }
 }
