@@ -514,13 +514,13 @@ impl Checker<'_> {
                 continue;
             }
             match k {
-                "latency" => match parse_number(v) {
-                    Some(ms) if crate::SRT_LATENCY_MS.contains(&ms) => l.latency = Duration::from_millis(ms),
-                    _ => {
+                "latency" => match crate::input::parse_srt_latency(v) {
+                    Some(d) => l.latency = d,
+                    None => {
                         self.d.error(
                             o.pos,
                             format!(
-                                "bad latency `{v}`: expected milliseconds {}..={}",
+                                "bad latency `{v}`: expected milliseconds {}..={} (or a duration such as 300ms)",
                                 crate::SRT_LATENCY_MS.start(),
                                 crate::SRT_LATENCY_MS.end()
                             ),

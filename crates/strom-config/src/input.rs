@@ -338,11 +338,11 @@ fn parse_srt(s: &str, rest: &str) -> Result<Input, InputError> {
                 if latency.is_some() {
                     return bad(&twice(key));
                 }
-                match crate::value::parse_number(value) {
-                    Some(ms) if SRT_LATENCY_MS.contains(&ms) => latency = Some(std::time::Duration::from_millis(ms)),
-                    _ => {
+                match parse_srt_latency(value) {
+                    Some(d) => latency = Some(d),
+                    None => {
                         return bad(&format!(
-                            "bad latency `{value}`: expected milliseconds {}..={}",
+                            "bad latency `{value}`: expected milliseconds {}..={} (or a duration such as 300ms)",
                             SRT_LATENCY_MS.start(),
                             SRT_LATENCY_MS.end()
                         ))
@@ -375,6 +375,17 @@ fn parse_srt(s: &str, rest: &str) -> Result<Input, InputError> {
         latency: latency.unwrap_or(SRT_DEFAULT_LATENCY),
         program,
     })
+}
+
+/// An SRT latency: a bare number is milliseconds (as libsrt's option), or
+/// a duration with a unit (`300ms`, `1s`); within [`SRT_LATENCY_MS`].
+pub(crate) fn parse_srt_latency(s: &str) -> Option<std::time::Duration> {
+    let d = match crate::value::parse_number(s) {
+        Some(ms) => std::time::Duration::from_millis(ms),
+        None => crate::value::parse_duration(s)?,
+    };
+    let ms = u64::try_from(d.as_millis()).ok()?;
+    (SRT_LATENCY_MS.contains(&ms) && d.subsec_nanos() % 1_000_000 == 0).then_some(d)
 }
 
 /// Decodes `%XX` escapes into UTF-8 text; `None` on a bad escape or invalid UTF-8.

@@ -1881,6 +1881,12 @@ fn rtmp_and_srt_listeners_parse_and_print_back() {
     assert_eq!(c.srt[1].addr, addr("127.0.0.1:9999"));
     assert_eq!(c.srt[1].latency, Duration::from_millis(250));
     assert_eq!(c.srt[1].passphrase.as_deref(), Some("0123456789ab"));
+    let c = ok("srt 9998 latency=300ms;\nstream a { input publish://; input srt://h:1?latency=1s; }\n");
+    assert_eq!(c.srt[0].latency, Duration::from_millis(300));
+    match &c.streams[0].inputs[1] {
+        Input::Srt { latency, .. } => assert_eq!(*latency, Duration::from_secs(1)),
+        other => panic!("{other:?}"),
+    }
     let back = ok(&c.to_text());
     assert_eq!(back, c);
 }

@@ -96,7 +96,7 @@ pub struct Metrics {
     srt_packets: Family<StreamKind, Counter>,
     /// RTMP connections by how they ended up: `published`, `unknown_stream`,
     /// `not_publishable`, `unauthorized`, `busy`, `unavailable`,
-    /// `rate_limited`, `play_refused`, `limit`, `error`.
+    /// `rate_limited`, `play_refused`, `closed_before_publish`, `limit`, `error`.
     pub rtmp_connections: Family<ResultLabel, Counter>,
     /// RTMP protocol errors by kind (`handshake`, `chunk_size`, `too_large`,
     /// `amf`, `protocol`, `timeout`, ...).
@@ -354,7 +354,7 @@ impl Metrics {
         );
         r.register(
             "rtmp_connections",
-            "RTMP connections by result (published, unknown_stream, not_publishable, unauthorized, busy, unavailable, rate_limited, play_refused, limit, error)",
+            "RTMP connections by result (published, unknown_stream, not_publishable, unauthorized, busy, unavailable, rate_limited, play_refused, closed_before_publish, limit, error)",
             m.rtmp_connections.clone(),
         );
         r.register(
