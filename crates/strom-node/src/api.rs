@@ -36,8 +36,9 @@ pub struct SourcesResponse {
 fn srt_info(m: &crate::metrics::StreamMetrics) -> Option<strom_api::SrtInfo> {
     let rtt = m.srt_rtt_seconds.get();
     (rtt > 0.0).then(|| strom_api::SrtInfo {
-        rtt_ms: rtt * 1000.0,
-        receive_buffer_ms: m.srt_receive_buffer_seconds.get() * 1000.0,
+        // To 0.1 ms: what SRT measures, printed without float noise.
+        rtt_ms: (rtt * 10_000.0).round() / 10.0,
+        receive_buffer_ms: (m.srt_receive_buffer_seconds.get() * 10_000.0).round() / 10.0,
         packets_lost: m.srt_packets_lost.get(),
         packets_retransmitted: m.srt_packets_retransmitted.get(),
         packets_dropped: m.srt_packets_dropped.get(),

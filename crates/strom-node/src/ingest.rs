@@ -131,7 +131,7 @@ impl Publisher {
     /// [`crate::input::publish::claim`]): [`Refusal::Busy`] while another
     /// publisher is sending.
     pub async fn claim(self) -> Result<Claimed, Refusal> {
-        match crate::input::publish::claim(&self.slot, self.wait).await {
+        match crate::input::publish::claim(&self.slot, self.wait, &self.stream.name).await {
             Ok(claim) => Ok(Claimed { publisher: self, claim }),
             Err(_) => Err(Refusal::Busy),
         }

@@ -71,8 +71,13 @@ pub struct Node {
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: SocketAddr, source: std::io::Error },
+    /// `what` is the listener's directive: `http`, `rtmp`, `srt`.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("http server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -218,20 +223,29 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Node
     }
     let mut listeners = Vec::new();
     for addr in &config.http {
-        let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;
+        let l = net::listen(*addr).map_err(|source| NodeError::Bind {
+            what: "http",
+            addr: *addr,
+            source,
+        })?;
         let bound = l.local_addr().unwrap_or(*addr);
         tracing::info!(addr = %bound, "listening");
         listeners.push(l);
     }
     let mut rtmp_listeners = Vec::new();
     for addr in &config.rtmp {
-        let l = net::listen(*addr).map_err(|source| NodeError::Bind { addr: *addr, source })?;
+        let l = net::listen(*addr).map_err(|source| NodeError::Bind {
+            what: "rtmp",
+            addr: *addr,
+            source,
+        })?;
         tracing::info!(addr = %l.local_addr().unwrap_or(*addr), "rtmp listening");
         rtmp_listeners.push(l);
     }
     let mut srt_listeners = Vec::new();
     for l in &config.srt {
         let b = srt::bind(l).map_err(|e| NodeError::Bind {
+            what: "srt",
             addr: l.addr,
             source: std::io::Error::other(e),
         })?;

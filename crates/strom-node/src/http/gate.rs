@@ -208,7 +208,7 @@ async fn publish(node: &Node, stream: Arc<Stream>, r: &PlayRequest, req: Request
         Duration::ZERO
     };
     let idle = stream.cfg().source_timeout;
-    match crate::input::publish::accept(&slot, req.into_body(), idle, wait).await {
+    match crate::input::publish::accept(&slot, &stream.name, req.into_body(), idle, wait).await {
         Ok(total) => {
             tracing::info!(stream = %stream.name, bytes = total, "publisher finished");
             (StatusCode::OK, format!("received {total} bytes\n")).into_response()

@@ -303,18 +303,20 @@ impl PublishError {
 /// [`PublishError::BadBody`].
 pub async fn accept(
     slot: &Arc<PublishSlot>,
+    stream: &str,
     body: Body,
     idle: Duration,
     wait: Duration,
 ) -> Result<usize, PublishError> {
     let chunks = body.into_data_stream().map(|r| r.map(PublishChunk::Ts));
-    accept_source(slot, chunks, idle, wait).await
+    accept_source(slot, stream, chunks, idle, wait).await
 }
 
 /// Feeds one publisher's chunks into the slot's input: [`claim`], then
 /// [`Claim::feed`]. Returns the bytes received.
 pub async fn accept_source<S, E>(
     slot: &Arc<PublishSlot>,
+    stream: &str,
     source: S,
     idle: Duration,
     wait: Duration,
@@ -322,7 +324,7 @@ pub async fn accept_source<S, E>(
 where
     S: futures_util::Stream<Item = Result<PublishChunk, E>> + Unpin,
 {
-    claim(slot, wait).await?.feed(source, idle).await
+    claim(slot, wait, stream).await?.feed(source, idle).await
 }
 
 /// The right to feed a stream's `publish://` input, held by one publisher;
@@ -349,7 +351,7 @@ impl Drop for Claim {
 /// holds the slot (the previous one has just left). A publisher holding
 /// the slot without sending for [`TAKEOVER_STALL`] is cut off and replaced;
 /// one that is still sending makes this one [`PublishError::Busy`] at once.
-pub async fn claim(slot: &Arc<PublishSlot>, wait: Duration) -> Result<Claim, PublishError> {
+pub async fn claim(slot: &Arc<PublishSlot>, wait: Duration, stream: &str) -> Result<Claim, PublishError> {
     let mut deadline = tokio::time::Instant::now() + wait.max(SLOT_GRACE);
     let mut took_over = false;
     let tx = loop {
@@ -370,7 +372,7 @@ pub async fn claim(slot: &Arc<PublishSlot>, wait: Duration) -> Result<Claim, Pub
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     if took_over {
-        tracing::info!("publisher took over from a stalled one");
+        tracing::info!(stream, "publisher took over from a stalled one");
     }
     let me = slot.next_holder.fetch_add(1, Ordering::Relaxed);
     let cut = CancellationToken::new();
