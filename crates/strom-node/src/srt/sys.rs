@@ -25,6 +25,16 @@
 //! (`apt-get install libsrt1.5-openssl`); the outcome is kept for the
 //! process, so strom must be restarted after installing it.
 //!
+//! # Buffers
+//!
+//! Every socket strom opens, listener or caller, gets the same pre-bind
+//! options before `bind`/`connect` ([`FLOW_WINDOW_PACKETS`] for the
+//! flow-control window and receive buffer, [`UDP_RECEIVE_BUFFER`] for the
+//! UDP socket), and a listener's accepted connections inherit them. libsrt
+//! reports the options it was given, not what the kernel granted (it does
+//! not expose its UDP socket), so a kernel cap is found by comparing with
+//! `net.core.rmem_max` and logged once per process.
+//!
 //! # Soundness
 //!
 //! - Opening the library runs its initializers; only libsrt's own names
@@ -82,6 +92,9 @@ const SRT_ERROR: c_int = -1;
 
 // SRT_SOCKOPT values (srt.h).
 const SRTO_RCVSYN: c_int = 2;
+const SRTO_FC: c_int = 4;
+const SRTO_RCVBUF: c_int = 6;
+const SRTO_UDP_RCVBUF: c_int = 9;
 const SRTO_RCVTIMEO: c_int = 14;
 const SRTO_LATENCY: c_int = 23;
 const SRTO_PASSPHRASE: c_int = 26;
@@ -108,6 +121,33 @@ const RECV_WAIT: Duration = Duration::from_millis(500);
 
 /// Longest streamid libsrt carries (`CSrtConfig::MAX_SID_LENGTH`), bytes.
 pub const MAX_STREAMID: usize = 512;
+
+/// SRT receive buffer and flow-control window (`SRTO_RCVBUF`, `SRTO_FC`),
+/// packets. libsrt's default buffer (8192 packets, about 86 Mbit of 1316-byte
+/// payloads: 1 s of latency at 80 Mbit/s) with the window cut from libsrt's
+/// 25600 to the same 8192: libsrt never lets more than the smaller of the
+/// two be in flight anyway (it advertises `min(RCVBUF, FC)` in the
+/// handshake), but it sizes each connection's receiver loss list by `FC`,
+/// so this takes ~16 bytes × 17408 off every connection: ~480 KB each
+/// instead of ~760 KB (RSS measured with libsrt 1.5.1, callers with
+/// libsrt's defaults; the caller's own window does not change it). libsrt
+/// 1.5 requires `RCVBUF ≤ FC × (MSS − 28)` and silently cuts a larger one,
+/// so `FC` is set first.
+pub const FLOW_WINDOW_PACKETS: usize = 8192;
+
+/// Bytes per packet libsrt counts in `SRTO_RCVBUF`: MSS 1500 minus the 28
+/// bytes of the IPv4 and UDP headers.
+const RCVBUF_BYTES_PER_PACKET: usize = 1500 - 28;
+
+/// The UDP socket's receive buffer (`SRTO_UDP_RCVBUF`, `SO_RCVBUF`), bytes:
+/// what the kernel may queue for libsrt's receiver thread, shared by every
+/// connection of a listener (one UDP socket per port). Raised above
+/// libsrt's default (8192 × 1500 bytes) so a burst of a flood, or of a
+/// publisher's retransmissions, waits in the kernel instead of being
+/// dropped there: 16 MiB is ~11,000 full-size datagrams, ~130 ms of a
+/// 90,000 packets/s flood. The kernel caps it at `net.core.rmem_max`;
+/// [`note_kernel_cap`] says so once.
+pub const UDP_RECEIVE_BUFFER: usize = 16 << 20;
 
 /// `SRT_TRACEBSTATS` (`struct CBytePerfMon`), srt.h of libsrt 1.5.1.
 #[repr(C)]
@@ -596,6 +636,42 @@ fn count(v: c_int) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
+/// Where Linux keeps the largest `SO_RCVBUF` an unprivileged socket gets,
+/// bytes.
+const RMEM_MAX: &str = "/proc/sys/net/core/rmem_max";
+
+/// Whether Linux gives a socket less receive buffer than `requested` bytes
+/// when `net.core.rmem_max` is `rmem_max`: `SO_RCVBUF` is cut to
+/// `rmem_max` (then doubled for the kernel's bookkeeping), and libsrt asks
+/// with plain `SO_RCVBUF`, never `SO_RCVBUFFORCE`.
+fn kernel_caps(requested: usize, rmem_max: usize) -> bool {
+    requested > rmem_max
+}
+
+/// Says once per process, as a warning, that the kernel caps
+/// [`UDP_RECEIVE_BUFFER`] (libsrt cannot tell: it asks and takes what it
+/// gets, and reports what it asked for); silent where `rmem_max` cannot be
+/// read (not Linux).
+fn note_kernel_cap() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Some(max) = std::fs::read_to_string(RMEM_MAX)
+            .ok()
+            .and_then(|t| t.trim().parse::<usize>().ok())
+        else {
+            return;
+        };
+        if kernel_caps(UDP_RECEIVE_BUFFER, max) {
+            tracing::warn!(
+                requested_bytes = UDP_RECEIVE_BUFFER,
+                rmem_max = max,
+                "the kernel caps SRT's UDP receive buffer at net.core.rmem_max: bursts and floods may drop \
+                 packets before libsrt reads them (raise it: sysctl -w net.core.rmem_max={UDP_RECEIVE_BUFFER})"
+            );
+        }
+    });
+}
+
 /// An SRT socket; closed on drop.
 #[derive(Debug)]
 pub struct Socket {
@@ -632,6 +708,21 @@ impl Socket {
         }
     }
 
+    /// An integer option's value (as libsrt keeps it, not what the kernel
+    /// granted).
+    #[cfg(test)]
+    fn get_int(&self, opt: c_int, call: &'static str) -> Result<c_int, Error> {
+        let mut v: c_int = 0;
+        let mut len = std::mem::size_of::<c_int>() as c_int;
+        // SAFETY: `v` is a writable c_int and `len` its size.
+        let r = unsafe { (self.api.getsockflag)(self.id, opt, (&mut v as *mut c_int).cast(), &mut len) };
+        if r == SRT_ERROR {
+            Err(Error::last(self.api, call))
+        } else {
+            Ok(v)
+        }
+    }
+
     fn set_bytes(&self, opt: c_int, v: &[u8], call: &'static str) -> Result<(), Error> {
         let len = c_int::try_from(v.len()).map_err(|_| Error::invalid(call, "value too long"))?;
         // SAFETY: `v` is a live slice of `len` bytes; libsrt copies it.
@@ -643,10 +734,21 @@ impl Socket {
         }
     }
 
-    /// Live mode, latency and, if given, the passphrase (10–79 characters,
-    /// AES with the caller's key length).
+    /// Live mode, buffers ([`FLOW_WINDOW_PACKETS`], [`UDP_RECEIVE_BUFFER`]),
+    /// latency and, if given, the passphrase (10–79 characters, AES with
+    /// the caller's key length). Pre-bind options: before `bind` or
+    /// `connect`; accepted sockets inherit the listener's.
     fn configure(&self, latency: Duration, passphrase: Option<&str>) -> Result<(), Error> {
         self.set_int(SRTO_TRANSTYPE, SRTT_LIVE, "SRTO_TRANSTYPE")?;
+        // FC first: libsrt cuts RCVBUF to FC packets.
+        self.set_int(SRTO_FC, FLOW_WINDOW_PACKETS as c_int, "SRTO_FC")?;
+        self.set_int(
+            SRTO_RCVBUF,
+            (FLOW_WINDOW_PACKETS * RCVBUF_BYTES_PER_PACKET) as c_int,
+            "SRTO_RCVBUF",
+        )?;
+        self.set_int(SRTO_UDP_RCVBUF, UDP_RECEIVE_BUFFER as c_int, "SRTO_UDP_RCVBUF")?;
+        note_kernel_cap();
         let latency_ms = c_int::try_from(latency.as_millis()).unwrap_or(c_int::MAX);
         self.set_int(SRTO_LATENCY, latency_ms, "SRTO_LATENCY")?;
         if let Some(p) = passphrase {
@@ -801,6 +903,14 @@ pub type Hook = Box<dyn Fn(ConnId, &[u8]) -> HookVerdict + Send + Sync>;
 /// [`Listener::state_of`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ConnId(RawSocket);
+
+#[cfg(test)]
+impl ConnId {
+    /// An id for tests of hooks; libsrt knows no socket by it.
+    pub(crate) fn for_test(n: i32) -> ConnId {
+        ConnId(n)
+    }
+}
 
 /// Where a listener's hook lives; leaked, see the module's soundness notes.
 struct HookSlot {
@@ -971,6 +1081,33 @@ mod tests {
     }
 
     #[test]
+    fn the_kernel_cap_is_noticed_only_when_it_cuts() {
+        // Debian's default rmem_max (208 KiB) cuts 16 MiB; a raised one does not.
+        assert!(kernel_caps(UDP_RECEIVE_BUFFER, 212_992));
+        assert!(kernel_caps(UDP_RECEIVE_BUFFER, UDP_RECEIVE_BUFFER - 1));
+        assert!(!kernel_caps(UDP_RECEIVE_BUFFER, UDP_RECEIVE_BUFFER));
+        assert!(!kernel_caps(UDP_RECEIVE_BUFFER, 64 << 20));
+    }
+
+    #[test]
+    fn sockets_get_the_buffers_and_window() {
+        let s = Socket::new().expect("libsrt");
+        // libsrt's defaults, for contrast: a 25600-packet window.
+        assert_eq!(s.get_int(SRTO_FC, "SRTO_FC").expect("fc"), 25_600);
+        s.configure(Duration::from_millis(120), None).expect("configure");
+        assert_eq!(s.get_int(SRTO_FC, "SRTO_FC").expect("fc") as usize, FLOW_WINDOW_PACKETS);
+        // Not cut by the window: all 8192 packets of buffer are there.
+        assert_eq!(
+            s.get_int(SRTO_RCVBUF, "SRTO_RCVBUF").expect("rcvbuf") as usize,
+            FLOW_WINDOW_PACKETS * RCVBUF_BYTES_PER_PACKET
+        );
+        assert_eq!(
+            s.get_int(SRTO_UDP_RCVBUF, "SRTO_UDP_RCVBUF").expect("udp rcvbuf") as usize,
+            UDP_RECEIVE_BUFFER
+        );
+    }
+
+    #[test]
     fn a_missing_library_gives_an_error_naming_the_package() {
         let e = load_from(&["libsrt-strom-test-missing.so.9"]).expect_err("no such library");
         assert!(e.is_unavailable(), "{e}");
@@ -1085,6 +1222,15 @@ mod tests {
         .expect("connects");
         let (accepted, _, peer) = listener.accept().expect("accept");
         assert_eq!(accepted.stream_id().expect("streamid"), b"ok");
+        // An accepted connection has the listener's window and buffer.
+        assert_eq!(
+            accepted.get_int(SRTO_FC, "SRTO_FC").expect("fc") as usize,
+            FLOW_WINDOW_PACKETS
+        );
+        assert_eq!(
+            accepted.get_int(SRTO_RCVBUF, "SRTO_RCVBUF").expect("rcvbuf") as usize,
+            FLOW_WINDOW_PACKETS * RCVBUF_BYTES_PER_PACKET
+        );
         assert_eq!(peer.map(|p| p.ip()), Some(std::net::IpAddr::from([127, 0, 0, 1])));
         let msg = [0x47u8; 1316];
         // SAFETY: `msg` is a live buffer of its length.
