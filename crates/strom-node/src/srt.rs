@@ -11,70 +11,128 @@
 //!   `NAME`, either with `?query` (the publish query: `password=…`).
 //! - **Admission, in two steps.** libsrt asks a hook, on its own thread and
 //!   before the handshake completes, whether to take a caller: the hook
-//!   answers at once from what it knows without waiting (connection cap,
-//!   streamid syntax and mode, the stream exists and takes publishers) and
-//!   refuses with the access-control reject codes (1400 bad request, 1402
-//!   overload, 1403 forbidden, 1404 not found, 1405 bad mode). libsrt then
-//!   checks the passphrase. What needs waiting (`publish_password`,
-//!   `on_publish`, a busy stream) is [`crate::ingest::admit`] and
-//!   [`crate::ingest::Publisher::run`] after the connection is up: a refusal
-//!   there closes it before any media is read.
+//!   answers at once from what it knows without waiting and refuses with
+//!   the access-control reject codes (SRT Access Control guidelines,
+//!   libsrt `access_control.h`), so the caller never sees a connection:
+//!   1400 bad request (streamid syntax), 1405 bad mode, 1415 unsupported
+//!   type, 1404 not found, 1403 forbidden (no `publish://` input),
+//!   1401 unauthorized (the stream has a `publish_password`, no `on_publish`
+//!   of its own or global, and the streamid's query has no or a wrong
+//!   `password=`; compared in constant time), 1409 conflict (the stream's
+//!   publisher is still sending: [`crate::input::publish::PublishSlot::busy`]),
+//!   1402 overload (the connection cap). A wrong password is answered by
+//!   the hook only within a budget ([`FAST_DENIALS_PER_SEC`]); past it, and
+//!   for streams with `on_publish`, the caller goes on to the async step,
+//!   which limits guesses per address: answering in the hook never makes
+//!   password guessing faster. A stream whose password the hook could not
+//!   check is not reported busy to a caller that may not publish. libsrt
+//!   then checks the passphrase. [`crate::ingest::admit`] and
+//!   [`crate::ingest::Publisher::claim`] after the connection is up stay
+//!   the final authority (`on_publish`, per-address limits, a slot taken
+//!   meanwhile): a refusal there closes the connection before any media is
+//!   read ([`REFUSED_CLOSE_DELAY`] after `accept`, so the caller learns of
+//!   it at once).
+//! - **Connection cap** ([`MAX_CONNECTIONS`], 128 per listener): libsrt
+//!   allocates per connection, once the hook let it in, ~480 KB of
+//!   bookkeeping with strom's window and buffer
+//!   ([`sys::FLOW_WINDOW_PACKETS`]; ~760 KB with libsrt's defaults), so
+//!   128 callers cost ~60 MiB before they send anything. The cap counts
+//!   accepted connections and handshakes the hook let in that libsrt has
+//!   not settled yet. libsrt sizes these structures when the handshake
+//!   completes and cannot shrink them later, so there is no cheaper state
+//!   for a caller not yet admitted. The media a connection holds inside
+//!   libsrt comes on top: normally its latency's worth, at most the
+//!   receive buffer (8192 packets, ~12 MB) for one that is not read (while
+//!   `on_publish` is asked) or that stalls the stream's input.
 //! - **Reading**: one thread per connection blocks in `srt_recvmsg` (at most
 //!   500 ms at a time) and hands each message (up to 1456 bytes of TS) to
 //!   the async side through a bounded channel ([`CHUNK_QUEUE`]); when that
 //!   is full the thread waits and libsrt's receive buffer (bounded by its
-//!   latency) absorbs or drops, so memory stays bounded.
+//!   latency and [`sys::FLOW_WINDOW_PACKETS`]) absorbs or drops, so memory
+//!   stays bounded.
+//! - **UDP receive buffer**: [`sys::UDP_RECEIVE_BUFFER`] (16 MiB) for the
+//!   listener's socket, shared by all its connections, and each caller
+//!   input's, so a flood's bursts wait in the kernel rather than push out
+//!   the publishers' packets; the kernel caps it at `net.core.rmem_max`,
+//!   which is logged once. libsrt 1.5 counts nothing for packets from
+//!   unknown peers or unknown socket ids (they are answered or dropped
+//!   inside its receiver thread, without a statistic), so strom cannot
+//!   export such a count; what a flood costs shows as the publishers' lost
+//!   and dropped packets.
 //! - **Statistics** every second into the stream's metrics ([`Stats`]):
 //!   RTT, receive buffer, and lost, retransmitted and too-late-dropped
 //!   packets since the previous sample; the gauges go to 0 on disconnect.
 //!
 //! Every caller that reaches the hook or the accept queue is counted once
-//! in `strom_srt_connections_total{result}`: `accepted` (it started
-//! feeding the stream), a refusal (`limit`, `bad_streamid`,
+//! in `strom_srt_connections_total{result}`: `accepted` (it took the
+//! stream's publisher slot), a refusal (`limit`, `bad_streamid`,
 //! `unknown_stream`, `not_publishable`, `unauthorized`, `busy`, …),
 //! `encryption` (the hook let it in but libsrt refused it after: a wrong or
 //! missing passphrase, or encryption the listener does not have), `error`.
+//! Log lines: one when an accepted publisher starts and one when it ends;
+//! refusals and errors at most once per [`REFUSAL_LOG_EVERY`] each, with
+//! how many were held back, so a crowd of callers cannot flood the log.
 //! Strangers' packets and handshakes that never complete cost nothing
 //! lasting: libsrt answers an induction statelessly (SYN cookie).
 
 pub(crate) mod sys;
 
 use crate::ingest::{self, PublishRequest};
-use crate::input::publish::{PublishChunk, PublishError};
+use crate::input::publish::PublishChunk;
 use crate::metrics::{ResultLabel, StreamMetrics};
 use crate::Node;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use strom_config::SrtListen;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Most connections one listener serves at once; the hook refuses more
-/// (1402, counted as `limit`).
-pub const MAX_CONNECTIONS: usize = 256;
+/// Most connections one listener holds at once, accepted or with a
+/// handshake the hook let in and libsrt has not settled; the hook refuses
+/// more (1402, counted as `limit`). 128 × ~480 KB inside libsrt ≈ 60 MiB
+/// (see the module docs).
+pub const MAX_CONNECTIONS: usize = 128;
 /// Handshakes libsrt queues for `accept` (`srt_listen` backlog).
 const BACKLOG: u16 = 64;
 /// Messages buffered between a connection's reader thread and its task.
 pub const CHUNK_QUEUE: usize = 1024;
 /// How often connection statistics are sampled.
 pub const STATS_EVERY: Duration = Duration::from_secs(1);
-/// Handshakes the hook let in whose outcome is still being watched (for
-/// the `encryption` count); more are let in but not watched.
-const MAX_WATCHED: usize = 1024;
-/// After this, a handshake the hook let in but that never reached
-/// `accept` is taken as refused by libsrt.
-const HANDSHAKE_SETTLE: Duration = Duration::from_secs(1);
+/// libsrt finishes a handshake (passphrase included) on its receiver
+/// thread right after the hook returns; one the hook let in that is not
+/// connected this long after is taken as refused by libsrt (`encryption`)
+/// and stops counting against [`MAX_CONNECTIONS`].
+const HANDSHAKE_SETTLE: Duration = Duration::from_millis(250);
+/// A connected handshake not accepted within this stops being watched.
+const ACCEPT_SETTLE: Duration = Duration::from_secs(5);
+/// How long a connection refused after `accept` stays open before it is
+/// closed: libsrt 1.5.1 drops a shutdown that reaches a caller within a
+/// few milliseconds of its handshake (the caller then sees the connection
+/// up until its 5 s peer-idle timeout); closing a little later tells it
+/// at once.
+pub const REFUSED_CLOSE_DELAY: Duration = Duration::from_millis(100);
+/// At most one refusal (or error) line per this, per kind.
+pub const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
+/// Wrong `publish_password`s the hook refuses itself, per second (over
+/// all callers of a listener), and at once ([`FAST_DENIALS_BURST`]);
+/// beyond, callers go to [`ingest::admit`], which limits attempts per
+/// address.
+pub const FAST_DENIALS_PER_SEC: f64 = 5.0;
+/// See [`FAST_DENIALS_PER_SEC`].
+pub const FAST_DENIALS_BURST: f64 = 20.0;
 
 // Access-control reject codes (libsrt `access_control.h`, SRT_REJX_*).
 const REJ_BAD_REQUEST: i32 = 1400;
+const REJ_UNAUTHORIZED: i32 = 1401;
 const REJ_OVERLOAD: i32 = 1402;
 const REJ_FORBIDDEN: i32 = 1403;
 const REJ_NOT_FOUND: i32 = 1404;
 const REJ_BAD_MODE: i32 = 1405;
+const REJ_CONFLICT: i32 = 1409;
 const REJ_NOTSUP_MEDIA: i32 = 1415;
 const REJ_DOWN: i32 = 1503;
 
@@ -255,12 +313,88 @@ pub async fn serve(node: Arc<Node>, listen: SrtListen, cancel: CancellationToken
     }
 }
 
-/// What the hook and the accept loop share.
+/// What the hook, the accept thread and the listener's task share.
 struct Shared {
     /// Connections accepted and not yet ended.
     active: AtomicUsize,
-    /// Handshakes the hook let in, by libsrt id, until accepted or settled.
+    /// Handshakes the hook let in, by libsrt id, until accepted or settled
+    /// (fewer than [`MAX_CONNECTIONS`] with `active`).
     watched: Mutex<HashMap<sys::ConnId, Instant>>,
+    /// The hook's budget of `unauthorized` answers.
+    denials: Mutex<DenialBudget>,
+    /// Handshakes refused by libsrt after the hook and not logged yet.
+    unlogged_encryption: AtomicU64,
+}
+
+/// A token bucket of the wrong passwords the hook may refuse itself:
+/// [`FAST_DENIALS_PER_SEC`], up to [`FAST_DENIALS_BURST`] at once. Pure:
+/// takes `now`.
+#[derive(Debug)]
+struct DenialBudget {
+    tokens: f64,
+    at: Option<Instant>,
+}
+
+impl DenialBudget {
+    fn new() -> DenialBudget {
+        DenialBudget {
+            tokens: FAST_DENIALS_BURST,
+            at: None,
+        }
+    }
+
+    /// Takes one answer at `now`; false when the budget is spent.
+    fn take(&mut self, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * FAST_DENIALS_PER_SEC;
+            self.tokens = (self.tokens + refill).min(FAST_DENIALS_BURST);
+        }
+        self.at = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            active: AtomicUsize::new(0),
+            watched: Mutex::new(HashMap::new()),
+            denials: Mutex::new(DenialBudget::new()),
+            unlogged_encryption: AtomicU64::new(0),
+        }
+    }
+
+    fn watched(&self) -> std::sync::MutexGuard<'_, HashMap<sys::ConnId, Instant>> {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Refusals of callers, from the hook and from sessions.
+static REFUSED: crate::util::LogLimiter = crate::util::LogLimiter::new(REFUSAL_LOG_EVERY);
+/// Failures on the listener's side (a reader thread that cannot start).
+static FAILED: crate::util::LogLimiter = crate::util::LogLimiter::new(REFUSAL_LOG_EVERY);
+/// Handshakes refused by libsrt after the hook.
+static ENCRYPTION: crate::util::LogLimiter = crate::util::LogLimiter::new(REFUSAL_LOG_EVERY);
+
+/// Logs a refused caller: at most one line per [`REFUSAL_LOG_EVERY`], the
+/// next one saying how many were held back. `streamid` is the caller's
+/// text, escaped here.
+fn log_refusal(streamid: &[u8], peer: Option<SocketAddr>, result: &'static str, code: Option<i32>) {
+    if let Some(held) = REFUSED.allow(Instant::now()) {
+        tracing::info!(
+            streamid = %crate::util::peer_text(&String::from_utf8_lossy(streamid)),
+            peer = ?peer,
+            result,
+            code,
+            similar_held_back = held,
+            "srt caller refused"
+        );
+    }
 }
 
 /// Serves callers on a bound listener until `cancel`; connections still
@@ -271,10 +405,7 @@ pub async fn serve_on(node: Arc<Node>, bound: Bound, cancel: CancellationToken) 
         addr,
         passphrase,
     } = bound;
-    let shared = Arc::new(Shared {
-        active: AtomicUsize::new(0),
-        watched: Mutex::new(HashMap::new()),
-    });
+    let shared = Arc::new(Shared::new());
     let hook = make_hook(Arc::downgrade(&node), shared.clone());
     if let Err(e) = listener.listen(hook, BACKLOG) {
         tracing::error!(%addr, error = %e, "srt listener: cannot listen");
@@ -282,7 +413,7 @@ pub async fn serve_on(node: Arc<Node>, bound: Bound, cancel: CancellationToken) 
     }
     tracing::info!(%addr, libsrt = %sys::version(), encrypted = passphrase, "srt listener up");
     let listener = Arc::new(listener);
-    let (tx, mut rx) = mpsc::channel::<(sys::Socket, Option<SocketAddr>)>(16);
+    let (tx, mut rx) = mpsc::channel::<Accepted>(16);
     let closed = Arc::new(AtomicBool::new(false));
     let accept_thread = {
         let (listener, shared, closed) = (listener.clone(), shared.clone(), closed.clone());
@@ -295,18 +426,16 @@ pub async fn serve_on(node: Arc<Node>, bound: Bound, cancel: CancellationToken) 
         return;
     }
     let mut sessions = tokio::task::JoinSet::new();
-    let mut sweep = tokio::time::interval(Duration::from_millis(500));
+    let mut sweep = tokio::time::interval(HANDSHAKE_SETTLE);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
             got = rx.recv() => {
-                let Some((socket, peer)) = got else { break };
-                shared.active.fetch_add(1, Ordering::Relaxed);
-                let guard = ActiveGuard(shared.clone());
-                sessions.spawn(session(node.clone(), socket, peer, cancel.child_token(), guard));
+                let Some(accepted) = got else { break };
+                sessions.spawn(session(node.clone(), accepted, cancel.child_token()));
             }
-            _ = sweep.tick() => settle_handshakes(&node, &shared),
+            _ = sweep.tick() => settle_handshakes(&node, &shared, Instant::now()),
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
         }
     }
@@ -316,8 +445,16 @@ pub async fn serve_on(node: Arc<Node>, bound: Bound, cancel: CancellationToken) 
     tracing::info!(%addr, "srt listener down");
 }
 
-/// Releases a connection's place under [`MAX_CONNECTIONS`].
+/// Holds a connection's place under [`MAX_CONNECTIONS`] from `accept` to
+/// the end of its session.
 struct ActiveGuard(Arc<Shared>);
+
+impl ActiveGuard {
+    fn new(shared: &Arc<Shared>) -> ActiveGuard {
+        shared.active.fetch_add(1, Ordering::Relaxed);
+        ActiveGuard(shared.clone())
+    }
+}
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
@@ -325,20 +462,28 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// A connection libsrt completed, on its way to its session.
+struct Accepted {
+    socket: sys::Socket,
+    peer: Option<SocketAddr>,
+    _active: ActiveGuard,
+}
+
 /// The accept thread: hands every connection libsrt completed to the
-/// listener's task, until the listener is closed.
-fn accept_loop(
-    listener: &sys::Listener,
-    shared: &Shared,
-    closed: &AtomicBool,
-    tx: &mpsc::Sender<(sys::Socket, Option<SocketAddr>)>,
-) {
-    static ERRORS: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(10));
+/// listener's task, until the listener is closed. A connection counts as
+/// active before it stops being watched, so the cap never loses sight of it.
+fn accept_loop(listener: &sys::Listener, shared: &Arc<Shared>, closed: &AtomicBool, tx: &mpsc::Sender<Accepted>) {
     loop {
         match listener.accept() {
             Ok((socket, id, peer)) => {
-                shared.watched.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                if tx.blocking_send((socket, peer)).is_err() {
+                let active = ActiveGuard::new(shared);
+                shared.watched().remove(&id);
+                let accepted = Accepted {
+                    socket,
+                    peer,
+                    _active: active,
+                };
+                if tx.blocking_send(accepted).is_err() {
                     return;
                 }
             }
@@ -346,8 +491,8 @@ fn accept_loop(
                 if closed.load(Ordering::Relaxed) || tx.is_closed() {
                     return;
                 }
-                if ERRORS.allow(Instant::now()).is_some() {
-                    tracing::warn!(error = %e, "srt accept failed");
+                if let Some(held) = FAILED.allow(Instant::now()) {
+                    tracing::warn!(error = %e, similar_held_back = held, "srt accept failed");
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
@@ -361,38 +506,30 @@ fn make_hook(node: Weak<Node>, shared: Arc<Shared>) -> sys::Hook {
         let Some(node) = node.upgrade() else {
             return Err(REJ_DOWN);
         };
-        match precheck(&node, &shared, raw) {
-            Ok(()) => {
-                let mut w = shared.watched.lock().unwrap_or_else(|e| e.into_inner());
-                if w.len() < MAX_WATCHED {
-                    w.insert(id, Instant::now());
-                }
-                Ok(())
+        let now = Instant::now();
+        let verdict = precheck(&node, &shared, raw, now).and_then(|()| {
+            // Checked and inserted under one lock; the accept thread counts
+            // a connection active before it leaves `watched`, so none is
+            // missed.
+            let mut watched = shared.watched();
+            if shared.active.load(Ordering::Relaxed) + watched.len() >= MAX_CONNECTIONS {
+                return Err((REJ_OVERLOAD, "limit"));
             }
-            Err((code, result)) => {
-                count(&node, result);
-                static REFUSED: crate::util::LogLimiter = crate::util::LogLimiter::new(Duration::from_secs(5));
-                if let Some(held) = REFUSED.allow(Instant::now()) {
-                    tracing::info!(
-                        streamid = %crate::util::peer_text(&String::from_utf8_lossy(raw)),
-                        result,
-                        code,
-                        similar_held_back = held,
-                        "srt caller refused"
-                    );
-                }
-                Err(code)
-            }
-        }
+            watched.insert(id, now);
+            Ok(())
+        });
+        verdict.map_err(|(code, result)| {
+            count(&node, result);
+            log_refusal(raw, None, result, Some(code));
+            code
+        })
     })
 }
 
 /// What the hook can tell without waiting: the reject code and the
-/// counter's result label of a caller it refuses.
-fn precheck(node: &Node, shared: &Shared, raw: &[u8]) -> Result<(), (i32, &'static str)> {
-    if shared.active.load(Ordering::Relaxed) >= MAX_CONNECTIONS {
-        return Err((REJ_OVERLOAD, "limit"));
-    }
+/// counter's result label of a caller it refuses (the connection cap
+/// aside). `now` is for the denial budget.
+fn precheck(node: &Node, shared: &Shared, raw: &[u8], now: Instant) -> Result<(), (i32, &'static str)> {
     let sid = std::str::from_utf8(raw)
         .ok()
         .and_then(|s| parse_streamid(s).ok())
@@ -404,8 +541,27 @@ fn precheck(node: &Node, shared: &Shared, raw: &[u8]) -> Result<(), (i32, &'stat
         return Err((REJ_NOTSUP_MEDIA, "bad_streamid"));
     }
     let stream = lookup(node, &sid.name).ok_or((REJ_NOT_FOUND, "unknown_stream"))?;
-    if stream.publish.is_none() {
+    let Some(slot) = stream.publish.as_ref() else {
         return Err((REJ_FORBIDDEN, "not_publishable"));
+    };
+    let cfg = stream.cfg();
+    if cfg.publish_password.is_some() {
+        if cfg.on_publish.is_some() || node.config.on_publish.is_some() {
+            // `on_publish` may be asked too: all of it is admit's.
+            return Ok(());
+        }
+        if !crate::access::publish_password_ok(cfg, sid.query.as_deref()) {
+            let answer = shared.denials.lock().unwrap_or_else(|e| e.into_inner()).take(now);
+            return if answer {
+                Err((REJ_UNAUTHORIZED, "unauthorized"))
+            } else {
+                // Over the budget: admit refuses it, limited per address.
+                Ok(())
+            };
+        }
+    }
+    if slot.busy() {
+        return Err((REJ_CONFLICT, "busy"));
     }
     Ok(())
 }
@@ -425,57 +581,57 @@ fn lookup(node: &Node, name: &str) -> Option<Arc<crate::stream::Stream>> {
     node.stream(&r.name)
 }
 
-/// Handshakes the hook let in that never reached `accept` were refused by
-/// libsrt after the hook: in practice their encryption (wrong or missing
-/// passphrase, or one the listener does not expect).
-fn settle_handshakes(node: &Node, shared: &Shared) {
-    let now = Instant::now();
+/// Handshakes the hook let in that are not connected [`HANDSHAKE_SETTLE`]
+/// later were refused by libsrt after the hook: in practice their
+/// encryption (wrong or missing passphrase, or one the listener does not
+/// expect). Counted, logged at most once per [`REFUSAL_LOG_EVERY`], and no
+/// longer held against the cap.
+fn settle_handshakes(node: &Node, shared: &Shared, now: Instant) {
     let mut refused = 0u64;
-    shared
-        .watched
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .retain(|id, at| {
-            let age = now.saturating_duration_since(*at);
-            if age < HANDSHAKE_SETTLE {
-                return true;
-            }
-            if sys::Listener::is_connected(*id) {
-                // Connected, about to be accepted; stop watching later.
-                return age < HANDSHAKE_SETTLE * 10;
-            }
-            refused += 1;
-            false
-        });
-    if refused > 0 {
-        node.metrics
-            .srt_connections
-            .get_or_create(&ResultLabel { result: "encryption" })
-            .inc_by(refused);
+    shared.watched().retain(|id, at| {
+        let age = now.saturating_duration_since(*at);
+        if age < HANDSHAKE_SETTLE {
+            return true;
+        }
+        if sys::Listener::is_connected(*id) {
+            // Connected, about to be accepted.
+            return age < ACCEPT_SETTLE;
+        }
+        refused += 1;
+        false
+    });
+    if refused == 0 {
+        return;
+    }
+    node.metrics
+        .srt_connections
+        .get_or_create(&ResultLabel { result: "encryption" })
+        .inc_by(refused);
+    let unlogged = shared.unlogged_encryption.fetch_add(refused, Ordering::Relaxed) + refused;
+    if ENCRYPTION.allow(now).is_some() {
+        shared.unlogged_encryption.fetch_sub(unlogged, Ordering::Relaxed);
         tracing::info!(
-            refused,
+            refused = unlogged,
             "srt callers refused in the handshake (passphrase or encryption mismatch)"
         );
     }
 }
 
-/// One accepted caller: admission, then its media into the stream.
-async fn session(
-    node: Arc<Node>,
-    socket: sys::Socket,
-    peer: Option<SocketAddr>,
-    cancel: CancellationToken,
-    _active: ActiveGuard,
-) {
+/// One accepted caller: admission, the stream's publisher slot, then its
+/// media into the stream.
+async fn session(node: Arc<Node>, accepted: Accepted, cancel: CancellationToken) {
+    // `_active` holds the connection's place under the cap to the end.
+    let Accepted { socket, peer, _active } = accepted;
     let socket = Arc::new(socket);
     let _close = CloseOnDrop(socket.clone());
     let raw = socket.stream_id().unwrap_or_default();
-    let shown = crate::util::peer_text(&String::from_utf8_lossy(&raw));
+    let peer = peer.or_else(|| socket.peer_addr().ok());
     let Some(sid) = std::str::from_utf8(&raw).ok().and_then(|s| parse_streamid(s).ok()) else {
         count(&node, "bad_streamid");
+        log_refusal(&raw, peer, "bad_streamid", None);
+        close_soon(&cancel).await;
         return;
     };
-    let peer = peer.or_else(|| socket.peer_addr().ok());
     let ip = peer.map_or(IpAddr::V6(Ipv6Addr::UNSPECIFIED), |p| p.ip());
     let req = PublishRequest {
         name: &sid.name,
@@ -483,59 +639,54 @@ async fn session(
         ip,
         proto: "srt",
     };
-    let publisher = tokio::select! {
+    let claimed = tokio::select! {
         _ = cancel.cancelled() => return,
-        r = ingest::admit(&node, req) => r,
+        r = async { ingest::admit(&node, req).await?.claim().await } => r,
     };
-    let publisher = match publisher {
-        Ok(p) => p,
+    let claimed = match claimed {
+        Ok(c) => c,
         Err(refusal) => {
             count(&node, refusal.result());
-            tracing::info!(streamid = %shown, peer = ?peer, reason = refusal.describe(), "srt publisher refused");
+            log_refusal(&raw, peer, refusal.result(), None);
+            close_soon(&cancel).await;
             return;
         }
     };
-    let metrics = publisher.stream().metrics.clone();
+    let metrics = claimed.stream().metrics.clone();
     let mut chunks = match spawn_reader(socket.clone()) {
         Ok(rx) => rx,
         Err(e) => {
             count(&node, "error");
-            tracing::error!(error = %e, "srt: cannot start a reader thread");
+            if let Some(held) = FAILED.allow(Instant::now()) {
+                tracing::error!(error = %e, similar_held_back = held, "srt: cannot start a reader thread");
+            }
             return;
         }
     };
-    let started = Arc::new(AtomicBool::new(false));
-    let source = {
-        let (node, started) = (node.clone(), started.clone());
-        futures_util::stream::poll_fn(move |cx| {
-            if !started.swap(true, Ordering::Relaxed) {
-                // The slot is ours: the publisher is feeding the stream.
-                count(&node, "accepted");
-            }
-            chunks.poll_recv(cx).map(|c| c.map(PublishChunk::Ts))
-        })
-    };
+    // The slot is ours: the publisher feeds the stream from now on.
+    count(&node, "accepted");
     tracing::info!(stream = %sid.name, peer = ?peer, "srt publisher connected");
+    let source = futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx).map(|c| c.map(PublishChunk::Ts)));
     let mut stats = Stats::new(metrics, Some(sid.name.clone()));
     let ended = tokio::select! {
         _ = cancel.cancelled() => None,
-        r = publisher.run(source) => Some(r),
+        r = claimed.run(source) => Some(r),
         _ = stats.run(&socket) => None,
     };
     stats.clear();
     match ended {
-        Some(Err(PublishError::Busy)) if !started.load(Ordering::Relaxed) => {
-            count(&node, "busy");
-            tracing::info!(stream = %sid.name, peer = ?peer, "srt publisher refused: stream is already being published");
+        Some(Ok(bytes)) => tracing::info!(stream = %sid.name, peer = ?peer, bytes, "srt publisher gone"),
+        Some(Err(e)) => {
+            tracing::info!(stream = %sid.name, peer = ?peer, reason = e.describe(), "srt publisher cut off")
         }
-        Some(Err(e)) if !started.load(Ordering::Relaxed) => {
-            // Never fed the stream (its input stopped meanwhile).
-            count(&node, "error");
-            tracing::info!(stream = %sid.name, peer = ?peer, error = ?e, "srt publisher could not start");
-        }
-        Some(r) => tracing::info!(stream = %sid.name, peer = ?peer, result = ?r, "srt publisher gone"),
         None => {}
     }
+}
+
+/// Waits [`REFUSED_CLOSE_DELAY`] (or until `cancel`) before a refused
+/// connection is closed.
+async fn close_soon(cancel: &CancellationToken) {
+    let _ = crate::util::sleep_or_cancel(cancel, REFUSED_CLOSE_DELAY).await;
 }
 
 /// Closes a connection when its task ends, however it ends (its reader
@@ -716,6 +867,124 @@ mod tests {
         assert_eq!(parse_streamid("a\nb"), Err(StreamIdError::BadName));
         // Empty items (a trailing comma) are skipped.
         assert_eq!(parse_streamid("#!::r=a,,m=publish,").expect("valid streamid").name, "a");
+    }
+
+    fn node(text: &str) -> Arc<Node> {
+        let cfg = strom_config::parse("t.conf", text).expect("config");
+        Node::new(&cfg, CancellationToken::new())
+    }
+
+    const STREAMS: &str = "stream cam { input publish://; }\n\
+        stream pw { input publish://; publish_password s3cret; }\n\
+        stream asked { input publish://; publish_password s3cret; on_publish http://127.0.0.1:9/; }\n\
+        stream pulled { input udp://239.0.0.1:1234; }\n";
+
+    fn counted(node: &Node, result: &'static str) -> u64 {
+        node.metrics
+            .srt_connections
+            .get_or_create(&ResultLabel { result })
+            .get()
+    }
+
+    #[test]
+    fn the_hook_answers_what_it_can_tell_with_its_reject_code() {
+        let n = node(STREAMS);
+        let shared = Shared::new();
+        let now = Instant::now();
+        let check = |sid: &str| precheck(&n, &shared, sid.as_bytes(), now);
+        assert_eq!(check("cam"), Ok(()));
+        assert_eq!(check("#!::r=cam,m=publish,t=stream"), Ok(()));
+        assert_eq!(check("#!r=cam"), Err((1400, "bad_streamid")));
+        assert_eq!(
+            check("#!::r=cam"),
+            Err((1405, "bad_streamid")),
+            "request is the default mode"
+        );
+        assert_eq!(check("#!::r=cam,m=publish,t=file"), Err((1415, "bad_streamid")));
+        assert_eq!(check("nosuch"), Err((1404, "unknown_stream")));
+        assert_eq!(check("pulled"), Err((1403, "not_publishable")));
+        // publish_password without on_publish: checked here.
+        assert_eq!(check("pw"), Err((1401, "unauthorized")));
+        assert_eq!(check("pw?password=wrong"), Err((1401, "unauthorized")));
+        assert_eq!(check("pw?password=s3cre"), Err((1401, "unauthorized")));
+        assert_eq!(check("pw?token=s3cret"), Err((1401, "unauthorized")));
+        assert_eq!(check("pw?password=s3cret"), Ok(()));
+        assert_eq!(check("#!::r=pw?password=s3cret&token=x,m=publish"), Ok(()));
+        // With on_publish, all of it is admit's.
+        assert_eq!(check("asked"), Ok(()));
+        assert_eq!(check("asked?password=wrong"), Ok(()));
+        // A global on_publish counts too.
+        let g = node(&format!("on_publish http://127.0.0.1:9/;\n{STREAMS}"));
+        assert_eq!(precheck(&g, &shared, b"pw?password=wrong", now), Ok(()));
+        // An idle stream is not busy.
+        assert_eq!(check("cam"), Ok(()));
+    }
+
+    #[test]
+    fn wrong_passwords_past_the_budget_go_on_to_admit() {
+        let n = node(STREAMS);
+        let shared = Shared::new();
+        let t0 = Instant::now();
+        let burst = FAST_DENIALS_BURST as usize;
+        for i in 0..burst {
+            assert_eq!(
+                precheck(&n, &shared, b"pw?password=guess", t0),
+                Err((1401, "unauthorized")),
+                "guess {i}"
+            );
+        }
+        // Spent: not answered here (admit refuses it, limited per address).
+        assert_eq!(precheck(&n, &shared, b"pw?password=guess", t0), Ok(()));
+        // The right password is never held up by the budget.
+        assert_eq!(precheck(&n, &shared, b"pw?password=s3cret", t0), Ok(()));
+        // One second refills FAST_DENIALS_PER_SEC answers.
+        let t1 = t0 + Duration::from_secs(1);
+        let answered = (0..burst)
+            .filter(|_| precheck(&n, &shared, b"pw?password=guess", t1).is_err())
+            .count();
+        assert_eq!(answered, FAST_DENIALS_PER_SEC as usize);
+        // Idle for long: a full burst again, never more.
+        let t2 = t1 + Duration::from_secs(3600);
+        let answered = (0..burst * 2)
+            .filter(|_| precheck(&n, &shared, b"pw?password=guess", t2).is_err())
+            .count();
+        assert_eq!(answered, burst);
+    }
+
+    #[test]
+    fn the_cap_counts_handshakes_let_in_until_libsrt_settles_them() {
+        let n = node(STREAMS);
+        let shared = Arc::new(Shared::new());
+        let hook = make_hook(Arc::downgrade(&n), shared.clone());
+        for i in 0..MAX_CONNECTIONS {
+            assert_eq!(
+                hook(sys::ConnId::for_test(1000 + i as i32), b"cam"),
+                Ok(()),
+                "caller {i}"
+            );
+        }
+        assert_eq!(hook(sys::ConnId::for_test(5000), b"cam"), Err(1402));
+        assert_eq!(counted(&n, "limit"), 1);
+        // Refusals other than the cap are counted by their result.
+        assert_eq!(hook(sys::ConnId::for_test(5001), b"nosuch"), Err(1404));
+        assert_eq!(counted(&n, "unknown_stream"), 1);
+        // None of the ids is a connection libsrt completed: once settled,
+        // they were refused by libsrt (counted as `encryption`) and free
+        // their places.
+        settle_handshakes(&n, &shared, Instant::now());
+        assert_eq!(shared.watched().len(), MAX_CONNECTIONS, "too young to settle");
+        settle_handshakes(&n, &shared, Instant::now() + HANDSHAKE_SETTLE);
+        assert!(shared.watched().is_empty());
+        assert_eq!(counted(&n, "encryption"), MAX_CONNECTIONS as u64);
+        assert_eq!(hook(sys::ConnId::for_test(5002), b"cam"), Ok(()));
+        // Accepted connections hold places until their sessions end.
+        let held: Vec<ActiveGuard> = (1..MAX_CONNECTIONS).map(|_| ActiveGuard::new(&shared)).collect();
+        assert_eq!(hook(sys::ConnId::for_test(5003), b"cam"), Err(1402));
+        drop(held);
+        assert_eq!(hook(sys::ConnId::for_test(5004), b"cam"), Ok(()));
+        // A node that is gone answers "unavailable".
+        drop(n);
+        assert_eq!(hook(sys::ConnId::for_test(5005), b"cam"), Err(1503));
     }
 
     fn name() -> impl Strategy<Value = String> {

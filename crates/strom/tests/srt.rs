@@ -1,10 +1,12 @@
 //! SRT ingest against real peers: ffmpeg (libsrt) publishing to strom's
 //! `srt` listener, strom's `srt://` input calling `srt-live-transmit`
-//! (Debian `srt-tools`), encryption, refusals with their reasons, 200 ms
-//! latency through a lossy relay, and a UDP flood beside a publisher; and a
-//! node without libsrt (`STROM_LIBSRT` naming a library that is not there):
-//! a listener stops the start, an input retries, the rest runs.
-//! Loopback only; every wait is bounded.
+//! (Debian `srt-tools`), encryption, refusals with their reasons (a busy
+//! stream and a wrong `publish_password` refused in the handshake, as
+//! another strom's callers see it), a crowd of refused callers that costs
+//! the log a few lines, 200 ms latency through a lossy relay, and a UDP
+//! flood beside a publisher; and a node without libsrt (`STROM_LIBSRT`
+//! naming a library that is not there): a listener stops the start, an
+//! input retries, the rest runs. Loopback only; every wait is bounded.
 
 mod common;
 
@@ -184,6 +186,163 @@ fn a_second_publisher_of_a_live_stream_is_refused() {
     assert_publish_refused(&url);
     wait_count(&s, "busy", 1.0);
     assert_eq!(srt_count(&s, "accepted"), 1.0);
+}
+
+/// A listener with a stream `cam` that ffmpeg publishes (live when this
+/// returns) and an idle stream `pw` with a `publish_password`.
+fn busy_and_protected(tag: &str) -> (Strom, Proc, u16) {
+    require_ffmpeg();
+    let port = free_udp_port();
+    let s = Strom::start(
+        tag,
+        &format!(
+            "srt 127.0.0.1:{port};\n\
+             stream cam {{ input publish://; }}\n\
+             stream pw {{ input publish://; publish_password s3cret; }}\n"
+        ),
+    );
+    let enc = encode_to(&format!("srt://127.0.0.1:{port}?streamid=cam"));
+    wait_playlist(&s, "cam", 1, Duration::from_secs(25));
+    (s, enc, port)
+}
+
+#[test]
+fn busy_streams_and_wrong_passwords_are_refused_in_the_handshake() {
+    let (s, _enc, port) = busy_and_protected("srt-early");
+    // Another strom calls with its srt:// inputs: its log shows what the
+    // listener answered, and whether a connection ever came up.
+    let callers = Strom::start(
+        "srt-early-callers",
+        &format!(
+            "stream busy {{ input srt://127.0.0.1:{port}?streamid=cam; }}\n\
+             stream wrong {{ input srt://127.0.0.1:{port}?streamid=pw%3Fpassword%3Ds3cre; }}\n\
+             stream none {{ input srt://127.0.0.1:{port}?streamid=%23!::r=pw,m=publish; }}\n"
+        ),
+    );
+    let log = wait_for("the reject codes in the callers' log", Duration::from_secs(15), || {
+        let log = callers.log();
+        (log.contains("stream busy (1409)") && log.matches("unauthorized (1401)").count() >= 2).then_some(log)
+    });
+    assert!(
+        !log.contains("srt input connected"),
+        "refused in the handshake: no caller ever saw a connection"
+    );
+    drop(callers);
+    assert!(srt_count(&s, "busy") >= 1.0);
+    assert!(srt_count(&s, "unauthorized") >= 2.0);
+    assert_eq!(srt_count(&s, "accepted"), 1.0, "the first publisher kept the stream");
+    // The right password publishes.
+    let _pw = encode_to(&format!("srt://127.0.0.1:{port}?streamid=pw?password=s3cret"));
+    wait_playlist(&s, "pw", 1, Duration::from_secs(25));
+    assert_eq!(srt_count(&s, "accepted"), 2.0);
+}
+
+#[test]
+fn a_crowd_of_refused_callers_costs_the_log_a_few_lines() {
+    let (s, _enc, port) = busy_and_protected("srt-crowd");
+    // 30 callers retrying with backoff: refused again and again.
+    let mut body = String::new();
+    for i in 0..20 {
+        body.push_str(&format!(
+            "stream busy{i} {{ input srt://127.0.0.1:{port}?streamid=cam; }}\n"
+        ));
+    }
+    for i in 0..10 {
+        body.push_str(&format!(
+            "stream guess{i} {{ input srt://127.0.0.1:{port}?streamid=pw%3Fpassword%3Dguess{i}; }}\n"
+        ));
+    }
+    let callers = Strom::start("srt-crowd-callers", &body);
+    wait_for("50 busy and 20 unauthorized refusals", Duration::from_secs(30), || {
+        (srt_count(&s, "busy") >= 50.0 && srt_count(&s, "unauthorized") >= 20.0).then_some(())
+    });
+    drop(callers);
+    let log = s.log();
+    let refusals: Vec<&str> = log.lines().filter(|l| l.contains("refused")).collect();
+    assert!(
+        refusals.len() <= 4,
+        "{} refused callers, {} log lines about them:\n{}",
+        srt_count(&s, "busy") + srt_count(&s, "unauthorized"),
+        refusals.len(),
+        refusals.join("\n")
+    );
+    assert!(
+        refusals.iter().any(|l| l.contains("srt caller refused")),
+        "the first refusal is logged"
+    );
+    assert_eq!(
+        log.matches("srt publisher connected").count(),
+        1,
+        "a line for the one accepted publisher, none for refused callers"
+    );
+    assert_eq!(srt_count(&s, "accepted"), 1.0);
+}
+
+/// Seconds since midnight of a log line's RFC 3339 timestamp
+/// (`2026-01-01T12:34:56.789012Z ...`).
+fn log_time(line: &str) -> Option<f64> {
+    let t = line.get(11..26)?;
+    let h: f64 = t.get(0..2)?.parse().ok()?;
+    let m: f64 = t.get(3..5)?.parse().ok()?;
+    let s: f64 = t.get(6..)?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+#[test]
+fn callers_past_the_password_budget_are_dropped_at_once() {
+    let port = free_udp_port();
+    let s = Strom::start(
+        "srt-budget",
+        &format!("srt 127.0.0.1:{port};\nstream pw {{ input publish://; publish_password s3cret; }}\n"),
+    );
+    // 30 wrong guesses at once: more than the listener answers itself
+    // (20), so some get connected and are refused after the handshake.
+    let mut body = String::new();
+    for i in 0..30 {
+        body.push_str(&format!(
+            "stream guess{i} {{ input srt://127.0.0.1:{port}?streamid=pw%3Fpassword%3Dguess{i}; }}\n"
+        ));
+    }
+    let callers = Strom::start("srt-budget-callers", &body);
+    wait_for("30 unauthorized refusals", Duration::from_secs(20), || {
+        (srt_count(&s, "unauthorized") >= 30.0).then_some(())
+    });
+    // They keep calling: read what they logged so far, and look only at
+    // connections that came up more than 1 s before its last line.
+    std::thread::sleep(Duration::from_secs(2));
+    let log = callers.log();
+    drop(callers);
+    let end = log.lines().filter_map(log_time).fold(0.0, f64::max);
+    let mut connected = 0;
+    for i in 0..30 {
+        let tag = format!("stream=guess{i} ");
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&tag)).collect();
+        for (n, line) in lines.iter().enumerate() {
+            if !line.contains("srt input connected") {
+                continue;
+            }
+            let up = log_time(line).expect("timestamp");
+            if end - up < 1.0 {
+                continue;
+            }
+            connected += 1;
+            let down = lines[n + 1..]
+                .iter()
+                .find(|l| l.contains("srt input down"))
+                .unwrap_or_else(|| panic!("guess{i} stayed connected: {line}"));
+            assert!(
+                down.contains("connection closed"),
+                "guess{i} was dropped by the listener: {down}"
+            );
+            let after = log_time(down).expect("timestamp") - up;
+            assert!(
+                (0.0..1.0).contains(&after),
+                "guess{i} learned of the refusal {after:.2} s after connecting (not at libsrt's 5 s idle timeout)"
+            );
+        }
+    }
+    assert!(connected >= 1, "some guesses went past the listener's own answers");
+    assert_eq!(srt_count(&s, "accepted"), 0.0);
 }
 
 #[test]
