@@ -160,7 +160,6 @@ fn basic_password(authorization: Option<&str>) -> Option<Vec<u8>> {
     Some(raw[colon + 1..].to_vec())
 }
 
-/// Compares two secrets in time that depends only on their lengths.
 /// Whether `query` carries the `publish_password` of a stream that has one
 /// (`password=…`, compared in constant time); true when it has none. The
 /// synchronous half of [`Access::authorize_publish`], for a listener that
@@ -172,6 +171,7 @@ pub fn publish_password_ok(cfg: &strom_config::StreamConfig, query: Option<&str>
     }
 }
 
+/// Compares two secrets in time that depends only on their lengths.
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
