@@ -387,8 +387,8 @@ static ENCRYPTION: crate::util::LogLimiter = crate::util::LogLimiter::new(REFUSA
 fn log_refusal(streamid: &[u8], peer: Option<SocketAddr>, result: &'static str, code: Option<i32>) {
     if let Some(held) = REFUSED.allow(Instant::now()) {
         tracing::info!(
-            streamid = %crate::util::peer_text(&String::from_utf8_lossy(streamid)),
-            peer = ?peer,
+            streamid = %crate::util::peer_text(&crate::util::redact_secrets(&String::from_utf8_lossy(streamid))),
+            peer = %peer.map(|p| p.to_string()).unwrap_or_default(),
             result,
             code,
             similar_held_back = held,
@@ -665,7 +665,7 @@ async fn session(node: Arc<Node>, accepted: Accepted, cancel: CancellationToken)
     };
     // The slot is ours: the publisher feeds the stream from now on.
     count(&node, "accepted");
-    tracing::info!(stream = %sid.name, peer = ?peer, "srt publisher connected");
+    tracing::info!(stream = %sid.name, peer = %peer.map(|p| p.to_string()).unwrap_or_default(), "srt publisher connected");
     let source = futures_util::stream::poll_fn(move |cx| chunks.poll_recv(cx).map(|c| c.map(PublishChunk::Ts)));
     let mut stats = Stats::new(metrics, Some(sid.name.clone()));
     let ended = tokio::select! {
@@ -675,9 +675,11 @@ async fn session(node: Arc<Node>, accepted: Accepted, cancel: CancellationToken)
     };
     stats.clear();
     match ended {
-        Some(Ok(bytes)) => tracing::info!(stream = %sid.name, peer = ?peer, bytes, "srt publisher gone"),
+        Some(Ok(bytes)) => {
+            tracing::info!(stream = %sid.name, peer = %peer.map(|p| p.to_string()).unwrap_or_default(), bytes, "srt publisher gone")
+        }
         Some(Err(e)) => {
-            tracing::info!(stream = %sid.name, peer = ?peer, reason = e.describe(), "srt publisher cut off")
+            tracing::info!(stream = %sid.name, peer = %peer.map(|p| p.to_string()).unwrap_or_default(), reason = e.describe(), "srt publisher cut off")
         }
         None => {}
     }

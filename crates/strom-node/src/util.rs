@@ -86,7 +86,9 @@ pub fn redact_url(url: &str) -> String {
             .split('&')
             .map(|kv| match kv.split_once('=') {
                 Some((k, _)) if SECRET_PARAMS.iter().any(|s| k.to_ascii_lowercase().contains(s)) => format!("{k}=***"),
-                _ => kv.to_string(),
+                // A value may hold its own pairs (an SRT streamid's query).
+                Some((k, v)) => format!("{k}={}", redact_secrets(v)),
+                None => kv.to_string(),
             })
             .collect();
         out.push_str(&parts.join("&"));
@@ -94,9 +96,48 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// `text` (a query, an SRT streamid) with the value of every
+/// secret-looking `key=value` replaced by `***`: a value runs to the next
+/// `&`, `,` or `?`. For logs of what a peer sent.
+pub fn redact_secrets(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(eq) = rest.find('=') {
+        let (before, after) = rest.split_at(eq);
+        let key_start = before.rfind(['&', ',', '?', ':', ';']).map_or(0, |i| i + 1);
+        let key = before[key_start..].to_ascii_lowercase();
+        let value_len = after[1..].find(['&', ',', '?']).unwrap_or(after.len() - 1);
+        out.push_str(before);
+        out.push('=');
+        if SECRET_PARAMS.iter().any(|s| key.contains(s)) {
+            out.push_str("***");
+        } else {
+            out.push_str(&after[1..1 + value_len]);
+        }
+        rest = &after[1 + value_len..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_streamids_and_queries_are_masked() {
+        assert_eq!(
+            redact_secrets("#!::r=studio?password=bad,m=publish"),
+            "#!::r=studio?password=***,m=publish"
+        );
+        assert_eq!(redact_secrets("a?token=abc&x=1"), "a?token=***&x=1");
+        assert_eq!(
+            redact_url("srt://h:1?streamid=#!::r=x?password=y,m=publish&latency=200"),
+            "srt://h:1?streamid=#!::r=x?password=***,m=publish&latency=200"
+        );
+        assert_eq!(redact_secrets("plain"), "plain");
+        assert_eq!(redact_secrets("k=v=w&pass=="), "k=v=w&pass=***");
+    }
 
     #[test]
     fn secrets_are_masked() {
