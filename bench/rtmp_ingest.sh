@@ -5,7 +5,7 @@
 # Makes a 30 s 1280x720 25 fps H.264 (2.8 Mbit/s, maxrate 3M) + AAC 128k FLV
 # with ffmpeg once, and a TS of the same streams by `-c copy`. Then, for each
 # placement and each N, it runs these servers one after the other, each with N
-# copy-mode ffmpeg publishers started 50 ms apart on CPU 1 and the same
+# copy-mode ffmpeg publishers started STAGGER (100 ms) apart on CPU 1 and the same
 # WARMUP/MEASURE windows:
 #   nginx-rtmp      relay only: `application live { live on; }`
 #   nginx-rtmp+hls  the same plus `hls on; hls_fragment 2s;` (TS fragments and
@@ -41,7 +41,7 @@
 #   unpinned: the server free on both CPUs, publishers on CPU 1.
 #
 # Env: NS ("10 40"), WARMUP (10), MEASURE (20), PLACES, SERVERS ("nginx
-#      nginx-hls strom-rtmp strom-srt"), REPEAT (1), FOREIGN_MAX, RETRIES,
+#      nginx-hls strom-rtmp strom-srt"), REPEAT (1), FOREIGN_MAX, RETRIES, STAGGER,
 #      HTTP_PORT (18390), RTMP_PORT (18391, strom), NGINX_PORT (18392),
 #      SRT_PORT (18393, UDP), HLS_DIR (/dev/shm), STROM_BIN (skip the build;
 #      else `cargo build --release -p strom` into $CARGO_TARGET_DIR or
@@ -59,6 +59,7 @@ SERVERS=${SERVERS:-"nginx nginx-hls strom-rtmp strom-srt"}
 REPEAT=${REPEAT:-1}
 FOREIGN_MAX=${FOREIGN_MAX:-15}
 RETRIES=${RETRIES:-1}
+STAGGER=${STAGGER:-0.1}
 HTTP_PORT=${HTTP_PORT:-18390}
 RTMP_PORT=${RTMP_PORT:-18391}
 NGINX_PORT=${NGINX_PORT:-18392}
@@ -161,7 +162,9 @@ for p in "$HTTP_PORT" "$RTMP_PORT" "$NGINX_PORT"; do
 done
 if udp_bound "$SRT_PORT"; then log "UDP port $SRT_PORT is in use; set SRT_PORT"; exit 1; fi
 
-ticks() { awk '{ s += $14 + $15 } END { print s + 0 }' "$@" 2>/dev/null; }
+# cat, not awk on the files: mawk stops at the first missing file (a publisher
+# that exited), and under `set -e` that would end the script.
+ticks() { { cat "$@" 2>/dev/null || true; } | awk '{ s += $14 + $15 } END { print s + 0 }'; }
 metrics() { curl -sf -m 5 "http://127.0.0.1:$HTTP_PORT/metrics" >"$WORK/metrics" || : >"$WORK/metrics"; }
 msum() { # msum NAME [LABEL-FILTER]: sum of the samples of NAME in the last metrics() scrape
     awk -v n="$1" -v f="${2:-}" '($1 == n || index($1, n "{") == 1) && index($1, f) { s += $2 } END { print s + 0 }' "$WORK/metrics"
@@ -278,7 +281,7 @@ run_one() { # run_one REP PLACE N SERVER
         sender_pids+=($!)
         senders+=("/proc/$!/stat")
         progress+=("$WORK/progress-$i")
-        sleep 0.05
+        sleep "$STAGGER"
     done
     sleep "$WARMUP"
 
