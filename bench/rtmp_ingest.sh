@@ -2,10 +2,13 @@
 # CPU per published channel: N RTMP (and SRT) publishers of ~3 Mbit/s into
 # strom, against nginx-rtmp in the same run.
 #
-# Makes a 30 s 1280x720 25 fps H.264 (2.8 Mbit/s, maxrate 3M) + AAC 128k FLV
-# with ffmpeg once, and a TS of the same streams by `-c copy`. Then, for each
-# placement and each N, it runs these servers one after the other, each with N
-# copy-mode ffmpeg publishers started STAGGER (100 ms) apart on CPU 1 and the same
+# Makes a 1280x720 25 fps H.264 (2.8 Mbit/s, maxrate 3M) + AAC 128k FLV with
+# ffmpeg once, and a TS of the same streams by `-c copy`. The clip outlasts a
+# run (60 s with the defaults), so no publisher loops during a window: at the
+# loop point of a TS input, ffmpeg 5.1's -stream_loop drops the first keyframe
+# of the new pass, which makes one 4 s segment. Then, for each placement and
+# each N, it runs these servers one after the other, each with N copy-mode
+# ffmpeg publishers started STAGGER (100 ms) apart on CPU 1 and the same
 # WARMUP/MEASURE windows:
 #   nginx-rtmp      relay only: `application live { live on; }`
 #   nginx-rtmp+hls  the same plus `hls on; hls_fragment 2s;` (TS fragments and
@@ -136,9 +139,13 @@ trap 'exit 130' INT TERM
 # --- input files -------------------------------------------------------------
 FLV=$WORK/in.flv
 TS=$WORK/in.ts
-log "encoding the 30 s ~3 Mbit/s 720p test FLV (and a TS copy of it)"
+# Seconds from the first publisher's start to the end of the last window.
+CLIP=$(awk -v ns="$NS" -v st="$STAGGER" -v w="$WARMUP" -v m="$MEASURE" -v r="$RETRIES" 'BEGIN {
+    k = split(ns, a, " "); n = 0; for (i = 1; i <= k; i++) if (a[i] + 0 > n) n = a[i] + 0
+    c = n * st + w + m * (r + 1) + 5; c = 2 * int((c + 1) / 2 + 0.5); print (c < 30 ? 30 : c) }')
+log "encoding the $CLIP s ~3 Mbit/s 720p test FLV (and a TS copy of it)"
 ffmpeg -nostdin -loglevel error \
-    -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=1000:sample_rate=48000 -t 30 \
+    -f lavfi -i testsrc2=size=1280x720:rate=25 -f lavfi -i sine=frequency=1000:sample_rate=48000 -t "$CLIP" \
     -c:v libx264 -preset veryfast -b:v 2800k -maxrate 3M -bufsize 3M -g 50 -keyint_min 50 -sc_threshold 0 -pix_fmt yuv420p \
     -c:a aac -b:a 128k -ar 48000 -ac 2 -f flv "$FLV"
 ffmpeg -nostdin -loglevel error -i "$FLV" -c copy -f mpegts "$TS"
