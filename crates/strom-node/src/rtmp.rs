@@ -41,7 +41,7 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// Connections not admitted yet (before their publish is accepted) a node
 /// holds at once, and per client address; more are closed at accept.
 pub const MAX_UNADMITTED: usize = 128;
-pub const MAX_UNADMITTED_PER_IP: usize = 8;
+pub const MAX_UNADMITTED_PER_IP: usize = 32;
 /// Time from accept to the end of the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time from accept to `publish`: handshake, `connect`, `createStream`.
