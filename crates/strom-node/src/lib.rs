@@ -32,6 +32,7 @@ pub mod rtmp;
 pub mod srt;
 pub mod stream;
 pub mod util;
+pub mod zc;
 
 use metrics::Metrics;
 use std::collections::HashMap;

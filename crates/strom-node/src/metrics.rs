@@ -397,6 +397,21 @@ impl Metrics {
             "Output bitrate in bits per second",
             m.server_output_bitrate.clone(),
         );
+        r.register(
+            "memfd_bytes",
+            "Bytes of bodies held in memfds for zero-copy sending (shared memory, outside the heap)",
+            crate::zc::METRICS.memfd_bytes.clone(),
+        );
+        r.register(
+            "zero_copy_sent_bytes",
+            "Body bytes sent with sendfile from memfds",
+            crate::zc::METRICS.sent_bytes.clone(),
+        );
+        r.register(
+            "zero_copy_fallbacks",
+            "Bodies kept on the heap because no memfd could be made",
+            crate::zc::METRICS.fallbacks.clone(),
+        );
         r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());
         r.register("peer_up", "1 while the peer answers", m.peer_up.clone());
         r.register("peer_clients", "Viewers the peer reports", m.peer_clients.clone());

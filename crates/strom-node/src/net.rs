@@ -584,7 +584,11 @@ impl AsyncWrite for StallGuard {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        let r = if crate::zc::any_zero_copy(bufs) {
+            crate::zc::poll_send(&this.io, cx, bufs)
+        } else {
+            Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+        };
         this.progress(r, cx)
     }
 

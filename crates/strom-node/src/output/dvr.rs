@@ -82,7 +82,7 @@ pub struct Dvr {
     /// from its frames once, there.
     slot: usize,
     writer: OnceLock<WriterHandle>,
-    cache: Mutex<MuxCache>,
+    cache: Arc<Mutex<MuxCache>>,
     positions: Mutex<HashMap<(u64, u64), (Instant, Instant)>>,
 }
 
@@ -123,7 +123,7 @@ pub fn build(ctx: &OutputCtx) -> Arc<dyn Output> {
         records: ctx.cfg.dvr.is_some(),
         slot: ctx.slot,
         writer: OnceLock::new(),
-        cache: Mutex::new(MuxCache::default()),
+        cache: Arc::new(Mutex::new(MuxCache::default())),
         positions: Mutex::new(HashMap::new()),
     })
 }
@@ -373,16 +373,7 @@ impl Dvr {
 
     /// The TS bytes of archived segment `seq` (a selection's tracks only).
     fn segment_ts(&self, archive: &Archive, seq: u64, sel: Option<TrackSelection>) -> Result<Option<Bytes>, ReadError> {
-        let key = (seq, sel.map_or(0, |s| s.key().wrapping_add(1)));
-        if let Some(b) = self.cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
-            return Ok(Some(b));
-        }
-        let seg = archive.segment(seq)?;
-        let Some(b) = mux(&seg, sel) else {
-            return Ok(None);
-        };
-        self.cache.lock().unwrap_or_else(|e| e.into_inner()).put(key, b.clone());
-        Ok(Some(b))
+        cached_ts(&self.cache, archive, seq, sel)
     }
 
     async fn serve_segment(
@@ -457,6 +448,7 @@ impl Dvr {
             Err(e) => return read_error(e),
         }
         let body = Download {
+            cache: self.cache.clone(),
             ticket: req.ticket.clone(),
             pace: matches!(a.span, Span::TimeshiftAbs { .. } | Span::TimeshiftRel { .. }).then_some(Pace {
                 t0: tokio::time::Instant::now(),
@@ -492,6 +484,29 @@ impl Dvr {
     }
 }
 
+/// The TS bytes of archived segment `seq` (a selection's tracks only),
+/// from `cache` or muxed and kept there in sealed memory, so playlists'
+/// segments and downloads of the same archive share them and connections
+/// send them without a copy (`crate::zc`).
+fn cached_ts(
+    cache: &Mutex<MuxCache>,
+    archive: &Archive,
+    seq: u64,
+    sel: Option<TrackSelection>,
+) -> Result<Option<Bytes>, ReadError> {
+    let key = (seq, sel.map_or(0, |s| s.key().wrapping_add(1)));
+    if let Some(b) = cache.lock().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return Ok(Some(b));
+    }
+    let seg = archive.segment(seq)?;
+    let Some(b) = mux(&seg, sel) else {
+        return Ok(None);
+    };
+    let b = crate::zc::sealed(&b);
+    cache.lock().unwrap_or_else(|e| e.into_inner()).put(key, b.clone());
+    Ok(Some(b))
+}
+
 /// The TS of `seg`, whole or a selection's tracks; `None` when the
 /// selection names a track the segment does not have.
 fn mux(seg: &Segment, sel: Option<TrackSelection>) -> Option<Bytes> {
@@ -519,6 +534,8 @@ struct Pace {
 pub const PACE_LEAD: Duration = Duration::from_secs(3);
 
 struct Download {
+    /// The output's cache of muxed archive segments.
+    cache: Arc<Mutex<MuxCache>>,
     /// Set for timeshift: segments are sent at the pace of the clock.
     pace: Option<Pace>,
     /// The viewer's session: ends with the download, and closes it when the
@@ -574,7 +591,8 @@ impl Download {
                 self.after = Some(e.seq);
                 let a = self.archive.clone();
                 let sel = self.selection;
-                let r = tokio::task::spawn_blocking(move || a.segment(e.seq).map(|s| mux(&s, sel))).await;
+                let cache = self.cache.clone();
+                let r = tokio::task::spawn_blocking(move || cached_ts(&cache, &a, e.seq, sel)).await;
                 match r {
                     Ok(Ok(Some(b))) => {
                         self.stream.metrics.bytes_out.inc_by(b.len() as u64);

@@ -201,9 +201,10 @@ fn with_query(mut s: String, query: Option<&str>) -> String {
 }
 
 impl Hls {
-    /// The MPEG-TS bytes of `seg`, muxed once.
+    /// The MPEG-TS bytes of `seg`, muxed once into sealed memory that
+    /// connections send without copying it (`crate::zc`).
     fn ts(&self, seg: &StoredSegment) -> Bytes {
-        seg.rendition(self.slot, strom_media::ts::mux::mux_segment)
+        seg.rendition(self.slot, |s| crate::zc::sealed(&strom_media::ts::mux::mux_segment(s)))
     }
 
     /// What playlists need from `seg`, read once.
@@ -277,7 +278,8 @@ impl Hls {
         let bytes = cell
             .get_or_init(|| {
                 built = true;
-                mux()
+                // Kept and read by many: sent without a copy (`crate::zc`).
+                crate::zc::sealed(&mux())
             })
             .clone();
         if built {
