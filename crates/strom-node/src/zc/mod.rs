@@ -350,6 +350,30 @@ mod tests {
         assert!(a.push(&[]).is_empty());
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Whatever the sizes, every body reads back as pushed, bodies never
+        /// share bytes, and a region never holds more than its size.
+        #[test]
+        fn arena_bodies_read_back(sizes in proptest::collection::vec(1usize..40_000, 1..40), cap in 16_384usize..100_000) {
+            let mut a = Arena::new(cap);
+            let parts: Vec<Vec<u8>> = sizes.iter().enumerate().map(|(i, &n)| pattern(n, i as u8)).collect();
+            let out: Vec<Bytes> = parts.iter().map(|p| a.push(p)).collect();
+            let mut spans = Vec::new();
+            for (p, b) in parts.iter().zip(&out) {
+                proptest::prop_assert_eq!(&b[..], &p[..]);
+                if let Some((live, off)) = registry().find(b) {
+                    proptest::prop_assert!(off + b.len() <= live.region.len());
+                    spans.push((live.region.base() + off, b.len()));
+                }
+            }
+            spans.sort();
+            for w in spans.windows(2) {
+                proptest::prop_assert!(w[0].0 + w[0].1 <= w[1].0, "bodies overlap");
+            }
+        }
+    }
+
     #[test]
     fn mixed_writes_arrive_in_order() {
         let rt = tokio::runtime::Builder::new_current_thread()
