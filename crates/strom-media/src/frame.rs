@@ -175,4 +175,102 @@ impl Segment {
     pub fn payload_bytes(&self) -> usize {
         self.frames.iter().map(|f| f.data.len()).sum()
     }
+
+    /// Copies the payload of every frame into one allocation of exactly
+    /// [`Segment::payload_bytes`] bytes, in frame order, and points each
+    /// frame's data at its bytes there; every frame stays equal.
+    ///
+    /// Frames fresh from a demuxer are slices of its receive blocks, each of
+    /// which stays allocated, spare capacity and all, as long as any frame
+    /// cut from it lives. A segment kept for a while (a live window) is
+    /// compacted so it holds its payload and nothing more, in one
+    /// allocation instead of hundreds (and its frame list without spare
+    /// capacity).
+    pub fn compact(&mut self) {
+        let mut all = Vec::with_capacity(self.payload_bytes());
+        for f in &self.frames {
+            all.extend_from_slice(&f.data);
+        }
+        let all = Bytes::from(all);
+        let mut at = 0;
+        for f in &mut self.frames {
+            let n = f.data.len();
+            f.data = all.slice(at..at + n);
+            at += n;
+        }
+        self.frames.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment(frames: Vec<(u16, Vec<u8>)>) -> Segment {
+        Segment {
+            seq: 1,
+            start: 0,
+            duration: 2 * CLOCK_HZ,
+            discontinuity: false,
+            target_duration: 2,
+            tracks: Arc::from(Vec::new()),
+            frames: frames
+                .into_iter()
+                .enumerate()
+                .map(|(i, (track, data))| Frame {
+                    track,
+                    dts: i as i64 * 3600,
+                    pts: i as i64 * 3600,
+                    keyframe: i == 0,
+                    data: Bytes::from(data),
+                })
+                .collect(),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn compact_keeps_every_frame_and_packs_them_in_order(
+            frames in proptest::collection::vec((0u16..3, proptest::collection::vec(any::<u8>(), 0..500)), 0..60)
+        ) {
+            let seg = segment(frames);
+            let mut packed = seg.clone();
+            packed.compact();
+            prop_assert_eq!(&packed, &seg);
+            // One run of memory, in frame order, with nothing in between.
+            let mut end: Option<*const u8> = None;
+            for f in packed.frames.iter().filter(|f| !f.data.is_empty()) {
+                let r = f.data.as_ptr_range();
+                if let Some(e) = end {
+                    prop_assert_eq!(r.start, e);
+                }
+                end = Some(r.end);
+            }
+        }
+    }
+
+    #[test]
+    fn compact_drops_the_blocks_frames_were_cut_from() {
+        // Two frames cut from one big receive block: the block lives as
+        // long as either frame does, until the segment is compacted.
+        let block = Bytes::from(vec![7u8; 64 << 10]);
+        let mut seg = segment(Vec::new());
+        seg.frames = (0..2)
+            .map(|i| Frame {
+                track: 0,
+                dts: i,
+                pts: i,
+                keyframe: true,
+                data: block.slice(i as usize * 100..i as usize * 100 + 100),
+            })
+            .collect();
+        let weak = block.clone();
+        drop(block);
+        assert!(!weak.is_unique(), "the frames keep the block");
+        seg.compact();
+        assert!(weak.is_unique(), "only this handle is left on the block");
+        assert_eq!(seg.payload_bytes(), 200);
+        assert!(seg.frames.iter().all(|f| f.data.iter().all(|b| *b == 7)));
+    }
 }

@@ -285,7 +285,28 @@ pub fn encode_segment_v1(seg: &Segment) -> Option<Bytes> {
     v1_only.then(|| encode_segment_as(seg, VERSION_1))
 }
 
+/// Encodes `seg` as [`encode_segment`] does and points every frame's data
+/// at its copy inside the message: the frames and the message then share
+/// one allocation of the message's size, instead of the message being a
+/// second copy of the payload beside the frames (a segment kept for
+/// restreamers or the DVR writer). The message is byte for byte
+/// [`encode_segment`]'s, and every frame stays equal to what it was. Panics
+/// as [`encode_segment`] does.
+pub fn encode_segment_shared(seg: &mut Segment) -> Bytes {
+    let mut offsets = Vec::with_capacity(seg.frames.len());
+    let msg = encode_segment_into(seg, VERSION, Some(&mut offsets));
+    for (f, off) in seg.frames.iter_mut().zip(offsets) {
+        f.data = msg.slice(off..off + f.data.len());
+    }
+    msg
+}
+
 fn encode_segment_as(seg: &Segment, version: u8) -> Bytes {
+    encode_segment_into(seg, version, None)
+}
+
+/// The encoder; with `offsets`, pushes where each frame's data starts in the message.
+fn encode_segment_into(seg: &Segment, version: u8, mut offsets: Option<&mut Vec<usize>>) -> Bytes {
     let mut out = start_message(version, KIND_SEGMENT, segment_payload_size(seg, version));
     out.put_u64(seg.seq);
     out.put_i64(seg.start);
@@ -346,6 +367,9 @@ fn encode_segment_as(seg: &Segment, version: u8) -> Bytes {
         out.put_i64(f.dts);
         out.put_i64(f.pts);
         out.put_u32(f.data.len() as u32);
+        if let Some(o) = offsets.as_deref_mut() {
+            o.push(out.len());
+        }
         out.put_slice(&f.data);
     }
     finish_message(out)
@@ -1271,5 +1295,59 @@ mod tests {
             e.to_string(),
             "wire: message at stream offset 0 is 101 bytes, over the limit of 100"
         );
+    }
+
+    /// `tiny()`'s tracks with these frames on them (track 0).
+    fn with_frames(frames: Vec<(bool, i64, Vec<u8>)>) -> Segment {
+        Segment {
+            frames: frames
+                .into_iter()
+                .map(|(keyframe, dts, data)| Frame {
+                    track: 0,
+                    dts,
+                    pts: dts,
+                    keyframe,
+                    data: Bytes::from(data),
+                })
+                .collect(),
+            ..tiny()
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn shared_encoding_is_the_encoding_and_frames_point_into_it(
+            frames in proptest::collection::vec(
+                (proptest::bool::ANY, proptest::num::i64::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..300)),
+                0..40,
+            )
+        ) {
+            let seg = with_frames(frames);
+            let mut shared = seg.clone();
+            let msg = encode_segment_shared(&mut shared);
+            proptest::prop_assert_eq!(&msg, &encode_segment(&seg));
+            proptest::prop_assert_eq!(&shared, &seg, "frames are unchanged");
+            let range = msg.as_ptr_range();
+            for f in shared.frames.iter().filter(|f| !f.data.is_empty()) {
+                let r = f.data.as_ptr_range();
+                proptest::prop_assert!(range.start <= r.start && r.end <= range.end, "frame data inside the message");
+            }
+        }
+    }
+
+    #[test]
+    fn shared_encoding_of_a_real_sized_segment() {
+        let frames = (0..150)
+            .map(|i| (i % 50 == 0, i * 3600, vec![i as u8; 1000 + 37 * i as usize]))
+            .collect();
+        let seg = with_frames(frames);
+        let mut shared = seg.clone();
+        let msg = encode_segment_shared(&mut shared);
+        assert_eq!(msg, encode_segment(&seg));
+        assert_eq!(decode(&msg), Ok(Some(Message::Segment(seg.clone()))));
+        assert_eq!(shared, seg);
+        // The last frame's data ends right before the CRC.
+        let last = shared.frames.last().map(|f| f.data.as_ptr_range().end);
+        assert_eq!(last, Some(msg[msg.len() - CRC_LEN..].as_ptr()));
     }
 }

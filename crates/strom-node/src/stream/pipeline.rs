@@ -346,7 +346,7 @@ impl Pipeline {
 
     fn store(&mut self, seg: Segment, now: Instant) {
         let (seq, duration, discontinuity) = (seg.seq, seg.duration, seg.discontinuity);
-        let stored = Arc::new(StoredSegment::new(seg, self.stream.outputs.slots()));
+        let stored = Arc::new(self.compact(seg));
         if !self.stream.window_mut().push(stored.clone()) {
             tracing::warn!(stream = %self.stream.name, seq, "segment number did not move forward: dropped");
             return;
@@ -367,6 +367,34 @@ impl Pipeline {
         self.stream.announce_segment(seq);
         // Logged once the segment is served: bench/cluster_latency.sh reads these lines.
         tracing::debug!(stream = %self.stream.name, seq, duration, discontinuity, "segment available");
+    }
+}
+
+impl Pipeline {
+    /// The segment as the window keeps it, its frames packed into one
+    /// allocation ([`Segment::compact`]): frames fresh from a demuxer are
+    /// slices of its receive blocks, and each block (with its spare
+    /// capacity) would stay allocated for as long as the window holds any
+    /// frame cut from it, about half as much again as the payload.
+    ///
+    /// When the segment's wire message will be built anyway (the stream
+    /// records to the DVR, or a restreamer pulled the newest segment), the
+    /// frames are packed into the message itself
+    /// ([`strom_media::wire::encode_segment_shared`]): one allocation for
+    /// both instead of the payload twice. Otherwise a plain copy: the
+    /// message's CRC is not worth computing for nobody.
+    fn compact(&self, mut seg: Segment) -> StoredSegment {
+        let slots = self.stream.outputs.slots();
+        let records = self.stream.cfg().dvr.is_some() && self.stream.spec.archive.is_some();
+        let pulled = self.stream.window().newest_segment().is_some_and(|s| s.wire_read());
+        if records || pulled {
+            let wire = strom_media::wire::encode_segment_shared(&mut seg);
+            seg.frames.shrink_to_fit();
+            StoredSegment::with_wire(seg, slots, wire)
+        } else {
+            seg.compact();
+            StoredSegment::new(seg, slots)
+        }
     }
 }
 
@@ -585,6 +613,88 @@ mod tests {
         let seqs: Vec<u64> = w.iter().map(|s| s.segment.seq).collect();
         assert!(seqs.windows(2).all(|p| p[1] == p[0] + 1), "{seqs:?}");
         assert!(seqs[0] >= 1_700_000_000);
+    }
+
+    /// The first and last byte address of every frame's data in `seg`,
+    /// if they are all in one run, back to back.
+    fn packed_run(seg: &Segment) -> Option<(*const u8, *const u8)> {
+        let mut run: Option<(*const u8, *const u8)> = None;
+        for f in seg.frames.iter().filter(|f| !f.data.is_empty()) {
+            let r = f.data.as_ptr_range();
+            run = match run {
+                None => Some((r.start, r.end)),
+                Some((a, e)) if e == r.start => Some((a, r.end)),
+                // Slices of a wire message have frame headers between them.
+                Some((a, e)) if (e as usize) < (r.start as usize) && (r.start as usize) - (e as usize) < 64 => {
+                    Some((a, r.end))
+                }
+                Some(_) => return None,
+            };
+        }
+        run
+    }
+
+    #[test]
+    fn stored_segments_are_compacted_and_share_the_wire_once_restreamers_pull() {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        let utc = 1_700_000_000 * CLOCK_HZ;
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        // Every frame is cut from one shared receive block, as a demuxer does.
+        let block = Bytes::from(vec![0u8; 1 << 20]);
+        let mut at = 0;
+        let mut deliver = |p: &mut Pipeline, i: i64| {
+            let dts = i * 3600;
+            let data = block.slice(at..at + 1000);
+            at = (at + 1000) % ((1 << 20) - 1000);
+            let f = Frame {
+                track: 0,
+                dts,
+                pts: dts,
+                keyframe: i % 25 == 0,
+                data,
+            };
+            p.deliver(Unit::Frame(f), t0, utc + dts);
+        };
+        for i in 0..150 {
+            deliver(&mut p, i);
+        }
+        {
+            let w = stream.window();
+            assert_eq!(w.len(), 2);
+            for s in w.iter() {
+                let (a, e) = packed_run(&s.segment).expect("one run");
+                assert_eq!(
+                    e as usize - a as usize,
+                    s.segment.payload_bytes(),
+                    "exactly the payload"
+                );
+                assert!(s.wire_built().is_none(), "nobody asked for the wire message");
+                assert!(!block.as_ptr_range().contains(&a), "no longer in the receive block");
+            }
+            // A restreamer pulls the newest segment...
+            let newest = w.newest_segment().expect("segment");
+            assert_eq!(newest.wire(), strom_media::wire::encode_segment(&newest.segment));
+        }
+        // ...so the next one is packed into its wire message.
+        for i in 150..200 {
+            deliver(&mut p, i);
+        }
+        let w = stream.window();
+        let s = w.newest_segment().expect("segment");
+        let msg = s.wire_built().expect("built with the segment").clone();
+        assert_eq!(msg, strom_media::wire::encode_segment(&s.segment), "the same bytes");
+        let (a, e) = packed_run(&s.segment).expect("one run");
+        let m = msg.as_ptr_range();
+        assert!(m.start <= a && e <= m.end, "frames are slices of the message");
+        let hls = stream.outputs.find::<crate::output::hls::Hls>().expect("hls");
+        assert_eq!(
+            hls.segment_bytes(&stream, s.segment.seq),
+            Some(strom_media::ts::mux::mux_segment(&s.segment))
+        );
     }
 
     #[test]

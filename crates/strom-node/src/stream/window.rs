@@ -9,6 +9,12 @@
 //! ([`StoredSegment::derived`]: facts read from the frames, or its own
 //! bounded cache of further renditions); it lives and dies with the segment.
 //!
+//! Memory: the pipeline compacts a segment before it is stored, so its
+//! frames hold one allocation of exactly their payload (or are slices of
+//! the segment's wire message when that is built anyway, see
+//! [`StoredSegment::with_wire`]) instead of pinning the demuxer's receive
+//! blocks for the window's lifetime.
+//!
 //! Invariants: sequence numbers in the window strictly increase; the window
 //! never holds more than its capacity; `discontinuities_before(seq)` counts
 //! every discontinuity the stream ever had before `seq`, evicted or not, so
@@ -17,6 +23,7 @@
 use bytes::Bytes;
 use std::any::Any;
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use strom_media::Segment;
@@ -34,6 +41,8 @@ pub struct StoredSegment {
     /// The segment's wire message (`strom_media::wire`), shared by the
     /// cluster feed and the DVR writer.
     wire: OnceLock<Bytes>,
+    /// [`StoredSegment::wire`] was called: a restreamer pulled the segment.
+    wire_read: AtomicBool,
 }
 
 impl std::fmt::Debug for StoredSegment {
@@ -60,15 +69,38 @@ impl StoredSegment {
             renditions: (0..slots).map(|_| OnceLock::new()).collect(),
             derived: (0..slots).map(|_| OnceLock::new()).collect(),
             wire: OnceLock::new(),
+            wire_read: AtomicBool::new(false),
         }
+    }
+
+    /// Wraps `segment` with its wire message already built. `wire` must be
+    /// `strom_media::wire::encode_segment(&segment)`; made with
+    /// `encode_segment_shared`, the frames are slices of it and the two
+    /// share one allocation.
+    pub fn with_wire(segment: Segment, slots: usize, wire: Bytes) -> Self {
+        let s = StoredSegment::new(segment, slots);
+        let _ = s.wire.set(wire);
+        s
     }
 
     /// The segment as one wire message, encoded once and shared (the
     /// cluster feed sends it, the DVR writer stores it: the same bytes).
     pub fn wire(&self) -> Bytes {
+        self.wire_read.store(true, Ordering::Relaxed);
         self.wire
             .get_or_init(|| strom_media::wire::encode_segment(&self.segment))
             .clone()
+    }
+
+    /// The wire message if it is built.
+    pub fn wire_built(&self) -> Option<&Bytes> {
+        self.wire.get()
+    }
+
+    /// Someone asked for [`StoredSegment::wire`] (a restreamer pulled this
+    /// segment); [`StoredSegment::wire_once`] does not count.
+    pub fn wire_read(&self) -> bool {
+        self.wire_read.load(Ordering::Relaxed)
     }
 
     /// The wire message if a reader already built it, else encoded for this
@@ -312,6 +344,38 @@ mod tests {
         assert_eq!((a, b, calls), (Bytes::from_static(b"x"), Bytes::from_static(b"x"), 1));
         assert!(s.built(0).is_none());
         assert_eq!(s.rendition(9, |_| Bytes::from_static(b"z")), Bytes::from_static(b"z"));
+    }
+
+    #[test]
+    fn a_prebuilt_wire_message_is_served_and_reads_are_noticed() {
+        let mut segment = seg(3, false).segment.clone();
+        segment.frames = vec![strom_media::Frame {
+            track: 0,
+            dts: 0,
+            pts: 0,
+            keyframe: true,
+            data: Bytes::from_static(&[1, 2, 3]),
+        }];
+        segment.tracks = Arc::from(vec![strom_media::Track {
+            id: 0,
+            codec: strom_media::Codec::H264,
+            params: Default::default(),
+        }]);
+        let expected = strom_media::wire::encode_segment(&segment);
+        let mut shared = segment.clone();
+        let wire = strom_media::wire::encode_segment_shared(&mut shared);
+        let s = StoredSegment::with_wire(shared, 2, wire);
+        assert_eq!(s.segment, segment);
+        assert_eq!(s.wire_built(), Some(&expected));
+        assert!(!s.wire_read());
+        assert_eq!(s.wire_once(), expected);
+        assert!(!s.wire_read(), "the DVR writer's read does not count");
+        assert_eq!(s.wire(), expected);
+        assert!(s.wire_read());
+        let plain = StoredSegment::new(segment, 2);
+        assert!(plain.wire_built().is_none());
+        assert_eq!(plain.wire_once(), expected);
+        assert!(plain.wire_built().is_none(), "wire_once keeps nothing");
     }
 
     #[test]
