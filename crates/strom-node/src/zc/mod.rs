@@ -253,6 +253,17 @@ pub fn poll_send(io: &TcpStream, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> 
 /// One non-blocking pass of [`poll_send`]: `WouldBlock` only when nothing
 /// was written.
 fn send(io: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+    // Corked while the pieces go out, so a response head and its body
+    // leave in full segments, not a small packet before the body (what
+    // nginx does with `tcp_nopush`); uncorking pushes what is left.
+    let sref = socket2::SockRef::from(io);
+    let _ = sref.set_tcp_cork(true);
+    let r = send_pieces(io, bufs);
+    let _ = sref.set_tcp_cork(false);
+    r
+}
+
+fn send_pieces(io: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     let sock = io.as_fd();
     let mut total = 0;
     let mut i = 0;
