@@ -11,7 +11,9 @@
 #                     ffmpeg segment closest in size to strom's),
 #   (b) the playlist (strom: /demo/mono.m3u8; nginx: /demo/mono.m3u8 file),
 # REPEAT times each (strom and nginx interleaved) and prints the medians with
-# the strom/nginx ratio.
+# the strom/nginx ratio, and the server's CPU time per request (strom's
+# process; nginx's workers), which compares the servers even when wrk is
+# the bottleneck (pinned wrk saturates its core at ~13k segments/s here).
 #
 # Modes (MODES, default "pinned auto"):
 #   pinned: server processes on CPU 0 (taskset), wrk -t2 on CPU 1.
@@ -205,15 +207,28 @@ url_of() {
     esac
 }
 
-# measure CONNS SERVER RESOURCE FILE -> run_wrk's fields plus the foreign CPU %;
-# a run disturbed by other processes is repeated.
+# server_ticks SERVER: CPU ticks (user + system) used so far by strom, or by
+# nginx's worker processes.
+server_ticks() {
+    local pids
+    if [[ $1 == strom ]]; then pids=$STROM_PID; else pids=$(pgrep -P "$NGINX_PID" | tr '\n' ' '); fi
+    # shellcheck disable=SC2086
+    for p in $pids; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{ s = substr($0, index($0, ") ") + 2); split(s, f, " "); t += f[12] + f[13] } END { print t + 0 }'
+}
+
+# measure CONNS SERVER RESOURCE FILE -> run_wrk's fields, the foreign CPU %
+# and the server's CPU per request (µs); a run disturbed by other processes
+# is repeated.
 measure() {
-    local try r f url
+    local try r f url t0 t1 us
     for ((try = 0; try <= RETRIES; try++)); do
         url=$(url_of "$2" "$3")
         echo "$url" >"$4.url"
         foreign_snap "$WORK/foreign"
+        t0=$(server_ticks "$2")
         r=$(run_wrk "$1" "$url" "$4")
+        t1=$(server_ticks "$2")
+        us=$(echo "$r" | awk -v d="$((t1 - t0))" -v hz="$(getconf CLK_TCK)" -v secs="$DURATION" '{ printf "%.1f", ($1 > 0) ? d / hz * 1e6 / ($1 * secs) : 0 }')
         f=$(foreign_pct "$WORK/foreign" "$DURATION")
         if awk -v f="$f" -v m="$FOREIGN_MAX" 'BEGIN { exit !(f <= m) }'; then break; fi
         if ((try < RETRIES)); then
@@ -223,7 +238,7 @@ measure() {
             log "other processes used $f% of a core during this run: kept (retries exhausted)"
         fi
     done
-    echo "$r $f"
+    echo "$r $f $us"
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
@@ -251,9 +266,11 @@ run_mode() {
     nginx_conf "$workers"
     "${pin_srv[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' &
     PIDS+=($!)
+    NGINX_PID=$!
     RUST_LOG=${RUST_LOG:-info} "${pin_srv[@]}" "$STROM" run -c "$WORK/server.conf" >>"$WORK/strom-$mode.log" 2>&1 &
     PIDS+=($!)
     local strom_pid=$!
+    STROM_PID=$strom_pid
     sleep 0.5
     kill -0 "$strom_pid" 2>/dev/null || { log "strom did not start:"; cat "$WORK/strom-$mode.log" >&2; exit 1; }
     wait_http "http://127.0.0.1:$NGINX_PORT/demo/mono.m3u8" 10
@@ -309,13 +326,14 @@ run_mode() {
 for m in $MODES; do run_mode "$m"; done
 
 # --- report ---------------------------------------------------------------------------
-# summary.txt fields: mode conns resource server req/s bytes/s p99ms non2xx sockerr foreign%
+# summary.txt fields: mode conns resource server req/s bytes/s p99ms non2xx sockerr foreign% cpu_us_per_req
 echo
 echo "HLS delivery, strom vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///'); wrk -t2 -d${DURATION}s, median of $REPEAT; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); $(date -u +%F)"
 echo "pinned: strom and nginx on CPU 0, wrk on CPU 1, nginx worker_processes 1, strom 1 tokio worker.  auto: nothing pinned, nginx worker_processes auto (2), strom 2 workers, wrk shares the CPUs."
 echo "spread = (max-min)/median of req/s over the runs; noise = worst CPU% of one core used by other processes during a kept run."
-printf '%-6s %5s %-8s | %11s %11s %5s | %10s %10s %5s | %9s %9s | %13s | %5s | %s\n' \
-    mode conns what "strom req/s" "nginx req/s" ratio "strom Gb/s" "nginx Gb/s" ratio "strom p99" "nginx p99" "spread s/n" noise "non-2xx/sock-err"
+echo "CPU/req = the server's CPU time (user + system; nginx: its workers) per request served, µs: the fair figure when wrk, not the server, is the bottleneck."
+printf '%-6s %5s %-8s | %11s %11s %5s | %10s %10s %5s | %9s %9s | %15s %5s | %13s | %5s | %s\n' \
+    mode conns what "strom req/s" "nginx req/s" ratio "strom Gb/s" "nginx Gb/s" ratio "strom p99" "nginx p99" "CPU/req s / n" ratio "spread s/n" noise "non-2xx/sock-err"
 for m in $MODES; do
     for c in $CONNS; do
         for res in segment playlist; do
@@ -326,7 +344,7 @@ for m in $MODES; do
                 }
                 $1 == m && $2 == c && $3 == r {
                     k = $4; n[k]++
-                    rps[k, n[k]] = $5; bps[k, n[k]] = $6; p99[k, n[k]] = $7
+                    rps[k, n[k]] = $5; bps[k, n[k]] = $6; p99[k, n[k]] = $7; us[k, n[k]] = $11
                     bad[k] += $8; err[k] += $9; if ($10 > noise) noise = $10
                     if (!(k in lo) || $5 < lo[k]) lo[k] = $5
                     if (!(k in hi) || $5 > hi[k]) hi[k] = $5
@@ -337,12 +355,14 @@ for m in $MODES; do
                         delete x; for (i = 1; i <= n[k]; i++) x[i] = rps[k, i]; R[k] = med(x, n[k])
                         delete x; for (i = 1; i <= n[k]; i++) x[i] = bps[k, i]; B[k] = med(x, n[k])
                         delete x; for (i = 1; i <= n[k]; i++) x[i] = p99[k, i]; P[k] = med(x, n[k])
+                        delete x; for (i = 1; i <= n[k]; i++) x[i] = us[k, i]; U[k] = med(x, n[k])
                         S[k] = R[k] > 0 ? (hi[k] - lo[k]) / R[k] * 100 : 0
                     }
-                    printf "%-6s %5s %-8s | %11.0f %11.0f %5.2f | %10.2f %10.2f %5.2f | %7.1fms %7.1fms | %5.0f%%/%5.0f%% | %4.0f%% | strom %d/%d, nginx %d/%d\n",
+                    printf "%-6s %5s %-8s | %11.0f %11.0f %5.2f | %10.2f %10.2f %5.2f | %7.1fms %7.1fms | %6.1f / %6.1f %5.2f | %5.0f%%/%5.0f%% | %4.0f%% | strom %d/%d, nginx %d/%d\n",
                         m, c, r, R["strom"], R["nginx"], R["nginx"] ? R["strom"] / R["nginx"] : 0,
                         B["strom"] * 8 / 1e9, B["nginx"] * 8 / 1e9, B["nginx"] ? B["strom"] / B["nginx"] : 0,
-                        P["strom"], P["nginx"], S["strom"], S["nginx"], noise, bad["strom"], err["strom"], bad["nginx"], err["nginx"]
+                        P["strom"], P["nginx"], U["strom"], U["nginx"], U["nginx"] ? U["strom"] / U["nginx"] : 0,
+                        S["strom"], S["nginx"], noise, bad["strom"], err["strom"], bad["nginx"], err["nginx"]
                 }' "$SUMMARY"
         done
     done
