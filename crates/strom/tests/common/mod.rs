@@ -576,11 +576,17 @@ pub fn status(s: &Strom, stream: &str) -> String {
     api(s, stream)["status"].as_str().unwrap_or("").to_string()
 }
 
-/// Open file descriptors of a running strom (`/proc/PID/fd`).
+/// Open file descriptors of a running strom (`/proc/PID/fd`), without the
+/// memfds that hold segment bodies for zero-copy sending: those come and go
+/// with the live window, not with connections.
 pub fn fd_count(s: &Strom) -> usize {
     let pid = s.child.as_ref().expect("running").id();
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc/PID/fd")
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_link(e.path()).map_or(true, |t| !t.to_string_lossy().starts_with("/memfd:"))
+        })
         .count()
 }
 
