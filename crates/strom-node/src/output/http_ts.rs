@@ -344,6 +344,8 @@ struct ViewerBody {
     unreported: u64,
     alarm: Arc<Alarm>,
     alarm_waker: Waker,
+    /// The task's waker the alarm holds, as last registered.
+    task_waker: Option<Waker>,
     closing: Pin<Box<WaitForCancellationFutureOwned>>,
     closed: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// Fires every `idle_for`; see [`ViewerBody::watch`].
@@ -385,6 +387,7 @@ impl ViewerBody {
             burst: 0,
             unreported: 0,
             alarm_waker: Waker::from(alarm.clone()),
+            task_waker: None,
             alarm,
             closed,
             idle: Box::pin(tokio::time::sleep(idle_for)),
@@ -440,7 +443,14 @@ impl ViewerBody {
     /// The next bytes to send; `Ready(None)` ends the response.
     fn next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
         // Register first: an alarm after the check below wakes the task.
-        self.alarm.task.register(cx.waker());
+        // Only when needed: a wake-up takes the registered waker (and sets
+        // `fired`), and a connection's task keeps its waker from poll to
+        // poll.
+        let fired = self.alarm.fired.load(Ordering::Acquire);
+        if fired || !self.task_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            self.alarm.task.register(cx.waker());
+            self.task_waker = Some(cx.waker().clone());
+        }
         self.watch();
         if self.ended {
             return Poll::Ready(None);
