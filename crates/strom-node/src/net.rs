@@ -194,7 +194,7 @@ pub async fn serve(
                 }
                 if let Some(missed) = fd_warn.ready(Instant::now()) {
                     let what = if fds {
-                        "accept failed: out of file descriptors; raise `ulimit -n` or lower max_connections"
+                        "accept failed: out of file descriptors; raise `ulimit -n` or lower max_connections (segment memfds get only what max_connections leaves)"
                     } else {
                         "accept failed"
                     };
@@ -487,7 +487,23 @@ pub fn raise_fd_limit(max_connections: u64) {
             "max_connections is close to or above the file descriptor limit: accept may fail with EMFILE"
         );
     }
+    // Zero-copy bodies get what connections and the reserve leave.
+    let regions = usize::try_from(now.saturating_sub(max_connections.saturating_add(FD_RESERVE))).unwrap_or(usize::MAX);
+    crate::zc::set_budget(regions);
+    if regions == 0 {
+        tracing::warn!(
+            max_connections,
+            limit = now,
+            "no file descriptors left for zero-copy bodies beside max_connections: segments are sent from the heap"
+        );
+    } else {
+        tracing::info!(memfds = regions.min(crate::zc::MAX_REGIONS), "zero-copy bodies");
+    }
 }
+
+/// Descriptors kept back from zero-copy bodies beside `max_connections`:
+/// listeners, inputs, peers, DVR files.
+const FD_RESERVE: u64 = 512;
 
 /// A TCP stream that fails writes that make no progress for `timeout`.
 pub struct StallGuard {

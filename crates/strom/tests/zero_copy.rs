@@ -124,3 +124,41 @@ fn served_segments_equal_mux_segment_and_go_out_zero_copy() {
     );
     assert_eq!(metric(&s, "strom_zero_copy_fallbacks_total"), Some(0.0));
 }
+
+/// Memfds of segment bodies held now by `s`.
+fn memfds(s: &Strom) -> usize {
+    let pid = s.child.as_ref().expect("running").id();
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .filter_map(|e| e.ok())
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:")))
+        .count()
+}
+
+#[test]
+fn memfds_never_take_the_descriptors_connections_need() {
+    // 2,000 descriptors, 1,500 of them for connections and 512 kept back:
+    // nothing is left for memfds, so every body stays on the heap.
+    let s = start_with_nofile(
+        "zero-copy-budget",
+        2000,
+        "max_connections 1500;\nstream demo { input builtin://demo; segment_duration 1; segment_count 3; }",
+    );
+    let pl = wait_playlist(&s, "demo", 3, Duration::from_secs(30));
+    let newest = pl.media_sequence + pl.segments.len() as u64 - 1;
+    for seq in pl.media_sequence..=newest {
+        let r = fetch(reqwest::Method::GET, &s.url(&format!("/demo/{seq}.ts")));
+        assert_eq!(r.status, 200, "segment {seq}");
+        assert!(
+            r.body.len() > 10_000 && r.body.chunks(188).all(|p| p.len() == 188 && p[0] == 0x47),
+            "segment {seq} is whole TS"
+        );
+    }
+    assert_eq!(memfds(&s), 0, "no memfd under a spent budget");
+    assert!(
+        metric(&s, "strom_zero_copy_fallbacks_total").unwrap_or(0.0) >= 3.0,
+        "each body that stayed on the heap is counted"
+    );
+    assert_eq!(metric(&s, "strom_zero_copy_sent_bytes_total"), Some(0.0));
+    assert!(s.log().contains("no file descriptors left for zero-copy bodies"));
+}

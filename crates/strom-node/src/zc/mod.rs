@@ -47,6 +47,36 @@ use tokio::net::TcpStream;
 /// descriptor are not worth it below a few pages.
 pub const MIN_BYTES: usize = 16 << 10;
 
+/// Most regions alive at once whatever the descriptor limit: each is also
+/// one mapping, and `vm.max_map_count` is 65,530 by default.
+pub const MAX_REGIONS: usize = 32_768;
+
+/// Regions allowed alive at once (see [`set_budget`]); past it bodies stay
+/// on the heap, so memfds never take the descriptors connections need.
+static BUDGET: AtomicUsize = AtomicUsize::new(4_096);
+
+/// Sets how many memfds may be alive at once (capped at [`MAX_REGIONS`]).
+/// The node gives them what its descriptor limit leaves beside
+/// `max_connections` and a reserve (`net::raise_fd_limit`); 0 turns
+/// zero-copy bodies off.
+pub fn set_budget(regions: usize) {
+    BUDGET.store(regions.min(MAX_REGIONS), Ordering::Relaxed);
+}
+
+/// Whether `live` regions leave room for one more under `budget`.
+fn room(live: usize, budget: usize) -> bool {
+    live < budget
+}
+
+/// Whether a new region may be made now; counts a fallback when not.
+fn may_map() -> bool {
+    let ok = room(registry().count.load(Ordering::Relaxed), BUDGET.load(Ordering::Relaxed));
+    if !ok {
+        METRICS.fallbacks.inc();
+    }
+    ok
+}
+
 /// The node's zero-copy counters (registered by `metrics::Metrics`).
 #[derive(Debug, Default)]
 pub struct ZcMetrics {
@@ -54,8 +84,8 @@ pub struct ZcMetrics {
     pub memfd_bytes: Gauge,
     /// Bytes sent with `sendfile` (`strom_zero_copy_sent_bytes_total`).
     pub sent_bytes: Counter,
-    /// Bodies that stayed on the heap because no memfd could be made
-    /// (`strom_zero_copy_fallbacks_total`).
+    /// Bodies that stayed on the heap because no memfd could be made, or
+    /// the memfd budget was spent (`strom_zero_copy_fallbacks_total`).
     pub fallbacks: Counter,
 }
 
@@ -152,7 +182,7 @@ impl Registry {
 /// copy when `data` is shorter than [`MIN_BYTES`] or no memfd can be made
 /// (counted in `strom_zero_copy_fallbacks_total`).
 pub fn sealed(data: &[u8]) -> Bytes {
-    if data.len() < MIN_BYTES {
+    if data.len() < MIN_BYTES || !may_map() {
         return Bytes::copy_from_slice(data);
     }
     match Region::sealed(data) {
@@ -205,6 +235,9 @@ impl Arena {
         let fits = |l: &Arc<Live>| l.region.len() - l.region.written() >= data.len();
         if !self.live.as_ref().is_some_and(fits) {
             self.live = None;
+            if !may_map() {
+                return Bytes::copy_from_slice(data);
+            }
             match Region::empty(self.cap) {
                 Ok(r) => self.live = Some(Live::new(r)),
                 Err(e) => return fallback(data, &e),
@@ -359,6 +392,14 @@ mod tests {
         let big = a.push(&pattern(MIN_BYTES + 1, 3));
         assert_eq!(big.len(), MIN_BYTES + 1);
         assert!(a.push(&[]).is_empty());
+    }
+
+    #[test]
+    fn the_budget_bounds_live_regions() {
+        assert!(room(0, 1));
+        assert!(!room(1, 1));
+        assert!(!room(0, 0), "a budget of 0 turns zero-copy off");
+        assert!(room(MAX_REGIONS - 1, MAX_REGIONS));
     }
 
     proptest::proptest! {

@@ -584,9 +584,7 @@ pub fn fd_count(s: &Strom) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .expect("/proc/PID/fd")
         .filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_link(e.path()).map_or(true, |t| !t.to_string_lossy().starts_with("/memfd:"))
-        })
+        .filter(|e| std::fs::read_link(e.path()).map_or(true, |t| !t.to_string_lossy().starts_with("/memfd:")))
         .count()
 }
 
