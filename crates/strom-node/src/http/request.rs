@@ -110,18 +110,23 @@ pub struct Unsatisfiable;
 impl ByteRange {
     /// Parses a `Range` value. `None` for anything but one well-formed byte
     /// range (several ranges, other units, garbage): the full body is served,
-    /// as RFC 9110 §14.2 allows.
+    /// as RFC 9110 §14.2 allows. The unit is case-insensitive (§14.1), and
+    /// a position too large for 64 bits means "past any body": a last
+    /// position is clamped to the body, a first one is unsatisfiable.
     pub fn parse(v: &str) -> Option<ByteRange> {
-        let spec = v.trim().strip_prefix("bytes=")?.trim();
+        let v = v.trim();
+        let unit = v.get(..6)?;
+        if !unit.eq_ignore_ascii_case("bytes=") {
+            return None;
+        }
+        let spec = v.get(6..)?.trim();
         if spec.contains(',') {
             return None;
         }
         let (a, b) = spec.split_once('-')?;
         let num = |s: &str| -> Option<u64> {
             let s = s.trim();
-            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
+            (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit())).then(|| s.parse().unwrap_or(u64::MAX))
         };
         match (a.trim().is_empty(), b.trim().is_empty()) {
             (true, false) => num(b).map(ByteRange::Suffix),
@@ -495,6 +500,18 @@ mod tests {
         assert_eq!(ByteRange::parse("bytes=0-1,5-6"), None, "several ranges: full body");
         assert_eq!(ByteRange::parse("items=0-1"), None);
         assert_eq!(ByteRange::parse("bytes=-"), None);
+        assert_eq!(
+            ByteRange::parse("BYTES=0-1"),
+            Some(FromTo(0, 1)),
+            "the unit is case-insensitive"
+        );
+        assert_eq!(
+            ByteRange::parse("bytes=0-99999999999999999999"),
+            Some(FromTo(0, u64::MAX)),
+            "an overflowing last position is clamped when resolved"
+        );
+        assert_eq!(ByteRange::parse("bytes=99999999999999999999-"), Some(From(u64::MAX)));
+        assert_eq!(ByteRange::parse("bytes=\u{e9}-1"), None);
         assert_eq!(ByteRange::parse("bytes=+1-2"), None);
         assert_eq!(FromTo(0, 99).resolve(50), Ok((0, 49)));
         assert_eq!(FromTo(10, 20).resolve(50), Ok((10, 20)));
