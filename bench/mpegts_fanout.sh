@@ -29,7 +29,9 @@
 # over IDLE s, once per placement.
 # The table gives medians over REPS; "ratio" is strom's %/1000 over nginx's.
 # A client at >= 90 % of a core is flagged (`client-bound`): then the
-# delivered rate, not the server, is the limit.
+# delivered rate, not the server, is the limit. A server at >= 90 % of the
+# cores it may use is flagged `server-bound`: its CPU figure is capped and
+# its viewers get less than the stream's rate (see kbit/s and skip).
 #
 # Placements (PLACES, default "pinned unpinned"):
 #   pinned:   server on CPU 0 (nginx worker_processes 1; strom's tokio runtime
@@ -383,6 +385,8 @@ for place in $PLACES; do
                     if (!(s in c)) exit
                     ratio = ("nginx" in c && s == "strom") ? sprintf("%6.2f", m("per", "strom") / m("per", "nginx")) : "      "
                     flags = m("cli", s) >= 90 ? "client-bound" : ""
+                    # A server at the limit of its cores: its CPU is capped, viewers starve.
+                    if (m("cpu", s) >= (p == "pinned" ? 90 : 180)) flags = flags " server-bound"
                     printf "%-9s %5d %-6s | %7.2f%% %6.2f%% %s | %8.0f %8.0f %7.2f | %5d %6d %5d %5d %5d | %7.1f%% %6.1f%% %5.1f%% %s\n",
                         p, n, s, m("cpu", s), m("per", s), ratio, m("md", s), m("lo", s), m("tot", s), m("open", s),
                         cl[s], sk[s], dr[s], to[s], m("cli", s), m("sq", s), noise[s], flags
