@@ -409,7 +409,7 @@ impl Metrics {
         );
         r.register(
             "zero_copy_fallbacks",
-            "Bodies kept on the heap because no memfd could be made",
+            "Bodies kept on the heap because no memfd could be made, and body pieces written without sendfile because it failed",
             crate::zc::METRICS.fallbacks.clone(),
         );
         r.register("http_errors", "Rejected HTTP requests by kind", m.http_errors.clone());

@@ -14,7 +14,10 @@
 //! - **send timeout**: a peer that accepts no bytes at all for
 //!   `send_timeout` is disconnected (and counted), like nginx's
 //!   `send_timeout`. The timer restarts whenever a write makes progress, so
-//!   slow but moving downloads are never cut. The cut is abortive (RST,
+//!   slow but moving downloads are never cut; when it fires, one direct
+//!   non-blocking send probes the socket first, because epoll reports a
+//!   TCP socket writable only once a third of its send buffer is free, which
+//!   a slow reader may take longer than the timeout to drain. The cut is abortive (RST,
 //!   `SO_LINGER 0`, nginx's `reset_timedout_connection`): a plain close
 //!   would leave the unsent send buffer pinned in the kernel as an orphan.
 //! - **header timeout** (`client_header_timeout`): a connection must send a
@@ -530,34 +533,70 @@ impl StallGuard {
     }
 
     /// Called when a write is pending: arms the timer (registering the
-    /// waker so the task is polled again when it fires) or fails once it has.
-    fn pending<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    /// waker so the task is polled again when it fires) or, once it has,
+    /// probes the socket and fails if it still takes nothing.
+    ///
+    /// The probe matters for slow readers: epoll reports a TCP socket
+    /// writable only when a third of its send buffer is free (the kernel's
+    /// `sk_stream_is_writeable`), so a viewer reading ~20 kB/s from a 1 MiB
+    /// buffer frees that much only every ~17 s. `probe` tries one direct
+    /// non-blocking send of the pending bytes; if the kernel takes any, the
+    /// peer is moving and the timer starts again.
+    fn pending<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        probe: impl FnOnce(&TcpStream) -> Option<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         let timeout = self.timeout;
         let sleep = self.stall.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match sleep.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
                 self.stall = None;
+                if let Some(r) = probe(&self.io) {
+                    return Poll::Ready(r);
+                }
                 self.timeouts.inc();
                 // The close that follows resets instead of leaving the
                 // unsent buffer to the kernel.
                 let _ = socket2::SockRef::from(&self.io).set_linger(Some(Duration::ZERO));
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
-                    "send timeout: peer reads nothing",
+                    "send timeout: the peer took no bytes within send_timeout",
                 )))
             }
         }
     }
 
-    fn progress<T>(&mut self, r: Poll<io::Result<T>>, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+    fn progress<T>(
+        &mut self,
+        r: Poll<io::Result<T>>,
+        cx: &mut Context<'_>,
+        probe: impl FnOnce(&TcpStream) -> Option<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
         match r {
-            Poll::Pending => self.pending(cx),
+            Poll::Pending => self.pending(cx, probe),
             ready => {
                 self.stall = None;
                 ready
             }
         }
+    }
+}
+
+/// One direct non-blocking `send(2)` of `buf` on `io`, bypassing the
+/// runtime's readiness state: `Some` with the bytes taken (or a hard
+/// error), `None` when the socket takes nothing (EAGAIN) or `buf` is empty.
+fn probe_send(io: &TcpStream, buf: &[u8]) -> Option<io::Result<usize>> {
+    if buf.is_empty() {
+        return None;
+    }
+    let flags = rustix::net::SendFlags::DONTWAIT | rustix::net::SendFlags::NOSIGNAL;
+    match rustix::net::send(io, buf, flags) {
+        Ok(0) => None,
+        Ok(n) => Some(Ok(n)),
+        Err(rustix::io::Errno::AGAIN) | Err(rustix::io::Errno::INTR) => None,
+        Err(e) => Some(Err(e.into())),
     }
 }
 
@@ -591,7 +630,7 @@ impl AsyncWrite for StallGuard {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_write(cx, buf);
-        this.progress(r, cx)
+        this.progress(r, cx, |io| probe_send(io, buf))
     }
 
     fn poll_write_vectored(
@@ -605,7 +644,8 @@ impl AsyncWrite for StallGuard {
         } else {
             Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
         };
-        this.progress(r, cx)
+        let first = bufs.iter().find(|b| !b.is_empty()).map(|b| &b[..]).unwrap_or(&[]);
+        this.progress(r, cx, |io| probe_send(io, first))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -615,7 +655,7 @@ impl AsyncWrite for StallGuard {
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.io).poll_flush(cx);
-        this.progress(r, cx)
+        this.progress(r, cx, |_| None)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -631,6 +671,52 @@ pub struct PeerAddr(pub SocketAddr);
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    /// A peer that reads slowly (4 KiB every 50 ms through a small receive
+    /// buffer) never frees a third of the send buffer within the timeout,
+    /// so epoll never reports the socket writable; the probe sees it move
+    /// and the connection is not cut.
+    #[tokio::test]
+    async fn slow_but_moving_peer_is_not_cut() {
+        use std::io::Read;
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = l.local_addr().expect("addr");
+        let counter = Counter::default();
+        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+        sock.set_recv_buffer_size(16 << 10).expect("rcvbuf");
+        sock.connect(&addr.into()).expect("connect");
+        let mut peer: std::net::TcpStream = sock.into();
+        let (io, _) = l.accept().await.expect("accept");
+        let mut io = StallGuard::new(io, Duration::from_millis(300), counter.clone(), None);
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 4 << 10];
+            let mut total = 0usize;
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+                match peer.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+            total
+        });
+        let chunk = vec![0u8; 64 << 10];
+        let r = tokio::time::timeout(Duration::from_secs(3), async {
+            loop {
+                if let Err(e) = io.write_all(&chunk).await {
+                    return e;
+                }
+            }
+        })
+        .await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let read = reader.join().expect("reader");
+        assert!(r.is_err(), "a moving peer was cut: {:?}", r.map(|e| e.to_string()));
+        assert_eq!(counter.get(), 0);
+        assert!(read > 64 << 10, "the peer read only {read} bytes");
+    }
 
     /// A peer that never reads gets cut after the timeout; the count rises,
     /// and the socket is set to close abortively (SO_LINGER 0).

@@ -85,7 +85,9 @@ pub struct ZcMetrics {
     /// Bytes sent with `sendfile` (`strom_zero_copy_sent_bytes_total`).
     pub sent_bytes: Counter,
     /// Bodies that stayed on the heap because no memfd could be made, or
-    /// the memfd budget was spent (`strom_zero_copy_fallbacks_total`).
+    /// the memfd budget was spent, and body pieces that went out with a
+    /// plain write because `sendfile` failed for a reason other than the
+    /// connection (`strom_zero_copy_fallbacks_total`).
     pub fallbacks: Counter,
 }
 
@@ -312,11 +314,24 @@ fn send_pieces(io: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             let want = bufs[i].len();
             let mut pos = off as u64;
             let n = match rustix::fs::sendfile(sock, region.region.fd(), Some(&mut pos), want) {
-                Ok(n) => n,
+                Ok(n) => {
+                    METRICS.sent_bytes.inc_by(n as u64);
+                    n
+                }
                 Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => return done(total, e),
+                Err(e) if connection_error(e) => return done(total, e),
+                // sendfile itself failed (a kernel or file system that
+                // refuses it): the bytes are mapped, so they go out with a
+                // plain write instead, counted as a fallback.
+                Err(e) => match rustix::io::writev(sock, &bufs[i..=i]) {
+                    Ok(n) => {
+                        sendfile_failed(e);
+                        n
+                    }
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Err(e) => return done(total, e),
+                },
             };
-            METRICS.sent_bytes.inc_by(n as u64);
             total += n;
             if n < want {
                 return Ok(total);
@@ -341,6 +356,35 @@ fn send_pieces(io: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         }
     }
     Ok(total)
+}
+
+/// Whether a send error is the connection's own (it ends the response
+/// like any write error) rather than `sendfile` refusing to work.
+fn connection_error(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    matches!(
+        e,
+        Errno::AGAIN
+            | Errno::PIPE
+            | Errno::CONNRESET
+            | Errno::NOTCONN
+            | Errno::TIMEDOUT
+            | Errno::CONNABORTED
+            | Errno::HOSTUNREACH
+            | Errno::NETUNREACH
+            | Errno::NETDOWN
+            | Errno::SHUTDOWN
+    )
+}
+
+/// Counts a `sendfile` that failed for a reason other than the connection
+/// (`strom_zero_copy_fallbacks_total`), and logs it at most once a minute.
+fn sendfile_failed(e: rustix::io::Errno) {
+    METRICS.fallbacks.inc();
+    static LIMIT: crate::util::LogLimiter = crate::util::LogLimiter::new(std::time::Duration::from_secs(60));
+    if let Some(suppressed) = LIMIT.allow(std::time::Instant::now()) {
+        tracing::warn!(error = %io::Error::from(e), suppressed, "sendfile failed: the body was written from its mapping");
+    }
 }
 
 #[cfg(test)]
