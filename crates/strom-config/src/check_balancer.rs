@@ -4,7 +4,11 @@
 //! known in this block → block or `;` → argument count → not a duplicate →
 //! values, and errors point at the offending token. What spans the whole
 //! file is checked after it has been read, so the order of blocks does not
-//! matter: a channel may name a server defined below it.
+//! matter: a channel may name a server defined below it. Likewise what
+//! depends on a server's `kind` (a `generic` server needs `load`, only kinds
+//! with a list API take `stream_list api`, `match_label` needs a Prometheus
+//! load) is checked once its block is read, whatever the order inside it;
+//! a server no viewer can reach is a warning, not an error.
 //!
 //! Invariant: when no error was reported, the returned `BalancerConfig`
 //! satisfies every invariant documented on it in [`crate::model`].
