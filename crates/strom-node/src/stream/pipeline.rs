@@ -361,6 +361,7 @@ impl Pipeline {
                 o.on_segment(&ev);
             }
         }
+        self.release_unlisted();
         // Served (and fresh for readers) only now that every output has it.
         self.stream.window_mut().mark_fresh(now);
         self.stream.metrics.segments.inc();
@@ -371,6 +372,25 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Releases the renditions (TS bytes in sealed memfds) of the segments
+    /// no playlist lists any more: the window keeps `segment_count` plus a
+    /// few more for players that are behind, and those few are muxed again
+    /// from their frames if someone asks. A stream that records keeps them
+    /// all: its archive playlists list every segment of the window.
+    fn release_unlisted(&self) {
+        let cfg = self.stream.cfg();
+        if cfg.dvr.is_some() && self.stream.spec.archive.is_some() {
+            return;
+        }
+        let window = self.stream.window();
+        for s in window.iter().rev().skip(cfg.segment_count) {
+            if s.renditions_released() {
+                break; // older ones were released before
+            }
+            s.release_renditions();
+        }
+    }
+
     /// The segment as the window keeps it, its frames packed into one
     /// allocation ([`Segment::compact`]): frames fresh from a demuxer are
     /// slices of its receive blocks, and each block (with its spare
@@ -695,6 +715,38 @@ mod tests {
             hls.segment_bytes(&stream, s.segment.seq),
             Some(strom_media::ts::mux::mux_segment(&s.segment))
         );
+    }
+
+    #[test]
+    fn renditions_are_kept_only_for_listed_segments() {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
+        let listed = spec.cfg.segment_count;
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        let utc = 1_700_000_000 * CLOCK_HZ;
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        // 2 s segments until the window is full and has slid.
+        let secs = 2 * (listed as i64 + super::super::EXTRA_SEGMENTS as i64 + 3);
+        for i in 0..secs * 25 {
+            let dts = i * 3600;
+            p.deliver(Unit::Frame(frame(0, dts, i % 25 == 0)), t0, utc + dts);
+        }
+        let hls = stream.outputs.find::<crate::output::hls::Hls>().expect("hls");
+        let w = stream.window();
+        assert_eq!(w.len(), listed + super::super::EXTRA_SEGMENTS, "the window is full");
+        let kept = |s: &StoredSegment| (0..stream.outputs.slots()).any(|i| s.built(i).is_some());
+        for (i, s) in w.iter().rev().enumerate() {
+            assert_eq!(kept(s), i < listed, "segment {i} from the newest");
+            assert_eq!(s.renditions_released(), i >= listed);
+            // Served either way, with the same bytes.
+            assert_eq!(
+                hls.segment_bytes(&stream, s.segment.seq),
+                Some(strom_media::ts::mux::mux_segment(&s.segment))
+            );
+            assert_eq!(kept(s), i < listed, "a request does not keep it again");
+        }
     }
 
     #[test]
