@@ -21,6 +21,8 @@
 #     Gbit/s, viewers closed during the window;
 #   - strom's HTTP-TS viewers skipped to a keyframe and dropped for lag
 #     (strom_stream_slow_viewers_total) and send timeouts during the run;
+#   - strom's zero-copy share: bytes it sent with sendfile
+#     (strom_zero_copy_sent_bytes_total) over the bytes the viewers got;
 #   - the client's CPU, the ksoftirqd threads' CPU (loopback receive work the
 #     kernel deferred: charged to no server), and the machine's noise (CPU of
 #     processes other than the ones under test). A window with more than
@@ -38,10 +40,16 @@
 #             sees one CPU, so one worker), client on CPU 1;
 #   unpinned: nothing pinned; nginx worker_processes auto (2), strom 2 workers.
 #
+# strom's max_connections is MAX_CONNECTIONS (default: the largest N plus
+# 1,000): zero-copy bodies get the descriptors the limit leaves beside it
+# (minus a reserve of 512), so a max_connections at the descriptor limit
+# would send every byte from the heap (strom logs it; the zc column shows it).
+#
 # Env: NS ("1000 5000"), REPS (3), WARMUP (10), MEASURE (20), IDLE (10),
 #      PLACES, RATE (1000 connections/s), PER_ADDR (200), HTTP_PORT (38110),
-#      NGINX_PORT (38111), FOREIGN_MAX (15), RETRIES (1), STROM_BIN (skip the
-#      cargo build), KEEP=1 keeps the temp dir (logs, snapshots).
+#      NGINX_PORT (38111), FOREIGN_MAX (15), RETRIES (1), MAX_CONNECTIONS,
+#      STROM_BIN (skip the cargo build), KEEP=1 keeps the temp dir (logs,
+#      snapshots). Other variables reach strom's environment unchanged.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,6 +65,8 @@ HTTP_PORT=${HTTP_PORT:-38110}
 NGINX_PORT=${NGINX_PORT:-38111}
 FOREIGN_MAX=${FOREIGN_MAX:-15}
 RETRIES=${RETRIES:-1}
+MAX_N=$(printf '%s\n' $NS | sort -n | tail -1)
+MAX_CONNECTIONS=${MAX_CONNECTIONS:-$((MAX_N + 1000))}
 WORK=$(mktemp -d /tmp/bench-fanout.XXXXXX)
 HZ=$(getconf CLK_TCK)
 
@@ -173,7 +183,7 @@ EOF
 
 cat >"$WORK/server.conf" <<EOF
 http 127.0.0.1:$HTTP_PORT;
-max_connections 20000;
+max_connections $MAX_CONNECTIONS;
 stream tv { input file://$CLIP; }
 EOF
 
@@ -211,7 +221,7 @@ softirq_ticks() {
         END { print s + 0 }'
 }
 metric() { # metric EXACT_SERIES: its value in strom's /metrics (0 if absent)
-    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { print v + 0 }'
+    curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" | awk -v k="$1" '$1 == k { v = $2 } END { printf "%.0f\n", v }'
 }
 now() { date +%s.%N; }
 
@@ -241,12 +251,13 @@ run_one() {
     done
     ((est >= n)) || log "$srv N=$n: only $est of $n connections established"
     sleep "$WARMUP"
-    local try noise st0 st1 c0 c1 k0 k1 q0 q1 sk0 dr0 to0 snaps=0
+    local try noise st0 st1 c0 c1 k0 k1 q0 q1 sk0 dr0 to0 z0 z1 snaps=0
     sk0=$(metric 'strom_stream_slow_viewers_total{stream="tv",kind="skipped"}')
     dr0=$(metric 'strom_stream_slow_viewers_total{stream="tv",kind="dropped"}')
     to0=$(metric 'strom_http_errors_total{kind="send_timeout"}')
     for ((try = 0; try <= RETRIES; try++)); do
         foreign_snap "$WORK/foreign"
+        z0=$(metric strom_zero_copy_sent_bytes_total)
         kill -USR1 "$CLIENT"
         st0=$(now)
         c0=$(ticks "${spids[@]}")
@@ -258,6 +269,7 @@ run_one() {
         q1=$(softirq_ticks)
         st1=$(now)
         kill -USR1 "$CLIENT"
+        z1=$(metric strom_zero_copy_sent_bytes_total)
         noise=$(foreign_pct "$WORK/foreign" "$MEASURE")
         snaps=$((snaps + 2))
         for ((i = 0; i < 50; i++)); do [[ -f $cdir/snap.$((snaps - 1)) ]] && break; sleep 0.1; done
@@ -276,11 +288,16 @@ run_one() {
     awk 'FNR == 1 { if (NR == 1) t0 = $2; else t1 = $2; next }
         NR == FNR { b0[FNR] = $1; x0[FNR] = $2; next }
         !x0[FNR] && !$2 { printf "%.1f\n", ($1 - b0[FNR]) * 8 / (t1 - t0) / 1000 }' "$a" "$b" | sort -g >"$cdir/kbps"
-    local open med lo total closed ok bad
+    local open med lo total closed ok bad zc
     open=$(wc -l <"$cdir/kbps")
     med=$(awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }' "$cdir/kbps")
     lo=$(head -1 "$cdir/kbps")
     total=$(awk '{ s += $1 } END { printf "%.3f\n", s / 1e6 }' "$cdir/kbps")
+    # Zero-copy share: sendfile bytes over the bytes every viewer got in the window.
+    zc=$(awk -v z="$((z1 - z0))" 'FNR == 1 { if (NR == 1) t0 = $2; else t1 = $2; next }
+        NR == FNR { b0[FNR] = $1; next } { got += $1 - b0[FNR] }
+        END { printf "%.1f\n", (got > 0) ? z / got * 100 : 0 }' "$cdir/snap.$((snaps - 2))" "$cdir/snap.$((snaps - 1))")
+    [[ $srv == nginx ]] && zc=-1
     read -r _ _ _ _ ok bad closed <"$b"
     local closed0
     read -r _ _ _ _ _ _ closed0 <"$a"
@@ -288,11 +305,11 @@ run_one() {
         -v hz="$HZ" -v st0="$st0" -v st1="$st1" -v open="$open" -v med="${med:-0}" -v lo="${lo:-0}" -v tot="$total" \
         -v cl="$((closed - closed0))" -v ok="$ok" -v bad="$bad" -v sk="$(awk -v a="$sk0" -v b="$sk1" 'BEGIN { print b - a }')" \
         -v dr="$(awk -v a="$dr0" -v b="$dr1" 'BEGIN { print b - a }')" -v to="$(awk -v a="$to0" -v b="$to1" 'BEGIN { print b - a }')" \
-        -v noise="$noise" 'BEGIN {
+        -v noise="$noise" -v zc="$zc" 'BEGIN {
         secs = st1 - st0; cpu = c / hz / secs * 100
         per = open > 0 ? cpu / (open / 1000) : 0
-        printf "%s %d %s %d %.2f %.3f %d %.1f %.1f %.3f %d %d %d %d %d %d %.1f %.1f %.1f\n", p, n, s, r, cpu, per, open, med, lo, tot,
-            cl, ok, bad, sk, dr, to, k / hz / secs * 100, q / hz / secs * 100, noise }' >>"$RESULTS"
+        printf "%s %d %s %d %.2f %.3f %d %.1f %.1f %.3f %d %d %d %d %d %d %.1f %.1f %.1f %.1f\n", p, n, s, r, cpu, per, open, med, lo, tot,
+            cl, ok, bad, sk, dr, to, k / hz / secs * 100, q / hz / secs * 100, noise, zc }' >>"$RESULTS"
     log "$place N=$n $srv #$rep: $(tail -1 "$RESULTS")"
     # Let the server close the last connections before the next run.
     sleep 2
@@ -306,7 +323,7 @@ run_place() { # run_place PLACE
     else
         workers=auto
     fi
-    log "$place: starting strom and nginx (worker_processes $workers)"
+    log "$place: starting strom (max_connections $MAX_CONNECTIONS) and nginx (worker_processes $workers)"
     nginx_conf "$workers"
     "${pin[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/stderr" &
     PIDS+=($!)
@@ -321,6 +338,7 @@ run_place() { # run_place PLACE
     done
     curl -sfI -o /dev/null "http://127.0.0.1:$HTTP_PORT/tv/mpegts" || { log "strom's stream did not start:"; tail -5 "$WORK/strom-$place.log" >&2; exit 1; }
     curl -sfI -o /dev/null "http://127.0.0.1:$NGINX_PORT/tv/long.ts" || { log "nginx does not serve:"; cat "$WORK/nginx/error.log" >&2; exit 1; }
+    grep -h "zero-copy\|file descriptor limit" "$WORK/strom-$place.log" | sed 's/^[^ ]* *//' | while read -r l; do log "strom: $l"; done
     local nginx_all
     mapfile -t nginx_all < <(echo "$nginx_pid"; pgrep -P "$nginx_pid")
     log "nginx processes: ${nginx_all[*]}"
@@ -355,14 +373,15 @@ for place in $PLACES; do run_place "$place"; done
 
 # --- report ----------------------------------------------------------------------
 # results.txt: place N server rep cpu% per1000 open med_kbps min_kbps total_gbps
-#              closed ok non_ok skipped dropped send_timeouts client% softirq% noise%
+#              closed ok non_ok skipped dropped send_timeouts client% softirq% noise% zc%
+#              (zc% -1: not strom)
 echo
 echo "HTTP-TS fan-out, strom vs nginx $("$NGINX" -v 2>&1 | sed 's/.*nginx\///') (limit_rate $LIMIT B/s, sendfile); one $((SRC_BPS / 1000)) kbit/s 720p25 H.264+AAC channel; ${WARMUP}s warm-up, ${MEASURE}s measured, median of $REPS; $(nproc) CPUs ($(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo)); $(date -u +%F)"
 echo "pinned: server on CPU 0 (nginx 1 worker, strom 1 tokio worker), client on CPU 1. unpinned: nothing pinned (nginx and strom 2 workers each)."
-echo "CPU% = % of one core; /1000 = per 1,000 open viewers; kbit/s per viewer over the window (median, min); skip/drop = strom viewers skipped or dropped for lag; softirq = ksoftirqd threads."
+echo "CPU% = % of one core; /1000 = per 1,000 open viewers; kbit/s per viewer over the window (median, min); skip/drop = strom viewers skipped or dropped for lag; zc = share of strom's bytes sent with sendfile; softirq = ksoftirqd threads."
 while read -r place pct; do echo "strom with no viewer ($place): $pct% of a core (ingest and muxing)"; done <"$IDLES"
-printf '%-9s %5s %-6s | %8s %7s %6s | %8s %8s %7s | %5s %6s %5s %5s %5s | %8s %7s %6s %s\n' \
-    place N server "CPU%" "/1000" ratio "med kb/s" "min kb/s" "Gbit/s" open closed skip drop sndto "client%" softirq noise flags
+printf '%-9s %5s %-6s | %8s %7s %6s | %8s %8s %7s | %5s %6s %5s %5s %5s %4s | %8s %7s %6s %s\n' \
+    place N server "CPU%" "/1000" ratio "med kb/s" "min kb/s" "Gbit/s" open closed skip drop sndto zc "client%" softirq noise flags
 for place in $PLACES; do
     for n in $NS; do
         for srv in strom nginx; do
@@ -373,23 +392,24 @@ for place in $PLACES; do
                 }
                 $1 == p && $2 == n { x = $3; c[x]++; k = c[x]
                     cpu[x, k] = $5; per[x, k] = $6; open[x, k] = $7; md[x, k] = $8; lo[x, k] = $9; tot[x, k] = $10
-                    cl[x] += $11; sk[x] += $14; dr[x] += $15; to[x] += $16; cli[x, k] = $17; sq[x, k] = $18
+                    cl[x] += $11; sk[x] += $14; dr[x] += $15; to[x] += $16; cli[x, k] = $17; sq[x, k] = $18; zc[x, k] = $20
                     if ($19 > noise[x]) noise[x] = $19 }
                 function m(name, x,   i, v) { delete v; for (i = 1; i <= c[x]; i++) v[i] = V[name, x, i]; return med(v, c[x]) }
                 END {
                     for (x in c) for (i = 1; i <= c[x]; i++) {
                         V["cpu", x, i] = cpu[x, i]; V["per", x, i] = per[x, i]; V["open", x, i] = open[x, i]
                         V["md", x, i] = md[x, i]; V["lo", x, i] = lo[x, i]; V["tot", x, i] = tot[x, i]
-                        V["cli", x, i] = cli[x, i]; V["sq", x, i] = sq[x, i]
+                        V["cli", x, i] = cli[x, i]; V["sq", x, i] = sq[x, i]; V["zc", x, i] = zc[x, i]
                     }
                     if (!(s in c)) exit
                     ratio = ("nginx" in c && s == "strom") ? sprintf("%6.2f", m("per", "strom") / m("per", "nginx")) : "      "
                     flags = m("cli", s) >= 90 ? "client-bound" : ""
                     # A server at the limit of its cores: its CPU is capped, viewers starve.
                     if (m("cpu", s) >= (p == "pinned" ? 90 : 180)) flags = flags " server-bound"
-                    printf "%-9s %5d %-6s | %7.2f%% %6.2f%% %s | %8.0f %8.0f %7.2f | %5d %6d %5d %5d %5d | %7.1f%% %6.1f%% %5.1f%% %s\n",
+                    z = m("zc", s); zs = z < 0 ? "   -" : sprintf("%3.0f%%", z)
+                    printf "%-9s %5d %-6s | %7.2f%% %6.2f%% %s | %8.0f %8.0f %7.2f | %5d %6d %5d %5d %5d %s | %7.1f%% %6.1f%% %5.1f%% %s\n",
                         p, n, s, m("cpu", s), m("per", s), ratio, m("md", s), m("lo", s), m("tot", s), m("open", s),
-                        cl[s], sk[s], dr[s], to[s], m("cli", s), m("sq", s), noise[s], flags
+                        cl[s], sk[s], dr[s], to[s], zs, m("cli", s), m("sq", s), noise[s], flags
                 }' "$RESULTS"
         done
     done
