@@ -149,6 +149,7 @@ fn run_balancer(path: PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    print_warnings(&cfg.warnings);
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(code) => return code,
@@ -258,7 +259,16 @@ fn main() -> ExitCode {
                     if print {
                         print!("{}", c.to_text());
                     }
-                    eprintln!("{}: ok (balancer, {} servers)", config.display(), c.servers.len());
+                    print_warnings(&c.warnings);
+                    let warnings = match c.warnings.len() {
+                        0 => String::new(),
+                        n => format!(", {n} warning(s)"),
+                    };
+                    eprintln!(
+                        "{}: ok (balancer, {} servers{warnings})",
+                        config.display(),
+                        c.servers.len()
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
