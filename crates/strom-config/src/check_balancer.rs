@@ -46,6 +46,7 @@ impl Checker<'_> {
         let mut seen = Seen::new();
         let mut http_at = HashMap::new();
         let mut proxies_at = Vec::new();
+        let mut peers_at = Vec::new();
         let mut server_at: HashMap<String, Pos> = HashMap::new();
         // Every server name written, valid or not, in file order: a channel
         // naming a server whose block has errors is not blamed again.
@@ -75,6 +76,27 @@ impl Checker<'_> {
                 "trusted_proxies" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) {
                         self.list(d, &mut cfg.trusted_proxies, &mut proxies_at, parse_net);
+                    }
+                }
+                // The admin API's credentials, checked as a node's.
+                n @ ("view_auth" | "edit_auth") => {
+                    if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
+                        let creds = self.credentials(d);
+                        if n == "view_auth" {
+                            cfg.view_auth = creds;
+                        } else {
+                            cfg.edit_auth = creds;
+                        }
+                    }
+                }
+                "state_file" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        cfg.state_file = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                    }
+                }
+                "peers" => {
+                    if self.header(d, ctx, Shape::Simple, 1, None) {
+                        self.list(d, &mut cfg.peers, &mut peers_at, check_base_url);
                     }
                 }
                 "source" => {

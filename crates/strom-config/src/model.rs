@@ -597,8 +597,9 @@ pub const MAX_CLIENTS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
 /// empty and has no duplicates; `refresh` is within [`REFRESH_RANGE`];
 /// there is at least one server; server and channel names are valid and
 /// unique; every channel lists at least one server, each once, each the
-/// name of a server; no list (`networks`, `countries`, `trusted_proxies`)
-/// has duplicates; a server with `countries` implies `geoip` is set.
+/// name of a server; no list (`networks`, `countries`, `trusted_proxies`,
+/// `peers`) has duplicates; a server with `countries` implies `geoip` is
+/// set; credentials are non-empty with no `:` in the user name.
 /// [`BalancerConfig::to_text`] relies on these to render text that parses
 /// back to an equal config. `==` ignores `pos` fields.
 #[derive(Debug, Clone, PartialEq)]
@@ -623,6 +624,19 @@ pub struct BalancerConfig {
     /// Clients allowed to set `X-Forwarded-For`; host bits are clear, a bare
     /// address is a `/32` (`/128`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Credentials that may read the admin API (`view_auth USER PASSWORD;`,
+    /// as a node's).
+    pub view_auth: Option<Credentials>,
+    /// Credentials that may read and change servers through the admin API
+    /// (`edit_auth USER PASSWORD;`); without them changes are refused.
+    pub edit_auth: Option<Credentials>,
+    /// Where the admin API keeps its changes (`state_file PATH;`): a JSON
+    /// file applied over this config at start and at every reload.
+    pub state_file: Option<PathBuf>,
+    /// The other balancers of the farm (`peers URL ...;`), as normalised
+    /// base URLs without duplicates: each claims only its share of a
+    /// server's free room while they are up.
+    pub peers: Vec<String>,
 }
 
 impl Default for BalancerConfig {
@@ -640,6 +654,10 @@ impl Default for BalancerConfig {
             geoip: None,
             channels: Vec::new(),
             trusted_proxies: Vec::new(),
+            view_auth: None,
+            edit_auth: None,
+            state_file: None,
+            peers: Vec::new(),
         }
     }
 }

@@ -503,6 +503,22 @@ fn server() -> impl Strategy<Value = ServerConfig> {
         )
 }
 
+/// `view_auth`/`edit_auth` values: a user name without `:` and any
+/// non-empty password.
+fn credentials() -> impl Strategy<Value = strom_config::Credentials> {
+    ("[A-Za-z0-9_.-]{1,12}", non_empty_string())
+        .prop_map(|(user, password)| strom_config::Credentials { user, password })
+}
+
+/// A balancer base URL as `check_base_url` keeps it (a `peers` entry).
+fn http_url_base() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just("http"), Just("https")],
+        prop_oneof![host(), host_port()],
+    )
+        .prop_map(|(scheme, h)| format!("{scheme}://{h}"))
+}
+
 fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
     (
         (prop::collection::vec(listen(), 1..4), ms(100..=3_600_000)),
@@ -517,9 +533,23 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
             0..4,
         ),
         prop::collection::vec(net(), 0..4),
+        (
+            proptest::option::of(credentials()),
+            proptest::option::of(credentials()),
+            proptest::option::of(file_path()),
+            prop::collection::vec(http_url_base(), 0..3),
+        ),
     )
         .prop_map(
-            |((http, refresh), prometheus, servers, geoip, channels, trusted_proxies)| {
+            |(
+                (http, refresh),
+                prometheus,
+                servers,
+                geoip,
+                channels,
+                trusted_proxies,
+                (view_auth, edit_auth, state_file, peers),
+            )| {
                 let servers = dedup(servers, |s| s.name.clone());
                 let channels = dedup(channels, |c| c.0.clone())
                     .into_iter()
@@ -552,6 +582,10 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
                     geoip,
                     channels,
                     trusted_proxies: dedup(trusted_proxies, |n| *n),
+                    view_auth,
+                    edit_auth,
+                    state_file,
+                    peers: dedup(peers, |p| p.clone()),
                 }
             },
         )
