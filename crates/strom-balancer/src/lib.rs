@@ -15,7 +15,8 @@
 //!    none matches, the candidates without any filter
 //!    (none → `not_available_for_zone`);
 //! 3. health: only servers that are Up (none → `nothing_to_play`);
-//! 4. capacity: only servers with current < max (none → `limit`);
+//! 4. capacity: only servers with current < max, and with N balancers
+//!    sharing the farm, within this one's claim ([`share`]) (none → `limit`);
 //! 5. order: monitored servers first, then the lowest current/max ratio;
 //!    servers within `band` of the lowest ratio take turns (round robin).
 //!
@@ -24,12 +25,16 @@
 //! server indices are ignored, bad tuning is clamped, inconsistent config is
 //! rejected with a [`ConfigError`] before any state changes).
 
+pub mod admin;
 mod balancer;
 mod config;
 mod health;
+pub mod overrides;
+pub mod peers;
 pub mod promtext;
 mod refusal;
 pub mod service;
+pub mod share;
 
 pub use balancer::{Balancer, ServerStatus};
 pub use config::{ConfigError, ServerSpec, Tuning};

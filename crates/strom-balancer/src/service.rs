@@ -11,6 +11,11 @@
 //!   answers JSON for middleware. Refusals carry the reason middleware shows.
 //! - The client is the TCP peer, or the address in `X-Forwarded-For` when the
 //!   peer is a trusted proxy.
+//! - Polls start at wall-clock multiples of `refresh`, so that several
+//!   balancers measure together; viewers sent since a little before a poll
+//!   keep counting after it ([`crate::share`]). The other balancers
+//!   (`peers`) are probed by [`crate::peers`]; the admin API and its state
+//!   file are [`crate::admin`].
 
 use crate::{promtext, Balancer, Refusal, ServerSpec, Tuning};
 use axum::extract::{ConnectInfo, Request, State};
@@ -24,7 +29,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -52,6 +57,9 @@ pub struct Metrics {
     refresh: Histogram,
     servers_up: Gauge,
     bad_requests: Counter,
+    /// Live balancers sharing the servers, this one included.
+    pub(crate) balancers: Gauge,
+    pub(crate) admin: crate::admin::AdminMetrics,
 }
 
 impl Metrics {
@@ -63,6 +71,8 @@ impl Metrics {
             refresh: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             servers_up: Gauge::default(),
             bad_requests: Counter::default(),
+            balancers: Gauge::default(),
+            admin: crate::admin::AdminMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("decisions", "Viewers sent to each server", m.decisions.clone());
@@ -74,6 +84,12 @@ impl Metrics {
             "Malformed requests (bad IP, untrusted X-Forwarded-For, bad name)",
             m.bad_requests.clone(),
         );
+        registry.register(
+            "balancers",
+            "Live balancers sharing the servers' room, this one included",
+            m.balancers.clone(),
+        );
+        m.admin.register(&mut registry);
         Metrics { registry, ..m }
     }
 }
@@ -103,6 +119,10 @@ pub struct Shared {
     decided: RwLock<Vec<Counter>>,
     /// The GeoIP country database, when `geoip` is configured.
     geo: RwLock<Option<Arc<maxminddb::Reader<Vec<u8>>>>>,
+    /// The config file and the admin API's state over it.
+    pub(crate) admin: Mutex<crate::admin::Admin>,
+    /// The other balancers and whether each is live.
+    pub(crate) peers: RwLock<Vec<(String, bool)>>,
 }
 
 /// Opens the configured GeoIP database.
@@ -125,6 +145,7 @@ fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) 
             monitoring: s.monitoring,
             networks: s.networks.clone(),
             countries: s.countries.clone(),
+            closed: false,
         })
         .collect();
     let channels = cfg
@@ -144,11 +165,17 @@ fn tuning(cfg: &BalancerConfig) -> Tuning {
 }
 
 impl Shared {
-    /// Builds the shared state; fails on an inconsistent config or an
-    /// unreadable GeoIP database.
+    /// Builds the shared state; fails on an inconsistent config, an
+    /// unreadable GeoIP database or an unreadable state file.
     pub fn new(cfg: BalancerConfig) -> Result<Arc<Shared>, String> {
-        let (servers, channels) = specs(&cfg);
-        let balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        let admin = crate::admin::Admin::load(cfg)?;
+        let cfg = admin.config().clone();
+        let (mut servers, channels) = specs(&cfg);
+        close(&mut servers, &admin.closed());
+        let mut balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        // Until probed, every peer counts as live.
+        balancer.set_balancers(1 + cfg.peers.len() as u64);
+        let peers = cfg.peers.iter().map(|p| (p.clone(), true)).collect();
         let geo = open_geoip(&cfg)?;
         let n = cfg.servers.len();
         Ok(Arc::new(Shared {
@@ -164,6 +191,8 @@ impl Shared {
             prom: Mutex::new((HashMap::new(), None)),
             decided: RwLock::new(Vec::new()),
             geo: RwLock::new(geo),
+            admin: Mutex::new(admin),
+            peers: RwLock::new(peers),
         }))
         .inspect(|s| s.rebuild_counters())
     }
@@ -182,7 +211,8 @@ impl Shared {
         *self.decided.write().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
-    fn cfg(&self) -> Arc<BalancerConfig> {
+    /// The config in force (the file with the admin API's state applied).
+    pub(crate) fn cfg(&self) -> Arc<BalancerConfig> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -190,10 +220,34 @@ impl Shared {
         self.balancer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a new config, keeping counters and health of servers that stay.
+    /// The client that polls servers and peers.
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Applies a new config file and the state file over it (read again),
+    /// keeping counters and health of servers that stay.
     pub fn reload(&self, cfg: BalancerConfig) -> Result<(), String> {
+        let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let next = crate::admin::Admin::load(cfg)?;
+        let peers_changed = next.config().peers != self.cfg().peers;
+        self.install(next.config().clone(), &next.closed())?;
+        if peers_changed {
+            // A new peer list: every peer counts as live until probed.
+            let peers = next.config().peers.clone();
+            self.bal().set_balancers(1 + peers.len() as u64);
+            *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers.into_iter().map(|p| (p, true)).collect();
+        }
+        *admin = next;
+        Ok(())
+    }
+
+    /// Puts `cfg` in force, with the servers named in `closed` taking no new
+    /// viewers; keeps counters and health of servers that stay.
+    pub(crate) fn install(&self, cfg: BalancerConfig, closed: &HashSet<String>) -> Result<(), String> {
         let geo = open_geoip(&cfg)?;
-        let (servers, channels) = specs(&cfg);
+        let (mut servers, channels) = specs(&cfg);
+        close(&mut servers, closed);
         self.bal()
             .reconfigure(servers, channels, tuning(&cfg))
             .map_err(|e| e.to_string())?;
@@ -206,6 +260,13 @@ impl Shared {
             .resize(n, PollInfo::default());
         self.rebuild_counters();
         Ok(())
+    }
+}
+
+/// Marks the servers named in `closed` as taking no new viewers.
+fn close(servers: &mut [ServerSpec], closed: &HashSet<String>) {
+    for s in servers {
+        s.closed = closed.contains(&s.name);
     }
 }
 
@@ -379,10 +440,24 @@ fn prometheus_grace(cfg: &BalancerConfig) -> Duration {
     (cfg.refresh * 10).max(Duration::from_secs(5))
 }
 
-/// Polls every server every `refresh` until `stop`.
+/// Polls every server every `refresh`, at wall-clock ticks, until `stop`.
 pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut first = true;
     loop {
         let cfg = shared.cfg();
+        // Viewers sent from now on may be missing from the measurement.
+        let marks: HashMap<String, u64> = {
+            let bal = shared.bal();
+            (0..bal.len())
+                .filter_map(|i| Some((bal.server_name(i)?.to_string(), bal.sent_mark(i)?)))
+                .collect()
+        };
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(crate::share::mark_lead(cfg.refresh)) => {}
+            }
+        }
         let started = Instant::now();
         let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
         let (polls, prom) = tokio::join!(
@@ -435,7 +510,10 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                     (None, c) => (c, "direct"),
                 };
                 if let (true, Some(c)) = (p.healthy, count) {
-                    bal.observe_load(idx, c, now);
+                    match marks.get(&cfg.servers[i].name) {
+                        Some(&mark) => bal.observe_load_since(idx, c, mark, now),
+                        None => bal.observe_load(idx, c, now),
+                    }
                 }
                 if let Some(s) = p.streams {
                     bal.observe_streams(idx, s);
@@ -449,9 +527,18 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
             let up = bal.status(now).iter().filter(|s| s.up).count();
             shared.metrics.servers_up.set(up as i64);
         }
+        // The next poll starts at the next tick; its marks a lead before.
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let lead = crate::share::mark_lead(cfg.refresh);
+        let mut wait = crate::share::until_tick(since_epoch, cfg.refresh);
+        if wait < lead {
+            wait += cfg.refresh;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until((started + cfg.refresh).into()) => {}
+            _ = tokio::time::sleep(wait - lead) => {}
         }
     }
 }
@@ -462,7 +549,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/route", get(route_api))
-        .route("/api/v1/servers", get(servers_api))
+        .merge(crate::admin::routes(shared.clone()))
         .fallback(redirect)
         .with_state(shared)
 }
@@ -480,7 +567,9 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
+/// Every server in force as the status API shows it (before the admin
+/// API's fields, [`crate::admin`]).
+pub(crate) fn server_list(s: &Shared) -> Vec<serde_json::Value> {
     let now = Instant::now();
     let cfg = s.cfg();
     let status = s.bal().status(now);
@@ -503,7 +592,7 @@ async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
             v
         })
         .collect();
-    axum::Json(serde_json::json!({ "servers": list })).into_response()
+    list
 }
 
 fn json_error(code: StatusCode, error: &str) -> Response {
@@ -673,6 +762,7 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::R
     let cfg = shared.cfg();
     strom_node::net::raise_fd_limit(strom_config::model::DEFAULT_MAX_CONNECTIONS);
     tokio::spawn(poller(shared.clone(), shutdown.clone()));
+    tokio::spawn(crate::peers::run(shared.clone(), shutdown.clone()));
     // The same accept loop as a node's (timeouts, cap, EMFILE handling);
     // its refusals are logged, not yet exported as metrics.
     let opts = strom_node::net::ServeOptions {
