@@ -28,7 +28,9 @@
 pub mod admin;
 mod balancer;
 mod config;
+pub mod front;
 mod health;
+pub mod http1;
 pub mod overrides;
 pub mod peers;
 pub mod promtext;

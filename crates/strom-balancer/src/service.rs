@@ -56,7 +56,7 @@ pub struct Metrics {
     refusals: Family<ReasonLabel, Counter>,
     refresh: Histogram,
     servers_up: Gauge,
-    bad_requests: Counter,
+    pub(crate) bad_requests: Counter,
     /// Live balancers sharing the servers, this one included.
     pub(crate) balancers: Gauge,
     pub(crate) admin: crate::admin::AdminMetrics,
@@ -600,8 +600,15 @@ fn json_error(code: StatusCode, error: &str) -> Response {
 }
 
 fn bad_request(s: &Shared, what: &str) -> Response {
-    s.metrics.bad_requests.inc();
+    s.count_bad_request();
     json_error(StatusCode::BAD_REQUEST, what)
+}
+
+impl Shared {
+    /// Counts a malformed request.
+    pub(crate) fn count_bad_request(&self) {
+        self.metrics.bad_requests.inc();
+    }
 }
 
 /// The client address: the TCP peer, or the rightmost untrusted address of
@@ -610,8 +617,22 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0)
         .ok_or("no peer address")?;
+    client_ip_of(
+        cfg,
+        peer,
+        req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes()),
+    )
+}
+
+/// [`client_ip`] from the peer and the `X-Forwarded-For` values, in order.
+pub(crate) fn client_ip_of<'a>(
+    cfg: &BalancerConfig,
+    peer: SocketAddr,
+    xff: impl Iterator<Item = &'a [u8]>,
+) -> Result<IpAddr, &'static str> {
+    let peer = peer.ip();
     let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
     if !trusted(&peer) {
         return Ok(peer); // X-Forwarded-For from an untrusted peer is ignored
@@ -619,8 +640,8 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     // Every X-Forwarded-For line, joined in order as nginx does: a proxy
     // may add its own line rather than extend the client's.
     let mut lines = Vec::new();
-    for v in req.headers().get_all("x-forwarded-for") {
-        lines.push(v.to_str().map_err(|_| "malformed X-Forwarded-For")?);
+    for v in xff {
+        lines.push(std::str::from_utf8(v).map_err(|_| "malformed X-Forwarded-For")?);
     }
     if lines.is_empty() {
         return Ok(peer);
@@ -637,7 +658,6 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     Ok(client)
 }
 
-/// Routes one request; counts the decision or the refusal.
 /// The client's ISO country code from the GeoIP database, if any.
 fn country(s: &Shared, ip: IpAddr) -> Option<String> {
     let geo = s.geo.read().unwrap_or_else(|e| e.into_inner()).clone()?;
@@ -651,7 +671,8 @@ fn country(s: &Shared, ip: IpAddr) -> Option<String> {
         .flatten()
 }
 
-fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
+/// Routes one request; counts the decision or the refusal.
+pub(crate) fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
     let country = country(s, ip);
     let r = s.bal().route(stream, ip, country.as_deref(), Instant::now());
     match &r {
@@ -677,7 +698,8 @@ fn refusal(e: Refusal) -> Response {
     )
 }
 
-fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
+/// Where server `i` takes viewers: its `public` address, else its `url`.
+pub(crate) fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
     let s = cfg.servers.get(i)?;
     let p = s.public.as_deref().unwrap_or(&s.url).trim_end_matches('/');
     Some(if p.contains("://") {
@@ -763,23 +785,26 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::R
     strom_node::net::raise_fd_limit(strom_config::model::DEFAULT_MAX_CONNECTIONS);
     tokio::spawn(poller(shared.clone(), shutdown.clone()));
     tokio::spawn(crate::peers::run(shared.clone(), shutdown.clone()));
-    // The same accept loop as a node's (timeouts, cap, EMFILE handling);
-    // its refusals are logged, not yet exported as metrics.
-    let opts = strom_node::net::ServeOptions {
-        timeouts: TIMEOUTS,
-        slots: Arc::new(tokio::sync::Semaphore::new(
-            usize::try_from(strom_config::model::DEFAULT_MAX_CONNECTIONS).unwrap_or(usize::MAX),
-        )),
-        counters: strom_node::net::ConnCounters::default(),
+    // The front answers viewers itself and hands the rest to the router,
+    // with a node's bounds (timeouts, connection cap, EMFILE back-off).
+    let limits = crate::front::Limits {
+        header: TIMEOUTS.header,
+        keepalive: TIMEOUTS.keepalive,
+        send: TIMEOUTS.send,
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        usize::try_from(strom_config::model::DEFAULT_MAX_CONNECTIONS).unwrap_or(usize::MAX),
+    ));
     let mut servers = tokio::task::JoinSet::new();
     for addr in &cfg.http {
         let l = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(%addr, "balancer listening");
-        servers.spawn(strom_node::net::serve(
+        servers.spawn(crate::front::serve(
             l,
+            shared.clone(),
             router(shared.clone()),
-            opts.clone(),
+            limits,
+            slots.clone(),
             shutdown.clone(),
         ));
     }
