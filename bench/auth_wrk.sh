@@ -80,20 +80,12 @@ WORK=$(mktemp -d /tmp/bench-auth.XXXXXX)
 OUT=${OUT:-$WORK/raw}
 mkdir -p "$OUT"
 
-log() { echo "[$(date +%T)] $*" >&2; }
-die() { log "$*"; exit 1; }
+. "$ROOT/bench/lib.sh"
 
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "run length must be whole seconds, got '$DURATION'"
 [[ $MODE == pinned || $MODE == auto ]] || die "MODE must be pinned or auto, got '$MODE'"
 
 # --- tools -------------------------------------------------------------------
-need() { # need CMD PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need wrk wrk
 need curl curl
 need taskset util-linux
@@ -101,26 +93,7 @@ need python3 python3
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- strom build ---------------------------------------------------------------
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    TARGET=${CARGO_TARGET_DIR:-target}
-    [[ $TARGET == /* ]] || TARGET=$ROOT/$TARGET
-    log "cargo build --release -p strom (target dir $TARGET)"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        [[ -x "$TARGET/release/strom" ]] || die "build failed"
-        log "build failed; using the existing $TARGET/release/strom"
-    fi
-    STROM=$TARGET/release/strom
-fi
-[[ -x $STROM ]] || die "no strom binary at $STROM"
-# A copy under another name: fixed for the whole run even if the target dir is
-# rebuilt meanwhile, and out of reach of a `pkill strom` from elsewhere.
-cp -p "$STROM" "$WORK/server-under-test"
-REV=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')
-log "strom $REV, binary $STROM from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
+strom_under_test
 
 UNIMPLEMENTED=()
 if "$STROM" run --help 2>/dev/null | grep -q -- '--allow-unimplemented'; then

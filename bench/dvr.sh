@@ -105,8 +105,7 @@ QUIET_WAIT=${QUIET_WAIT:-120}
 HZ=$(getconf CLK_TCK)
 BENCHES=${*:-"startup playlist download writer"}
 
-log() { echo "[$(date +%T)] $*" >&2; }
-die() { log "$*"; exit 1; }
+. "$ROOT/bench/lib.sh"
 
 for b in $BENCHES; do
     case $b in startup | playlist | download | writer) ;; *) die "unknown benchmark '$b' (startup, playlist, download, writer)" ;; esac
@@ -493,11 +492,7 @@ http {
     tcp_nopush on;
     tcp_nodelay on;
     keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
+$(nginx_temp_paths)
     types { video/mp2t ts; }
     server {
         listen 127.0.0.1:$NGINX_PORT;

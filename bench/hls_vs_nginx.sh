@@ -48,16 +48,9 @@ WORK=$(mktemp -d /tmp/bench-hls.XXXXXX)
 OUT=${OUT:-$WORK/raw}
 mkdir -p "$OUT"
 
-log() { echo "[$(date +%T)] $*" >&2; }
+. "$ROOT/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------
-need() { # need CMD PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need ffmpeg ffmpeg
 need nginx nginx
 need wrk wrk
@@ -69,23 +62,7 @@ NGINX=$(command -v nginx)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- strom build ---------------------------------------------------------------
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    log "cargo build --release -p strom"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        [[ -x "$ROOT/target/release/strom" ]] || { log "build failed"; exit 1; }
-        log "build failed; using the existing target/release/strom"
-    fi
-    STROM=$ROOT/target/release/strom
-fi
-# Run a copy under another name: the binary stays fixed for the whole run even
-# if target/ is rebuilt meanwhile, and on a shared machine other sessions'
-# `pkill strom` / `killall strom` do not stop the server under test.
-cp "$STROM" "$WORK/server-under-test"
-log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
+strom_under_test
 
 # --- process management ----------------------------------------------------------
 PIDS=()
@@ -137,11 +114,7 @@ http {
     tcp_nodelay on;
     keepalive_timeout 65;
     keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
+$(nginx_temp_paths)
     types { application/vnd.apple.mpegurl m3u8; video/mp2t ts; }
     server {
         listen 127.0.0.1:$NGINX_PORT;

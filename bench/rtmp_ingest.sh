@@ -73,15 +73,8 @@ WORK=$(mktemp -d /tmp/bench-rtmp.XXXXXX)
 HZ=$(getconf CLK_TCK)
 NGX_MODULE=/usr/lib/nginx/modules/ngx_rtmp_module.so
 
-log() { echo "[$(date +%T)] $*" >&2; }
+. "$ROOT/bench/lib.sh"
 
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need taskset util-linux
@@ -98,25 +91,10 @@ HLS_DIR=${HLS_DIR:-/dev/shm}
 [[ -d $HLS_DIR && -w $HLS_DIR ]] || HLS_DIR=$WORK
 HLS_DIR=$(mktemp -d "$HLS_DIR/bench-rtmp-hls.XXXXXX")
 
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-    log "cargo build --release -p strom (into $TARGET)"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        [[ -x "$TARGET/release/strom" ]] || { log "build failed"; exit 1; }
-        log "build failed; using the existing $TARGET/release/strom"
-    fi
-    STROM=$TARGET/release/strom
-fi
-# Run copies under other names: the binaries stay fixed for the whole run even
-# if target/ is rebuilt meanwhile, and another session's `pkill strom` or
-# `killall nginx` does not stop a server under test.
-cp "$STROM" "$WORK/server-under-test"
+strom_under_test
+# nginx runs as a copy too, so that a `killall nginx` from elsewhere does not
+# stop the reference server under test.
 cp "$(command -v nginx)" "$WORK/reference-server"
-log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
 NGINX=$WORK/reference-server
 NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*version: //')
 FFMPEG_VERSION=$(ffmpeg -version | awk 'NR == 1 { print $3 }')

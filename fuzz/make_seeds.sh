@@ -156,4 +156,38 @@ printf '#!::u=admin,r=live/cam?token=x,m=publish,s=123,t=stream,x=y' >"$corpus/s
 printf '#!::m=request,r=a' >"$corpus/srt_streamid/request"
 printf 'news' >"$corpus/srt_streamid/plain"
 
+# --- balancer_readings: foreign servers' answers (hand-written) --------------
+# The first byte picks the reader (see the target); qqmarkqq is the marker no
+# error message may quote.
+b="$corpus/balancer_readings"
+mkdir -p "$b"
+printf '\x00# TYPE clients gauge\nclients{instance="s1"} 12\nclients{instance="qqmarkqq"} 3\n' >"$b/prom_sum"
+printf '\x01clients{instance="s1",job="x"} 7\nclients{instance="s2"} 9\n' >"$b/prom_label"
+printf '\x02{"stats":{"total_clients":42,"qqmarkqq":1}}' >"$b/json_flussonic"
+printf '\x02{"stats":{"total_clients":"qqmarkqq"}}' >"$b/json_bad"
+printf '\x03<?xml version="1.0"?><WowzaStreamingEngine><ConnectionsCurrent>17</ConnectionsCurrent><VHost><Name>_defaultVHost_</Name><ConnectionsCurrent>17</ConnectionsCurrent></VHost></WowzaStreamingEngine>' >"$b/xml_wowza"
+printf '\x03<a><ConnectionsCurrent>qqmarkqq</ConnectionsCurrent></a>' >"$b/xml_bad"
+printf '\x04<Server><VHost><Application><Name>live</Name></Application></VHost></Server>' >"$b/xml_path"
+printf '\x05{"streams":[{"name":"demo","status":"running"},{"name":"qqmarkqq/../x","status":"running"}]}' >"$b/strom_list"
+printf '\x06{"streams":[{"name":"tv1","stats":{"alive":true}},{"name":"tv2","stats":{"alive":false}}],"next":"cursor1"}' >"$b/flussonic_list"
+printf '\x07{"status":"success","data":{"resultType":"vector","result":[{"metric":{"instance":"s1"},"value":[1700000000,"12"]}]}}' >"$b/prom_query"
+printf '\x07{"status":"error","error":"qqmarkqq"}' >"$b/prom_query_err"
+
 du -sh "$corpus"/*
+
+# --- balancer_http1: request heads as viewers and middleware send them -------
+b="$corpus/balancer_http1"
+mkdir -p "$b"
+printf 'GET /ch/index.m3u8?token=abc HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n' >"$b/redirect"
+printf 'GET /a/1 HTTP/1.1\r\n\r\nHEAD /b/2 HTTP/1.1\r\nConnection: close\r\n\r\n' >"$b/pipelined"
+printf 'POST /api/v1/servers HTTP/1.1\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n{"draining":true}' >"$b/body"
+printf 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n' >"$b/chunked"
+printf 'GET /ch/i.m3u8 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' >"$b/http10"
+
+# --- balancer_admin: admin API bodies (first byte: add, modify, modify, remove)
+b="$corpus/balancer_admin"
+mkdir -p "$b"
+printf '\x00{"name":"s9","url":"http://10.0.0.9","max_clients":5,"kind":"flussonic","networks":["10.2.0.0/16"]}' >"$b/add"
+printf '\x01{"max_clients":7,"monitoring":true,"draining":null}' >"$b/modify"
+printf '\x02{"networks":["10.0.0.0/33"],"countries":["DE"]}' >"$b/modify_bad"
+printf '\x03s2' >"$b/remove_needed"

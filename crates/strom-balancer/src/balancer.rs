@@ -14,6 +14,11 @@
 //!   after the server chosen last for any stream, so first viewers of many
 //!   streams spread too. At most [`MAX_CURSORS`] cursors are kept; past that
 //!   the map is cleared (losing only the turn, never correctness).
+//! - Zone fallback (`Tuning::zone_fallback`): only when the client matched
+//!   a zone filter, and that zone's servers refused it for health
+//!   (`down`) or capacity (`full`), the same steps run again over the
+//!   stream's candidates that have no filter at all; the outcome carries
+//!   the reason. Servers of other zones are never used.
 //! - Burst accounting: every routed viewer adds 1 to the server's
 //!   `sent_since` and so 1/max to its ratio. A burst therefore fills the
 //!   least loaded server only until it is within `band` of the others, after
@@ -62,6 +67,36 @@ pub struct Balancer {
     scratch: Vec<usize>,
     /// Live balancers sharing the servers, this one included (at least 1).
     balancers: u64,
+}
+
+/// Why a request was sent outside its zone (`zone_fallback on`): every
+/// server of the client's zone was Down, or every Up one was full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ZoneFallback {
+    /// No server of the zone is Up.
+    Down,
+    /// The zone's Up servers are all full.
+    Full,
+}
+
+impl ZoneFallback {
+    /// The metric label: `down` or `full`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ZoneFallback::Down => "down",
+            ZoneFallback::Full => "full",
+        }
+    }
+}
+
+/// The outcome of one routing request ([`Balancer::route_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// The chosen server's index, or why none may take the viewer.
+    pub server: Result<usize, Refusal>,
+    /// Set when the client's zone could not take it and its stream's
+    /// unfiltered servers were tried instead, whatever they answered.
+    pub fallback: Option<ZoneFallback>,
 }
 
 /// One server as the status API shows it.
@@ -262,10 +297,24 @@ impl Balancer {
     /// `country`, if known) and counts the viewer against that server.
     /// IPv4-mapped IPv6 addresses are matched as IPv4.
     pub fn route(&mut self, stream: &str, ip: IpAddr, country: Option<&str>, now: Instant) -> Result<usize, Refusal> {
+        self.route_with(stream, ip, country, now).server
+    }
+
+    /// [`Balancer::route`], also saying whether the request left its zone
+    /// (`zone_fallback`), so that the caller can count it.
+    pub fn route_with(&mut self, stream: &str, ip: IpAddr, country: Option<&str>, now: Instant) -> Routed {
         let mut scratch = std::mem::take(&mut self.scratch);
-        let picked = self.choose(stream, ip.to_canonical(), country, now, &mut scratch);
+        let (picked, fallback) = self.choose(stream, ip.to_canonical(), country, now, &mut scratch);
         self.scratch = scratch;
-        let server = picked?;
+        let server = match picked {
+            Ok(server) => server,
+            Err(refusal) => {
+                return Routed {
+                    server: Err(refusal),
+                    fallback,
+                }
+            }
+        };
 
         if let Some(state) = self.states.get_mut(server) {
             state.sent_one();
@@ -279,7 +328,10 @@ impl Balancer {
             }
             self.cursors.insert(stream.to_owned(), server);
         }
-        Ok(server)
+        Routed {
+            server: Ok(server),
+            fallback,
+        }
     }
 
     /// The decision itself, without side effects. `eligible` holds positions
@@ -291,16 +343,15 @@ impl Balancer {
         country: Option<&str>,
         now: Instant,
         eligible: &mut Vec<usize>,
-    ) -> Result<usize, Refusal> {
+    ) -> (Result<usize, Refusal>, Option<ZoneFallback>) {
         let candidates: &[usize] = match self.topo.channels.get(stream) {
             Some(list) => list,
             None => self.carriers.get(stream).map_or(&[], Vec::as_slice),
         };
         if candidates.is_empty() {
-            return Err(Refusal::NothingToPlay);
+            return (Err(Refusal::NothingToPlay), None);
         }
         let spec = |pos: usize| &self.topo.servers[candidates[pos]];
-        let state = |pos: usize| &self.states[candidates[pos]];
 
         // Zone: servers whose filter names the client; else the unfiltered.
         let zoned = candidates
@@ -316,9 +367,37 @@ impl Balancer {
             }
         }));
         if eligible.is_empty() {
-            return Err(Refusal::NotAvailableForZone);
+            return (Err(Refusal::NotAvailableForZone), None);
         }
+        let picked = self.pick(stream, candidates, now, eligible);
+        let reason = match picked {
+            Err(Refusal::NothingToPlay) => ZoneFallback::Down,
+            Err(Refusal::Limit) => ZoneFallback::Full,
+            _ => return (picked, None),
+        };
+        if !(zoned && self.tuning.zone_fallback) {
+            return (picked, None);
+        }
+        // The client's zone cannot take it: its stream's unfiltered servers may.
+        eligible.clear();
+        eligible.extend((0..candidates.len()).filter(|&pos| !spec(pos).is_filtered()));
+        if eligible.is_empty() {
+            return (picked, None);
+        }
+        (self.pick(stream, candidates, now, eligible), Some(reason))
+    }
 
+    /// Health, capacity and order among `eligible` (positions into
+    /// `candidates`, narrowed in place).
+    fn pick(
+        &self,
+        stream: &str,
+        candidates: &[usize],
+        now: Instant,
+        eligible: &mut Vec<usize>,
+    ) -> Result<usize, Refusal> {
+        let spec = |pos: usize| &self.topo.servers[candidates[pos]];
+        let state = |pos: usize| &self.states[candidates[pos]];
         eligible.retain(|&pos| state(pos).is_up(now, &self.tuning) && !spec(pos).closed);
         if eligible.is_empty() {
             return Err(Refusal::NothingToPlay);

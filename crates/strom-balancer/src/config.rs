@@ -71,6 +71,10 @@ pub struct Tuning {
     /// Ratios within this distance of the lowest one count as equal and
     /// take turns; 0.01 is one percentage point. Negative or NaN means 0.
     pub band: f64,
+    /// When every server of the client's zone is Down or full, use the
+    /// stream's unfiltered servers (no networks, no countries) instead of
+    /// refusing (`zone_fallback on`).
+    pub zone_fallback: bool,
 }
 
 impl Default for Tuning {
@@ -80,6 +84,7 @@ impl Default for Tuning {
             fall: 2,
             stale_after: Duration::from_secs(30),
             band: 0.01,
+            zone_fallback: false,
         }
     }
 }
@@ -96,6 +101,7 @@ impl Tuning {
             } else {
                 0.0
             },
+            zone_fallback: self.zone_fallback,
         }
     }
 }
@@ -223,8 +229,10 @@ mod tests {
             fall: 0,
             stale_after: Duration::ZERO,
             band: f64::NAN,
+            zone_fallback: true,
         }
         .sanitized();
+        assert!(t.zone_fallback);
         assert_eq!((t.rise, t.fall, t.band), (1, 1, 0.0));
     }
 }

@@ -61,6 +61,10 @@ pub struct Entry {
     /// Where the balancer reads the server (added servers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// How it is read: `strom`, `flussonic`, `wowza`, `nimble` or
+    /// `generic` (added servers; default `strom`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
     /// Where viewers are redirected (added servers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
@@ -109,6 +113,10 @@ pub struct NewServer {
     pub url: String,
     /// As `max_clients`.
     pub max_clients: u64,
+    /// As `kind` (default `strom`). A kind without a stream list API is
+    /// reachable only through the config file's `channel` blocks.
+    #[serde(default)]
+    pub kind: Option<String>,
     /// As `public`.
     #[serde(default)]
     pub public: Option<String>,
@@ -269,8 +277,9 @@ pub struct Merged {
 }
 
 /// The settings an entry may carry, as `sources` keys.
-const SETTINGS: [&str; 8] = [
+const SETTINGS: [&str; 9] = [
     "url",
+    "kind",
     "public",
     "max_clients",
     "monitoring",
@@ -316,6 +325,9 @@ fn overlay_one(servers: &mut Vec<ServerConfig>, e: &Entry, in_file: bool) -> Res
     };
     if let Some(v) = &e.url {
         server.url = v.clone();
+    }
+    if let Some(k) = &e.kind {
+        server.kind = strom_config::check_server_kind(k).map_err(|m| vec![m])?;
     }
     if let Some(v) = &e.public {
         server.public = Some(v.clone());
@@ -410,6 +422,7 @@ fn origins(base: &BalancerConfig, cfg: &BalancerConfig, entries: &[Entry]) -> Ha
             let set = |field: &str| {
                 entry.is_some_and(|e| match field {
                     "url" => e.url.is_some(),
+                    "kind" => e.kind.is_some(),
                     "public" => e.public.is_some(),
                     "max_clients" => e.max_clients.is_some(),
                     "monitoring" => e.monitoring.is_some(),
@@ -469,6 +482,7 @@ pub fn change(
                 name: n.name.clone(),
                 removed: false,
                 url: Some(n.url.clone()),
+                kind: n.kind.clone(),
                 public: n.public.clone(),
                 max_clients: Some(n.max_clients),
                 monitoring: Some(n.monitoring.unwrap_or(false)),

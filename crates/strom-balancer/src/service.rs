@@ -1,10 +1,14 @@
 //! The balancer service: polls every streamer, feeds the decision core and
 //! answers viewers and middleware over HTTP.
 //!
-//! - Every `refresh`, each server is asked for `/healthz`, `/metrics`
-//!   (`strom_server_clients`) and `/api/v1/streams`, concurrently and with a
-//!   timeout. A server that answers garbage is marked unhealthy with the
-//!   parse error; after `fall` failures it is Down.
+//! - Every `refresh`, each server is polled as its kind says
+//!   ([`crate::poll`]): health, load and, where it has one, its stream
+//!   list, concurrently and by one deadline. A server that answers garbage
+//!   is marked unhealthy with the error; after `fall` failures it is Down.
+//!   Every failure is counted in `strom_balancer_poll_errors_total`.
+//! - With `source prometheus`, client counts come from the query of each
+//!   server's kind (`query KIND ...`, else `query ...`), matched to the
+//!   server by `instance`; a server with no sample is read directly.
 //! - `GET /NAME/...` (any playback path) answers 302 to the chosen server's
 //!   public URL with the path and query kept and `strom_hop=1` added (the
 //!   server then lists absolute URLs in its playlists). `GET /api/v1/route`
@@ -17,7 +21,8 @@
 //!   (`peers`) are probed by [`crate::peers`]; the admin API and its state
 //!   file are [`crate::admin`].
 
-use crate::{promtext, Balancer, Refusal, ServerSpec, Tuning};
+use crate::readings::{self, ReadError};
+use crate::{poll, Balancer, Refusal, ServerSpec, Tuning};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
-use strom_config::BalancerConfig;
+use strom_config::{BalancerConfig, ServerKind};
 use tokio_util::sync::CancellationToken;
 
 pub use strom_api::HOP_PARAM;
@@ -49,6 +54,12 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerReasonLabel {
+    server: String,
+    reason: &'static str,
+}
+
 /// The balancer's Prometheus metrics (`strom_balancer_` prefix).
 pub struct Metrics {
     registry: Registry,
@@ -57,6 +68,8 @@ pub struct Metrics {
     refresh: Histogram,
     servers_up: Gauge,
     pub(crate) bad_requests: Counter,
+    poll_errors: Family<ServerReasonLabel, Counter>,
+    zone_fallbacks: Family<ReasonLabel, Counter>,
     /// Live balancers sharing the servers, this one included.
     pub(crate) balancers: Gauge,
     pub(crate) admin: crate::admin::AdminMetrics,
@@ -71,6 +84,8 @@ impl Metrics {
             refresh: Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
             servers_up: Gauge::default(),
             bad_requests: Counter::default(),
+            poll_errors: Family::default(),
+            zone_fallbacks: Family::default(),
             balancers: Gauge::default(),
             admin: crate::admin::AdminMetrics::default(),
             registry: Registry::default(),
@@ -85,6 +100,20 @@ impl Metrics {
             m.bad_requests.clone(),
         );
         registry.register(
+            "poll_errors",
+            "Failed reads of a server, by reason (connect, timeout, status, too_large, parse, missing)",
+            m.poll_errors.clone(),
+        );
+        registry.register(
+            "zone_fallbacks",
+            "Requests sent to the unfiltered servers because every server of the client's zone was down or full",
+            m.zone_fallbacks.clone(),
+        );
+        // Both reasons are exported from the start, at 0.
+        for reason in ["down", "full"] {
+            let _ = m.zone_fallbacks.get_or_create(&ReasonLabel { reason });
+        }
+        registry.register(
             "balancers",
             "Live balancers sharing the servers' room, this one included",
             m.balancers.clone(),
@@ -98,12 +127,19 @@ impl Metrics {
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct PollInfo {
     pub last_refresh_secs_ago: Option<f64>,
+    /// What went wrong at the last poll, in the balancer's words.
     pub last_error: Option<String>,
+    /// The class of each error of the last poll (`connect`, `timeout`,
+    /// `status`, `too_large`, `parse`, `missing`).
+    pub error_reasons: Vec<&'static str>,
     /// Where the last client count came from: `prometheus` or `direct`.
     pub load_from: Option<&'static str>,
     #[serde(skip)]
     pub at: Option<Instant>,
 }
+
+/// Per Prometheus query: counts by server name, and when they were read.
+type LastCounts = HashMap<String, (HashMap<String, u64>, Instant)>;
 
 /// Everything the handlers and the poller share.
 pub struct Shared {
@@ -112,8 +148,9 @@ pub struct Shared {
     pub polls: RwLock<Vec<PollInfo>>,
     pub metrics: Metrics,
     client: reqwest::Client,
-    /// Last counts from Prometheus by server name, and when they were read.
-    prom: Mutex<(HashMap<String, u64>, Option<Instant>)>,
+    /// Per query: the last counts from Prometheus by server name, and when
+    /// they were read.
+    prom: Mutex<LastCounts>,
     /// Decision counters by server index (rebuilt on reload), so counting a
     /// decision allocates nothing.
     decided: RwLock<Vec<Counter>>,
@@ -160,6 +197,7 @@ fn tuning(cfg: &BalancerConfig) -> Tuning {
     // A server with no fresh measurement for a few refreshes counts as Down.
     Tuning {
         stale_after: (cfg.refresh * 5).max(Duration::from_secs(3)),
+        zone_fallback: cfg.zone_fallback,
         ..Tuning::default()
     }
 }
@@ -188,7 +226,7 @@ impl Shared {
                 .user_agent(concat!("strom-balancer/", env!("CARGO_PKG_VERSION")))
                 .build()
                 .unwrap_or_default(),
-            prom: Mutex::new((HashMap::new(), None)),
+            prom: Mutex::new(HashMap::new()),
             decided: RwLock::new(Vec::new()),
             geo: RwLock::new(geo),
             admin: Mutex::new(admin),
@@ -270,174 +308,87 @@ fn close(servers: &mut [ServerSpec], closed: &HashSet<String>) {
     }
 }
 
-/// What one poll of one server found.
-struct Polled {
-    healthy: bool,
-    clients: Option<u64>,
-    streams: Option<Vec<String>>,
-    error: Option<String>,
-}
-
-async fn get_text(client: &reqwest::Client, url: &str, timeout: Duration) -> Result<(u16, String), String> {
-    get_text_as(client, url, None, timeout).await
-}
-
-/// [`get_text`] with HTTP Basic credentials when given.
-async fn get_text_as(
-    client: &reqwest::Client,
-    url: &str,
-    auth: Option<&strom_config::Credentials>,
-    timeout: Duration,
-) -> Result<(u16, String), String> {
-    let r = tokio::time::timeout(timeout, async {
-        let mut req = client.get(url);
-        if let Some(c) = auth {
-            req = req.basic_auth(&c.user, Some(&c.password));
-        }
-        let resp = req.send().await.map_err(|e| format!("{url}: {}", e.without_url()))?;
-        let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| format!("{url}: {e}"))?;
-        if body.len() > 16 << 20 {
-            return Err(format!("{url}: response too large"));
-        }
-        Ok((status, String::from_utf8_lossy(&body).into_owned()))
-    })
-    .await;
-    r.unwrap_or_else(|_| Err(format!("{url}: timed out")))
-}
-
-/// Polls one server: health, load and streams (the stream list with the
-/// server's `api_auth` credentials, if any).
-async fn poll_one(
-    client: &reqwest::Client,
-    base: &str,
-    auth: Option<&strom_config::Credentials>,
-    timeout: Duration,
-) -> Polled {
-    let base = base.trim_end_matches('/');
-    let (h, m, l) = (
-        format!("{base}/healthz"),
-        format!("{base}/metrics"),
-        format!("{base}/api/v1/streams"),
-    );
-    let (health, metrics, streams) = tokio::join!(
-        get_text(client, &h, timeout),
-        get_text(client, &m, timeout),
-        get_text_as(client, &l, auth, timeout)
-    );
-    let mut error = None;
-    let healthy = match health {
-        Ok((200, _)) => true,
-        Ok((s, _)) => {
-            error = Some(format!("/healthz answered {s}"));
-            false
-        }
-        Err(e) => {
-            error = Some(e);
-            false
-        }
-    };
-    let clients = match metrics {
-        Ok((200, text)) => match promtext::parse(&text) {
-            Ok(samples) => match promtext::gauge(&samples, "strom_server_clients") {
-                Some(v) if v.is_finite() && v >= 0.0 => Some(v.min(1e12) as u64),
-                _ => {
-                    error.get_or_insert_with(|| "no strom_server_clients in /metrics".into());
-                    None
-                }
-            },
-            Err(e) => {
-                error.get_or_insert_with(|| format!("/metrics: {e}"));
-                None
-            }
-        },
-        Ok((s, _)) => {
-            error.get_or_insert_with(|| format!("/metrics answered {s}"));
-            None
-        }
-        Err(e) => {
-            error.get_or_insert(e);
-            None
-        }
-    };
-    let streams = match streams {
-        Ok((200, text)) => parse_streams(&text),
-        _ => None,
-    };
-    Polled {
-        healthy: healthy && clients.is_some(),
-        clients,
-        streams,
-        error,
-    }
-}
-
-/// Names of the streams a strom node can play now: running, on backup, or
-/// on-demand (`GET /api/v1/streams`, read as the node's own types).
-fn parse_streams(text: &str) -> Option<Vec<String>> {
-    let list: strom_api::StreamsResponse = serde_json::from_str(text).ok()?;
-    Some(
-        list.streams
-            .into_iter()
-            .filter(|s| s.playable())
-            .map(|s| s.name)
-            .filter(|n| strom_config::check_stream_name(n).is_ok())
-            .collect(),
-    )
-}
-
-/// The `host:port` of a URL, to match Prometheus' `instance` label.
-fn authority(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest)
-}
-
-/// Client counts by server name from a Prometheus instant query. A sample
-/// belongs to a server when its `instance` label is the server's name or the
-/// `host:port` of its URL.
+/// Client counts by server name from one Prometheus instant query, for
+/// the servers of `kinds`. A sample belongs to a server when its `instance`
+/// names it (its name, or its `url`'s host:port); samples of one server are
+/// added up.
 async fn query_prometheus(
     client: &reqwest::Client,
     cfg: &BalancerConfig,
+    query: &str,
+    kinds: &[ServerKind],
     timeout: Duration,
-) -> Result<HashMap<String, u64>, String> {
+) -> Result<HashMap<String, u64>, ReadError> {
     let Some(p) = &cfg.prometheus else {
-        return Err("no prometheus source".into());
+        return Ok(HashMap::new());
     };
     let url = reqwest::Url::parse_with_params(
         &format!("{}/api/v1/query", p.url.trim_end_matches('/')),
-        &[("query", &p.query)],
+        &[("query", query)],
     )
-    .map_err(|e| format!("prometheus url: {e}"))?;
-    let (status, body) = get_text(client, url.as_str(), timeout).await?;
+    .map_err(|_| ReadError::new(readings::Fault::Connect, "not a valid URL"))?;
+    let (status, body) = poll::fetch_text(client, &url, timeout).await?;
     if status != 200 {
-        return Err(format!("prometheus answered {status}"));
+        return Err(ReadError::new(readings::Fault::Status, format!("answered {status}")));
     }
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("prometheus: {e}"))?;
-    let results = v["data"]["result"].as_array().ok_or("prometheus: no result vector")?;
-    let mut out = HashMap::new();
-    for r in results {
-        let Some(instance) = r["metric"]["instance"].as_str() else {
-            continue;
-        };
-        let Some(value) = r["value"][1].as_str().and_then(|x| x.parse::<f64>().ok()) else {
-            continue;
-        };
-        if !value.is_finite() || value < 0.0 {
-            continue;
-        }
-        for s in &cfg.servers {
-            if s.name == instance || authority(&s.url) == instance {
-                out.insert(s.name.clone(), value.min(1e12) as u64);
+    let samples = readings::prometheus_vector(&body)?;
+    let mut out: HashMap<String, u64> = HashMap::new();
+    for (instance, value) in samples {
+        for s in cfg.servers.iter().filter(|s| kinds.contains(&s.kind)) {
+            if s.is_named(&instance) {
+                let sum = out.entry(s.name.clone()).or_default();
+                *sum = sum.saturating_add(value);
             }
         }
     }
     Ok(out)
 }
 
+/// The distinct Prometheus queries the config needs, each with the kinds of
+/// the servers it serves.
+fn prometheus_queries(cfg: &BalancerConfig) -> Vec<(String, Vec<ServerKind>)> {
+    let Some(p) = &cfg.prometheus else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, Vec<ServerKind>)> = Vec::new();
+    for kind in ServerKind::ALL {
+        if !cfg.servers.iter().any(|s| s.kind == kind) {
+            continue;
+        }
+        let q = p.query_for(kind);
+        match out.iter_mut().find(|(query, _)| query == q) {
+            Some((_, kinds)) => kinds.push(kind),
+            None => out.push((q.to_string(), vec![kind])),
+        }
+    }
+    out
+}
+
 /// How long counts from a Prometheus that stopped answering are still used
 /// before falling back to scraping the servers directly.
 fn prometheus_grace(cfg: &BalancerConfig) -> Duration {
     (cfg.refresh * 10).max(Duration::from_secs(5))
+}
+
+/// The counts in force for one query: fresh ones (kept as the last known),
+/// or the last known ones within `grace`, else none.
+fn counts_in_force(
+    last: &mut LastCounts,
+    query: &str,
+    fresh: Option<HashMap<String, u64>>,
+    now: Instant,
+    grace: Duration,
+) -> Option<HashMap<String, u64>> {
+    match fresh {
+        Some(counts) => {
+            last.insert(query.to_string(), (counts.clone(), now));
+            Some(counts)
+        }
+        None => last
+            .get(query)
+            .filter(|(_, at)| now.saturating_duration_since(*at) <= grace)
+            .map(|(counts, _)| counts.clone()),
+    }
 }
 
 /// Polls every server every `refresh`, at wall-clock ticks, until `stop`.
@@ -460,57 +411,68 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
         }
         let started = Instant::now();
         let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
+        let queries = prometheus_queries(&cfg);
         let (polls, prom) = tokio::join!(
-            futures_util::future::join_all(cfg.servers.iter().map(|s| poll_one(
+            futures_util::future::join_all(
+                cfg.servers
+                    .iter()
+                    .map(|s| poll::poll_server(&shared.client, s, timeout))
+            ),
+            futures_util::future::join_all(queries.iter().map(|(q, kinds)| query_prometheus(
                 &shared.client,
-                &s.url,
-                s.api_auth.as_ref(),
+                &cfg,
+                q,
+                kinds,
                 timeout
-            ))),
-            async {
-                if cfg.prometheus.is_some() {
-                    Some(query_prometheus(&shared.client, &cfg, timeout).await)
-                } else {
-                    None
-                }
-            }
+            )))
         );
         let now = Instant::now();
-        // Prometheus counts: fresh, or the last known ones within the grace
-        // period; past it (or without Prometheus) the direct scrape counts.
-        let prom_counts: Option<HashMap<String, u64>> = {
+        // Per server: the Prometheus count in force for its kind's query.
+        let mut from_prom: HashMap<String, u64> = HashMap::new();
+        {
             let mut last = shared.prom.lock().unwrap_or_else(|e| e.into_inner());
-            match prom {
-                Some(Ok(counts)) => {
-                    *last = (counts.clone(), Some(now));
-                    Some(counts)
+            for ((query, kinds), result) in queries.iter().zip(prom) {
+                let fresh = match result {
+                    Ok(counts) => Some(counts),
+                    Err(e) => {
+                        tracing::warn!(query = %query, error = %e, "prometheus unavailable");
+                        None
+                    }
+                };
+                let counts = counts_in_force(&mut last, query, fresh, now, prometheus_grace(&cfg));
+                for s in cfg.servers.iter().filter(|s| kinds.contains(&s.kind)) {
+                    if let Some(c) = counts.as_ref().and_then(|m| m.get(&s.name)) {
+                        from_prom.insert(s.name.clone(), *c);
+                    }
                 }
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "prometheus unavailable");
-                    last.1
-                        .filter(|t| now.duration_since(*t) <= prometheus_grace(&cfg))
-                        .map(|_| last.0.clone())
-                }
-                None => None,
             }
-        };
+        }
         shared.metrics.refresh.observe(started.elapsed().as_secs_f64());
         {
             let mut bal = shared.bal();
             let mut infos = shared.polls.write().unwrap_or_else(|e| e.into_inner());
-            for (i, p) in polls.into_iter().enumerate() {
+            for (server, p) in cfg.servers.iter().zip(polls) {
                 // The config may have been reloaded meanwhile: index by name.
-                let Some(idx) = bal.server_index(&cfg.servers[i].name) else {
+                let Some(idx) = bal.server_index(&server.name) else {
                     continue;
                 };
+                for e in &p.errors {
+                    shared
+                        .metrics
+                        .poll_errors
+                        .get_or_create(&ServerReasonLabel {
+                            server: server.name.clone(),
+                            reason: e.fault.as_str(),
+                        })
+                        .inc();
+                }
                 bal.observe_health(idx, p.healthy);
-                let from_prom = prom_counts.as_ref().and_then(|m| m.get(&cfg.servers[i].name).copied());
-                let (count, from) = match (from_prom, p.clients) {
-                    (Some(c), _) => (Some(c), "prometheus"),
+                let (count, from) = match (from_prom.get(&server.name), p.clients) {
+                    (Some(&c), _) => (Some(c), "prometheus"),
                     (None, c) => (c, "direct"),
                 };
                 if let (true, Some(c)) = (p.healthy, count) {
-                    match marks.get(&cfg.servers[i].name) {
+                    match marks.get(&server.name) {
                         Some(&mark) => bal.observe_load_since(idx, c, mark, now),
                         None => bal.observe_load(idx, c, now),
                     }
@@ -520,7 +482,8 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                 }
                 if let Some(info) = infos.get_mut(idx) {
                     info.at = Some(now);
-                    info.last_error = p.error;
+                    info.last_error = error_text(&p.errors);
+                    info.error_reasons = p.errors.iter().map(|e| e.fault.as_str()).collect();
                     info.load_from = count.map(|_| from);
                 }
             }
@@ -541,6 +504,14 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
             _ = tokio::time::sleep(wait - lead) => {}
         }
     }
+}
+
+/// The errors of one poll as one line for `/api/v1/servers`; `None` if none.
+fn error_text(errors: &[ReadError]) -> Option<String> {
+    if errors.is_empty() {
+        return None;
+    }
+    Some(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
 }
 
 /// The balancer's HTTP application.
@@ -581,7 +552,11 @@ pub(crate) fn server_list(s: &Shared) -> Vec<serde_json::Value> {
             let mut v = serde_json::to_value(&st).unwrap_or_default();
             let p = polls.get(i).cloned().unwrap_or_default();
             if let Some(obj) = v.as_object_mut() {
-                obj.insert("url".into(), cfg.servers.get(i).map(|s| s.url.clone()).into());
+                let server = cfg.servers.get(i);
+                obj.insert("url".into(), server.map(|s| s.url.clone()).into());
+                obj.insert("kind".into(), server.map(|s| s.kind.as_str()).into());
+                obj.insert("stream_list".into(), server.map(|s| s.stream_list().as_str()).into());
+                obj.insert("error_reasons".into(), p.error_reasons.clone().into());
                 obj.insert(
                     "last_refresh_secs_ago".into(),
                     p.at.map(|t| now.duration_since(t).as_secs_f64()).into(),
@@ -674,7 +649,16 @@ fn country(s: &Shared, ip: IpAddr) -> Option<String> {
 /// Routes one request; counts the decision or the refusal.
 pub(crate) fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
     let country = country(s, ip);
-    let r = s.bal().route(stream, ip, country.as_deref(), Instant::now());
+    let routed = s.bal().route_with(stream, ip, country.as_deref(), Instant::now());
+    if let Some(reason) = routed.fallback {
+        s.metrics
+            .zone_fallbacks
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+    let r = routed.server;
     match &r {
         Ok(i) => {
             if let Some(c) = s.decided.read().unwrap_or_else(|e| e.into_inner()).get(*i) {
@@ -821,11 +805,56 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::R
 mod tests {
     use super::*;
 
+    fn cfg(text: &str) -> BalancerConfig {
+        strom_config::parse_balancer("b.conf", text).expect("valid test config")
+    }
+
     #[test]
-    fn stream_lists_keep_playable_streams_only() {
-        let text = r#"{"streams":[{"name":"a","status":"running","ondemand":false},{"name":"b","status":"failed","ondemand":false},
-            {"name":"c","status":"stopped","ondemand":true},{"name":"../x","status":"running","ondemand":false}]}"#;
-        assert_eq!(parse_streams(text), Some(vec!["a".to_string(), "c".to_string()]));
-        assert_eq!(parse_streams("garbage"), None);
+    fn one_query_per_distinct_text_for_the_kinds_present() {
+        let c = cfg(
+            "source prometheus http://p { query flussonic 'f'; query nimble 'n'; }\n\
+                     server s { url http://a; max_clients 1; }\n\
+                     server f { kind flussonic; url http://b; max_clients 1; }\n\
+                     server w { kind wowza; url http://c; max_clients 1; }\n\
+                     channel x { servers w; }",
+        );
+        let q = prometheus_queries(&c);
+        assert_eq!(
+            q,
+            vec![
+                (
+                    strom_config::model::DEFAULT_PROMETHEUS_QUERY.to_string(),
+                    vec![ServerKind::Strom, ServerKind::Wowza]
+                ),
+                ("f".to_string(), vec![ServerKind::Flussonic]),
+            ],
+            "no nimble server, no nimble query"
+        );
+        assert!(prometheus_queries(&cfg("server s { url http://a; max_clients 1; }")).is_empty());
+    }
+
+    #[test]
+    fn counts_are_kept_for_the_grace_period_per_query() {
+        let t0 = Instant::now();
+        let grace = Duration::from_secs(5);
+        let mut last = HashMap::new();
+        let counts = HashMap::from([("s".to_string(), 3)]);
+        assert_eq!(
+            counts_in_force(&mut last, "q", Some(counts.clone()), t0, grace),
+            Some(counts.clone())
+        );
+        assert_eq!(counts_in_force(&mut last, "q", None, t0 + grace, grace), Some(counts));
+        assert_eq!(
+            counts_in_force(&mut last, "q", None, t0 + grace + Duration::from_millis(1), grace),
+            None
+        );
+        assert_eq!(counts_in_force(&mut last, "other", None, t0, grace), None);
+    }
+
+    #[test]
+    fn error_lines_join_every_error() {
+        let e = |m: &str| ReadError::new(readings::Fault::Parse, m);
+        assert_eq!(error_text(&[]), None);
+        assert_eq!(error_text(&[e("a"), e("b")]).as_deref(), Some("a; b"));
     }
 }

@@ -4,16 +4,21 @@
 //! known in this block → block or `;` → argument count → not a duplicate →
 //! values, and errors point at the offending token. What spans the whole
 //! file is checked after it has been read, so the order of blocks does not
-//! matter: a channel may name a server defined below it.
+//! matter: a channel may name a server defined below it. Likewise what
+//! depends on a server's `kind` (a `generic` server needs `load`, only kinds
+//! with a list API take `stream_list api`, `match_label` needs a Prometheus
+//! load) is checked once its block is read, whatever the order inside it;
+//! a server no viewer can reach is a warning, not an error.
 //!
 //! Invariant: when no error was reported, the returned `BalancerConfig`
 //! satisfies every invariant documented on it in [`crate::model`].
 
 use crate::check::{items_of, usize_range, Checker, Seen, Shape};
-use crate::diag::{Diags, Pos};
+use crate::diag::{Diags, Pos, WarningKind};
 use crate::lex::Token;
 use crate::model::*;
 use crate::schema::{suggest, suggest_unique, unknown_directive, Ctx};
+use crate::server_kind::check_target;
 use crate::syntax::{Body, Directive};
 use crate::value::{
     check_base_url, check_country, check_http_url, check_server_name, check_stream_name, parse_host_port, parse_net,
@@ -28,6 +33,16 @@ pub(crate) fn check_balancer(items: &[Directive], diags: &mut Diags) -> Balancer
 
 /// Most server names listed in an "unknown server" message.
 const LISTED_SERVERS: usize = 10;
+
+/// Where a server block wrote the directives whose checks span the block.
+#[derive(Default)]
+struct ReadingAt {
+    load: Option<Pos>,
+    stream_list: Option<Pos>,
+    match_label: Option<Pos>,
+    api_auth: Option<Pos>,
+    api_token: Option<Pos>,
+}
 
 /// A channel's reference to a server, resolved once every server is known.
 struct ServerRef {
@@ -99,6 +114,14 @@ impl Checker<'_> {
                         self.list(d, &mut cfg.peers, &mut peers_at, check_base_url);
                     }
                 }
+                "zone_fallback" => {
+                    // `zone_fallback;` alone means on.
+                    if self.header(d, ctx, Shape::Simple, 0, Some(1)) && self.once(&mut seen, d, ctx) {
+                        if let Some(v) = self.flag(d) {
+                            cfg.zone_fallback = v;
+                        }
+                    }
+                }
                 "source" => {
                     if let Some(k) = a0.filter(|k| k.text != "prometheus") {
                         let mut msg = format!(
@@ -114,7 +137,7 @@ impl Checker<'_> {
                     if !self.header(d, ctx, Shape::Either, 2, Some(2)) || !self.once(&mut seen, d, ctx) {
                         continue;
                     }
-                    let query = self.prometheus(items_of(d));
+                    let (query, kind_queries) = self.prometheus(items_of(d));
                     let Some(url) = d.args.get(1) else { continue };
                     match check_http_url(&url.text) {
                         Err(e) => self.d.error(url.pos, e),
@@ -122,6 +145,7 @@ impl Checker<'_> {
                             cfg.prometheus = Some(PrometheusSource {
                                 url: url.text.clone(),
                                 query,
+                                kind_queries,
                                 pos: url.pos,
                             })
                         }
@@ -179,6 +203,23 @@ impl Checker<'_> {
                 "`countries` needs a GeoIP database: add `geoip PATH;` at top level",
             );
         }
+        for s in &cfg.servers {
+            if s.stream_list() == StreamList::Channels && !cfg.channels.iter().any(|c| c.servers.contains(&s.name)) {
+                let why = match (s.stream_list.is_some(), s.kind.stream_api()) {
+                    (true, _) => "`stream_list channels`".to_string(),
+                    (false, _) => format!("a {} server", s.kind),
+                };
+                self.d.warn(
+                    s.pos,
+                    WarningKind::ServerInNoChannel,
+                    format!(
+                        "server `{}` is in no `channel` block and learns no stream list ({why}), so no viewer is ever \
+                         sent to it; name it in the `servers` of the channels it plays",
+                        s.name
+                    ),
+                );
+            }
+        }
         cfg
     }
 
@@ -213,25 +254,266 @@ impl Checker<'_> {
         accepted
     }
 
-    /// The `source prometheus` block's query (the default when not set).
-    fn prometheus(&mut self, items: &[Directive]) -> String {
+    /// The `source prometheus` block's queries: `query Q;` for every kind
+    /// (the default when not set) and `query KIND Q;` for one kind.
+    fn prometheus(&mut self, items: &[Directive]) -> (String, Vec<(ServerKind, String)>) {
         let ctx = Ctx::Prometheus;
-        let mut seen = Seen::new();
         let mut query = DEFAULT_PROMETHEUS_QUERY.to_string();
+        let mut query_at: Option<Pos> = None;
+        let mut kind_queries: Vec<(ServerKind, String)> = Vec::new();
+        let mut kind_at: Vec<Pos> = Vec::new();
         for d in items {
             let n = d.name.text.as_str();
             if !ctx.knows(n) {
                 self.d.error(d.name.pos, unknown_directive(ctx, n));
                 continue;
             }
-            if !self.header(d, ctx, Shape::Simple, 1, Some(1)) || !self.once(&mut seen, d, ctx) {
+            if !self.header(d, ctx, Shape::Simple, 1, Some(2)) {
                 continue;
             }
-            if let Some(q) = d.args.first().and_then(|a| self.non_empty(d, a)) {
-                query = q;
+            let (kind, text) = match d.args.as_slice() {
+                [q] => (None, q),
+                [k, q] => match self.kind_word(k) {
+                    Some(kind) => (Some(kind), q),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let Some(q) = self.non_empty(d, text) else { continue };
+            match kind {
+                None => {
+                    if let Some(first) = query_at {
+                        self.d.error(
+                            d.name.pos,
+                            format!("duplicate `query` {}; first set at line {}", ctx.describe(), first.line),
+                        );
+                        continue;
+                    }
+                    query_at = Some(d.name.pos);
+                    query = q;
+                }
+                Some(kind) => {
+                    if let Some(i) = kind_queries.iter().position(|(k, _)| *k == kind) {
+                        self.d.error(
+                            d.args[0].pos,
+                            format!("duplicate `query {kind}`; first set at line {}", kind_at[i].line),
+                        );
+                        continue;
+                    }
+                    kind_queries.push((kind, q));
+                    kind_at.push(d.args[0].pos);
+                }
             }
         }
-        query
+        (query, kind_queries)
+    }
+
+    /// A server kind word, or an error naming the kinds.
+    fn kind_word(&mut self, a: &Token) -> Option<ServerKind> {
+        match check_server_kind(&a.text) {
+            Ok(k) => Some(k),
+            Err(msg) => {
+                self.d.error(a.pos, msg);
+                None
+            }
+        }
+    }
+
+    /// A `health` or `load` target: a path or an `http(s)://` URL without
+    /// user or fragment.
+    fn target(&mut self, a: &Token) -> Option<String> {
+        let url = |t: &str| -> Result<(), String> {
+            check_http_url(t)?;
+            let rest = t.split_once("://").map_or("", |(_, r)| r);
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+            if authority.contains('@') {
+                return Err(format!(
+                    "bad URL `{t}`: it must not carry a user; use `api_auth` or `api_token`"
+                ));
+            }
+            if t.contains('#') {
+                return Err(format!("bad URL `{t}`: it must not have a fragment"));
+            }
+            Ok(())
+        };
+        match check_target(&a.text, url) {
+            Ok(()) => Some(a.text.clone()),
+            Err(e) => {
+                self.d.error(a.pos, e);
+                None
+            }
+        }
+    }
+
+    /// The server-block directives that say how a server is read: `kind`,
+    /// `health`, `load`, `match_label`, `stream_list` and `api_token`.
+    /// Returns false when `d` is none of them.
+    fn server_reading(&mut self, d: &Directive, s: &mut ServerConfig, seen: &mut Seen, at: &mut ReadingAt) -> bool {
+        let ctx = Ctx::Server;
+        let (min, max) = match d.name.text.as_str() {
+            "kind" | "stream_list" | "api_token" => (1, 1),
+            "health" | "match_label" => (1, 2),
+            "load" => (3, 3),
+            _ => return false,
+        };
+        if !self.header(d, ctx, Shape::Simple, min, Some(max)) || !self.once(seen, d, ctx) {
+            return true;
+        }
+        let a0 = &d.args[0];
+        match d.name.text.as_str() {
+            "kind" => {
+                if let Some(k) = self.kind_word(a0) {
+                    s.kind = k;
+                }
+            }
+            "stream_list" => match StreamList::parse(&a0.text) {
+                Some(l) => {
+                    s.stream_list = Some(l);
+                    at.stream_list = Some(a0.pos);
+                }
+                None => self.d.error(
+                    a0.pos,
+                    format!(
+                        "bad value `{}` for `stream_list`: expected api (the server's stream list API) or channels \
+                         (only `channel` blocks)",
+                        a0.text.escape_debug()
+                    ),
+                ),
+            },
+            "api_token" => {
+                at.api_token = Some(d.name.pos);
+                if let Some(t) = self.non_empty(d, a0) {
+                    s.api_token = Some(ApiToken(t));
+                }
+            }
+            "health" => {
+                let target = self.target(a0);
+                let status = match d.args.get(1) {
+                    None => Some(200),
+                    Some(a) => match a.text.parse::<u16>() {
+                        Ok(v) if (100..=599).contains(&v) => Some(v),
+                        _ => {
+                            self.d.error(
+                                a.pos,
+                                format!(
+                                    "bad status `{}` for `health`: expected an HTTP status 100..599",
+                                    a.text.escape_debug()
+                                ),
+                            );
+                            None
+                        }
+                    },
+                };
+                if let (Some(target), Some(status)) = (target, status) {
+                    s.health = Some(HealthCheck { target, status });
+                }
+            }
+            "load" => {
+                at.load = Some(d.name.pos);
+                let format = LoadFormat::parse(&a0.text);
+                if format.is_none() {
+                    let words = LoadFormat::ALL.map(LoadFormat::as_str);
+                    let mut msg = format!(
+                        "unknown load format `{}`; expected {}",
+                        a0.text.escape_debug(),
+                        words.join(", ")
+                    );
+                    if let Some(w) = suggest(&a0.text, &words) {
+                        msg.push_str(&format!("; did you mean `{w}`?"));
+                    }
+                    self.d.error(a0.pos, msg);
+                }
+                let target = self.target(&d.args[1]);
+                let field = &d.args[2];
+                if let Some(format) = format {
+                    match check_field(format, &field.text) {
+                        Err(e) => self.d.error(field.pos, format!("bad `load` field: {e}")),
+                        Ok(()) => {
+                            if let Some(target) = target {
+                                s.load = Some(LoadSource {
+                                    format,
+                                    target,
+                                    field: field.text.clone(),
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+            "match_label" => {
+                at.match_label = Some(d.name.pos);
+                let label_ok = {
+                    let mut chars = a0.text.chars();
+                    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+                };
+                if !label_ok {
+                    self.d.error(
+                        a0.pos,
+                        format!(
+                            "bad label name `{}`: use letters, digits and `_`, not starting with a digit",
+                            a0.text.escape_debug()
+                        ),
+                    );
+                }
+                let value = match d.args.get(1) {
+                    None => Some(None),
+                    Some(v) => self.non_empty(d, v).map(Some),
+                };
+                if let (true, Some(value)) = (label_ok, value) {
+                    s.match_label = Some(LabelMatch {
+                        label: a0.text.clone(),
+                        value,
+                    });
+                }
+            }
+            _ => {}
+        }
+        true
+    }
+
+    /// What depends on the server's kind, once its block is read.
+    fn server_reading_end(&mut self, name: &Token, s: &ServerConfig, closed: bool, at: &ReadingAt) {
+        if s.kind == ServerKind::Generic && at.load.is_none() && closed {
+            self.d.error(
+                name.pos,
+                format!(
+                    "server `{}` is of kind generic and has no `load`; add `load FORMAT URL FIELD;` (FORMAT is \
+                     prometheus, json or xml)",
+                    name.text
+                ),
+            );
+        }
+        if let (Some(pos), Some(StreamList::Api), None) = (at.stream_list, s.stream_list, s.kind.stream_api()) {
+            self.d.error(
+                pos,
+                format!(
+                    "a {} server has no stream list API; list its streams in `channel` blocks (`stream_list channels`)",
+                    s.kind
+                ),
+            );
+        }
+        if let (Some(pos), Some(load)) = (at.match_label, s.load_source()) {
+            if load.format != LoadFormat::Prometheus {
+                self.d.error(
+                    pos,
+                    format!(
+                        "`match_label` picks series of a Prometheus metric, but this server's load is read as {}",
+                        load.format
+                    ),
+                );
+            }
+        }
+        if let (Some(_), Some(token_at)) = (&s.api_auth, at.api_token) {
+            let pos = match at.api_auth {
+                Some(auth_at) if (auth_at.line, auth_at.col) > (token_at.line, token_at.col) => auth_at,
+                _ => token_at,
+            };
+            self.d.error(
+                pos,
+                "a server takes either `api_auth USER PASSWORD` (HTTP Basic) or `api_token TOKEN` (Bearer), not both",
+            );
+        }
     }
 
     /// A server block. An unclosed one (already reported) is not also
@@ -249,6 +531,7 @@ impl Checker<'_> {
         s.pos = name.pos;
         let mut seen = Seen::new();
         let (mut networks_at, mut countries_at) = (Vec::new(), Vec::new());
+        let mut at = ReadingAt::default();
         // Written at all, even if wrongly or misspelt: not reported missing.
         let (mut any_url, mut any_max) = (false, false);
         for d in items {
@@ -257,6 +540,7 @@ impl Checker<'_> {
                 match suggest(n, ctx.directives()) {
                     Some("url") => any_url = true,
                     Some("max_clients") => any_max = true,
+                    Some("load") => at.load = Some(d.name.pos),
                     _ => {}
                 }
                 self.d.error(d.name.pos, unknown_directive(ctx, n));
@@ -278,7 +562,11 @@ impl Checker<'_> {
                 }
                 continue;
             }
+            if self.server_reading(d, &mut s, &mut seen, &mut at) {
+                continue;
+            }
             if n == "api_auth" {
+                at.api_auth = Some(d.name.pos);
                 if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
                     let (user, password) = (&d.args[0].text, &d.args[1].text);
                     if user.is_empty() || user.contains(':') || password.is_empty() {
@@ -334,6 +622,7 @@ impl Checker<'_> {
                 _ => {}
             }
         }
+        self.server_reading_end(name, &s, closed, &at);
         if closed {
             for (written, what) in [(any_url, "url"), (any_max, "max_clients")] {
                 if !written {
@@ -384,6 +673,24 @@ impl Checker<'_> {
         }
         c
     }
+}
+
+/// A `kind` value, or the message `strom check` gives for it (the admin
+/// API's too).
+pub fn check_server_kind(word: &str) -> Result<ServerKind, String> {
+    if let Some(k) = ServerKind::parse(word) {
+        return Ok(k);
+    }
+    let words = ServerKind::words();
+    let mut msg = format!(
+        "unknown server kind `{}`; expected {}",
+        word.escape_debug(),
+        words.join(", ")
+    );
+    if let Some(s) = suggest(word, &words) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    Err(msg)
 }
 
 /// "channel `news` names unknown server `s9`; servers are s1, s2, s3", with

@@ -64,6 +64,10 @@ pub enum WarningKind {
     DvrOfflineWithoutOndemand,
     /// A `dvr` with no depth, disk limit or size: nothing is ever deleted.
     DvrUnbounded,
+    /// A balancer `server` that learns no stream list (`stream_list
+    /// channels`, the default of Wowza, Nimble and generic servers) and is
+    /// in no `channel` block: no viewer can ever be sent to it.
+    ServerInNoChannel,
 }
 
 /// Something in a valid config file that does not do what it says,

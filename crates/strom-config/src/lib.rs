@@ -46,6 +46,7 @@ mod lex;
 pub mod model;
 mod render;
 mod schema;
+mod server_kind;
 mod syntax;
 mod value;
 
@@ -56,12 +57,14 @@ mod tests_balancer;
 #[cfg(test)]
 mod tests_balancer_api;
 
+pub use check_balancer::check_server_kind;
 pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError, RTMP_DEFAULT_PORT, SRT_DEFAULT_LATENCY, SRT_LATENCY_MS};
 pub use ipnet::IpNet;
 pub use model::{
-    AuthBackend, BalancerConfig, CacheConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig, PeerConfig,
-    PrometheusSource, ServerConfig, SourceConfig, SrtListen, StreamConfig, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
+    ApiToken, AuthBackend, BalancerConfig, CacheConfig, ChannelConfig, Config, Cors, Credentials, DvrConfig,
+    HealthCheck, LabelMatch, LoadFormat, LoadSource, PeerConfig, PrometheusSource, ServerConfig, ServerKind,
+    SourceConfig, SrtListen, StreamConfig, StreamList, DEFAULT_BALANCER_PORT, DEFAULT_PORT,
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{
@@ -99,7 +102,9 @@ pub fn parse(file_name: &str, text: &str) -> Result<Config, Vec<Diagnostic>> {
 /// only prefixes diagnostics.
 ///
 /// Returns every error found (sorted by line and column), or the config
-/// when there is none.
+/// when there is none. A config may still carry warnings in
+/// [`BalancerConfig::warnings`] (such as a server no viewer can be sent
+/// to); a caller must show them.
 pub fn parse_balancer(file_name: &str, text: &str) -> Result<BalancerConfig, Vec<Diagnostic>> {
     let mut diags = diag::Diags::new(file_name);
     let lexed = lex::lex(text, &mut diags);
@@ -131,8 +136,8 @@ impl AnyConfig {
 }
 
 /// Parses a node or a balancer config, decided by content: a file whose top
-/// level uses any of `server`, `channel`, `refresh`, `geoip` or
-/// `trusted_proxies` is a balancer file, any other a node file (an empty
+/// level uses any of `server`, `channel`, `refresh`, `geoip`, `trusted_proxies`
+/// or `zone_fallback` is a balancer file, any other a node file (an empty
 /// one too). Errors are those of the chosen kind, exactly as [`parse`] or
 /// [`parse_balancer`] report them.
 pub fn parse_any(file_name: &str, text: &str) -> Result<AnyConfig, Vec<Diagnostic>> {
@@ -159,7 +164,8 @@ fn node(lexed: &lex::Lexed, mut diags: diag::Diags) -> Result<Config, Vec<Diagno
 
 fn balancer(lexed: &lex::Lexed, mut diags: diag::Diags) -> Result<BalancerConfig, Vec<Diagnostic>> {
     let tree = syntax::parse_tree(lexed, FileKind::Balancer.contexts(), &mut diags);
-    let config = check_balancer::check_balancer(&tree, &mut diags);
+    let mut config = check_balancer::check_balancer(&tree, &mut diags);
+    config.warnings = diags.take_warnings();
     finish(config, diags)
 }
 

@@ -21,6 +21,9 @@
 
 use crate::diag::{Pos, Warning};
 use crate::input::Input;
+pub use crate::server_kind::{
+    check_field, ApiToken, HealthCheck, LabelMatch, LoadFormat, LoadSource, ServerKind, StreamList,
+};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -599,10 +602,12 @@ pub const MAX_CLIENTS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
 /// unique; every channel lists at least one server, each once, each the
 /// name of a server; no list (`networks`, `countries`, `trusted_proxies`,
 /// `peers`) has duplicates; a server with `countries` implies `geoip` is
-/// set; credentials are non-empty with no `:` in the user name.
+/// set; every server has a load source ([`ServerConfig::load_source`]), and
+/// one that learns streams from an API is of a kind that has one;
+/// credentials are non-empty with no `:` in the user name.
 /// [`BalancerConfig::to_text`] relies on these to render text that parses
-/// back to an equal config. `==` ignores `pos` fields.
-#[derive(Debug, Clone, PartialEq)]
+/// back to an equal config. `==` ignores `pos` fields and `warnings`.
+#[derive(Debug, Clone)]
 pub struct BalancerConfig {
     /// HTTP listen addresses, in file order; `[0.0.0.0:8000]` when the file
     /// has no `http`. Same forms as the node's `http`, except that a bare
@@ -637,6 +642,32 @@ pub struct BalancerConfig {
     /// base URLs without duplicates: each claims only its share of a
     /// server's free room while they are up.
     pub peers: Vec<String>,
+    /// `zone_fallback on|off` (off by default): when every server of the
+    /// client's zone is Down or full, send the client to the stream's
+    /// servers that have no zone filter at all (no `networks`, no
+    /// `countries`).
+    pub zone_fallback: bool,
+    /// What in the file is valid but will not do what it says, such as a
+    /// server no viewer can ever be sent to. Not compared by `==`.
+    pub warnings: Vec<Warning>,
+}
+
+impl PartialEq for BalancerConfig {
+    /// Compares every setting; `warnings`, like `pos` fields, is ignored.
+    fn eq(&self, o: &Self) -> bool {
+        self.http == o.http
+            && self.refresh == o.refresh
+            && self.prometheus == o.prometheus
+            && self.servers == o.servers
+            && self.geoip == o.geoip
+            && self.channels == o.channels
+            && self.trusted_proxies == o.trusted_proxies
+            && self.zone_fallback == o.zone_fallback
+            && self.view_auth == o.view_auth
+            && self.edit_auth == o.edit_auth
+            && self.state_file == o.state_file
+            && self.peers == o.peers
+    }
 }
 
 impl Default for BalancerConfig {
@@ -658,6 +689,8 @@ impl Default for BalancerConfig {
             edit_auth: None,
             state_file: None,
             peers: Vec::new(),
+            zone_fallback: false,
+            warnings: Vec::new(),
         }
     }
 }
@@ -674,13 +707,18 @@ impl BalancerConfig {
     }
 }
 
-/// `source prometheus URL { query '...'; }`.
+/// `source prometheus URL { query '...'; query KIND '...'; }`.
 #[derive(Debug, Clone)]
 pub struct PrometheusSource {
     /// The Prometheus server, `http://` or `https://`, as written.
     pub url: String,
-    /// PromQL giving client counts by `instance`; never empty.
+    /// `query Q;`: PromQL giving client counts by `instance`, for servers of
+    /// every kind without a query of its own; never empty.
+    /// [`DEFAULT_PROMETHEUS_QUERY`] when not written.
     pub query: String,
+    /// `query KIND Q;`: the query for servers of one kind, in file order,
+    /// at most one per kind, never empty.
+    pub kind_queries: Vec<(ServerKind, String)>,
     /// Where the URL was written.
     pub pos: Pos,
 }
@@ -691,19 +729,34 @@ impl PrometheusSource {
         PrometheusSource {
             url: url.into(),
             query: DEFAULT_PROMETHEUS_QUERY.into(),
+            kind_queries: Vec::new(),
             pos: Pos::default(),
         }
+    }
+
+    /// The query whose results give the client counts of servers of `kind`.
+    pub fn query_for(&self, kind: ServerKind) -> &str {
+        self.kind_queries
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(self.query.as_str(), |(_, q)| q.as_str())
     }
 }
 
 impl PartialEq for PrometheusSource {
     /// Compares everything except `pos`.
     fn eq(&self, o: &Self) -> bool {
-        self.url == o.url && self.query == o.query
+        self.url == o.url && self.query == o.query && self.kind_queries == o.kind_queries
     }
 }
 
 /// One `server NAME { ... }` block of a balancer file.
+///
+/// `kind` decides how health, load and streams are read; `health`, `load`,
+/// `match_label` and `stream_list` override the kind's defaults. The
+/// effective values are [`ServerConfig::health_check`],
+/// [`ServerConfig::load_source`] and [`ServerConfig::stream_list`], and `==`
+/// compares those, so writing a default out changes nothing.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// 1..=64 letters, digits, `_`, `.` and `-`.
@@ -726,13 +779,28 @@ pub struct ServerConfig {
     /// Client countries this server serves, ISO 3166 alpha-2 codes in upper
     /// case (empty: any).
     pub countries: Vec<String>,
-    /// Credentials for the server's JSON API (`api_auth USER PASSWORD;`),
-    /// when the server sets `view_auth`/`edit_auth`.
+    /// Credentials sent as HTTP Basic with every request the balancer makes
+    /// to this server (`api_auth USER PASSWORD;`): a strom node's
+    /// `view_auth`/`edit_auth`, a Flussonic API user. Not with `api_token`.
     pub api_auth: Option<Credentials>,
+    /// A Bearer token sent with every request to this server
+    /// (`api_token TOKEN;`), such as a Flussonic API token. Not with `api_auth`.
+    pub api_token: Option<ApiToken>,
+    /// `kind`: what the server runs.
+    pub kind: ServerKind,
+    /// `health TARGET [STATUS];`, overriding the kind's health request.
+    pub health: Option<HealthCheck>,
+    /// `load FORMAT TARGET FIELD;`, overriding where the kind's client count
+    /// is; always set for `generic`.
+    pub load: Option<LoadSource>,
+    /// `match_label LABEL [VALUE];`: only with a Prometheus load source.
+    pub match_label: Option<LabelMatch>,
+    /// `stream_list api|channels;`, overriding the kind's default.
+    pub stream_list: Option<StreamList>,
 }
 
 impl ServerConfig {
-    /// A server with the given name, URL and capacity and no other settings.
+    /// A strom server with the given name, URL and capacity and no other settings.
     pub fn new(name: impl Into<String>, url: impl Into<String>, max_clients: u64) -> Self {
         ServerConfig {
             name: name.into(),
@@ -744,12 +812,75 @@ impl ServerConfig {
             networks: Vec::new(),
             countries: Vec::new(),
             api_auth: None,
+            api_token: None,
+            kind: ServerKind::Strom,
+            health: None,
+            load: None,
+            match_label: None,
+            stream_list: None,
+        }
+    }
+
+    /// Where the client count is read: the `load` override, else the
+    /// kind's default. `None` only for a `generic` server without `load`,
+    /// which [`crate::parse_balancer`] refuses.
+    pub fn load_source(&self) -> Option<LoadSource> {
+        self.load.clone().or_else(|| self.kind.default_load())
+    }
+
+    /// The health request: the `health` override, else the kind's probe,
+    /// else the load request answering 200.
+    pub fn health_check(&self) -> HealthCheck {
+        self.health
+            .clone()
+            .or_else(|| self.kind.default_health())
+            .unwrap_or_else(|| HealthCheck {
+                target: self.load_source().map_or_else(|| "/".to_string(), |l| l.target),
+                status: 200,
+            })
+    }
+
+    /// How the stream list is learned: the override, else the kind's default.
+    pub fn stream_list(&self) -> StreamList {
+        self.stream_list.unwrap_or_else(|| self.kind.default_stream_list())
+    }
+
+    /// The full URL of a `health`/`load` target: a path is appended to `url`.
+    pub fn resolve(&self, target: &str) -> String {
+        if target.starts_with('/') {
+            format!("{}{target}", self.url)
+        } else {
+            target.to_string()
+        }
+    }
+
+    /// Whether a label value (Prometheus' `instance`, or a `match_label`
+    /// without a value) names this server: the server's name, the
+    /// `host[:port]` of its `url` as written, or, when `url` has no port,
+    /// `host:80` (`host:443` for https), as Ministra matches streamers.
+    pub fn is_named(&self, value: &str) -> bool {
+        if value == self.name {
+            return true;
+        }
+        let (scheme, rest) = self.url.split_once("://").unwrap_or(("http", self.url.as_str()));
+        let authority = rest.split('/').next().unwrap_or(rest);
+        if value == authority {
+            return true;
+        }
+        let has_port = match authority.strip_prefix('[') {
+            Some(v6) => v6.split_once(']').is_some_and(|(_, after)| after.starts_with(':')),
+            None => authority.contains(':'),
+        };
+        !has_port && {
+            let port = if scheme == "https" { 443 } else { 80 };
+            value.strip_suffix(&format!(":{port}")) == Some(authority)
         }
     }
 }
 
 impl PartialEq for ServerConfig {
-    /// Compares everything except `pos`.
+    /// Compares every setting, effective values for `health`, `load` and
+    /// `stream_list`, and not `pos`.
     fn eq(&self, o: &Self) -> bool {
         self.name == o.name
             && self.url == o.url
@@ -759,6 +890,12 @@ impl PartialEq for ServerConfig {
             && self.networks == o.networks
             && self.countries == o.countries
             && self.api_auth == o.api_auth
+            && self.api_token == o.api_token
+            && self.kind == o.kind
+            && self.health_check() == o.health_check()
+            && self.load_source() == o.load_source()
+            && self.match_label == o.match_label
+            && self.stream_list() == o.stream_list()
     }
 }
 

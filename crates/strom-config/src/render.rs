@@ -297,15 +297,21 @@ impl BalancerConfig {
             let peers = list(&mut self.peers.iter().cloned());
             line(&mut out, false, &format!("peers {peers};"));
         }
+        let fallback = if self.zone_fallback { "on" } else { "off" };
+        line(&mut out, false, &format!("zone_fallback {fallback};"));
         if let Some(p) = &self.prometheus {
             out.push('\n');
             line(&mut out, false, &format!("source prometheus {} {{", word(&p.url)));
             line(&mut out, true, &format!("query {};", word(&p.query)));
+            for (kind, q) in &p.kind_queries {
+                line(&mut out, true, &format!("query {kind} {};", word(q)));
+            }
             line(&mut out, false, "}");
         }
         for s in &self.servers {
             out.push('\n');
             line(&mut out, false, &format!("server {} {{", word(&s.name)));
+            line(&mut out, true, &format!("kind {};", s.kind));
             line(&mut out, true, &format!("url {};", word(&s.url)));
             if let Some(p) = &s.public {
                 line(&mut out, true, &format!("public {};", word(p)));
@@ -321,12 +327,33 @@ impl BalancerConfig {
                 let countries = list(&mut s.countries.iter().cloned());
                 line(&mut out, true, &format!("countries {countries};"));
             }
+            let health = s.health_check();
+            line(
+                &mut out,
+                true,
+                &format!("health {} {};", word(&health.target), health.status),
+            );
+            if let Some(load) = s.load_source() {
+                line(
+                    &mut out,
+                    true,
+                    &format!("load {} {} {};", load.format, word(&load.target), word(&load.field)),
+                );
+            }
+            if let Some(m) = &s.match_label {
+                let value = m.value.as_deref().map(|v| format!(" {}", word(v))).unwrap_or_default();
+                line(&mut out, true, &format!("match_label {}{value};", word(&m.label)));
+            }
+            line(&mut out, true, &format!("stream_list {};", s.stream_list().as_str()));
             if let Some(c) = &s.api_auth {
                 line(
                     &mut out,
                     true,
                     &format!("api_auth {} {};", word(&c.user), word(&c.password)),
                 );
+            }
+            if let Some(t) = &s.api_token {
+                line(&mut out, true, &format!("api_token {};", word(&t.0)));
             }
             line(&mut out, false, "}");
         }

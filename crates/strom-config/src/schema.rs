@@ -15,7 +15,14 @@ pub(crate) enum FileKind {
 
 /// Top-level directives that only a balancer file has; any of them at top
 /// level makes [`crate::parse_any`] read the file as a balancer config.
-pub(crate) const BALANCER_MARKERS: [&str; 5] = ["server", "channel", "refresh", "geoip", "trusted_proxies"];
+pub(crate) const BALANCER_MARKERS: [&str; 6] = [
+    "server",
+    "channel",
+    "refresh",
+    "geoip",
+    "trusted_proxies",
+    "zone_fallback",
+];
 
 impl FileKind {
     /// The block contexts of this kind of file, top level first.
@@ -170,6 +177,7 @@ impl Ctx {
                 "edit_auth",
                 "state_file",
                 "peers",
+                "zone_fallback",
             ],
             Ctx::Server => &[
                 "url",
@@ -179,6 +187,12 @@ impl Ctx {
                 "networks",
                 "countries",
                 "api_auth",
+                "api_token",
+                "kind",
+                "health",
+                "load",
+                "match_label",
+                "stream_list",
             ],
             Ctx::Channel => &["servers"],
             Ctx::Prometheus => &["query"],

@@ -90,6 +90,7 @@ fn example_config() -> BalancerConfig {
         prometheus: Some(PrometheusSource {
             url: "http://127.0.0.1:9090".into(),
             query: "sum by (instance) (strom_server_clients)".into(),
+            kind_queries: Vec::new(),
             pos: Pos::default(),
         }),
         servers: vec![s1, s2, s3],
@@ -100,6 +101,8 @@ fn example_config() -> BalancerConfig {
             servers: vec!["s1".into(), "s2".into()],
         }],
         trusted_proxies: vec![net("127.0.0.1/32")],
+        zone_fallback: false,
+        warnings: Vec::new(),
         ..BalancerConfig::default()
     }
 }
@@ -178,30 +181,43 @@ http 0.0.0.0:8000;
 refresh 1s;
 geoip /var/lib/GeoLite2-Country.mmdb;
 trusted_proxies 127.0.0.1/32;
+zone_fallback off;
 
 source prometheus http://127.0.0.1:9090 {
     query \"sum by (instance) (strom_server_clients)\";
 }
 
 server s1 {
+    kind strom;
     url http://10.0.0.1:8080;
     public https://s1.example.com;
     max_clients 1000;
     monitoring on;
+    health /healthz 200;
+    load prometheus /metrics strom_server_clients;
+    stream_list api;
 }
 
 server s2 {
+    kind strom;
     url http://10.0.0.2:8080;
     max_clients 500;
     monitoring off;
     networks 10.1.0.0/16 192.168.0.0/24;
+    health /healthz 200;
+    load prometheus /metrics strom_server_clients;
+    stream_list api;
 }
 
 server s3 {
+    kind strom;
     url http://10.0.0.3:8080;
     max_clients 500;
     monitoring off;
     countries DE AT;
+    health /healthz 200;
+    load prometheus /metrics strom_server_clients;
+    stream_list api;
 }
 
 channel news {
@@ -426,7 +442,7 @@ fn wrong_number_of_arguments() {
     );
     err1_with_server(
         "source prometheus http://p { query; }",
-        "b.conf:2:30: `query` takes 1 argument, got 0",
+        "b.conf:2:30: `query` takes 1 to 2 arguments, got 0",
     );
 }
 
@@ -720,4 +736,284 @@ fn server_api_credentials() {
         "api_auth a:b pw;",
         "b.conf:2:10: `api_auth` needs a user name without `:` and a password",
     );
+}
+
+// ---- server kinds, overrides, zone fallback ----
+
+const FARM: &str = "\
+zone_fallback on;
+source prometheus http://127.0.0.1:9090 {
+  query 'sum by (instance) (strom_server_clients)';
+  query flussonic 'sum by (instance) (fl_clients)';
+}
+server s1 { url http://10.0.0.1:8080; max_clients 1000; }
+server f1 { kind flussonic; url http://10.0.0.2; max_clients 1000; api_auth api p4ss; }
+server w1 { kind wowza; url http://10.0.0.3:8086; public 10.0.0.3:1935; max_clients 800; }
+server n1 { kind nimble; url http://10.0.0.4:8082; max_clients 500;
+  load json '/manage/server_status?salt=1&hash=x' Connections; }
+server g1 { kind generic; url https://10.0.0.5; max_clients 100; api_token t0k3n;
+  health /ping 204; load prometheus /stats clients_now; match_label instance edge-5; }
+channel news { servers w1 n1 g1 f1; }
+";
+
+#[test]
+fn kinds_take_their_documented_defaults() {
+    let c = ok(FARM);
+    assert!(c.zone_fallback);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let s = |n: &str| c.server(n).expect("server");
+    let strom = s("s1");
+    assert_eq!(strom.kind, ServerKind::Strom);
+    assert_eq!(
+        strom.health_check(),
+        HealthCheck {
+            target: "/healthz".into(),
+            status: 200
+        }
+    );
+    let load = strom.load_source().expect("load");
+    assert_eq!(
+        (load.format, load.target.as_str(), load.field.as_str()),
+        (LoadFormat::Prometheus, "/metrics", "strom_server_clients")
+    );
+    assert_eq!(strom.stream_list(), StreamList::Api);
+
+    let f = s("f1");
+    assert_eq!(f.health_check().target, "/streamer/api/v3/monitoring/liveness");
+    let load = f.load_source().expect("load");
+    assert_eq!(
+        (load.format, load.target.as_str(), load.field.as_str()),
+        (LoadFormat::Json, "/streamer/api/v3/config/stats", "total_clients")
+    );
+    assert_eq!(f.stream_list(), StreamList::Api);
+    assert_eq!(f.resolve(&load.target), "http://10.0.0.2/streamer/api/v3/config/stats");
+    assert!(f.is_named("f1") && f.is_named("10.0.0.2") && f.is_named("10.0.0.2:80"));
+    assert!(!f.is_named("10.0.0.2:8080"));
+
+    let w = s("w1");
+    let load = w.load_source().expect("load");
+    assert_eq!(
+        (load.format, load.target.as_str(), load.field.as_str()),
+        (LoadFormat::Xml, "/connectioncounts", "ConnectionsCurrent")
+    );
+    // No separate probe: the connection counts answering 200 is the health.
+    assert_eq!(
+        w.health_check(),
+        HealthCheck {
+            target: "/connectioncounts".into(),
+            status: 200
+        }
+    );
+    assert_eq!(w.stream_list(), StreamList::Channels);
+    assert!(w.is_named("10.0.0.3:8086") && !w.is_named("10.0.0.3:80"));
+
+    let n = s("n1");
+    assert_eq!(
+        n.load_source().map(|l| l.target),
+        Some("/manage/server_status?salt=1&hash=x".into())
+    );
+    assert_eq!(n.health_check().target, "/manage/server_status?salt=1&hash=x");
+
+    let g = s("g1");
+    assert_eq!(
+        g.health_check(),
+        HealthCheck {
+            target: "/ping".into(),
+            status: 204
+        }
+    );
+    assert_eq!(
+        g.match_label,
+        Some(LabelMatch {
+            label: "instance".into(),
+            value: Some("edge-5".into())
+        })
+    );
+    assert_eq!(g.api_token, Some(ApiToken("t0k3n".into())));
+    assert!(!format!("{c:?}").contains("t0k3n"), "Debug hides the token");
+    assert!(g.is_named("10.0.0.5:443"));
+
+    let p = c.prometheus.as_ref().expect("prometheus");
+    assert_eq!(p.query_for(ServerKind::Flussonic), "sum by (instance) (fl_clients)");
+    assert_eq!(
+        p.query_for(ServerKind::Wowza),
+        "sum by (instance) (strom_server_clients)"
+    );
+    let text = c.to_text();
+    assert!(
+        text.contains("query flussonic \"sum by (instance) (fl_clients)\";"),
+        "{text}"
+    );
+    assert!(text.contains("zone_fallback on;"), "{text}");
+    assert!(
+        text.contains("    load xml /connectioncounts ConnectionsCurrent;\n    stream_list channels;"),
+        "{text}"
+    );
+    assert_eq!(parse_balancer("b.conf", &text), Ok(c));
+}
+
+#[test]
+fn a_server_without_a_stream_list_in_no_channel_is_a_warning() {
+    let c = ok("server s1 { url http://a; max_clients 1; }\n\
+                server w1 { kind wowza; url http://b; max_clients 1; }\n\
+                server s2 { url http://c; max_clients 1;\n  stream_list channels; }\n\
+                server n1 { kind nimble; url http://d; max_clients 1; }\n\
+                channel news { servers n1; }");
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [
+            "b.conf:2:8: warning: server `w1` is in no `channel` block and learns no stream list (a wowza server), so \
+             no viewer is ever sent to it; name it in the `servers` of the channels it plays",
+            "b.conf:3:8: warning: server `s2` is in no `channel` block and learns no stream list (`stream_list \
+             channels`), so no viewer is ever sent to it; name it in the `servers` of the channels it plays",
+        ]
+    );
+    assert!(c.warnings.iter().all(|w| w.kind == WarningKind::ServerInNoChannel));
+    // Warnings are not part of equality, and come back after a round trip.
+    let again = parse_balancer("b.conf", &c.to_text()).expect("round trip");
+    assert_eq!(again, c);
+    assert_eq!(again.warnings.len(), 2);
+}
+
+#[test]
+fn reading_errors_point_at_the_token() {
+    err1_in_server(
+        "kind flusonic;",
+        "b.conf:2:6: unknown server kind `flusonic`; expected strom, flussonic, wowza, nimble, generic; did you mean \
+         `flussonic`?",
+    );
+    err1_in_server(
+        "load yaml /x clients;",
+        "b.conf:2:6: unknown load format `yaml`; expected prometheus, json, xml",
+    );
+    err1_in_server(
+        "load jsn /x clients;",
+        "b.conf:2:6: unknown load format `jsn`; expected prometheus, json, xml; did you mean `json`?",
+    );
+    err1_in_server("load json /x;", "b.conf:2:1: `load` takes 3 arguments, got 2");
+    err1_in_server(
+        "load prometheus /metrics 9x;",
+        "b.conf:2:26: bad `load` field: `9x` is not a metric name: use letters, digits, `_` and `:`, not starting \
+         with a digit",
+    );
+    err1_in_server(
+        "load json /s a..b;",
+        "b.conf:2:14: bad `load` field: the path `a..b` has an empty segment; write keys separated by `.`",
+    );
+    err1_in_server(
+        "load json ftp://x/s a;",
+        "b.conf:2:11: bad URL `ftp://x/s`: expected http:// or https://; or write a path starting with `/`, \
+         relative to the server's `url`",
+    );
+    err1_in_server(
+        "health http://u:p@x/h;",
+        "b.conf:2:8: bad URL `http://u:p@x/h`: it must not carry a user; use `api_auth` or `api_token`; or write a \
+         path starting with `/`, relative to the server's `url`",
+    );
+    err1_in_server(
+        "health /h 700;",
+        "b.conf:2:11: bad status `700` for `health`: expected an HTTP status 100..599",
+    );
+    err1_in_server("health //h;", "b.conf:2:8: bad path `//h`: it must not start with `//`");
+    err1_in_server(
+        "stream_list sometimes;",
+        "b.conf:2:13: bad value `sometimes` for `stream_list`: expected api (the server's stream list API) or \
+         channels (only `channel` blocks)",
+    );
+    err1_in_server(
+        "match_label 1nstance;",
+        "b.conf:2:13: bad label name `1nstance`: use letters, digits and `_`, not starting with a digit",
+    );
+    err1_in_server("api_token \"\";", "b.conf:2:11: `api_token` must not be empty");
+    err1_in_server(
+        "kind wowza; kind nimble;",
+        "b.conf:2:13: duplicate `kind` in server block; first set at line 2",
+    );
+}
+
+#[test]
+fn reading_settings_must_fit_the_kind() {
+    err1(
+        "server g { kind generic; url http://a; max_clients 1; }",
+        "b.conf:1:8: server `g` is of kind generic and has no `load`; add `load FORMAT URL FIELD;` (FORMAT is \
+         prometheus, json or xml)",
+    );
+    // A misspelt `load` is reported as such only.
+    err1(
+        "server g { kind generic; url http://a; max_clients 1; lod json /s c; }",
+        "b.conf:1:55: unknown directive `lod` in server block; did you mean `load`?",
+    );
+    err1(
+        "server w { kind wowza; url http://a; max_clients 1;\nstream_list api; }\nchannel c { servers w; }",
+        "b.conf:2:13: a wowza server has no stream list API; list its streams in `channel` blocks (`stream_list \
+         channels`)",
+    );
+    err1(
+        "server f { kind flussonic; url http://a; max_clients 1;\nmatch_label instance; }",
+        "b.conf:2:1: `match_label` picks series of a Prometheus metric, but this server's load is read as json",
+    );
+    // With a Prometheus load it is fine, and the order of directives does not matter.
+    ok("server f { match_label instance; load prometheus /m m; kind flussonic; url http://a; max_clients 1; }");
+    err1(
+        "server f { url http://a; max_clients 1; api_auth u p;\napi_token t; }",
+        "b.conf:2:1: a server takes either `api_auth USER PASSWORD` (HTTP Basic) or `api_token TOKEN` (Bearer), not \
+         both",
+    );
+    err1(
+        "server f { url http://a; max_clients 1; api_token t;\napi_auth u p; }",
+        "b.conf:2:1: a server takes either `api_auth USER PASSWORD` (HTTP Basic) or `api_token TOKEN` (Bearer), not \
+         both",
+    );
+}
+
+#[test]
+fn prometheus_queries_per_kind() {
+    let c = ok(
+        "source prometheus http://p { query wowza 'w'; query 'all'; query nimble \"n\"; }\n\
+                server s { url http://a; max_clients 1; }",
+    );
+    let p = c.prometheus.as_ref().expect("prometheus");
+    assert_eq!(p.query_for(ServerKind::Strom), "all");
+    assert_eq!(p.query_for(ServerKind::Wowza), "w");
+    assert_eq!(p.query_for(ServerKind::Nimble), "n");
+    assert_eq!(p.kind_queries.len(), 2);
+    assert_eq!(parse_balancer("b.conf", &c.to_text()), Ok(c));
+    err1_with_server(
+        "source prometheus http://p { query wowza a;\nquery wowza b; }",
+        "b.conf:3:7: duplicate `query wowza`; first set at line 2",
+    );
+    err1_with_server(
+        "source prometheus http://p { query a;\nquery b; }",
+        "b.conf:3:1: duplicate `query` in source prometheus block; first set at line 2",
+    );
+    err1_with_server(
+        "source prometheus http://p { query wowsa a; }",
+        "b.conf:2:36: unknown server kind `wowsa`; expected strom, flussonic, wowza, nimble, generic; did you mean \
+         `wowza`?",
+    );
+    err1_with_server(
+        "source prometheus http://p { query nimble ''; }",
+        "b.conf:2:43: `query` must not be empty",
+    );
+}
+
+#[test]
+fn zone_fallback_flag() {
+    assert!(!ok("server s { url http://a; max_clients 1; }").zone_fallback);
+    assert!(ok("zone_fallback;\nserver s { url http://a; max_clients 1; }").zone_fallback);
+    assert!(!ok("zone_fallback off;\nserver s { url http://a; max_clients 1; }").zone_fallback);
+    err1_with_server(
+        "zone_fallback maybe;",
+        "b.conf:2:15: bad value `maybe` for `zone_fallback`: expected on or off (or true/false, yes/no)",
+    );
+    err1_with_server(
+        "zone_fallback on;\nzone_fallback off;",
+        "b.conf:3:1: duplicate `zone_fallback` at top level; first set at line 2",
+    );
+    // It marks a balancer file.
+    assert!(matches!(
+        parse_any("b.conf", "zone_fallback on;\nserver s { url http://a; max_clients 1; }"),
+        Ok(AnyConfig::Balancer(_))
+    ));
 }

@@ -490,14 +490,16 @@ fn server() -> impl Strategy<Value = ServerConfig> {
             prop::sample::select(vec!["DE", "AT", "US", "GB", "XK", "ZW", "AD", "FR"]),
             0..4,
         ),
+        reading(),
     )
         .prop_map(
-            |((name, scheme, host), public, max_clients, monitoring, networks, countries)| {
+            |((name, scheme, host), public, max_clients, monitoring, networks, countries, read)| {
                 let mut s = ServerConfig::new(name, format!("{scheme}://{host}"), max_clients);
                 s.public = public;
                 s.monitoring = monitoring;
                 s.networks = dedup(networks, |n| *n);
                 s.countries = dedup(countries, |c| *c).into_iter().map(String::from).collect();
+                read.apply(&mut s);
                 s
             },
         )
@@ -519,6 +521,107 @@ fn http_url_base() -> impl Strategy<Value = String> {
         .prop_map(|(scheme, h)| format!("{scheme}://{h}"))
 }
 
+/// A `health`/`load` target: a path, or a URL without user or fragment.
+fn target() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "/[A-Za-z0-9_.~%?=&-][A-Za-z0-9/_.~%?=&-]{0,20}",
+        (
+            prop_oneof![Just("http"), Just("https")],
+            prop_oneof![host(), host_port()],
+            "(/[A-Za-z0-9/._~%?=&-]{0,20})?",
+        )
+            .prop_map(|(s, h, p)| format!("{s}://{h}{p}")),
+    ]
+}
+
+/// How a server is read: kind, overrides and API credentials, consistent
+/// with one another as `parse_balancer` requires.
+/// A server's reading settings as generated, applied by [`Reading::apply`].
+#[derive(Debug, Clone)]
+struct Reading {
+    kind: ServerKind,
+    health: Option<HealthCheck>,
+    load: Option<LoadSource>,
+    label: Option<(String, Option<String>)>,
+    list_api: Option<bool>,
+    auth: u8,
+    user: String,
+    secret: String,
+}
+
+fn reading() -> impl Strategy<Value = Reading> {
+    let load = (
+        prop::sample::select(LoadFormat::ALL.to_vec()),
+        target(),
+        "[a-z_][a-z0-9_]{0,12}(\\.[A-Za-z0-9_]{1,8}){0,2}",
+    )
+        .prop_map(|(format, target, field)| {
+            let field = if format == LoadFormat::Prometheus {
+                field.replace('.', "_")
+            } else {
+                field
+            };
+            LoadSource { format, target, field }
+        });
+    (
+        prop::sample::select(ServerKind::ALL.to_vec()),
+        proptest::option::of((target(), 100u16..=599).prop_map(|(target, status)| HealthCheck { target, status })),
+        proptest::option::of(load),
+        proptest::option::of(("[a-z_][a-z0-9_]{0,10}", proptest::option::of(non_empty_string()))),
+        proptest::option::of(any::<bool>()),
+        0u8..3,
+        (non_empty_string(), non_empty_string()),
+    )
+        .prop_map(|(kind, health, load, label, list_api, auth, (user, secret))| Reading {
+            kind,
+            health,
+            load,
+            label,
+            list_api,
+            auth,
+            user,
+            secret,
+        })
+}
+
+impl Reading {
+    fn apply(&self, s: &mut ServerConfig) {
+        s.kind = self.kind;
+        s.health = self.health.clone();
+        s.load = self.load.clone();
+        if self.kind == ServerKind::Generic && s.load.is_none() {
+            s.load = Some(LoadSource {
+                format: LoadFormat::Json,
+                target: "/status".into(),
+                field: "clients".into(),
+            });
+        }
+        let prometheus = s.load_source().is_some_and(|l| l.format == LoadFormat::Prometheus);
+        s.match_label = self
+            .label
+            .clone()
+            .filter(|_| prometheus)
+            .map(|(label, value)| LabelMatch { label, value });
+        s.stream_list = self.list_api.map(|api| {
+            if api && self.kind.stream_api().is_some() {
+                StreamList::Api
+            } else {
+                StreamList::Channels
+            }
+        });
+        match self.auth {
+            1 if !self.user.contains(':') => {
+                s.api_auth = Some(Credentials {
+                    user: self.user.clone(),
+                    password: self.secret.clone(),
+                })
+            }
+            2 => s.api_token = Some(ApiToken(self.secret.clone())),
+            _ => {}
+        }
+    }
+}
+
 fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
     (
         (prop::collection::vec(listen(), 1..4), ms(100..=3_600_000)),
@@ -533,6 +636,11 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
             0..4,
         ),
         prop::collection::vec(net(), 0..4),
+        any::<bool>(),
+        prop::collection::vec(
+            (prop::sample::select(ServerKind::ALL.to_vec()), non_empty_string()),
+            0..3,
+        ),
         (
             proptest::option::of(credentials()),
             proptest::option::of(credentials()),
@@ -548,6 +656,8 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
                 geoip,
                 channels,
                 trusted_proxies,
+                zone_fallback,
+                kind_queries,
                 (view_auth, edit_auth, state_file, peers),
             )| {
                 let servers = dedup(servers, |s| s.name.clone());
@@ -576,12 +686,15 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
                     prometheus: prometheus.map(|(url, query)| PrometheusSource {
                         url,
                         query,
+                        kind_queries: dedup(kind_queries, |(k, _)| *k),
                         pos: Pos::default(),
                     }),
                     servers,
                     geoip,
                     channels,
                     trusted_proxies: dedup(trusted_proxies, |n| *n),
+                    zone_fallback,
+                    warnings: Vec::new(),
                     view_auth,
                     edit_auth,
                     state_file,
@@ -771,7 +884,7 @@ proptest! {
 
     #[test]
     fn balancer_like_strings_never_panic(
-        s in "(server|channel|source|prometheus|url|max_clients|servers|networks|countries|geoip|refresh|query|[a-z0-9:/.']{1,6}|[{};'\"# \n])*",
+        s in "(server|channel|source|prometheus|url|max_clients|servers|networks|countries|geoip|refresh|query|kind|load|health|match_label|stream_list|api_token|zone_fallback|flussonic|wowza|json|xml|[a-z0-9:/.']{1,6}|[{};'\"# \n])*",
     ) {
         check_text(&s)?;
     }

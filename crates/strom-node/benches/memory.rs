@@ -341,6 +341,7 @@ fn category(stack: &[&str]) -> &'static str {
         ("demux::audio", "frames in demuxer audio buffers"),
         ("ts::demux", "demuxer state"),
         ("segmenter", "segment frame lists (Vec<Frame>)"),
+        ("Pipeline::place_frame", "open segment: frames copied for the segmenter"),
         ("stream::window", "window"),
         ("stream::pipeline", "pipeline"),
         ("stream::Stream::new", "stream and outputs"),

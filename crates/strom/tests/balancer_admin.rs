@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::scripted::{view, Balancer, Scripted};
+use common::streamer::{view, Balancer, Streamer};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -86,7 +86,7 @@ fn route(b: &Balancer, n: usize) -> std::collections::HashMap<u16, usize> {
     hits
 }
 
-fn admin_config(dir: &std::path::Path, s: &[&Scripted]) -> String {
+fn admin_config(dir: &std::path::Path, s: &[&Streamer]) -> String {
     let mut text = format!(
         "refresh 300ms;\nview_auth viewer pw;\nedit_auth admin s3cret;\nstate_file {}/state.json;\n",
         dir.display()
@@ -103,7 +103,7 @@ fn admin_config(dir: &std::path::Path, s: &[&Scripted]) -> String {
 
 #[test]
 fn add_modify_drain_and_remove_without_restart_keeping_counters_and_state() {
-    let (a, b2, c) = (Scripted::start(None), Scripted::start(None), Scripted::start(None));
+    let (a, b2, c) = (Streamer::start(None), Streamer::start(None), Streamer::start(None));
     let dir = scratch("admin");
     let config = admin_config(&dir, &[&a, &b2]);
     let mut b = Balancer::start_on(0, &config);
@@ -221,7 +221,7 @@ fn add_modify_drain_and_remove_without_restart_keeping_counters_and_state() {
 
 #[test]
 fn credentials_are_needed_and_refusals_are_counted() {
-    let s1 = Scripted::start(None);
+    let s1 = Streamer::start(None);
     let dir = scratch("admin-auth");
     let b = Balancer::start_on(0, &admin_config(&dir, &[&s1]));
     let list = b.url("/api/v1/servers");
@@ -270,7 +270,7 @@ fn credentials_are_needed_and_refusals_are_counted() {
 
 #[test]
 fn bad_requests_get_clear_errors_and_change_nothing() {
-    let (s1, s2) = (Scripted::start(None), Scripted::start(None));
+    let (s1, s2) = (Streamer::start(None), Streamer::start(None));
     let dir = scratch("admin-bad");
     let b = Balancer::start_on(
         0,
@@ -354,7 +354,7 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
 
 #[test]
 fn sighup_reads_the_config_and_the_state_file_again() {
-    let (s1, s2) = (Scripted::start(None), Scripted::start(None));
+    let (s1, s2) = (Streamer::start(None), Streamer::start(None));
     let dir = scratch("admin-hup");
     let b = Balancer::start_on(0, &admin_config(&dir, &[&s1]));
     wait_up(&b, &["s1"]);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::scripted::{view, Balancer, Scripted};
+use common::streamer::{view, Balancer, Streamer};
 use common::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,13 +20,13 @@ const BOUND: u64 = MAX + 1;
 
 /// Three servers, each losing a viewer every 40 ms, so that every
 /// measurement round finds some room again.
-fn farm() -> Vec<Scripted> {
+fn farm() -> Vec<Streamer> {
     (0..3)
-        .map(|_| Scripted::start(Some(Duration::from_millis(40))))
+        .map(|_| Streamer::start(Some(Duration::from_millis(40))))
         .collect()
 }
 
-fn config(servers: &[Scripted], peer_port: Option<u16>) -> String {
+fn config(servers: &[Streamer], peer_port: Option<u16>) -> String {
     let mut text = format!("refresh {REFRESH_MS}ms;\n");
     if let Some(p) = peer_port {
         text.push_str(&format!("peers http://127.0.0.1:{p};\n"));
@@ -43,7 +43,7 @@ fn config(servers: &[Scripted], peer_port: Option<u16>) -> String {
 }
 
 /// Two balancers, each listing the other as a peer when `peers`.
-fn pair(servers: &[Scripted], peers: bool) -> (Balancer, Balancer) {
+fn pair(servers: &[Streamer], peers: bool) -> (Balancer, Balancer) {
     let (pa, pb) = (free_tcp_port(), free_tcp_port());
     let a = Balancer::start_on(pa, &config(servers, peers.then_some(pb)));
     let b = Balancer::start_on(pb, &config(servers, peers.then_some(pa)));
@@ -101,8 +101,8 @@ fn burst(targets: &[u16], n: usize) -> (usize, usize) {
     (ok.load(Ordering::Relaxed), refused.load(Ordering::Relaxed))
 }
 
-fn peaks(servers: &[Scripted]) -> Vec<u64> {
-    servers.iter().map(Scripted::peak).collect()
+fn peaks(servers: &[Streamer]) -> Vec<u64> {
+    servers.iter().map(Streamer::peak).collect()
 }
 
 fn decisions(b: &Balancer) -> f64 {
@@ -121,7 +121,7 @@ fn two_balancers_share_each_servers_room_and_one_survives_the_other() {
     wait_for("both balancers ready, each seeing the other", 20 * SEC, || {
         (ready(&a, 2) && ready(&b, 2)).then_some(())
     });
-    servers.iter().for_each(Scripted::reset_peak);
+    servers.iter().for_each(Streamer::reset_peak);
     let (sent, refused) = burst(&[a.port, b.port], 2000);
     let p = peaks(&servers);
     assert!(
@@ -141,7 +141,7 @@ fn two_balancers_share_each_servers_room_and_one_survives_the_other() {
     // One balancer dies; the other keeps serving within the bound, and
     // claims the whole room once it knows (two failed probes).
     b.kill();
-    servers.iter().for_each(Scripted::reset_peak);
+    servers.iter().for_each(Streamer::reset_peak);
     let before = decisions(&a);
     let (sent, refused) = burst(&[a.port], 1000);
     let p = peaks(&servers);
@@ -167,7 +167,7 @@ fn two_balancers_share_each_servers_room_and_one_survives_the_other() {
             "alone, the claim is the whole room: {s}"
         );
     }
-    servers.iter().for_each(Scripted::reset_peak);
+    servers.iter().for_each(Streamer::reset_peak);
     let (sent, _) = burst(&[a.port], 1200);
     let p = peaks(&servers);
     assert!(p.iter().all(|&x| x <= MAX), "one balancer never overfills: {p:?}");
@@ -188,7 +188,7 @@ fn without_peers_the_same_burst_overfills() {
     wait_for("both balancers ready", 20 * SEC, || {
         (ready(&a, 1) && ready(&b, 1)).then_some(())
     });
-    servers.iter().for_each(Scripted::reset_peak);
+    servers.iter().for_each(Streamer::reset_peak);
     let _ = burst(&[a.port, b.port], 2000);
     let p = peaks(&servers);
     assert!(

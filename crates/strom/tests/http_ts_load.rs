@@ -1,13 +1,15 @@
-//! Integration test: a thousand HTTP-TS viewers that never read cost a node
-//! per-connection state, not per-viewer copies of the stream; ingest goes
-//! on; every descriptor comes back, whether the viewers leave or the send
-//! timeout cuts them. A real strom process on 127.0.0.1; every wait is
-//! bounded.
+//! Integration tests of HTTP-TS (`/NAME/mpegts`) delivery: a thousand
+//! viewers that never read cost a node per-connection state, not
+//! per-viewer copies of the stream; ingest goes on; every descriptor comes
+//! back, whether the viewers leave or the send timeout cuts them. A HEAD
+//! answers the GET's header fields. A real strom process on 127.0.0.1;
+//! every wait is bounded.
 
 mod common;
 
 use common::*;
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
@@ -243,4 +245,87 @@ fn memory_per_stream_stays_bounded_with_1000_silent_viewers() {
         peak / 1024
     );
     assert!(s.log().lines().all(|l| !l.contains("panicked")), "{}", s.log());
+}
+
+/// One request on `conn`; the response head (status line, header fields
+/// with lowercase names) and the bytes that followed it within `wait`.
+fn exchange(conn: &mut TcpStream, request: &str, wait: Duration) -> (String, BTreeMap<String, String>, Vec<u8>) {
+    conn.write_all(request.as_bytes()).expect("request");
+    conn.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 16 << 10];
+    let deadline = Instant::now() + 10 * SEC;
+    let end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        assert!(Instant::now() < deadline && buf.len() < 64 << 10, "no response head");
+        match conn.read(&mut chunk) {
+            Ok(0) => panic!("closed before the head: {:?}", String::from_utf8_lossy(&buf)),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    };
+    let rest_until = Instant::now() + wait;
+    let mut rest = buf.split_off(end);
+    while Instant::now() < rest_until {
+        match conn.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => rest.extend_from_slice(&chunk[..n]),
+            Err(_) => {}
+        }
+    }
+    let head = String::from_utf8(buf).expect("ASCII head");
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap_or_default().to_string();
+    let fields = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, fields, rest)
+}
+
+/// `HEAD /NAME/mpegts` describes the GET (RFC 9110 §9.3.2): the same status
+/// and header fields, and no `Content-Length`, since the continuous body
+/// has no length (it used to say `content-length: 0`). Its answer has no
+/// body, so the connection goes on with the next request.
+#[test]
+fn head_of_mpegts_answers_what_get_would() {
+    let s = Strom::start("ts-head", "stream demo { input builtin://demo; }");
+    wait_playlist(&s, "demo", 1, 20 * SEC);
+    let origin = "Origin: https://portal.example\r\n";
+    let mut c = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    let (head_status, head, body) = exchange(
+        &mut c,
+        &format!("HEAD /demo/mpegts HTTP/1.1\r\nHost: x\r\n{origin}\r\n"),
+        SEC / 2,
+    );
+    assert_eq!(head_status, "HTTP/1.1 200 OK");
+    assert!(body.is_empty(), "HEAD answered {} body bytes", body.len());
+    assert_eq!(head.get("content-length"), None, "{head:?}");
+    // The same connection serves the next request: the HEAD answer ended
+    // where its head did.
+    let (next, _, _) = exchange(&mut c, "GET /demo/mono.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n", SEC / 2);
+    assert_eq!(next, "HTTP/1.1 200 OK", "after the HEAD");
+
+    let mut g = TcpStream::connect(("127.0.0.1", s.port)).expect("connect");
+    let (get_status, get, body) = exchange(
+        &mut g,
+        &format!("GET /demo/mpegts HTTP/1.1\r\nHost: x\r\n{origin}\r\n"),
+        SEC,
+    );
+    assert_eq!(get_status, head_status);
+    assert!(body.len() > 188, "the GET streams: {} bytes", body.len());
+    assert_eq!(get.get("content-length"), None, "{get:?}");
+    assert_eq!(get.get("content-type").map(String::as_str), Some("video/mp2t"));
+    // Framing and the date aside, the same fields with the same values.
+    let described = |h: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+        h.iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "date" | "transfer-encoding" | "connection"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert_eq!(described(&head), described(&get), "HEAD {head:?}\nGET {get:?}");
+    assert!(head.contains_key("access-control-allow-origin"), "{head:?}");
 }

@@ -240,6 +240,175 @@ fn zone_servers_down_do_not_fall_back() {
     assert_eq!(b.route("ch", ip("10.1.2.3"), None, t0), Err(Refusal::NothingToPlay));
 }
 
+/// A zone server on 10/8, a DE server, an unfiltered one, all carrying
+/// "ch"; `zone_fallback` as given.
+fn zoned_with_fallback(fallback: bool, max_any: u64) -> Balancer {
+    let mut net = plain("net", 10);
+    net.networks = vec!["10.0.0.0/8".parse().expect("net")];
+    let mut de = plain("de", 10);
+    de.countries = vec!["DE".into()];
+    let servers = vec![net, plain("any", max_any), de];
+    let names = servers.iter().map(|s| s.name.clone()).collect();
+    let tuning = Tuning {
+        zone_fallback: fallback,
+        ..Tuning::default()
+    };
+    let mut b = Balancer::new(servers, vec![("ch".into(), names)], tuning).expect("valid config");
+    bring_all_up(&mut b, &[0, 0, 0], Instant::now());
+    b
+}
+
+fn take_down(b: &mut Balancer, server: usize) {
+    b.observe_health(server, false);
+    b.observe_health(server, false);
+}
+
+#[test]
+fn zone_fallback_off_refuses_when_the_zone_is_down_or_full() {
+    let t0 = Instant::now();
+    let mut b = zoned_with_fallback(false, 100);
+    take_down(&mut b, 0);
+    let r = b.route_with("ch", ip("10.1.2.3"), None, t0);
+    assert_eq!(
+        r,
+        Routed {
+            server: Err(Refusal::NothingToPlay),
+            fallback: None
+        }
+    );
+    b.observe_load(2, 10, t0);
+    let r = b.route_with("ch", ip("192.0.2.1"), Some("DE"), t0);
+    assert_eq!(
+        r,
+        Routed {
+            server: Err(Refusal::Limit),
+            fallback: None
+        }
+    );
+}
+
+#[test]
+fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
+    let t0 = Instant::now();
+    let mut b = zoned_with_fallback(true, 100);
+    // The zone can serve: no fallback.
+    assert_eq!(
+        b.route_with("ch", ip("10.1.2.3"), None, t0),
+        Routed {
+            server: Ok(0),
+            fallback: None
+        }
+    );
+    take_down(&mut b, 0);
+    assert_eq!(
+        b.route_with("ch", ip("10.1.2.3"), None, t0),
+        Routed {
+            server: Ok(1),
+            fallback: Some(ZoneFallback::Down)
+        }
+    );
+    // A stale measurement makes the zone Down too.
+    b.observe_health(0, true);
+    b.observe_health(0, true);
+    b.observe_load(1, 0, at(t0, 40));
+    assert_eq!(
+        b.route_with("ch", ip("10.1.2.3"), None, at(t0, 40)),
+        Routed {
+            server: Ok(1),
+            fallback: Some(ZoneFallback::Down)
+        }
+    );
+    // A full zone: reason `full`; the other zone (DE) is never used.
+    b.observe_load(0, 10, at(t0, 40));
+    b.observe_load(2, 0, at(t0, 40));
+    let r = b.route_with("ch", ip("10.1.2.3"), None, at(t0, 40));
+    assert_eq!(
+        r,
+        Routed {
+            server: Ok(1),
+            fallback: Some(ZoneFallback::Full)
+        }
+    );
+    // A client of no zone goes to the unfiltered servers as always: no fallback.
+    assert_eq!(
+        b.route_with("ch", ip("192.0.2.1"), Some("FR"), at(t0, 40)),
+        Routed {
+            server: Ok(1),
+            fallback: None
+        }
+    );
+}
+
+#[test]
+fn zone_fallback_that_finds_nothing_still_refuses_and_says_it_tried() {
+    let t0 = Instant::now();
+    // The unfiltered server is full as well.
+    let mut b = zoned_with_fallback(true, 1);
+    b.observe_load(1, 1, t0);
+    take_down(&mut b, 0);
+    assert_eq!(
+        b.route_with("ch", ip("10.1.2.3"), None, t0),
+        Routed {
+            server: Err(Refusal::Limit),
+            fallback: Some(ZoneFallback::Down)
+        }
+    );
+    // No unfiltered candidate at all: the zone's own refusal, no fallback.
+    let mut only = plain("de", 10);
+    only.countries = vec!["DE".into()];
+    let tuning = Tuning {
+        zone_fallback: true,
+        ..Tuning::default()
+    };
+    let mut b = Balancer::new(vec![only], vec![("ch".into(), vec!["de".into()])], tuning).expect("valid config");
+    bring_all_up(&mut b, &[10], t0);
+    assert_eq!(
+        b.route_with("ch", client(), Some("DE"), t0),
+        Routed {
+            server: Err(Refusal::Limit),
+            fallback: None
+        }
+    );
+}
+
+#[test]
+fn zone_fallback_counts_burst_and_turns_like_any_route() {
+    let t0 = Instant::now();
+    let mut b = zoned_with_fallback(true, 1000);
+    b.observe_load(0, 10, t0);
+    let mut spare = plain("spare", 1000);
+    spare.monitoring = true;
+    let servers = vec![
+        {
+            let mut n = plain("net", 10);
+            n.networks = vec!["10.0.0.0/8".parse().expect("net")];
+            n
+        },
+        plain("any", 1000),
+        spare,
+    ];
+    b.reconfigure(
+        servers,
+        vec![("ch".into(), vec!["net".into(), "any".into(), "spare".into()])],
+        Tuning {
+            zone_fallback: true,
+            ..Tuning::default()
+        },
+    )
+    .expect("valid config");
+    bring_up(&mut b, 2, 0, t0);
+    b.observe_load(1, 0, t0);
+    let mut hits = [0usize; 3];
+    for _ in 0..10 {
+        let r = b.route_with("ch", ip("10.9.9.9"), None, t0);
+        assert_eq!(r.fallback, Some(ZoneFallback::Full));
+        hits[r.server.expect("routed")] += 1;
+    }
+    assert_eq!(hits, [0, 5, 5], "the two unfiltered servers take turns");
+    let st = b.status(t0);
+    assert_eq!((st[1].sent_since, st[2].sent_since), (5, 5));
+}
+
 #[test]
 fn channel_entry_overrides_announced_streams() {
     let t0 = Instant::now();
@@ -478,7 +647,48 @@ mod properties {
         spec
     }
 
-    /// The pipeline written plainly: the set of acceptable picks, or the refusal.
+    /// The pipeline written plainly: the set of acceptable picks, or the
+    /// refusal, and the fallback reason when `fallback` sent it out of its zone.
+    fn reference_with(
+        specs: &[ServerSpec],
+        status: &[ServerStatus],
+        carries: &[bool],
+        ip: IpAddr,
+        country: Option<&str>,
+        band: f64,
+        fallback: bool,
+    ) -> (Result<Vec<usize>, Refusal>, Option<ZoneFallback>) {
+        let ip = ip.to_canonical();
+        let cands: Vec<usize> = (0..specs.len()).filter(|&i| carries[i]).collect();
+        if cands.is_empty() {
+            return (Err(Refusal::NothingToPlay), None);
+        }
+        let matches = |i: usize| {
+            specs[i].networks.iter().any(|n| n.contains(&ip))
+                || country.is_some_and(|c| specs[i].countries.iter().any(|o| o.eq_ignore_ascii_case(c)))
+        };
+        let zoned = cands.iter().any(|&i| matches(i));
+        let unfiltered: Vec<usize> = cands.iter().copied().filter(|&i| !specs[i].is_filtered()).collect();
+        let zone: Vec<usize> = if zoned {
+            cands.into_iter().filter(|&i| matches(i)).collect()
+        } else {
+            unfiltered.clone()
+        };
+        if zone.is_empty() {
+            return (Err(Refusal::NotAvailableForZone), None);
+        }
+        let first = order(specs, status, zone, band);
+        let reason = match first {
+            Err(Refusal::NothingToPlay) => ZoneFallback::Down,
+            Err(Refusal::Limit) => ZoneFallback::Full,
+            _ => return (first, None),
+        };
+        if !(zoned && fallback) || unfiltered.is_empty() {
+            return (first, None);
+        }
+        (order(specs, status, unfiltered, band), Some(reason))
+    }
+
     fn reference(
         specs: &[ServerSpec],
         status: &[ServerStatus],
@@ -487,23 +697,16 @@ mod properties {
         country: Option<&str>,
         band: f64,
     ) -> Result<Vec<usize>, Refusal> {
-        let ip = ip.to_canonical();
-        let cands: Vec<usize> = (0..specs.len()).filter(|&i| carries[i]).collect();
-        if cands.is_empty() {
-            return Err(Refusal::NothingToPlay);
-        }
-        let matches = |i: usize| {
-            specs[i].networks.iter().any(|n| n.contains(&ip))
-                || country.is_some_and(|c| specs[i].countries.iter().any(|o| o.eq_ignore_ascii_case(c)))
-        };
-        let zoned = cands.iter().any(|&i| matches(i));
-        let zone: Vec<usize> = cands
-            .into_iter()
-            .filter(|&i| if zoned { matches(i) } else { !specs[i].is_filtered() })
-            .collect();
-        if zone.is_empty() {
-            return Err(Refusal::NotAvailableForZone);
-        }
+        reference_with(specs, status, carries, ip, country, band, false).0
+    }
+
+    /// Health, capacity, class and band over one set of servers.
+    fn order(
+        specs: &[ServerSpec],
+        status: &[ServerStatus],
+        zone: Vec<usize>,
+        band: f64,
+    ) -> Result<Vec<usize>, Refusal> {
         let up: Vec<usize> = zone.into_iter().filter(|&i| status[i].up).collect();
         if up.is_empty() {
             return Err(Refusal::NothingToPlay);
@@ -529,10 +732,11 @@ mod properties {
         fn picks_are_eligible_and_never_skip_a_lighter_server(
             servers in prop::collection::vec(server(), 1..6),
             ops in prop::collection::vec(op(5), 1..200),
+            zone_fallback in any::<bool>(),
         ) {
             let n = servers.len();
             let specs: Vec<ServerSpec> = servers.iter().enumerate().map(|(i, s)| spec(i, s)).collect();
-            let tuning = Tuning::default();
+            let tuning = Tuning { zone_fallback, ..Tuning::default() };
             let mut b = Balancer::new(specs.clone(), vec![], tuning).expect("valid config");
             let mut carries = vec![false; n];
             let t0 = Instant::now();
@@ -550,9 +754,11 @@ mod properties {
                     Op::Route(ip_i, c_i) => {
                         let (ip, country) = (ip(IPS[ip_i]), COUNTRIES[c_i]);
                         let before = b.status(now);
-                        let expected = reference(&specs, &before, &carries, ip, country, tuning.band);
-                        let got = b.route("s", ip, country, now);
-                        match (&expected, got) {
+                        let (expected, fallback) =
+                            reference_with(&specs, &before, &carries, ip, country, tuning.band, zone_fallback);
+                        let routed = b.route_with("s", ip, country, now);
+                        prop_assert_eq!(routed.fallback, fallback);
+                        match (&expected, routed.server) {
                             (Ok(allowed), Ok(pick)) => {
                                 prop_assert!(allowed.contains(&pick), "picked {pick}, allowed {allowed:?}");
                                 let after = b.status(now);

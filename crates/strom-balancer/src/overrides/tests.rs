@@ -19,6 +19,7 @@ fn new_server(name: &str, url: &str, max: u64) -> NewServer {
         name: name.into(),
         url: url.into(),
         max_clients: max,
+        kind: None,
         public: None,
         monitoring: None,
         networks: None,
@@ -110,6 +111,7 @@ fn add_and_remove_servers() {
     let m1 = apply(&b, &m0, Change::Add(s4)).expect("valid");
     let got = m1.config.server("s4").expect("added");
     assert_eq!(got.url, "http://10.0.0.4:8080", "normalised as the config file's");
+    assert_eq!(got.kind, strom_config::ServerKind::Strom, "the default kind");
     assert_eq!(got.networks[0].to_string(), "10.2.0.0/16");
     assert_eq!(m1.origins["s4"].origin, "api");
     assert_eq!(m1.origins["s4"].sources["max_clients"], Source::State);
@@ -140,6 +142,15 @@ fn add_and_remove_servers() {
         apply(&b, &m3, Change::Modify("s3".into(), patch(r#"{"enabled": false}"#))).err(),
         Some(ChangeError::UnknownServer("s3".into()))
     );
+    // A Flussonic server: read as its kind says.
+    let mut f1 = new_server("f1", "http://10.0.0.7", 50);
+    f1.kind = Some("flussonic".into());
+    let mf = apply(&b, &m3, Change::Add(f1)).expect("valid");
+    assert_eq!(
+        mf.config.server("f1").map(|s| s.kind),
+        Some(strom_config::ServerKind::Flussonic)
+    );
+    assert_eq!(mf.origins["f1"].sources["kind"], Source::State);
     // Added back: the new definition only, nothing of the file's block.
     let m4 = apply(&b, &m3, Change::Add(new_server("s3", "http://10.9.9.9", 5))).expect("valid");
     let s3 = m4.config.server("s3").expect("back");
@@ -179,6 +190,15 @@ fn validation_is_strom_checks() {
             "server s1 { url http://a; max_clients 1; countries DE; }"
         )],
         "countries need geoip"
+    );
+    let mut flu = new_server("f1", "http://x", 5);
+    flu.kind = Some("flusonic".into());
+    let p = invalid(Change::Add(flu));
+    assert_eq!(
+        p,
+        [check_message(
+            "server f1 { kind flusonic; url http://x; max_clients 5; }"
+        )]
     );
     let p = invalid(Change::Modify(
         "s1".into(),

@@ -271,11 +271,10 @@ impl HttpTs {
     }
 
     async fn serve_live(self: Arc<Self>, stream: Arc<Stream>, ticket: Option<Ticket>, head: bool) -> Response {
-        let headers = [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")];
         if head {
             // A probe: never wakes or waits for the stream.
             return if stream.live(Instant::now()) {
-                headers.into_response()
+                live_response(Body::new(NoLength))
             } else {
                 reply::not_ready()
             };
@@ -291,7 +290,33 @@ impl HttpTs {
         }
         let idle = self.source_timeout.max(Duration::from_secs(5)) * 3;
         let body = ViewerBody::new(stream, ticket, guard, rx, gop, idle);
-        (headers, Body::new(body)).into_response()
+        live_response(Body::new(body))
+    }
+}
+
+/// The answer to `/NAME/mpegts`, GET and HEAD alike: the same header
+/// fields, and no `Content-Length`, since a continuous body has none (a
+/// HEAD answers what the GET would, RFC 9110 §9.3.2).
+fn live_response(body: Body) -> Response {
+    (
+        [(header::CONTENT_TYPE, MP2T), (header::CACHE_CONTROL, "no-cache")],
+        body,
+    )
+        .into_response()
+}
+
+/// The body of a HEAD answer: empty, but of no known length, like the
+/// GET's. The router writes `Content-Length` for a body whose size hint is
+/// exact (`content-length: 0` for an empty one) before it drops the body of
+/// a HEAD answer.
+struct NoLength;
+
+impl hyper::body::Body for NoLength {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<BodyFrame<Bytes>, Infallible>>> {
+        Poll::Ready(None)
     }
 }
 

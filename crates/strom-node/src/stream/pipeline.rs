@@ -236,11 +236,20 @@ impl Pipeline {
     }
 
     /// A frame on the UTC timeline goes to the outputs and the segmenter.
-    fn place_frame(&mut self, frame: Frame, now: Instant) {
+    ///
+    /// The segmenter keeps a copy of the frame's bytes, not the frame as
+    /// the demuxer made it: that is a slice of a PES reassembly block
+    /// shared with the frames around it, and every block with a frame in
+    /// the open segment would stay allocated until the segment closes
+    /// (about 1.4 times the open segment's payload, up to 1 MiB of a
+    /// 3 Mbit/s channel just before a cut). One more copy of ~375 KB/s
+    /// per channel, so blocks live only while the demuxer fills them.
+    fn place_frame(&mut self, mut frame: Frame, now: Instant) {
         for o in self.stream.outputs.iter() {
             o.on_frame(&frame);
         }
         self.stream.metrics.frames.inc();
+        frame.data = bytes::Bytes::copy_from_slice(&frame.data);
         let seg = self.segmenter.push(frame);
         self.account();
         if let Some(seg) = seg {
@@ -361,6 +370,7 @@ impl Pipeline {
                 o.on_segment(&ev);
             }
         }
+        self.release_unlisted();
         // Served (and fresh for readers) only now that every output has it.
         self.stream.window_mut().mark_fresh(now);
         self.stream.metrics.segments.inc();
@@ -371,11 +381,30 @@ impl Pipeline {
 }
 
 impl Pipeline {
+    /// Releases the renditions (TS bytes in sealed memfds) of the segments
+    /// no playlist lists any more: the window keeps `segment_count` plus a
+    /// few more for players that are behind, and those few are muxed again
+    /// from their frames if someone asks. A stream that records keeps them
+    /// all: its archive playlists list every segment of the window.
+    fn release_unlisted(&self) {
+        let cfg = self.stream.cfg();
+        if cfg.dvr.is_some() && self.stream.spec.archive.is_some() {
+            return;
+        }
+        let window = self.stream.window();
+        for s in window.iter().rev().skip(cfg.segment_count) {
+            if s.renditions_released() {
+                break; // older ones were released before
+            }
+            s.release_renditions();
+        }
+    }
+
     /// The segment as the window keeps it, its frames packed into one
-    /// allocation ([`Segment::compact`]): frames fresh from a demuxer are
-    /// slices of its receive blocks, and each block (with its spare
-    /// capacity) would stay allocated for as long as the window holds any
-    /// frame cut from it, about half as much again as the payload.
+    /// allocation ([`Segment::compact`]) for the window's ~20 s: one block
+    /// per segment instead of one per frame (frames cut here were copied
+    /// one by one, see [`Pipeline::place_frame`]; a cluster feed's are
+    /// slices of its wire messages, which would stay allocated whole).
     ///
     /// When the segment's wire message will be built anyway (the stream
     /// records to the DVR, or a restreamer pulled the newest segment), the
@@ -695,6 +724,71 @@ mod tests {
             hls.segment_bytes(&stream, s.segment.seq),
             Some(strom_media::ts::mux::mux_segment(&s.segment))
         );
+    }
+
+    #[test]
+    fn the_open_segment_does_not_pin_the_demuxers_blocks() {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        let utc = 1_700_000_000 * CLOCK_HZ;
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        // Each frame is a slice of its own receive block, as a demuxer makes them.
+        for i in 0..130i64 {
+            let dts = i * 3600;
+            let block = Bytes::from(vec![i as u8; 4096]);
+            let f = Frame {
+                track: 0,
+                dts,
+                pts: dts,
+                keyframe: i % 25 == 0,
+                data: block.slice(100..1100),
+            };
+            p.deliver(Unit::Frame(f), t0, utc + dts);
+            assert!(block.is_unique(), "frame {i}: nothing but the caller holds its block");
+        }
+        let w = stream.window();
+        assert_eq!(w.len(), 2, "segments were cut meanwhile");
+        for s in w.iter() {
+            for f in &s.segment.frames {
+                assert_eq!(f.data.len(), 1000);
+                assert!(f.data.iter().all(|b| *b == f.data[0]), "the frame's own bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn renditions_are_kept_only_for_listed_segments() {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
+        let listed = spec.cfg.segment_count;
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        let utc = 1_700_000_000 * CLOCK_HZ;
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        // 2 s segments until the window is full and has slid.
+        let secs = 2 * (listed as i64 + super::super::EXTRA_SEGMENTS as i64 + 3);
+        for i in 0..secs * 25 {
+            let dts = i * 3600;
+            p.deliver(Unit::Frame(frame(0, dts, i % 25 == 0)), t0, utc + dts);
+        }
+        let hls = stream.outputs.find::<crate::output::hls::Hls>().expect("hls");
+        let w = stream.window();
+        assert_eq!(w.len(), listed + super::super::EXTRA_SEGMENTS, "the window is full");
+        let kept = |s: &StoredSegment| (0..stream.outputs.slots()).any(|i| s.built(i).is_some());
+        for (i, s) in w.iter().rev().enumerate() {
+            assert_eq!(kept(s), i < listed, "segment {i} from the newest");
+            assert_eq!(s.renditions_released(), i >= listed);
+            // Served either way, with the same bytes.
+            assert_eq!(
+                hls.segment_bytes(&stream, s.segment.seq),
+                Some(strom_media::ts::mux::mux_segment(&s.segment))
+            );
+            assert_eq!(kept(s), i < listed, "a request does not keep it again");
+        }
     }
 
     #[test]

@@ -9,6 +9,12 @@
 //! ([`StoredSegment::derived`]: facts read from the frames, or its own
 //! bounded cache of further renditions); it lives and dies with the segment.
 //!
+//! A segment's renditions can be released ([`StoredSegment::release_renditions`])
+//! once no playlist can list it any more: the pipeline does so for segments
+//! kept only for players that are behind, so their rendition bytes (sealed
+//! memfds) do not live the whole window. A rendition asked for after that is
+//! built again from the frames for that caller and not kept.
+//!
 //! Memory: the pipeline compacts a segment before it is stored, so its
 //! frames hold one allocation of exactly their payload (or are slices of
 //! the segment's wire message when that is built anyway, see
@@ -24,7 +30,7 @@ use bytes::Bytes;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 use strom_media::Segment;
 
@@ -34,8 +40,11 @@ type Derived = Arc<dyn Any + Send + Sync>;
 /// A finished segment and the renditions outputs built from it.
 pub struct StoredSegment {
     pub segment: Segment,
-    /// One slot per registered output (its `slot` index), filled on first use.
-    renditions: Box<[OnceLock<Bytes>]>,
+    /// One slot per registered output (its `slot` index), filled on first
+    /// use and emptied by [`StoredSegment::release_renditions`].
+    renditions: Box<[RwLock<Option<Bytes>>]>,
+    /// The renditions were released: they are no longer kept.
+    released: AtomicBool,
     /// One slot per registered output for [`StoredSegment::derived`].
     derived: Box<[OnceLock<Derived>]>,
     /// The segment's wire message (`strom_media::wire`), shared by the
@@ -51,7 +60,11 @@ impl std::fmt::Debug for StoredSegment {
             .field("segment", &self.segment)
             .field(
                 "renditions_built",
-                &self.renditions.iter().filter(|r| r.get().is_some()).count(),
+                &self
+                    .renditions
+                    .iter()
+                    .filter(|r| r.read().unwrap_or_else(|e| e.into_inner()).is_some())
+                    .count(),
             )
             .field(
                 "derived_built",
@@ -66,7 +79,8 @@ impl StoredSegment {
     pub fn new(segment: Segment, slots: usize) -> Self {
         StoredSegment {
             segment,
-            renditions: (0..slots).map(|_| OnceLock::new()).collect(),
+            renditions: (0..slots).map(|_| RwLock::new(None)).collect(),
+            released: AtomicBool::new(false),
             derived: (0..slots).map(|_| OnceLock::new()).collect(),
             wire: OnceLock::new(),
             wire_read: AtomicBool::new(false),
@@ -130,19 +144,61 @@ impl StoredSegment {
         t
     }
 
-    /// The rendition in `slot`, built by `build` on first use and shared after.
-    /// `build` must be deterministic (the same segment always gives the same
-    /// bytes). An out-of-range slot builds without caching.
+    /// The rendition in `slot`, built by `build` on first use and shared
+    /// after; concurrent first callers wait for one build. `build` must be
+    /// deterministic (the same segment always gives the same bytes). An
+    /// out-of-range slot, or any slot after
+    /// [`StoredSegment::release_renditions`], builds for this caller
+    /// without keeping the result.
     pub fn rendition(&self, slot: usize, build: impl FnOnce(&Segment) -> Bytes) -> Bytes {
-        match self.renditions.get(slot) {
-            Some(cell) => cell.get_or_init(|| build(&self.segment)).clone(),
-            None => build(&self.segment),
+        let Some(cell) = self.renditions.get(slot) else {
+            return build(&self.segment);
+        };
+        if let Some(b) = cell.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            return b.clone();
+        }
+        if self.released.load(Ordering::Acquire) {
+            return build(&self.segment);
+        }
+        let mut kept = cell.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = kept.as_ref() {
+            return b.clone();
+        }
+        // Checked again under the lock: a release that emptied this slot
+        // before we took it set the flag first.
+        if self.released.load(Ordering::Acquire) {
+            drop(kept);
+            return build(&self.segment);
+        }
+        let b = build(&self.segment);
+        *kept = Some(b.clone());
+        b
+    }
+
+    /// The rendition in `slot` if it is built and kept.
+    pub fn built(&self, slot: usize) -> Option<Bytes> {
+        self.renditions
+            .get(slot)?
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Stops keeping renditions: those built are dropped (the bytes live on
+    /// only in callers' clones), and [`StoredSegment::rendition`] builds
+    /// per call from now on. For a segment that no playlist lists any more.
+    pub fn release_renditions(&self) {
+        if self.released.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for cell in self.renditions.iter() {
+            *cell.write().unwrap_or_else(|e| e.into_inner()) = None;
         }
     }
 
-    /// The rendition in `slot` if it was built already.
-    pub fn built(&self, slot: usize) -> Option<&Bytes> {
-        self.renditions.get(slot)?.get()
+    /// [`StoredSegment::release_renditions`] was called.
+    pub fn renditions_released(&self) -> bool {
+        self.released.load(Ordering::Acquire)
     }
 }
 
@@ -344,6 +400,29 @@ mod tests {
         assert_eq!((a, b, calls), (Bytes::from_static(b"x"), Bytes::from_static(b"x"), 1));
         assert!(s.built(0).is_none());
         assert_eq!(s.rendition(9, |_| Bytes::from_static(b"z")), Bytes::from_static(b"z"));
+    }
+
+    #[test]
+    fn released_renditions_are_dropped_and_built_per_call() {
+        let s = seg(2, false);
+        let kept = s.rendition(0, |_| Bytes::from(vec![7u8; 64]));
+        assert_eq!(s.built(0), Some(kept.clone()));
+        assert!(!s.renditions_released());
+        s.release_renditions();
+        assert!(s.renditions_released());
+        assert!(s.built(0).is_none(), "the kept bytes are dropped");
+        let mut calls = 0;
+        for _ in 0..3 {
+            let again = s.rendition(0, |_| {
+                calls += 1;
+                Bytes::from(vec![7u8; 64])
+            });
+            assert_eq!(again, kept, "the same bytes, built again");
+        }
+        assert_eq!(calls, 3, "built for every caller, never kept");
+        assert!(s.built(0).is_none() && s.built(1).is_none());
+        s.release_renditions();
+        assert!(s.renditions_released(), "releasing twice is harmless");
     }
 
     #[test]

@@ -1,246 +1,207 @@
-//! A streaming server played by a test, and a balancer process to put in
-//! front of it.
+//! Scripted HTTP servers on loopback that stand in for servers the tests
+//! cannot run (Flussonic, Wowza, Nimble): each request is answered by a
+//! closure the test writes, from state the test changes while it runs.
 //!
-//! The scripted server answers `/healthz`, `/metrics` (with
-//! `strom_server_clients`) and `/api/v1/streams` (stream `ch`) as a strom
-//! node does; any other GET is a viewer arriving, counted at once. The test
-//! sets the count, makes viewers leave, and reads the highest count seen.
+//! Plain blocking I/O, one thread per connection, `Connection: close` on
+//! every answer. A reply can be delayed (a slow server) or be an endless
+//! body (a server that never stops talking). Every request's path and
+//! `Authorization` header are recorded. Dropping the server stops its
+//! accept loop; connection threads end with their connection.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::{free_tcp_port, scratch, wait_for};
+/// One request as the script sees it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The request target: path and query.
+    pub target: String,
+    /// The `Authorization` header, if any.
+    pub authorization: Option<String>,
+}
 
-/// A scripted streaming server on 127.0.0.1.
+impl Request {
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// What to send back.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Body,
+    /// Wait this long before answering anything.
+    pub delay: Duration,
+}
+
+/// A reply body.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Text(String),
+    /// `n` MiB of `x`, without a Content-Length (the body ends when the
+    /// connection does), written until the client goes away.
+    Endless(usize),
+}
+
+impl Reply {
+    pub fn json(body: impl Into<String>) -> Reply {
+        Reply::with(200, "application/json", body)
+    }
+
+    pub fn xml(body: impl Into<String>) -> Reply {
+        Reply::with(200, "text/xml", body)
+    }
+
+    pub fn text(body: impl Into<String>) -> Reply {
+        Reply::with(200, "text/plain; version=0.0.4", body)
+    }
+
+    pub fn status(status: u16) -> Reply {
+        Reply::with(status, "text/plain", format!("{status}\n"))
+    }
+
+    pub fn with(status: u16, content_type: &'static str, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            content_type,
+            body: Body::Text(body.into()),
+            delay: Duration::ZERO,
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Reply {
+        self.delay = delay;
+        self
+    }
+}
+
+type Script = dyn Fn(&Request) -> Reply + Send + Sync;
+
+/// A running scripted server.
 pub struct Scripted {
     pub port: u16,
-    clients: Arc<AtomicU64>,
-    peak: Arc<AtomicU64>,
-    arrivals: Arc<AtomicU64>,
+    pub requests: Arc<Mutex<Vec<Request>>>,
     stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
 }
 
 impl Scripted {
-    /// Starts a server; with `leave_every`, one viewer leaves per period.
-    pub fn start(leave_every: Option<Duration>) -> Scripted {
+    /// Serves on a fresh 127.0.0.1 port until dropped.
+    pub fn start(script: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Scripted {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let s = Scripted {
-            port,
-            clients: Arc::default(),
-            peak: Arc::default(),
-            arrivals: Arc::default(),
-            stop: Arc::default(),
-        };
-        let (clients, peak, arrivals, stop) = (s.clients.clone(), s.peak.clone(), s.arrivals.clone(), s.stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let Ok(conn) = conn else { continue };
-                let (clients, peak, arrivals) = (clients.clone(), peak.clone(), arrivals.clone());
-                std::thread::spawn(move || serve(conn, &clients, &peak, &arrivals));
-            }
-        });
-        if let Some(every) = leave_every {
-            let (clients, stop) = (s.clients.clone(), s.stop.clone());
+        listener.set_nonblocking(true).expect("nonblocking");
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(script);
+        let accept = {
+            let (stop, requests) = (stop.clone(), requests.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(every);
-                    let _ = clients.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_sub(1));
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            let (script, requests) = (script.clone(), requests.clone());
+                            std::thread::spawn(move || serve(conn, &*script, &requests));
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                    }
                 }
-            });
+            })
+        };
+        Scripted {
+            port,
+            requests,
+            stop,
+            accept: Some(accept),
         }
-        s
     }
 
+    /// `http://127.0.0.1:PORT`.
     pub fn base(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Viewers there now.
-    pub fn clients(&self) -> u64 {
-        self.clients.load(Ordering::Relaxed)
-    }
-
-    pub fn set_clients(&self, n: u64) {
-        self.clients.store(n, Ordering::Relaxed);
-    }
-
-    /// The highest count seen since the last reset.
-    pub fn peak(&self) -> u64 {
-        self.peak.load(Ordering::Relaxed)
-    }
-
-    pub fn reset_peak(&self) {
-        self.peak.store(self.clients(), Ordering::Relaxed);
-    }
-
-    /// Viewers that ever arrived.
-    pub fn arrivals(&self) -> u64 {
-        self.arrivals.load(Ordering::Relaxed)
+    /// The requests so far whose path is `path`.
+    pub fn requests_to(&self, path: &str) -> Vec<Request> {
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|r| r.path() == path)
+            .cloned()
+            .collect()
     }
 }
 
 impl Drop for Scripted {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-    }
-}
-
-fn serve(mut c: TcpStream, clients: &AtomicU64, peak: &AtomicU64, arrivals: &AtomicU64) {
-    let _ = c.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 2048];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
-        match c.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
         }
     }
-    let head = String::from_utf8_lossy(&buf);
-    let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-    let body = if path == "/healthz" {
-        "ok\n".to_string()
-    } else if path == "/metrics" {
-        format!(
-            "# TYPE strom_server_clients gauge\nstrom_server_clients {}\n",
-            clients.load(Ordering::Relaxed)
-        )
-    } else if path.starts_with("/api/v1/streams") {
-        r#"{"streams":[{"name":"ch","status":"running","ondemand":false}]}"#.to_string()
-    } else {
-        let now = clients.fetch_add(1, Ordering::Relaxed) + 1;
-        peak.fetch_max(now, Ordering::Relaxed);
-        arrivals.fetch_add(1, Ordering::Relaxed);
-        "#EXTM3U\n".to_string()
-    };
-    let _ = write!(
-        c,
-        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
 }
 
-/// A `strom balancer` process.
-pub struct Balancer {
-    pub child: Child,
-    pub port: u16,
-    pub config: std::path::PathBuf,
-}
-
-impl Balancer {
-    /// Starts a balancer on `port` (0: a free one) with `body` after its
-    /// `http` line.
-    pub fn start_on(port: u16, body: &str) -> Balancer {
-        let dir = scratch("balancer");
-        let port = if port == 0 { free_tcp_port() } else { port };
-        let config = dir.join("balancer.conf");
-        std::fs::write(&config, format!("http 127.0.0.1:{port};\n{body}")).expect("config");
-        Balancer::spawn(port, config)
+fn serve(mut conn: TcpStream, script: &Script, requests: &Mutex<Vec<Request>>) {
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = conn.set_write_timeout(Some(Duration::from_secs(10)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+        if head.len() > 64 << 10 {
+            return;
+        }
     }
-
-    fn spawn(port: u16, config: std::path::PathBuf) -> Balancer {
-        let log = config.with_file_name("balancer.log");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["balancer", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("balancer");
-        wait_for("balancer listening", Duration::from_secs(20), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Balancer { child, port, config }
+    let text = String::from_utf8_lossy(&head);
+    let mut lines = text.split("\r\n");
+    let target = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .unwrap_or("/")
+        .to_string();
+    let authorization = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+        .map(|(_, v)| v.trim().to_string());
+    let request = Request { target, authorization };
+    requests.lock().unwrap_or_else(|e| e.into_inner()).push(request.clone());
+    let reply = script(&request);
+    std::thread::sleep(reply.delay);
+    match reply.body {
+        Body::Text(body) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                reply.status,
+                reply.content_type,
+                body.len()
+            );
+        }
+        Body::Endless(mib) => {
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {} X\r\nContent-Type: {}\r\nConnection: close\r\n\r\n",
+                reply.status, reply.content_type
+            );
+            let chunk = vec![b'x'; 1 << 20];
+            for _ in 0..mib {
+                if conn.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        }
     }
-
-    /// Stops the process and starts it again with the same config.
-    pub fn restart(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let again = Balancer::spawn(self.port, self.config.clone());
-        *self = again;
-    }
-
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub fn hup(&self) {
-        let _ = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status();
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(self.config.with_file_name("balancer.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One viewer: `GET /ch/index.m3u8` on the balancer, then the redirect it
-/// gets, at once. Returns the redirect's port, or the balancer's status.
-pub fn view(balancer_port: u16) -> Result<u16, u16> {
-    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8");
-    if status != 302 {
-        return Err(status);
-    }
-    let Some(rest) = location.as_deref().and_then(|l| l.strip_prefix("http://127.0.0.1:")) else {
-        return Err(0);
-    };
-    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let Ok(port) = port.parse::<u16>() else {
-        return Err(0);
-    };
-    let (got, _) = raw_get(port, path);
-    if got == 200 {
-        Ok(port)
-    } else {
-        Err(got)
-    }
-}
-
-/// A one-shot GET over a fresh connection: (status, Location).
-fn raw_get(port: u16, path: &str) -> (u16, Option<String>) {
-    let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, None);
-    };
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = c.set_nodelay(true);
-    if write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
-        return (0, None);
-    }
-    let mut resp = Vec::new();
-    let _ = c.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let location = text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
-    });
-    (status, location)
 }
