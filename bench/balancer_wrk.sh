@@ -48,16 +48,9 @@ WORK=$(mktemp -d /tmp/bench-balancer.XXXXXX)
 OUT=${OUT:-$WORK/raw}
 mkdir -p "$OUT"
 
-log() { echo "[$(date +%T)] $*" >&2; }
+. "$ROOT/bench/lib.sh"
 
 # --- tools -------------------------------------------------------------------
-need() { # need CMD PACKAGE
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need nginx nginx
 need wrk wrk
 need taskset util-linux
@@ -66,22 +59,7 @@ NGINX=$(command -v nginx)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 # --- strom build -----------------------------------------------------------------
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    log "cargo build --release -p strom"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        log "build failed"
-        exit 1
-    fi
-    STROM=${CARGO_TARGET_DIR:-$ROOT/target}/release/strom
-fi
-# A private copy: fixed for the whole run, and out of reach of other
-# sessions' `pkill strom`.
-cp "$STROM" "$WORK/server-under-test"
-log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
+strom_under_test
 
 # --- process management ----------------------------------------------------------
 PIDS=()
@@ -122,11 +100,7 @@ http {
     access_log off;
     keepalive_timeout 65;
     keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx/tmp/body;
-    proxy_temp_path $WORK/nginx/tmp/proxy;
-    fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-    uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-    scgi_temp_path $WORK/nginx/tmp/scgi;
+$(nginx_temp_paths)
     server {
         listen 127.0.0.1:$NGINX_PORT;
         location / { return 302 http://127.0.0.1:$((PORT + 1))\$request_uri; }

@@ -170,6 +170,8 @@ impl Conn {
             // Whether the buffer ends in an incomplete request (else the
             // loop stopped at OUT_HIGH, with requests left to answer).
             let mut need_more = false;
+            // One clock reading for the requests read together.
+            let now = Instant::now();
             while keep && out.len() < OUT_HIGH {
                 let mut headers = http1::header_slots();
                 let head = match http1::parse(&buf[consumed..], &mut headers) {
@@ -195,7 +197,7 @@ impl Conn {
                 }
                 let body_at = consumed + head.len;
                 keep = head.keep_alive;
-                match self.fast(&head, &mut out) {
+                match self.fast(&head, now, &mut out) {
                     true => {}
                     false => {
                         let owned = Owned::of(&head, &buf[body_at..body_at + head.body]);
@@ -208,7 +210,7 @@ impl Conn {
                 served = true;
             }
             if consumed > 0 {
-                waiting_since = Instant::now();
+                waiting_since = now;
             }
             buf.drain(..consumed);
             if !out.is_empty() && self.flush(&mut out, &mut tick).await.is_err() {
@@ -335,7 +337,7 @@ impl Conn {
 
     /// Answers a viewer's `GET`/`HEAD` of a playback path with a redirect
     /// (or the refusal); `false` for anything else, which goes to the router.
-    fn fast(&mut self, head: &Head<'_>, out: &mut Vec<u8>) -> bool {
+    fn fast(&mut self, head: &Head<'_>, now: Instant, out: &mut Vec<u8>) -> bool {
         let path = head.path();
         if !head.is_read()
             || !path.starts_with('/')
@@ -365,7 +367,7 @@ impl Conn {
                 return true;
             }
         };
-        let picked = service::decide(&self.shared, name, ip);
+        let picked = service::decide_at(&self.shared, name, ip, now);
         let server = match picked {
             Ok(i) => i,
             Err(refusal) => {
@@ -380,8 +382,9 @@ impl Conn {
             self.base_of = Some(cfg);
         }
         let base = self.bases.get(server).map(String::as_str).unwrap_or_default();
-        let written =
-            with_date(|d| http1::write_redirect(out, base, path, head.query(), service::HOP_PARAM, keep, head_only, d));
+        let written = with_date_at(now, |d| {
+            http1::write_redirect(out, base, path, head.query(), service::HOP_PARAM, keep, head_only, d)
+        });
         if !written {
             self.shared.count_bad_request();
             error(out, 400, "bad request target", keep, head_only);
@@ -474,19 +477,29 @@ impl Owned {
     }
 }
 
-/// Calls `f` with the `Date` value for now (RFC 9110 IMF-fixdate), made
-/// once per second per thread.
+/// Calls `f` with the `Date` value for now (RFC 9110 IMF-fixdate).
 fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    with_date_at(Instant::now(), f)
+}
+
+/// [`with_date`] at `now`: the value is made once per second per thread,
+/// and the wall clock is read only when it changes.
+fn with_date_at<R>(now: Instant, f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
     thread_local! {
-        static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+        /// The value, and until when it holds.
+        static CACHE: RefCell<(Option<Instant>, String)> = const { RefCell::new((None, String::new())) };
     }
-    let now = SystemTime::now();
-    let secs = now.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if c.0 != secs {
-            *c = (secs, httpdate::fmt_http_date(now));
+        if c.0.is_none_or(|until| now >= until) {
+            let wall = SystemTime::now();
+            let into = wall
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap_or_default()
+                .subsec_nanos();
+            let left = Duration::from_nanos(u64::from(1_000_000_000 - into.min(999_999_999)));
+            *c = (Some(now + left), httpdate::fmt_http_date(wall));
         }
         f(&c.1)
     })

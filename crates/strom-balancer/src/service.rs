@@ -648,8 +648,13 @@ fn country(s: &Shared, ip: IpAddr) -> Option<String> {
 
 /// Routes one request; counts the decision or the refusal.
 pub(crate) fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
+    decide_at(s, stream, ip, Instant::now())
+}
+
+/// [`decide`] at `now`.
+pub(crate) fn decide_at(s: &Shared, stream: &str, ip: IpAddr, now: Instant) -> Result<usize, Refusal> {
     let country = country(s, ip);
-    let routed = s.bal().route_with(stream, ip, country.as_deref(), Instant::now());
+    let routed = s.bal().route_with(stream, ip, country.as_deref(), now);
     if let Some(reason) = routed.fallback {
         s.metrics
             .zone_fallbacks
