@@ -93,6 +93,13 @@ async fn viewers_get_redirects_and_pipelined_requests_are_answered_in_order() {
     );
     assert!(answers[3].starts_with("404 Not Found\r\n"), "{text}");
     assert!(answers[3].contains("connection: close\r\n") && answers[3].ends_with(r#"{"error":"nothing_to_play"}"#));
+    let date = answers[0]
+        .lines()
+        .find_map(|l| l.strip_prefix("date: "))
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .expect("a Date field");
+    let off = SystemTime::now().duration_since(date).unwrap_or_else(|e| e.duration());
+    assert!(off < Duration::from_secs(3), "Date is {off:?} off");
     let sent = shared
         .balancer
         .lock()
