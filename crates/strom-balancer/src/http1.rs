@@ -221,11 +221,15 @@ pub fn push_status(out: &mut Vec<u8>, status: u16) {
 }
 
 /// Appends the fields every response ends with, and the blank line:
-/// `Content-Length`, `Date`, and `Connection: close` unless `keep_alive`.
-pub fn push_tail(out: &mut Vec<u8>, body_len: usize, keep_alive: bool, date: &str) {
-    out.extend_from_slice(b"content-length: ");
-    push_decimal(out, body_len as u64);
-    out.extend_from_slice(b"\r\ndate: ");
+/// `Content-Length` (unless `None`: a status that has no body),
+/// `Date`, and `Connection: close` unless `keep_alive`.
+pub fn push_tail(out: &mut Vec<u8>, body_len: Option<usize>, keep_alive: bool, date: &str) {
+    if let Some(n) = body_len {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, n as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"date: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
     if !keep_alive {
@@ -236,7 +240,8 @@ pub fn push_tail(out: &mut Vec<u8>, body_len: usize, keep_alive: bool, date: &st
 
 /// Appends a response to `out`: status line, `extra` fields (name, value;
 /// values already checked), `Content-Length`, `Date`, `Connection: close`
-/// unless `keep_alive`, then `body` unless `head_only`.
+/// unless `keep_alive`, then `body` unless `head_only`. A 1xx, 204 or 304
+/// answer has neither length nor body (RFC 9110 §8.6).
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
@@ -253,8 +258,9 @@ pub fn write_response(
         out.extend_from_slice(value);
         out.extend_from_slice(b"\r\n");
     }
-    push_tail(out, body.len(), keep_alive, date);
-    if !head_only {
+    let bodiless = status < 200 || status == 204 || status == 304;
+    push_tail(out, (!bodiless).then_some(body.len()), keep_alive, date);
+    if !head_only && !bodiless {
         out.extend_from_slice(body);
     }
 }
@@ -293,7 +299,7 @@ pub fn write_redirect(
     }
     out.extend_from_slice(hop.as_bytes());
     out.extend_from_slice(b"=1\r\ncache-control: no-cache\r\n");
-    push_tail(out, 0, keep_alive, date);
+    push_tail(out, Some(0), keep_alive, date);
     true
 }
 

@@ -182,6 +182,12 @@ fn responses_carry_length_date_and_close() {
         text.ends_with("content-length: 17\r\ndate: D\r\nconnection: close\r\n\r\n"),
         "HEAD: no body: {text}"
     );
+    out.clear();
+    write_response(&mut out, 204, &[], b"ignored", true, false, "D");
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "HTTP/1.1 204 No Content\r\ndate: D\r\n\r\n"
+    );
     assert!(is_field_value(b"http://a/b?c=d\te"));
     assert!(!is_field_value(b"http://a/b\r\nx-evil: 1"));
     assert!(!is_field_value(b"a\x7f"));
