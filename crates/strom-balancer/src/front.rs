@@ -119,8 +119,7 @@ pub async fn serve(
             router: router.clone(),
             limits,
             stop: shutdown.clone(),
-            base_of: None,
-            bases: Vec::new(),
+            cache: None,
         };
         conns.spawn(async move {
             conn.run().await;
@@ -146,10 +145,20 @@ struct Conn {
     router: axum::Router,
     limits: Limits,
     stop: CancellationToken,
-    /// The config the cached `bases` were made from.
-    base_of: Option<Arc<strom_config::BalancerConfig>>,
+    /// What the hot path needs of the config in force, kept until the
+    /// config changes ([`Shared::generation`]).
+    cache: Option<Cache>,
+}
+
+/// A connection's copy of what redirects need.
+struct Cache {
+    /// The generation it was made at.
+    generation: u64,
+    cfg: Arc<strom_config::BalancerConfig>,
     /// Each server's redirect base (`public`, else `url`), by index.
     bases: Vec<String>,
+    /// Decision counters by server index.
+    decided: Vec<prometheus_client::metrics::counter::Counter>,
 }
 
 impl Conn {
@@ -358,8 +367,23 @@ impl Conn {
             error(out, 400, "bad stream name", keep, head_only);
             return true;
         }
-        let cfg = self.shared.cfg();
-        let ip = match service::client_ip_of(&cfg, self.peer, head.values("x-forwarded-for")) {
+        let generation = self.shared.generation.load(std::sync::atomic::Ordering::Acquire);
+        let cache = match &mut self.cache {
+            Some(c) if c.generation == generation => c,
+            slot => {
+                let cfg = self.shared.cfg();
+                let bases = (0..cfg.servers.len())
+                    .map(|i| service::public_base(&cfg, i).unwrap_or_default())
+                    .collect();
+                slot.insert(Cache {
+                    generation,
+                    decided: self.shared.decision_counters(),
+                    cfg,
+                    bases,
+                })
+            }
+        };
+        let ip = match service::client_ip_of(&cache.cfg, self.peer, head.values("x-forwarded-for")) {
             Ok(ip) => ip,
             Err(e) => {
                 self.shared.count_bad_request();
@@ -367,7 +391,8 @@ impl Conn {
                 return true;
             }
         };
-        let picked = service::decide_at(&self.shared, name, ip, now);
+        let geo = cache.cfg.geoip.is_some();
+        let picked = service::decide_with(&self.shared, name, ip, now, &cache.decided, geo);
         let server = match picked {
             Ok(i) => i,
             Err(refusal) => {
@@ -375,13 +400,7 @@ impl Conn {
                 return true;
             }
         };
-        if !self.base_of.as_ref().is_some_and(|c| Arc::ptr_eq(c, &cfg)) {
-            self.bases = (0..cfg.servers.len())
-                .map(|i| service::public_base(&cfg, i).unwrap_or_default())
-                .collect();
-            self.base_of = Some(cfg);
-        }
-        let base = self.bases.get(server).map(String::as_str).unwrap_or_default();
+        let base = cache.bases.get(server).map(String::as_str).unwrap_or_default();
         let written = with_date_at(now, |d| {
             http1::write_redirect(out, base, path, head.query(), service::HOP_PARAM, keep, head_only, d)
         });

@@ -160,6 +160,9 @@ pub struct Shared {
     pub(crate) admin: Mutex<crate::admin::Admin>,
     /// The other balancers and whether each is live.
     pub(crate) peers: RwLock<Vec<(String, bool)>>,
+    /// Bumped after every config change is in force, so that the front can
+    /// keep its copies (config, redirect bases, counters) without locking.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
 }
 
 /// Opens the configured GeoIP database.
@@ -231,6 +234,7 @@ impl Shared {
             geo: RwLock::new(geo),
             admin: Mutex::new(admin),
             peers: RwLock::new(peers),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }))
         .inspect(|s| s.rebuild_counters())
     }
@@ -297,7 +301,13 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .resize(n, PollInfo::default());
         self.rebuild_counters();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// The decision counters by server index, as they are now.
+    pub(crate) fn decision_counters(&self) -> Vec<Counter> {
+        self.decided.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -653,7 +663,23 @@ pub(crate) fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refu
 
 /// [`decide`] at `now`.
 pub(crate) fn decide_at(s: &Shared, stream: &str, ip: IpAddr, now: Instant) -> Result<usize, Refusal> {
-    let country = country(s, ip);
+    // Read-locked across the decision: no one waits for `decided` while
+    // holding the balancer.
+    let decided = s.decided.read().unwrap_or_else(|e| e.into_inner());
+    decide_with(s, stream, ip, now, &decided, true)
+}
+
+/// [`decide_at`] with the decision counters given, and the GeoIP lookup
+/// only if `geo` (a config with `geoip`).
+pub(crate) fn decide_with(
+    s: &Shared,
+    stream: &str,
+    ip: IpAddr,
+    now: Instant,
+    decided: &[Counter],
+    geo: bool,
+) -> Result<usize, Refusal> {
+    let country = if geo { country(s, ip) } else { None };
     let routed = s.bal().route_with(stream, ip, country.as_deref(), now);
     if let Some(reason) = routed.fallback {
         s.metrics
@@ -666,7 +692,7 @@ pub(crate) fn decide_at(s: &Shared, stream: &str, ip: IpAddr, now: Instant) -> R
     let r = routed.server;
     match &r {
         Ok(i) => {
-            if let Some(c) = s.decided.read().unwrap_or_else(|e| e.into_inner()).get(*i) {
+            if let Some(c) = decided.get(*i) {
                 c.inc();
             }
         }

@@ -238,3 +238,27 @@ async fn a_long_pipelined_backlog_is_answered_whole() {
     let text = blocking(move || exchange(addr, &bytes, Duration::from_secs(10))).await;
     assert_eq!(text.matches("HTTP/1.1 302 Found").count(), n);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_alive_connection_sees_a_new_config_at_once() {
+    let (addr, shared, _stop) = front(LIMITS).await;
+    let text = blocking(move || {
+        let mut c = StdStream::connect(addr).expect("connect");
+        c.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let ask = |c: &mut StdStream| {
+            c.write_all(b"GET /ch/index.m3u8 HTTP/1.1\r\n\r\n").expect("write");
+            let mut got = vec![0u8; 4096];
+            let n = c.read(&mut got).expect("read");
+            String::from_utf8_lossy(&got[..n]).into_owned()
+        };
+        let before = ask(&mut c);
+        let moved = CONFIG.replace("https://s1.example", "https://s1.elsewhere");
+        let cfg = strom_config::parse_balancer("b.conf", &moved).expect("valid config");
+        shared.reload(cfg).expect("reloaded");
+        let after = ask(&mut c);
+        (before, after)
+    })
+    .await;
+    assert!(text.0.contains("location: https://s1.example/ch/"), "{}", text.0);
+    assert!(text.1.contains("location: https://s1.elsewhere/ch/"), "{}", text.1);
+}
