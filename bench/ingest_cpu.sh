@@ -37,7 +37,10 @@
 # lists (two curl processes per round, one connection each, all channels in
 # turn); VIEWERS=0 turns it off. "fetch ok" counts 200 answers / requests.
 # MALLOC_* and other environment variables reach strom unchanged, so
-# allocator settings can be compared (e.g. MALLOC_ARENA_MAX=2).
+# allocator settings can be compared: strom uses jemalloc by default
+# (_RJEM_MALLOC_CONF=dirty_decay_ms:1000 tunes it); a binary built with
+# `cargo build --release -p strom --no-default-features` uses glibc's
+# malloc (MALLOC_MMAP_THRESHOLD_=131072, MALLOC_ARENA_MAX=2).
 #
 # Env: NS ("10 40"), WARMUP (10), MEASURE (30), PLACES, BASE_PORT (39001),
 #      HTTP_PORT (38090), STROM_BIN (skip cargo build), KEEP=1 keeps the temp dir,

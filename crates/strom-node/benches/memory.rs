@@ -30,6 +30,8 @@
 //!   profile's live heap per channel. Allocator settings given in the
 //!   environment (`MALLOC_MMAP_THRESHOLD_=131072`, `MALLOC_ARENA_MAX=1`)
 //!   apply to this run, so their effect on RSS and its flatness shows here.
+//!   The allocator here is the system's (glibc; dhat wraps it), not the
+//!   node binary's jemalloc: `bench/ingest_cpu.sh` measures that one.
 //!
 //! Knobs: `STROM_MEM_WIRE=1` also builds each segment's wire message (as a
 //! restreamer or the DVR writer would), `STROM_MEM_ONLY=profile|rss`.

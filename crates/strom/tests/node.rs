@@ -454,5 +454,5 @@ fn example_configs_check() {
             n += 1;
         }
     }
-    assert_eq!(n, 11);
+    assert_eq!(n, 12);
 }
