@@ -174,3 +174,20 @@ printf '\x07{"status":"success","data":{"resultType":"vector","result":[{"metric
 printf '\x07{"status":"error","error":"qqmarkqq"}' >"$b/prom_query_err"
 
 du -sh "$corpus"/*
+
+# --- balancer_http1: request heads as viewers and middleware send them -------
+b="$corpus/balancer_http1"
+mkdir -p "$b"
+printf 'GET /ch/index.m3u8?token=abc HTTP/1.1\r\nHost: b\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n' >"$b/redirect"
+printf 'GET /a/1 HTTP/1.1\r\n\r\nHEAD /b/2 HTTP/1.1\r\nConnection: close\r\n\r\n' >"$b/pipelined"
+printf 'POST /api/v1/servers HTTP/1.1\r\nContent-Length: 17\r\nExpect: 100-continue\r\n\r\n{"draining":true}' >"$b/body"
+printf 'POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n' >"$b/chunked"
+printf 'GET /ch/i.m3u8 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n' >"$b/http10"
+
+# --- balancer_admin: admin API bodies (first byte: add, modify, modify, remove)
+b="$corpus/balancer_admin"
+mkdir -p "$b"
+printf '\x00{"name":"s9","url":"http://10.0.0.9","max_clients":5,"kind":"flussonic","networks":["10.2.0.0/16"]}' >"$b/add"
+printf '\x01{"max_clients":7,"monitoring":true,"draining":null}' >"$b/modify"
+printf '\x02{"networks":["10.0.0.0/33"],"countries":["DE"]}' >"$b/modify_bad"
+printf '\x03s2' >"$b/remove_needed"

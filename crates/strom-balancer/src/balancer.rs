@@ -24,6 +24,11 @@
 //!   least loaded server only until it is within `band` of the others, after
 //!   which they take turns; equally measured servers split a burst evenly.
 //!   The next load measurement replaces the estimate.
+//! - Several balancers ([`crate::share`]): with `N` live balancers, a
+//!   server also needs `sent_since` below this balancer's claim,
+//!   ⌈(max − measured) / N⌉; with one balancer that is the rule above.
+//! - A closed server (drained or disabled through the admin API) takes no
+//!   new viewers: it is skipped as a Down one is.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -60,6 +65,8 @@ pub struct Balancer {
     last_pick: Option<usize>,
     /// Positions into the current candidate list; reused across calls.
     scratch: Vec<usize>,
+    /// Live balancers sharing the servers, this one included (at least 1).
+    balancers: u64,
 }
 
 /// Why a request was sent outside its zone (`zone_fallback on`): every
@@ -117,6 +124,11 @@ pub struct ServerStatus {
     pub last_measured_secs_ago: Option<u64>,
     /// Number of streams the server last announced.
     pub streams: usize,
+    /// Takes no new viewers (drained or disabled through the admin API).
+    pub closed: bool,
+    /// Viewers this balancer may still send before the next measurement:
+    /// its claim on the free room ([`crate::share::claim`]) less `sent_since`.
+    pub claim_left: u64,
 }
 
 impl Balancer {
@@ -139,6 +151,7 @@ impl Balancer {
             cursors: HashMap::new(),
             last_pick: None,
             scratch: Vec::new(),
+            balancers: 1,
         })
     }
 
@@ -212,6 +225,33 @@ impl Balancer {
         }
     }
 
+    /// Records a load measurement from a poll that began after `mark`, a
+    /// value [`Balancer::sent_mark`] gave: the viewers sent since the mark
+    /// keep counting, as the measurement may not include them yet.
+    /// Unknown indices are ignored.
+    pub fn observe_load_since(&mut self, server: usize, clients: u64, mark: u64, now: Instant) {
+        if let Some(state) = self.states.get_mut(server) {
+            state.measure_since(clients, mark, now);
+        }
+    }
+
+    /// How many viewers were ever sent to server `i`: a mark to pass to
+    /// [`Balancer::observe_load_since`].
+    pub fn sent_mark(&self, i: usize) -> Option<u64> {
+        self.states.get(i).map(|s| s.sent_total)
+    }
+
+    /// Sets how many balancers share the servers, this one included
+    /// (0 counts as 1): each claims only its share of the free room.
+    pub fn set_balancers(&mut self, n: u64) {
+        self.balancers = n.max(1);
+    }
+
+    /// Live balancers sharing the servers, this one included.
+    pub fn balancers(&self) -> u64 {
+        self.balancers
+    }
+
     /// Replaces the list of streams the server announces. Only streams
     /// without a channel entry are looked up here. Unknown indices are ignored.
     pub fn observe_streams<I, S>(&mut self, server: usize, streams: I)
@@ -277,7 +317,7 @@ impl Balancer {
         };
 
         if let Some(state) = self.states.get_mut(server) {
-            state.sent_since = state.sent_since.saturating_add(1);
+            state.sent_one();
         }
         self.last_pick = Some(server);
         if let Some(cursor) = self.cursors.get_mut(stream) {
@@ -358,12 +398,15 @@ impl Balancer {
     ) -> Result<usize, Refusal> {
         let spec = |pos: usize| &self.topo.servers[candidates[pos]];
         let state = |pos: usize| &self.states[candidates[pos]];
-        eligible.retain(|&pos| state(pos).is_up(now, &self.tuning));
+        eligible.retain(|&pos| state(pos).is_up(now, &self.tuning) && !spec(pos).closed);
         if eligible.is_empty() {
             return Err(Refusal::NothingToPlay);
         }
 
-        eligible.retain(|&pos| state(pos).current() < spec(pos).max_clients);
+        eligible.retain(|&pos| {
+            let s = state(pos);
+            crate::share::has_room(spec(pos).max_clients, s.measured, s.sent_since, self.balancers)
+        });
         if eligible.is_empty() {
             return Err(Refusal::Limit);
         }
@@ -412,6 +455,9 @@ impl Balancer {
                 monitoring: spec.monitoring,
                 last_measured_secs_ago: state.measured_at.map(|at| now.saturating_duration_since(at).as_secs()),
                 streams: state.streams.len(),
+                closed: spec.closed,
+                claim_left: crate::share::claim(spec.max_clients, state.measured, self.balancers)
+                    .saturating_sub(state.sent_since),
             })
             .collect()
     }

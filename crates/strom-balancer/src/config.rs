@@ -25,6 +25,9 @@ pub struct ServerSpec {
     /// If non-empty, the server serves clients from these countries
     /// (ISO codes, compared case-insensitively).
     pub countries: Vec<String>,
+    /// Takes no new viewers (drained or disabled through the admin API);
+    /// the viewers already there stay. Routing treats it as Down.
+    pub closed: bool,
 }
 
 impl ServerSpec {
@@ -36,6 +39,7 @@ impl ServerSpec {
             monitoring: true,
             networks: Vec::new(),
             countries: Vec::new(),
+            closed: false,
         }
     }
 

@@ -24,6 +24,9 @@ pub(crate) struct ServerState {
     pub(crate) measured_at: Option<Instant>,
     /// Viewers this balancer sent there since `measured_at` (burst accounting).
     pub(crate) sent_since: u64,
+    /// Viewers this balancer ever sent there; marks taken before a poll
+    /// ([`ServerState::measure_since`]) are values of it.
+    pub(crate) sent_total: u64,
     /// Last announced stream list.
     pub(crate) streams: HashSet<Arc<str>>,
 }
@@ -52,6 +55,21 @@ impl ServerState {
         self.measured = clients;
         self.measured_at = Some(now);
         self.sent_since = 0;
+    }
+
+    /// Records a load measurement that may miss the viewers sent since
+    /// `mark` (a past value of `sent_total`): those keep counting as sent,
+    /// so they are not forgotten if they had not reached the server yet.
+    pub(crate) fn measure_since(&mut self, clients: u64, mark: u64, now: Instant) {
+        let after_mark = self.sent_total.saturating_sub(mark).min(self.sent_since);
+        self.measure(clients, now);
+        self.sent_since = after_mark;
+    }
+
+    /// Counts one viewer sent to the server.
+    pub(crate) fn sent_one(&mut self) {
+        self.sent_since = self.sent_since.saturating_add(1);
+        self.sent_total = self.sent_total.saturating_add(1);
     }
 
     /// Whether the last measurement exists and is not older than
@@ -142,6 +160,26 @@ mod tests {
         assert!(s.is_up(secs(t0, 41), &tuning));
         // A clock reading from before the measurement is not "stale".
         assert!(s.is_up(t0, &tuning));
+    }
+
+    #[test]
+    fn viewers_sent_after_the_mark_survive_the_measurement() {
+        let t0 = Instant::now();
+        let mut s = ServerState::default();
+        s.measure(0, t0);
+        for _ in 0..5 {
+            s.sent_one();
+        }
+        let mark = s.sent_total;
+        s.sent_one();
+        s.sent_one();
+        s.measure_since(4, mark, t0);
+        assert_eq!((s.measured, s.sent_since, s.current()), (4, 2, 6));
+        // A mark from before the last measurement counts no more than was
+        // counted since that measurement.
+        s.sent_one();
+        s.measure_since(7, 0, t0);
+        assert_eq!((s.sent_since, s.sent_total), (3, 8));
     }
 
     #[test]

@@ -18,7 +18,8 @@
 //!    whose zone's servers are all Down or full goes through steps 3-5
 //!    again with the candidates without any filter;
 //! 3. health: only servers that are Up (none → `nothing_to_play`);
-//! 4. capacity: only servers with current < max (none → `limit`);
+//! 4. capacity: only servers with current < max, and with N balancers
+//!    sharing the farm, within this one's claim ([`share`]) (none → `limit`);
 //! 5. order: monitored servers first, then the lowest current/max ratio;
 //!    servers within `band` of the lowest ratio take turns (round robin).
 //!
@@ -27,14 +28,20 @@
 //! server indices are ignored, bad tuning is clamped, inconsistent config is
 //! rejected with a [`ConfigError`] before any state changes).
 
+pub mod admin;
 mod balancer;
 mod config;
+pub mod front;
 mod health;
+pub mod http1;
+pub mod overrides;
+pub mod peers;
 pub mod poll;
 pub mod promtext;
 pub mod readings;
 mod refusal;
 pub mod service;
+pub mod share;
 
 pub use balancer::{Balancer, Routed, ServerStatus, ZoneFallback};
 pub use config::{ConfigError, ServerSpec, Tuning};

@@ -15,6 +15,11 @@
 //!   answers JSON for middleware. Refusals carry the reason middleware shows.
 //! - The client is the TCP peer, or the address in `X-Forwarded-For` when the
 //!   peer is a trusted proxy.
+//! - Polls start at wall-clock multiples of `refresh`, so that several
+//!   balancers measure together; viewers sent since a little before a poll
+//!   keep counting after it ([`crate::share`]). The other balancers
+//!   (`peers`) are probed by [`crate::peers`]; the admin API and its state
+//!   file are [`crate::admin`].
 
 use crate::readings::{self, ReadError};
 use crate::{poll, Balancer, Refusal, ServerSpec, Tuning};
@@ -29,7 +34,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -62,9 +67,12 @@ pub struct Metrics {
     refusals: Family<ReasonLabel, Counter>,
     refresh: Histogram,
     servers_up: Gauge,
-    bad_requests: Counter,
+    pub(crate) bad_requests: Counter,
     poll_errors: Family<ServerReasonLabel, Counter>,
     zone_fallbacks: Family<ReasonLabel, Counter>,
+    /// Live balancers sharing the servers, this one included.
+    pub(crate) balancers: Gauge,
+    pub(crate) admin: crate::admin::AdminMetrics,
 }
 
 impl Metrics {
@@ -78,6 +86,8 @@ impl Metrics {
             bad_requests: Counter::default(),
             poll_errors: Family::default(),
             zone_fallbacks: Family::default(),
+            balancers: Gauge::default(),
+            admin: crate::admin::AdminMetrics::default(),
             registry: Registry::default(),
         };
         registry.register("decisions", "Viewers sent to each server", m.decisions.clone());
@@ -103,6 +113,12 @@ impl Metrics {
         for reason in ["down", "full"] {
             let _ = m.zone_fallbacks.get_or_create(&ReasonLabel { reason });
         }
+        registry.register(
+            "balancers",
+            "Live balancers sharing the servers' room, this one included",
+            m.balancers.clone(),
+        );
+        m.admin.register(&mut registry);
         Metrics { registry, ..m }
     }
 }
@@ -140,6 +156,13 @@ pub struct Shared {
     decided: RwLock<Vec<Counter>>,
     /// The GeoIP country database, when `geoip` is configured.
     geo: RwLock<Option<Arc<maxminddb::Reader<Vec<u8>>>>>,
+    /// The config file and the admin API's state over it.
+    pub(crate) admin: Mutex<crate::admin::Admin>,
+    /// The other balancers and whether each is live.
+    pub(crate) peers: RwLock<Vec<(String, bool)>>,
+    /// Bumped after every config change is in force, so that the front can
+    /// keep its copies (config, redirect bases, counters) without locking.
+    pub(crate) generation: std::sync::atomic::AtomicU64,
 }
 
 /// Opens the configured GeoIP database.
@@ -162,6 +185,7 @@ fn specs(cfg: &BalancerConfig) -> (Vec<ServerSpec>, Vec<(String, Vec<String>)>) 
             monitoring: s.monitoring,
             networks: s.networks.clone(),
             countries: s.countries.clone(),
+            closed: false,
         })
         .collect();
     let channels = cfg
@@ -182,11 +206,17 @@ fn tuning(cfg: &BalancerConfig) -> Tuning {
 }
 
 impl Shared {
-    /// Builds the shared state; fails on an inconsistent config or an
-    /// unreadable GeoIP database.
+    /// Builds the shared state; fails on an inconsistent config, an
+    /// unreadable GeoIP database or an unreadable state file.
     pub fn new(cfg: BalancerConfig) -> Result<Arc<Shared>, String> {
-        let (servers, channels) = specs(&cfg);
-        let balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        let admin = crate::admin::Admin::load(cfg)?;
+        let cfg = admin.config().clone();
+        let (mut servers, channels) = specs(&cfg);
+        close(&mut servers, &admin.closed());
+        let mut balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
+        // Until probed, every peer counts as live.
+        balancer.set_balancers(1 + cfg.peers.len() as u64);
+        let peers = cfg.peers.iter().map(|p| (p.clone(), true)).collect();
         let geo = open_geoip(&cfg)?;
         let n = cfg.servers.len();
         Ok(Arc::new(Shared {
@@ -202,6 +232,9 @@ impl Shared {
             prom: Mutex::new(HashMap::new()),
             decided: RwLock::new(Vec::new()),
             geo: RwLock::new(geo),
+            admin: Mutex::new(admin),
+            peers: RwLock::new(peers),
+            generation: std::sync::atomic::AtomicU64::new(0),
         }))
         .inspect(|s| s.rebuild_counters())
     }
@@ -220,7 +253,8 @@ impl Shared {
         *self.decided.write().unwrap_or_else(|e| e.into_inner()) = v;
     }
 
-    fn cfg(&self) -> Arc<BalancerConfig> {
+    /// The config in force (the file with the admin API's state applied).
+    pub(crate) fn cfg(&self) -> Arc<BalancerConfig> {
         self.config.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -228,10 +262,34 @@ impl Shared {
         self.balancer.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies a new config, keeping counters and health of servers that stay.
+    /// The client that polls servers and peers.
+    pub(crate) fn http_client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Applies a new config file and the state file over it (read again),
+    /// keeping counters and health of servers that stay.
     pub fn reload(&self, cfg: BalancerConfig) -> Result<(), String> {
+        let mut admin = self.admin.lock().unwrap_or_else(|e| e.into_inner());
+        let next = crate::admin::Admin::load(cfg)?;
+        let peers_changed = next.config().peers != self.cfg().peers;
+        self.install(next.config().clone(), &next.closed())?;
+        if peers_changed {
+            // A new peer list: every peer counts as live until probed.
+            let peers = next.config().peers.clone();
+            self.bal().set_balancers(1 + peers.len() as u64);
+            *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers.into_iter().map(|p| (p, true)).collect();
+        }
+        *admin = next;
+        Ok(())
+    }
+
+    /// Puts `cfg` in force, with the servers named in `closed` taking no new
+    /// viewers; keeps counters and health of servers that stay.
+    pub(crate) fn install(&self, cfg: BalancerConfig, closed: &HashSet<String>) -> Result<(), String> {
         let geo = open_geoip(&cfg)?;
-        let (servers, channels) = specs(&cfg);
+        let (mut servers, channels) = specs(&cfg);
+        close(&mut servers, closed);
         self.bal()
             .reconfigure(servers, channels, tuning(&cfg))
             .map_err(|e| e.to_string())?;
@@ -243,7 +301,20 @@ impl Shared {
             .unwrap_or_else(|e| e.into_inner())
             .resize(n, PollInfo::default());
         self.rebuild_counters();
+        self.generation.fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// The decision counters by server index, as they are now.
+    pub(crate) fn decision_counters(&self) -> Vec<Counter> {
+        self.decided.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Marks the servers named in `closed` as taking no new viewers.
+fn close(servers: &mut [ServerSpec], closed: &HashSet<String>) {
+    for s in servers {
+        s.closed = closed.contains(&s.name);
     }
 }
 
@@ -330,10 +401,24 @@ fn counts_in_force(
     }
 }
 
-/// Polls every server every `refresh` until `stop`.
+/// Polls every server every `refresh`, at wall-clock ticks, until `stop`.
 pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
+    let mut first = true;
     loop {
         let cfg = shared.cfg();
+        // Viewers sent from now on may be missing from the measurement.
+        let marks: HashMap<String, u64> = {
+            let bal = shared.bal();
+            (0..bal.len())
+                .filter_map(|i| Some((bal.server_name(i)?.to_string(), bal.sent_mark(i)?)))
+                .collect()
+        };
+        if !std::mem::take(&mut first) {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(crate::share::mark_lead(cfg.refresh)) => {}
+            }
+        }
         let started = Instant::now();
         let timeout = cfg.refresh.clamp(Duration::from_millis(500), Duration::from_secs(2));
         let queries = prometheus_queries(&cfg);
@@ -397,7 +482,10 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
                     (None, c) => (c, "direct"),
                 };
                 if let (true, Some(c)) = (p.healthy, count) {
-                    bal.observe_load(idx, c, now);
+                    match marks.get(&server.name) {
+                        Some(&mark) => bal.observe_load_since(idx, c, mark, now),
+                        None => bal.observe_load(idx, c, now),
+                    }
                 }
                 if let Some(s) = p.streams {
                     bal.observe_streams(idx, s);
@@ -412,9 +500,18 @@ pub async fn poller(shared: Arc<Shared>, stop: CancellationToken) {
             let up = bal.status(now).iter().filter(|s| s.up).count();
             shared.metrics.servers_up.set(up as i64);
         }
+        // The next poll starts at the next tick; its marks a lead before.
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let lead = crate::share::mark_lead(cfg.refresh);
+        let mut wait = crate::share::until_tick(since_epoch, cfg.refresh);
+        if wait < lead {
+            wait += cfg.refresh;
+        }
         tokio::select! {
             _ = stop.cancelled() => return,
-            _ = tokio::time::sleep_until((started + cfg.refresh).into()) => {}
+            _ = tokio::time::sleep(wait - lead) => {}
         }
     }
 }
@@ -433,7 +530,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/api/v1/route", get(route_api))
-        .route("/api/v1/servers", get(servers_api))
+        .merge(crate::admin::routes(shared.clone()))
         .fallback(redirect)
         .with_state(shared)
 }
@@ -451,7 +548,9 @@ async fn metrics(State(s): State<Arc<Shared>>) -> Response {
         .into_response()
 }
 
-async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
+/// Every server in force as the status API shows it (before the admin
+/// API's fields, [`crate::admin`]).
+pub(crate) fn server_list(s: &Shared) -> Vec<serde_json::Value> {
     let now = Instant::now();
     let cfg = s.cfg();
     let status = s.bal().status(now);
@@ -478,7 +577,7 @@ async fn servers_api(State(s): State<Arc<Shared>>) -> Response {
             v
         })
         .collect();
-    axum::Json(serde_json::json!({ "servers": list })).into_response()
+    list
 }
 
 fn json_error(code: StatusCode, error: &str) -> Response {
@@ -486,8 +585,15 @@ fn json_error(code: StatusCode, error: &str) -> Response {
 }
 
 fn bad_request(s: &Shared, what: &str) -> Response {
-    s.metrics.bad_requests.inc();
+    s.count_bad_request();
     json_error(StatusCode::BAD_REQUEST, what)
+}
+
+impl Shared {
+    /// Counts a malformed request.
+    pub(crate) fn count_bad_request(&self) {
+        self.metrics.bad_requests.inc();
+    }
 }
 
 /// The client address: the TCP peer, or the rightmost untrusted address of
@@ -496,8 +602,22 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
+        .map(|c| c.0)
         .ok_or("no peer address")?;
+    client_ip_of(
+        cfg,
+        peer,
+        req.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes()),
+    )
+}
+
+/// [`client_ip`] from the peer and the `X-Forwarded-For` values, in order.
+pub(crate) fn client_ip_of<'a>(
+    cfg: &BalancerConfig,
+    peer: SocketAddr,
+    xff: impl Iterator<Item = &'a [u8]>,
+) -> Result<IpAddr, &'static str> {
+    let peer = peer.ip();
     let trusted = |ip: &IpAddr| cfg.trusted_proxies.iter().any(|n| n.contains(ip));
     if !trusted(&peer) {
         return Ok(peer); // X-Forwarded-For from an untrusted peer is ignored
@@ -505,8 +625,8 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     // Every X-Forwarded-For line, joined in order as nginx does: a proxy
     // may add its own line rather than extend the client's.
     let mut lines = Vec::new();
-    for v in req.headers().get_all("x-forwarded-for") {
-        lines.push(v.to_str().map_err(|_| "malformed X-Forwarded-For")?);
+    for v in xff {
+        lines.push(std::str::from_utf8(v).map_err(|_| "malformed X-Forwarded-For")?);
     }
     if lines.is_empty() {
         return Ok(peer);
@@ -523,7 +643,6 @@ fn client_ip(cfg: &BalancerConfig, req: &Request) -> Result<IpAddr, &'static str
     Ok(client)
 }
 
-/// Routes one request; counts the decision or the refusal.
 /// The client's ISO country code from the GeoIP database, if any.
 fn country(s: &Shared, ip: IpAddr) -> Option<String> {
     let geo = s.geo.read().unwrap_or_else(|e| e.into_inner()).clone()?;
@@ -537,9 +656,31 @@ fn country(s: &Shared, ip: IpAddr) -> Option<String> {
         .flatten()
 }
 
-fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
-    let country = country(s, ip);
-    let routed = s.bal().route_with(stream, ip, country.as_deref(), Instant::now());
+/// Routes one request; counts the decision or the refusal.
+pub(crate) fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
+    decide_at(s, stream, ip, Instant::now())
+}
+
+/// [`decide`] at `now`.
+pub(crate) fn decide_at(s: &Shared, stream: &str, ip: IpAddr, now: Instant) -> Result<usize, Refusal> {
+    // Read-locked across the decision: no one waits for `decided` while
+    // holding the balancer.
+    let decided = s.decided.read().unwrap_or_else(|e| e.into_inner());
+    decide_with(s, stream, ip, now, &decided, true)
+}
+
+/// [`decide_at`] with the decision counters given, and the GeoIP lookup
+/// only if `geo` (a config with `geoip`).
+pub(crate) fn decide_with(
+    s: &Shared,
+    stream: &str,
+    ip: IpAddr,
+    now: Instant,
+    decided: &[Counter],
+    geo: bool,
+) -> Result<usize, Refusal> {
+    let country = if geo { country(s, ip) } else { None };
+    let routed = s.bal().route_with(stream, ip, country.as_deref(), now);
     if let Some(reason) = routed.fallback {
         s.metrics
             .zone_fallbacks
@@ -551,7 +692,7 @@ fn decide(s: &Shared, stream: &str, ip: IpAddr) -> Result<usize, Refusal> {
     let r = routed.server;
     match &r {
         Ok(i) => {
-            if let Some(c) = s.decided.read().unwrap_or_else(|e| e.into_inner()).get(*i) {
+            if let Some(c) = decided.get(*i) {
                 c.inc();
             }
         }
@@ -572,7 +713,8 @@ fn refusal(e: Refusal) -> Response {
     )
 }
 
-fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
+/// Where server `i` takes viewers: its `public` address, else its `url`.
+pub(crate) fn public_base(cfg: &BalancerConfig, i: usize) -> Option<String> {
     let s = cfg.servers.get(i)?;
     let p = s.public.as_deref().unwrap_or(&s.url).trim_end_matches('/');
     Some(if p.contains("://") {
@@ -657,23 +799,27 @@ pub async fn run(shared: Arc<Shared>, shutdown: CancellationToken) -> std::io::R
     let cfg = shared.cfg();
     strom_node::net::raise_fd_limit(strom_config::model::DEFAULT_MAX_CONNECTIONS);
     tokio::spawn(poller(shared.clone(), shutdown.clone()));
-    // The same accept loop as a node's (timeouts, cap, EMFILE handling);
-    // its refusals are logged, not yet exported as metrics.
-    let opts = strom_node::net::ServeOptions {
-        timeouts: TIMEOUTS,
-        slots: Arc::new(tokio::sync::Semaphore::new(
-            usize::try_from(strom_config::model::DEFAULT_MAX_CONNECTIONS).unwrap_or(usize::MAX),
-        )),
-        counters: strom_node::net::ConnCounters::default(),
+    tokio::spawn(crate::peers::run(shared.clone(), shutdown.clone()));
+    // The front answers viewers itself and hands the rest to the router,
+    // with a node's bounds (timeouts, connection cap, EMFILE back-off).
+    let limits = crate::front::Limits {
+        header: TIMEOUTS.header,
+        keepalive: TIMEOUTS.keepalive,
+        send: TIMEOUTS.send,
     };
+    let slots = Arc::new(tokio::sync::Semaphore::new(
+        usize::try_from(strom_config::model::DEFAULT_MAX_CONNECTIONS).unwrap_or(usize::MAX),
+    ));
     let mut servers = tokio::task::JoinSet::new();
     for addr in &cfg.http {
         let l = tokio::net::TcpListener::bind(addr).await?;
         tracing::info!(%addr, "balancer listening");
-        servers.spawn(strom_node::net::serve(
+        servers.spawn(crate::front::serve(
             l,
+            shared.clone(),
             router(shared.clone()),
-            opts.clone(),
+            limits,
+            slots.clone(),
             shutdown.clone(),
         ));
     }

@@ -223,17 +223,7 @@ impl Checker<'_> {
                 }
                 n @ ("view_auth" | "edit_auth") => {
                     if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
-                        let user = d.args.first().and_then(|a| self.non_empty(d, a));
-                        let password = d.args.get(1).and_then(|a| self.non_empty(d, a));
-                        let creds = user
-                            .zip(password)
-                            .map(|(user, password)| crate::model::Credentials { user, password });
-                        if let Some(c) = &creds {
-                            if c.user.contains(':') {
-                                self.d
-                                    .error(d.args[0].pos, format!("`{n}` user name must not contain `:`"));
-                            }
-                        }
+                        let creds = self.credentials(d);
                         if n == "view_auth" {
                             cfg.view_auth = creds;
                         } else {
@@ -833,6 +823,26 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// The values of `view_auth USER PASSWORD;` or `edit_auth USER PASSWORD;`
+    /// (node and balancer files alike), whose header was checked: both
+    /// non-empty, and no `:` in the user name (HTTP Basic splits there).
+    pub(crate) fn credentials(&mut self, d: &Directive) -> Option<crate::model::Credentials> {
+        let user = d.args.first().and_then(|a| self.non_empty(d, a));
+        let password = d.args.get(1).and_then(|a| self.non_empty(d, a));
+        let creds = user
+            .zip(password)
+            .map(|(user, password)| crate::model::Credentials { user, password });
+        if let Some(c) = &creds {
+            if c.user.contains(':') {
+                self.d.error(
+                    d.args[0].pos,
+                    format!("`{}` user name must not contain `:`", d.name.text),
+                );
+            }
+        }
+        creds
     }
 
     pub(crate) fn non_empty(&mut self, d: &Directive, a: &Token) -> Option<String> {

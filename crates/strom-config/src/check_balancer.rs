@@ -61,6 +61,7 @@ impl Checker<'_> {
         let mut seen = Seen::new();
         let mut http_at = HashMap::new();
         let mut proxies_at = Vec::new();
+        let mut peers_at = Vec::new();
         let mut server_at: HashMap<String, Pos> = HashMap::new();
         // Every server name written, valid or not, in file order: a channel
         // naming a server whose block has errors is not blamed again.
@@ -90,6 +91,27 @@ impl Checker<'_> {
                 "trusted_proxies" => {
                     if self.header(d, ctx, Shape::Simple, 1, None) {
                         self.list(d, &mut cfg.trusted_proxies, &mut proxies_at, parse_net);
+                    }
+                }
+                // The admin API's credentials, checked as a node's.
+                n @ ("view_auth" | "edit_auth") => {
+                    if self.header(d, ctx, Shape::Simple, 2, Some(2)) && self.once(&mut seen, d, ctx) {
+                        let creds = self.credentials(d);
+                        if n == "view_auth" {
+                            cfg.view_auth = creds;
+                        } else {
+                            cfg.edit_auth = creds;
+                        }
+                    }
+                }
+                "state_file" => {
+                    if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
+                        cfg.state_file = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                    }
+                }
+                "peers" => {
+                    if self.header(d, ctx, Shape::Simple, 1, None) {
+                        self.list(d, &mut cfg.peers, &mut peers_at, check_base_url);
                     }
                 }
                 "zone_fallback" => {
@@ -288,20 +310,13 @@ impl Checker<'_> {
 
     /// A server kind word, or an error naming the kinds.
     fn kind_word(&mut self, a: &Token) -> Option<ServerKind> {
-        if let Some(k) = ServerKind::parse(&a.text) {
-            return Some(k);
+        match check_server_kind(&a.text) {
+            Ok(k) => Some(k),
+            Err(msg) => {
+                self.d.error(a.pos, msg);
+                None
+            }
         }
-        let words = ServerKind::words();
-        let mut msg = format!(
-            "unknown server kind `{}`; expected {}",
-            a.text.escape_debug(),
-            words.join(", ")
-        );
-        if let Some(s) = suggest(&a.text, &words) {
-            msg.push_str(&format!("; did you mean `{s}`?"));
-        }
-        self.d.error(a.pos, msg);
-        None
     }
 
     /// A `health` or `load` target: a path or an `http(s)://` URL without
@@ -658,6 +673,24 @@ impl Checker<'_> {
         }
         c
     }
+}
+
+/// A `kind` value, or the message `strom check` gives for it (the admin
+/// API's too).
+pub fn check_server_kind(word: &str) -> Result<ServerKind, String> {
+    if let Some(k) = ServerKind::parse(word) {
+        return Ok(k);
+    }
+    let words = ServerKind::words();
+    let mut msg = format!(
+        "unknown server kind `{}`; expected {}",
+        word.escape_debug(),
+        words.join(", ")
+    );
+    if let Some(s) = suggest(word, &words) {
+        msg.push_str(&format!("; did you mean `{s}`?"));
+    }
+    Err(msg)
 }
 
 /// "channel `news` names unknown server `s9`; servers are s1, s2, s3", with

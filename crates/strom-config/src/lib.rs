@@ -54,7 +54,10 @@ mod value;
 mod tests;
 #[cfg(test)]
 mod tests_balancer;
+#[cfg(test)]
+mod tests_balancer_api;
 
+pub use check_balancer::check_server_kind;
 pub use diag::{Diagnostic, Pos, Warning, WarningKind};
 pub use input::{Input, InputError, RTMP_DEFAULT_PORT, SRT_DEFAULT_LATENCY, SRT_LATENCY_MS};
 pub use ipnet::IpNet;
@@ -65,8 +68,8 @@ pub use model::{
 };
 use schema::{Ctx, FileKind, BALANCER_MARKERS};
 pub use value::{
-    check_stream_name, format_bitrate, format_duration, format_size, parse_bitrate, parse_duration, parse_size,
-    RESERVED_STREAM_PREFIXES,
+    check_stream_name, format_bitrate, format_duration, format_size, parse_bitrate, parse_duration, parse_net,
+    parse_size, RESERVED_STREAM_PREFIXES,
 };
 
 /// Parses node config `text`; `file_name` only prefixes diagnostics.

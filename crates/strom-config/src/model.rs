@@ -600,10 +600,11 @@ pub const MAX_CLIENTS_RANGE: std::ops::RangeInclusive<u64> = 1..=100_000_000;
 /// empty and has no duplicates; `refresh` is within [`REFRESH_RANGE`];
 /// there is at least one server; server and channel names are valid and
 /// unique; every channel lists at least one server, each once, each the
-/// name of a server; no list (`networks`, `countries`, `trusted_proxies`)
-/// has duplicates; a server with `countries` implies `geoip` is set; every
-/// server has a load source ([`ServerConfig::load_source`]), and one that
-/// learns streams from an API is of a kind that has one.
+/// name of a server; no list (`networks`, `countries`, `trusted_proxies`,
+/// `peers`) has duplicates; a server with `countries` implies `geoip` is
+/// set; every server has a load source ([`ServerConfig::load_source`]), and
+/// one that learns streams from an API is of a kind that has one;
+/// credentials are non-empty with no `:` in the user name.
 /// [`BalancerConfig::to_text`] relies on these to render text that parses
 /// back to an equal config. `==` ignores `pos` fields and `warnings`.
 #[derive(Debug, Clone)]
@@ -628,6 +629,19 @@ pub struct BalancerConfig {
     /// Clients allowed to set `X-Forwarded-For`; host bits are clear, a bare
     /// address is a `/32` (`/128`).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Credentials that may read the admin API (`view_auth USER PASSWORD;`,
+    /// as a node's).
+    pub view_auth: Option<Credentials>,
+    /// Credentials that may read and change servers through the admin API
+    /// (`edit_auth USER PASSWORD;`); without them changes are refused.
+    pub edit_auth: Option<Credentials>,
+    /// Where the admin API keeps its changes (`state_file PATH;`): a JSON
+    /// file applied over this config at start and at every reload.
+    pub state_file: Option<PathBuf>,
+    /// The other balancers of the farm (`peers URL ...;`), as normalised
+    /// base URLs without duplicates: each claims only its share of a
+    /// server's free room while they are up.
+    pub peers: Vec<String>,
     /// `zone_fallback on|off` (off by default): when every server of the
     /// client's zone is Down or full, send the client to the stream's
     /// servers that have no zone filter at all (no `networks`, no
@@ -649,6 +663,10 @@ impl PartialEq for BalancerConfig {
             && self.channels == o.channels
             && self.trusted_proxies == o.trusted_proxies
             && self.zone_fallback == o.zone_fallback
+            && self.view_auth == o.view_auth
+            && self.edit_auth == o.edit_auth
+            && self.state_file == o.state_file
+            && self.peers == o.peers
     }
 }
 
@@ -667,6 +685,10 @@ impl Default for BalancerConfig {
             geoip: None,
             channels: Vec::new(),
             trusted_proxies: Vec::new(),
+            view_auth: None,
+            edit_auth: None,
+            state_file: None,
+            peers: Vec::new(),
             zone_fallback: false,
             warnings: Vec::new(),
         }

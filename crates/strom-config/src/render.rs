@@ -281,6 +281,22 @@ impl BalancerConfig {
             let nets = list(&mut self.trusted_proxies.iter().map(ToString::to_string));
             line(&mut out, false, &format!("trusted_proxies {nets};"));
         }
+        for (name, c) in [("view_auth", &self.view_auth), ("edit_auth", &self.edit_auth)] {
+            if let Some(c) = c {
+                line(
+                    &mut out,
+                    false,
+                    &format!("{name} {} {};", word(&c.user), word(&c.password)),
+                );
+            }
+        }
+        if let Some(p) = &self.state_file {
+            line(&mut out, false, &format!("state_file {};", path(p)));
+        }
+        if !self.peers.is_empty() {
+            let peers = list(&mut self.peers.iter().cloned());
+            line(&mut out, false, &format!("peers {peers};"));
+        }
         let fallback = if self.zone_fallback { "on" } else { "off" };
         line(&mut out, false, &format!("zone_fallback {fallback};"));
         if let Some(p) = &self.prometheus {

@@ -173,6 +173,10 @@ impl Ctx {
                 "geoip",
                 "channel",
                 "trusted_proxies",
+                "view_auth",
+                "edit_auth",
+                "state_file",
+                "peers",
                 "zone_fallback",
             ],
             Ctx::Server => &[
@@ -278,11 +282,16 @@ pub(crate) fn unknown_directive(ctx: Ctx, name: &str) -> String {
     }
     let other = kind.other();
     if is_directive(other.contexts(), name) {
-        return format!(
+        let mut msg = format!(
             "`{name}` is not allowed in a {} config; it belongs in a {} config",
             kind.describe(),
             other.describe()
         );
+        // `peer` in a balancer file is more likely a misspelt `peers`.
+        if let Some(s) = suggest(name, ctx.directives()) {
+            msg.push_str(&format!("; did you mean `{s}`?"));
+        }
+        return msg;
     }
     let mut msg = format!("unknown directive `{name}` {}", ctx.describe());
     if let Some(s) = suggest(name, ctx.directives()) {

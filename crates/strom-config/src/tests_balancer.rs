@@ -103,6 +103,7 @@ fn example_config() -> BalancerConfig {
         trusted_proxies: vec![net("127.0.0.1/32")],
         zone_fallback: false,
         warnings: Vec::new(),
+        ..BalancerConfig::default()
     }
 }
 
@@ -374,7 +375,7 @@ fn node_directives_in_a_balancer_file() {
     );
     err1_with_server(
         "peer p;",
-        "b.conf:2:1: `peer` is not allowed in a balancer config; it belongs in a node config",
+        "b.conf:2:1: `peer` is not allowed in a balancer config; it belongs in a node config; did you mean `peers`?",
     );
     err1_with_server(
         "cluster_key k;",

@@ -324,7 +324,7 @@ pub(crate) fn check_base_url(s: &str) -> Result<String, String> {
 /// Parses an IP network: `10.0.0.0/8`, `2001:db8::/32`, or a bare address,
 /// which is a `/32` (IPv4) or `/128` (IPv6) network. Host bits below the
 /// prefix are cleared (`10.1.2.3/16` is `10.1.0.0/16`).
-pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
     let (addr, prefix) = match s.split_once('/') {
         Some((a, p)) => (a, Some(p)),
         None => (s, None),

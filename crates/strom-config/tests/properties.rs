@@ -505,6 +505,22 @@ fn server() -> impl Strategy<Value = ServerConfig> {
         )
 }
 
+/// `view_auth`/`edit_auth` values: a user name without `:` and any
+/// non-empty password.
+fn credentials() -> impl Strategy<Value = strom_config::Credentials> {
+    ("[A-Za-z0-9_.-]{1,12}", non_empty_string())
+        .prop_map(|(user, password)| strom_config::Credentials { user, password })
+}
+
+/// A balancer base URL as `check_base_url` keeps it (a `peers` entry).
+fn http_url_base() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![Just("http"), Just("https")],
+        prop_oneof![host(), host_port()],
+    )
+        .prop_map(|(scheme, h)| format!("{scheme}://{h}"))
+}
+
 /// A `health`/`load` target: a path, or a URL without user or fragment.
 fn target() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -625,9 +641,25 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
             (prop::sample::select(ServerKind::ALL.to_vec()), non_empty_string()),
             0..3,
         ),
+        (
+            proptest::option::of(credentials()),
+            proptest::option::of(credentials()),
+            proptest::option::of(file_path()),
+            prop::collection::vec(http_url_base(), 0..3),
+        ),
     )
         .prop_map(
-            |((http, refresh), prometheus, servers, geoip, channels, trusted_proxies, zone_fallback, kind_queries)| {
+            |(
+                (http, refresh),
+                prometheus,
+                servers,
+                geoip,
+                channels,
+                trusted_proxies,
+                zone_fallback,
+                kind_queries,
+                (view_auth, edit_auth, state_file, peers),
+            )| {
                 let servers = dedup(servers, |s| s.name.clone());
                 let channels = dedup(channels, |c| c.0.clone())
                     .into_iter()
@@ -663,6 +695,10 @@ fn balancer_config() -> impl Strategy<Value = BalancerConfig> {
                     trusted_proxies: dedup(trusted_proxies, |n| *n),
                     zone_fallback,
                     warnings: Vec::new(),
+                    view_auth,
+                    edit_auth,
+                    state_file,
+                    peers: dedup(peers, |p| p.clone()),
                 }
             },
         )

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod auth_backend;
+pub mod streamer;
 
 use std::io::Write;
 use std::net::{TcpListener, UdpSocket};

@@ -1,0 +1,103 @@
+//! The balancer's admin API and multi-balancer directives: `view_auth`,
+//! `edit_auth` (checked exactly as a node's), `state_file` and `peers`,
+//! with their errors pinned and their round trip through `to_text`.
+
+use crate::*;
+
+fn ok(text: &str) -> BalancerConfig {
+    match parse_balancer("b.conf", text) {
+        Ok(c) => c,
+        Err(e) => panic!("unexpected errors: {e:#?}"),
+    }
+}
+
+fn errs(text: &str) -> Vec<String> {
+    match parse_balancer("b.conf", text) {
+        Ok(c) => panic!("expected errors, got {c:#?}"),
+        Err(e) => e.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const SERVER: &str = "server s1 { url http://a; max_clients 1; }\n";
+
+#[test]
+fn admin_directives_parse_and_round_trip() {
+    let c = ok(&format!(
+        "{SERVER}view_auth viewer \"pa ss\";\nedit_auth admin s3cret;\nstate_file /var/lib/strom/balancer.json;\n\
+         peers http://10.0.0.2:8000 https://b3.example/;\n"
+    ));
+    let view = c.view_auth.as_ref().map(|c| (c.user.as_str(), c.password.as_str()));
+    assert_eq!(view, Some(("viewer", "pa ss")));
+    assert_eq!(c.edit_auth.as_ref().map(|c| c.user.as_str()), Some("admin"));
+    assert_eq!(
+        c.state_file.as_deref(),
+        Some(std::path::Path::new("/var/lib/strom/balancer.json"))
+    );
+    // Normalised as a server `url` is: no trailing `/`.
+    assert_eq!(c.peers, ["http://10.0.0.2:8000", "https://b3.example"]);
+    assert!(!format!("{c:?}").contains("s3cret"), "passwords never printed");
+    assert_eq!(parse_balancer("b.conf", &c.to_text()), Ok(c.clone()));
+    assert_eq!(parse_any("b.conf", &c.to_text()), Ok(AnyConfig::Balancer(c)));
+}
+
+#[test]
+fn defaults_have_no_admin_and_no_peers() {
+    let c = ok(SERVER);
+    assert_eq!((c.view_auth, c.edit_auth, c.state_file), (None, None, None));
+    assert!(c.peers.is_empty());
+}
+
+#[test]
+fn credentials_are_checked_as_a_nodes() {
+    // The same message as the node checker's (`credentials_errors` in tests.rs).
+    assert_eq!(
+        errs(&format!("{SERVER}view_auth a:b pw;")),
+        ["b.conf:2:11: `view_auth` user name must not contain `:`"]
+    );
+    let node = crate::parse("n.conf", "edit_auth a:b pw;").expect_err("node refuses it too");
+    assert_eq!(node[0].message, "`edit_auth` user name must not contain `:`");
+    assert_eq!(
+        errs(&format!("{SERVER}edit_auth a:b pw;")),
+        ["b.conf:2:11: `edit_auth` user name must not contain `:`"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}edit_auth admin;")),
+        ["b.conf:2:1: `edit_auth` takes 2 arguments, got 1"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}edit_auth admin \"\";")),
+        ["b.conf:2:17: `edit_auth` must not be empty"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}view_auth a b;\nview_auth c d;")),
+        ["b.conf:3:1: duplicate `view_auth` at top level; first set at line 2"]
+    );
+}
+
+#[test]
+fn state_file_and_peers_errors() {
+    assert_eq!(
+        errs(&format!("{SERVER}state_file a b;")),
+        ["b.conf:2:14: `state_file` takes 1 argument, got 2"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}state_file \"\";")),
+        ["b.conf:2:12: `state_file` must not be empty"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}peers ftp://b2;")),
+        ["b.conf:2:7: bad URL `ftp://b2`: expected http:// or https://"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}peers http://b2:8000 http://b2:8000/;")),
+        ["b.conf:2:22: duplicate `http://b2:8000` in `peers`; first at line 2"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}peers;")),
+        ["b.conf:2:1: `peers` takes at least 1 argument, got 0"]
+    );
+    assert_eq!(
+        errs(&format!("{SERVER}peer http://b2;")),
+        ["b.conf:2:1: `peer` is not allowed in a balancer config; it belongs in a node config; did you mean `peers`?"]
+    );
+}
