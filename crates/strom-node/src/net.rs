@@ -123,9 +123,10 @@ const SEND_BUFFER: usize = 512 << 10;
 /// Repeated accept-path warnings (cap reached, out of fds) are logged at
 /// most this often; the counters see every one.
 const WARN_EVERY: Duration = Duration::from_secs(10);
-/// How often a connection's watchdog checks its header and keep-alive
-/// deadlines; they are kept to within this.
-const WATCH_TICK: Duration = Duration::from_millis(500);
+/// Bounds of how often a connection's watchdog checks its header and
+/// keep-alive deadlines; see [`Timeouts::watch_tick`].
+const WATCH_TICK_MIN: Duration = Duration::from_millis(500);
+const WATCH_TICK_MAX: Duration = Duration::from_secs(5);
 /// Pause before accepting again after an error such as EMFILE: the pending
 /// connection stays in the backlog, and retrying at once would spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
@@ -140,6 +141,37 @@ pub struct Timeouts {
     pub keepalive: Duration,
     /// A write that makes no progress for this long cuts the connection.
     pub send: Duration,
+}
+
+impl Timeouts {
+    /// How often a connection's watchdog looks at its deadlines, which are
+    /// then kept to within this: a quarter of the shorter of the header
+    /// and keep-alive timeouts, between 0.5 and 5 s (5 s at the defaults,
+    /// 60 s and 75 s). Every tick wakes the connection's task and polls its
+    /// connection once more, so a thousand viewers of a continuous stream
+    /// at a fixed 0.5 s tick cost two polls a second each, twice their
+    /// sends.
+    pub fn watch_tick(&self) -> Duration {
+        let shortest = if self.keepalive.is_zero() {
+            self.header
+        } else {
+            self.header.min(self.keepalive)
+        };
+        (shortest / 4).clamp(WATCH_TICK_MIN, WATCH_TICK_MAX)
+    }
+}
+
+/// The first watchdog tick after `now`: ticks of every connection fall on
+/// one grid of `period` (from a process-wide epoch), so one timer wake-up
+/// serves all the connections due then, instead of each connection waking
+/// the runtime at its own moment.
+fn first_tick(now: Instant, period: Duration) -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(Instant::now);
+    let p = period.as_nanos().max(1);
+    let since = now.saturating_duration_since(epoch).as_nanos();
+    let next = (since / p + 1) * p;
+    epoch + Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX))
 }
 
 /// The counters [`serve`] feeds (`strom_http_errors_total` kinds on a node).
@@ -277,7 +309,8 @@ async fn connection(io: TcpStream, peer: SocketAddr, app: axum::Router, opts: &S
     // The watchdog looks at the connection's state once per tick instead of
     // being woken by every request: requests cost it nothing, and deadlines
     // of tens of seconds are kept to within a tick.
-    let mut tick = tokio::time::interval_at(Instant::now() + WATCH_TICK, WATCH_TICK);
+    let period = opts.timeouts.watch_tick();
+    let mut tick = tokio::time::interval_at(first_tick(Instant::now(), period), period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -671,6 +704,33 @@ pub struct PeerAddr(pub SocketAddr);
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+
+    /// The watchdog's tick is a quarter of the shorter timeout within
+    /// 0.5–5 s, and every connection's first tick falls on one grid.
+    #[test]
+    fn watch_ticks_follow_the_timeouts_on_one_grid() {
+        let t = |header: u64, keepalive: u64| Timeouts {
+            header: Duration::from_secs(header),
+            keepalive: Duration::from_secs(keepalive),
+            send: Duration::from_secs(15),
+        };
+        assert_eq!(t(60, 75).watch_tick(), Duration::from_secs(5), "the defaults");
+        assert_eq!(t(60, 8).watch_tick(), Duration::from_secs(2));
+        assert_eq!(t(1, 75).watch_tick(), Duration::from_millis(500));
+        assert_eq!(t(12, 0).watch_tick(), Duration::from_secs(3), "keep-alive off");
+        let period = Duration::from_millis(500);
+        let now = Instant::now();
+        let ticks: Vec<Instant> = (0..20)
+            .map(|i| first_tick(now + Duration::from_millis(37 * i), period))
+            .collect();
+        for (i, at) in ticks.iter().enumerate() {
+            let asked = now + Duration::from_millis(37 * i as u64);
+            assert!(*at > asked && *at <= asked + period, "tick {i} within a period after");
+            let apart = at.duration_since(ticks[0]).as_nanos() % period.as_nanos();
+            assert_eq!(apart, 0, "tick {i} on the grid");
+        }
+        assert!(ticks.windows(2).any(|w| w[0] == w[1]), "connections share ticks");
+    }
 
     /// A peer that reads slowly (4 KiB every 50 ms through a small receive
     /// buffer) never frees a third of the send buffer within the timeout,

@@ -290,7 +290,12 @@ pub fn poll_send(io: &TcpStream, cx: &mut Context<'_>, bufs: &[IoSlice<'_>]) -> 
 fn send(io: &TcpStream, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
     // Corked while the pieces go out, so a response head and its body
     // leave in full segments, not a small packet before the body (what
-    // nginx does with `tcp_nopush`); uncorking pushes what is left.
+    // nginx does with `tcp_nopush`); uncorking pushes what is left. A
+    // single piece (a continuous body's batch) needs no cork: the two
+    // `setsockopt`s would double the system calls of its send.
+    if bufs.iter().filter(|b| !b.is_empty()).count() <= 1 {
+        return send_pieces(io, bufs);
+    }
     let sref = socket2::SockRef::from(io);
     let _ = sref.set_tcp_cork(true);
     let r = send_pieces(io, bufs);
