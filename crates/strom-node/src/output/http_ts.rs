@@ -99,9 +99,11 @@ pub const BATCH_SPAN: i64 = CLOCK_HZ;
 /// frame): a second of streams up to ~8 Mbit/s.
 pub const BATCH_MAX_BYTES: usize = 1 << 20;
 /// Size of the zero-copy regions (memfds) batches are written to: one
-/// lasts ~10 s at 3.4 Mbit/s and holds at least four full batches; one is
-/// freed when its last batch is.
-pub const ARENA_BYTES: usize = 4 << 20;
+/// lasts ~5 s at 3.4 Mbit/s and holds at least two full batches; one is
+/// freed when its last batch is. A stream without viewers keeps its
+/// current region and its cached GOP's, so this bounds what HTTP-TS costs
+/// an unwatched channel (about 1 MiB of memfd on average at 3.4 Mbit/s).
+pub const ARENA_BYTES: usize = 2 << 20;
 /// Live batches buffered per stream: about 12 s at one batch a second
 /// (streams up to ~8 Mbit/s; 6 s for audio-only streams, whose batches end
 /// every half second); less for streams whose batches end on

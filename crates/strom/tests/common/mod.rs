@@ -403,7 +403,7 @@ pub fn fetch(method: reqwest::Method, url: &str) -> Resp {
                     body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
                 }
             }
-            Err(e) => panic!("{url}: {e}"),
+            Err(e) => panic!("{url}: {}", error_chain(&e)),
         }
     })
 }
@@ -567,7 +567,7 @@ pub fn fetch_with(method: reqwest::Method, url: &str, headers: &[(&str, &str)]) 
                     body: r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
                 }
             }
-            Err(e) => panic!("{url}: {e}"),
+            Err(e) => panic!("{url}: {}", error_chain(&e)),
         }
     })
 }
@@ -620,4 +620,16 @@ pub fn stalled_viewer(port: u16, stream: &str) -> std::net::TcpStream {
     t.write_all(format!("GET /{stream}/mpegts HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .expect("request");
     t
+}
+
+/// An error with its sources (reqwest's own text does not say whether the
+/// connection was refused, reset or timed out).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut why = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        why.push_str(&format!(": {s}"));
+        src = s.source();
+    }
+    why
 }
