@@ -31,7 +31,7 @@
 # Everything listens on 127.0.0.1 only; every process started here is stopped on exit.
 #
 # Env: DURATION (s, default 10), REPEAT (3), CONNS ("100 1000"), MODES ("pinned auto"),
-#      STROM_PORT (38080), NGINX_PORT (38081), OUT (dir for raw wrk output; default a temp dir),
+#      STROM_PORT (18080), NGINX_PORT (18081), OUT (dir for raw wrk output; default a temp dir),
 #      STROM_BIN (skip the cargo build and use this binary), FOREIGN_MAX (10), RETRIES (3).
 set -euo pipefail
 
@@ -40,8 +40,8 @@ DURATION=${DURATION:-10}
 REPEAT=${REPEAT:-3}
 CONNS=${CONNS:-"100 1000"}
 MODES=${MODES:-"pinned auto"}
-STROM_PORT=${STROM_PORT:-38080}
-NGINX_PORT=${NGINX_PORT:-38081}
+STROM_PORT=${STROM_PORT:-18080}
+NGINX_PORT=${NGINX_PORT:-18081}
 FOREIGN_MAX=${FOREIGN_MAX:-10}
 RETRIES=${RETRIES:-3}
 WORK=$(mktemp -d /tmp/bench-hls.XXXXXX)

@@ -42,8 +42,8 @@
 # `cargo build --release -p strom --no-default-features` uses glibc's
 # malloc (MALLOC_MMAP_THRESHOLD_=131072, MALLOC_ARENA_MAX=2).
 #
-# Env: NS ("10 40"), WARMUP (10), MEASURE (30), PLACES, BASE_PORT (39001),
-#      HTTP_PORT (38090), STROM_BIN (skip cargo build), KEEP=1 keeps the temp dir,
+# Env: NS ("10 40"), WARMUP (10), MEASURE (30), PLACES, BASE_PORT (19001),
+#      HTTP_PORT (18090), STROM_BIN (skip cargo build), KEEP=1 keeps the temp dir,
 #      RSS_MINUTES (10; 0: CPU only, as before), RSS_AT (5), VIEWERS (1),
 #      VIEW_EVERY (2), IDLE_WAIT (5).
 set -euo pipefail
@@ -53,8 +53,8 @@ NS=${NS:-"10 40"}
 WARMUP=${WARMUP:-10}
 MEASURE=${MEASURE:-30}
 PLACES=${PLACES:-"pinned unpinned"}
-BASE_PORT=${BASE_PORT:-39001}
-HTTP_PORT=${HTTP_PORT:-38090}
+BASE_PORT=${BASE_PORT:-19001}
+HTTP_PORT=${HTTP_PORT:-18090}
 RSS_MINUTES=${RSS_MINUTES:-10}
 RSS_AT=${RSS_AT:-5}
 VIEWERS=${VIEWERS:-1}
@@ -65,15 +65,8 @@ REF_PCT=0.4 # nginx-rtmp, % of one core per 3.3 Mbit/s channel
 WORK=$(mktemp -d /tmp/bench-ingest.XXXXXX)
 HZ=$(getconf CLK_TCK)
 
-log() { echo "[$(date +%T)] $*" >&2; }
+. "$ROOT/bench/lib.sh"
 
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need taskset util-linux
@@ -81,23 +74,7 @@ need curl curl
 
 ulimit -n 65536 2>/dev/null || true
 
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    log "cargo build --release -p strom"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        [[ -x "$ROOT/target/release/strom" ]] || { log "build failed"; exit 1; }
-        log "build failed; using the existing target/release/strom"
-    fi
-    STROM=$ROOT/target/release/strom
-fi
-# Run a copy under another name: the binary stays fixed for the whole run even
-# if target/ is rebuilt meanwhile, and on a shared machine other sessions'
-# `pkill strom` / `killall strom` do not stop the server under test.
-cp "$STROM" "$WORK/server-under-test"
-log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
+strom_under_test
 
 PIDS=()
 cleanup() {
