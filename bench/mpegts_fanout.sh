@@ -46,8 +46,8 @@
 # would send every byte from the heap (strom logs it; the zc column shows it).
 #
 # Env: NS ("1000 5000"), REPS (3), WARMUP (10), MEASURE (20), IDLE (10),
-#      PLACES, RATE (1000 connections/s), PER_ADDR (200), HTTP_PORT (38110),
-#      NGINX_PORT (38111), FOREIGN_MAX (15), RETRIES (1), MAX_CONNECTIONS,
+#      PLACES, RATE (1000 connections/s), PER_ADDR (200), HTTP_PORT (18110),
+#      NGINX_PORT (18111), FOREIGN_MAX (15), RETRIES (1), MAX_CONNECTIONS,
 #      STROM_BIN (skip the cargo build), KEEP=1 keeps the temp dir (logs,
 #      snapshots). Other variables reach strom's environment unchanged.
 set -euo pipefail
@@ -61,8 +61,8 @@ IDLE=${IDLE:-10}
 PLACES=${PLACES:-"pinned unpinned"}
 RATE=${RATE:-1000}
 PER_ADDR=${PER_ADDR:-200}
-HTTP_PORT=${HTTP_PORT:-38110}
-NGINX_PORT=${NGINX_PORT:-38111}
+HTTP_PORT=${HTTP_PORT:-18110}
+NGINX_PORT=${NGINX_PORT:-18111}
 FOREIGN_MAX=${FOREIGN_MAX:-15}
 RETRIES=${RETRIES:-1}
 MAX_N=$(printf '%s\n' $NS | sort -n | tail -1)
