@@ -577,6 +577,18 @@ mod tests {
         Arc::new(Counter::default())
     }
 
+    /// A publish stream "t" with a pipeline switched to its input and
+    /// given [`av_tracks`]; the start instant and UTC (90 kHz ticks).
+    fn started() -> (Arc<Stream>, Pipeline, Instant, i64) {
+        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
+        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
+        let mut p = Pipeline::new(stream.clone());
+        let t0 = Instant::now();
+        p.switch(t0);
+        p.tracks(av_tracks(), t0);
+        (stream, p, t0, 1_700_000_000 * CLOCK_HZ)
+    }
+
     fn av_tracks() -> Arc<[Track]> {
         Arc::from(vec![
             Track {
@@ -665,13 +677,7 @@ mod tests {
 
     #[test]
     fn stored_segments_are_compacted_and_share_the_wire_once_restreamers_pull() {
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
-        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
-        let mut p = Pipeline::new(stream.clone());
-        let t0 = Instant::now();
-        let utc = 1_700_000_000 * CLOCK_HZ;
-        p.switch(t0);
-        p.tracks(av_tracks(), t0);
+        let (stream, mut p, t0, utc) = started();
         // Every frame is cut from one shared receive block, as a demuxer does.
         let block = Bytes::from(vec![0u8; 1 << 20]);
         let mut at = 0;
@@ -728,13 +734,7 @@ mod tests {
 
     #[test]
     fn the_open_segment_does_not_pin_the_demuxers_blocks() {
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
-        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
-        let mut p = Pipeline::new(stream.clone());
-        let t0 = Instant::now();
-        let utc = 1_700_000_000 * CLOCK_HZ;
-        p.switch(t0);
-        p.tracks(av_tracks(), t0);
+        let (stream, mut p, t0, utc) = started();
         // Each frame is a slice of its own receive block, as a demuxer makes them.
         for i in 0..130i64 {
             let dts = i * 3600;
@@ -793,13 +793,7 @@ mod tests {
 
     #[test]
     fn a_source_that_jumps_every_200_ms_does_not_outrun_the_clock() {
-        let spec = StreamSpec::configured(StreamConfig::new("t", vec![Input::PUBLISH]));
-        let stream = Stream::new(spec, crate::metrics::Metrics::new().stream("t"), REGISTRY);
-        let mut p = Pipeline::new(stream.clone());
-        let t0 = Instant::now();
-        let utc = 1_700_000_000 * CLOCK_HZ;
-        p.switch(t0);
-        p.tracks(av_tracks(), t0);
+        let (stream, mut p, t0, utc) = started();
         // 60 s of 25 fps video, every frame a keyframe; the raw clock jumps
         // 10 s forward every 5 frames.
         for i in 0..1500i64 {
