@@ -5,40 +5,25 @@ mod common;
 use common::*;
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-struct Balancer {
-    child: Child,
-    port: u16,
-    config: std::path::PathBuf,
+use common::streamer::Balancer;
+
+/// A balancer with `refresh 500ms` and `body`.
+fn start(body: &str) -> Balancer {
+    Balancer::start_on(0, &format!("refresh 500ms;\n{body}"))
 }
 
-impl Balancer {
-    fn start(body: &str) -> Balancer {
-        let dir = scratch("balancer");
-        let port = free_tcp_port();
-        let config = dir.join("balancer.conf");
-        std::fs::write(&config, format!("http 127.0.0.1:{port};\nrefresh 500ms;\n{body}")).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["balancer", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("balancer.log")).expect("log"))
-            .spawn()
-            .expect("balancer");
-        wait_for("balancer listening", 20 * SEC, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Balancer { child, port, config }
-    }
+/// What these tests ask a balancer.
+trait Ask {
+    fn route(&self, stream: &str, extra: &str) -> (u16, serde_json::Value);
+    fn up(&self) -> usize;
+}
 
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
+impl Ask for Balancer {
     fn route(&self, stream: &str, extra: &str) -> (u16, serde_json::Value) {
         let (c, b) = get(&self.url(&format!("/api/v1/route?stream={stream}{extra}")));
         (c, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
@@ -49,13 +34,6 @@ impl Balancer {
         v["servers"]
             .as_array()
             .map_or(0, |a| a.iter().filter(|s| s["up"] == true).count())
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -97,7 +75,7 @@ fn servers(nodes: &[Strom], max: [u64; 3], extra: [&str; 3]) -> String {
 fn balancer_spreads_respects_capacity_health_and_networks() {
     require_ffmpeg();
     let (mut nodes, _feeds) = farm();
-    let b = Balancer::start(&format!(
+    let b = start(&format!(
         "{}trusted_proxies 127.0.0.1;\n",
         servers(&nodes, [1000, 1000, 1000], ["", "", "networks 10.9.0.0/16;"])
     ));
@@ -146,7 +124,7 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
     assert_eq!((c, v["error"].as_str()), (404, Some("nothing_to_play")));
 
     // X-Forwarded-For from a peer that is not a trusted proxy is ignored.
-    let untrusted = Balancer::start(&servers(&nodes, [1000, 1000, 1000], ["", "", "networks 10.9.0.0/16;"]));
+    let untrusted = start(&servers(&nodes, [1000, 1000, 1000], ["", "", "networks 10.9.0.0/16;"]));
     wait_for("untrusted-proxy balancer up", 20 * SEC, || {
         (untrusted.up() == 3).then_some(())
     });
@@ -155,7 +133,7 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
     drop(untrusted);
 
     // Without filters, 30 decisions split 10/10/10.
-    let plain = Balancer::start(&servers(&nodes, [1000, 1000, 1000], ["", "", ""]));
+    let plain = start(&servers(&nodes, [1000, 1000, 1000], ["", "", ""]));
     wait_for("plain balancer sees three servers", 20 * SEC, || {
         (plain.up() == 3).then_some(())
     });
@@ -228,7 +206,7 @@ fn a_full_node_gets_no_new_viewers() {
             )
         })
         .collect();
-    let b = Balancer::start(&body);
+    let b = start(&body);
     wait_for("both up", 20 * SEC, || (b.up() == 2).then_some(()));
     // The HTTP-TS viewer makes s1 full (this test's playlist polling fetches
     // no media, so it is no viewer).
@@ -273,7 +251,7 @@ fn garbage_metrics_mark_a_server_down() {
             );
         }
     });
-    let b = Balancer::start(&format!(
+    let b = start(&format!(
         "server bad {{ url http://127.0.0.1:{port}; max_clients 10; }}\n"
     ));
     let v = wait_for("error shown", 20 * SEC, || {
@@ -338,7 +316,7 @@ fn prometheus_mode_and_fallback() {
         .enumerate()
         .map(|(i, n)| format!("server s{i} {{ url {}; max_clients 100; }}\n", n.base))
         .collect();
-    let b = Balancer::start(&format!(
+    let b = start(&format!(
         "source prometheus http://127.0.0.1:{prom_port} {{ query 'sum by (instance) (strom_server_clients)'; }}\n{body}"
     ));
     let servers =
@@ -379,7 +357,7 @@ fn sighup_reload_keeps_counters_and_refuses_bad_configs() {
         .map(|i| Strom::start(&format!("hup{i}"), "stream ch { input builtin://demo; }"))
         .collect();
     let one = format!("server s1 {{ url {}; max_clients 100; }}\n", nodes[0].base);
-    let b = Balancer::start(&one);
+    let b = start(&one);
     wait_for("s1 up", 20 * SEC, || (b.up() == 1).then_some(()));
     for _ in 0..5 {
         assert_eq!(b.route("ch", "").1["server"], "s1");
@@ -458,7 +436,7 @@ fn countries_from_geoip() {
     let nodes: Vec<Strom> = (0..2)
         .map(|i| Strom::start(&format!("geo{i}"), "stream ch { input builtin://demo; }"))
         .collect();
-    let b = Balancer::start(&format!(
+    let b = start(&format!(
         "geoip {};\nserver de {{ url {}; max_clients 100; countries DE AT; }}\nserver any {{ url {}; max_clients 100; }}\n",
         db.display(),
         nodes[0].base,
@@ -483,7 +461,7 @@ fn countries_from_geoip() {
 fn fake_sessions_do_not_fill_a_node() {
     let node = Strom::start("flood", "stream ch { input builtin://demo; }");
     let p = wait_playlist(&node, "ch", 1, 20 * SEC);
-    let b = Balancer::start(&format!("server s1 {{ url {}; max_clients 10; }}\n", node.base));
+    let b = start(&format!("server s1 {{ url {}; max_clients 10; }}\n", node.base));
     wait_for("s1 up", 20 * SEC, || (b.up() == 1).then_some(()));
     for i in 0..300 {
         assert_eq!(get(&node.url(&format!("/ch/index.m3u8?token=fake{i}"))).0, 200);
@@ -545,14 +523,14 @@ fn api_credentials_on_a_node_and_in_the_balancer() {
     for open in ["/healthz", "/readyz", "/metrics", "/ch/index.m3u8"] {
         assert_eq!(get(&node.url(open)).0, 200, "{open}");
     }
-    let with = Balancer::start(&format!(
+    let with = start(&format!(
         "server s1 {{ url {}; max_clients 100; api_auth viewer pw; }}\n",
         node.base
     ));
     wait_for("balancer reads the streams with credentials", 20 * SEC, || {
         (with.route("ch", "").1["server"] == "s1").then_some(())
     });
-    let without = Balancer::start(&format!("server s1 {{ url {}; max_clients 100; }}\n", node.base));
+    let without = start(&format!("server s1 {{ url {}; max_clients 100; }}\n", node.base));
     wait_for("s1 up", 20 * SEC, || (without.up() == 1).then_some(()));
     std::thread::sleep(2 * SEC);
     let (code, v) = without.route("ch", "");

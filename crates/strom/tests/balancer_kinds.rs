@@ -13,50 +13,28 @@ use common::*;
 use scripted::{Body, Reply, Request, Scripted};
 use std::collections::HashMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SEC: Duration = Duration::from_secs(1);
 
-/// A `strom balancer` process.
-struct Balancer {
-    child: Child,
-    port: u16,
-    dir: std::path::PathBuf,
+use common::streamer::Balancer;
+
+/// A balancer with `refresh 500ms` and `body`.
+fn start(body: &str) -> Balancer {
+    start_with("500ms", body)
 }
 
-impl Balancer {
-    /// With `refresh 500ms`.
-    fn start(tag: &str, body: &str) -> Balancer {
-        Balancer::start_with(tag, "500ms", body)
-    }
+fn start_with(refresh: &str, body: &str) -> Balancer {
+    Balancer::start_on(0, &format!("refresh {refresh};\n{body}"))
+}
 
-    fn start_with(tag: &str, refresh: &str, body: &str) -> Balancer {
-        let dir = scratch(tag);
-        let port = free_tcp_port();
-        let config = dir.join("balancer.conf");
-        std::fs::write(&config, format!("http 127.0.0.1:{port};\nrefresh {refresh};\n{body}")).expect("config");
-        let child = Command::new(env!("CARGO_BIN_EXE_strom"))
-            .args(["balancer", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("balancer.log")).expect("log"))
-            .spawn()
-            .expect("balancer");
-        wait_for("balancer listening", 20 * SEC, || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
-        });
-        Balancer { child, port, dir }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
+/// What these tests ask a balancer.
+trait Ask {
     /// `/api/v1/route` for `stream` (and `extra` query): status and JSON.
     fn route(&self, stream: &str, extra: &str) -> (u16, serde_json::Value) {
-        let (c, b) = get(&self.url(&format!("/api/v1/route?stream={stream}{extra}")));
+        let (c, b) = get(&self.at(&format!("/api/v1/route?stream={stream}{extra}")));
         (c, serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null))
     }
 
@@ -66,7 +44,7 @@ impl Balancer {
     }
 
     fn servers_text(&self) -> String {
-        get_text(&self.url("/api/v1/servers")).1
+        get_text(&self.at("/api/v1/servers")).1
     }
 
     /// The `/api/v1/servers` entry of `name`.
@@ -83,18 +61,15 @@ impl Balancer {
     }
 
     fn metrics(&self) -> String {
-        get_text(&self.url("/metrics")).1
+        get_text(&self.at("/metrics")).1
     }
 
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("balancer.log")).unwrap_or_default()
-    }
+    fn at(&self, path: &str) -> String;
 }
 
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl Ask for Balancer {
+    fn at(&self, path: &str) -> String {
+        self.url(path)
     }
 }
 
@@ -235,18 +210,15 @@ fn foreign_farm_spreads_by_ratio_and_skips_down_and_full_servers() {
     let (f_state, w_state) = (reported(0), reported(0));
     let f = flussonic(f_state.clone(), &["ch", "news", "sport", "kids"]);
     let w = wowza(w_state.clone());
-    let b = Balancer::start(
-        "kinds-farm",
-        &format!(
-            "server s1 {{ url {}; max_clients 10; }}\n\
+    let b = start(&format!(
+        "server s1 {{ url {}; max_clients 10; }}\n\
              server f1 {{ kind flussonic; url {}; max_clients 20; api_auth api s3cret; }}\n\
              server w1 {{ kind wowza; url {}; public 127.0.0.1:1935; max_clients 40; }}\n\
              channel ch {{ servers s1 f1 w1; }}\n",
-            node.base,
-            f.base(),
-            w.base()
-        ),
-    );
+        node.base,
+        f.base(),
+        w.base()
+    ));
     wait_for("the three servers up", 20 * SEC, || {
         (b.up("s1") && b.up("f1") && b.up("w1")).then_some(())
     });
@@ -381,10 +353,8 @@ fn prometheus_mode_reads_each_kind_with_its_query() {
             .spawn()
             .expect("prometheus"),
     ));
-    let b = Balancer::start(
-        "kinds-prom",
-        &format!(
-            "source prometheus http://127.0.0.1:{port} {{\n\
+    let b = start(&format!(
+        "source prometheus http://127.0.0.1:{port} {{\n\
                query 'sum by (instance) (strom_server_clients)';\n\
                query flussonic 'sum by (instance) (test_flussonic_clients)';\n\
              }}\n\
@@ -392,11 +362,10 @@ fn prometheus_mode_reads_each_kind_with_its_query() {
              server f1 {{ kind flussonic; url {}; max_clients 2000; api_auth api s3cret; }}\n\
              server w1 {{ kind wowza; url {}; max_clients 100; }}\n\
              channel ch {{ servers s1 f1 w1; }}\n",
-            node.base,
-            f.base(),
-            w.base()
-        ),
-    );
+        node.base,
+        f.base(),
+        w.base()
+    ));
     wait_for("counts through prometheus", 60 * SEC, || {
         let (s1, f1) = (b.server("s1"), b.server("f1"));
         (s1["load_from"] == "prometheus" && f1["load_from"] == "prometheus" && f1["measured"] == 1007).then_some(())
@@ -438,8 +407,8 @@ fn zone_fallback_on_and_off() {
         z.base(),
         u.base()
     );
-    let on = Balancer::start("fallback-on", &format!("zone_fallback on;\n{farm}"));
-    let off = Balancer::start("fallback-off", &farm);
+    let on = start(&format!("zone_fallback on;\n{farm}"));
+    let off = start(&farm);
     for b in [&on, &off] {
         wait_for("both up", 20 * SEC, || (b.up("z1") && b.up("u1")).then_some(()));
         assert_eq!(b.routed_to("ch", "&ip=10.9.1.1").as_deref(), Some("z1"));
@@ -526,8 +495,7 @@ fn bad_foreign_answers_mark_servers_down_without_echoing_them() {
         _ => Reply::status(404),
     });
     // A 1 s refresh gives each request 1 s: time to read 16 MiB, not 8 s.
-    let b = Balancer::start_with(
-        "kinds-bad",
+    let b = start_with(
         "1s",
         &format!(
             "server garbage {{ kind nimble; url {}; max_clients 100; }}\n\
