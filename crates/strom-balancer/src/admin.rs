@@ -11,18 +11,29 @@
 //! Credentials are the node's (`view_auth`, `edit_auth`, checked by
 //! [`strom_node::http::auth::carries`]). Changes need `edit_auth` and
 //! `state_file`: without them they are refused, since this API decides where
-//! every viewer goes. Requests without the credentials get 401 and are
-//! counted in `strom_balancer_api_unauthorized_total`.
+//! every viewer goes. Requests without the credentials get 401, view
+//! credentials on a change get 403 `forbidden`; both are counted in
+//! `strom_balancer_api_unauthorized_total`.
 //!
-//! Invariants: a change is validated ([`crate::overrides`]) and written to
-//! the state file (a temporary file, fsync, rename, fsync of the directory)
-//! before it is applied; if the write fails nothing changes. Changes are
-//! serialised by the admin lock, and run on the blocking pool, never on a
-//! runtime worker. Bodies are read up to [`MAX_BODY`].
+//! Invariants:
+//! - A change is validated ([`crate::overrides`]) and written to the state
+//!   file (a temporary file, fsync, rename, fsync of the directory) before
+//!   it is applied; if the write fails before the rename, nothing changes.
+//!   Once the rename succeeded the file holds the change, so it is applied
+//!   even if the directory's fsync then fails (logged): the running
+//!   balancer never differs from what the next start would read.
+//! - The state file's directory is created when missing, at start, at each
+//!   reload and before each write.
+//! - A state file that cannot be read (corrupt, another version, a
+//!   directory) is never written over: before a change replaces it, it is
+//!   kept as `NAME.broken-UNIXTIME` (logged). At start such a file stops
+//!   the balancer; at a reload it is refused and the old state runs on.
+//! - Changes are serialised by the admin lock, and run on the blocking
+//!   pool, never on a runtime worker. Bodies are read up to [`MAX_BODY`].
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
@@ -55,10 +66,26 @@ pub struct Admin {
 
 impl Admin {
     /// Reads the state file of `base` (none yet is an empty state) and
-    /// applies it. Fails if the file cannot be read or is not a state file.
+    /// applies it. Creates the file's directory if missing (a failure is
+    /// logged: changes then fail, naming the path). Fails if the file
+    /// cannot be read or is not a state file, saying what to do.
     pub fn load(base: BalancerConfig) -> Result<Admin, String> {
         let doc = match &base.state_file {
-            Some(path) => read_state(path)?,
+            Some(path) => {
+                if let Err(e) = ensure_dir(path) {
+                    tracing::warn!(
+                        state_file = %path.display(),
+                        error = %e,
+                        "cannot create the state file's directory; admin API changes will fail until it exists"
+                    );
+                }
+                read_state(path).map_err(|e| {
+                    format!(
+                        "{e}; fix the file, or remove it to start from the config file alone (the changes made \
+                         through the admin API are then lost)"
+                    )
+                })?
+            }
             None => StateDoc::default(),
         };
         let merged = overrides::merge(&base, &doc);
@@ -83,9 +110,19 @@ impl Admin {
             .collect()
     }
 
-    /// Origin, flags and setting sources of server `name`, as JSON fields.
+    /// Origin, flags and setting sources of server `name`, and the
+    /// settings in force that the balancer's status does not show:
+    /// `networks`, `countries` and `public` (`null`: viewers go to `url`).
+    /// JSON fields.
     fn describe(&self, name: &str) -> Option<serde_json::Value> {
-        serde_json::to_value(self.merged.origins.get(name)?).ok()
+        let mut v = serde_json::to_value(self.merged.origins.get(name)?).ok()?;
+        if let (Some(obj), Some(server)) = (v.as_object_mut(), self.merged.config.server(name)) {
+            let networks: Vec<String> = server.networks.iter().map(ToString::to_string).collect();
+            obj.insert("networks".into(), networks.into());
+            obj.insert("countries".into(), server.countries.clone().into());
+            obj.insert("public".into(), server.public.clone().into());
+        }
+        Some(v)
     }
 
     /// Validates `ch` and writes the resulting state file; the new `Admin`
@@ -97,17 +134,74 @@ impl Admin {
         let doc = overrides::change(&self.base, &self.merged.applied, &self.merged.config, ch)?;
         let merged = overrides::merge(&self.base, &doc);
         overrides::accepted(&merged, ch)?;
-        write_state(path, &merged.applied).map_err(|e| AdminError::Write(format!("{}: {e}", path.display())))?;
+        let failed = |e: std::io::Error| AdminError::Write(format!("{}: {e}", path.display()));
+        if let Some(kept) = keep_broken(path, unix_now()).map_err(failed)? {
+            tracing::warn!(
+                state_file = %path.display(),
+                kept = %kept.display(),
+                "the state file could not be read (see the reload error); kept it before writing the state in force"
+            );
+        }
+        write_state(path, &merged.applied).map_err(failed)?;
         Ok(merged)
     }
 }
 
-/// Reads a state file; a missing one is an empty state.
+/// The directory a file at `path` goes in (`.` for a bare name).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// Creates the directory of `path` (and its parents) if missing.
+fn ensure_dir(path: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir_of(path))
+}
+
+/// Seconds since the Unix epoch, now (0 if the clock is before it).
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// If `path` exists but is not a readable state file (corrupt, another
+/// version, a directory), renames it to `NAME.broken-UNIXTIME` (with `-1`,
+/// `-2`... if that is taken) so that writing the state in force does not
+/// destroy it; the new name. `None` when there is nothing to keep.
+fn keep_broken(path: &Path, now_unix: u64) -> std::io::Result<Option<PathBuf>> {
+    if std::fs::symlink_metadata(path).is_err() || read_state(path).is_ok() {
+        return Ok(None);
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let dir = dir_of(path);
+    for n in 0..100u32 {
+        let kept = match n {
+            0 => dir.join(format!("{name}.broken-{now_unix}")),
+            n => dir.join(format!("{name}.broken-{now_unix}-{n}")),
+        };
+        if std::fs::symlink_metadata(&kept).is_err() {
+            std::fs::rename(path, &kept)?;
+            return Ok(Some(kept));
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "unreadable state file, and no free name {name}.broken-{now_unix}[-N] to keep it"
+    )))
+}
+
+/// Reads a state file; a missing one is an empty state (also when a part
+/// of its directory is a file: none can be there).
 fn read_state(path: &Path) -> Result<StateDoc, String> {
-    use std::io::Read;
+    use std::io::{ErrorKind, Read};
     let file = match std::fs::File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StateDoc::default()),
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => return Ok(StateDoc::default()),
         Err(e) => return Err(format!("state file {}: {e}", path.display())),
     };
     let mut text = String::new();
@@ -132,13 +226,25 @@ fn read_state(path: &Path) -> Result<StateDoc, String> {
     Ok(doc)
 }
 
-/// Writes `doc` to `path` atomically: a temporary file beside it, synced,
-/// renamed over it, and the directory synced.
+/// Writes `doc` to `path` atomically: the directory created if missing, a
+/// temporary file beside it, synced, renamed over it, and the directory
+/// synced.
 fn write_state(path: &Path, doc: &StateDoc) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    write_state_with(path, doc, |dir| std::fs::File::open(dir)?.sync_all())
+}
+
+/// [`write_state`] with the directory sync given. An error before the
+/// rename is returned (the old file is intact); once the rename succeeded
+/// the file holds `doc`, so a failed `sync_dir` is logged and `Ok`: the
+/// change must then be applied, or the next start would apply what the
+/// running balancer refused.
+fn write_state_with(
+    path: &Path,
+    doc: &StateDoc,
+    sync_dir: impl FnOnce(&Path) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = dir_of(path);
+    std::fs::create_dir_all(dir)?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -157,7 +263,14 @@ fn write_state(path: &Path, doc: &StateDoc) -> std::io::Result<()> {
     }
     written?;
     // The rename itself is durable once the directory is.
-    std::fs::File::open(dir)?.sync_all()
+    if let Err(e) = sync_dir(dir) {
+        tracing::warn!(
+            state_file = %path.display(),
+            error = %e,
+            "state file written, but its directory could not be synced: a crash now may lose this change"
+        );
+    }
+    Ok(())
 }
 
 /// Why an admin request failed.
@@ -165,6 +278,8 @@ fn write_state(path: &Path, doc: &StateDoc) -> std::io::Result<()> {
 enum AdminError {
     /// No `edit_auth` or no `state_file`: changes are off.
     Disabled,
+    /// Valid view credentials on a change: they may read, not change.
+    Forbidden,
     /// Refused by validation.
     Change(ChangeError),
     /// The state file could not be written; nothing changed.
@@ -186,6 +301,10 @@ impl IntoResponse for AdminError {
                 StatusCode::FORBIDDEN,
                 json!({"error": "admin_disabled",
                        "message": "changes need `edit_auth USER PASSWORD;` and `state_file PATH;` in the balancer config"}),
+            ),
+            AdminError::Forbidden => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "forbidden", "message": "these credentials may read, not change"}),
             ),
             AdminError::Change(ChangeError::UnknownServer(n)) => (
                 StatusCode::NOT_FOUND,
@@ -236,7 +355,7 @@ impl AdminMetrics {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "api_unauthorized",
-            "Admin API requests refused for missing or wrong credentials",
+            "Admin API requests refused for missing or wrong credentials (401), or view credentials on a change (403)",
             self.unauthorized.clone(),
         );
         registry.register(
@@ -282,8 +401,9 @@ impl Shared {
         Some(v)
     }
 
-    /// Adds the admin view of a server (origin, flags, sources) to its
-    /// status object, and `drained`: it takes no new viewers and has none.
+    /// Adds the admin view of a server (origin, flags, sources, the
+    /// effective `networks`, `countries` and `public`) to its status
+    /// object, and `drained`: it takes no new viewers and has none.
     fn describe_into(&self, v: &mut serde_json::Value) {
         let name = v["name"].as_str().unwrap_or_default().to_string();
         let extra = self.admin.lock().unwrap_or_else(|e| e.into_inner()).describe(&name);
@@ -339,14 +459,23 @@ async fn require_view(State(s): State<Arc<Shared>>, req: Request, next: Next) ->
     unauthorized(&s)
 }
 
-/// Changes need the edit credentials, and are off without them.
+/// Changes need the edit credentials, and are off without them. View
+/// credentials get 403 (they are valid, but may only read), counted with
+/// the 401s.
 async fn require_edit(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
     let cfg = s.cfg();
     let Some(edit) = &cfg.edit_auth else {
         return AdminError::Disabled.into_response();
     };
-    if strom_node::http::auth::carries(authorization(&req), &[edit]) {
+    let given = authorization(&req);
+    if strom_node::http::auth::carries(given, &[edit]) {
         return next.run(req).await;
+    }
+    if let Some(view) = &cfg.view_auth {
+        if strom_node::http::auth::carries(given, &[view]) {
+            s.metrics.admin.unauthorized.inc();
+            return AdminError::Forbidden.into_response();
+        }
     }
     unauthorized(&s)
 }
@@ -478,7 +607,7 @@ mod tests {
             }],
         };
         write_state(&path, &doc).expect("written");
-        assert_eq!(read_state(&path), Ok(doc));
+        assert_eq!(read_state(&path), Ok(doc.clone()));
         let left: Vec<_> = std::fs::read_dir(&dir)
             .expect("dir")
             .flatten()
@@ -489,8 +618,133 @@ mod tests {
         assert!(read_state(&path).is_err_and(|e| e.contains("version 2")));
         std::fs::write(&path, "garbage").expect("write");
         assert!(read_state(&path).is_err());
-        // A directory that does not exist: the write fails, nothing is left.
-        assert!(write_state(&dir.join("no/such/dir/state.json"), &StateDoc::default()).is_err());
+        // A directory that does not exist yet is created.
+        let deep = dir.join("no/such/dir/state.json");
+        write_state(&deep, &doc).expect("directory created");
+        assert_eq!(read_state(&deep), Ok(doc));
+        // One that cannot be (a file is in the way): the write fails.
+        let blocked = dir.join("state.json/sub/state.json");
+        assert!(write_state(&blocked, &StateDoc::default()).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    fn config(state: &Path) -> BalancerConfig {
+        strom_config::parse_balancer(
+            "b.conf",
+            &format!(
+                "edit_auth admin pw;\nstate_file {};\nserver s1 {{ url http://a; max_clients 5; }}\n\
+                 server s2 {{ url http://b; public https://b.example; max_clients 5; networks 10.0.0.0/8; }}\n",
+                state.display()
+            ),
+        )
+        .expect("valid")
+    }
+
+    fn patch(json: &str) -> Patch {
+        serde_json::from_str(json).expect("patch")
+    }
+
+    #[test]
+    fn the_state_files_directory_is_created_at_load() {
+        let dir = scratch("mkdir");
+        let state = dir.join("var/lib/strom/balancer.json");
+        let mut admin = Admin::load(config(&state)).expect("no state yet");
+        assert!(state.parent().is_some_and(Path::is_dir), "created at start");
+        // Removed behind the balancer's back: created again by the write.
+        std::fs::remove_dir_all(dir.join("var")).expect("rm");
+        let ch = Change::Modify("s1".into(), patch(r#"{"max_clients": 3}"#));
+        admin.merged = admin.prepare(&ch).expect("written");
+        assert_eq!(read_state(&state).map(|d| d.servers.len()), Ok(1));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_directory_sync_after_the_rename_still_counts_as_written() {
+        let dir = scratch("dirsync");
+        let path = dir.join("state.json");
+        let doc = StateDoc {
+            version: overrides::STATE_VERSION,
+            servers: vec![overrides::Entry {
+                name: "s1".into(),
+                enabled: Some(false),
+                ..overrides::Entry::default()
+            }],
+        };
+        let synced = write_state_with(&path, &doc, |_| Err(std::io::Error::other("EIO")));
+        assert!(
+            synced.is_ok(),
+            "the file holds the change, so it must be applied: {synced:?}"
+        );
+        assert_eq!(read_state(&path), Ok(doc));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_unreadable_state_file_at_load_says_what_to_do() {
+        let dir = scratch("broken-load");
+        let path = dir.join("state.json");
+        std::fs::write(&path, "{\"version\": 1, \"servers\": [").expect("write");
+        let e = Admin::load(config(&path)).expect_err("refused");
+        assert!(e.starts_with(&format!("state file {}:", path.display())), "{e}");
+        assert!(e.contains("fix the file, or remove it"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_broken_state_file_is_kept_before_a_change_writes_over_it() {
+        let dir = scratch("broken");
+        let path = dir.join("state.json");
+        assert_eq!(keep_broken(&path, 7).ok(), Some(None), "no file: nothing to keep");
+        let mut admin = Admin::load(config(&path)).expect("loaded");
+        let ch = Change::Modify("s1".into(), patch(r#"{"draining": true}"#));
+        admin.merged = admin.prepare(&ch).expect("written");
+        assert_eq!(keep_broken(&path, 7).ok(), Some(None), "a good file is not moved");
+        // The operator breaks the file; a reload refused it, the old state runs on.
+        std::fs::write(&path, "{ half an edit").expect("write");
+        assert!(Admin::load(config(&path)).is_err());
+        let ch = Change::Modify("s2".into(), patch(r#"{"max_clients": 4}"#));
+        admin.merged = admin.prepare(&ch).expect("written");
+        let kept: Vec<String> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("state.json.broken-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        assert_eq!(
+            std::fs::read_to_string(dir.join(&kept[0])).ok().as_deref(),
+            Some("{ half an edit"),
+            "the operator's file is kept as it was"
+        );
+        assert_eq!(read_state(&path).map(|d| d.servers.len()), Ok(2), "the state in force");
+        // A name already taken gets a suffix; a directory is kept too.
+        std::fs::remove_file(&path).expect("rm");
+        std::fs::create_dir(&path).expect("a directory in the way");
+        std::fs::write(dir.join("state.json.broken-7"), "older").expect("write");
+        assert_eq!(
+            keep_broken(&path, 7).ok(),
+            Some(Some(dir.join("state.json.broken-7-1")))
+        );
+        assert!(dir.join("state.json.broken-7-1").is_dir());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn describe_shows_the_effective_zone_and_public_address() {
+        let dir = scratch("describe");
+        let path = dir.join("state.json");
+        let mut admin = Admin::load(config(&path)).expect("loaded");
+        let v = admin.describe("s2").expect("s2");
+        assert_eq!(
+            (&v["networks"], &v["countries"], &v["public"]),
+            (&json!(["10.0.0.0/8"]), &json!([]), &json!("https://b.example"))
+        );
+        assert_eq!(admin.describe("s1").map(|v| v["public"].clone()), Some(json!(null)));
+        let ch = Change::Modify("s2".into(), patch(r#"{"networks": ["192.168.0.0/24", "10.1.0.0/16"]}"#));
+        admin.merged = admin.prepare(&ch).expect("written");
+        let v = admin.describe("s2").expect("s2");
+        assert_eq!(v["networks"], json!(["192.168.0.0/24", "10.1.0.0/16"]));
+        assert_eq!(v["sources"]["networks"], "state");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

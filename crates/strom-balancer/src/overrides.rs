@@ -10,9 +10,12 @@
 //! Invariants:
 //! - Validation is `strom check`'s: the config with the state applied is
 //!   rendered to config text and parsed again ([`validate`]), so names,
-//!   URLs, limits, lists and cross-checks (a channel naming a removed
-//!   server, `countries` without `geoip`) are judged by the same code with
-//!   the same messages.
+//!   URLs, limits, lists and cross-checks (`countries` without `geoip`) are
+//!   judged by the same code with the same messages. One check comes first:
+//!   removing a server that a `channel` block names is refused with a
+//!   message that says which channel and what to do ([`named_by`]), not the
+//!   parser's "names unknown server", which reads as if the channel were
+//!   wrong.
 //! - [`merge`] never fails: entries that no longer fit the config file
 //!   (after an edit and a reload) are skipped one by one and reported, the
 //!   rest applies.
@@ -366,10 +369,36 @@ pub fn validate(cfg: &BalancerConfig) -> Result<BalancerConfig, Vec<String>> {
         .map_err(|diags| diags.into_iter().map(|d| d.message).collect())
 }
 
+/// "server `s1` is named by channel `news`; remove it from the channel
+/// block first", or `None` when no `channel` block of `cfg` names `server`.
+pub fn named_by(cfg: &BalancerConfig, server: &str) -> Option<String> {
+    let channels: Vec<String> = cfg
+        .channels
+        .iter()
+        .filter(|c| c.servers.iter().any(|s| s == server))
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    match channels.as_slice() {
+        [] => None,
+        [one] => Some(format!(
+            "server `{server}` is named by channel {one}; remove it from the channel block first"
+        )),
+        many => Some(format!(
+            "server `{server}` is named by channels {}; remove it from those channel blocks first",
+            many.join(", ")
+        )),
+    }
+}
+
 /// `base` with `entries` applied and validated.
 fn try_apply(base: &BalancerConfig, entries: &[Entry]) -> Result<BalancerConfig, Vec<String>> {
     let mut cfg = base.clone();
     for e in entries {
+        if e.removed {
+            if let Some(why) = named_by(&cfg, &e.name) {
+                return Err(vec![why]);
+            }
+        }
         overlay_one(&mut cfg.servers, e, base.server(&e.name).is_some())?;
     }
     validate(&cfg)

@@ -10,6 +10,13 @@
 //! load) is checked once its block is read, whatever the order inside it;
 //! a server no viewer can reach is a warning, not an error.
 //!
+//! Two more warnings describe the file as it will run, not as it is
+//! written: `edit_auth` without `state_file` (or the reverse) leaves the
+//! admin API's changes off, and a `geoip` file missing on this machine
+//! (`strom balancer` refuses to start without it). The latter is the only
+//! check that looks at the file system, and only a warning, since a file
+//! may be checked on another machine than the one that runs it.
+//!
 //! Invariant: when no error was reported, the returned `BalancerConfig`
 //! satisfies every invariant documented on it in [`crate::model`].
 
@@ -71,6 +78,8 @@ impl Checker<'_> {
         let mut first_countries: Option<Pos> = None;
         let mut any_server = false;
         let mut geoip_written = false;
+        let mut geoip_at: Option<Pos> = None;
+        let (mut edit_auth_at, mut state_file_at): (Option<Pos>, Option<Pos>) = (None, None);
         for d in items {
             let a0 = d.args.first();
             match d.name.text.as_str() {
@@ -86,6 +95,7 @@ impl Checker<'_> {
                     geoip_written = true;
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.geoip = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                        geoip_at = a0.map(|a| a.pos);
                     }
                 }
                 "trusted_proxies" => {
@@ -100,6 +110,7 @@ impl Checker<'_> {
                         if n == "view_auth" {
                             cfg.view_auth = creds;
                         } else {
+                            edit_auth_at = Some(d.name.pos);
                             cfg.edit_auth = creds;
                         }
                     }
@@ -107,6 +118,7 @@ impl Checker<'_> {
                 "state_file" => {
                     if self.header(d, ctx, Shape::Simple, 1, Some(1)) && self.once(&mut seen, d, ctx) {
                         cfg.state_file = a0.and_then(|a| self.non_empty(d, a)).map(Into::into);
+                        state_file_at = Some(d.name.pos);
                     }
                 }
                 "peers" => {
@@ -202,6 +214,38 @@ impl Checker<'_> {
                 pos,
                 "`countries` needs a GeoIP database: add `geoip PATH;` at top level",
             );
+        }
+        match (&cfg.edit_auth, &cfg.state_file, edit_auth_at, state_file_at) {
+            (Some(_), None, Some(pos), _) => self.d.warn(
+                pos,
+                WarningKind::AdminChangesOff,
+                "`edit_auth` without `state_file`: the admin API refuses every change (403 admin_disabled); add \
+                 `state_file PATH;` to keep changes in",
+            ),
+            (None, Some(_), _, Some(pos)) => self.d.warn(
+                pos,
+                WarningKind::AdminChangesOff,
+                "`state_file` without `edit_auth`: the admin API refuses every change (403 admin_disabled), so the \
+                 file is only read; add `edit_auth USER PASSWORD;` to make changes",
+            ),
+            _ => {}
+        }
+        if let (Some(path), Some(pos)) = (&cfg.geoip, geoip_at) {
+            if !path.is_file() {
+                let why = match std::fs::metadata(path) {
+                    Ok(_) => "is not a file".to_string(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => "does not exist on this machine".to_string(),
+                    Err(e) => format!("cannot be read on this machine ({e})"),
+                };
+                self.d.warn(
+                    pos,
+                    WarningKind::GeoipMissing,
+                    format!(
+                        "GeoIP database `{}` {why}; `strom balancer` refuses to start without it",
+                        path.display()
+                    ),
+                );
+            }
         }
         for s in &cfg.servers {
             if s.stream_list() == StreamList::Channels && !cfg.channels.iter().any(|c| c.servers.contains(&s.name)) {

@@ -68,6 +68,12 @@ pub enum WarningKind {
     /// channels`, the default of Wowza, Nimble and generic servers) and is
     /// in no `channel` block: no viewer can ever be sent to it.
     ServerInNoChannel,
+    /// A balancer file with `edit_auth` but no `state_file`, or the
+    /// reverse: the admin API refuses every change.
+    AdminChangesOff,
+    /// A balancer's `geoip` file is missing (or not a file) on the machine
+    /// that checked it; `strom balancer` refuses to start without it.
+    GeoipMissing,
 }
 
 /// Something in a valid config file that does not do what it says,

@@ -101,3 +101,62 @@ fn state_file_and_peers_errors() {
         ["b.conf:2:1: `peer` is not allowed in a balancer config; it belongs in a node config; did you mean `peers`?"]
     );
 }
+
+fn warnings(text: &str) -> Vec<String> {
+    ok(text).warnings.iter().map(ToString::to_string).collect()
+}
+
+#[test]
+fn admin_changes_off_is_a_warning() {
+    let w = warnings(&format!("{SERVER}edit_auth admin s3cret;\n"));
+    assert_eq!(
+        w,
+        [
+            "b.conf:2:1: warning: `edit_auth` without `state_file`: the admin API refuses every change (403 \
+          admin_disabled); add `state_file PATH;` to keep changes in"
+        ]
+    );
+    let c = ok(&format!("{SERVER}view_auth v pw;\nstate_file /tmp/s.json;\n"));
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings[0].kind, WarningKind::AdminChangesOff);
+    assert_eq!(
+        c.warnings[0].to_string(),
+        "b.conf:3:1: warning: `state_file` without `edit_auth`: the admin API refuses every change (403 \
+         admin_disabled), so the file is only read; add `edit_auth USER PASSWORD;` to make changes"
+    );
+    // Both, or neither (reads only): nothing to say.
+    assert!(warnings(&format!("{SERVER}edit_auth a b;\nstate_file /tmp/s.json;\n")).is_empty());
+    assert!(warnings(&format!("{SERVER}view_auth a b;\n")).is_empty());
+    assert!(warnings(SERVER).is_empty());
+}
+
+#[test]
+fn a_missing_geoip_file_is_a_warning_with_its_position() {
+    let dir = std::env::temp_dir().join(format!("strom-config-geoip-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("country.mmdb");
+    std::fs::write(&db, b"not checked beyond existing").expect("write");
+    let countries = "server s2 { url http://b; max_clients 1; countries DE; }\n";
+    assert!(warnings(&format!("{SERVER}{countries}geoip {};\n", db.display())).is_empty());
+
+    let missing = dir.join("no-such.mmdb");
+    let c = ok(&format!("{SERVER}{countries}geoip {};\n", missing.display()));
+    let w: Vec<String> = c.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        w,
+        [format!(
+            "b.conf:3:7: warning: GeoIP database `{}` does not exist on this machine; `strom balancer` refuses to \
+             start without it",
+            missing.display()
+        )]
+    );
+    assert_eq!(c.warnings[0].kind, WarningKind::GeoipMissing);
+    assert_eq!(
+        c.geoip.as_deref(),
+        Some(missing.as_path()),
+        "still valid: it may exist where it runs"
+    );
+    let w = warnings(&format!("{SERVER}geoip {};\n", dir.display()));
+    assert!(w.len() == 1 && w[0].contains("is not a file"), "{w:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,7 +1,8 @@
 //! The balancer's admin API against scripted streaming servers: add,
 //! modify, drain and remove servers at run time with the counters kept,
-//! the state file across restarts and reloads, credentials, and the
-//! errors bad requests get.
+//! the state file across restarts and reloads (its directory created, a
+//! broken one kept, not overwritten), credentials, and the errors bad
+//! requests get.
 
 mod common;
 
@@ -137,13 +138,27 @@ fn add_modify_drain_and_remove_without_restart_keeping_counters_and_state() {
         "PATCH",
         &b.url("/api/v1/servers/s1"),
         Some(EDIT),
-        Some(r#"{"max_clients": 5, "monitoring": true}"#),
+        Some(r#"{"max_clients": 5, "monitoring": true, "countries": [], "networks": ["10.8.0.0/16"]}"#),
     );
     assert_eq!(code, 200, "{v}");
     assert_eq!(
         (v["max_clients"].as_u64(), v["monitoring"].as_bool()),
         (Some(5), Some(true))
     );
+    // The zone in force is shown, not only where it came from.
+    assert_eq!(
+        (&v["networks"], &v["countries"], &v["public"]),
+        (&json!(["10.8.0.0/16"]), &json!([]), &Value::Null),
+        "{v}"
+    );
+    assert_eq!(server(&b, "s1")["networks"], json!(["10.8.0.0/16"]));
+    let (code, v) = call(
+        "PATCH",
+        &b.url("/api/v1/servers/s1"),
+        Some(EDIT),
+        Some(r#"{"networks": null, "countries": null}"#),
+    );
+    assert_eq!((code, &v["networks"]), (200, &json!([])), "{v}");
     assert_eq!(v["sources"]["max_clients"], "state");
     assert_eq!(v["sources"]["url"], "config");
     wait_for("s1 measured full", 10 * SEC, || {
@@ -232,13 +247,22 @@ fn credentials_are_needed_and_refusals_are_counted() {
     assert_eq!(call("GET", &list, Some("Bearer pw"), None).0, 200);
     let drain = b.url("/api/v1/servers/s1/drain");
     assert_eq!(call("POST", &drain, None, None).0, 401);
+    // Valid view credentials: known, but they may only read.
+    let (code, v) = call("POST", &drain, Some(VIEW), None);
     assert_eq!(
-        call("POST", &drain, Some(VIEW), None).0,
-        401,
+        (code, v),
+        (
+            403,
+            json!({"error": "forbidden", "message": "these credentials may read, not change"})
+        ),
         "view credentials cannot change"
     );
+    assert_eq!(
+        call("DELETE", &b.url("/api/v1/servers/s1"), Some("Bearer pw"), None).0,
+        403
+    );
     assert_eq!(call("POST", &drain, Some("Bearer s3cret"), None).0, 200);
-    assert_eq!(metric(&b, "strom_balancer_api_unauthorized_total"), Some(4.0));
+    assert_eq!(metric(&b, "strom_balancer_api_unauthorized_total"), Some(5.0));
     assert_eq!(
         metric(&b, "strom_balancer_admin_changes_total{action=\"modify\"}"),
         Some(1.0)
@@ -339,10 +363,9 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     assert_eq!((code, v["error"].as_str()), (409, Some("exists")), "{v}");
     let (code, v) = call("DELETE", &b.url("/api/v1/servers/s1"), Some(EDIT), None);
     assert_eq!((code, v["error"].as_str()), (409, Some("conflict")), "{v}");
-    assert!(
-        v["problems"][0]
-            .as_str()
-            .is_some_and(|p| p.contains("channel `news` names unknown server `s1`")),
+    assert_eq!(
+        v["problems"],
+        json!(["server `s1` is named by channel `news`; remove it from the channel block first"]),
         "{v}"
     );
     // Nothing changed, nothing was written.
@@ -396,5 +419,119 @@ fn sighup_reads_the_config_and_the_state_file_again() {
     wait_for("refusal logged", 10 * SEC, || {
         b.log().contains("new config refused").then_some(())
     });
+    assert!(b.log().contains("fix the file, or remove it"), "{}", b.log());
     assert_eq!(server(&b, "s1")["max_clients"], 7);
+    // The next change writes the state in force, keeping the broken file.
+    let (code, v) = call(
+        "PATCH",
+        &b.url("/api/v1/servers/s1"),
+        Some(EDIT),
+        Some(r#"{"max_clients": 8}"#),
+    );
+    assert_eq!(code, 200, "{v}");
+    let kept: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("state.json.broken-"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).ok().as_deref(), Some("garbage"));
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state.json")).expect("state")).expect("JSON");
+    assert_eq!(
+        state,
+        json!({"version": 1, "servers": [{"name": "s1", "max_clients": 8}]}),
+        "the state in force (the skipped entry dropped), and the change"
+    );
+    assert!(b.log().contains("kept it before writing"), "{}", b.log());
+}
+
+#[test]
+fn the_state_files_directory_is_created() {
+    let s1 = Streamer::start(None);
+    let dir = scratch("admin-mkdir");
+    let state = dir.join("var/lib/strom/balancer.json");
+    let b = Balancer::start_on(
+        0,
+        &format!(
+            "edit_auth admin s3cret;\nstate_file {};\nserver s1 {{ url {}; max_clients 10; }}\n",
+            state.display(),
+            s1.base()
+        ),
+    );
+    assert!(state.parent().is_some_and(|d| d.is_dir()), "created at start");
+    std::fs::remove_dir_all(dir.join("var")).expect("rm");
+    let (code, v) = call("POST", &b.url("/api/v1/servers/s1/drain"), Some(EDIT), None);
+    assert_eq!(code, 200, "created again before writing: {v}");
+    assert!(std::fs::read_to_string(&state).is_ok_and(|t| t.contains("\"draining\": true")));
+
+    // A directory that cannot be made: a warning at start naming the path,
+    // and changes fail with 500 naming it.
+    let blocked = dir.join("file");
+    std::fs::write(&blocked, "in the way").expect("write");
+    let state = blocked.join("balancer.json");
+    let b = Balancer::start_on(
+        0,
+        &format!(
+            "edit_auth admin s3cret;\nstate_file {};\nserver s1 {{ url {}; max_clients 10; }}\n",
+            state.display(),
+            s1.base()
+        ),
+    );
+    wait_for("start warning", 10 * SEC, || {
+        b.log()
+            .contains("cannot create the state file's directory")
+            .then_some(())
+    });
+    assert!(b.log().contains(&state.display().to_string()), "{}", b.log());
+    let (code, v) = call("POST", &b.url("/api/v1/servers/s1/drain"), Some(EDIT), None);
+    assert_eq!((code, v["error"].as_str()), (500, Some("state_file")), "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&state.display().to_string())),
+        "{v}"
+    );
+    let (code, v) = call("GET", &b.url("/api/v1/servers/s1"), Some(EDIT), None);
+    assert_eq!((code, &v["closed"]), (200, &json!(false)), "nothing changed: {v}");
+}
+
+#[test]
+fn a_broken_state_file_stops_the_start_and_says_what_to_do() {
+    let s1 = Streamer::start(None);
+    let dir = scratch("admin-broken");
+    let state = dir.join("state.json");
+    let config = dir.join("balancer.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "http 127.0.0.1:{};\nedit_auth admin s3cret;\nstate_file {};\nserver s1 {{ url {}; max_clients 10; }}\n",
+            free_tcp_port(),
+            state.display(),
+            s1.base()
+        ),
+    )
+    .expect("config");
+    for broken in ["{\"version\": 1, \"servers\": [", "{\"version\": 9, \"servers\": []}"] {
+        std::fs::write(&state, broken).expect("state");
+        let out = run_bounded(
+            std::process::Command::new(env!("CARGO_BIN_EXE_strom"))
+                .args(["balancer", "-c"])
+                .arg(&config),
+            20 * SEC,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains(&format!("state file {}", state.display())), "{err}");
+        assert!(
+            err.contains("fix the file, or remove it to start from the config file alone"),
+            "{err}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&state).ok().as_deref(),
+            Some(broken),
+            "left as it was"
+        );
+    }
 }

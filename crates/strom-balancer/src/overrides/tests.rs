@@ -218,10 +218,18 @@ fn a_server_a_channel_names_cannot_be_removed() {
     match apply(&b, &m0, Change::Remove("s2".into())) {
         Err(ChangeError::Conflict(p)) => assert_eq!(
             p,
-            [check_message(
-                "server s1 { url http://a; max_clients 1; }\nserver s3 { url http://a; max_clients 1; }\n\
-                 channel news { servers s1 s2; }"
-            )]
+            ["server `s2` is named by channel `news`; remove it from the channel block first"]
+        ),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // Named by several channels: all of them are named.
+    let two =
+        strom_config::parse_balancer("b.conf", &format!("{BASE}channel sport {{ servers s2; }}\n")).expect("valid");
+    let m = merge(&two, &StateDoc::default());
+    match apply(&two, &m, Change::Remove("s2".into())) {
+        Err(ChangeError::Conflict(p)) => assert_eq!(
+            p,
+            ["server `s2` is named by channels `news`, `sport`; remove it from those channel blocks first"]
         ),
         other => panic!("expected a conflict, got {other:?}"),
     }
@@ -259,6 +267,10 @@ fn entries_that_no_longer_fit_are_skipped_and_the_rest_applies() {
     assert_eq!(m.config.server("s1").map(|s| s.max_clients), Some(7));
     let skipped: Vec<&str> = m.skipped.iter().map(|s| s.server.as_str()).collect();
     assert_eq!(skipped, ["s3", "gone"]);
+    assert_eq!(
+        m.skipped[0].problems,
+        ["server `s3` is named by channel `sport`; remove it from the channel block first"]
+    );
     assert!(m.skipped[1].problems[0].contains("needs `url` and `max_clients`"));
     assert_eq!(m.applied.servers.len(), 1);
 }
