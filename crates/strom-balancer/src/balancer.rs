@@ -29,6 +29,23 @@
 //!   ⌈(max − measured) / N⌉; with one balancer that is the rule above.
 //! - A closed server (drained or disabled through the admin API) takes no
 //!   new viewers: it is skipped as a Down one is.
+//! - Repeats: a decision counts toward a server's `sent_since` only once per
+//!   (client address, stream) between two measurements of that server. The
+//!   balancer remembers, for at most [`MAX_RECENT`] keys (a keyed hash of
+//!   address and stream), the server a client was counted on and that
+//!   server's `sent_total` then; the entry holds while that viewer is still
+//!   in `sent_since` (it is within the last `sent_since` sent), so a
+//!   measurement ends it, except for viewers sent after the poll's mark,
+//!   which keep counting ([`Balancer::observe_load_since`]). A repeat goes
+//!   to the same server if it is still eligible (zone, health, not closed)
+//!   and still within its room counting that viewer (`current <= max`, and
+//!   `sent_since` within the claim), without counting again and without
+//!   taking a round-robin turn; otherwise it is routed as new and counted
+//!   where it goes. When the memory is full (after dropping entries that
+//!   measurements ended), a new client is counted as before and reported as
+//!   [`Counted::Overflow`]. The price: clients behind one address (a NAT of
+//!   many set-top boxes switching to one channel in the same second) count
+//!   as one until the next measurement, at most one refresh.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -43,6 +60,10 @@ use crate::refusal::Refusal;
 
 /// Bound on remembered round-robin cursors (one per stream name).
 pub const MAX_CURSORS: usize = 100_000;
+
+/// Bound on remembered (client address, stream) decisions: about 40 bytes
+/// each. Only the clients of one refresh need to be remembered.
+pub const MAX_RECENT: usize = 100_000;
 
 /// Slack on the band comparison so that ratios that are equal on paper
 /// (3/300 vs 1/100) are not split by float rounding.
@@ -67,6 +88,37 @@ pub struct Balancer {
     scratch: Vec<usize>,
     /// Live balancers sharing the servers, this one included (at least 1).
     balancers: u64,
+    /// Keyed hash of (client address, stream) → where it was counted.
+    recent: HashMap<u64, Recent>,
+    /// The key of `recent`, random per process.
+    recent_key: std::collections::hash_map::RandomState,
+    /// A measurement (or reload) happened since `recent` was last swept of
+    /// entries that no longer count.
+    unswept: bool,
+}
+
+/// A client counted on a server since that server's last measurement
+/// (while it holds: [`Balancer::still_counted`]).
+#[derive(Debug, Clone, Copy)]
+struct Recent {
+    server: usize,
+    /// The server's `sent_total` right after this viewer was counted.
+    seq: u64,
+}
+
+/// How a routing decision was counted toward the chosen server's load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// A new (client, stream) on that server: counted.
+    New,
+    /// The same client address and stream was already counted on that
+    /// server since its last measurement: not counted again.
+    Repeat,
+    /// Counted, but not remembered: the memory of recent clients
+    /// ([`MAX_RECENT`]) was full.
+    Overflow,
+    /// Refused: nothing counted.
+    No,
 }
 
 /// Why a request was sent outside its zone (`zone_fallback on`): every
@@ -97,6 +149,8 @@ pub struct Routed {
     /// Set when the client's zone could not take it and its stream's
     /// unfiltered servers were tried instead, whatever they answered.
     pub fallback: Option<ZoneFallback>,
+    /// Whether the viewer was counted toward the server's load.
+    pub counted: Counted,
 }
 
 /// One server as the status API shows it.
@@ -152,6 +206,9 @@ impl Balancer {
             last_pick: None,
             scratch: Vec::new(),
             balancers: 1,
+            recent: HashMap::new(),
+            recent_key: std::collections::hash_map::RandomState::new(),
+            unswept: false,
         })
     }
 
@@ -198,6 +255,14 @@ impl Balancer {
             _ => false,
         });
         self.last_pick = self.last_pick.and_then(|i| old_to_new.get(i).copied().flatten());
+        self.recent.retain(|_, r| match old_to_new.get(r.server) {
+            Some(&Some(new)) => {
+                r.server = new;
+                true
+            }
+            _ => false,
+        });
+        self.unswept = true;
         self.carriers.clear();
         for (i, state) in self.states.iter().enumerate() {
             for name in &state.streams {
@@ -222,6 +287,7 @@ impl Balancer {
     pub fn observe_load(&mut self, server: usize, clients: u64, now: Instant) {
         if let Some(state) = self.states.get_mut(server) {
             state.measure(clients, now);
+            self.unswept = true;
         }
     }
 
@@ -232,6 +298,7 @@ impl Balancer {
     pub fn observe_load_since(&mut self, server: usize, clients: u64, mark: u64, now: Instant) {
         if let Some(state) = self.states.get_mut(server) {
             state.measure_since(clients, mark, now);
+            self.unswept = true;
         }
     }
 
@@ -301,10 +368,18 @@ impl Balancer {
     }
 
     /// [`Balancer::route`], also saying whether the request left its zone
-    /// (`zone_fallback`), so that the caller can count it.
+    /// (`zone_fallback`) and how it was counted, so that the caller can
+    /// count both.
     pub fn route_with(&mut self, stream: &str, ip: IpAddr, country: Option<&str>, now: Instant) -> Routed {
+        let ip = ip.to_canonical();
+        let key = std::hash::BuildHasher::hash_one(&self.recent_key, (ip, stream));
+        let sticky = self
+            .recent
+            .get(&key)
+            .filter(|r| self.still_counted(r))
+            .map(|r| r.server);
         let mut scratch = std::mem::take(&mut self.scratch);
-        let (picked, fallback) = self.choose(stream, ip.to_canonical(), country, now, &mut scratch);
+        let (picked, fallback) = self.choose(stream, ip, country, now, &mut scratch, sticky);
         self.scratch = scratch;
         let server = match picked {
             Ok(server) => server,
@@ -312,13 +387,24 @@ impl Balancer {
                 return Routed {
                     server: Err(refusal),
                     fallback,
+                    counted: Counted::No,
                 }
             }
         };
+        if sticky == Some(server) {
+            return Routed {
+                server: Ok(server),
+                fallback,
+                counted: Counted::Repeat,
+            };
+        }
 
+        let mut seq = 0;
         if let Some(state) = self.states.get_mut(server) {
             state.sent_one();
+            seq = state.sent_total;
         }
+        let counted = self.remember(key, Recent { server, seq });
         self.last_pick = Some(server);
         if let Some(cursor) = self.cursors.get_mut(stream) {
             *cursor = server;
@@ -331,11 +417,47 @@ impl Balancer {
         Routed {
             server: Ok(server),
             fallback,
+            counted,
         }
+    }
+
+    /// Whether the viewer `r` stands for is still in its server's
+    /// `sent_since`: among the last `sent_since` sent there.
+    fn still_counted(&self, r: &Recent) -> bool {
+        self.states
+            .get(r.server)
+            .is_some_and(|s| r.seq > s.sent_total.saturating_sub(s.sent_since))
+    }
+
+    /// Remembers where client `key` was counted; when the memory is full
+    /// even after dropping what measurements ended, it is not remembered.
+    fn remember(&mut self, key: u64, r: Recent) -> Counted {
+        if self.recent.len() >= MAX_RECENT && !self.recent.contains_key(&key) && self.unswept {
+            self.unswept = false;
+            let states = &self.states;
+            self.recent.retain(|_, r| {
+                states
+                    .get(r.server)
+                    .is_some_and(|s| r.seq > s.sent_total.saturating_sub(s.sent_since))
+            });
+        }
+        if self.recent.len() >= MAX_RECENT && !self.recent.contains_key(&key) {
+            return Counted::Overflow;
+        }
+        self.recent.insert(key, r);
+        Counted::New
+    }
+
+    /// Clients remembered as counted (at most [`MAX_RECENT`]; some may no
+    /// longer count until the next sweep).
+    pub fn remembered(&self) -> usize {
+        self.recent.len()
     }
 
     /// The decision itself, without side effects. `eligible` holds positions
     /// into the candidate list and is narrowed step by step.
+    /// `sticky` is the server this client was counted on since its last
+    /// measurement, if any.
     fn choose(
         &self,
         stream: &str,
@@ -343,6 +465,7 @@ impl Balancer {
         country: Option<&str>,
         now: Instant,
         eligible: &mut Vec<usize>,
+        sticky: Option<usize>,
     ) -> (Result<usize, Refusal>, Option<ZoneFallback>) {
         let candidates: &[usize] = match self.topo.channels.get(stream) {
             Some(list) => list,
@@ -369,7 +492,7 @@ impl Balancer {
         if eligible.is_empty() {
             return (Err(Refusal::NotAvailableForZone), None);
         }
-        let picked = self.pick(stream, candidates, now, eligible);
+        let picked = self.pick(stream, candidates, now, eligible, sticky);
         let reason = match picked {
             Err(Refusal::NothingToPlay) => ZoneFallback::Down,
             Err(Refusal::Limit) => ZoneFallback::Full,
@@ -384,23 +507,32 @@ impl Balancer {
         if eligible.is_empty() {
             return (picked, None);
         }
-        (self.pick(stream, candidates, now, eligible), Some(reason))
+        (self.pick(stream, candidates, now, eligible, sticky), Some(reason))
     }
 
     /// Health, capacity and order among `eligible` (positions into
-    /// `candidates`, narrowed in place).
+    /// `candidates`, narrowed in place). The `sticky` server, when still
+    /// eligible and within its room counting the client it already holds,
+    /// is kept.
     fn pick(
         &self,
         stream: &str,
         candidates: &[usize],
         now: Instant,
         eligible: &mut Vec<usize>,
+        sticky: Option<usize>,
     ) -> Result<usize, Refusal> {
         let spec = |pos: usize| &self.topo.servers[candidates[pos]];
         let state = |pos: usize| &self.states[candidates[pos]];
         eligible.retain(|&pos| state(pos).is_up(now, &self.tuning) && !spec(pos).closed);
         if eligible.is_empty() {
             return Err(Refusal::NothingToPlay);
+        }
+        if let Some(pos) = sticky.and_then(|s| eligible.iter().copied().find(|&pos| candidates[pos] == s)) {
+            let s = state(pos);
+            if crate::share::holds_room(spec(pos).max_clients, s.measured, s.sent_since, self.balancers) {
+                return Ok(candidates[pos]);
+            }
         }
 
         eligible.retain(|&pos| {

@@ -19,6 +19,15 @@
 //! ([`crate::http1`]); answers to pipelined requests go out in order, in as
 //! few writes as possible.
 //!
+//! Every connection refused or closed on one of these bounds is counted in
+//! `strom_balancer_http_errors_total{kind}` (`conn_limit`, `fd_limit`,
+//! `header_timeout`, `keepalive_timeout`, `send_timeout`).
+//!
+//! Only `GET` and `HEAD` of a playback path are viewers: another method
+//! there gets 405 (`Allow: GET, HEAD`) and is neither redirected nor
+//! counted; `CONNECT` and `OPTIONS *` get 405 and any other target that is
+//! not a path (or an absolute URL, handed to the router) gets 400.
+//!
 //! On shutdown the front stops accepting, closes idle connections and lets
 //! each busy one finish the requests it has read.
 
@@ -32,7 +41,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::http1::{self, Bad, Head};
+use crate::http1::{self, Bad, Head, Persist};
 use crate::service::{self, Shared};
 
 /// How often a connection checks its deadlines; they are kept to within this.
@@ -92,6 +101,10 @@ pub async fn serve(
                 continue
             }
             Err(e) => {
+                // EMFILE, ENFILE: out of file descriptors.
+                if matches!(e.raw_os_error(), Some(23 | 24)) {
+                    shared.metrics.http_errors.fd_limit.inc();
+                }
                 if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                     last_warn = Some(Instant::now());
                     tracing::error!(error = %e, "accept failed");
@@ -104,6 +117,7 @@ pub async fn serve(
             // Reset: the refused peer learns at once, and no TIME_WAIT is left.
             let _ = socket2::SockRef::from(&io).set_linger(Some(Duration::ZERO));
             drop(io);
+            shared.metrics.http_errors.conn_limit.inc();
             if last_warn.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                 last_warn = Some(Instant::now());
                 tracing::warn!(peer = %addr, "connection refused: max_connections reached");
@@ -289,7 +303,16 @@ impl Conn {
                 // Shutdown is seen at the next tick too: waiting on the
                 // token here would register with it at every request.
                 _ = tick.tick() => {
-                    if Instant::now() >= deadline || idle && self.stop.is_cancelled() {
+                    if Instant::now() >= deadline {
+                        let errors = &self.shared.metrics.http_errors;
+                        if idle && served {
+                            errors.keepalive_timeout.inc();
+                        } else {
+                            errors.header_timeout.inc();
+                        }
+                        return Err(End::Closed);
+                    }
+                    if idle && self.stop.is_cancelled() {
                         return Err(End::Closed);
                     }
                 }
@@ -329,6 +352,7 @@ impl Conn {
                 },
                 _ = tick.tick() => {
                     if progress.elapsed() >= self.limits.send {
+                        self.shared.metrics.http_errors.send_timeout.inc();
                         return Err(End::Closed);
                     }
                 }
@@ -341,23 +365,39 @@ impl Conn {
     /// The answer to a request that cannot be read; the connection closes.
     fn refuse(&self, bad: Bad, out: &mut Vec<u8>) {
         self.shared.count_bad_request();
-        error(out, bad.status(), bad.reason(), false, false);
+        error(out, bad.status(), bad.reason(), Persist::Close, false);
     }
 
     /// Answers a viewer's `GET`/`HEAD` of a playback path with a redirect
-    /// (or the refusal); `false` for anything else, which goes to the router.
+    /// (or the refusal), and any other method there, or a target that is
+    /// not a path, with an error; `false` for anything else, which goes to
+    /// the router.
     fn fast(&mut self, head: &Head<'_>, now: Instant, out: &mut Vec<u8>) -> bool {
         let path = head.path();
-        if !head.is_read()
-            || !path.starts_with('/')
-            || path.starts_with("/api/")
-            || path == "/metrics"
-            || path == "/healthz"
-        {
+        let head_only = head.method == "HEAD";
+        let keep = head.persist();
+        if head.method == "CONNECT" || (head.target == "*" && head.method == "OPTIONS") {
+            // Authority form, or a question about the server as a whole:
+            // the balancer is no proxy and offers no options.
+            not_allowed(out, keep);
+            return true;
+        }
+        if !path.starts_with('/') {
+            if head.target.starts_with("http://") || head.target.starts_with("https://") {
+                return false; // absolute form: the router reads it
+            }
+            self.shared.count_bad_request();
+            error(out, 400, "bad request target", keep, head_only);
+            return true;
+        }
+        if path.starts_with("/api/") || path == "/metrics" || path == "/healthz" {
             return false;
         }
-        let head_only = head.method == "HEAD";
-        let keep = head.keep_alive;
+        if !head.is_read() {
+            // Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET.
+            not_allowed(out, keep);
+            return true;
+        }
         let Some((name, _resource)) = path.trim_start_matches('/').rsplit_once('/') else {
             error(out, 404, "nothing_to_play", keep, head_only);
             return true;
@@ -415,10 +455,10 @@ impl Conn {
     /// the connection must close after it.
     async fn generic(&mut self, req: Owned, out: &mut Vec<u8>) -> bool {
         let head_only = req.method == Some(axum::http::Method::HEAD);
-        let keep = req.keep_alive;
+        let keep = req.persist;
         let Some(request) = req.into_request(self.peer) else {
             self.shared.count_bad_request();
-            error(out, 400, "malformed request", false, head_only);
+            error(out, 400, "malformed request", Persist::Close, head_only);
             return false;
         };
         let answer = match oneshot(self.router.clone(), request).await {
@@ -427,7 +467,7 @@ impl Conn {
         };
         let (parts, body) = answer.into_parts();
         let Ok(body) = axum::body::to_bytes(body, MAX_ANSWER).await else {
-            error(out, 500, "answer too large", false, head_only);
+            error(out, 500, "answer too large", Persist::Close, head_only);
             return false;
         };
         let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(parts.headers.len());
@@ -441,7 +481,7 @@ impl Conn {
             }
         }
         with_date(|d| http1::write_response(out, parts.status.as_u16(), &fields, &body, keep, head_only, d));
-        keep
+        keep.keeps()
     }
 }
 
@@ -461,21 +501,21 @@ struct Owned {
     target: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
-    keep_alive: bool,
+    persist: Persist,
 }
 
 impl Owned {
     fn of(head: &Head<'_>, body: &[u8]) -> Owned {
         Owned {
             method: axum::http::Method::from_bytes(head.method.as_bytes()).ok(),
-            target: head.target.to_string(),
+            target: head.target().to_string(),
             headers: head
                 .headers
                 .iter()
                 .map(|h| (h.name.to_string(), h.value.to_vec()))
                 .collect(),
             body: body.to_vec(),
-            keep_alive: head.keep_alive,
+            persist: head.persist(),
         }
     }
 
@@ -525,8 +565,23 @@ fn with_date_at<R>(now: Instant, f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// [`http1::write_error`] with the current date.
-fn error(out: &mut Vec<u8>, status: u16, reason: &str, keep_alive: bool, head_only: bool) {
+fn error(out: &mut Vec<u8>, status: u16, reason: &str, keep_alive: Persist, head_only: bool) {
     with_date(|d| http1::write_error(out, status, reason, keep_alive, head_only, d));
+}
+
+/// 405 with `Allow: GET, HEAD`: the only methods a viewer's path takes.
+fn not_allowed(out: &mut Vec<u8>, keep_alive: Persist) {
+    with_date(|d| {
+        http1::write_error_with(
+            out,
+            405,
+            "method not allowed",
+            &[("allow", b"GET, HEAD")],
+            keep_alive,
+            false,
+            d,
+        )
+    });
 }
 
 #[cfg(test)]

@@ -8,7 +8,12 @@
 //!   [`MAX_BODY`]); `Transfer-Encoding` is refused (501), as are
 //!   conflicting lengths (400);
 //! - a connection stays open after a response unless the request said
-//!   `Connection: close`, or is HTTP/1.0 without `Connection: keep-alive`.
+//!   `Connection: close`, or is HTTP/1.0 without `Connection: keep-alive`;
+//!   an HTTP/1.0 request kept open gets `Connection: keep-alive` in its
+//!   answer (RFC 9112 §9.3), else it would take the connection as closing;
+//! - a fragment (`#...`) in the request target is dropped: a client never
+//!   sends one (RFC 9112 §3.2), and what follows `#` is not part of the
+//!   path or the query.
 //!
 //! Invariants: [`parse`] never panics and never reads past its input; a
 //! [`Head`] borrows the buffer it came from; responses carry
@@ -52,19 +57,65 @@ impl Head<'_> {
             .map(|h| h.value)
     }
 
-    /// The path part of the target (before `?`).
-    pub fn path(&self) -> &str {
-        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    /// The target without any fragment (from `#` on).
+    pub fn target(&self) -> &str {
+        self.target.split_once('#').map_or(self.target, |(t, _)| t)
     }
 
-    /// The query part of the target (after `?`), if any.
+    /// The path part of the target (before `?`, without a fragment).
+    pub fn path(&self) -> &str {
+        let t = self.target();
+        t.split_once('?').map_or(t, |(p, _)| p)
+    }
+
+    /// The query part of the target (after `?`, before any `#`), if any.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, q)| q)
+        self.target().split_once('?').map(|(_, q)| q)
+    }
+
+    /// How the connection goes on after the answer.
+    pub fn persist(&self) -> Persist {
+        Persist::new(self.keep_alive, self.minor)
     }
 
     /// `GET` or `HEAD`.
     pub fn is_read(&self) -> bool {
         self.method == "GET" || self.method == "HEAD"
+    }
+}
+
+/// How the connection goes on after a response, as its `Connection` field
+/// says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// It closes: `Connection: close`.
+    Close,
+    /// HTTP/1.1, open: no field (persistence is the default).
+    KeepAlive,
+    /// HTTP/1.0, open: `Connection: keep-alive` (RFC 9112 §9.3).
+    KeepAlive10,
+}
+
+impl Persist {
+    /// From whether the connection stays open and the request's HTTP/1.`minor`.
+    pub fn new(keep_alive: bool, minor: u8) -> Self {
+        match (keep_alive, minor) {
+            (false, _) => Persist::Close,
+            (true, 0) => Persist::KeepAlive10,
+            (true, _) => Persist::KeepAlive,
+        }
+    }
+
+    /// Whether the connection stays open.
+    pub fn keeps(self) -> bool {
+        self != Persist::Close
+    }
+}
+
+impl From<bool> for Persist {
+    /// `true`: an HTTP/1.1 connection kept open; `false`: closing.
+    fn from(keep_alive: bool) -> Self {
+        Persist::new(keep_alive, 1)
     }
 }
 
@@ -222,8 +273,8 @@ pub fn push_status(out: &mut Vec<u8>, status: u16) {
 
 /// Appends the fields every response ends with, and the blank line:
 /// `Content-Length` (unless `None`: a status that has no body),
-/// `Date`, and `Connection: close` unless `keep_alive`.
-pub fn push_tail(out: &mut Vec<u8>, body_len: Option<usize>, keep_alive: bool, date: &str) {
+/// `Date`, and `Connection` as `persist` says.
+pub fn push_tail(out: &mut Vec<u8>, body_len: Option<usize>, persist: impl Into<Persist>, date: &str) {
     if let Some(n) = body_len {
         out.extend_from_slice(b"content-length: ");
         push_decimal(out, n as u64);
@@ -232,22 +283,24 @@ pub fn push_tail(out: &mut Vec<u8>, body_len: Option<usize>, keep_alive: bool, d
     out.extend_from_slice(b"date: ");
     out.extend_from_slice(date.as_bytes());
     out.extend_from_slice(b"\r\n");
-    if !keep_alive {
-        out.extend_from_slice(b"connection: close\r\n");
+    match persist.into() {
+        Persist::Close => out.extend_from_slice(b"connection: close\r\n"),
+        Persist::KeepAlive10 => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        Persist::KeepAlive => {}
     }
     out.extend_from_slice(b"\r\n");
 }
 
 /// Appends a response to `out`: status line, `extra` fields (name, value;
-/// values already checked), `Content-Length`, `Date`, `Connection: close`
-/// unless `keep_alive`, then `body` unless `head_only`. A 1xx, 204 or 304
+/// values already checked), `Content-Length`, `Date`, `Connection` as
+/// `keep_alive` says, then `body` unless `head_only`. A 1xx, 204 or 304
 /// answer has neither length nor body (RFC 9110 §8.6).
 pub fn write_response(
     out: &mut Vec<u8>,
     status: u16,
     extra: &[(&str, &[u8])],
     body: &[u8],
-    keep_alive: bool,
+    keep_alive: impl Into<Persist>,
     head_only: bool,
     date: &str,
 ) {
@@ -276,7 +329,7 @@ pub fn write_redirect(
     path: &str,
     query: Option<&str>,
     hop: &str,
-    keep_alive: bool,
+    keep_alive: impl Into<Persist>,
     head_only: bool,
     date: &str,
 ) -> bool {
@@ -304,17 +357,32 @@ pub fn write_redirect(
 }
 
 /// A JSON error answer `{"error": reason}`.
-pub fn write_error(out: &mut Vec<u8>, status: u16, reason: &str, keep_alive: bool, head_only: bool, date: &str) {
+pub fn write_error(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    keep_alive: impl Into<Persist>,
+    head_only: bool,
+    date: &str,
+) {
+    write_error_with(out, status, reason, &[], keep_alive, head_only, date);
+}
+
+/// [`write_error`] with `extra` fields after `Content-Type` (`Allow` of a 405).
+pub fn write_error_with(
+    out: &mut Vec<u8>,
+    status: u16,
+    reason: &str,
+    extra: &[(&str, &[u8])],
+    keep_alive: impl Into<Persist>,
+    head_only: bool,
+    date: &str,
+) {
     let body = serde_json::json!({ "error": reason }).to_string();
-    write_response(
-        out,
-        status,
-        &[("content-type", b"application/json")],
-        body.as_bytes(),
-        keep_alive,
-        head_only,
-        date,
-    );
+    let mut fields: Vec<(&str, &[u8])> = Vec::with_capacity(1 + extra.len());
+    fields.push(("content-type", b"application/json"));
+    fields.extend_from_slice(extra);
+    write_response(out, status, &fields, body.as_bytes(), keep_alive, head_only, date);
 }
 
 #[cfg(test)]

@@ -95,9 +95,11 @@ async fn get(
             }
             body.extend_from_slice(&chunk);
         }
+        // Valid UTF-8 (the usual case) is kept without a second copy.
+        let body = String::from_utf8(body).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Answer {
             status,
-            body: Some(String::from_utf8_lossy(&body).into_owned()),
+            body: Some(body),
         })
     };
     match tokio::time::timeout_at(deadline, fetch).await {
@@ -115,12 +117,13 @@ fn too_large(cap: usize) -> ReadError {
 fn transport_error(e: &reqwest::Error) -> ReadError {
     let what = if e.is_timeout() {
         return ReadError::new(Fault::Timeout, "no whole answer in time");
+    } else if e.is_redirect() {
+        // The server answered, with redirects that never end: its status.
+        return ReadError::new(Fault::Status, "too many redirects (a redirect loop)");
     } else if e.is_connect() {
         "cannot connect"
     } else if e.is_body() || e.is_decode() {
         "the answer broke off"
-    } else if e.is_redirect() {
-        "too many redirects"
     } else {
         "the request failed (no valid HTTP answer)"
     };
@@ -304,4 +307,36 @@ async fn read_list(
         Fault::TooLarge,
         format!("{what}: more than {MAX_PAGES} pages"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that redirects every request to itself: a redirect loop is
+    /// the server's answer (`status`), not a failure to connect.
+    #[tokio::test]
+    async fn a_redirect_loop_is_a_status_fault() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut c, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 2048];
+                    let _ = c.read(&mut buf).await;
+                    let answer = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: http://{addr}/metrics\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = c.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        let url = reqwest::Url::parse(&format!("http://{addr}/metrics")).expect("url");
+        let e = fetch_text(&reqwest::Client::new(), &url, Duration::from_secs(5))
+            .await
+            .expect_err("a loop");
+        assert_eq!(e.fault, Fault::Status, "{e}");
+        assert!(e.message.contains("redirect"), "{e}");
+    }
 }

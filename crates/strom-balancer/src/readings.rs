@@ -114,7 +114,32 @@ pub fn read_load(body: &str, load: &LoadSource, series: SeriesFilter<'_>) -> Res
     }
 }
 
+/// The series of `metric` added up in one pass over the text
+/// ([`promtext::sum`]), without building the samples.
 fn prometheus_count(body: &str, metric: &str, series: SeriesFilter<'_>) -> Result<u64, ReadError> {
+    let sum = promtext::sum(body, metric, series).map_err(|e| ReadError::new(Fault::Parse, e.to_string()))?;
+    if sum.bad {
+        return Err(ReadError::new(Fault::Missing, format!("`{metric}` is not a count")));
+    }
+    if sum.matched == 0 {
+        let message = match series {
+            Some((label, _)) => format!("no `{metric}` series whose `{label}` names this server in the metrics"),
+            None => format!("no `{metric}` in the metrics"),
+        };
+        return Err(ReadError::new(Fault::Missing, message));
+    }
+    count(sum.total).ok_or_else(|| ReadError::new(Fault::Missing, format!("`{metric}` is not a count")))
+}
+
+/// [`prometheus_count`] as it was first written: every sample parsed
+/// ([`promtext::parse`]), then the matching ones added up. The reference
+/// the streaming sum is tested against.
+#[cfg(test)]
+pub(crate) fn prometheus_count_by_parsing(
+    body: &str,
+    metric: &str,
+    series: SeriesFilter<'_>,
+) -> Result<u64, ReadError> {
     let samples = promtext::parse(body).map_err(|e| ReadError::new(Fault::Parse, e.to_string()))?;
     let mut total = 0.0;
     let mut found = false;
@@ -164,9 +189,23 @@ pub fn json_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
 }
 
 /// A JSON parse error in the balancer's words: the class and the position,
-/// never serde's message (which may quote the input).
+/// never serde's message (which may quote the input). A number beyond what
+/// a 64-bit float holds (`1e400`) is valid JSON that serde refuses: it is
+/// reported as such, with [`Fault::Missing`] (there is no count to read),
+/// not as malformed JSON.
 fn json_error(e: &serde_json::Error) -> ReadError {
     use serde_json::error::Category;
+    // serde_json has no public code for it; its message is fixed text.
+    if e.to_string().starts_with("number out of range") {
+        return ReadError::new(
+            Fault::Missing,
+            format!(
+                "a number out of range (beyond a 64-bit float) at line {} column {}",
+                e.line(),
+                e.column()
+            ),
+        );
+    }
     let what = match e.classify() {
         Category::Syntax => "malformed JSON",
         Category::Data => "JSON of an unexpected shape",

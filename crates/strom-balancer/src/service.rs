@@ -55,6 +55,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ServerReasonLabel {
     server: String,
     reason: &'static str,
@@ -73,11 +78,46 @@ pub struct Metrics {
     /// Live balancers sharing the servers, this one included.
     pub(crate) balancers: Gauge,
     pub(crate) admin: crate::admin::AdminMetrics,
+    /// Decisions for a (client address, stream) already counted on the
+    /// chosen server since its last measurement.
+    repeats: Counter,
+    /// Decisions counted without being remembered: the memory of recent
+    /// clients was full.
+    repeat_overflow: Counter,
+    /// Connections the front refused or closed on a bound, by kind.
+    pub(crate) http_errors: HttpErrors,
+}
+
+/// The front's `strom_balancer_http_errors_total{kind}` series (the node's
+/// `strom_http_errors_total` kinds).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct HttpErrors {
+    /// Connections reset above the connection cap (`conn_limit`).
+    pub conn_limit: Counter,
+    /// Connections closed because a request head did not arrive in time
+    /// (`header_timeout`).
+    pub header_timeout: Counter,
+    /// Idle connections closed after the keep-alive timeout
+    /// (`keepalive_timeout`).
+    pub keepalive_timeout: Counter,
+    /// Connections closed because a write made no progress (`send_timeout`).
+    pub send_timeout: Counter,
+    /// Accepts that failed for want of file descriptors (`fd_limit`).
+    pub fd_limit: Counter,
 }
 
 impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("strom_balancer");
+        let http_family: Family<KindLabel, Counter> = Family::default();
+        let kind = |kind| http_family.get_or_create_owned(&KindLabel { kind });
+        let http_errors = HttpErrors {
+            conn_limit: kind("conn_limit"),
+            header_timeout: kind("header_timeout"),
+            keepalive_timeout: kind("keepalive_timeout"),
+            send_timeout: kind("send_timeout"),
+            fd_limit: kind("fd_limit"),
+        };
         let m = Metrics {
             decisions: Family::default(),
             refusals: Family::default(),
@@ -88,6 +128,9 @@ impl Metrics {
             zone_fallbacks: Family::default(),
             balancers: Gauge::default(),
             admin: crate::admin::AdminMetrics::default(),
+            repeats: Counter::default(),
+            repeat_overflow: Counter::default(),
+            http_errors,
             registry: Registry::default(),
         };
         registry.register("decisions", "Viewers sent to each server", m.decisions.clone());
@@ -119,6 +162,21 @@ impl Metrics {
             m.balancers.clone(),
         );
         m.admin.register(&mut registry);
+        registry.register(
+            "repeat_requests",
+            "Decisions for a client address and stream already counted on the chosen server since its last measurement (not counted again)",
+            m.repeats.clone(),
+        );
+        registry.register(
+            "repeat_overflow",
+            "Decisions counted without being remembered: the memory of recent clients was full",
+            m.repeat_overflow.clone(),
+        );
+        registry.register(
+            "http_errors",
+            "Connections the front refused or closed on a bound, by kind (conn_limit, header_timeout, keepalive_timeout, send_timeout, fd_limit)",
+            http_family,
+        );
         Metrics { registry, ..m }
     }
 }
@@ -158,11 +216,28 @@ pub struct Shared {
     geo: RwLock<Option<Arc<maxminddb::Reader<Vec<u8>>>>>,
     /// The config file and the admin API's state over it.
     pub(crate) admin: Mutex<crate::admin::Admin>,
-    /// The other balancers and whether each is live.
-    pub(crate) peers: RwLock<Vec<(String, bool)>>,
+    /// The other balancers and what their last probes said.
+    pub(crate) peers: RwLock<Vec<(String, crate::share::PeerState)>>,
     /// Bumped after every config change is in force, so that the front can
     /// keep its copies (config, redirect bases, counters) without locking.
     pub(crate) generation: std::sync::atomic::AtomicU64,
+    /// This process's random instance id, sent on `/healthz` as
+    /// [`INSTANCE_HEADER`] so that peers know a balancer, and this one
+    /// knows itself in its own `peers` list.
+    pub(crate) instance: String,
+}
+
+/// The response field that marks a balancer's `/healthz` answer; its value
+/// is the balancer's instance id.
+pub const INSTANCE_HEADER: &str = "x-strom-balancer";
+
+/// A random id for this process: 128 bits from the standard library's
+/// randomly keyed hasher (seeded from the operating system).
+fn instance_id() -> String {
+    use std::hash::BuildHasher;
+    let a = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let b = std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now());
+    format!("{a:016x}{b:016x}")
 }
 
 /// Opens the configured GeoIP database.
@@ -216,7 +291,11 @@ impl Shared {
         let mut balancer = Balancer::new(servers, channels, tuning(&cfg)).map_err(|e| e.to_string())?;
         // Until probed, every peer counts as live.
         balancer.set_balancers(1 + cfg.peers.len() as u64);
-        let peers = cfg.peers.iter().map(|p| (p.clone(), true)).collect();
+        let peers = cfg
+            .peers
+            .iter()
+            .map(|p| (p.clone(), crate::share::PeerState::Unknown))
+            .collect();
         let geo = open_geoip(&cfg)?;
         let n = cfg.servers.len();
         Ok(Arc::new(Shared {
@@ -235,6 +314,7 @@ impl Shared {
             admin: Mutex::new(admin),
             peers: RwLock::new(peers),
             generation: std::sync::atomic::AtomicU64::new(0),
+            instance: instance_id(),
         }))
         .inspect(|s| s.rebuild_counters())
     }
@@ -278,7 +358,10 @@ impl Shared {
             // A new peer list: every peer counts as live until probed.
             let peers = next.config().peers.clone();
             self.bal().set_balancers(1 + peers.len() as u64);
-            *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers.into_iter().map(|p| (p, true)).collect();
+            *self.peers.write().unwrap_or_else(|e| e.into_inner()) = peers
+                .into_iter()
+                .map(|p| (p, crate::share::PeerState::Unknown))
+                .collect();
         }
         *admin = next;
         Ok(())
@@ -528,11 +611,20 @@ fn error_text(errors: &[ReadError]) -> Option<String> {
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/api/v1/route", get(route_api))
         .merge(crate::admin::routes(shared.clone()))
         .fallback(redirect)
         .with_state(shared)
+}
+
+/// `ok`, with this balancer's instance id in [`INSTANCE_HEADER`].
+async fn healthz(State(s): State<Arc<Shared>>) -> Response {
+    let mut r = "ok\n".into_response();
+    if let Ok(v) = HeaderValue::from_str(&s.instance) {
+        r.headers_mut().insert(INSTANCE_HEADER, v);
+    }
+    r
 }
 
 async fn metrics(State(s): State<Arc<Shared>>) -> Response {
@@ -689,6 +781,11 @@ pub(crate) fn decide_with(
             })
             .inc();
     }
+    match routed.counted {
+        crate::balancer::Counted::Repeat => s.metrics.repeats.inc(),
+        crate::balancer::Counted::Overflow => s.metrics.repeat_overflow.inc(),
+        crate::balancer::Counted::New | crate::balancer::Counted::No => 0,
+    };
     let r = routed.server;
     match &r {
         Ok(i) => {
@@ -750,7 +847,22 @@ async fn route_api(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
 }
 
+/// 405 for a method other than GET and HEAD on a playback path.
+pub(crate) fn method_not_allowed() -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, HeaderValue::from_static("GET, HEAD"))],
+        axum::Json(serde_json::json!({ "error": "method not allowed" })),
+    )
+        .into_response()
+}
+
 async fn redirect(State(s): State<Arc<Shared>>, req: Request) -> Response {
+    // Only a player's read is a viewer: any other method is neither
+    // redirected nor counted.
+    if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
+        return method_not_allowed();
+    }
     let cfg = s.cfg();
     let path = req.uri().path();
     let Some((name, _resource)) = path.trim_start_matches('/').rsplit_once('/') else {

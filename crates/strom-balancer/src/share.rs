@@ -18,7 +18,10 @@
 //!
 //! Which balancers are live is decided by probing the others' `/healthz`
 //! ([`Peers`]): a peer counts until `fall` probes in a row fail, and counts
-//! again after one success. A balancer therefore starts by assuming every
+//! again after one success. A success is an answer carrying a balancer's
+//! instance id other than this balancer's own: a peer URL that reaches this
+//! balancer itself (one config listing every balancer), or a server that is
+//! no balancer, never counts. A balancer therefore starts by assuming every
 //! peer is live, and a dead one stops counting only after its last viewers
 //! are in a measurement.
 //!
@@ -41,6 +44,13 @@ pub(crate) fn has_room(max: u64, measured: u64, sent_since: u64, balancers: u64)
     measured.saturating_add(sent_since) < max && sent_since < claim(max, measured, balancers)
 }
 
+/// Whether a server still holds a viewer already counted in `sent_since`
+/// (a repeat): counting it, the estimate is within `max` and this
+/// balancer within its claim.
+pub(crate) fn holds_room(max: u64, measured: u64, sent_since: u64, balancers: u64) -> bool {
+    measured.saturating_add(sent_since) <= max && sent_since <= claim(max, measured, balancers)
+}
+
 /// Time from `since_epoch` (wall clock, since the Unix epoch) to the next
 /// multiple of `period`; a whole period when `since_epoch` is one. A zero
 /// period is taken as 1 ms.
@@ -57,12 +67,64 @@ pub fn mark_lead(refresh: Duration) -> Duration {
     (refresh / 5).min(Duration::from_millis(200))
 }
 
+/// What one probe of a peer's `/healthz` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probe {
+    /// No answer, or not 200, in time.
+    Failed,
+    /// A balancer with another instance id.
+    Balancer,
+    /// This balancer itself (its own instance id): its URL is in its own
+    /// `peers` list, as when every balancer has the same config.
+    Itself,
+    /// A 200 without a balancer's instance id: some other server.
+    NotBalancer,
+}
+
+/// A peer as the status API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerState {
+    /// Not probed yet: counted as live.
+    Unknown,
+    /// Another balancer, counted.
+    Live,
+    /// Another balancer whose last `fall` probes failed: not counted.
+    Down,
+    /// This balancer itself: never counted.
+    Itself,
+    /// Answers, but is no balancer: not counted.
+    NotBalancer,
+}
+
+impl PeerState {
+    /// The status API's word: `unknown`, `live`, `down`, `self`, `not_balancer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerState::Unknown => "unknown",
+            PeerState::Live => "live",
+            PeerState::Down => "down",
+            PeerState::Itself => "self",
+            PeerState::NotBalancer => "not_balancer",
+        }
+    }
+
+    /// Whether the peer counts among the balancers sharing the servers.
+    pub fn counts(self) -> bool {
+        matches!(self, PeerState::Unknown | PeerState::Live)
+    }
+}
+
 /// Liveness of the other balancers (`peers`), from probes.
+///
+/// A peer counts from the start (until probed) and while it answers as a
+/// balancer, until `fall` probes in a row fail. One answer that says it is
+/// this balancer itself, or a server that is no balancer, stops it counting
+/// at once; an answer as another balancer counts it again.
 #[derive(Debug, Clone)]
 pub struct Peers {
     fall: u32,
-    /// Per peer: consecutive failed probes.
-    fails: Vec<u32>,
+    /// Per peer: consecutive failed probes, and what the last answer was.
+    peers: Vec<(u32, PeerState)>,
 }
 
 impl Peers {
@@ -71,25 +133,48 @@ impl Peers {
     pub fn new(n: usize, fall: u32) -> Self {
         Peers {
             fall: fall.max(1),
-            fails: vec![0; n],
+            peers: vec![(0, PeerState::Unknown); n],
         }
     }
 
-    /// Feeds one probe of peer `i`; unknown indices are ignored.
+    /// Feeds one probe of peer `i` that answered as a balancer (`ok`) or
+    /// failed; unknown indices are ignored.
     pub fn observe(&mut self, i: usize, ok: bool) {
-        if let Some(f) = self.fails.get_mut(i) {
-            *f = if ok { 0 } else { f.saturating_add(1) };
+        self.observe_probe(i, if ok { Probe::Balancer } else { Probe::Failed });
+    }
+
+    /// Feeds one probe of peer `i`; unknown indices are ignored.
+    pub fn observe_probe(&mut self, i: usize, probe: Probe) {
+        let fall = self.fall;
+        let Some((fails, state)) = self.peers.get_mut(i) else {
+            return;
+        };
+        match probe {
+            Probe::Failed => {
+                *fails = fails.saturating_add(1);
+                if *fails >= fall && state.counts() {
+                    *state = PeerState::Down;
+                }
+            }
+            Probe::Balancer => (*fails, *state) = (0, PeerState::Live),
+            Probe::Itself => (*fails, *state) = (0, PeerState::Itself),
+            Probe::NotBalancer => (*fails, *state) = (0, PeerState::NotBalancer),
         }
+    }
+
+    /// What is known of peer `i` (`Down` for an unknown index).
+    pub fn state(&self, i: usize) -> PeerState {
+        self.peers.get(i).map_or(PeerState::Down, |p| p.1)
     }
 
     /// Whether peer `i` counts as live.
     pub fn is_live(&self, i: usize) -> bool {
-        self.fails.get(i).is_some_and(|&f| f < self.fall)
+        self.state(i).counts()
     }
 
     /// Live balancers sharing the farm, this one included.
     pub fn balancers(&self) -> u64 {
-        1 + self.fails.iter().filter(|&&f| f < self.fall).count() as u64
+        1 + self.peers.iter().filter(|p| p.1.counts()).count() as u64
     }
 }
 

@@ -14,7 +14,19 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
 }
 
+/// A new client address at every call (fd5e:7a1c::/32, in no test's
+/// zone): each is a new viewer, never a repeat.
 fn client() -> IpAddr {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    IpAddr::V6(std::net::Ipv6Addr::from(
+        0xfd5e_7a1c_0000_0000_0000_0000_0000_0000u128 | u128::from(n),
+    ))
+}
+
+/// The same client address every time (a repeat after the first).
+fn one_client() -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))
 }
 
@@ -202,7 +214,9 @@ fn network_and_country_filters_pick_zone_servers() {
     assert_eq!(b.route("ch", ip("::ffff:10.1.2.3"), None, t0), Ok(0));
     assert_eq!(b.route("ch", ip("192.0.2.7"), Some("de"), t0), Ok(2));
     // Matching both filters: both zone servers take turns.
-    let both: Vec<_> = (0..4).map(|_| b.route("ch", ip("10.9.9.9"), Some("DE"), t0)).collect();
+    let both: Vec<_> = (0..4)
+        .map(|i| b.route("ch", ip(&format!("10.9.9.{i}")), Some("DE"), t0))
+        .collect();
     assert!(both.contains(&Ok(0)) && both.contains(&Ok(2)), "{both:?}");
 }
 
@@ -273,7 +287,8 @@ fn zone_fallback_off_refuses_when_the_zone_is_down_or_full() {
         r,
         Routed {
             server: Err(Refusal::NothingToPlay),
-            fallback: None
+            fallback: None,
+            counted: Counted::No
         }
     );
     b.observe_load(2, 10, t0);
@@ -282,7 +297,8 @@ fn zone_fallback_off_refuses_when_the_zone_is_down_or_full() {
         r,
         Routed {
             server: Err(Refusal::Limit),
-            fallback: None
+            fallback: None,
+            counted: Counted::No
         }
     );
 }
@@ -296,7 +312,8 @@ fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
         b.route_with("ch", ip("10.1.2.3"), None, t0),
         Routed {
             server: Ok(0),
-            fallback: None
+            fallback: None,
+            counted: Counted::New
         }
     );
     take_down(&mut b, 0);
@@ -304,7 +321,8 @@ fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
         b.route_with("ch", ip("10.1.2.3"), None, t0),
         Routed {
             server: Ok(1),
-            fallback: Some(ZoneFallback::Down)
+            fallback: Some(ZoneFallback::Down),
+            counted: Counted::New
         }
     );
     // A stale measurement makes the zone Down too.
@@ -315,10 +333,12 @@ fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
         b.route_with("ch", ip("10.1.2.3"), None, at(t0, 40)),
         Routed {
             server: Ok(1),
-            fallback: Some(ZoneFallback::Down)
+            fallback: Some(ZoneFallback::Down),
+            counted: Counted::New
         }
     );
-    // A full zone: reason `full`; the other zone (DE) is never used.
+    // A full zone: reason `full`; the other zone (DE) is never used. The
+    // client was counted on u1 since its measurement: a repeat, kept there.
     b.observe_load(0, 10, at(t0, 40));
     b.observe_load(2, 0, at(t0, 40));
     let r = b.route_with("ch", ip("10.1.2.3"), None, at(t0, 40));
@@ -326,7 +346,8 @@ fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
         r,
         Routed {
             server: Ok(1),
-            fallback: Some(ZoneFallback::Full)
+            fallback: Some(ZoneFallback::Full),
+            counted: Counted::Repeat
         }
     );
     // A client of no zone goes to the unfiltered servers as always: no fallback.
@@ -334,7 +355,8 @@ fn zone_fallback_on_uses_the_unfiltered_servers_with_a_reason() {
         b.route_with("ch", ip("192.0.2.1"), Some("FR"), at(t0, 40)),
         Routed {
             server: Ok(1),
-            fallback: None
+            fallback: None,
+            counted: Counted::New
         }
     );
 }
@@ -350,7 +372,8 @@ fn zone_fallback_that_finds_nothing_still_refuses_and_says_it_tried() {
         b.route_with("ch", ip("10.1.2.3"), None, t0),
         Routed {
             server: Err(Refusal::Limit),
-            fallback: Some(ZoneFallback::Down)
+            fallback: Some(ZoneFallback::Down),
+            counted: Counted::No
         }
     );
     // No unfiltered candidate at all: the zone's own refusal, no fallback.
@@ -366,7 +389,8 @@ fn zone_fallback_that_finds_nothing_still_refuses_and_says_it_tried() {
         b.route_with("ch", client(), Some("DE"), t0),
         Routed {
             server: Err(Refusal::Limit),
-            fallback: None
+            fallback: None,
+            counted: Counted::No
         }
     );
 }
@@ -399,8 +423,8 @@ fn zone_fallback_counts_burst_and_turns_like_any_route() {
     bring_up(&mut b, 2, 0, t0);
     b.observe_load(1, 0, t0);
     let mut hits = [0usize; 3];
-    for _ in 0..10 {
-        let r = b.route_with("ch", ip("10.9.9.9"), None, t0);
+    for i in 0..10 {
+        let r = b.route_with("ch", ip(&format!("10.9.9.{i}")), None, t0);
         assert_eq!(r.fallback, Some(ZoneFallback::Full));
         hits[r.server.expect("routed")] += 1;
     }
@@ -587,11 +611,140 @@ fn unknown_indices_are_ignored() {
     assert_eq!(b.status(t0).len(), 1);
 }
 
+#[test]
+fn one_client_repeating_is_counted_once_per_server_until_its_measurement() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 10), plain("b", 10), plain("c", 10)]);
+    bring_all_up(&mut b, &[0, 0, 0], t0);
+    // 2,000 requests of one address (pipelined on one connection, say):
+    // one viewer, always the same server, and the farm keeps its room.
+    let first = b.route_with("ch", one_client(), None, t0);
+    assert_eq!((first.server, first.counted), (Ok(0), Counted::New));
+    for _ in 0..1999 {
+        let r = b.route_with("ch", one_client(), None, t0);
+        assert_eq!((r.server, r.counted), (Ok(0), Counted::Repeat));
+    }
+    let sent: Vec<u64> = b.status(t0).iter().map(|s| s.sent_since).collect();
+    assert_eq!(sent, [1, 0, 0]);
+    // Other viewers still find room everywhere.
+    assert_eq!(route_n(&mut b, "ch", 27, t0).iter().sum::<usize>(), 27);
+    // Another stream of the same address is another viewer.
+    b.observe_streams(1, ["other"]);
+    let other = b.route_with("other", one_client(), None, t0);
+    assert_eq!((other.server, other.counted), (Ok(1), Counted::New));
+    // The measurement includes it: the next request counts again.
+    b.observe_load(0, 10, t0);
+    let again = b.route_with("ch", one_client(), None, t0);
+    assert_eq!(again.counted, Counted::New);
+    assert_ne!(again.server, Ok(0), "a is full now");
+}
+
+#[test]
+fn a_repeat_stays_while_its_server_holds_it_and_moves_when_not() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 10), plain("b", 2)]);
+    bring_all_up(&mut b, &[9, 0], t0);
+    // b is emptier: the client goes there; a new viewer then fills b.
+    assert_eq!(b.route("ch", one_client(), None, t0), Ok(1));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(1));
+    // b is full counting the client: a repeat is still answered with b.
+    let r = b.route_with("ch", one_client(), None, t0);
+    assert_eq!((r.server, r.counted), (Ok(1), Counted::Repeat));
+    // b goes Down: the repeat moves to a and is counted there.
+    b.observe_health(1, false);
+    b.observe_health(1, false);
+    let r = b.route_with("ch", one_client(), None, t0);
+    assert_eq!((r.server, r.counted), (Ok(0), Counted::New));
+    assert_eq!(b.status(t0)[0].sent_since, 1);
+    // A closed server does not hold its repeats either.
+    b.reconfigure(
+        vec![
+            ServerSpec {
+                closed: true,
+                ..plain("a", 10)
+            },
+            plain("b", 2),
+        ],
+        vec![("ch".into(), vec!["a".into(), "b".into()])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    assert_eq!(b.route("ch", one_client(), None, t0), Err(Refusal::NothingToPlay));
+}
+
+#[test]
+fn viewers_sent_after_the_mark_stay_repeats_across_the_measurement() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 100)]);
+    bring_all_up(&mut b, &[0], t0);
+    let early = client();
+    assert_eq!(b.route("ch", early, None, t0), Ok(0));
+    let mark = b.sent_mark(0).expect("server a");
+    assert_eq!(b.route("ch", one_client(), None, t0), Ok(0));
+    b.observe_load_since(0, 1, mark, t0);
+    assert_eq!(b.status(t0)[0].sent_since, 1, "the late viewer still counts");
+    // Still counted after the measurement: a repeat.
+    assert_eq!(b.route_with("ch", one_client(), None, t0).counted, Counted::Repeat);
+    // The early one is in the measurement: it counts again.
+    assert_eq!(b.route_with("ch", early, None, t0).counted, Counted::New);
+    assert_eq!(b.status(t0)[0].sent_since, 2);
+}
+
+#[test]
+fn a_full_memory_counts_new_clients_as_before_and_says_so() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 10_000_000)]);
+    bring_all_up(&mut b, &[0], t0);
+    for _ in 0..MAX_RECENT {
+        assert_eq!(b.route_with("ch", client(), None, t0).counted, Counted::New);
+    }
+    assert_eq!(b.remembered(), MAX_RECENT);
+    let over = b.route_with("ch", client(), None, t0);
+    assert_eq!((over.server, over.counted), (Ok(0), Counted::Overflow));
+    assert_eq!(
+        b.status(t0)[0].sent_since,
+        MAX_RECENT as u64 + 1,
+        "counted all the same"
+    );
+    // A measurement ends every entry: the next new client is remembered.
+    b.observe_load(0, 5, t0);
+    assert_eq!(b.route_with("ch", client(), None, t0).counted, Counted::New);
+    assert_eq!(b.remembered(), 1);
+}
+
+#[test]
+fn reloads_keep_repeats_on_the_renumbered_server() {
+    let t0 = Instant::now();
+    let mut b = with_channel(vec![plain("a", 10), plain("b", 10)]);
+    bring_all_up(&mut b, &[5, 0], t0);
+    assert_eq!(b.route("ch", one_client(), None, t0), Ok(1));
+    b.reconfigure(
+        vec![plain("b", 10), plain("a", 10)],
+        vec![("ch".into(), vec!["a".into(), "b".into()])],
+        Tuning::default(),
+    )
+    .expect("valid config");
+    let r = b.route_with("ch", one_client(), None, t0);
+    assert_eq!((r.server, r.counted), (Ok(0), Counted::Repeat), "b is index 0 now");
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
 
     const IPS: [&str; 4] = ["10.1.1.1", "192.0.2.1", "2001:db8::1", "::ffff:10.2.2.2"];
+
+    /// Address `IPS[i]` made distinct by `k` and kept in its zone class, so
+    /// that every route is a new viewer.
+    fn varied(i: usize, k: u16) -> IpAddr {
+        let [hi, lo] = k.to_be_bytes();
+        match i {
+            0 => IpAddr::V4(Ipv4Addr::new(10, 1, hi, lo)),
+            1 => IpAddr::V4(Ipv4Addr::new(192, 168, hi, lo)),
+            2 => IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, k)),
+            _ => IpAddr::V6(Ipv4Addr::new(10, 2, hi, lo).to_ipv6_mapped()),
+        }
+    }
     const COUNTRIES: [Option<&str>; 3] = [None, Some("de"), Some("FR")];
 
     #[derive(Debug, Clone)]
@@ -741,7 +894,7 @@ mod properties {
             let mut carries = vec![false; n];
             let t0 = Instant::now();
             let mut now = t0;
-            for op in ops {
+            for (k, op) in ops.into_iter().enumerate() {
                 match op {
                     Op::Health(i, ok) => b.observe_health(i % n, ok),
                     Op::Load(i, c) => b.observe_load(i % n, c, now),
@@ -752,7 +905,7 @@ mod properties {
                     }
                     Op::Advance(secs) => now += Duration::from_secs(secs),
                     Op::Route(ip_i, c_i) => {
-                        let (ip, country) = (ip(IPS[ip_i]), COUNTRIES[c_i]);
+                        let (ip, country) = (varied(ip_i, k as u16), COUNTRIES[c_i]);
                         let before = b.status(now);
                         let (expected, fallback) =
                             reference_with(&specs, &before, &carries, ip, country, tuning.band, zone_fallback);

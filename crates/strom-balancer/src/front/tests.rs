@@ -106,7 +106,7 @@ async fn viewers_get_redirects_and_pipelined_requests_are_answered_in_order() {
         .unwrap_or_else(|e| e.into_inner())
         .status(Instant::now())[0]
         .sent_since;
-    assert_eq!(sent, 2);
+    assert_eq!(sent, 1, "the HEAD repeats the GET's client and stream");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -199,11 +199,12 @@ async fn a_head_that_does_not_arrive_in_time_closes_the_connection() {
         header: Duration::from_secs(1),
         ..LIMITS
     };
-    let (addr, _shared, _stop) = front(limits).await;
+    let (addr, shared, _stop) = front(limits).await;
     let started = Instant::now();
     let text = blocking(move || exchange(addr, b"GET /ch/index.m3u8 HTTP/1.1\r\nHost:", Duration::from_secs(10))).await;
     let took = started.elapsed();
     assert!(text.is_empty(), "{text}");
+    assert_eq!(shared.metrics.http_errors.header_timeout.get(), 1, "counted");
     assert!(
         took >= Duration::from_secs(1) && took < Duration::from_secs(4),
         "closed after {took:?}"
@@ -212,11 +213,12 @@ async fn a_head_that_does_not_arrive_in_time_closes_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_above_the_cap_are_reset_and_shutdown_closes_idle_ones() {
-    let (addr, _shared, stop) = front(LIMITS).await;
+    let (addr, shared, stop) = front(LIMITS).await;
     let held: Vec<StdStream> = (0..4).map(|_| StdStream::connect(addr).expect("connect")).collect();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let fifth = blocking(move || exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n", Duration::from_secs(2))).await;
     assert!(fifth.is_empty(), "refused above the cap: {fifth}");
+    assert_eq!(shared.metrics.http_errors.conn_limit.get(), 1, "the refusal is counted");
     stop.cancel();
     let closed = blocking(move || {
         held.into_iter().all(|mut c| {
@@ -261,4 +263,181 @@ async fn a_kept_alive_connection_sees_a_new_config_at_once() {
     .await;
     assert!(text.0.contains("location: https://s1.example/ch/"), "{}", text.0);
     assert!(text.1.contains("location: https://s1.elsewhere/ch/"), "{}", text.1);
+}
+
+/// The metric text the router serves.
+async fn metrics_text(shared: &Arc<Shared>) -> String {
+    let router = service::router(shared.clone());
+    let req = axum::http::Request::get("/metrics")
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let answer = oneshot(router, req).await.unwrap_or_else(|never| match never {});
+    let body = axum::body::to_bytes(answer.into_body(), MAX_ANSWER)
+        .await
+        .expect("body");
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_client_pipelining_a_burst_counts_once() {
+    let (addr, shared, _stop) = front(LIMITS).await;
+    let n = 2000;
+    let mut bytes = b"GET /ch/x HTTP/1.1\r\n\r\n".repeat(n - 1);
+    bytes.extend_from_slice(b"GET /ch/x HTTP/1.1\r\nConnection: close\r\n\r\n");
+    let text = blocking(move || exchange(addr, &bytes, Duration::from_secs(10))).await;
+    assert_eq!(text.matches("HTTP/1.1 302 Found").count(), n, "every request answered");
+    let st = shared
+        .balancer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .status(Instant::now());
+    assert_eq!(st[0].sent_since, 1, "one viewer");
+    let m = metrics_text(&shared).await;
+    assert!(m.contains("strom_balancer_repeat_requests_total 1999\n"), "{m}");
+    assert!(m.contains("strom_balancer_repeat_overflow_total 0\n"), "{m}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_get_and_head_of_a_playback_path_are_viewers() {
+    let (addr, shared, _stop) = front(LIMITS).await;
+    let text = blocking(move || {
+        exchange(
+            addr,
+            b"POST /ch/index.m3u8 HTTP/1.1\r\nContent-Length: 0\r\n\r\n\
+              DELETE /ch/index.m3u8 HTTP/1.1\r\n\r\n\
+              FOO /ch/index.m3u8 HTTP/1.1\r\n\r\n\
+              get /ch/index.m3u8 HTTP/1.1\r\n\r\n\
+              OPTIONS * HTTP/1.1\r\n\r\n\
+              GET * HTTP/1.1\r\n\r\n\
+              GET ch/index.m3u8 HTTP/1.1\r\n\r\n\
+              CONNECT example.com:443 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 8, "{text}");
+    for (i, a) in answers.iter().enumerate() {
+        let want = if i == 5 || i == 6 { "400 " } else { "405 " };
+        assert!(a.starts_with(want), "answer {i}: {a}");
+        if want == "405 " {
+            assert!(a.contains("allow: GET, HEAD\r\n"), "answer {i}: {a}");
+        }
+        assert!(!a.contains("nothing_to_play"), "answer {i}: {a}");
+    }
+    let st = shared
+        .balancer
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .status(Instant::now());
+    assert_eq!(st[0].sent_since, 0, "nothing redirected, nothing counted");
+    // The router's own playback fallback (an absolute-form target) too.
+    let text = blocking(move || {
+        exchange(
+            addr,
+            b"POST http://b/ch/index.m3u8 HTTP/1.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    assert!(
+        text.starts_with("HTTP/1.1 405 ") && text.contains("allow: GET, HEAD"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fragment_is_dropped_from_the_redirect() {
+    let (addr, _shared, _stop) = front(LIMITS).await;
+    let text = blocking(move || {
+        exchange(
+            addr,
+            b"GET /ch/index.m3u8?a=1#x HTTP/1.1\r\n\r\n\
+              GET /ch/index.m3u8#y?b=2 HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    assert!(
+        text.contains("location: https://s1.example/ch/index.m3u8?a=1&strom_hop=1\r\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("location: https://s1.example/ch/index.m3u8?strom_hop=1\r\n"),
+        "{text}"
+    );
+    assert!(!text.contains('#'), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_0_kept_alive_is_told_so_and_served_again() {
+    let (addr, _shared, _stop) = front(LIMITS).await;
+    let text = blocking(move || {
+        exchange(
+            addr,
+            b"GET /ch/index.m3u8 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+              GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\
+              GET /ch/index.m3u8 HTTP/1.0\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    let answers: Vec<&str> = text.split("HTTP/1.1 ").skip(1).collect();
+    assert_eq!(answers.len(), 3, "{text}");
+    assert!(
+        answers[0].starts_with("302 ") && answers[0].contains("connection: keep-alive\r\n"),
+        "{text}"
+    );
+    assert!(
+        answers[1].starts_with("200 ") && answers[1].contains("connection: keep-alive\r\n"),
+        "{text}"
+    );
+    assert!(
+        answers[2].starts_with("302 ") && answers[2].contains("connection: close\r\n"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_closes_after_keepalive_and_is_counted() {
+    let limits = Limits {
+        keepalive: Duration::from_secs(1),
+        ..LIMITS
+    };
+    let (addr, shared, _stop) = front(limits).await;
+    let text = blocking(move || exchange(addr, b"GET /healthz HTTP/1.1\r\n\r\n", Duration::from_secs(6))).await;
+    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+    assert_eq!(shared.metrics.http_errors.keepalive_timeout.get(), 1);
+    assert_eq!(shared.metrics.http_errors.header_timeout.get(), 0);
+    let m = metrics_text(&shared).await;
+    for kind in [
+        "conn_limit",
+        "header_timeout",
+        "keepalive_timeout",
+        "send_timeout",
+        "fd_limit",
+    ] {
+        assert!(
+            m.contains(&format!("strom_balancer_http_errors_total{{kind=\"{kind}\"}}")),
+            "{kind}: {m}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_carries_this_balancers_instance_id() {
+    let (addr, shared, _stop) = front(LIMITS).await;
+    let text = blocking(move || {
+        exchange(
+            addr,
+            b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Duration::from_secs(5),
+        )
+    })
+    .await;
+    assert_eq!(shared.instance.len(), 32);
+    assert!(
+        text.contains(&format!("x-strom-balancer: {}\r\n", shared.instance)),
+        "{text}"
+    );
 }

@@ -312,3 +312,90 @@ fn prometheus_query_answers() {
     assert_eq!(e.fault, Fault::Parse);
     assert!(!e.message.contains("EVIL"));
 }
+
+#[test]
+fn a_number_out_of_range_is_no_count_not_malformed_json() {
+    let nimble = load_of(ServerKind::Nimble);
+    let e = read_load(r#"{"Connections":1e400}"#, &nimble, None).expect_err("out of range");
+    assert_eq!(e.fault, Fault::Missing, "{e}");
+    assert!(
+        e.message.contains("out of range") && e.message.contains("line 1"),
+        "{e}"
+    );
+    // Broken JSON is still malformed.
+    let e = read_load(r#"{"Connections":}"#, &nimble, None).expect_err("malformed");
+    assert_eq!(e.fault, Fault::Parse, "{e}");
+}
+
+#[test]
+fn the_streaming_sum_reads_escaped_labels_and_stops_at_the_bound() {
+    let load = LoadSource {
+        format: LoadFormat::Prometheus,
+        target: "/metrics".into(),
+        field: "c".into(),
+    };
+    let named = |v: &str| v == "a\"b";
+    let text = "c{instance=\"a\\\"b\"} 2\nc{instance=\"x\",instance=\"a\\\"b\"} 5\nc{instance=\"a\\\"b\"} 3\n";
+    assert_eq!(
+        read_load(text, &load, Some(("instance", &named))),
+        Ok(5),
+        "the first label decides"
+    );
+    let many = "x 1\n".repeat(promtext::MAX_SAMPLES + 1);
+    let e = read_load(&many, &load, None).expect_err("too many samples");
+    assert_eq!(
+        (e.fault, e.message.as_str()),
+        (Fault::Parse, "metrics line 1000001: too many samples")
+    );
+}
+
+/// A line of Prometheus text from a small grammar: the metric read or
+/// others, labels (escaped values, the filter's label or not), values
+/// that are counts or not, timestamps, comments, blanks and garbage.
+fn prom_line() -> impl Strategy<Value = String> {
+    let name = prop::sample::select(vec!["c", "c_total", "cc", "other"]);
+    let label = (
+        prop::sample::select(vec!["instance", "job", "i"]),
+        prop::sample::select(vec!["s1", "s2", "s\\\"1", "s\\n1", "s\\\\1", "", "é"]),
+    )
+        .prop_map(|(k, v)| format!("{k}=\"{v}\""));
+    let labels = prop::collection::vec(label, 0..3).prop_map(|l| {
+        if l.is_empty() {
+            String::new()
+        } else {
+            format!("{{{}}}", l.join(","))
+        }
+    });
+    let value = prop::sample::select(vec![
+        "0", "1", "2.5", "17", "-1", "NaN", "+Inf", "-Inf", "1e3", "0.1", "1e400", "x",
+    ]);
+    let ts = prop::sample::select(vec!["", " 1700000000000", " t", " 1 2"]);
+    let sample = (name, labels, value, ts).prop_map(|(n, l, v, t)| format!("{n}{l} {v}{t}"));
+    prop_oneof![
+        8 => sample,
+        1 => Just("# HELP c viewers".to_string()),
+        1 => Just(String::new()),
+        1 => "\\PC{0,12}",
+    ]
+}
+
+proptest! {
+    /// The load read in one pass equals the load read by parsing every
+    /// sample first and adding up after, error class and message included.
+    #[test]
+    fn the_streaming_sum_equals_parse_then_sum(
+        lines in prop::collection::vec(prom_line(), 0..30),
+        crlf in any::<bool>(),
+        by_label in any::<bool>(),
+    ) {
+        let text = lines.join(if crlf { "\r\n" } else { "\n" });
+        let named = |v: &str| v == "s1" || v == "s\"1" || v == "s\n1";
+        let filter: SeriesFilter<'_> = if by_label { Some(("instance", &named)) } else { None };
+        let load = LoadSource { format: LoadFormat::Prometheus, target: "/metrics".into(), field: "c".into() };
+        prop_assert_eq!(
+            read_load(&text, &load, filter),
+            prometheus_count_by_parsing(&text, "c", filter),
+            "text {:?}", text
+        );
+    }
+}

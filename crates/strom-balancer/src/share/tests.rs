@@ -7,7 +7,14 @@ use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
-const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+/// A new client address at every call: each request is a new viewer.
+fn client() -> IpAddr {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    IpAddr::V4(Ipv4Addr::from(
+        0x6440_0000 | (NEXT.fetch_add(1, Ordering::Relaxed) & 0x003f_ffff),
+    ))
+}
 
 #[test]
 fn claims_split_the_room_rounding_up() {
@@ -33,6 +40,29 @@ fn ticks_follow_the_wall_clock() {
     assert_eq!(until_tick(ms(5), Duration::ZERO), ms(1), "a zero period is 1 ms");
     assert_eq!(mark_lead(ms(500)), ms(100));
     assert_eq!(mark_lead(ms(10_000)), ms(200));
+}
+
+#[test]
+fn itself_and_servers_that_are_no_balancer_never_count() {
+    let mut p = Peers::new(3, 2);
+    assert_eq!(p.balancers(), 4, "unprobed peers count");
+    p.observe_probe(0, Probe::Itself);
+    p.observe_probe(1, Probe::NotBalancer);
+    p.observe_probe(2, Probe::Balancer);
+    assert_eq!(p.balancers(), 2, "this one and the other balancer");
+    assert_eq!(
+        (p.state(0), p.state(1), p.state(2)),
+        (PeerState::Itself, PeerState::NotBalancer, PeerState::Live)
+    );
+    // Failures do not turn them into balancers; a balancer's answer does.
+    p.observe_probe(1, Probe::Failed);
+    p.observe_probe(1, Probe::Failed);
+    assert_eq!(p.state(1), PeerState::NotBalancer);
+    p.observe_probe(1, Probe::Balancer);
+    assert_eq!(p.balancers(), 3);
+    p.observe_probe(2, Probe::Failed);
+    p.observe_probe(2, Probe::Failed);
+    assert_eq!((p.state(2), p.balancers()), (PeerState::Down, 2));
 }
 
 #[test]
@@ -76,10 +106,10 @@ fn a_balancer_stops_at_its_claim_and_resumes_with_the_next_measurement() {
     b.set_balancers(2);
     b.observe_load(0, 0, t0);
     for _ in 0..5 {
-        assert_eq!(b.route("ch", CLIENT, None, t0), Ok(0));
+        assert_eq!(b.route("ch", client(), None, t0), Ok(0));
     }
     assert_eq!(
-        b.route("ch", CLIENT, None, t0),
+        b.route("ch", client(), None, t0),
         Err(Refusal::Limit),
         "half the room is its share"
     );
@@ -87,13 +117,13 @@ fn a_balancer_stops_at_its_claim_and_resumes_with_the_next_measurement() {
     // The other balancer sent 3 meanwhile: 8 measured, 2 left, 1 is ours.
     b.observe_load(0, 8, t0);
     assert_eq!(b.status(t0)[0].claim_left, 1);
-    assert_eq!(b.route("ch", CLIENT, None, t0), Ok(0));
-    assert_eq!(b.route("ch", CLIENT, None, t0), Err(Refusal::Limit));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::Limit));
     // Alone again: the whole room.
     b.set_balancers(1);
     b.observe_load(0, 9, t0);
-    assert_eq!(b.route("ch", CLIENT, None, t0), Ok(0));
-    assert_eq!(b.route("ch", CLIENT, None, t0), Err(Refusal::Limit));
+    assert_eq!(b.route("ch", client(), None, t0), Ok(0));
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::Limit));
 }
 
 #[test]
@@ -101,7 +131,7 @@ fn one_balancer_keeps_the_plain_capacity_rule() {
     let t0 = Instant::now();
     let mut b = farm(&[7]);
     b.observe_load(0, 3, t0);
-    let sent = (0..10).filter(|_| b.route("ch", CLIENT, None, t0).is_ok()).count();
+    let sent = (0..10).filter(|_| b.route("ch", client(), None, t0).is_ok()).count();
     assert_eq!(sent, 4);
 }
 
@@ -122,7 +152,7 @@ fn draining_servers_take_no_new_viewers() {
     b.reconfigure(drain_a, vec![("ch".into(), names.clone())], Tuning::default())
         .expect("valid config");
     for _ in 0..5 {
-        assert_eq!(b.route("ch", CLIENT, None, t0), Ok(1));
+        assert_eq!(b.route("ch", client(), None, t0), Ok(1));
     }
     let st = b.status(t0);
     assert!(st[0].closed && st[0].up, "a draining server stays Up and measured");
@@ -131,7 +161,7 @@ fn draining_servers_take_no_new_viewers() {
     both[0].closed = true;
     b.reconfigure(both, vec![("ch".into(), names)], Tuning::default())
         .expect("valid config");
-    assert_eq!(b.route("ch", CLIENT, None, t0), Err(Refusal::NothingToPlay));
+    assert_eq!(b.route("ch", client(), None, t0), Err(Refusal::NothingToPlay));
     assert_eq!(b.status(t0)[1].sent_since, 5, "counters survive the change");
 }
 
@@ -261,7 +291,7 @@ fn simulate(
             if !node.alive {
                 continue;
             }
-            if let Ok(s) = node.core.route("ch", CLIENT, None, now) {
+            if let Ok(s) = node.core.route("ch", client(), None, now) {
                 let f = flight.next().copied().unwrap_or(0);
                 if f == 0 {
                     servers.counted[s] += 1;
@@ -306,7 +336,7 @@ fn simulate_blind(requests: &[(u64, usize)]) -> u64 {
     }
     for &(_, by) in requests {
         let core = if by == 0 { &mut a } else { &mut b };
-        if let Ok(s) = core.route("ch", CLIENT, None, t0) {
+        if let Ok(s) = core.route("ch", client(), None, t0) {
             counted[s] += 1;
         }
     }
