@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::streamer::{view, Balancer, Streamer};
+use common::streamer::{Balancer, Streamer};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -76,20 +76,63 @@ fn metric(b: &Balancer, line_start: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Routes `n` viewers; how many went to each port.
+/// Routes `n` viewers, each from its own address (10.200.x.y, given in
+/// `X-Forwarded-For`, which the balancer trusts from 127.0.0.1): how many
+/// went to each port. Distinct viewers, so that each one counts toward a
+/// server's load whatever the balancer does with one client's repeats.
 fn route(b: &Balancer, n: usize) -> std::collections::HashMap<u16, usize> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let mut hits = std::collections::HashMap::new();
     for _ in 0..n {
-        if let Ok(port) = view(b.port) {
+        let k = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let ip = format!("10.200.{}.{}", (k >> 8) & 0xff, k & 0xff);
+        if let Some(port) = view_from(b.port, &ip) {
             *hits.entry(port).or_default() += 1;
         }
     }
     hits
 }
 
+/// One viewer at `ip`: `GET /ch/index.m3u8` on the balancer, then the
+/// redirect it gets. The port it was sent to, if it played.
+fn view_from(balancer_port: u16, ip: &str) -> Option<u16> {
+    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8", ip);
+    if status != 302 {
+        return None;
+    }
+    let rest = location.as_deref()?.strip_prefix("http://127.0.0.1:")?;
+    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let port = port.parse::<u16>().ok()?;
+    (raw_get(port, path, ip).0 == 200).then_some(port)
+}
+
+/// A one-shot GET over a fresh connection: (status, Location).
+fn raw_get(port: u16, path: &str, ip: &str) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, None);
+    };
+    let _ = c.set_read_timeout(Some(5 * SEC));
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: {ip}\r\nConnection: close\r\n\r\n");
+    if c.write_all(request.as_bytes()).is_err() {
+        return (0, None);
+    }
+    let mut resp = Vec::new();
+    let _ = c.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let location = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+    });
+    (status, location)
+}
+
 fn admin_config(dir: &std::path::Path, s: &[&Streamer]) -> String {
     let mut text = format!(
-        "refresh 300ms;\nview_auth viewer pw;\nedit_auth admin s3cret;\nstate_file {}/state.json;\n",
+        "refresh 300ms;\ntrusted_proxies 127.0.0.1/32;\nview_auth viewer pw;\nedit_auth admin s3cret;\n\
+         state_file {}/state.json;\n",
         dir.display()
     );
     for (i, srv) in s.iter().enumerate() {
