@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::streamer::{view, Balancer, Streamer};
+use common::streamer::{Balancer, Streamer};
 use common::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,7 +27,9 @@ fn farm() -> Vec<Streamer> {
 }
 
 fn config(servers: &[Streamer], peer_port: Option<u16>) -> String {
-    let mut text = format!("refresh {REFRESH_MS}ms;\n");
+    // Viewers come through the test as a trusted proxy, each with its own
+    // address: one address and stream counts once between measurements.
+    let mut text = format!("refresh {REFRESH_MS}ms;\ntrusted_proxies 127.0.0.1;\n");
     if let Some(p) = peer_port {
         text.push_str(&format!("peers http://127.0.0.1:{p};\n"));
     }
@@ -74,6 +76,58 @@ fn near_tick() -> bool {
     ms >= REFRESH_MS - 15 || ms < 25
 }
 
+/// One viewer from address number `n` (`X-Forwarded-For`): `GET
+/// /ch/index.m3u8` on the balancer, then the redirect it gets, at once.
+/// The redirect's port, or the balancer's status.
+fn view(balancer_port: u16, n: usize) -> Result<u16, u16> {
+    let client = std::net::Ipv4Addr::from(0x0a00_0000 | (n as u32 & 0x00ff_ffff));
+    let (status, location) = raw_get(
+        balancer_port,
+        "/ch/index.m3u8",
+        &format!("X-Forwarded-For: {client}\r\n"),
+    );
+    if status != 302 {
+        return Err(status);
+    }
+    let Some(rest) = location.as_deref().and_then(|l| l.strip_prefix("http://127.0.0.1:")) else {
+        return Err(0);
+    };
+    let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let Ok(port) = port.parse::<u16>() else {
+        return Err(0);
+    };
+    match raw_get(port, path, "").0 {
+        200 => Ok(port),
+        got => Err(got),
+    }
+}
+
+/// A one-shot GET with `extra` header lines: (status, Location).
+fn raw_get(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, None);
+    };
+    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = c.set_nodelay(true);
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n");
+    if c.write_all(head.as_bytes()).is_err() {
+        return (0, None);
+    }
+    let mut resp = Vec::new();
+    let _ = c.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp);
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let location = text.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
+    });
+    (status, location)
+}
+
+/// Numbers the viewers of every burst of a test: each is a new address.
+static NEXT_VIEWER: AtomicUsize = AtomicUsize::new(1);
+
 /// `n` viewers from 8 threads, request `i` through `targets[i % len]`,
 /// one every 5 ms per thread (about 1.25 s for 2,000): (sent, refused).
 fn burst(targets: &[u16], n: usize) -> (usize, usize) {
@@ -86,7 +140,7 @@ fn burst(targets: &[u16], n: usize) -> (usize, usize) {
                     while near_tick() {
                         std::thread::sleep(Duration::from_millis(2));
                     }
-                    match view(targets[i % targets.len()]) {
+                    match view(targets[i % targets.len()], NEXT_VIEWER.fetch_add(1, Ordering::Relaxed)) {
                         Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
                         Err(_) => refused.fetch_add(1, Ordering::Relaxed),
                     };
