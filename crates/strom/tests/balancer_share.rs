@@ -73,7 +73,7 @@ fn near_tick() -> bool {
         .unwrap_or_default()
         .as_millis() as u64
         % REFRESH_MS;
-    ms >= REFRESH_MS - 15 || ms < 25
+    !(25..REFRESH_MS - 15).contains(&ms)
 }
 
 /// One viewer from address number `n` (`X-Forwarded-For`): `GET
