@@ -43,6 +43,6 @@ mod refusal;
 pub mod service;
 pub mod share;
 
-pub use balancer::{Balancer, Routed, ServerStatus, ZoneFallback};
+pub use balancer::{Balancer, Counted, Routed, ServerStatus, ZoneFallback};
 pub use config::{ConfigError, ServerSpec, Tuning};
 pub use refusal::Refusal;

@@ -83,9 +83,11 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
 
     // Equal load: 30 decisions split 10/10 between the two unfiltered servers
     // for an ordinary client; the 10.9/16 server serves only its network.
+    // Each decision for its own client: one address and stream counts once
+    // between two measurements, and stays where it was sent.
     let mut count: HashMap<String, usize> = HashMap::new();
-    for _ in 0..30 {
-        let (c, v) = b.route("ch", "");
+    for i in 0..30 {
+        let (c, v) = b.route("ch", &format!("&ip=192.0.2.{}", i + 1));
         assert_eq!(c, 200, "{v}");
         *count.entry(v["server"].as_str().unwrap_or("").to_string()).or_default() += 1;
     }
@@ -138,9 +140,14 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
         (plain.up() == 3).then_some(())
     });
     let mut split: HashMap<String, usize> = HashMap::new();
-    for _ in 0..30 {
+    for i in 0..30 {
         *split
-            .entry(plain.route("ch", "").1["server"].as_str().unwrap_or("").to_string())
+            .entry(
+                plain.route("ch", &format!("&ip=192.0.2.{}", i + 1)).1["server"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
             .or_default() += 1;
     }
     for s in ["s1", "s2", "s3"] {
@@ -168,8 +175,8 @@ fn balancer_spreads_respects_capacity_health_and_networks() {
     let _f1 = ffmpeg_loop_demo(&format!("udp://127.0.0.1:{udp}"));
     wait_for("s1 back", 30 * SEC, || (b.up() == 3).then_some(()));
     let mut seen_s1 = false;
-    for _ in 0..10 {
-        seen_s1 |= b.route("ch", "").1["server"] == "s1";
+    for i in 0..10 {
+        seen_s1 |= b.route("ch", &format!("&ip=198.51.100.{}", i + 1)).1["server"] == "s1";
     }
     assert!(seen_s1, "recovered server gets viewers again");
     let text = get_text(&b.url("/metrics")).1;

@@ -99,29 +99,32 @@ fn balancers_listing_themselves_and_a_node_count_only_the_balancers() {
     let a = Balancer::start_on(pa, &body);
     let b = Balancer::start_on(pb, &body);
     for (bal, own, other) in [(&a, pa, pb), (&b, pb, pa)] {
-        wait_for("two balancers counted", 20 * SEC, || {
-            (sample(bal, "strom_balancer_balancers") == Some(2.0)).then_some(())
-        });
-        let v = status(bal);
-        let peers = v["balancers"]["peers"].as_array().cloned().unwrap_or_default();
-        let state = |url: &str| {
-            peers
-                .iter()
-                .find(|p| p["url"] == url)
-                .map(|p| p["state"].as_str().unwrap_or("").to_string())
+        // Peers count from the start until probed, so the count passes
+        // through other values: wait for every peer's verdict.
+        let states = |v: &serde_json::Value| -> Vec<String> {
+            let peers = v["balancers"]["peers"].as_array().cloned().unwrap_or_default();
+            [
+                format!("http://127.0.0.1:{own}"),
+                format!("http://127.0.0.1:{other}"),
+                node.base(),
+            ]
+            .iter()
+            .map(|url| {
+                peers
+                    .iter()
+                    .find(|p| p["url"] == url.as_str())
+                    .and_then(|p| p["state"].as_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect()
         };
-        assert_eq!(
-            state(&format!("http://127.0.0.1:{own}")).as_deref(),
-            Some("self"),
-            "{v}"
-        );
-        assert_eq!(
-            state(&format!("http://127.0.0.1:{other}")).as_deref(),
-            Some("live"),
-            "{v}"
-        );
-        assert_eq!(state(&node.base()).as_deref(), Some("not_balancer"), "{v}");
+        let v = wait_for("every peer judged", 20 * SEC, || {
+            let v = status(bal);
+            (states(&v) == ["self", "live", "not_balancer"]).then_some(v)
+        });
         assert_eq!(v["balancers"]["live"], 2, "{v}");
+        assert_eq!(sample(bal, "strom_balancer_balancers"), Some(2.0));
     }
     // Each logged what it found once.
     std::thread::sleep(2 * SEC);

@@ -258,8 +258,10 @@ fn foreign_farm_spreads_by_ratio_and_skips_down_and_full_servers() {
     });
     let mut viewers = Vec::new();
     let mut hits: HashMap<String, usize> = HashMap::new();
-    for _ in 0..35 {
-        let server = b.routed_to("ch", "").expect("routed");
+    // Each viewer from its own address: one address and stream counts once
+    // between two measurements.
+    for i in 0..35 {
+        let server = b.routed_to("ch", &format!("&ip=192.0.2.{}", i + 1)).expect("routed");
         match server.as_str() {
             "s1" => viewers.push(strom_viewer(&node)),
             "f1" => add_client(&f_state),
