@@ -70,15 +70,8 @@ MAX_CONNECTIONS=${MAX_CONNECTIONS:-$((MAX_N + 1000))}
 WORK=$(mktemp -d /tmp/bench-fanout.XXXXXX)
 HZ=$(getconf CLK_TCK)
 
-log() { echo "[$(date +%T)] $*" >&2; }
+. "$ROOT/bench/lib.sh"
 
-need() {
-    command -v "$1" >/dev/null 2>&1 && return 0
-    log "installing $2"
-    if ! apt-get install -y "$2" >/dev/null 2>&1; then
-        apt-get update -qq && apt-get install -y "$2" >/dev/null
-    fi
-}
 need ffmpeg ffmpeg
 need ffprobe ffmpeg
 need nginx nginx
@@ -91,28 +84,11 @@ NGINX=$(command -v nginx)
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 for n in $NS; do
     if ((n + 256 > $(ulimit -n))); then
-        log "N=$n needs more descriptors than ulimit -n ($(ulimit -n)) allows"
-        exit 1
+        die "N=$n needs more descriptors than ulimit -n ($(ulimit -n)) allows"
     fi
 done
 
-if [[ -n "${STROM_BIN:-}" ]]; then
-    STROM=$STROM_BIN
-else
-    log "cargo build --release -p strom"
-    if ! (cd "$ROOT" && cargo build --release -p strom >"$WORK/build.log" 2>&1); then
-        tail -20 "$WORK/build.log" >&2
-        [[ -x "$ROOT/target/release/strom" ]] || { log "build failed"; exit 1; }
-        log "build failed; using the existing target/release/strom"
-    fi
-    STROM=$ROOT/target/release/strom
-fi
-# Run a copy under another name: the binary stays fixed for the whole run even
-# if target/ is rebuilt meanwhile, and on a shared machine other sessions'
-# `pkill strom` / `killall strom` do not stop the server under test.
-cp "$STROM" "$WORK/server-under-test"
-log "strom $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?'), binary from $(date -r "$STROM" '+%F %T')"
-STROM=$WORK/server-under-test
+strom_under_test
 cc -O2 -Wall -o "$WORK/ts_viewers" "$ROOT/bench/ts_viewers.c"
 
 PIDS=()
