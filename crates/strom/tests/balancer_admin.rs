@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::streamer::{Balancer, Streamer};
+use common::streamer::{raw_get, Balancer, Streamer};
 use common::*;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -96,37 +96,15 @@ fn route(b: &Balancer, n: usize) -> std::collections::HashMap<u16, usize> {
 /// One viewer at `ip`: `GET /ch/index.m3u8` on the balancer, then the
 /// redirect it gets. The port it was sent to, if it played.
 fn view_from(balancer_port: u16, ip: &str) -> Option<u16> {
-    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8", ip);
+    let from = format!("X-Forwarded-For: {ip}\r\n");
+    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8", &from);
     if status != 302 {
         return None;
     }
     let rest = location.as_deref()?.strip_prefix("http://127.0.0.1:")?;
     let (port, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let port = port.parse::<u16>().ok()?;
-    (raw_get(port, path, ip).0 == 200).then_some(port)
-}
-
-/// A one-shot GET over a fresh connection: (status, Location).
-fn raw_get(port: u16, path: &str, ip: &str) -> (u16, Option<String>) {
-    use std::io::{Read, Write};
-    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, None);
-    };
-    let _ = c.set_read_timeout(Some(5 * SEC));
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-For: {ip}\r\nConnection: close\r\n\r\n");
-    if c.write_all(request.as_bytes()).is_err() {
-        return (0, None);
-    }
-    let mut resp = Vec::new();
-    let _ = c.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let location = text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
-    });
-    (status, location)
+    (raw_get(port, path, &from).0 == 200).then_some(port)
 }
 
 fn admin_config(dir: &std::path::Path, s: &[&Streamer]) -> String {

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::streamer::{Balancer, Streamer};
+use common::streamer::{raw_get, Balancer, Streamer};
 use common::*;
 use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -100,29 +100,6 @@ fn view(balancer_port: u16, n: usize) -> Result<u16, u16> {
         200 => Ok(port),
         got => Err(got),
     }
-}
-
-/// A one-shot GET with `extra` header lines: (status, Location).
-fn raw_get(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
-    use std::io::{Read, Write};
-    let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, None);
-    };
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = c.set_nodelay(true);
-    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n");
-    if c.write_all(head.as_bytes()).is_err() {
-        return (0, None);
-    }
-    let mut resp = Vec::new();
-    let _ = c.read_to_end(&mut resp);
-    let text = String::from_utf8_lossy(&resp);
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let location = text.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case("location").then(|| v.trim().to_string())
-    });
-    (status, location)
 }
 
 /// Numbers the viewers of every burst of a test: each is a new address.

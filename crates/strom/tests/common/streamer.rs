@@ -205,7 +205,7 @@ impl Drop for Balancer {
 /// One viewer: `GET /ch/index.m3u8` on the balancer, then the redirect it
 /// gets, at once. Returns the redirect's port, or the balancer's status.
 pub fn view(balancer_port: u16) -> Result<u16, u16> {
-    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8");
+    let (status, location) = raw_get(balancer_port, "/ch/index.m3u8", "");
     if status != 302 {
         return Err(status);
     }
@@ -216,7 +216,7 @@ pub fn view(balancer_port: u16) -> Result<u16, u16> {
     let Ok(port) = port.parse::<u16>() else {
         return Err(0);
     };
-    let (got, _) = raw_get(port, path);
+    let (got, _) = raw_get(port, path, "");
     if got == 200 {
         Ok(port)
     } else {
@@ -224,14 +224,17 @@ pub fn view(balancer_port: u16) -> Result<u16, u16> {
     }
 }
 
-/// A one-shot GET over a fresh connection: (status, Location).
-fn raw_get(port: u16, path: &str) -> (u16, Option<String>) {
+/// A one-shot GET over a fresh connection, with `extra` header lines
+/// (each ending in CRLF, or empty): (status, Location); status 0 when the
+/// connection failed.
+pub fn raw_get(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
     let Ok(mut c) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, None);
     };
     let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = c.set_nodelay(true);
-    if write!(c, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").is_err() {
+    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{extra}Connection: close\r\n\r\n");
+    if c.write_all(head.as_bytes()).is_err() {
         return (0, None);
     }
     let mut resp = Vec::new();
